@@ -1,0 +1,53 @@
+"""uow: a reference Unit of Work (identity map, change tracker, flush planner) over sqlite3.
+
+A tour of the modules, from the one you use to the ones underneath it:
+
+* ``session``     the Session: add, get, query, flush, commit, rollback, savepoints
+* ``transaction`` BEGIN / SAVEPOINT / RELEASE / ROLLBACK TO / COMMIT, as a declared state machine
+* ``flush``       checks every value, then runs a flush plan as SQL and reads back generated values
+* ``executor``    the one place SQL is executed, counted and logged (``uow.sql`` logger)
+* ``plan``        the flush plan as data: ordered steps and the reasons for their order
+* ``graph``       a deterministic topological sort
+* ``undo``        the undo log that makes rollback exact without SQL
+* ``tracking``    what changed: current values against the snapshot of the row
+* ``identity``    the identity map: one object per row
+* ``states``      the object lifecycle: transient, pending, persistent, deleted, detached
+* ``query`` / ``schema``  SELECT and CREATE TABLE text from the mapping
+* ``mapping``     declaring entities: annotated classes, columns, keys
+* ``columntypes`` how each Python type is stored and read back unchanged
+* ``errors``      every exception uow raises
+"""
+
+from .errors import *  # noqa: F401,F403  (the exception hierarchy is part of the public API)
+from .executor import Statement, capture_sql, connect
+from .mapping import Column, Entity, ForeignKey
+from .plan import Constraint, FlushPlan, Step, StepKind
+from .schema import create_all, create_table_sql
+from .session import Session, SessionStats
+from .states import ObjectState, status_of as state_of
+from .transaction import NestedTransaction, TransactionState
+from . import errors
+
+
+def object_session(obj):
+    """The Session an object belongs to, or None."""
+    state = obj.__dict__.get("_uow_state")
+    return state.session if state is not None else None
+
+
+def identity_key(entity=None, ident=None, *, instance=None):
+    """``(Class, (key values...))`` for a class and primary key, or for an object (``instance=``)."""
+    if instance is not None:
+        state = instance.__dict__.get("_uow_state")
+        if state is not None and state.key is not None:
+            return state.key
+        return type(instance).__mapper__.key_of(instance.__dict__)
+    return entity.__mapper__.identity_key(ident)
+
+
+__all__ = [
+    "Column", "Entity", "ForeignKey", "Session", "SessionStats", "connect", "create_all",
+    "create_table_sql", "capture_sql", "Statement", "ObjectState", "state_of", "object_session",
+    "identity_key", "FlushPlan", "Step", "StepKind", "Constraint", "NestedTransaction",
+    "TransactionState", "errors",
+]

@@ -1,0 +1,111 @@
+"""Every exception uow raises, in one hierarchy under :class:`UowError`.
+
+Why one module: a reader who wants to know "what can go wrong" finds the whole list here, each
+class with the situation that raises it.  Where a Python built-in exception already names the
+kind of mistake (a wrong type, a missing key), the uow exception also derives from it, so
+``except TypeError`` keeps working for code that does not know uow.
+
+Messages follow one formula: what was attempted, on which object or value, what was found,
+and what to do instead.
+"""
+
+
+class UowError(Exception):
+    """Base class of every exception raised by uow."""
+
+
+# --- declaring entities -------------------------------------------------------------------
+
+class MappingError(UowError, TypeError):
+    """A class declaration cannot be mapped to a table (bad identifier, annotation, key...).
+
+    Raised when the class statement runs, before any database is involved.
+    """
+
+
+class UnmappedClassError(UowError, TypeError):
+    """An object or class that is not a uow entity was handed to the session."""
+
+
+class UnknownFieldError(UowError, AttributeError):
+    """A field name that the entity does not declare (in a constructor, query or call)."""
+
+
+class ColumnValueError(UowError, ValueError):
+    """A value that its column cannot store and give back unchanged.
+
+    SQLite would silently turn NaN into NULL, reject integers beyond 64 bits, or change a type on
+    the way back; uow refuses such values before any SQL runs.
+    """
+
+
+# --- identity and object state -------------------------------------------------------------
+
+class IdentityError(UowError, LookupError):
+    """A primary-key value of the wrong shape or type was given to get(), get_one() or identity_key()."""
+
+
+class NotFoundError(UowError, LookupError):
+    """get_one() found no row with the given primary key."""
+
+
+class DuplicateIdentityError(UowError):
+    """Two different objects claim the same identity (class and primary key) in one session."""
+
+
+class InvalidStateError(UowError):
+    """An operation is not allowed in the object's current lifecycle state.
+
+    For example deleting a transient object, or adding an object that belongs to another session.
+    The message names the operation, the object, its state and what to do instead.
+    """
+
+
+class DetachedInstanceError(InvalidStateError):
+    """An expired attribute was read on an object that no longer has a session to load it."""
+
+
+class ObjectDeletedError(InvalidStateError):
+    """An expired object was read, but its row is no longer in the database."""
+
+
+# --- sessions and transactions -------------------------------------------------------------
+
+class SessionClosedError(UowError):
+    """The session was closed; it cannot be used again."""
+
+
+class WrongThreadError(UowError):
+    """A session was used from a thread other than the one that created it."""
+
+
+class TransactionError(UowError):
+    """A transaction operation does not fit the current transaction state.
+
+    For example ``begin()`` while a transaction is already open, or committing a savepoint that
+    is not the innermost one.
+    """
+
+
+class FlushError(UowError):
+    """A statement of a flush failed; the database and the session are as they were before it.
+
+    ``statement`` is the SQL that failed, ``obj`` the object it was written for (when one row can
+    be named), and ``__cause__`` the original sqlite3 exception.
+    """
+
+    def __init__(self, message, statement=None, obj=None):
+        super().__init__(message)
+        self.statement = statement
+        self.obj = obj
+
+
+class PendingRollbackError(UowError):
+    """A previous flush failed; call ``rollback()`` before using the session again.
+
+    ``original`` is the FlushError (or other exception) that put the session in this state.
+    """
+
+    def __init__(self, message, original=None):
+        super().__init__(message)
+        self.original = original

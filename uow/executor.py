@@ -1,0 +1,142 @@
+"""The one module that runs SQL: opening connections, executing, counting and logging statements.
+
+Every statement uow sends passes through :class:`Executor`, which is why three promises can be
+kept in one place:
+
+* **uow owns the transaction.**  :func:`connect` opens sqlite3 with ``isolation_level=None`` (and,
+  on Python 3.12+, an explicit ``autocommit=LEGACY_TRANSACTION_CONTROL`` so a future default
+  cannot change it), so the driver never sends BEGIN or COMMIT by itself; uow sends BEGIN,
+  SAVEPOINT, RELEASE, ROLLBACK TO, COMMIT and ROLLBACK as ordinary statements, and never calls
+  ``connection.commit()``, ``rollback()``, ``executescript()`` or ``with connection:``.
+* **Every statement is visible.**  Each one goes to the ``uow.sql`` logger with its parameters;
+  :func:`capture_sql` collects them for tests and for the demo.
+* **Values are always bound parameters.**  Identifiers are checked when classes are declared and
+  quoted where SQL is written; nothing the user supplies is ever pasted into SQL text.
+"""
+
+import contextlib
+import dataclasses
+import logging
+import sqlite3
+import sys
+
+from .errors import UowError
+
+if sqlite3.sqlite_version_info < (3, 35, 0):
+    raise ImportError(
+        f"uow needs SQLite 3.35 or newer (for RETURNING); this Python is linked with {sqlite3.sqlite_version}"
+    )
+
+log = logging.getLogger("uow.sql")
+
+
+def connect(database=":memory:", *, timeout=5.0, uri=False):
+    """Open a sqlite3 connection the way uow needs it.
+
+    ``database`` is a file path or ``":memory:"``.  ``timeout`` is how long a statement waits for
+    another connection's lock before failing with "database is locked" (SQLite's busy timeout).
+    Foreign keys are switched on and read back: the pragma is silently ignored inside a
+    transaction, so this must happen here, before uow ever sends BEGIN.
+    """
+    options = {"timeout": timeout, "isolation_level": None, "uri": uri}
+    if sys.version_info >= (3, 12):
+        options["autocommit"] = sqlite3.LEGACY_TRANSACTION_CONTROL
+    connection = sqlite3.connect(database, **options)
+    connection.execute("PRAGMA foreign_keys = ON")
+    if connection.execute("PRAGMA foreign_keys").fetchone()[0] != 1:
+        connection.close()
+        raise UowError(f"could not enable foreign keys on {database!r}; this SQLite build may lack them")
+    if sys.version_info >= (3, 12):
+        # A double-quoted name that matches no column is otherwise read as a string literal, so a
+        # typo in a column name would match no rows instead of failing.
+        connection.setconfig(sqlite3.SQLITE_DBCONFIG_DQS_DML, False)
+    return connection
+
+
+@dataclasses.dataclass(frozen=True)
+class Statement:
+    """One statement as it was sent: its SQL, its parameters, and whether it was an executemany."""
+
+    sql: str
+    params: object
+    many: bool = False
+
+    def __str__(self):
+        if self.many:
+            return f"{self.sql}  -- executemany x{len(self.params)}"
+        return f"{self.sql}  {tuple(self.params)!r}" if self.params else self.sql
+
+
+class _Collector(logging.Handler):
+    def __init__(self, statements):
+        super().__init__(logging.DEBUG)
+        self.statements = statements
+
+    def emit(self, record):
+        statement = getattr(record, "uow_statement", None)
+        if statement is not None:
+            self.statements.append(statement)
+
+
+@contextlib.contextmanager
+def capture_sql():
+    """Collect every statement uow runs inside the block, as a list of :class:`Statement`::
+
+        with capture_sql() as statements:
+            session.flush()
+        print([s.sql for s in statements])
+    """
+    statements = []
+    handler = _Collector(statements)
+    previous_level = log.level
+    log.addHandler(handler)
+    if not log.isEnabledFor(logging.DEBUG):
+        log.setLevel(logging.DEBUG)
+    try:
+        yield statements
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(previous_level)
+
+
+class Executor:
+    """Runs statements on one connection and counts them."""
+
+    def __init__(self, connection):
+        if not isinstance(connection, sqlite3.Connection):
+            raise UowError(f"a Session needs a sqlite3.Connection (see uow.connect()), got {connection!r}")
+        if connection.isolation_level is not None:
+            raise UowError(
+                "this sqlite3 connection manages transactions itself (isolation_level is "
+                f"{connection.isolation_level!r}); open it with uow.connect(), or with isolation_level=None"
+            )
+        self.connection = connection
+        self.statement_count = 0
+
+    def _log(self, sql, params, many):
+        self.statement_count += 1
+        if log.isEnabledFor(logging.DEBUG):
+            statement = Statement(sql, params, many)
+            log.debug("%s", statement, extra={"uow_statement": statement})
+
+    def execute(self, sql, params=()):
+        """Run one statement and return its cursor."""
+        self._log(sql, params, False)
+        return self.connection.execute(sql, params)
+
+    def executemany(self, sql, rows):
+        """Run one DML statement once per parameter row (never with RETURNING: the driver drops those rows)."""
+        self._log(sql, rows, True)
+        return self.connection.executemany(sql, rows)
+
+    def fetchall(self, sql, params=()):
+        return self.execute(sql, params).fetchall()
+
+    def variable_limit(self):
+        """How many ``?`` one statement may bind; read each time, because it can be lowered with setlimit()."""
+        return self.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+
+    @property
+    def in_transaction(self):
+        """SQLite's own answer; after an error it is the only one to trust (SQLite may have rolled back)."""
+        return self.connection.in_transaction

@@ -1,0 +1,273 @@
+"""Running a flush plan: checking every value, then sending each step as SQL.
+
+This module turns :class:`~uow.plan.Step` records into statements and reports what the database
+filled in.  It never changes an object: the session applies the results only after every
+statement has succeeded, which is what lets a failed flush leave the session exactly as it was.
+
+**Values are checked before any SQL runs.**  :func:`check_values` walks every value the plan
+will write and raises :class:`~uow.errors.ColumnValueError` naming the class, attribute, object
+and value that SQLite would reject or silently change.
+
+**Generated keys are read back, never guessed.**  For a table whose key SQLite generates, the
+step reads the table's largest rowid, inserts the rows with one ``executemany``, and reads back
+the rows above that old maximum in rowid order.  SQLite documents that a new row gets a rowid
+one larger than the largest in the table, and the flush holds the write lock, so those rows are
+exactly the new ones, in the order they were inserted; the count is checked anyway.
+(``executemany`` cannot be combined with RETURNING — the driver drops the returned rows — and
+RETURNING lists rows in no guaranteed order, so neither can tell which key belongs to which
+object.)  A natural-key table with SQL DEFAULTs uses ``INSERT ... RETURNING`` and matches the
+returned rows by their primary key.
+"""
+
+import sqlite3
+from operator import itemgetter
+
+from .columntypes import FloatType, first_invalid
+from .errors import ColumnValueError, FlushError
+from .mapping import quote
+from .plan import StepKind
+
+ROWID_MAX = 2 ** 63 - 1
+
+
+def check_values(plan):
+    """Raise ColumnValueError for the first value in the plan that cannot be stored unchanged."""
+    for step in plan.steps:
+        if step.kind is StepKind.DELETE:
+            continue
+        mapper = step.mapper
+        dicts = [state.obj.__dict__ for state in step.states]
+        for name in step.columns:
+            column = mapper.column(name)
+            column_values = [row.get(name) for row in dicts]
+            found = first_invalid(column.type, column_values, column.nullable or column.generated)
+            if found is not None:
+                index, reason = found
+                state = step.states[index]
+                raise ColumnValueError(
+                    f"cannot {step.kind.value.lower()} {state.describe()}: {column.qualified_name} = "
+                    f"{column_values[index]!r} {reason}"
+                )
+
+
+def _row_getter(columns):
+    """A function returning a row's values for ``columns`` as a tuple (itemgetter is C-fast)."""
+    if not columns:
+        return lambda values: ()
+    if len(columns) == 1:
+        name = columns[0]
+        return lambda values: (values.get(name),)
+    getter = itemgetter(*columns)
+
+    def get(values):
+        try:
+            return getter(values)
+        except KeyError:
+            return tuple(values.get(name) for name in columns)
+
+    return get
+
+
+def _bind_rows(mapper, columns, dicts):
+    """Parameter tuples for ``columns`` of each row, converted to what sqlite3 binds."""
+    get = _row_getter(columns)
+    rows = [get(values) for values in dicts]
+    converters = [(index, mapper.column(name).type.to_db) for index, name in enumerate(columns)]
+    converters = [(index, convert) for index, convert in converters if convert is not None]
+    if converters:
+        rows = [list(row) for row in rows]
+        for row in rows:
+            for index, convert in converters:
+                if row[index] is not None:
+                    row[index] = convert(row[index])
+        rows = [tuple(row) for row in rows]
+    return rows
+
+
+def _key_params(mapper, state):
+    """The WHERE parameters that find a row by the key it had before this flush."""
+    values = []
+    for column, value in zip(mapper.primary_key, state.key[1]):
+        convert = column.type.to_db
+        values.append(convert(value) if convert is not None and value is not None else value)
+    return values
+
+
+def from_db(column, value):
+    """Convert a value read from SQLite back to the column's Python type."""
+    if value is None:
+        return None
+    if type(column.type) is FloatType and type(value) is int:
+        # RETURNING skips REAL affinity's conversion: 5.0 comes back as the integer 5.
+        return float(value)
+    convert = column.type.from_db
+    return convert(value) if convert is not None else value
+
+
+def run_plan(executor, plan):
+    """Run every step; return ``{state: {column name: value read back}}`` for inserted rows."""
+    filled = {}
+    for step in plan.steps:
+        try:
+            if step.kind is StepKind.INSERT:
+                _run_insert(executor, step, filled)
+            elif step.kind is StepKind.UPDATE:
+                _run_update(executor, step)
+            else:
+                _run_delete(executor, step)
+        except sqlite3.Error as error:
+            raise _flush_error(executor, step, error) from error
+        except _StepFailed as failure:
+            obj = failure.state.obj if failure.state is not None else None
+            raise FlushError(str(failure), statement=failure.sql, obj=obj) from None
+    return filled
+
+
+class _StepFailed(Exception):
+    """Internal: a step's statement ran but did not do what was asked (e.g. matched no row)."""
+
+    def __init__(self, message, sql, state):
+        super().__init__(message)
+        self.sql = sql
+        self.state = state
+
+
+def _insert_sql(mapper, columns):
+    if not columns:
+        return f"INSERT INTO {mapper.quoted_table} DEFAULT VALUES"
+    names = ", ".join(map(quote, columns))
+    marks = ", ".join("?" * len(columns))
+    return f"INSERT INTO {mapper.quoted_table} ({names}) VALUES ({marks})"
+
+
+def _run_insert(executor, step, filled):
+    mapper = step.mapper
+    dicts = [state.obj.__dict__ for state in step.states]
+    rows = _bind_rows(mapper, step.columns, dicts)
+    sql = _insert_sql(mapper, step.columns)
+    if not step.returning:
+        executor.executemany(sql, rows)
+        return
+    generated = mapper.generated_key
+    if generated is not None and step.returning[0] == generated.name:
+        before = executor.fetchall(f"SELECT max(rowid) FROM {mapper.quoted_table}")[0][0] or 0
+        if before + len(rows) < ROWID_MAX:
+            _insert_and_read_back(executor, step, sql, rows, before, filled)
+            return
+    _insert_returning(executor, step, sql, rows, filled)
+
+
+def _insert_and_read_back(executor, step, sql, rows, before, filled):
+    mapper = step.mapper
+    executor.executemany(sql, rows)
+    columns = [mapper.column(name) for name in step.returning]
+    select = (
+        f"SELECT {', '.join(f'{mapper.quoted_table}.{quote(c.name)}' for c in columns)} "
+        f"FROM {mapper.quoted_table} WHERE {mapper.quoted_table}.rowid > ? ORDER BY {mapper.quoted_table}.rowid"
+    )
+    returned = executor.fetchall(select, (before,))
+    if len(returned) != len(rows):
+        raise _StepFailed(
+            f"inserted {len(rows)} row(s) into {mapper.table} but found {len(returned)} new row(s) when "
+            f"reading back generated values; another writer or a trigger changed the table",
+            select, None,
+        )
+    names = step.returning
+    simple = all(c.type.from_db is None for c in columns)
+    for state, row in zip(step.states, returned):
+        if simple:
+            filled[state] = dict(zip(names, row))
+        else:
+            filled[state] = {c.name: from_db(c, value) for c, value in zip(columns, row)}
+
+
+def _insert_returning(executor, step, sql, rows, filled):
+    """One row per statement with RETURNING: used for natural keys with SQL DEFAULTs, and as a fallback."""
+    mapper = step.mapper
+    columns = [mapper.column(name) for name in step.returning]
+    returning_sql = f"{sql} RETURNING {', '.join(quote(c.name) for c in columns)}"
+    for state, row in zip(step.states, rows):
+        values = executor.execute(returning_sql, row).fetchone()
+        filled[state] = {c.name: from_db(c, value) for c, value in zip(columns, values)}
+
+
+def _where_key(mapper):
+    return " AND ".join(f"{mapper.quoted_table}.{quote(name)} = ?" for name in mapper.pk_names)
+
+
+def _run_update(executor, step):
+    mapper = step.mapper
+    assignments = ", ".join(f"{quote(name)} = ?" for name in step.columns)
+    sql = f"UPDATE {mapper.quoted_table} SET {assignments} WHERE {_where_key(mapper)}"
+    dicts = [state.obj.__dict__ for state in step.states]
+    new_values = _bind_rows(mapper, step.columns, dicts)
+    rows = [values + tuple(_key_params(mapper, state)) for values, state in zip(new_values, step.states)]
+    cursor = executor.executemany(sql, rows)
+    if cursor.rowcount != len(rows):
+        _raise_unmatched(executor, step, sql, "UPDATE")
+
+
+def _run_delete(executor, step):
+    mapper = step.mapper
+    sql = f"DELETE FROM {mapper.quoted_table} WHERE {_where_key(mapper)}"
+    rows = [tuple(_key_params(mapper, state)) for state in step.states]
+    cursor = executor.executemany(sql, rows)
+    if cursor.rowcount != len(rows):
+        _raise_unmatched(executor, step, sql, "DELETE")
+
+
+def _raise_unmatched(executor, step, sql, verb):
+    """An UPDATE or DELETE matched fewer rows than objects: name the first object whose row is gone."""
+    mapper = step.mapper
+    probe = f"SELECT 1 FROM {mapper.quoted_table} WHERE {_where_key(mapper)}"
+    for state in step.states:
+        if not executor.fetchall(probe, _key_params(mapper, state)):
+            raise _StepFailed(
+                f"{verb} of {state.describe()} matched no row: the row was deleted or its key changed "
+                f"outside this session; refresh or expunge the object",
+                sql, state,
+            )
+    raise _StepFailed(f"{verb} on {mapper.table} matched fewer rows than expected", sql, None)
+
+
+def _flush_error(executor, step, error):
+    """Wrap a sqlite3 error as a FlushError that names the statement and, where possible, the object."""
+    state = step.states[0] if len(step.states) == 1 else None
+    if state is None and isinstance(error, sqlite3.IntegrityError) and executor.in_transaction:
+        state = _locate_failing_row(executor, step)
+    what = state.describe() if state is not None else f"{len(step.states)} {step.table} rows"
+    sql = _step_sql(step)
+    return FlushError(f"{step.kind.value} of {what} failed: {error} (statement: {sql})", statement=sql,
+                      obj=state.obj if state is not None else None)
+
+
+def _step_sql(step):
+    mapper = step.mapper
+    if step.kind is StepKind.INSERT:
+        return _insert_sql(mapper, step.columns)
+    if step.kind is StepKind.UPDATE:
+        assignments = ", ".join(f"{quote(name)} = ?" for name in step.columns)
+        return f"UPDATE {mapper.quoted_table} SET {assignments} WHERE {_where_key(mapper)}"
+    return f"DELETE FROM {mapper.quoted_table} WHERE {_where_key(mapper)}"
+
+
+def _locate_failing_row(executor, step):
+    """Replay a failed batch one row at a time inside a savepoint to find the row SQLite refused."""
+    executor.execute('SAVEPOINT "uow_locate"')
+    try:
+        for state in step.states:
+            single = type(step)(step.kind, step.mapper, [state], step.columns, step.returning)
+            try:
+                if step.kind is StepKind.INSERT:
+                    _run_insert(executor, single, {})
+                elif step.kind is StepKind.UPDATE:
+                    _run_update(executor, single)
+                else:
+                    _run_delete(executor, single)
+            except (sqlite3.Error, _StepFailed):
+                return state
+        return None
+    finally:
+        if executor.in_transaction:
+            executor.execute('ROLLBACK TO "uow_locate"')
+            executor.execute('RELEASE "uow_locate"')

@@ -1,0 +1,102 @@
+"""CREATE TABLE statements from entity declarations, and ``create_all`` to run them.
+
+Each column becomes ``"name" TYPE [NOT NULL] [UNIQUE] [DEFAULT (expr)]``; the key becomes
+``"id" INTEGER PRIMARY KEY`` (SQLite's rowid, which SQLite numbers by itself) for a single
+integer key, or a ``PRIMARY KEY (...)`` clause otherwise; each foreign key becomes a
+``FOREIGN KEY (...) REFERENCES ...`` clause.  Foreign keys are not DEFERRABLE: uow orders its
+statements so that every reference is valid when each statement runs, and an immediate check
+is what proves that it does.
+"""
+
+from .errors import MappingError
+from .executor import Executor
+from .graph import topological_order, CycleFound
+from .mapping import Entity, mapper_of, quote
+
+
+def create_table_sql(cls):
+    """The CREATE TABLE statement for one entity class."""
+    mapper = mapper_of(cls)
+    mapper.configure()
+    lines = []
+    for column in mapper.columns:
+        parts = [quote(column.name), column.type.sql_type]
+        if column is mapper.generated_key:
+            parts.append("PRIMARY KEY")
+        elif not column.nullable:
+            parts.append("NOT NULL")
+        if column.unique:
+            parts.append("UNIQUE")
+        if column.server_default is not None:
+            parts.append(f"DEFAULT ({column.server_default})")
+        lines.append(" ".join(parts))
+    if mapper.generated_key is None:
+        lines.append(f"PRIMARY KEY ({', '.join(map(quote, mapper.pk_names))})")
+    for foreign_key in mapper.foreign_keys:
+        target = foreign_key.target.__mapper__
+        lines.append(
+            f"FOREIGN KEY ({', '.join(map(quote, foreign_key.column_names))}) "
+            f"REFERENCES {target.quoted_table} ({', '.join(map(quote, target.pk_names))})"
+        )
+    body = ",\n    ".join(lines)
+    return f"CREATE TABLE IF NOT EXISTS {mapper.quoted_table} (\n    {body}\n)"
+
+
+def tables_in_dependency_order(classes):
+    """Referenced tables first (ties by table name); a table that references itself is fine."""
+    mappers = [mapper_of(cls) for cls in classes]
+    by_class = {mapper.cls: mapper for mapper in mappers}
+    edges = set()
+    for mapper in mappers:
+        mapper.configure()
+        for foreign_key in mapper.foreign_keys:
+            target = by_class.get(foreign_key.target)
+            if target is not None and target is not mapper:
+                edges.add((target, mapper))
+    try:
+        return topological_order(mappers, sorted(edges, key=lambda e: (e[0].table, e[1].table)), lambda m: m.table)
+    except CycleFound:
+        # SQLite accepts a reference to a table created later, so a cycle of tables only loses
+        # the nice order; the flush planner deals with cycles between rows.
+        return sorted(mappers, key=lambda m: m.table)
+
+
+def create_all(connection, classes=None):
+    """Create the tables of ``classes`` (default: every entity declared on ``Entity``) in one transaction.
+
+    ``classes`` may also be an abstract base, meaning every entity declared on it.  Tables that
+    already exist are left alone, but their columns are checked against the declaration so a
+    mismatch fails here instead of at the first flush.
+    """
+    if classes is None:
+        classes = list(Entity.__registry__.classes.values())
+    elif isinstance(classes, type) and "__mapper__" not in vars(classes):
+        classes = list(classes.__registry__.classes.values())
+    seen_tables = {}
+    for cls in classes:
+        table = mapper_of(cls).table.lower()
+        if table in seen_tables and seen_tables[table] is not cls:
+            raise MappingError(f"{cls.__name__} and {seen_tables[table].__name__} both map to table {table!r}")
+        seen_tables[table] = cls
+    executor = Executor(connection)
+    executor.execute("BEGIN")
+    try:
+        for mapper in tables_in_dependency_order(classes):
+            executor.execute(create_table_sql(mapper.cls))
+            _check_existing_columns(executor, mapper)
+        executor.execute("COMMIT")
+    except BaseException:
+        if executor.in_transaction:
+            executor.execute("ROLLBACK")
+        raise
+
+
+def _check_existing_columns(executor, mapper):
+    rows = executor.fetchall(f"PRAGMA table_info({mapper.quoted_table})")
+    existing = {row[1].lower() for row in rows}
+    missing = [name for name in mapper.column_names if name.lower() not in existing]
+    if missing:
+        raise MappingError(
+            f"table {mapper.table!r} already exists without column(s) {', '.join(missing)} that "
+            f"{mapper.cls.__name__} declares; migrate the table or rename the attributes"
+        )

@@ -1,0 +1,805 @@
+"""The Session: the unit of work that users talk to.
+
+A session stands between your objects and one SQLite connection.  It keeps
+
+* an **identity map** (``identity``): one object per row, so loading a row twice gives the same object;
+* **pending**, **marked-for-deletion** and **modified** objects: what the next flush must write;
+* an **undo log** (``undo``): how every touched object looked when the transaction or savepoint began,
+  so that a rollback can put objects back exactly, without SQL;
+* a **transaction** (``transaction``): which BEGIN/SAVEPOINT is open on the connection.
+
+A flush asks the planner for a :class:`~uow.plan.FlushPlan`, checks every value, runs the plan
+inside a savepoint, and only when every statement has succeeded updates the objects.  If any
+statement fails, the savepoint is rolled back, no object has been changed, and the session refuses
+further work until ``rollback()`` (see ``transaction``).
+
+The rules users can rely on are spelled out in the README and in docs/api-sketch.md; the most
+important one: ``rollback()`` rolls the database back and puts every object the session touched
+since the last commit back to exactly the state and values it had then.  Objects that entered by
+``add`` become transient again; objects first loaded during the rolled-back transaction are
+expired, so they reload on next access instead of keeping values the rollback undid.
+"""
+
+import contextlib
+import dataclasses
+import itertools
+import threading
+import types
+
+from .errors import (
+    DuplicateIdentityError,
+    InvalidStateError,
+    NotFoundError,
+    ObjectDeletedError,
+    TransactionError,
+    UnknownFieldError,
+    UnmappedClassError,
+    WrongThreadError,
+)
+from .executor import Executor
+from .flush import check_values, from_db, run_plan
+from .identity import IdentityMap, format_key
+from .mapping import MISSING, NOT_LOADED, STATE_ATTRIBUTE, mapper_of
+from .plan import StepKind, build_plan
+from .query import select_sql
+from .states import InstanceState, ObjectState
+from .tracking import ChangeTracker, changed_fields, original_value
+from .transaction import Transaction, TransactionState
+from .undo import UndoLog
+
+_get_ident = threading.get_ident
+PERSISTENT = ObjectState.PERSISTENT
+FLUSH_SAVEPOINT = '"uow_flush"'
+
+
+class Memento:
+    """How one object looked at the start of an undo scope (see ``undo``).
+
+    ``values`` is a copy of the instance dict, or None meaning "expire every column" (for objects
+    that were loaded inside the scope: their values may include changes the rollback undid).
+    """
+
+    __slots__ = ("status", "session", "key", "committed", "sequence", "values", "pending",
+                 "marked", "deleted_row", "candidate")
+
+    def __init__(self, status, session, key, committed, sequence, values,
+                 pending=False, marked=False, deleted_row=False, candidate=False):
+        self.status = status
+        self.session = session
+        self.key = key
+        self.committed = committed
+        self.sequence = sequence
+        self.values = values
+        self.pending = pending
+        self.marked = marked
+        self.deleted_row = deleted_row
+        self.candidate = candidate
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionStats:
+    """Counts for ``session.stats()``: objects per state, and work done so far."""
+
+    pending: int
+    persistent: int
+    marked_for_deletion: int
+    deleted: int
+    statements: int
+    flushes: int
+
+
+class Session:
+    """A unit of work over one sqlite3 connection (open it with :func:`uow.connect`).
+
+    ::
+
+        session = Session(uow.connect("app.db"))
+        user = session.get(User, 1)
+        user.name = "Ann"
+        session.commit()          # UPDATE "users" SET "name" = ? WHERE "users"."id" = ?
+
+    ``autoflush`` (default True) flushes pending changes before a query, so queries see them.
+    ``expire_on_commit`` (default False) would make every object reload after commit; uow keeps
+    the values, which are exactly what this session just committed (see the README for why).
+    """
+
+    def __init__(self, connection, *, autoflush=True, expire_on_commit=False):
+        self.executor = Executor(connection)
+        self.transaction = Transaction(self.executor)
+        self.identity = IdentityMap()
+        self.undo = UndoLog(self._capture)
+        self.tracker = ChangeTracker()
+        self.autoflush = autoflush
+        self.expire_on_commit = expire_on_commit
+        self._pending = {}
+        self._marked = {}
+        self._deleted_rows = {}
+        self._sequence = itertools.count(1)
+        self._owner_thread = _get_ident()
+        self._autoflush_blocked = 0
+        self._flushing = False
+        self._flush_count = 0
+
+    # -- guards ---------------------------------------------------------------------------
+
+    def _check(self, operation):
+        if _get_ident() != self._owner_thread:
+            raise WrongThreadError(
+                f"{operation}(): this session belongs to thread {self._owner_thread}, but was called from "
+                f"thread {_get_ident()}; create one session per thread"
+            )
+        state = self.transaction.state
+        if state is TransactionState.FAILED or state is TransactionState.CLOSED:
+            self.transaction.check_usable(operation)
+
+    def _own_state(self, obj, operation):
+        """The state of ``obj``, which must belong to this session."""
+        mapper_of(obj)
+        state = obj.__dict__.get(STATE_ATTRIBUTE)
+        if state is None or state.session is not self:
+            status = ObjectState.TRANSIENT if state is None else state.status
+            where = "another session" if state is not None and state.session is not None else "no session"
+            raise InvalidStateError(
+                f"{operation}(): {obj!r} is {status.value} and belongs to {where}; "
+                f"it must be in this session (add() it first)"
+            )
+        return state
+
+    # -- adding and deleting --------------------------------------------------------------
+
+    def add(self, obj):
+        """Make a transient object pending (inserted at the next flush), or re-attach a detached one.
+
+        Adding an object that is already in this session does nothing.  Adding an object held by
+        another session, or one whose key another object in this session holds, is an error.
+        """
+        self._check("add")
+        mapper = mapper_of(obj)
+        values = obj.__dict__
+        state = values.get(STATE_ATTRIBUTE)
+        if state is None:
+            mapper.configure()
+            state = InstanceState(obj, mapper, ObjectState.TRANSIENT, None)
+            values[STATE_ATTRIBUTE] = state
+        elif state.session is not None and state.session is not self:
+            raise InvalidStateError(
+                f"add(): {obj!r} belongs to another session; expunge() it there first, "
+                f"or merge() it into this one"
+            )
+        status = state.status
+        if status is ObjectState.TRANSIENT:
+            if mapper.generated_key is None or values.get(mapper.generated_key.name) is not None:
+                self._refuse_held_key(mapper.key_of(values), obj)
+            self.undo.record(state)
+            state.move(ObjectState.PENDING, "add")
+            state.session = self
+            state.sequence = next(self._sequence)
+            self._pending[state] = None
+        elif status is ObjectState.DETACHED:
+            self._refuse_held_key(state.key, obj)
+            self.undo.record(state)
+            state.move(ObjectState.PERSISTENT, "add")
+            state.session = self
+            state.sequence = next(self._sequence)
+            self.identity.add(state.key, obj)
+            self.tracker.note_assignment(state)
+        elif status is ObjectState.DELETED:
+            raise InvalidStateError(
+                f"add(): the row of {obj!r} was deleted in this transaction; rollback() to bring it back, "
+                f"or add a new object"
+            )
+
+    def add_all(self, objects):
+        """add() each object, in order."""
+        for obj in objects:
+            self.add(obj)
+
+    def _refuse_held_key(self, key, obj):
+        held = self.identity.get(key)
+        if held is not None and held is not obj:
+            raise DuplicateIdentityError(
+                f"add(): {held!r} already holds the identity {format_key(key)} in this session, so {obj!r} "
+                f"cannot; change the new object's key, or use merge() to copy its values onto the held object"
+            )
+
+    def delete(self, obj):
+        """Mark a persistent object for deletion; its row is DELETEd at the next flush.
+
+        Deleting a pending object cancels its insert (it becomes transient again); deleting a
+        detached object re-attaches it first.  Deleting a transient object is an error.
+        """
+        self._check("delete")
+        mapper_of(obj)
+        state = obj.__dict__.get(STATE_ATTRIBUTE)
+        if state is None or state.status is ObjectState.TRANSIENT:
+            raise InvalidStateError(
+                f"delete(): {obj!r} is transient, so there is no row to delete; add() and flush it first"
+            )
+        if state.session is not None and state.session is not self:
+            raise InvalidStateError(f"delete(): {obj!r} belongs to another session")
+        if state.status is ObjectState.DETACHED:
+            self.add(obj)
+        if state.status is ObjectState.PENDING:
+            self.expunge(obj)
+        elif state.status is PERSISTENT and state not in self._marked:
+            self.undo.record(state)
+            self._marked[state] = None
+
+    # -- reading --------------------------------------------------------------------------
+
+    def get(self, entity, ident):
+        """The object with this primary key (scalar, tuple or dict), or None if there is no such row.
+
+        An object already in the identity map is returned without any SQL.
+        """
+        if _get_ident() != self._owner_thread or self.transaction.state is not TransactionState.IDLE \
+                and self.transaction.state is not TransactionState.ACTIVE:
+            self._check("get")
+        try:
+            mapper = entity.__mapper__
+        except AttributeError:
+            raise UnmappedClassError(f"get(): {entity!r} is not a mapped entity class") from None
+        if type(ident) is mapper.scalar_key_type:
+            obj = self.identity.get((entity, (ident,)))
+            if obj is not None:
+                return obj
+        key = mapper.identity_key(ident)
+        obj = self.identity.get(key)
+        if obj is not None:
+            return obj
+        self._autoflush()
+        where = " AND ".join(f"{mapper.quoted_table}.\"{name}\" = ?" for name in mapper.pk_names)
+        params = [self._bind(column, value) for column, value in zip(mapper.primary_key, key[1])]
+        rows = self._query(f"SELECT {mapper.select_list} FROM {mapper.quoted_table} WHERE {where}", params)
+        loaded = self._load(mapper, rows)
+        return loaded[0] if loaded else None
+
+    def get_one(self, entity, ident):
+        """Like get(), but a missing row raises NotFoundError."""
+        obj = self.get(entity, ident)
+        if obj is None:
+            mapper = mapper_of(entity)
+            raise NotFoundError(f"get_one(): no {format_key(mapper.identity_key(ident))} in the database")
+        return obj
+
+    def all(self, entity):
+        """Every row of the entity's table, as objects, ordered by primary key."""
+        return self.filter(entity)
+
+    def filter(self, entity, *, order_by=None, limit=None, **equals):
+        """Objects whose columns equal the given values, ordered and limited::
+
+            session.filter(User, name="ann")
+            session.filter(User, active=True, order_by="-score", limit=10)
+
+        ``order_by`` is a field name (``"-name"`` for descending) or a list of them; the default
+        is the primary key.  ``None`` matches NULL.  Results go through the identity map.
+        """
+        self._check("filter")
+        mapper = mapper_of(entity)
+        sql, params = select_sql(mapper, equals, order_by, limit)
+        self._autoflush()
+        return self._load(mapper, self._query(sql, params))
+
+    def _bind(self, column, value):
+        convert = column.type.to_db
+        return convert(value) if convert is not None and value is not None else value
+
+    def _query(self, sql, params):
+        if not self.transaction.active:
+            self.transaction.begin("DEFERRED")
+        return self.executor.fetchall(sql, params)
+
+    def _load(self, mapper, rows):
+        """Turn rows into objects through the identity map.
+
+        A row whose object is already held never overwrites it (its unflushed changes win);
+        only the object's expired columns are filled in from the row.
+        """
+        cls = mapper.cls
+        names = mapper.column_names
+        converters = mapper.load_converters
+        pk_indexes = mapper.pk_indexes
+        identity = self.identity
+        new = object.__new__
+        sequence = self._sequence
+        record = self.undo.record_memento
+        objects = []
+        for row in rows:
+            if converters:
+                row = list(row)
+                for index, convert in converters:
+                    if row[index] is not None:
+                        row[index] = convert(row[index])
+                row = tuple(row)
+            key = (cls, tuple([row[index] for index in pk_indexes]))
+            obj = identity.get(key)
+            if obj is None:
+                obj = new(cls)
+                values = dict(zip(names, row))
+                state = InstanceState(obj, mapper, PERSISTENT, self, key, row, next(sequence))
+                values[STATE_ATTRIBUTE] = state
+                obj.__dict__ = values
+                identity[key] = obj
+                record(state, Memento(PERSISTENT, self, key, None, state.sequence, None))
+            else:
+                self._fill_expired(obj.__dict__[STATE_ATTRIBUTE], row)
+            objects.append(obj)
+        return objects
+
+    def _fill_expired(self, state, row):
+        values = state.obj.__dict__
+        committed = state.committed
+        if NOT_LOADED not in committed:
+            return
+        self.undo.record(state)
+        snapshot = list(committed)
+        for column, value in zip(state.mapper.columns, row):
+            if snapshot[column.index] is NOT_LOADED:
+                snapshot[column.index] = value
+                values.setdefault(column.name, value)
+        state.committed = tuple(snapshot)
+
+    def _load_expired(self, state):
+        """Reload an expired object's missing columns (called when one of them is read)."""
+        self._check("load")
+        mapper = state.mapper
+        where = " AND ".join(f"{mapper.quoted_table}.\"{name}\" = ?" for name in mapper.pk_names)
+        params = [self._bind(column, value) for column, value in zip(mapper.primary_key, state.key[1])]
+        rows = self._query(f"SELECT {mapper.select_list} FROM {mapper.quoted_table} WHERE {where}", params)
+        if not rows:
+            raise ObjectDeletedError(
+                f"{state.describe()} was expired and its row is no longer in the database; "
+                f"expunge() the object, or add a new one"
+            )
+        row = list(rows[0])
+        for index, convert in mapper.load_converters:
+            if row[index] is not None:
+                row[index] = convert(row[index])
+        self._fill_expired(state, tuple(row))
+
+    # -- refresh and expire ---------------------------------------------------------------
+
+    def refresh(self, obj, fields=None):
+        """Reload ``fields`` (default: all) from the database now, discarding unflushed changes to them.
+
+        refresh() does not autoflush: it exists to throw local changes away.
+        """
+        self._check("refresh")
+        state = self._persistent_state(obj, "refresh")
+        mapper = state.mapper
+        columns = self._columns(mapper, fields)
+        where = " AND ".join(f"{mapper.quoted_table}.\"{name}\" = ?" for name in mapper.pk_names)
+        select = ", ".join(f"{mapper.quoted_table}.\"{column.name}\"" for column in columns)
+        params = [self._bind(column, value) for column, value in zip(mapper.primary_key, state.key[1])]
+        rows = self._query(f"SELECT {select} FROM {mapper.quoted_table} WHERE {where}", params)
+        if not rows:
+            raise ObjectDeletedError(f"refresh(): the row of {state.describe()} is no longer in the database")
+        self.undo.record(state)
+        values = obj.__dict__
+        snapshot = list(state.committed)
+        for column, raw in zip(columns, rows[0]):
+            value = from_db(column, raw)
+            values[column.name] = value
+            snapshot[column.index] = value
+        state.committed = tuple(snapshot)
+
+    def expire(self, obj, fields=None):
+        """Forget ``fields`` (default: all) of a persistent object; they reload when next read.
+
+        Unflushed changes to those fields are discarded.
+        """
+        self._check("expire")
+        state = self._persistent_state(obj, "expire")
+        self._expire_state(state, self._columns(state.mapper, fields))
+
+    def expire_all(self):
+        """expire() every object in the identity map."""
+        self._check("expire_all")
+        for obj in list(self.identity.values()):
+            state = obj.__dict__[STATE_ATTRIBUTE]
+            self._expire_state(state, state.mapper.columns)
+
+    def _expire_state(self, state, columns):
+        self.undo.record(state)
+        values = state.obj.__dict__
+        snapshot = list(state.committed)
+        for column in columns:
+            values.pop(column.name, None)
+            snapshot[column.index] = NOT_LOADED
+        state.committed = tuple(snapshot)
+
+    def _persistent_state(self, obj, operation):
+        state = self._own_state(obj, operation)
+        if state.status is not PERSISTENT:
+            raise InvalidStateError(
+                f"{operation}(): {obj!r} is {state.status.value}; only persistent objects have a row to "
+                f"{operation} from"
+            )
+        return state
+
+    def _columns(self, mapper, fields):
+        if fields is None:
+            return mapper.columns
+        if isinstance(fields, str):
+            raise TypeError(f"fields must be a list of field names, not the string {fields!r}")
+        return [mapper.column(name) for name in fields]
+
+    # -- change tracking ------------------------------------------------------------------
+
+    def _attribute_set(self, state, name, value):
+        """Called by Entity.__setattr__ for objects in this session."""
+        values = state.obj.__dict__
+        if name not in state.mapper.init_names:
+            object.__setattr__(state.obj, name, value)
+            return
+        if _get_ident() != self._owner_thread:
+            self._check("set attribute")
+        self.undo.record(state)
+        values[name] = value
+        if state.status is PERSISTENT:
+            self.tracker.note_assignment(state)
+
+    def dirty_fields(self, obj):
+        """Names of the fields whose value differs from the database's (empty for pending objects)."""
+        return list(changed_fields(self._own_state(obj, "dirty_fields")))
+
+    def original_value(self, obj, field):
+        """The value ``field`` had when the object was loaded or last flushed (None if never)."""
+        return original_value(self._own_state(obj, "original_value"), field)
+
+    def is_modified(self, obj):
+        """True when the object has a net change to write (or is pending)."""
+        state = self._own_state(obj, "is_modified")
+        return state.status is ObjectState.PENDING or bool(changed_fields(state))
+
+    @property
+    def new(self):
+        """Pending objects: added, not yet inserted."""
+        return frozenset(state.obj for state in self._pending)
+
+    @property
+    def dirty(self):
+        """Persistent objects with at least one net change (not counting those marked for deletion)."""
+        return frozenset(state.obj for state, _ in self.tracker.changed_states() if state not in self._marked)
+
+    @property
+    def deleted(self):
+        """Objects marked for deletion whose DELETE has not been flushed yet."""
+        return frozenset(state.obj for state in self._marked)
+
+    @property
+    def identity_map(self):
+        """A read-only view of ``{identity key: object}``."""
+        return types.MappingProxyType(self.identity)
+
+    def identity_key(self, entity=None, ident=None, *, instance=None):
+        """``(Class, (key values...))`` for a class and key, or for an object (``instance=``)."""
+        if instance is not None:
+            state = instance.__dict__.get(STATE_ATTRIBUTE)
+            if state is not None and state.key is not None:
+                return state.key
+            return mapper_of(instance).key_of(instance.__dict__)
+        return mapper_of(entity).identity_key(ident)
+
+    def __contains__(self, obj):
+        state = obj.__dict__.get(STATE_ATTRIBUTE)
+        return state is not None and state.session is self
+
+    # -- flush ----------------------------------------------------------------------------
+
+    @property
+    def no_autoflush(self):
+        """``with session.no_autoflush:`` suspends autoflush inside the block."""
+        return self._no_autoflush()
+
+    @contextlib.contextmanager
+    def _no_autoflush(self):
+        self._autoflush_blocked += 1
+        try:
+            yield self
+        finally:
+            self._autoflush_blocked -= 1
+
+    def _autoflush(self):
+        if self.autoflush and not self._autoflush_blocked and not self._flushing:
+            self._flush()
+
+    def _collect_changes(self):
+        inserts = list(self._pending)
+        updates = [(state, names) for state, names in self.tracker.changed_states() if state not in self._marked]
+        deletes = list(self._marked)
+        return inserts, updates, deletes
+
+    def plan(self):
+        """The FlushPlan the next flush would run, without running anything."""
+        self._check("plan")
+        return build_plan(*self._collect_changes())
+
+    def flush(self):
+        """Write pending INSERTs, UPDATEs and DELETEs to the database (inside the current transaction)."""
+        self._check("flush")
+        if self._flushing:
+            raise TransactionError("flush() was called while a flush is running")
+        self._flush()
+
+    def _flush(self):
+        inserts, updates, deletes = self._collect_changes()
+        if not (inserts or updates or deletes):
+            self.tracker.clear()
+            return
+        self._refuse_duplicate_keys(inserts)
+        plan = build_plan(inserts, updates, deletes)
+        check_values(plan)
+        self._flushing = True
+        try:
+            if not self.transaction.active:
+                self.transaction.begin("IMMEDIATE")
+            self.executor.execute(f"SAVEPOINT {FLUSH_SAVEPOINT}")
+            try:
+                filled = run_plan(self.executor, plan)
+                self.executor.execute(f"RELEASE {FLUSH_SAVEPOINT}")
+            except BaseException as error:
+                if self.executor.in_transaction:
+                    self.executor.execute(f"ROLLBACK TO {FLUSH_SAVEPOINT}")
+                    self.executor.execute(f"RELEASE {FLUSH_SAVEPOINT}")
+                self.transaction.fail(error)
+                raise
+            self._apply_flush(plan, filled)
+        finally:
+            self._flushing = False
+
+    def _refuse_duplicate_keys(self, inserts):
+        """Two objects may not claim one natural key: say so before any SQL runs."""
+        claimed = {}
+        for state in inserts:
+            mapper = state.mapper
+            values = state.obj.__dict__
+            if mapper.generated_key is not None and values.get(mapper.generated_key.name) is None:
+                continue
+            key = mapper.key_of(values)
+            other = claimed.get(key) or self.identity.get(key)
+            if other is not None and other is not state.obj:
+                other_obj = other.obj if isinstance(other, InstanceState) else other
+                raise DuplicateIdentityError(
+                    f"flush(): {state.obj!r} and {other_obj!r} both claim the identity {format_key(key)}; "
+                    f"change one key, or expunge one of them"
+                )
+            claimed[key] = state
+
+    def _apply_flush(self, plan, filled):
+        """Bring the objects in line with what the flush wrote (runs only after every statement succeeded)."""
+        record = self.undo.record
+        for step in plan.steps:
+            mapper = step.mapper
+            if step.kind is StepKind.DELETE:
+                for state in step.states:
+                    record(state)
+                    self.identity.discard(state.key, state.obj)
+                    state.move(ObjectState.DELETED, "flush")
+                    self._deleted_rows[state] = None
+                continue
+            snapshot_of = mapper.snapshot_getter
+            for state in step.states:
+                record(state)
+                values = state.obj.__dict__
+                if step.kind is StepKind.INSERT:
+                    values.update(filled.get(state, ()))
+                    state.key = mapper.key_of(values)
+                    state.move(PERSISTENT, "flush")
+                    self.identity.add(state.key, state.obj)
+                else:
+                    new_key = mapper.key_of(values)
+                    if new_key != state.key:
+                        self.identity.discard(state.key, state.obj)
+                        state.key = new_key
+                        self.identity.add(new_key, state.obj)
+                state.committed = snapshot_of(values)
+        self._pending.clear()
+        self._marked.clear()
+        self.tracker.clear()
+        self._flush_count += 1
+
+    # -- transactions ---------------------------------------------------------------------
+
+    def begin(self, mode="DEFERRED"):
+        """Begin a transaction now (otherwise the first database operation begins one)."""
+        self._check("begin")
+        self.transaction.begin(mode)
+        return self
+
+    def begin_nested(self):
+        """Open a savepoint; returns a NestedTransaction (also a context manager)."""
+        self._check("begin_nested")
+        self._autoflush()
+        if not self.transaction.active:
+            self.transaction.begin("DEFERRED")
+        nested = self.transaction.open_savepoint(self)
+        self.undo.push()
+        return nested
+
+    def _end_nested(self, nested, commit):
+        self.transaction.check_innermost(nested, "commit" if commit else "rollback")
+        if commit:
+            self._check("commit")
+            self._flush()
+            self.transaction.release_savepoint(nested)
+            self.undo.release()
+        else:
+            self.transaction.rollback_to_savepoint(nested)
+            self._restore(self.undo.pop())
+
+    def in_transaction(self):
+        return self.transaction.state is not TransactionState.IDLE and self.transaction.state is not TransactionState.CLOSED
+
+    def in_nested_transaction(self):
+        return bool(self.transaction.savepoints)
+
+    def commit(self):
+        """Flush, then COMMIT.  If SQLite refuses the COMMIT, the transaction stays open and nothing is lost."""
+        self._check("commit")
+        self._flush()
+        if self.transaction.active:
+            self.transaction.commit()
+        for state in self._deleted_rows:
+            state.move(ObjectState.DETACHED, "commit")
+            state.session = None
+        self._deleted_rows.clear()
+        self.undo.forget()
+        if self.expire_on_commit:
+            for obj in self.identity.values():
+                state = obj.__dict__[STATE_ATTRIBUTE]
+                self._expire_state(state, state.mapper.columns)
+            self.undo.forget()
+
+    def rollback(self):
+        """Roll the database back, and every object the session touched since the last commit with it."""
+        if _get_ident() != self._owner_thread:
+            self._check("rollback")
+        if self.transaction.state is TransactionState.CLOSED:
+            self.transaction.check_usable("rollback")
+        self.transaction.rollback()
+        while self.undo.depth:
+            self._restore(self.undo.pop())
+        self._restore(self.undo.pop())
+
+    # -- the undo log: capture and restore ------------------------------------------------
+
+    def _capture(self, state):
+        return Memento(
+            state.status, state.session, state.key, state.committed, state.sequence,
+            dict(state.obj.__dict__),
+            pending=state in self._pending,
+            marked=state in self._marked,
+            deleted_row=state in self._deleted_rows,
+            candidate=state in self.tracker.candidates,
+        )
+
+    def _restore(self, scope):
+        """Put every object of an undo scope back as its memento says (see the module docstring)."""
+        if not scope:
+            return
+        for state in scope:
+            self._unindex(state)
+        for state, memento in scope.items():
+            values = state.obj.__dict__
+            for name in state.mapper.column_names:
+                values.pop(name, None)
+            committed = memento.committed
+            if memento.values is None:
+                committed = (NOT_LOADED,) * len(state.mapper.columns)
+            else:
+                for name in state.mapper.column_names:
+                    if name in memento.values:
+                        values[name] = memento.values[name]
+            state.status = memento.status
+            state.session = memento.session
+            state.key = memento.key
+            state.committed = committed
+            state.sequence = memento.sequence
+        for state, memento in scope.items():
+            if memento.session is not self:
+                continue
+            if memento.status is ObjectState.PENDING:
+                self._pending[state] = None
+            elif memento.status is PERSISTENT:
+                self.identity.add(state.key, state.obj)
+                if memento.marked:
+                    self._marked[state] = None
+                if memento.candidate:
+                    self.tracker.note_assignment(state)
+            elif memento.status is ObjectState.DELETED:
+                self._deleted_rows[state] = None
+        # Keep pending and marked objects in session order, which flushes rely on.
+        self._pending = dict(sorted(self._pending.items(), key=lambda item: item[0].sequence))
+        self._marked = dict(sorted(self._marked.items(), key=lambda item: item[0].sequence))
+
+    def _unindex(self, state):
+        if state.key is not None:
+            self.identity.discard(state.key, state.obj)
+        self._pending.pop(state, None)
+        self._marked.pop(state, None)
+        self._deleted_rows.pop(state, None)
+        self.tracker.forget(state)
+
+    # -- leaving the session --------------------------------------------------------------
+
+    def expunge(self, obj):
+        """Remove one object from the session: pending becomes transient, persistent becomes detached."""
+        self._check("expunge")
+        state = self._own_state(obj, "expunge")
+        self.undo.record(state)
+        self._unindex(state)
+        self._detach(state)
+
+    def expunge_all(self):
+        """expunge() every object in the session."""
+        self._check("expunge_all")
+        for state in self._all_states():
+            self.undo.record(state)
+            self._unindex(state)
+            self._detach(state)
+
+    def _all_states(self):
+        states = list(self._pending)
+        states.extend(obj.__dict__[STATE_ATTRIBUTE] for obj in self.identity.values())
+        states.extend(self._deleted_rows)
+        return states
+
+    def _detach(self, state):
+        if state.status is ObjectState.PENDING:
+            state.move(ObjectState.TRANSIENT, "expunge")
+        elif state.status is not ObjectState.DETACHED:
+            state.status = ObjectState.DETACHED
+        state.session = None
+
+    def reset(self):
+        """rollback(), then detach every object; the session stays usable."""
+        self.rollback()
+        for state in self._all_states():
+            self._unindex(state)
+            self._detach(state)
+        self.undo.forget()
+
+    def close(self):
+        """reset(), then refuse any further use.  Closing twice is fine."""
+        if self.transaction.state is TransactionState.CLOSED:
+            return
+        self.reset()
+        self.transaction.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, error_type, error, traceback):
+        if self.transaction.state is TransactionState.CLOSED:
+            return False
+        try:
+            if error_type is None:
+                self.commit()
+            else:
+                self.rollback()
+        except BaseException:
+            self.rollback()
+            self.close()
+            raise
+        self.close()
+        return False
+
+    # -- introspection --------------------------------------------------------------------
+
+    def stats(self):
+        """Objects per state and the work done so far, as a SessionStats."""
+        return SessionStats(
+            pending=len(self._pending),
+            persistent=len(self.identity),
+            marked_for_deletion=len(self._marked),
+            deleted=len(self._deleted_rows),
+            statements=self.executor.statement_count,
+            flushes=self._flush_count,
+        )
+
+    def __repr__(self):
+        stats = self.stats()
+        return (f"<Session {self.transaction.state.value}: {stats.pending} pending, "
+                f"{stats.persistent} persistent, {stats.marked_for_deletion} marked for deletion>")

@@ -1,0 +1,90 @@
+"""The lifecycle of a mapped object, as an enum with its allowed moves, and the per-object record.
+
+An object is always in exactly one of five states (the names and meanings are SQLAlchemy's)::
+
+    TRANSIENT   not in any session, no row            User(name='ann')
+    PENDING     added to a session, not yet INSERTed  session.add(u)
+    PERSISTENT  has a row, held in the identity map   session.flush()
+    DELETED     its row was DELETEd in this transaction (flushed, not yet committed)
+    DETACHED    had a row, but is no longer held by a session (expunged, closed, committed delete)
+
+``delete(obj)`` on a persistent object does not change its state: the object stays PERSISTENT and
+sits in ``session.deleted`` until a flush deletes the row.  A rollback is not a move in this
+table: it restores the state the object had when the transaction (or savepoint) began, whatever
+that was.
+
+Every other change of state goes through :meth:`InstanceState.move`, which refuses moves the
+table below does not list, so a bookkeeping bug shows up as a named error instead of as a
+quietly wrong flush.
+"""
+
+import enum
+
+from .errors import InvalidStateError
+
+
+class ObjectState(enum.Enum):
+    TRANSIENT = "transient"
+    PENDING = "pending"
+    PERSISTENT = "persistent"
+    DELETED = "deleted"
+    DETACHED = "detached"
+
+
+ALLOWED_MOVES = {
+    ObjectState.TRANSIENT: {ObjectState.PENDING},
+    ObjectState.PENDING: {ObjectState.PERSISTENT, ObjectState.TRANSIENT},
+    ObjectState.PERSISTENT: {ObjectState.DELETED, ObjectState.DETACHED},
+    ObjectState.DELETED: {ObjectState.DETACHED, ObjectState.PERSISTENT},
+    ObjectState.DETACHED: {ObjectState.PERSISTENT},
+}
+
+
+
+
+class InstanceState:
+    """What the session knows about one object, stored on the object as ``_uow_state``.
+
+    ``committed`` is the snapshot: a tuple with one entry per column, holding the value the row
+    had when it was loaded or last flushed (``NOT_LOADED`` for an expired column).  "Dirty" is
+    derived from it, never stored.  ``sequence`` is the order in which the object entered the
+    session; flushes use it to break ties, so the same operations give the same statements.
+    """
+
+    __slots__ = ("obj", "mapper", "status", "session", "key", "committed", "sequence", "undo_scope")
+
+    def __init__(self, obj, mapper, status, session, key=None, committed=None, sequence=0):
+        self.obj = obj
+        self.mapper = mapper
+        self.status = status
+        self.session = session
+        self.key = key
+        self.committed = committed
+        self.sequence = sequence
+        self.undo_scope = None
+
+    def move(self, new_status, operation):
+        """Change state, refusing any move the lifecycle table does not allow."""
+        if new_status not in ALLOWED_MOVES[self.status]:
+            raise InvalidStateError(
+                f"{operation}() cannot move {self.describe()} from {self.status.value} to {new_status.value}"
+            )
+        self.status = new_status
+
+    def describe(self):
+        """Name the object the way error messages and plans do: ``User(id=3)``, or ``User(new #4)``
+        for an object whose key the database has not given it yet (#4: the fourth object the
+        session met)."""
+        values = self.obj.__dict__
+        if self.key is None and any(values.get(name) is None for name in self.mapper.pk_names):
+            return f"{self.mapper.cls.__name__}(new #{self.sequence})"
+        return self.mapper.describe(values)
+
+    def __repr__(self):
+        return f"<state of {self.describe()}: {self.status.value}>"
+
+
+def status_of(obj):
+    """The ObjectState of any entity object (TRANSIENT for one no session has seen)."""
+    state = obj.__dict__.get("_uow_state")
+    return ObjectState.TRANSIENT if state is None else state.status
