@@ -63,7 +63,9 @@ class Statement:
 
     def __str__(self):
         if self.many:
-            return f"{self.sql}  -- executemany x{len(self.params)}"
+            rows = list(self.params)
+            shown = f": {rows!r}" if len(rows) <= 3 else ""
+            return f"{self.sql}  -- executemany x{len(rows)}{shown}"
         return f"{self.sql}  {tuple(self.params)!r}" if self.params else self.sql
 
 

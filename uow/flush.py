@@ -149,7 +149,7 @@ def _run_insert(executor, step, filled):
         executor.executemany(sql, rows)
         return
     generated = mapper.generated_key
-    if generated is not None and step.returning[0] == generated.name:
+    if generated is not None and step.returning[0] == generated.name and len(rows) > 1:
         before = executor.fetchall(f"SELECT max(rowid) FROM {mapper.quoted_table}")[0][0] or 0
         if before + len(rows) < ROWID_MAX:
             _insert_and_read_back(executor, step, sql, rows, before, filled)
@@ -182,7 +182,8 @@ def _insert_and_read_back(executor, step, sql, rows, before, filled):
 
 
 def _insert_returning(executor, step, sql, rows, filled):
-    """One row per statement with RETURNING: used for natural keys with SQL DEFAULTs, and as a fallback."""
+    """One statement per row with RETURNING: for a single row, for natural keys with SQL DEFAULTs
+    (the returned key names the row), and when rowids are too close to their maximum to be read back."""
     mapper = step.mapper
     columns = [mapper.column(name) for name in step.returning]
     returning_sql = f"{sql} RETURNING {', '.join(quote(c.name) for c in columns)}"
