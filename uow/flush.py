@@ -4,7 +4,7 @@ This module turns :class:`~uow.plan.Step` records into statements and reports wh
 filled in.  It never changes an object: the session applies the results only after every
 statement has succeeded, which is what lets a failed flush leave the session exactly as it was.
 
-**Values are checked before any SQL runs.**  :func:`check_values` walks every value the plan
+**Values are checked before any SQL runs.**  :func:`bind_plan` walks every value the plan
 will write and raises :class:`~uow.errors.ColumnValueError` naming the class, attribute, object
 and value that SQLite would reject or silently change.
 
@@ -30,24 +30,40 @@ from .plan import StepKind
 ROWID_MAX = 2 ** 63 - 1
 
 
-def check_values(plan):
-    """Raise ColumnValueError for the first value in the plan that cannot be stored unchanged."""
-    for step in plan.steps:
-        if step.kind is StepKind.DELETE:
-            continue
-        mapper = step.mapper
-        dicts = [state.obj.__dict__ for state in step.states]
-        for name in step.columns:
-            column = mapper.column(name)
-            column_values = [row.get(name) for row in dicts]
-            found = first_invalid(column.type, column_values, column.nullable or column.generated)
-            if found is not None:
-                index, reason = found
-                state = step.states[index]
-                raise ColumnValueError(
-                    f"cannot {step.kind.value.lower()} {state.describe()}: {column.qualified_name} = "
-                    f"{column_values[index]!r} {reason}"
-                )
+def bind_plan(plan):
+    """Build, check and convert the parameter rows of every step, before any SQL runs.
+
+    Returns one list of rows per step (deletes have none: they bind only keys).  Raises
+    ColumnValueError naming the class, attribute, object and value for the first value that
+    cannot be stored unchanged.  Checking a whole column at once (``columntypes.first_invalid``)
+    keeps this cheap for large flushes.
+    """
+    return [_bind_step(step) if step.kind is not StepKind.DELETE else None for step in plan.steps]
+
+
+def _bind_step(step):
+    mapper = step.mapper
+    get = _row_getter(step.columns)
+    rows = [get(state.obj.__dict__) for state in step.states]
+    if not rows or not step.columns:
+        return rows
+    columns = [mapper.column(name) for name in step.columns]
+    converted = []
+    for column, values in zip(columns, zip(*rows)):
+        found = first_invalid(column.type, values, column.nullable or column.generated)
+        if found is not None:
+            index, reason = found
+            raise ColumnValueError(
+                f"cannot {step.kind.value.lower()} {step.states[index].describe()}: "
+                f"{column.qualified_name} = {values[index]!r} {reason}"
+            )
+        convert = column.type.to_db
+        if convert is not None:
+            values = [convert(value) if value is not None else None for value in values]
+        converted.append(values)
+    if any(column.type.to_db is not None for column in columns):
+        rows = list(zip(*converted))
+    return rows
 
 
 def _row_getter(columns):
@@ -66,22 +82,6 @@ def _row_getter(columns):
             return tuple(values.get(name) for name in columns)
 
     return get
-
-
-def _bind_rows(mapper, columns, dicts):
-    """Parameter tuples for ``columns`` of each row, converted to what sqlite3 binds."""
-    get = _row_getter(columns)
-    rows = [get(values) for values in dicts]
-    converters = [(index, mapper.column(name).type.to_db) for index, name in enumerate(columns)]
-    converters = [(index, convert) for index, convert in converters if convert is not None]
-    if converters:
-        rows = [list(row) for row in rows]
-        for row in rows:
-            for index, convert in converters:
-                if row[index] is not None:
-                    row[index] = convert(row[index])
-        rows = [tuple(row) for row in rows]
-    return rows
 
 
 def _key_params(mapper, state):
@@ -104,15 +104,18 @@ def from_db(column, value):
     return convert(value) if convert is not None else value
 
 
-def run_plan(executor, plan):
-    """Run every step; return ``{state: {column name: value read back}}`` for inserted rows."""
+def run_plan(executor, plan, bound):
+    """Run every step with its rows from :func:`bind_plan`.
+
+    Returns ``{state: (column names, values read back)}`` for inserted rows.
+    """
     filled = {}
-    for step in plan.steps:
+    for step, rows in zip(plan.steps, bound):
         try:
             if step.kind is StepKind.INSERT:
-                _run_insert(executor, step, filled)
+                _run_insert(executor, step, rows, filled)
             elif step.kind is StepKind.UPDATE:
-                _run_update(executor, step)
+                _run_update(executor, step, rows)
             else:
                 _run_delete(executor, step)
         except sqlite3.Error as error:
@@ -140,10 +143,8 @@ def _insert_sql(mapper, columns):
     return f"INSERT INTO {mapper.quoted_table} ({names}) VALUES ({marks})"
 
 
-def _run_insert(executor, step, filled):
+def _run_insert(executor, step, rows, filled):
     mapper = step.mapper
-    dicts = [state.obj.__dict__ for state in step.states]
-    rows = _bind_rows(mapper, step.columns, dicts)
     sql = _insert_sql(mapper, step.columns)
     if not step.returning:
         executor.executemany(sql, rows)
@@ -173,12 +174,12 @@ def _insert_and_read_back(executor, step, sql, rows, before, filled):
             select, None,
         )
     names = step.returning
-    simple = all(c.type.from_db is None for c in columns)
-    for state, row in zip(step.states, returned):
-        if simple:
-            filled[state] = dict(zip(names, row))
-        else:
-            filled[state] = {c.name: from_db(c, value) for c, value in zip(columns, row)}
+    if all(c.type.from_db is None for c in columns):
+        for state, row in zip(step.states, returned):
+            filled[state] = (names, row)
+    else:
+        for state, row in zip(step.states, returned):
+            filled[state] = (names, tuple(from_db(c, value) for c, value in zip(columns, row)))
 
 
 def _insert_returning(executor, step, sql, rows, filled):
@@ -189,19 +190,17 @@ def _insert_returning(executor, step, sql, rows, filled):
     returning_sql = f"{sql} RETURNING {', '.join(quote(c.name) for c in columns)}"
     for state, row in zip(step.states, rows):
         values = executor.execute(returning_sql, row).fetchone()
-        filled[state] = {c.name: from_db(c, value) for c, value in zip(columns, values)}
+        filled[state] = (step.returning, tuple(from_db(c, value) for c, value in zip(columns, values)))
 
 
 def _where_key(mapper):
     return " AND ".join(f"{mapper.quoted_table}.{quote(name)} = ?" for name in mapper.pk_names)
 
 
-def _run_update(executor, step):
+def _run_update(executor, step, new_values):
     mapper = step.mapper
     assignments = ", ".join(f"{quote(name)} = ?" for name in step.columns)
     sql = f"UPDATE {mapper.quoted_table} SET {assignments} WHERE {_where_key(mapper)}"
-    dicts = [state.obj.__dict__ for state in step.states]
-    new_values = _bind_rows(mapper, step.columns, dicts)
     rows = [values + tuple(_key_params(mapper, state)) for values, state in zip(new_values, step.states)]
     cursor = executor.executemany(sql, rows)
     if cursor.rowcount != len(rows):
@@ -260,9 +259,9 @@ def _locate_failing_row(executor, step):
             single = type(step)(step.kind, step.mapper, [state], step.columns, step.returning)
             try:
                 if step.kind is StepKind.INSERT:
-                    _run_insert(executor, single, {})
+                    _run_insert(executor, single, _bind_step(single), {})
                 elif step.kind is StepKind.UPDATE:
-                    _run_update(executor, single)
+                    _run_update(executor, single, _bind_step(single))
                 else:
                     _run_delete(executor, single)
             except (sqlite3.Error, _StepFailed):

@@ -15,7 +15,12 @@ as a dictionary lookup; writing goes through :meth:`add` and :meth:`discard`, wh
 let two objects claim one row.
 """
 
+import contextlib
+import gc
+
 from .errors import DuplicateIdentityError
+
+BULK_ROWS = 1000
 
 
 class IdentityMap(dict):
@@ -41,3 +46,24 @@ def format_key(key):
     """``User(3)`` or ``Pair(1, 'x')``: an identity key as error messages print it."""
     cls, values = key
     return f"{cls.__name__}({', '.join(map(repr, values))})"
+
+
+@contextlib.contextmanager
+def collector_paused(rows):
+    """Pause CPython's cyclic garbage collector while a batch of ``rows`` objects is built.
+
+    Each loaded object and its state record point at each other, and building many of them
+    triggers the cyclic collector every few hundred allocations; its full passes walk *every*
+    object the program holds, so without this a load would get slower the more the program has
+    in memory.  Nothing built in the batch is garbage, so there is nothing for the collector to
+    find until the batch is done.  Small batches are left alone, and a collector the program
+    disabled itself stays disabled.
+    """
+    if rows < BULK_ROWS or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

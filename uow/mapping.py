@@ -450,6 +450,8 @@ class Mapper:
 
     def key_of(self, values):
         """The identity key of an object given its instance dict."""
+        if self.scalar_key_type is not None:
+            return (self.cls, (values.get(self.pk_names[0]),))
         return (self.cls, tuple(values.get(name) for name in self.pk_names))
 
     def describe(self, values):

@@ -37,8 +37,8 @@ from .errors import (
     WrongThreadError,
 )
 from .executor import Executor
-from .flush import check_values, from_db, run_plan
-from .identity import IdentityMap, format_key
+from .flush import bind_plan, from_db, run_plan
+from .identity import IdentityMap, collector_paused, format_key
 from .mapping import MISSING, NOT_LOADED, STATE_ATTRIBUTE, mapper_of
 from .plan import StepKind, build_plan
 from .query import select_sql
@@ -55,8 +55,8 @@ FLUSH_SAVEPOINT = '"uow_flush"'
 class Memento:
     """How one object looked at the start of an undo scope (see ``undo``).
 
-    ``values`` is a copy of the instance dict, or None meaning "expire every column" (for objects
-    that were loaded inside the scope: their values may include changes the rollback undid).
+    ``values`` is a copy of the instance dict; the flags say which of the session's collections
+    the object was in.
     """
 
     __slots__ = ("status", "session", "key", "committed", "sequence", "values", "pending",
@@ -116,6 +116,9 @@ class Session:
         self._deleted_rows = {}
         self._sequence = itertools.count(1)
         self._owner_thread = _get_ident()
+        # The owner's thread id while the session is usable, None while it is failed or closed:
+        # get() decides "fast path or explain the problem" with a single comparison.
+        self._ready_thread = self._owner_thread
         self._autoflush_blocked = 0
         self._flushing = False
         self._flush_count = 0
@@ -154,6 +157,9 @@ class Session:
         another session, or one whose key another object in this session holds, is an error.
         """
         self._check("add")
+        self._add(obj)
+
+    def _add(self, obj):
         mapper = mapper_of(obj)
         values = obj.__dict__
         state = values.get(STATE_ATTRIBUTE)
@@ -170,7 +176,9 @@ class Session:
         if status is ObjectState.TRANSIENT:
             if mapper.generated_key is None or values.get(mapper.generated_key.name) is not None:
                 self._refuse_held_key(mapper.key_of(values), obj)
-            self.undo.record(state)
+            # A transient object is in none of the session's collections: its memento is just
+            # its values (cheaper than _capture, and add() is on the bulk-insert path).
+            self.undo.record_memento(state, Memento(ObjectState.TRANSIENT, None, None, None, 0, dict(values)))
             state.move(ObjectState.PENDING, "add")
             state.session = self
             state.sequence = next(self._sequence)
@@ -191,8 +199,12 @@ class Session:
 
     def add_all(self, objects):
         """add() each object, in order."""
-        for obj in objects:
-            self.add(obj)
+        self._check("add_all")
+        objects = list(objects)
+        add = self._add
+        with collector_paused(len(objects)):
+            for obj in objects:
+                add(obj)
 
     def _refuse_held_key(self, key, obj):
         held = self.identity.get(key)
@@ -218,7 +230,7 @@ class Session:
         if state.session is not None and state.session is not self:
             raise InvalidStateError(f"delete(): {obj!r} belongs to another session")
         if state.status is ObjectState.DETACHED:
-            self.add(obj)
+            self._add(obj)
         if state.status is ObjectState.PENDING:
             self.expunge(obj)
         elif state.status is PERSISTENT and state not in self._marked:
@@ -232,8 +244,7 @@ class Session:
 
         An object already in the identity map is returned without any SQL.
         """
-        if _get_ident() != self._owner_thread or self.transaction.state is not TransactionState.IDLE \
-                and self.transaction.state is not TransactionState.ACTIVE:
+        if _get_ident() != self._ready_thread:
             self._check("get")
         try:
             mapper = entity.__mapper__
@@ -294,17 +305,24 @@ class Session:
         """Turn rows into objects through the identity map.
 
         A row whose object is already held never overwrites it (its unflushed changes win);
-        only the object's expired columns are filled in from the row.
+        only the object's expired columns are filled in from the row.  A new object records the
+        undo log's current epoch instead of a memento: rolling back expires it (see ``undo``).
         """
+        objects = []
+        with collector_paused(len(rows)):
+            self._build_objects(mapper, rows, objects)
+        return objects
+
+    def _build_objects(self, mapper, rows, objects):
         cls = mapper.cls
         names = mapper.column_names
         converters = mapper.load_converters
         pk_indexes = mapper.pk_indexes
+        single_key = pk_indexes[0] if len(pk_indexes) == 1 else None
         identity = self.identity
         new = object.__new__
         sequence = self._sequence
-        record = self.undo.record_memento
-        objects = []
+        epoch = self.undo.epoch
         for row in rows:
             if converters:
                 row = list(row)
@@ -312,20 +330,21 @@ class Session:
                     if row[index] is not None:
                         row[index] = convert(row[index])
                 row = tuple(row)
-            key = (cls, tuple([row[index] for index in pk_indexes]))
+            if single_key is not None:
+                key = (cls, (row[single_key],))
+            else:
+                key = (cls, tuple([row[index] for index in pk_indexes]))
             obj = identity.get(key)
             if obj is None:
                 obj = new(cls)
-                values = dict(zip(names, row))
-                state = InstanceState(obj, mapper, PERSISTENT, self, key, row, next(sequence))
-                values[STATE_ATTRIBUTE] = state
-                obj.__dict__ = values
+                values = obj.__dict__
+                values.update(zip(names, row))
+                values[STATE_ATTRIBUTE] = InstanceState(obj, mapper, PERSISTENT, self, key, row,
+                                                        next(sequence), epoch)
                 identity[key] = obj
-                record(state, Memento(PERSISTENT, self, key, None, state.sequence, None))
             else:
                 self._fill_expired(obj.__dict__[STATE_ATTRIBUTE], row)
             objects.append(obj)
-        return objects
 
     def _fill_expired(self, state, row):
         values = state.obj.__dict__
@@ -524,26 +543,31 @@ class Session:
         self._flush()
 
     def _flush(self):
+        with collector_paused(len(self._pending) + len(self.tracker.candidates) + len(self._marked)):
+            self._flush_changes()
+
+    def _flush_changes(self):
         inserts, updates, deletes = self._collect_changes()
         if not (inserts or updates or deletes):
             self.tracker.clear()
             return
         self._refuse_duplicate_keys(inserts)
         plan = build_plan(inserts, updates, deletes)
-        check_values(plan)
+        bound = bind_plan(plan)
         self._flushing = True
         try:
             if not self.transaction.active:
                 self.transaction.begin("IMMEDIATE")
             self.executor.execute(f"SAVEPOINT {FLUSH_SAVEPOINT}")
             try:
-                filled = run_plan(self.executor, plan)
+                filled = run_plan(self.executor, plan, bound)
                 self.executor.execute(f"RELEASE {FLUSH_SAVEPOINT}")
             except BaseException as error:
                 if self.executor.in_transaction:
                     self.executor.execute(f"ROLLBACK TO {FLUSH_SAVEPOINT}")
                     self.executor.execute(f"RELEASE {FLUSH_SAVEPOINT}")
                 self.transaction.fail(error)
+                self._ready_thread = None
                 raise
             self._apply_flush(plan, filled)
         finally:
@@ -584,7 +608,9 @@ class Session:
                 record(state)
                 values = state.obj.__dict__
                 if step.kind is StepKind.INSERT:
-                    values.update(filled.get(state, ()))
+                    if state in filled:
+                        names, read_back = filled[state]
+                        values.update(zip(names, read_back))
                     state.key = mapper.key_of(values)
                     state.move(PERSISTENT, "flush")
                     self.identity.add(state.key, state.obj)
@@ -627,7 +653,7 @@ class Session:
             self.undo.release()
         else:
             self.transaction.rollback_to_savepoint(nested)
-            self._restore(self.undo.pop())
+            self._restore(*self.undo.pop())
 
     def in_transaction(self):
         return self.transaction.state is not TransactionState.IDLE and self.transaction.state is not TransactionState.CLOSED
@@ -659,13 +685,16 @@ class Session:
         if self.transaction.state is TransactionState.CLOSED:
             self.transaction.check_usable("rollback")
         self.transaction.rollback()
+        self._ready_thread = self._owner_thread
         while self.undo.depth:
-            self._restore(self.undo.pop())
-        self._restore(self.undo.pop())
+            self._restore(*self.undo.pop())
+        self._restore(*self.undo.pop())
 
     # -- the undo log: capture and restore ------------------------------------------------
 
     def _capture(self, state):
+        if state.session is None:
+            return Memento(state.status, None, state.key, state.committed, state.sequence, dict(state.obj.__dict__))
         return Memento(
             state.status, state.session, state.key, state.committed, state.sequence,
             dict(state.obj.__dict__),
@@ -675,27 +704,22 @@ class Session:
             candidate=state in self.tracker.candidates,
         )
 
-    def _restore(self, scope):
-        """Put every object of an undo scope back as its memento says (see the module docstring)."""
-        if not scope:
-            return
+    def _restore(self, scope, start_epoch):
+        """Put every object of an undo scope back as its memento says, then expire the objects
+        loaded since the scope began (their values may include what the rollback undid)."""
         for state in scope:
             self._unindex(state)
         for state, memento in scope.items():
             values = state.obj.__dict__
             for name in state.mapper.column_names:
                 values.pop(name, None)
-            committed = memento.committed
-            if memento.values is None:
-                committed = (NOT_LOADED,) * len(state.mapper.columns)
-            else:
-                for name in state.mapper.column_names:
-                    if name in memento.values:
-                        values[name] = memento.values[name]
+            for name in state.mapper.column_names:
+                if name in memento.values:
+                    values[name] = memento.values[name]
             state.status = memento.status
             state.session = memento.session
             state.key = memento.key
-            state.committed = committed
+            state.committed = memento.committed
             state.sequence = memento.sequence
         for state, memento in scope.items():
             if memento.session is not self:
@@ -711,8 +735,16 @@ class Session:
             elif memento.status is ObjectState.DELETED:
                 self._deleted_rows[state] = None
         # Keep pending and marked objects in session order, which flushes rely on.
-        self._pending = dict(sorted(self._pending.items(), key=lambda item: item[0].sequence))
-        self._marked = dict(sorted(self._marked.items(), key=lambda item: item[0].sequence))
+        if scope:
+            self._pending = dict(sorted(self._pending.items(), key=lambda item: item[0].sequence))
+            self._marked = dict(sorted(self._marked.items(), key=lambda item: item[0].sequence))
+        for obj in self.identity.values():
+            state = obj.__dict__[STATE_ATTRIBUTE]
+            if state.loaded_epoch >= start_epoch:
+                values = obj.__dict__
+                for name in state.mapper.column_names:
+                    values.pop(name, None)
+                state.committed = (NOT_LOADED,) * len(state.mapper.columns)
 
     def _unindex(self, state):
         if state.key is not None:
@@ -767,6 +799,7 @@ class Session:
             return
         self.reset()
         self.transaction.close()
+        self._ready_thread = None
 
     def __enter__(self):
         return self

@@ -32,12 +32,17 @@ class ObjectState(enum.Enum):
 
 
 ALLOWED_MOVES = {
-    ObjectState.TRANSIENT: {ObjectState.PENDING},
-    ObjectState.PENDING: {ObjectState.PERSISTENT, ObjectState.TRANSIENT},
-    ObjectState.PERSISTENT: {ObjectState.DELETED, ObjectState.DETACHED},
-    ObjectState.DELETED: {ObjectState.DETACHED, ObjectState.PERSISTENT},
-    ObjectState.DETACHED: {ObjectState.PERSISTENT},
+    ObjectState.TRANSIENT: (ObjectState.PENDING,),
+    ObjectState.PENDING: (ObjectState.PERSISTENT, ObjectState.TRANSIENT),
+    ObjectState.PERSISTENT: (ObjectState.DELETED, ObjectState.DETACHED),
+    ObjectState.DELETED: (ObjectState.DETACHED, ObjectState.PERSISTENT),
+    ObjectState.DETACHED: (ObjectState.PERSISTENT,),
 }
+
+# The same table on the members themselves: a flush moves every row it writes, and looking the
+# moves up by attribute avoids hashing an Enum member (a Python-level __hash__) each time.
+for _status, _moves in ALLOWED_MOVES.items():
+    _status.allowed_moves = _moves
 
 
 
@@ -49,11 +54,14 @@ class InstanceState:
     had when it was loaded or last flushed (``NOT_LOADED`` for an expired column).  "Dirty" is
     derived from it, never stored.  ``sequence`` is the order in which the object entered the
     session; flushes use it to break ties, so the same operations give the same statements.
+    ``loaded_epoch`` is the undo-log epoch in which the object was loaded from a row (-1 for an
+    object that was added): a rollback expires the objects loaded since its scope began.
     """
 
-    __slots__ = ("obj", "mapper", "status", "session", "key", "committed", "sequence", "undo_scope")
+    __slots__ = ("obj", "mapper", "status", "session", "key", "committed", "sequence", "undo_scope",
+                 "loaded_epoch")
 
-    def __init__(self, obj, mapper, status, session, key=None, committed=None, sequence=0):
+    def __init__(self, obj, mapper, status, session, key=None, committed=None, sequence=0, loaded_epoch=-1):
         self.obj = obj
         self.mapper = mapper
         self.status = status
@@ -62,10 +70,11 @@ class InstanceState:
         self.committed = committed
         self.sequence = sequence
         self.undo_scope = None
+        self.loaded_epoch = loaded_epoch
 
     def move(self, new_status, operation):
         """Change state, refusing any move the lifecycle table does not allow."""
-        if new_status not in ALLOWED_MOVES[self.status]:
+        if new_status not in self.status.allowed_moves:
             raise InvalidStateError(
                 f"{operation}() cannot move {self.describe()} from {self.status.value} to {new_status.value}"
             )

@@ -12,10 +12,9 @@ last flush.  Only candidates are compared.  An assignment costs one dictionary i
 costs as much as the objects that were touched.
 
 A field whose snapshot is ``NOT_LOADED`` (it was expired) has no known database value, so any
-value assigned to it counts as a change.
+value assigned to it counts as a change (``NOT_LOADED`` equals nothing but itself).
 """
 
-from .mapping import MISSING, NOT_LOADED
 
 
 class ChangeTracker:
@@ -45,19 +44,19 @@ class ChangeTracker:
 
 
 def changed_fields(state):
-    """The names of the columns whose value differs from the snapshot, in declaration order."""
+    """The names of the columns whose value differs from the snapshot, in declaration order.
+
+    Values are compared with ``==``: assigning ``1.0`` where the row held ``1`` is no change.
+    """
     committed = state.committed
     if committed is None:
         return ()
-    values = state.obj.__dict__
-    changed = []
-    for column, before in zip(state.mapper.columns, committed):
-        now = values.get(column.name, MISSING)
-        if now is MISSING:
-            continue  # expired and not reassigned: nothing to write
-        if before is NOT_LOADED or now != before or type(now) is not type(before):
-            changed.append(column.name)
-    return tuple(changed)
+    mapper = state.mapper
+    current = mapper.snapshot_getter(state.obj.__dict__)
+    if current == committed:
+        return ()
+    # An expired column that was not assigned again reads NOT_LOADED on both sides: no change.
+    return tuple([name for name, now, before in zip(mapper.column_names, current, committed) if now != before])
 
 
 def original_value(state, name):

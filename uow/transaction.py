@@ -121,6 +121,12 @@ class Transaction:
                 "or use begin_nested() for a savepoint inside it"
             )
         self.check_usable("begin")
+        if self.executor.in_transaction:
+            raise TransactionError(
+                "begin(): the connection already has a transaction open that this session did not begin "
+                "(another Session, or code using the connection directly); finish it first — "
+                "one session per connection at a time"
+            )
         self.executor.execute(f"BEGIN {mode}")
         self._move(TransactionState.ACTIVE, "begin")
         self.mode = mode

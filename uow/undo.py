@@ -11,6 +11,10 @@ session's creation) to the next, and each savepoint pushes a scope of its own.  
 savepoint folds its copies into the enclosing scope, keeping the enclosing scope's older copy
 where both have one, so that an outer rollback still goes back to the outer starting point.
 
+Objects *loaded* inside a scope get no copy at all (a load is the commonest thing a session
+does, and the cheapest to undo): each scope has a start *epoch*, every loaded object remembers
+the epoch it was loaded in, and rolling a scope back expires the objects loaded since its start.
+
 The log does not know what a copy contains: the session gives it a ``capture`` function and
 restores copies itself, because only the session knows which of its collections an object was in.
 """
@@ -22,6 +26,8 @@ class UndoLog:
     def __init__(self, capture):
         self._capture = capture
         self.scopes = [{}]
+        self.epoch = 0
+        self.start_epochs = [0]
 
     @property
     def depth(self):
@@ -45,10 +51,16 @@ class UndoLog:
     def push(self):
         """Open a scope for a savepoint."""
         self.scopes.append({})
+        self._new_epoch()
+
+    def _new_epoch(self):
+        self.epoch += 1
+        self.start_epochs.append(self.epoch)
 
     def release(self):
         """Fold the innermost scope into its parent: a released savepoint's work joins the transaction."""
         child = self.scopes.pop()
+        self.start_epochs.pop()
         parent = self.scopes[-1]
         for state, memento in child.items():
             if state not in parent:
@@ -56,23 +68,29 @@ class UndoLog:
             state.undo_scope = parent
 
     def pop(self):
-        """Remove the innermost scope and return its mementos, for the caller to restore."""
-        scope = self.scopes.pop() if len(self.scopes) > 1 else self._reset_root()
+        """Remove the innermost scope; return its mementos and its start epoch, for the caller to restore.
+
+        Popping the root scope leaves a fresh, empty root scope behind.
+        """
+        start = self.start_epochs.pop()
+        if len(self.scopes) > 1:
+            scope = self.scopes.pop()
+        else:
+            scope = self.scopes[0]
+            self.scopes[0] = {}
+            self._new_epoch()
         parent = self.scopes[-1]
         for state in scope:
             state.undo_scope = parent if state in parent else None
-        return scope
-
-    def _reset_root(self):
-        scope = self.scopes[0]
-        self.scopes[0] = {}
-        return scope
+        return scope, start
 
     def forget(self):
         """Commit: nothing before this point can be rolled back to any more."""
         for scope in self.scopes:
             scope.clear()
         self.scopes = [{}]
+        self.start_epochs = []
+        self._new_epoch()
 
     def __len__(self):
         return sum(map(len, self.scopes))
