@@ -595,36 +595,57 @@ class Session:
         """Bring the objects in line with what the flush wrote (runs only after every statement succeeded)."""
         record = self.undo.record
         for step in plan.steps:
-            mapper = step.mapper
-            if step.kind is StepKind.DELETE:
+            if step.kind is StepKind.INSERT:
+                self._apply_inserts(step, filled)
+            elif step.kind is StepKind.UPDATE:
+                mapper = step.mapper
                 for state in step.states:
                     record(state)
-                    self.identity.discard(state.key, state.obj)
-                    state.move(ObjectState.DELETED, "flush")
-                    self._deleted_rows[state] = None
-                continue
-            snapshot_of = mapper.snapshot_getter
-            for state in step.states:
-                record(state)
-                values = state.obj.__dict__
-                if step.kind is StepKind.INSERT:
-                    if state in filled:
-                        names, read_back = filled[state]
-                        values.update(zip(names, read_back))
-                    state.key = mapper.key_of(values)
-                    state.move(PERSISTENT, "flush")
-                    self.identity.add(state.key, state.obj)
-                else:
+                    values = state.obj.__dict__
                     new_key = mapper.key_of(values)
                     if new_key != state.key:
                         self.identity.discard(state.key, state.obj)
                         state.key = new_key
                         self.identity.add(new_key, state.obj)
-                state.committed = snapshot_of(values)
+                    state.committed = mapper.snapshot_getter(values)
+            else:
+                for state in step.states:
+                    record(state)
+                    self.identity.discard(state.key, state.obj)
+                    state.move(ObjectState.DELETED, "flush")
+                    self._deleted_rows[state] = None
         self._pending.clear()
         self._marked.clear()
         self.tracker.clear()
         self._flush_count += 1
+
+    def _apply_inserts(self, step, filled):
+        """Inserted objects become persistent, with the values the database filled in.
+
+        This is the hottest loop of a bulk insert, so the undo-log check and the identity-map
+        insert are written out here rather than called; they do what ``UndoLog.record`` and
+        ``IdentityMap.add`` do.  (Keys were checked for duplicates before any SQL ran.)
+        """
+        mapper = step.mapper
+        cls = mapper.cls
+        snapshot_of = mapper.snapshot_getter
+        single_key = mapper.pk_names[0] if mapper.scalar_key_type is not None else None
+        identity = self.identity
+        scope = self.undo.scopes[-1]
+        for state in step.states:
+            if state.undo_scope is not scope:
+                self.undo.record(state)
+            obj = state.obj
+            values = obj.__dict__
+            if state in filled:
+                names, read_back = filled[state]
+                values.update(zip(names, read_back))
+            key = (cls, (values[single_key],)) if single_key is not None else mapper.key_of(values)
+            state.move(PERSISTENT, "flush")
+            state.key = key
+            state.committed = snapshot_of(values)
+            if identity.setdefault(key, obj) is not obj:
+                identity.add(key, obj)  # raises DuplicateIdentityError, naming both objects
 
     # -- transactions ---------------------------------------------------------------------
 
