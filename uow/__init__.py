@@ -26,6 +26,8 @@ from .schema import create_all, create_table_sql
 from .session import Session, SessionStats
 from .states import ObjectState, status_of as state_of
 from .transaction import NestedTransaction, TransactionState
+from .events import EVENT_NAMES, listen, remove_listener
+from . import events
 from . import errors
 
 
@@ -49,5 +51,5 @@ __all__ = [
     "Column", "Entity", "ForeignKey", "Session", "SessionStats", "connect", "create_all",
     "create_table_sql", "capture_sql", "Statement", "ObjectState", "state_of", "object_session",
     "identity_key", "FlushPlan", "Step", "StepKind", "Constraint", "NestedTransaction",
-    "TransactionState", "errors",
+    "TransactionState", "errors", "events", "listen", "remove_listener", "EVENT_NAMES",
 ]

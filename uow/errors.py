@@ -100,6 +100,24 @@ class FlushError(UowError):
         self.obj = obj
 
 
+class StaleDataError(FlushError):
+    """An UPDATE or DELETE found that someone else changed or deleted the row since it was loaded.
+
+    Raised for entities with a version column (``Column(version=True)``); nothing was overwritten.
+    ``expected`` is the version this session loaded, ``found`` what the row holds now (None when
+    the row is gone).
+    """
+
+    def __init__(self, message, statement=None, obj=None, expected=None, found=None):
+        super().__init__(message, statement=statement, obj=obj)
+        self.expected = expected
+        self.found = found
+
+
+class ReadOnlyError(TransactionError):
+    """A flush was attempted in a read-only transaction; nothing was sent."""
+
+
 class PendingRollbackError(UowError):
     """A previous flush failed; call ``rollback()`` before using the session again.
 

@@ -23,7 +23,7 @@ import sqlite3
 from operator import itemgetter
 
 from .columntypes import FloatType, first_invalid
-from .errors import ColumnValueError, FlushError
+from .errors import ColumnValueError, FlushError, StaleDataError
 from .mapping import quote
 from .plan import StepKind
 
@@ -43,6 +43,14 @@ def bind_plan(plan):
 
 def _bind_step(step):
     mapper = step.mapper
+    version = mapper.version_column
+    if step.kind is StepKind.UPDATE and version is not None and version.name in step.columns:
+        state = step.states[0]
+        raise ColumnValueError(
+            f"cannot update {state.describe()}: {version.qualified_name} is its version counter, which uow "
+            f"manages (it was changed from {state.committed[version.index]!r} to "
+            f"{state.obj.__dict__.get(version.name)!r}); leave it alone"
+        )
     get = _row_getter(step.columns)
     rows = [get(state.obj.__dict__) for state in step.states]
     if not rows or not step.columns:
@@ -85,11 +93,14 @@ def _row_getter(columns):
 
 
 def _key_params(mapper, state):
-    """The WHERE parameters that find a row by the key it had before this flush."""
+    """The WHERE parameters that find a row by the key it had before this flush (and, for a
+    versioned entity, the version this session loaded)."""
     values = []
     for column, value in zip(mapper.primary_key, state.key[1]):
         convert = column.type.to_db
         values.append(convert(value) if convert is not None and value is not None else value)
+    if mapper.version_column is not None:
+        values.append(state.committed[mapper.version_column.index])
     return values
 
 
@@ -122,6 +133,10 @@ def run_plan(executor, plan, bound):
             raise _flush_error(executor, step, error) from error
         except _StepFailed as failure:
             obj = failure.state.obj if failure.state is not None else None
+            if failure.stale is not None:
+                expected, found = failure.stale
+                raise StaleDataError(str(failure), statement=failure.sql, obj=obj,
+                                     expected=expected, found=found) from None
             raise FlushError(str(failure), statement=failure.sql, obj=obj) from None
     return filled
 
@@ -129,10 +144,11 @@ def run_plan(executor, plan, bound):
 class _StepFailed(Exception):
     """Internal: a step's statement ran but did not do what was asked (e.g. matched no row)."""
 
-    def __init__(self, message, sql, state):
+    def __init__(self, message, sql, state, stale=None):
         super().__init__(message)
         self.sql = sql
         self.state = state
+        self.stale = stale
 
 
 def _insert_sql(mapper, columns):
@@ -194,13 +210,23 @@ def _insert_returning(executor, step, sql, rows, filled):
 
 
 def _where_key(mapper):
-    return " AND ".join(f"{mapper.quoted_table}.{quote(name)} = ?" for name in mapper.pk_names)
+    names = list(mapper.pk_names)
+    if mapper.version_column is not None:
+        names.append(mapper.version_column.name)
+    return " AND ".join(f"{mapper.quoted_table}.{quote(name)} = ?" for name in names)
+
+
+def _update_sql(mapper, columns):
+    assignments = [f"{quote(name)} = ?" for name in columns]
+    version = mapper.version_column
+    if version is not None:
+        assignments.append(f"{quote(version.name)} = {quote(version.name)} + 1")
+    return f"UPDATE {mapper.quoted_table} SET {', '.join(assignments)} WHERE {_where_key(mapper)}"
 
 
 def _run_update(executor, step, new_values):
     mapper = step.mapper
-    assignments = ", ".join(f"{quote(name)} = ?" for name in step.columns)
-    sql = f"UPDATE {mapper.quoted_table} SET {assignments} WHERE {_where_key(mapper)}"
+    sql = _update_sql(mapper, step.columns)
     rows = [values + tuple(_key_params(mapper, state)) for values, state in zip(new_values, step.states)]
     cursor = executor.executemany(sql, rows)
     if cursor.rowcount != len(rows):
@@ -217,11 +243,30 @@ def _run_delete(executor, step):
 
 
 def _raise_unmatched(executor, step, sql, verb):
-    """An UPDATE or DELETE matched fewer rows than objects: name the first object whose row is gone."""
+    """An UPDATE or DELETE matched fewer rows than objects: name the first object whose row moved on.
+
+    With a version column this is a lost race (StaleDataError: someone else committed a change
+    to the row first); without one, the row was deleted or re-keyed behind the session's back.
+    """
     mapper = step.mapper
-    probe = f"SELECT 1 FROM {mapper.quoted_table} WHERE {_where_key(mapper)}"
+    version = mapper.version_column
+    where = " AND ".join(f"{mapper.quoted_table}.{quote(name)} = ?" for name in mapper.pk_names)
+    probe = f"SELECT {quote(version.name) if version else 1} FROM {mapper.quoted_table} WHERE {where}"
     for state in step.states:
-        if not executor.fetchall(probe, _key_params(mapper, state)):
+        params = _key_params(mapper, state)[:len(mapper.pk_names)]
+        found = executor.fetchall(probe, params)
+        if version is not None:
+            expected = state.committed[version.index]
+            now = found[0][0] if found else None
+            if now != expected:
+                what = "the row was deleted" if not found else f"found version {now}"
+                raise _StepFailed(
+                    f"{verb} of {state.describe()} expected {version.qualified_name} = {expected}, but {what}: "
+                    f"another session changed it first. Nothing was overwritten; rollback(), reload the "
+                    f"object and apply your change again",
+                    sql, state, stale=(expected, now),
+                )
+        elif not found:
             raise _StepFailed(
                 f"{verb} of {state.describe()} matched no row: the row was deleted or its key changed "
                 f"outside this session; refresh or expunge the object",
@@ -237,7 +282,12 @@ def _flush_error(executor, step, error):
         state = _locate_failing_row(executor, step)
     what = state.describe() if state is not None else f"{len(step.states)} {step.table} rows"
     sql = _step_sql(step)
-    return FlushError(f"{step.kind.value} of {what} failed: {error} (statement: {sql})", statement=sql,
+    hint = ""
+    if getattr(error, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+        hint = (" -- another connection holds the write lock. If this transaction began with a read "
+                "(BEGIN DEFERRED), SQLite cannot wait for it: roll back and retry the whole unit of work, "
+                "or open the session with begin_mode='IMMEDIATE'")
+    return FlushError(f"{step.kind.value} of {what} failed: {error} (statement: {sql}){hint}", statement=sql,
                       obj=state.obj if state is not None else None)
 
 
@@ -246,8 +296,7 @@ def _step_sql(step):
     if step.kind is StepKind.INSERT:
         return _insert_sql(mapper, step.columns)
     if step.kind is StepKind.UPDATE:
-        assignments = ", ".join(f"{quote(name)} = ?" for name in step.columns)
-        return f"UPDATE {mapper.quoted_table} SET {assignments} WHERE {_where_key(mapper)}"
+        return _update_sql(mapper, step.columns)
     return f"DELETE FROM {mapper.quoted_table} WHERE {_where_key(mapper)}"
 
 

@@ -110,10 +110,15 @@ class Column:
     called once per object, ``server_default`` an SQL expression that becomes the column's
     DEFAULT (uow reads the value back after the INSERT).  Nullability comes from the
     annotation (``str | None``).
+
+    ``version=True`` makes an ``int`` column the row's version counter (optimistic concurrency):
+    it starts at 1, every UPDATE and DELETE of the row checks it still holds the value this
+    session loaded and increments it, and a mismatch raises StaleDataError instead of
+    overwriting someone else's change.
     """
 
     def __init__(self, *, primary_key=False, default=MISSING, default_factory=None,
-                 server_default=None, unique=False, references=None):
+                 server_default=None, unique=False, references=None, version=False):
         if default is not MISSING and default_factory is not None:
             raise MappingError("give a Column either default or default_factory, not both")
         self.primary_key = primary_key
@@ -122,6 +127,7 @@ class Column:
         self.server_default = server_default
         self.unique = unique
         self.references = references
+        self.version = version
         # Filled in when the class is mapped:
         self.name = None
         self.entity = None
@@ -283,6 +289,10 @@ class Mapper:
             # A single INTEGER PRIMARY KEY is SQLite's rowid: left None, SQLite assigns it.
             self.generated_key = self.primary_key[0]
             self.generated_key.generated = True
+        versions = [column for column in self.columns if column.version]
+        if len(versions) > 1:
+            raise MappingError(f"{cls.__name__} declares {len(versions)} version columns; one is enough")
+        self.version_column = versions[0] if versions else None
         self.foreign_keys = self._collect_foreign_keys(cls, foreign_keys)
         self._prepare_construction()
         self.load_converters = tuple(
@@ -325,6 +335,11 @@ class Mapper:
             column.index = len(columns)
             if column.primary_key and nullable:
                 raise MappingError(f"{cls.__name__}.{name}: a primary-key column cannot be nullable")
+            if column.version:
+                if python_type is not int or nullable or column.primary_key:
+                    raise MappingError(f"{cls.__name__}.{name}: a version column must be a non-nullable int, not a key")
+                if column.default is MISSING:
+                    column.default = 1
             if column.default is not MISSING and column.default is not None:
                 reason = column.type.problem(column.default)
                 if reason is not None:

@@ -28,6 +28,7 @@ import types
 
 from .errors import (
     DuplicateIdentityError,
+    ReadOnlyError,
     InvalidStateError,
     NotFoundError,
     ObjectDeletedError,
@@ -36,6 +37,7 @@ from .errors import (
     UnmappedClassError,
     WrongThreadError,
 )
+from .events import Listeners, dispatch
 from .executor import Executor
 from .flush import bind_plan, from_db, run_plan
 from .identity import IdentityMap, collector_paused, format_key
@@ -101,11 +103,24 @@ class Session:
     ``autoflush`` (default True) flushes pending changes before a query, so queries see them.
     ``expire_on_commit`` (default False) would make every object reload after commit; uow keeps
     the values, which are exactly what this session just committed (see the README for why).
+
+    Transaction options (see ``transaction``): ``begin_mode`` ("DEFERRED", "IMMEDIATE",
+    "EXCLUSIVE"; by default reads begin DEFERRED and flushes IMMEDIATE), ``read_only``,
+    ``busy_timeout`` in seconds, and ``isolation_level`` / ``deferrable``, which SQLite cannot
+    honour except for "SERIALIZABLE" and are refused rather than ignored.
     """
 
-    def __init__(self, connection, *, autoflush=True, expire_on_commit=False):
+    listeners = Listeners()  # listeners of every session; see uow.events
+
+    def __init__(self, connection, *, autoflush=True, expire_on_commit=False, begin_mode=None,
+                 read_only=False, busy_timeout=None, isolation_level=None, deferrable=None):
         self.executor = Executor(connection)
         self.transaction = Transaction(self.executor)
+        self.transaction.configure(begin_mode=begin_mode, read_only=read_only,
+                                   isolation_level=isolation_level, deferrable=deferrable)
+        if busy_timeout is not None:
+            self.transaction.set_busy_timeout(busy_timeout)
+        self.listeners = Listeners()
         self.identity = IdentityMap()
         self.undo = UndoLog(self._capture)
         self.tracker = ChangeTracker()
@@ -298,8 +313,22 @@ class Session:
 
     def _query(self, sql, params):
         if not self.transaction.active:
-            self.transaction.begin("DEFERRED")
+            self._begin(None)
         return self.executor.fetchall(sql, params)
+
+    def _around(self, event, operation, **info):
+        """Run ``operation`` between the ``before_`` and ``after_`` events called ``event``."""
+        dispatch(self, "before_" + event, **info)
+        try:
+            result = operation()
+        except BaseException as error:
+            dispatch(self, "after_" + event, error=error, **info)
+            raise
+        dispatch(self, "after_" + event, error=None, **info)
+        return result
+
+    def _begin(self, mode, for_writing=False, **options):
+        self._around("begin", lambda: self.transaction.begin(mode, for_writing=for_writing, **options))
 
     def _load(self, mapper, rows):
         """Turn rows into objects through the identity map.
@@ -543,21 +572,30 @@ class Session:
         self._flush()
 
     def _flush(self):
-        with collector_paused(len(self._pending) + len(self.tracker.candidates) + len(self._marked)):
-            self._flush_changes()
+        if not (self._pending or self._marked or self.tracker.candidates):
+            return
+        size = len(self._pending) + len(self.tracker.candidates) + len(self._marked)
+        with collector_paused(size):
+            self._around("flush", self._flush_changes)
 
     def _flush_changes(self):
         inserts, updates, deletes = self._collect_changes()
         if not (inserts or updates or deletes):
             self.tracker.clear()
             return
+        if self.transaction.read_only:
+            raise ReadOnlyError(
+                f"flush(): this is a read-only transaction, and {len(inserts)} insert(s), {len(updates)} "
+                f"update(s) and {len(deletes)} delete(s) are waiting; nothing was sent. Roll back, or use "
+                f"a session without read_only=True"
+            )
         self._refuse_duplicate_keys(inserts)
         plan = build_plan(inserts, updates, deletes)
         bound = bind_plan(plan)
         self._flushing = True
         try:
             if not self.transaction.active:
-                self.transaction.begin("IMMEDIATE")
+                self._begin(None, for_writing=True)
             self.executor.execute(f"SAVEPOINT {FLUSH_SAVEPOINT}")
             try:
                 filled = run_plan(self.executor, plan, bound)
@@ -599,9 +637,12 @@ class Session:
                 self._apply_inserts(step, filled)
             elif step.kind is StepKind.UPDATE:
                 mapper = step.mapper
+                version = mapper.version_column
                 for state in step.states:
                     record(state)
                     values = state.obj.__dict__
+                    if version is not None:
+                        values[version.name] = state.committed[version.index] + 1
                     new_key = mapper.key_of(values)
                     if new_key != state.key:
                         self.identity.discard(state.key, state.obj)
@@ -649,10 +690,14 @@ class Session:
 
     # -- transactions ---------------------------------------------------------------------
 
-    def begin(self, mode="DEFERRED"):
-        """Begin a transaction now (otherwise the first database operation begins one)."""
+    def begin(self, mode=None, *, read_only=None, isolation_level=None, deferrable=None):
+        """Begin a transaction now (otherwise the first database operation begins one).
+
+        ``mode`` is SQLite's DEFERRED, IMMEDIATE or EXCLUSIVE; the options override the session's
+        for this transaction.  Beginning while a transaction is open is a TransactionError.
+        """
         self._check("begin")
-        self.transaction.begin(mode)
+        self._begin(mode, read_only=read_only, isolation_level=isolation_level, deferrable=deferrable)
         return self
 
     def begin_nested(self):
@@ -660,21 +705,33 @@ class Session:
         self._check("begin_nested")
         self._autoflush()
         if not self.transaction.active:
-            self.transaction.begin("DEFERRED")
-        nested = self.transaction.open_savepoint(self)
-        self.undo.push()
-        return nested
+            self._begin(None)
+        holder = []
+
+        def open_savepoint():
+            holder.append(self.transaction.open_savepoint(self))
+            self.undo.push()
+
+        self._around("savepoint", open_savepoint)
+        return holder[0]
 
     def _end_nested(self, nested, commit):
         self.transaction.check_innermost(nested, "commit" if commit else "rollback")
         if commit:
             self._check("commit")
             self._flush()
-            self.transaction.release_savepoint(nested)
-            self.undo.release()
+
+            def release():
+                self.transaction.release_savepoint(nested)
+                self.undo.release()
+
+            self._around("release_savepoint", release, savepoint=nested)
         else:
-            self.transaction.rollback_to_savepoint(nested)
-            self._restore(*self.undo.pop())
+            def roll_back_to():
+                self.transaction.rollback_to_savepoint(nested)
+                self._restore(*self.undo.pop())
+
+            self._around("rollback_to_savepoint", roll_back_to, savepoint=nested)
 
     def in_transaction(self):
         return self.transaction.state is not TransactionState.IDLE and self.transaction.state is not TransactionState.CLOSED
@@ -685,6 +742,9 @@ class Session:
     def commit(self):
         """Flush, then COMMIT.  If SQLite refuses the COMMIT, the transaction stays open and nothing is lost."""
         self._check("commit")
+        self._around("commit", self._commit)
+
+    def _commit(self):
         self._flush()
         if self.transaction.active:
             self.transaction.commit()
@@ -705,6 +765,9 @@ class Session:
             self._check("rollback")
         if self.transaction.state is TransactionState.CLOSED:
             self.transaction.check_usable("rollback")
+        self._around("rollback", self._rollback)
+
+    def _rollback(self):
         self.transaction.rollback()
         self._ready_thread = self._owner_thread
         while self.undo.depth:

@@ -18,10 +18,16 @@ session's job, through the undo log; this module only keeps the database in step
 """
 
 import enum
+import sqlite3
 
 from .errors import PendingRollbackError, SessionClosedError, TransactionError
 
 BEGIN_MODES = ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")
+
+# SQLite transactions are serializable: writers are serialized by the database lock, and a reader
+# sees one snapshot for the whole transaction.  Asking for anything weaker or stronger cannot be
+# honoured, so it is refused instead of silently ignored.
+ISOLATION_LEVELS = ("SERIALIZABLE",)
 
 
 class TransactionState(enum.Enum):
@@ -88,6 +94,22 @@ class Transaction:
         self.savepoints = []
         self.failure = None
         self._savepoint_counter = 0
+        self.default_mode = None
+        self.default_read_only = False
+        self.read_only = False
+        self._query_only_before = None
+
+    def configure(self, begin_mode=None, read_only=False, isolation_level=None, deferrable=None):
+        """Check and keep the session's transaction options (see Session)."""
+        self.default_mode = _check_mode(begin_mode) if begin_mode is not None else None
+        _check_unsupported(isolation_level, deferrable)
+        self.default_read_only = bool(read_only)
+
+    def set_busy_timeout(self, seconds):
+        """How long a statement waits for another connection's lock before "database is locked"."""
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+            raise TransactionError(f"busy_timeout must be a number of seconds >= 0, got {seconds!r}")
+        self.executor.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
 
     def _move(self, new_state, operation):
         if new_state not in MOVES[self.state]:
@@ -110,11 +132,19 @@ class Transaction:
     def active(self):
         return self.state is TransactionState.ACTIVE
 
-    def begin(self, mode="DEFERRED"):
-        """Send BEGIN; ``mode`` is one of SQLite's DEFERRED, IMMEDIATE, EXCLUSIVE."""
-        mode = mode.upper()
-        if mode not in BEGIN_MODES:
-            raise TransactionError(f"begin mode {mode!r} is not one of SQLite's {', '.join(BEGIN_MODES)}")
+    def begin(self, mode=None, for_writing=False, read_only=None, isolation_level=None, deferrable=None):
+        """Send BEGIN.
+
+        The mode is, in order of precedence: ``mode``; the session's ``begin_mode``; IMMEDIATE
+        when the transaction begins in order to write (a flush), because a DEFERRED transaction
+        that read first cannot wait for the write lock and fails at once with "database is
+        locked"; otherwise DEFERRED, which lets readers run side by side.
+        """
+        _check_unsupported(isolation_level, deferrable)
+        if mode is not None:
+            mode = _check_mode(mode)
+        else:
+            mode = self.default_mode or ("IMMEDIATE" if for_writing else "DEFERRED")
         if self.state is TransactionState.ACTIVE:
             raise TransactionError(
                 "begin(): a transaction is already in progress; commit() or rollback() it first, "
@@ -127,9 +157,16 @@ class Transaction:
                 "(another Session, or code using the connection directly); finish it first — "
                 "one session per connection at a time"
             )
+        read_only = self.default_read_only if read_only is None else bool(read_only)
         self.executor.execute(f"BEGIN {mode}")
         self._move(TransactionState.ACTIVE, "begin")
         self.mode = mode
+        self.read_only = read_only
+        if read_only:
+            # query_only can be switched inside a transaction (unlike foreign_keys); it is put back
+            # as it was when the transaction ends.
+            self._query_only_before = self.executor.fetchall("PRAGMA query_only")[0][0]
+            self.executor.execute("PRAGMA query_only = 1")
 
     def open_savepoint(self, session):
         self._savepoint_counter += 1
@@ -162,7 +199,16 @@ class Transaction:
 
     def commit(self):
         """Send COMMIT.  If SQLite refuses (a lock, a deferred constraint), the transaction stays open."""
-        self.executor.execute("COMMIT")
+        try:
+            self.executor.execute("COMMIT")
+        except sqlite3.Error as error:
+            still_open = "still open: retry commit(), or rollback()" if self.executor.in_transaction else \
+                "gone: SQLite rolled it back; call rollback() to restore the objects"
+            hint = ""
+            if getattr(error, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+                hint = (" Another connection holds a lock on the database (in rollback-journal mode an open "
+                        "read transaction blocks COMMIT; WAL mode lets readers and one writer coexist).")
+            raise TransactionError(f"COMMIT failed: {error}; the transaction is {still_open}.{hint}") from error
         self._end()
 
     def rollback(self):
@@ -184,6 +230,10 @@ class Transaction:
         self.state = TransactionState.CLOSED
 
     def _end(self):
+        if self._query_only_before is not None:
+            self.executor.execute(f"PRAGMA query_only = {int(self._query_only_before)}")
+            self._query_only_before = None
+        self.read_only = False
         for nested in self.savepoints:
             nested.is_active = False
         self.savepoints = []
@@ -191,3 +241,22 @@ class Transaction:
         self.mode = None
         if self.state is not TransactionState.CLOSED:
             self.state = TransactionState.IDLE
+
+
+def _check_mode(mode):
+    if not isinstance(mode, str) or mode.upper() not in BEGIN_MODES:
+        raise TransactionError(f"begin mode {mode!r} is not one of SQLite's {', '.join(BEGIN_MODES)}")
+    return mode.upper()
+
+
+def _check_unsupported(isolation_level, deferrable):
+    if isolation_level is not None and str(isolation_level).upper() not in ISOLATION_LEVELS:
+        raise TransactionError(
+            f"isolation_level={isolation_level!r} cannot be honoured: SQLite transactions are always "
+            f"SERIALIZABLE; pass isolation_level='SERIALIZABLE' or leave it out"
+        )
+    if deferrable is not None:
+        raise TransactionError(
+            f"deferrable={deferrable!r} cannot be honoured: SQLite has no DEFERRABLE transactions "
+            f"(a PostgreSQL feature); leave it out"
+        )

@@ -1,0 +1,92 @@
+"""Lifecycle events: functions called before and after each transaction and flush operation.
+
+The events, in the order an operation emits them (Ormdantic's list)::
+
+    before_begin, after_begin
+    before_flush, after_flush
+    before_commit, after_commit
+    before_rollback, after_rollback
+    before_savepoint, after_savepoint
+    before_release_savepoint, after_release_savepoint
+    before_rollback_to_savepoint, after_rollback_to_savepoint
+
+A listener is registered on one session, or on the ``Session`` class for every session::
+
+    def audit(session, *, error=None, **info):
+        print("flushed" if error is None else f"flush failed: {error}")
+
+    uow.listen(session, "after_flush", audit)
+    uow.listen(uow.Session, "before_commit", check_invariants)
+
+Listeners are called as ``listener(session, **info)``.  Every ``after_*`` event passes
+``error=None`` when the operation succeeded and the exception when it failed; savepoint events
+pass ``savepoint=`` (the NestedTransaction).  An exception raised by a ``before_*`` listener
+aborts the operation before it has changed anything, and propagates to the caller.
+
+Class-wide listeners run before the session's own, each group in registration order.
+"""
+
+from .errors import UowError
+
+EVENT_NAMES = (
+    "before_begin", "after_begin",
+    "before_flush", "after_flush",
+    "before_commit", "after_commit",
+    "before_rollback", "after_rollback",
+    "before_savepoint", "after_savepoint",
+    "before_release_savepoint", "after_release_savepoint",
+    "before_rollback_to_savepoint", "after_rollback_to_savepoint",
+)
+
+
+class Listeners:
+    """The listeners of one session, or of all sessions (kept on the Session class)."""
+
+    def __init__(self):
+        self.by_name = {}
+
+    def add(self, name, listener):
+        self.by_name.setdefault(name, []).append(listener)
+
+    def remove(self, name, listener):
+        try:
+            self.by_name.get(name, []).remove(listener)
+        except ValueError:
+            raise UowError(f"remove_listener(): {listener!r} is not listening to {name!r}") from None
+
+    def get(self, name):
+        return self.by_name.get(name, ())
+
+
+def _check_name(name):
+    if name not in EVENT_NAMES:
+        raise UowError(f"there is no event {name!r}; the events are: {', '.join(EVENT_NAMES)}")
+
+
+def _listeners_of(target):
+    listeners = getattr(target, "listeners", None)
+    if not isinstance(listeners, Listeners):
+        raise UowError(f"listen(): {target!r} is neither a Session nor the Session class")
+    return listeners
+
+
+def listen(target, name, listener):
+    """Call ``listener(session, **info)`` on event ``name`` of ``target`` (a Session, or the Session class)."""
+    _check_name(name)
+    if not callable(listener):
+        raise UowError(f"listen(): the listener for {name!r} must be callable, got {listener!r}")
+    _listeners_of(target).add(name, listener)
+
+
+def remove_listener(target, name, listener):
+    """Undo listen()."""
+    _check_name(name)
+    _listeners_of(target).remove(name, listener)
+
+
+def dispatch(session, name, **info):
+    """Call every listener of ``name``: the class-wide ones first, then the session's."""
+    for listener in type(session).listeners.get(name):
+        listener(session, **info)
+    for listener in session.listeners.get(name):
+        listener(session, **info)
