@@ -118,6 +118,18 @@ class ReadOnlyError(TransactionError):
     """A flush was attempted in a read-only transaction; nothing was sent."""
 
 
+class CycleError(UowError):
+    """The rows of a flush depend on each other in a cycle that no nullable foreign key can break.
+
+    Raised while planning, before any SQL runs.  ``cycle`` lists ``(before, after, reason)``
+    for each dependency in the cycle, naming the rows, columns and values.
+    """
+
+    def __init__(self, message, cycle=()):
+        super().__init__(message)
+        self.cycle = list(cycle)
+
+
 class PendingRollbackError(UowError):
     """A previous flush failed; call ``rollback()`` before using the session again.
 

@@ -25,7 +25,7 @@ from operator import itemgetter
 from .columntypes import FloatType, first_invalid
 from .errors import ColumnValueError, FlushError, StaleDataError
 from .mapping import quote
-from .plan import StepKind
+from .plan import CLEAR_REFERENCE, POST_UPDATE, ROW_SWITCH, WRITE, StepKind
 
 ROWID_MAX = 2 ** 63 - 1
 
@@ -44,34 +44,89 @@ def bind_plan(plan):
 def _bind_step(step):
     mapper = step.mapper
     version = mapper.version_column
-    if step.kind is StepKind.UPDATE and version is not None and version.name in step.columns:
+    if step.kind is StepKind.UPDATE and step.purpose == WRITE and version is not None and version.name in step.columns:
         state = step.states[0]
         raise ColumnValueError(
             f"cannot update {state.describe()}: {version.qualified_name} is its version counter, which uow "
             f"manages (it was changed from {state.committed[version.index]!r} to "
             f"{state.obj.__dict__.get(version.name)!r}); leave it alone"
         )
+    if step.purpose == CLEAR_REFERENCE:
+        return [(None,) * len(step.columns) for _ in step.actions]
+    if step.purpose == POST_UPDATE:
+        # The foreign keys a cycle left NULL at INSERT: the object's own values, or (for a parent
+        # the database numbers) the parent's new key, filled in while the flush runs.
+        columns = [mapper.column(name) for name in step.columns]
+        rows = []
+        for state in step.states:
+            values = state.obj.__dict__
+            rows.append(tuple(
+                column.type.to_db(values.get(column.name)) if column.type.to_db and values.get(column.name) is not None
+                else values.get(column.name)
+                for column in columns
+            ))
+        return rows
     get = _row_getter(step.columns)
     rows = [get(state.obj.__dict__) for state in step.states]
     if not rows or not step.columns:
         return rows
     columns = [mapper.column(name) for name in step.columns]
     converted = []
+    special = [action for action in step.actions if action.sources or action.null_columns]
     for column, values in zip(columns, zip(*rows)):
-        found = first_invalid(column.type, values, column.nullable or column.generated)
+        # Values the flush fills in later (a parent's new key) or binds as NULL for now (a cycle
+        # broken by a follow-up UPDATE) are not the object's to check.
+        exempt = [] if not special else [
+            index for index, action in enumerate(step.actions)
+            if (action.sources and column.name in action.sources) or column.name in action.null_columns
+        ]
+        checked = values if not exempt else [v for i, v in enumerate(values) if i not in exempt]
+        found = first_invalid(column.type, checked, column.nullable or column.generated)
         if found is not None:
-            index, reason = found
+            index = found[0]
+            if exempt:
+                index = [i for i in range(len(values)) if i not in exempt][index]
             raise ColumnValueError(
                 f"cannot {step.kind.value.lower()} {step.states[index].describe()}: "
-                f"{column.qualified_name} = {values[index]!r} {reason}"
+                f"{column.qualified_name} = {values[index]!r} {found[1]}"
             )
         convert = column.type.to_db
-        if convert is not None:
-            values = [convert(value) if value is not None else None for value in values]
+        if convert is not None or exempt:
+            values = [None if value is None or index in exempt else (convert(value) if convert else value)
+                      for index, value in enumerate(values)]
         converted.append(values)
-    if any(column.type.to_db is not None for column in columns):
+    if len(converted) and any(isinstance(values, list) for values in converted):
         rows = list(zip(*converted))
     return rows
+
+
+def _fill_sources(step, rows, filled, assigned):
+    """Put the keys of parent rows written earlier in this flush into the rows about to be sent."""
+    if not any(action.sources for action in step.actions):
+        return rows
+    position = {name: index for index, name in enumerate(step.columns)}
+    filled_rows = []
+    for action, row in zip(step.actions, rows):
+        if action.sources:
+            row = list(row)
+            for name, (parent, parent_column) in action.sources.items():
+                value = _current_value(parent, parent_column, filled)
+                assigned.setdefault(action.state, {})[name] = value
+                column = action.mapper.column(name)
+                convert = column.type.to_db
+                row[position[name]] = convert(value) if convert is not None and value is not None else value
+            row = tuple(row)
+        filled_rows.append(row)
+    return filled_rows
+
+
+def _current_value(state, name, filled):
+    """A column's value as of now in the flush: read back by the database, or the object's own."""
+    if state in filled:
+        names, values = filled[state]
+        if name in names:
+            return values[names.index(name)]
+    return state.obj.__dict__.get(name)
 
 
 def _row_getter(columns):
@@ -92,16 +147,32 @@ def _row_getter(columns):
     return get
 
 
-def _key_params(mapper, state):
+def _key_params(mapper, state, checks_version=True):
     """The WHERE parameters that find a row by the key it had before this flush (and, for a
     versioned entity, the version this session loaded)."""
     values = []
     for column, value in zip(mapper.primary_key, state.key[1]):
         convert = column.type.to_db
         values.append(convert(value) if convert is not None and value is not None else value)
-    if mapper.version_column is not None:
+    if checks_version and mapper.version_column is not None:
         values.append(state.committed[mapper.version_column.index])
     return values
+
+
+def _where_params(action, filled):
+    """Where an UPDATE finds its row: by the old key, the switched-from row's key, or (for a row
+    inserted earlier in this same flush) by the key it was just given."""
+    mapper = action.mapper
+    if action.switch_from is not None:
+        return _key_params(mapper, action.switch_from)
+    if action.state.key is None:
+        values = []
+        for column in mapper.primary_key:
+            value = _current_value(action.state, column.name, filled)
+            convert = column.type.to_db
+            values.append(convert(value) if convert is not None and value is not None else value)
+        return values
+    return _key_params(mapper, action.state, checks_version=action.purpose == WRITE)
 
 
 def from_db(column, value):
@@ -118,15 +189,17 @@ def from_db(column, value):
 def run_plan(executor, plan, bound):
     """Run every step with its rows from :func:`bind_plan`.
 
-    Returns ``{state: (column names, values read back)}`` for inserted rows.
+    Returns ``(filled, assigned)``: ``{state: (column names, values read back)}`` for inserted
+    rows, and ``{state: {column: value}}`` for foreign keys filled in from parent rows.
     """
     filled = {}
+    assigned = {}
     for step, rows in zip(plan.steps, bound):
         try:
             if step.kind is StepKind.INSERT:
-                _run_insert(executor, step, rows, filled)
+                _run_insert(executor, step, _fill_sources(step, rows, filled, assigned), filled)
             elif step.kind is StepKind.UPDATE:
-                _run_update(executor, step, rows)
+                _run_update(executor, step, _fill_sources(step, rows, filled, assigned), filled)
             else:
                 _run_delete(executor, step)
         except sqlite3.Error as error:
@@ -138,7 +211,7 @@ def run_plan(executor, plan, bound):
                 raise StaleDataError(str(failure), statement=failure.sql, obj=obj,
                                      expected=expected, found=found) from None
             raise FlushError(str(failure), statement=failure.sql, obj=obj) from None
-    return filled
+    return filled, assigned
 
 
 class _StepFailed(Exception):
@@ -209,25 +282,32 @@ def _insert_returning(executor, step, sql, rows, filled):
         filled[state] = (step.returning, tuple(from_db(c, value) for c, value in zip(columns, values)))
 
 
-def _where_key(mapper):
+def _where_key(mapper, checks_version=True):
     names = list(mapper.pk_names)
-    if mapper.version_column is not None:
+    if checks_version and mapper.version_column is not None:
         names.append(mapper.version_column.name)
     return " AND ".join(f"{mapper.quoted_table}.{quote(name)} = ?" for name in names)
 
 
-def _update_sql(mapper, columns):
-    assignments = [f"{quote(name)} = ?" for name in columns]
-    version = mapper.version_column
-    if version is not None:
-        assignments.append(f"{quote(version.name)} = {quote(version.name)} + 1")
-    return f"UPDATE {mapper.quoted_table} SET {', '.join(assignments)} WHERE {_where_key(mapper)}"
+def _versioned(step):
+    """The user's own writes check and bump the version; the flush's internal fix-ups do not."""
+    return step.mapper.version_column is not None and step.purpose in (WRITE, ROW_SWITCH) and \
+        not (step.purpose == WRITE and step.actions and step.actions[0].state.key is None)
 
 
-def _run_update(executor, step, new_values):
+def _update_sql(step):
     mapper = step.mapper
-    sql = _update_sql(mapper, step.columns)
-    rows = [values + tuple(_key_params(mapper, state)) for values, state in zip(new_values, step.states)]
+    assignments = [f"{quote(name)} = ?" for name in step.columns]
+    versioned = _versioned(step)
+    if versioned:
+        name = quote(mapper.version_column.name)
+        assignments.append(f"{name} = {name} + 1")
+    return f"UPDATE {mapper.quoted_table} SET {', '.join(assignments)} WHERE {_where_key(mapper, versioned)}"
+
+
+def _run_update(executor, step, new_values, filled):
+    sql = _update_sql(step)
+    rows = [values + tuple(_where_params(action, filled)) for values, action in zip(new_values, step.actions)]
     cursor = executor.executemany(sql, rows)
     if cursor.rowcount != len(rows):
         _raise_unmatched(executor, step, sql, "UPDATE")
@@ -252,10 +332,13 @@ def _raise_unmatched(executor, step, sql, verb):
     version = mapper.version_column
     where = " AND ".join(f"{mapper.quoted_table}.{quote(name)} = ?" for name in mapper.pk_names)
     probe = f"SELECT {quote(version.name) if version else 1} FROM {mapper.quoted_table} WHERE {where}"
-    for state in step.states:
-        params = _key_params(mapper, state)[:len(mapper.pk_names)]
+    for action in step.actions:
+        state = action.switch_from or action.state
+        if state.key is None:
+            continue
+        params = _key_params(mapper, state, checks_version=False)
         found = executor.fetchall(probe, params)
-        if version is not None:
+        if version is not None and _versioned(step):
             expected = state.committed[version.index]
             now = found[0][0] if found else None
             if now != expected:
@@ -296,7 +379,7 @@ def _step_sql(step):
     if step.kind is StepKind.INSERT:
         return _insert_sql(mapper, step.columns)
     if step.kind is StepKind.UPDATE:
-        return _update_sql(mapper, step.columns)
+        return _update_sql(step)
     return f"DELETE FROM {mapper.quoted_table} WHERE {_where_key(mapper)}"
 
 
@@ -304,17 +387,17 @@ def _locate_failing_row(executor, step):
     """Replay a failed batch one row at a time inside a savepoint to find the row SQLite refused."""
     executor.execute('SAVEPOINT "uow_locate"')
     try:
-        for state in step.states:
-            single = type(step)(step.kind, step.mapper, [state], step.columns, step.returning)
+        for action in step.actions:
+            single = type(step)(step.kind, step.mapper, [action], step.columns, step.returning, step.purpose)
             try:
                 if step.kind is StepKind.INSERT:
                     _run_insert(executor, single, _bind_step(single), {})
                 elif step.kind is StepKind.UPDATE:
-                    _run_update(executor, single, _bind_step(single))
+                    _run_update(executor, single, _bind_step(single), {})
                 else:
                     _run_delete(executor, single)
             except (sqlite3.Error, _StepFailed):
-                return state
+                return action.state
         return None
     finally:
         if executor.in_transaction:

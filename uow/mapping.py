@@ -31,6 +31,7 @@ import typing
 from operator import itemgetter
 
 from . import columntypes
+from .relationships import Collection, Reference
 from .errors import (
     DetachedInstanceError,
     IdentityError,
@@ -302,6 +303,44 @@ class Mapper:
         self.scalar_key_type = self.primary_key[0].type.python_type if len(self.primary_key) == 1 else None
         self.snapshot_getter = self._make_snapshot_getter()
         self.select_list = ", ".join(f"{self.quoted_table}.{quote(name)}" for name in self.column_names)
+        self.unique_columns = tuple(column for column in self.columns if column.unique)
+        self.references = ()
+        self.collections = ()
+        self.restorable_names = self.column_names
+        self._reference_by_key = {}
+        self.references_by_column = {}
+        self.init_keywords = self.init_names
+
+    def bind_relationships(self):
+        """Find the class's Reference and Collection attributes (the class must be mapped first)."""
+        references = []
+        collections = []
+        for name, value in vars(self.cls).items():
+            if isinstance(value, Reference):
+                value.bind(self.cls, name)
+                references.append(value)
+                self._reference_by_key[value.foreign_key] = value
+                for column_name in value.column_names:
+                    self.references_by_column.setdefault(column_name, []).append(value)
+            elif isinstance(value, Collection):
+                value.bind(self.cls, name)
+                collections.append(value)
+        self.references = tuple(references)
+        self.collections = tuple(collections)
+        # What a rollback puts back from a memento: the columns and the cached references.
+        self.restorable_names = self.column_names + tuple(reference.name for reference in references)
+        self.init_keywords = self.init_names | {r.name for r in references} | {c.name for c in collections}
+        # A foreign key that a Reference can fill (order.user = ann, or ann.orders.append(order))
+        # need not be given to the constructor; a flush still refuses it if it is left None.
+        for reference in references:
+            for name in reference.column_names:
+                if name in self.required:
+                    self.required = self.required - {name}
+                    self.constant_defaults[name] = None
+
+    def reference_on(self, foreign_key):
+        """The Reference that travels along ``foreign_key``, or None."""
+        return self._reference_by_key.get(foreign_key)
 
     # -- declaration ----------------------------------------------------------------------
 
@@ -310,6 +349,8 @@ class Mapper:
         columns = []
         seen = {}
         for name, annotation in annotations.items():
+            if isinstance(cls.__dict__.get(name), (Reference, Collection)):
+                continue  # a relationship, annotated for readers and type checkers
             annotation = _evaluate(annotation, cls, name)
             if typing.get_origin(annotation) is typing.ClassVar or annotation is typing.ClassVar:
                 continue
@@ -405,6 +446,8 @@ class Mapper:
 
     def configure(self):
         """Check what could not be checked at declaration: foreign keys to classes declared later."""
+        for collection in self.collections:
+            collection.configure()
         for foreign_key in self.foreign_keys:
             target = foreign_key.target
             if not isinstance(target, type) or not hasattr(target, "__mapper__"):
@@ -504,10 +547,16 @@ class Entity:
                 f"or declare it abstract=True to make a base for other entities"
             )
         cls.__mapper__ = Mapper(cls, table, foreign_keys)
+        cls.__mapper__.bind_relationships()
         cls.__registry__.register(cls)
 
     def __init__(self, **values):
         mapper = type(self).__mapper__
+        if not mapper.init_names.issuperset(values):
+            related = {name: values.pop(name) for name in list(values) if name in mapper.init_keywords
+                       and name not in mapper.init_names}
+        else:
+            related = None
         if not mapper.init_names.issuperset(values):
             unknown = sorted(set(values) - mapper.init_names)
             raise UnknownFieldError(
@@ -515,6 +564,11 @@ class Entity:
                 f"its fields are {', '.join(mapper.column_names)}"
             )
         missing = mapper.required.difference(values)
+        if missing and related:
+            for name in related:
+                reference = getattr(type(self), name)
+                if isinstance(reference, Reference) and related[name] is not None:
+                    missing = missing.difference(reference.column_names)
         if missing:
             raise InvalidStateError(
                 f"{type(self).__name__}() needs a value for {', '.join(sorted(missing))} "
@@ -526,13 +580,21 @@ class Entity:
         for name, factory in mapper.default_factories:
             if name not in values:
                 namespace[name] = factory()
+        if related:
+            for name, value in related.items():
+                setattr(self, name, value)
 
     def __setattr__(self, name, value):
         state = self.__dict__.get(STATE_ATTRIBUTE)
         if state is not None and state.session is not None:
             state.session._attribute_set(state, name, value)
-        else:
-            object.__setattr__(self, name, value)
+            return
+        references = type(self).__mapper__.references_by_column.get(name)
+        if references:
+            # A foreign-key column set by hand: the cached referenced object may no longer match.
+            for reference in references:
+                self.__dict__.pop(reference.name, None)
+        object.__setattr__(self, name, value)
 
     def __delattr__(self, name):
         state = self.__dict__.get(STATE_ATTRIBUTE)

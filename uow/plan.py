@@ -1,29 +1,37 @@
 """The flush plan: which statements a flush runs, in which order, and why — as plain data.
 
 Planning is separate from executing.  :func:`build_plan` turns the session's changes into a
-:class:`FlushPlan`: a list of :class:`Step` records (kind, table, rows, columns) and a list of
-:class:`Constraint` records, each an ordering rule with its reason.  Nothing here touches SQLite,
-so a plan can be printed, compared in a test, or inspected before anything runs.
+:class:`FlushPlan`: a list of :class:`Step` records, each a batch of :class:`RowAction`s (one row
+each) sent as one statement shape, and a list of :class:`Constraint` records, each an ordering
+rule with its reason, such as::
 
-The ordering rules:
+    INSERT Order(new #7) after INSERT User(new #3): orders.user_id references users.id
 
-1. Tables are ordered by their foreign keys: a referenced ("parent") table is written before
-   the tables that reference it, so a new child's reference is valid when its INSERT runs.
-2. For each table in that order: its UPDATEs, then its INSERTs.
-3. Then DELETEs, table by table in the *reverse* order, so a parent row is deleted only after
-   the child rows that referenced it.
-4. Ties are broken by the order objects entered the session, then by table name, so the same
-   operations always give the same statements.
+Nothing here touches SQLite, so a plan can be printed, drawn (:meth:`FlushPlan.to_dot`,
+:meth:`FlushPlan.to_mermaid`), compared in a test, or inspected before anything runs.
 
-Consecutive rows of one table with the same shape (the same columns written) form one step,
-which the executor sends as a single ``executemany``.
+How the order is found:
+
+1. Every row to write becomes an action; ``dependencies`` adds an edge for every reason one row
+   must be written before another (a foreign key, a unique value changing hands).
+2. The actions are scheduled in *waves*: each wave holds every action whose prerequisites are
+   done.  A tree of rows in one table thus goes out one level per wave.
+3. If no action is ready, the remaining ones form a cycle.  A cycle through a nullable foreign
+   key is broken by inserting NULL and setting the key with a follow-up UPDATE (or clearing it
+   with an UPDATE before a DELETE); a cycle with no nullable edge raises CycleError, before any
+   SQL runs, listing the rows, columns and values involved.
+4. Within a wave, actions are grouped by (kind, table, columns); groups go UPDATEs, INSERTs,
+   follow-up UPDATEs, DELETEs, then by the order their first object entered the session, then
+   by table name.  Rows inside a group keep session order.  Each group is one step, which the
+   executor sends as a single ``executemany``.
+
+The same operations in the same order always give the same plan.
 """
 
 import dataclasses
 import enum
 
-from .graph import CycleFound, topological_order
-from .mapping import MISSING
+from .errors import CycleError
 
 
 class StepKind(enum.Enum):
@@ -32,35 +40,102 @@ class StepKind(enum.Enum):
     DELETE = "DELETE"
 
 
-@dataclasses.dataclass(eq=False)
-class Step:
-    """One batch: the same statement shape, run once per row.
+# What an action is for, beyond its kind: the bookkeeping the flush must do afterwards differs.
+WRITE = "write"                 # the user's insert, update or delete
+ROW_SWITCH = "row switch"       # delete + add of one key, sent as a single UPDATE of the row
+POST_UPDATE = "post-update"     # sets a foreign key left NULL at INSERT to break a cycle
+CLEAR_REFERENCE = "clear reference"  # sets a foreign key to NULL before a DELETE, to break a cycle
 
-    ``columns`` are the columns bound (INSERT) or set (UPDATE); ``returning`` the columns whose
-    values the database supplies and the flush reads back (a generated key, SQL DEFAULTs).
+_GROUP_RANK = {
+    (StepKind.UPDATE, CLEAR_REFERENCE): 0,
+    (StepKind.UPDATE, WRITE): 1,
+    (StepKind.UPDATE, ROW_SWITCH): 1,
+    (StepKind.INSERT, WRITE): 2,
+    (StepKind.UPDATE, POST_UPDATE): 3,
+    (StepKind.DELETE, WRITE): 4,
+}
+
+
+@dataclasses.dataclass(eq=False, slots=True)
+class RowAction:
+    """One row to write.
+
+    ``columns`` are bound (INSERT) or set (UPDATE); ``returning`` are read back after an INSERT;
+    ``sources`` maps a foreign-key column to ``(parent state, parent column)`` when its value is
+    the key of a row written earlier in the same flush (possibly one the database numbers);
+    ``null_columns`` are bound as NULL for now (a cycle broken by a later POST_UPDATE);
+    ``switch_from`` is the deleted object whose row a ROW_SWITCH update takes over.
     """
 
     kind: StepKind
-    mapper: object
-    states: list
+    state: object
     columns: tuple = ()
     returning: tuple = ()
+    purpose: str = WRITE
+    sources: dict = None
+    null_columns: tuple = ()
+    switch_from: object = None
+
+    @property
+    def mapper(self):
+        return self.state.mapper
+
+    def label(self):
+        """``INSERT User(new #3)``: how constraints and errors name the action."""
+        verb = self.kind.value
+        if self.purpose in (POST_UPDATE, CLEAR_REFERENCE):
+            verb = f"UPDATE ({self.purpose})"
+        return f"{verb} {self.state.describe()}"
+
+    def shape(self):
+        return (self.kind, self.state.mapper, self.columns, self.returning, self.purpose, self.null_columns)
+
+
+@dataclasses.dataclass(eq=False)
+class Edge:
+    """``before`` must run before ``after``.
+
+    ``breakable`` names how a cycle through this edge can be broken: "post-update" (insert the
+    child with NULL in ``foreign_key``'s columns and set them afterwards) or "clear-reference"
+    (set them to NULL before the parent's DELETE); None when it cannot be broken.
+    """
+
+    before: RowAction
+    after: RowAction
+    reason: str
+    breakable: str = None
+    foreign_key: object = None
+
+
+@dataclasses.dataclass(eq=False)
+class Step:
+    """One batch: rows of one table sent with the same statement shape."""
+
+    kind: StepKind
+    mapper: object
+    actions: list
+    columns: tuple = ()
+    returning: tuple = ()
+    purpose: str = WRITE
 
     @property
     def table(self):
         return self.mapper.table
 
+    @property
+    def states(self):
+        return [action.state for action in self.actions]
+
     def row_labels(self):
-        return [state.describe() for state in self.states]
+        return [action.state.describe() for action in self.actions]
 
     def __str__(self):
-        rows = f"{len(self.states)} row{'s' if len(self.states) != 1 else ''}"
-        detail = ""
-        if self.columns:
-            detail = f" ({', '.join(self.columns)})"
+        rows = f"{len(self.actions)} row{'s' if len(self.actions) != 1 else ''}"
+        detail = f" ({', '.join(self.columns)})" if self.columns else ""
         if self.returning:
             detail += f" reading back ({', '.join(self.returning)})"
-        return f"{self.kind.value} {self.table}{detail}: {rows}"
+        purpose = f" [{self.purpose}]" if self.purpose != WRITE else ""
+        return f"{self.kind.value} {self.table}{detail}{purpose}: {rows}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +160,7 @@ class FlushPlan:
 
     @property
     def row_count(self):
-        return sum(len(step.states) for step in self.steps)
+        return sum(len(step.actions) for step in self.steps)
 
     def __str__(self):
         if not self.steps:
@@ -93,128 +168,181 @@ class FlushPlan:
         lines = ["Flush plan:"]
         for number, step in enumerate(self.steps, 1):
             lines.append(f"  {number}. {step}")
-            for label in step.row_labels()[:6]:
+            labels = step.row_labels()
+            for label in labels[:6]:
                 lines.append(f"       {label}")
-            if len(step.states) > 6:
-                lines.append(f"       ... and {len(step.states) - 6} more")
+            if len(labels) > 6:
+                lines.append(f"       ... and {len(labels) - 6} more")
         if self.constraints:
             lines.append("Because:")
-            for constraint in self.constraints:
+            shown = self.constraints[:20]
+            for constraint in shown:
                 lines.append(f"  - {constraint}")
+            if len(self.constraints) > len(shown):
+                lines.append(f"  ... and {len(self.constraints) - len(shown)} more")
         return "\n".join(lines)
 
+    def to_dot(self):
+        """The plan as a Graphviz digraph: one node per step, one edge per constraint between steps."""
+        lines = ["digraph flush_plan {", "  rankdir=LR;", "  node [shape=box];"]
+        for number, step in enumerate(self.steps, 1):
+            lines.append(f'  s{number} [label="{number}. {_escape(str(step))}"];')
+        for before, after, reason in self._step_edges():
+            lines.append(f'  s{before} -> s{after} [label="{_escape(reason)}"];')
+        lines.append("}")
+        return "\n".join(lines)
 
-def insert_shape(state):
-    """(columns bound, columns read back) for inserting one pending object."""
-    mapper = state.mapper
-    values = state.obj.__dict__
-    if values.keys() >= mapper.init_names:
-        # The common case, decided with one set comparison: every column has a value.
-        key = mapper.generated_key
-        if key is not None and values[key.name] is None:
-            return mapper.shape_with_generated_key
-        return mapper.shape_with_all_columns
-    bound = []
-    returning = []
-    for column in mapper.columns:
-        value = values.get(column.name, MISSING)
-        if column.generated and value is None:
-            returning.insert(0, column.name)
-        elif value is MISSING:
-            if column.server_default is not None:
-                returning.append(column.name)
-            else:
-                bound.append(column.name)  # reads as None: an explicit NULL
-        else:
-            bound.append(column.name)
-    return tuple(bound), tuple(returning)
+    def to_mermaid(self):
+        """The plan as Mermaid flowchart text."""
+        lines = ["flowchart LR"]
+        for number, step in enumerate(self.steps, 1):
+            lines.append(f'  s{number}["{number}. {_escape(str(step))}"]')
+        for before, after, reason in self._step_edges():
+            lines.append(f'  s{before} -->|"{_escape(reason)}"| s{after}')
+        return "\n".join(lines)
+
+    def _step_edges(self):
+        position = {}
+        for number, step in enumerate(self.steps, 1):
+            for action in step.actions:
+                position[action.label()] = number
+        seen = set()
+        edges = []
+        for constraint in self.constraints:
+            pair = (position.get(constraint.before), position.get(constraint.after))
+            if None in pair or pair[0] == pair[1] or pair in seen:
+                continue
+            seen.add(pair)
+            edges.append((pair[0], pair[1], constraint.reason))
+        return edges
 
 
-def build_plan(inserts, updates, deletes):
-    """Plan a flush.
+def _escape(text):
+    return text.replace('"', "'")
 
-    ``inserts``: pending states in session order; ``updates``: ``(state, changed names)`` pairs
-    in session order; ``deletes``: states marked for deletion in session order.
+
+def schedule(actions, edges):
+    """Order actions in waves, breaking nullable cycles; returns (steps, the edges kept).
+
+    ``actions`` must be in session order (their position is the tie-break of last resort).
     """
-    first_seen = {}
-    for state in inserts:
-        first_seen.setdefault(state.mapper, state.sequence)
-    for state, _ in updates:
-        first_seen.setdefault(state.mapper, state.sequence)
-        first_seen[state.mapper] = min(first_seen[state.mapper], state.sequence)
-    for state in deletes:
-        first_seen.setdefault(state.mapper, state.sequence)
-        first_seen[state.mapper] = min(first_seen[state.mapper], state.sequence)
-    mappers = list(first_seen)
-    edges, reasons = _table_edges(mappers)
-    tiebreak = lambda mapper: (first_seen[mapper], mapper.table)
-    try:
-        order = topological_order(mappers, edges, tiebreak)
-    except CycleFound:
-        # Tables that reference each other in a cycle: order them by the tie-break alone and
-        # let SQLite's immediate foreign-key checks report any row that this cannot satisfy.
-        order = sorted(mappers, key=tiebreak)
-
-    inserts_by_table = _group_by_table(inserts)
-    updates_by_table = _group_by_table(updates, key=lambda pair: pair[0].mapper)
-    deletes_by_table = _group_by_table(deletes)
+    actions = list(actions)
+    edges = list(edges)
+    if not edges:
+        return _group(actions), edges
+    while True:
+        waves, stuck = _waves(actions, edges)
+        if not stuck:
+            break
+        actions, edges = _break_cycle(actions, edges, stuck)
     steps = []
-    for mapper in order:
-        steps.extend(_update_steps(mapper, updates_by_table.get(mapper, [])))
-        steps.extend(_insert_steps(mapper, inserts_by_table.get(mapper, [])))
-    for mapper in reversed(order):
-        if mapper in deletes_by_table:
-            steps.append(Step(StepKind.DELETE, mapper, deletes_by_table[mapper]))
-
-    constraints = []
-    for parent, child in edges:
-        reason = reasons[(parent, child)]
-        if parent in inserts_by_table and child in inserts_by_table:
-            constraints.append(Constraint(f"INSERT {parent.table}", f"INSERT {child.table}", reason))
-        if parent in deletes_by_table and child in deletes_by_table:
-            constraints.append(Constraint(f"DELETE {child.table}", f"DELETE {parent.table}", reason))
-    return FlushPlan(steps, constraints)
+    for wave in waves:
+        steps.extend(_group(wave))
+    return steps, edges
 
 
-def _table_edges(mappers):
-    """``(parent, child)`` edges between the tables in this flush, with a reason for each."""
-    present = set(mappers)
-    edges = []
-    reasons = {}
-    for child in mappers:
-        for foreign_key in child.foreign_keys:
-            parent = foreign_key.target.__mapper__
-            if parent in present and parent is not child and (parent, child) not in reasons:
-                edges.append((parent, child))
-                reasons[(parent, child)] = foreign_key.describe()
-    return edges, reasons
+def _waves(actions, edges):
+    """Kahn's algorithm, one whole level at a time; returns (waves, actions left in a cycle)."""
+    waiting = {id(action): 0 for action in actions}
+    successors = {id(action): [] for action in actions}
+    for edge in edges:
+        waiting[id(edge.after)] += 1
+        successors[id(edge.before)].append(edge.after)
+    ready = [action for action in actions if waiting[id(action)] == 0]
+    position = {id(action): index for index, action in enumerate(actions)}
+    waves = []
+    done = 0
+    while ready:
+        waves.append(ready)
+        done += len(ready)
+        following = []
+        for action in ready:
+            for after in successors[id(action)]:
+                waiting[id(after)] -= 1
+                if waiting[id(after)] == 0:
+                    following.append(after)
+        following.sort(key=lambda action: position[id(action)])
+        ready = following
+    if done == len(actions):
+        return waves, []
+    return waves, [action for action in actions if waiting[id(action)] > 0]
 
 
-def _group_by_table(items, key=lambda state: state.mapper):
+def _group(wave):
+    """Split one wave into steps of identical shape, in the documented order."""
     groups = {}
-    for item in items:
-        groups.setdefault(key(item), []).append(item)
-    return groups
+    for action in wave:
+        groups.setdefault(action.shape(), []).append(action)
 
+    def order(item):
+        shape, members = item
+        kind, mapper, purpose = shape[0], shape[1], shape[4]
+        return (_GROUP_RANK[(kind, purpose)], min(a.state.sequence for a in members), mapper.table)
 
-def _insert_steps(mapper, states):
-    """Consecutive pending objects with the same shape share one step."""
     steps = []
-    current = None
-    for state in states:
-        columns, returning = insert_shape(state)
-        if current is None or current.columns != columns or current.returning != returning:
-            current = Step(StepKind.INSERT, mapper, [], columns, returning)
-            steps.append(current)
-        current.states.append(state)
+    for shape, members in sorted(groups.items(), key=order):
+        members.sort(key=lambda action: action.state.sequence)
+        kind, mapper, columns, returning, purpose, _ = shape
+        steps.append(Step(kind, mapper, members, columns, returning, purpose))
     return steps
 
 
-def _update_steps(mapper, pairs):
-    """UPDATEs grouped by the set of changed columns, groups in order of their first row."""
-    groups = {}
-    for state, names in pairs:
-        if names not in groups:
-            groups[names] = Step(StepKind.UPDATE, mapper, [], names)
-        groups[names].states.append(state)
-    return list(groups.values())
+def _find_cycle(stuck, edges):
+    """One cycle among the stuck actions, as the list of edges that form it."""
+    stuck_ids = {id(action) for action in stuck}
+    outgoing = {}
+    for edge in edges:
+        if id(edge.before) in stuck_ids and id(edge.after) in stuck_ids:
+            outgoing.setdefault(id(edge.before), []).append(edge)
+    for start in stuck:
+        path = []
+        seen = {id(start): 0}
+        current = start
+        while True:
+            options = outgoing.get(id(current))
+            if not options:
+                break
+            edge = options[0]
+            path.append(edge)
+            nxt = edge.after
+            if id(nxt) in seen:
+                return path[seen[id(nxt)]:]
+            seen[id(nxt)] = len(path)
+            current = nxt
+    return []
+
+
+def _break_cycle(actions, edges, stuck):
+    cycle = _find_cycle(stuck, edges)
+    breakable = [edge for edge in cycle if edge.breakable]
+    if not breakable:
+        raise CycleError(
+            "cannot order this flush: these rows depend on each other in a cycle, and no foreign key in it "
+            "is nullable, so none can be inserted first and completed later:\n"
+            + "\n".join(f"  {edge.after.label()} needs {edge.before.label()} first: {edge.reason}" for edge in cycle)
+            + "\nMake one of these foreign-key columns nullable, or write the rows in two flushes.",
+            cycle=[(edge.before.label(), edge.after.label(), edge.reason) for edge in cycle],
+        )
+    # Deterministic choice: the breakable edge whose child entered the session first.
+    edge = min(breakable, key=lambda e: (e.after.state.sequence, e.before.state.sequence))
+    edges = [other for other in edges if other is not edge]
+    names = edge.foreign_key.column_names
+    if edge.breakable == POST_UPDATE:
+        child = edge.after
+        child.null_columns = tuple(sorted(set(child.null_columns) | set(names)))
+        sources = {name: child.sources.pop(name) for name in names if child.sources and name in child.sources}
+        follow_up = RowAction(StepKind.UPDATE, child.state, names, purpose=POST_UPDATE, sources=sources)
+        actions.append(follow_up)
+        edges.append(Edge(child, follow_up, "the row must exist before its foreign key is completed"))
+        edges.append(Edge(edge.before, follow_up, edge.reason + " (set after the insert, to break a cycle)"))
+    else:
+        child = edge.before
+        clear = RowAction(StepKind.UPDATE, child.state, names, purpose=CLEAR_REFERENCE)
+        actions.append(clear)
+        edges.append(Edge(clear, edge.after, edge.reason + " (cleared before the delete, to break a cycle)"))
+        edges.append(Edge(clear, child, "the reference is cleared before the row is deleted"))
+    return actions, edges
+
+
+def constraints_of(edges):
+    return [Constraint(edge.before.label(), edge.after.label(), edge.reason) for edge in edges]

@@ -5,7 +5,8 @@ Each column becomes ``"name" TYPE [NOT NULL] [UNIQUE] [DEFAULT (expr)]``; the ke
 integer key, or a ``PRIMARY KEY (...)`` clause otherwise; each foreign key becomes a
 ``FOREIGN KEY (...) REFERENCES ...`` clause.  Foreign keys are not DEFERRABLE: uow orders its
 statements so that every reference is valid when each statement runs, and an immediate check
-is what proves that it does.
+is what proves that it does.  They are ``ON UPDATE CASCADE``: when a natural primary key changes,
+SQLite re-points the rows that reference it, and the session updates the loaded children to match.
 """
 
 from .errors import MappingError
@@ -36,7 +37,7 @@ def create_table_sql(cls):
         target = foreign_key.target.__mapper__
         lines.append(
             f"FOREIGN KEY ({', '.join(map(quote, foreign_key.column_names))}) "
-            f"REFERENCES {target.quoted_table} ({', '.join(map(quote, target.pk_names))})"
+            f"REFERENCES {target.quoted_table} ({', '.join(map(quote, target.pk_names))}) ON UPDATE CASCADE"
         )
     body = ",\n    ".join(lines)
     return f"CREATE TABLE IF NOT EXISTS {mapper.quoted_table} (\n    {body}\n)"

@@ -42,7 +42,9 @@ from .executor import Executor
 from .flush import bind_plan, from_db, run_plan
 from .identity import IdentityMap, collector_paused, format_key
 from .mapping import MISSING, NOT_LOADED, STATE_ATTRIBUTE, mapper_of
-from .plan import StepKind, build_plan
+from .dependencies import build_plan
+from .plan import CLEAR_REFERENCE, POST_UPDATE, ROW_SWITCH, StepKind
+from .relationships import set_reference
 from .query import select_sql
 from .states import InstanceState, ObjectState
 from .tracking import ChangeTracker, changed_fields, original_value
@@ -191,6 +193,11 @@ class Session:
         if status is ObjectState.TRANSIENT:
             if mapper.generated_key is None or values.get(mapper.generated_key.name) is not None:
                 self._refuse_held_key(mapper.key_of(values), obj)
+            if mapper.references or mapper.collections:
+                self._add_transient(state, mapper, values)
+                for related in self._cascade(obj, "save-update"):
+                    self._add(related)
+                return
             # A transient object is in none of the session's collections: its memento is just
             # its values (cheaper than _capture, and add() is on the bulk-insert path).
             self.undo.record_memento(state, Memento(ObjectState.TRANSIENT, None, None, None, 0, dict(values)))
@@ -212,6 +219,13 @@ class Session:
                 f"or add a new object"
             )
 
+    def _add_transient(self, state, mapper, values):
+        self.undo.record_memento(state, Memento(ObjectState.TRANSIENT, None, None, None, 0, dict(values)))
+        state.move(ObjectState.PENDING, "add")
+        state.session = self
+        state.sequence = next(self._sequence)
+        self._pending[state] = None
+
     def add_all(self, objects):
         """add() each object, in order."""
         self._check("add_all")
@@ -223,6 +237,8 @@ class Session:
 
     def _refuse_held_key(self, key, obj):
         held = self.identity.get(key)
+        if held is not None and held.__dict__[STATE_ATTRIBUTE] in self._marked:
+            return  # the holder is being deleted: the flush will switch the row over (see dependencies)
         if held is not None and held is not obj:
             raise DuplicateIdentityError(
                 f"add(): {held!r} already holds the identity {format_key(key)} in this session, so {obj!r} "
@@ -251,6 +267,25 @@ class Session:
         elif state.status is PERSISTENT and state not in self._marked:
             self.undo.record(state)
             self._marked[state] = None
+            # Loading the children must not autoflush: that would delete the parent before them.
+            with self.no_autoflush:
+                for child in self._cascade(obj, "delete"):
+                    self.delete(child)
+                self._unlink_children(obj)
+
+    def _unlink_children(self, obj):
+        """Children in loaded collections without delete cascade no longer point at a deleted parent:
+        a nullable reference is cleared; a NOT NULL one is left for the flush to refuse, naming it."""
+        for collection in type(obj).__mapper__.collections:
+            if "delete" in collection.cascade:
+                continue
+            held = obj.__dict__.get(collection.name)
+            for child in list(held or ()):
+                child_state = child.__dict__.get(STATE_ATTRIBUTE)
+                if child_state is not None and child_state in self._marked:
+                    continue
+                if collection.reference.nullable:
+                    setattr(child, collection.reference.name, None)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -431,6 +466,11 @@ class Session:
             values[column.name] = value
             snapshot[column.index] = value
         state.committed = tuple(snapshot)
+        if fields is None:
+            for related in self._cascade(obj, "refresh"):
+                related_state = related.__dict__.get(STATE_ATTRIBUTE)
+                if related_state is not None and related_state.session is self and related_state.status is PERSISTENT:
+                    self.refresh(related)
 
     def expire(self, obj, fields=None):
         """Forget ``fields`` (default: all) of a persistent object; they reload when next read.
@@ -485,8 +525,95 @@ class Session:
             self._check("set attribute")
         self.undo.record(state)
         values[name] = value
+        references = state.mapper.references_by_column.get(name)
+        if references:
+            for reference in references:
+                values.pop(reference.name, None)  # reloaded from the new key when next read
         if state.status is PERSISTENT:
             self.tracker.note_assignment(state)
+
+    # -- relationships (see ``relationships``) --------------------------------------------
+
+    def _set_reference(self, state, reference, target):
+        """``obj.user = target`` on an object of this session."""
+        self._check("set " + reference.name)
+        if target is not None:
+            target_state = target.__dict__.get(STATE_ATTRIBUTE)
+            if target_state is not None and target_state.session not in (None, self):
+                raise InvalidStateError(
+                    f"{state.describe()}.{reference.name} = {target!r}: that object belongs to another session"
+                )
+            if "save-update" in reference.cascade and (target_state is None or target_state.session is None):
+                self._add(target)
+        self.undo.record(state)
+        set_reference(state.obj, reference, target)
+        if state.status is PERSISTENT:
+            self.tracker.note_assignment(state)
+
+    def _load_reference(self, state, reference, key_values):
+        """Load ``obj.user`` through the identity map (no SQL when the user is already held)."""
+        target = self.get(reference.target, key_values)
+        if target is not None:
+            state.obj.__dict__[reference.name] = target
+        return target
+
+    def _load_collection(self, state, collection):
+        """Load ``user.orders``: the rows whose foreign key holds the user's key, plus (when autoflush
+        is off) pending objects that point at the user, minus objects re-pointed elsewhere."""
+        self._check("load " + collection.name)
+        reference = collection.reference
+        mapper = collection.target.__mapper__
+        self._autoflush()
+        where = " AND ".join(f"{mapper.quoted_table}.\"{name}\" = ?" for name in reference.column_names)
+        params = [self._bind(column, value) for column, value in zip(state.mapper.primary_key, state.key[1])]
+        sql = f"SELECT {mapper.select_list} FROM {mapper.quoted_table} WHERE {where} ORDER BY " + \
+            ", ".join(f"{mapper.quoted_table}.\"{name}\"" for name in mapper.pk_names)
+        loaded = self._load(mapper, self._query(sql, params))
+        owner = state.obj
+        items = [item for item in loaded if self._points_at(item, reference, owner)]
+        for pending in self._pending:
+            if pending.mapper is mapper and pending.obj.__dict__.get(reference.name) is owner:
+                if not any(item is pending.obj for item in items):
+                    items.append(pending.obj)
+        return items
+
+    def _points_at(self, item, reference, owner):
+        values = item.__dict__
+        if reference.name in values:
+            return values[reference.name] is owner
+        owner_key = owner.__dict__[STATE_ATTRIBUTE].key
+        return tuple(values.get(name) for name in reference.column_names) == owner_key[1]
+
+    def _orphaned(self, collection, item):
+        """``item`` was removed from a collection: with delete-orphan it goes, otherwise it stays unlinked."""
+        if "delete-orphan" not in collection.cascade:
+            return
+        state = item.__dict__.get(STATE_ATTRIBUTE)
+        if state is not None and state.session is self:
+            self.delete(item)
+
+    def _cascade(self, obj, cascade):
+        """The objects one step from ``obj`` along relationships whose cascade includes ``cascade``.
+
+        Only what is already in memory is followed (a cached reference, a loaded collection),
+        except for "delete", which loads a collection that was not loaded yet.
+        """
+        mapper = type(obj).__mapper__
+        values = obj.__dict__
+        related = []
+        for reference in mapper.references:
+            target = values.get(reference.name)
+            if target is not None and cascade in reference.cascade:
+                related.append(target)
+        for collection in mapper.collections:
+            if cascade not in collection.cascade:
+                continue
+            held = values.get(collection.name)
+            if held is None and cascade == "delete":
+                held = getattr(obj, collection.name)
+            if held is not None:
+                related.extend(held)
+        return related
 
     def dirty_fields(self, obj):
         """Names of the fields whose value differs from the database's (empty for pending objects)."""
@@ -559,10 +686,17 @@ class Session:
         deletes = list(self._marked)
         return inserts, updates, deletes
 
+    def _held_states(self):
+        return [obj.__dict__[STATE_ATTRIBUTE] for obj in self.identity.values()]
+
     def plan(self):
-        """The FlushPlan the next flush would run, without running anything."""
+        """The FlushPlan the next flush would run, without running anything.
+
+        It prints as a numbered listing with the reason for every ordering constraint, and
+        renders as a graph with ``to_dot()`` or ``to_mermaid()``.  See also :meth:`dry_run`.
+        """
         self._check("plan")
-        return build_plan(*self._collect_changes())
+        return build_plan(*self._collect_changes(), held_states=self._held_states)
 
     def flush(self):
         """Write pending INSERTs, UPDATEs and DELETEs to the database (inside the current transaction)."""
@@ -589,8 +723,8 @@ class Session:
                 f"update(s) and {len(deletes)} delete(s) are waiting; nothing was sent. Roll back, or use "
                 f"a session without read_only=True"
             )
-        self._refuse_duplicate_keys(inserts)
-        plan = build_plan(inserts, updates, deletes)
+        self._refuse_duplicate_keys(inserts, deletes)
+        plan = build_plan(inserts, updates, deletes, held_states=self._held_states)
         bound = bind_plan(plan)
         self._flushing = True
         try:
@@ -598,7 +732,7 @@ class Session:
                 self._begin(None, for_writing=True)
             self.executor.execute(f"SAVEPOINT {FLUSH_SAVEPOINT}")
             try:
-                filled = run_plan(self.executor, plan, bound)
+                filled, assigned = run_plan(self.executor, plan, bound)
                 self.executor.execute(f"RELEASE {FLUSH_SAVEPOINT}")
             except BaseException as error:
                 if self.executor.in_transaction:
@@ -607,19 +741,26 @@ class Session:
                 self.transaction.fail(error)
                 self._ready_thread = None
                 raise
-            self._apply_flush(plan, filled)
+            self._apply_flush(plan, filled, assigned)
         finally:
             self._flushing = False
 
-    def _refuse_duplicate_keys(self, inserts):
-        """Two objects may not claim one natural key: say so before any SQL runs."""
-        claimed = {}
+    def _refuse_duplicate_keys(self, inserts, deletes):
+        """Two objects may not claim one natural key: say so before any SQL runs.
+
+        A key held by an object marked for deletion is free to take: the flush turns the
+        DELETE and the INSERT into one UPDATE of the row (a "row switch").
+        """
+        claimed = {state.key: None for state in deletes}
         for state in inserts:
             mapper = state.mapper
             values = state.obj.__dict__
             if mapper.generated_key is not None and values.get(mapper.generated_key.name) is None:
                 continue
             key = mapper.key_of(values)
+            if key in claimed and claimed[key] is None:
+                claimed[key] = state
+                continue
             other = claimed.get(key) or self.identity.get(key)
             if other is not None and other is not state.obj:
                 other_obj = other.obj if isinstance(other, InstanceState) else other
@@ -629,38 +770,89 @@ class Session:
                 )
             claimed[key] = state
 
-    def _apply_flush(self, plan, filled):
+    def _apply_flush(self, plan, filled, assigned):
         """Bring the objects in line with what the flush wrote (runs only after every statement succeeded)."""
         record = self.undo.record
+        new_keys = []
         for step in plan.steps:
+            mapper = step.mapper
             if step.kind is StepKind.INSERT:
-                self._apply_inserts(step, filled)
-            elif step.kind is StepKind.UPDATE:
-                mapper = step.mapper
-                version = mapper.version_column
-                for state in step.states:
-                    record(state)
-                    values = state.obj.__dict__
-                    if version is not None:
-                        values[version.name] = state.committed[version.index] + 1
-                    new_key = mapper.key_of(values)
-                    if new_key != state.key:
-                        self.identity.discard(state.key, state.obj)
-                        state.key = new_key
-                        self.identity.add(new_key, state.obj)
-                    state.committed = mapper.snapshot_getter(values)
-            else:
+                self._apply_inserts(step, filled, assigned)
+                continue
+            if step.kind is StepKind.DELETE:
                 for state in step.states:
                     record(state)
                     self.identity.discard(state.key, state.obj)
                     state.move(ObjectState.DELETED, "flush")
                     self._deleted_rows[state] = None
+                continue
+            version = mapper.version_column
+            for action in step.actions:
+                state = action.state
+                if step.purpose == CLEAR_REFERENCE:
+                    continue  # the row is deleted later in this flush; the object keeps its values
+                record(state)
+                values = state.obj.__dict__
+                values.update(assigned.get(state, ()))
+                if step.purpose == POST_UPDATE:
+                    state.committed = mapper.snapshot_getter(values)
+                    continue
+                if step.purpose == ROW_SWITCH:
+                    self._apply_row_switch(action, values)
+                    continue
+                if version is not None:
+                    values[version.name] = state.committed[version.index] + 1
+                new_key = mapper.key_of(values)
+                if new_key != state.key:
+                    new_keys.append((state.key, new_key))
+                    self.identity.discard(state.key, state.obj)
+                    state.key = new_key
+                    self.identity.add(new_key, state.obj)
+                state.committed = mapper.snapshot_getter(values)
+        for old_key, new_key in new_keys:
+            self._follow_new_key(old_key, new_key)
         self._pending.clear()
         self._marked.clear()
         self.tracker.clear()
         self._flush_count += 1
 
-    def _apply_inserts(self, step, filled):
+    def _apply_row_switch(self, action, values):
+        """The new object takes over the deleted object's row (see ``dependencies``)."""
+        state = action.state
+        old = action.switch_from
+        mapper = state.mapper
+        self.undo.record(old)
+        self.identity.discard(old.key, old.obj)
+        old.move(ObjectState.DELETED, "flush")
+        self._deleted_rows[old] = None
+        if mapper.version_column is not None:
+            values[mapper.version_column.name] = old.committed[mapper.version_column.index] + 1
+        state.move(PERSISTENT, "flush")
+        state.key = old.key
+        state.committed = mapper.snapshot_getter(values)
+        self.identity.add(state.key, state.obj)
+
+    def _follow_new_key(self, old_key, new_key):
+        """A primary key changed: SQLite re-pointed the referencing rows (ON UPDATE CASCADE), so the
+        loaded objects that referenced the old key now hold the new one, in memory and in their
+        snapshots."""
+        target = old_key[0]
+        for obj in list(self.identity.values()):
+            state = obj.__dict__[STATE_ATTRIBUTE]
+            for foreign_key in state.mapper.foreign_keys:
+                if foreign_key.target is not target:
+                    continue
+                values = obj.__dict__
+                if tuple(values.get(name) for name in foreign_key.column_names) != old_key[1]:
+                    continue
+                self.undo.record(state)
+                snapshot = list(state.committed)
+                for column, value in zip(foreign_key.columns, new_key[1]):
+                    values[column.name] = value
+                    snapshot[column.index] = value
+                state.committed = tuple(snapshot)
+
+    def _apply_inserts(self, step, filled, assigned):
         """Inserted objects become persistent, with the values the database filled in.
 
         This is the hottest loop of a bulk insert, so the undo-log check and the identity-map
@@ -681,6 +873,8 @@ class Session:
             if state in filled:
                 names, read_back = filled[state]
                 values.update(zip(names, read_back))
+            if state in assigned:
+                values.update(assigned[state])
             key = (cls, (values[single_key],)) if single_key is not None else mapper.key_of(values)
             state.move(PERSISTENT, "flush")
             state.key = key
@@ -795,9 +989,8 @@ class Session:
             self._unindex(state)
         for state, memento in scope.items():
             values = state.obj.__dict__
-            for name in state.mapper.column_names:
+            for name in state.mapper.restorable_names:
                 values.pop(name, None)
-            for name in state.mapper.column_names:
                 if name in memento.values:
                     values[name] = memento.values[name]
             state.status = memento.status
@@ -824,11 +1017,18 @@ class Session:
             self._marked = dict(sorted(self._marked.items(), key=lambda item: item[0].sequence))
         for obj in self.identity.values():
             state = obj.__dict__[STATE_ATTRIBUTE]
+            values = obj.__dict__
             if state.loaded_epoch >= start_epoch:
-                values = obj.__dict__
-                for name in state.mapper.column_names:
+                for name in state.mapper.restorable_names:
                     values.pop(name, None)
                 state.committed = (NOT_LOADED,) * len(state.mapper.columns)
+            # Loaded collections are views of other objects' references, which the rollback may
+            # have changed: drop them, and they reload (through the identity map) when next read.
+            for collection in state.mapper.collections:
+                values.pop(collection.name, None)
+        for state in self._pending:
+            for collection in state.mapper.collections:
+                state.obj.__dict__.pop(collection.name, None)
 
     def _unindex(self, state):
         if state.key is not None:
@@ -847,6 +1047,10 @@ class Session:
         self.undo.record(state)
         self._unindex(state)
         self._detach(state)
+        for related in self._cascade(obj, "expunge"):
+            related_state = related.__dict__.get(STATE_ATTRIBUTE)
+            if related_state is not None and related_state.session is self:
+                self.expunge(related)
 
     def expunge_all(self):
         """expunge() every object in the session."""

@@ -1,0 +1,276 @@
+"""Which rows of a flush must be written before which, and why.
+
+:func:`build_plan` turns the session's changes into row actions (see ``plan``) and finds every
+ordering edge between them, each with its reason:
+
+* **Foreign keys, inserting and updating.**  A row that references a row inserted in the same
+  flush is written after it: ``INSERT orders#7 after INSERT users#3: orders.user_id references
+  users.id``.  When the reference is an object (``order.user = ann``) and ann's key is generated
+  by the database, the order's ``user_id`` is recorded as a *source*: the flush fills it from
+  ann's new key.  If the child's foreign key is nullable the edge is *breakable*: in a cycle the
+  child can be inserted with NULL and completed by a follow-up UPDATE.
+* **Foreign keys, deleting.**  A row that references a row deleted in the same flush is deleted
+  (or re-pointed) first.  A nullable reference can instead be cleared by an UPDATE before the
+  parent's DELETE, which breaks cycles.
+* **Unique values.**  A row that frees a unique value (deleting the row, or updating it away) is
+  written before the row that takes that value.  The primary key counts as a unique value.
+* **Row switch.**  Deleting an object and adding a new one with the same primary key in one
+  flush becomes a single UPDATE of that row (SQLAlchemy's rule): no INSERT that would collide,
+  no DELETE that would orphan the row's children.
+
+Before any SQL runs, it also refuses a delete that would leave a loaded child's foreign key
+pointing at a row that no longer exists.
+"""
+
+from .errors import InvalidStateError
+from .mapping import MISSING, NOT_LOADED, STATE_ATTRIBUTE
+from .plan import (
+    CLEAR_REFERENCE,
+    POST_UPDATE,
+    ROW_SWITCH,
+    WRITE,
+    Edge,
+    FlushPlan,
+    RowAction,
+    StepKind,
+    constraints_of,
+    schedule,
+)
+
+
+def insert_shape(state):
+    """(columns bound, columns read back) for inserting one pending object."""
+    mapper = state.mapper
+    values = state.obj.__dict__
+    if values.keys() >= mapper.init_names:
+        # The common case, decided with one set comparison: every column has a value.
+        key = mapper.generated_key
+        if key is not None and values[key.name] is None:
+            return mapper.shape_with_generated_key
+        return mapper.shape_with_all_columns
+    bound = []
+    returning = []
+    for column in mapper.columns:
+        value = values.get(column.name, MISSING)
+        if column.generated and value is None:
+            returning.insert(0, column.name)
+        elif value is MISSING and column.server_default is not None:
+            returning.append(column.name)
+        else:
+            bound.append(column.name)  # a missing value without a default is an explicit NULL
+    return tuple(bound), tuple(returning)
+
+
+def _known_key(state):
+    """The identity key a pending object will have, or None if the database will generate it."""
+    mapper = state.mapper
+    values = state.obj.__dict__
+    if mapper.generated_key is not None and values.get(mapper.generated_key.name) is None:
+        return None
+    return mapper.key_of(values)
+
+
+def build_plan(inserts, updates, deletes, held_states=()):
+    """Plan a flush.
+
+    ``inserts``: pending states in session order; ``updates``: ``(state, changed names)`` in
+    session order; ``deletes``: states marked for deletion in session order; ``held_states``:
+    a callable returning the session's persistent states, used only to refuse deletes that would
+    leave a loaded child pointing nowhere.
+    """
+    actions, writers = _make_actions(inserts, updates, deletes)
+    edges = []
+    edges.extend(_foreign_key_edges(actions, writers))
+    deleted = {action.state.key: action for action in actions if action.kind is StepKind.DELETE}
+    if deleted:
+        edges.extend(_delete_edges(actions, deleted))
+        _refuse_dangling_children(deleted, actions, held_states)
+    edges.extend(_unique_edges(actions))
+    steps, edges = schedule(actions, edges)
+    return FlushPlan(steps, constraints_of(edges))
+
+
+def _make_actions(inserts, updates, deletes):
+    actions = []
+    writers = {}
+    marked = {state.key: state for state in deletes}
+    switched = set()
+    for state in inserts:
+        columns, returning = insert_shape(state)
+        key = _known_key(state) if marked else None
+        old = marked.get(key) if key is not None else None
+        if old is not None and old not in switched:
+            mapper = state.mapper
+            values = state.obj.__dict__
+            version = mapper.version_column
+            columns = tuple(
+                name for name in mapper.column_names
+                if name not in mapper.pk_names and name in values and (version is None or name != version.name)
+            )
+            action = RowAction(StepKind.UPDATE, state, columns, purpose=ROW_SWITCH, switch_from=old)
+            switched.add(old)
+        else:
+            action = RowAction(StepKind.INSERT, state, columns, returning)
+        actions.append(action)
+        writers[state] = action
+    for state, names in updates:
+        action = RowAction(StepKind.UPDATE, state, names)
+        actions.append(action)
+        writers[state] = action
+    for state in deletes:
+        if state not in switched:
+            actions.append(RowAction(StepKind.DELETE, state))
+    return actions, writers
+
+
+def _changes_key(action):
+    return action.kind is StepKind.UPDATE and any(name in action.mapper.pk_names for name in action.columns)
+
+
+def _foreign_key_edges(actions, writers):
+    """Parents inserted (or re-keyed) in this flush are written before the rows that reference them."""
+    mappers = {action.state.mapper for action in actions}
+    referenced = {foreign_key.target.__mapper__ for mapper in mappers for foreign_key in mapper.foreign_keys}
+    if not referenced:
+        return []
+    keyed = {}
+    for action in actions:
+        if action.mapper not in referenced:
+            continue
+        if action.kind is StepKind.INSERT or action.purpose == ROW_SWITCH or _changes_key(action):
+            key = _known_key(action.state) if action.kind is StepKind.INSERT else action.mapper.key_of(action.state.obj.__dict__)
+            if key is not None:
+                keyed[key] = action
+    edges = []
+    for action in actions:
+        if action.kind is StepKind.DELETE:
+            continue
+        state = action.state
+        mapper = state.mapper
+        values = state.obj.__dict__
+        for foreign_key in mapper.foreign_keys:
+            parent = None
+            reference = mapper.reference_on(foreign_key)
+            target = values.get(reference.name) if reference is not None else None
+            if target is not None:
+                target_state = target.__dict__.get(STATE_ATTRIBUTE)
+                parent = writers.get(target_state) if target_state is not None else None
+                if parent is not None and (parent.kind is StepKind.INSERT or _changes_key(parent)):
+                    target_key = target_state.mapper.pk_names
+                    if action.sources is None:
+                        action.sources = {}
+                    for name, key_name in zip(foreign_key.column_names, target_key):
+                        action.sources[name] = (target_state, key_name)
+                else:
+                    parent = None
+            if parent is None:
+                key_values = tuple(values.get(name) for name in foreign_key.column_names)
+                if None in key_values:
+                    continue
+                parent = keyed.get((foreign_key.target, key_values))
+            if parent is None or parent is action and not action.sources:
+                continue
+            if action.kind is StepKind.UPDATE and action.purpose == WRITE and \
+                    not set(foreign_key.column_names) & set(action.columns):
+                continue
+            nullable = all(column.nullable for column in foreign_key.columns)
+            breakable = POST_UPDATE if action.kind is StepKind.INSERT and nullable else None
+            edges.append(Edge(parent, action, foreign_key.describe(), breakable, foreign_key))
+    return edges
+
+
+def _delete_edges(actions, deleted):
+    """Rows that reference a deleted row are deleted, or point elsewhere, before it goes."""
+    edges = []
+    for action in actions:
+        if action.kind is StepKind.INSERT or action.purpose != WRITE:
+            continue
+        committed = action.state.committed
+        mapper = action.mapper
+        for foreign_key in mapper.foreign_keys:
+            old = tuple(committed[column.index] for column in foreign_key.columns)
+            if None in old or NOT_LOADED in old:
+                continue
+            parent = deleted.get((foreign_key.target, old))
+            if parent is None or parent is action:
+                continue
+            if action.kind is StepKind.UPDATE and not set(foreign_key.column_names) & set(action.columns):
+                continue
+            nullable = all(column.nullable for column in foreign_key.columns)
+            breakable = CLEAR_REFERENCE if action.kind is StepKind.DELETE and nullable else None
+            edges.append(Edge(action, parent, foreign_key.describe(), breakable, foreign_key))
+    return edges
+
+
+def _refuse_dangling_children(deleted, actions, held_states):
+    """A loaded child left referencing a deleted row would fail at the DELETE: say so before any SQL."""
+    deleted_mappers = {action.mapper for action in deleted.values()}
+    written = {action.state for action in actions}
+    for state in held_states():
+        if state in written:
+            continue
+        values = state.obj.__dict__
+        for foreign_key in state.mapper.foreign_keys:
+            if foreign_key.target.__mapper__ not in deleted_mappers:
+                continue
+            key_values = tuple(values.get(name) for name in foreign_key.column_names)
+            parent = deleted.get((foreign_key.target, key_values))
+            if parent is not None:
+                fix = "set it to None, " if all(c.nullable for c in foreign_key.columns) else ""
+                raise InvalidStateError(
+                    f"flush(): deleting {parent.state.describe()} would leave {state.describe()}."
+                    f"{', '.join(foreign_key.column_names)} pointing at a row that no longer exists "
+                    f"({foreign_key.describe()}); delete that object too (or use cascade='delete'), "
+                    f"{fix}or point it at another row"
+                )
+
+
+def _unique_groups(mapper):
+    groups = [tuple(column.name for column in mapper.primary_key)]
+    groups.extend((column.name,) for column in mapper.columns if column.unique)
+    return groups
+
+
+def _unique_edges(actions):
+    """A unique value (or key) is freed before it is taken by another row in the same flush."""
+    freed = {}
+    taken = []
+    mappers = {action.state.mapper for action in actions}
+    if all(not m.unique_columns and m.generated_key is not None for m in mappers) and \
+            not any(action.kind is not StepKind.INSERT for action in actions):
+        return []  # only inserts, with nothing unique but keys the database assigns
+    for action in actions:
+        mapper = action.state.mapper
+        if action.kind is StepKind.INSERT and not mapper.unique_columns and mapper.generated_key is not None:
+            continue  # nothing unique it could collide on, besides a key the database assigns
+        state = action.state
+        values = state.obj.__dict__
+        committed = state.committed
+        for group in _unique_groups(mapper):
+            new = tuple(values.get(name) for name in group)
+            if action.kind is StepKind.INSERT:
+                if None not in new:
+                    taken.append(((mapper, group, new), action))
+                continue
+            if action.purpose == ROW_SWITCH:
+                committed = action.switch_from.committed
+            elif action.purpose != WRITE:
+                continue
+            old = tuple(committed[mapper.column(name).index] for name in group)
+            if action.kind is StepKind.DELETE:
+                if None not in old:
+                    freed[(mapper, group, old)] = action
+            elif old != new:
+                if None not in old:
+                    freed[(mapper, group, old)] = action
+                if None not in new:
+                    taken.append(((mapper, group, new), action))
+    edges = []
+    for key, taker in taken:
+        freer = freed.get(key)
+        if freer is not None and freer is not taker:
+            mapper, group, value = key
+            shown = value[0] if len(value) == 1 else value
+            reason = f"{mapper.table}.{', '.join(group)} = {shown!r} is unique and is freed first"
+            edges.append(Edge(freer, taker, reason))
+    return edges

@@ -1,0 +1,322 @@
+"""Relationships between entities: a reference to one object, and a collection of objects.
+
+::
+
+    class Order(Entity, table="orders"):
+        id: int = Column(primary_key=True)
+        user_id: int = Column(references="User")
+        user = Reference("user_id")                 # many-to-one, through the user_id column
+
+    class User(Entity, table="users"):
+        id: int = Column(primary_key=True)
+        orders = Collection("Order", "user")        # one-to-many: the orders whose .user is me
+
+The link between an order and its user is stored once: in the order's ``user`` reference (and its
+``user_id`` column).  ``user.orders`` is a view of the orders that point at the user, kept in step
+in memory both ways: setting ``order.user = ann`` puts the order in ``ann.orders`` (if that list is
+loaded), and ``ann.orders.append(order)`` sets ``order.user``.
+
+A reference to an object the database has not numbered yet (a pending user) is fine: the flush
+inserts the user first and fills ``order.user_id`` from the key the database gave it.
+
+Both sides load lazily on first access, through the identity map; ``session.filter(..., load=[...])``
+loads them up front with one SELECT per relationship.
+
+**Cascades** say which operations travel along a relationship (``cascade="..."``, comma separated):
+
+=================  ===========================================================================
+``save-update``    adding an object adds the objects it references or holds (default on both)
+``delete``         deleting a parent deletes its children, loaded or not (Collection only)
+``delete-orphan``  a child removed from its parent's collection is deleted (Collection only)
+``expunge``        expunging the parent expunges the objects it holds (default on Collection)
+``refresh``        refreshing the parent refreshes the loaded objects it holds (default on Collection)
+``all``            save-update, delete, expunge and refresh
+=================  ===========================================================================
+"""
+
+from .errors import DetachedInstanceError, MappingError
+
+CASCADES = ("save-update", "delete", "delete-orphan", "expunge", "refresh")
+
+
+def _parse_cascade(text, owner, allowed):
+    names = set()
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if part == "all":
+            names.update(("save-update", "delete", "expunge", "refresh"))
+        elif part in CASCADES:
+            names.add(part)
+        else:
+            raise MappingError(f"{owner}: unknown cascade {part!r}; use {', '.join(CASCADES)} or 'all'")
+    wrong = names - set(allowed)
+    if wrong:
+        raise MappingError(f"{owner}: cascade {', '.join(sorted(wrong))} only applies to a Collection")
+    return frozenset(names)
+
+
+class Reference:
+    """Many-to-one: the object this one's foreign key points at.
+
+    ``foreign_key`` names the column (or tuple of columns) of a ForeignKey declared on this class.
+    """
+
+    def __init__(self, foreign_key, *, cascade="save-update"):
+        self.column_names = (foreign_key,) if isinstance(foreign_key, str) else tuple(foreign_key)
+        self._cascade_text = cascade
+        self.name = None
+        self.entity = None
+        self.foreign_key = None
+        self.cascade = None
+        self.collection = None  # the paired Collection on the target, if one is declared
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def bind(self, entity, name):
+        """Called by the mapper: find the ForeignKey this reference travels along."""
+        self.entity = entity
+        self.name = name
+        owner = f"{entity.__name__}.{name}"
+        self.cascade = _parse_cascade(self._cascade_text, owner, ("save-update", "expunge", "refresh"))
+        for foreign_key in entity.__mapper__.foreign_keys:
+            if foreign_key.column_names == self.column_names:
+                self.foreign_key = foreign_key
+                break
+        else:
+            raise MappingError(
+                f"{owner} = Reference({', '.join(self.column_names)}): no foreign key on those columns; "
+                f"declare Column(references=...) (or a ForeignKey) for them"
+            )
+
+    @property
+    def target(self):
+        return self.foreign_key.target
+
+    @property
+    def nullable(self):
+        return all(column.nullable for column in self.foreign_key.columns)
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        values = obj.__dict__
+        if self.name in values:
+            return values[self.name]
+        key_values = tuple(values.get(name) for name in self.column_names)
+        if None in key_values:
+            return None
+        state = values.get("_uow_state")
+        if state is None or state.session is None:
+            if state is not None and state.key is not None:
+                raise DetachedInstanceError(
+                    f"{self.entity.__name__}.{self.name} of {state.describe()} is not loaded and the object "
+                    f"has no session to load it from; add() it to a session first"
+                )
+            return None
+        return state.session._load_reference(state, self, key_values)
+
+    def __set__(self, obj, target):
+        if target is not None and not isinstance(target, self.target):
+            raise MappingError(
+                f"{self.entity.__name__}.{self.name} holds a {self.target.__name__} (or None), not {target!r}"
+            )
+        state = obj.__dict__.get("_uow_state")
+        if state is not None and state.session is not None:
+            state.session._set_reference(state, self, target)
+        else:
+            set_reference(obj, self, target)
+
+    def __repr__(self):
+        return f"Reference({self.entity.__name__ if self.entity else '?'}.{self.name})"
+
+
+def set_reference(obj, reference, target):
+    """Point ``obj``'s reference at ``target`` and keep loaded collections on both sides in step.
+
+    The foreign-key columns are set from the target's key when it has one; a target the database
+    has not numbered yet leaves them to the flush.
+    """
+    values = obj.__dict__
+    old = values.get(reference.name)
+    values[reference.name] = target
+    collection = reference.collection
+    if collection is not None:
+        if old is not None and old is not target:
+            held = old.__dict__.get(collection.name)
+            if held is not None and obj in held:
+                held._remove_quietly(obj)
+        if target is not None:
+            held = target.__dict__.get(collection.name)
+            if held is None and _has_no_row(target):
+                # A parent without a row has nothing to load: its collection is exactly the
+                # objects linked to it in memory, so start the list now.
+                held = collection.__get__(target)
+            if held is not None and not any(item is obj for item in held):
+                held._append_quietly(obj)
+    target_values = target.__dict__ if target is not None else {}
+    target_key = reference.target.__mapper__.pk_names
+    for name, key_name in zip(reference.column_names, target_key):
+        values[name] = target_values.get(key_name)
+
+
+def _has_no_row(obj):
+    state = obj.__dict__.get("_uow_state")
+    return state is None or state.key is None
+
+
+class Collection:
+    """One-to-many: the objects of ``target`` whose Reference ``reference`` points at this one."""
+
+    def __init__(self, target, reference, *, cascade="save-update, expunge, refresh"):
+        self._target = target
+        self.reference_name = reference
+        self._cascade_text = cascade
+        self.name = None
+        self.entity = None
+        self.cascade = None
+        self.reference = None
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def bind(self, entity, name):
+        self.entity = entity
+        self.name = name
+        self.cascade = _parse_cascade(self._cascade_text, f"{entity.__name__}.{name}", CASCADES)
+
+    def configure(self):
+        """Resolve the target class and pair with its Reference (once every class is declared)."""
+        if self.reference is not None:
+            return
+        target = self._target
+        if isinstance(target, str):
+            target = self.entity.__registry__.resolve(target, self)
+            self._target = target
+        reference = getattr(target, self.reference_name, None)
+        if not isinstance(reference, Reference) or reference.target is not self.entity:
+            raise MappingError(
+                f"{self.entity.__name__}.{self.name} = Collection({target.__name__}, {self.reference_name!r}): "
+                f"{target.__name__}.{self.reference_name} must be a Reference to {self.entity.__name__}"
+            )
+        self.reference = reference
+        reference.collection = self
+
+    @property
+    def target(self):
+        self.configure()
+        return self._target
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        values = obj.__dict__
+        held = values.get(self.name)
+        if held is not None:
+            return held
+        self.configure()
+        state = values.get("_uow_state")
+        if state is None or state.key is None:
+            items = []
+        elif state.session is None:
+            raise DetachedInstanceError(
+                f"{self.entity.__name__}.{self.name} of {state.describe()} is not loaded and the object "
+                f"has no session to load it from; add() it to a session first"
+            )
+        else:
+            items = state.session._load_collection(state, self)
+        held = RelatedList(obj, self, items)
+        values[self.name] = held
+        return held
+
+    def __set__(self, obj, items):
+        current = self.__get__(obj)
+        current[:] = list(items)
+
+    def __repr__(self):
+        return f"Collection({self.entity.__name__ if self.entity else '?'}.{self.name})"
+
+
+class RelatedList(list):
+    """The list behind a Collection: every change sets or clears the children's Reference."""
+
+    def __init__(self, owner, collection, items):
+        super().__init__(items)
+        self.owner = owner
+        self.collection = collection
+
+    def _append_quietly(self, item):
+        super().append(item)
+
+    def _remove_quietly(self, item):
+        for index, held in enumerate(self):
+            if held is item:
+                super().__delitem__(index)
+                return
+
+    def _adopt(self, item):
+        if not isinstance(item, self.collection.target):
+            raise MappingError(
+                f"{self.collection.entity.__name__}.{self.collection.name} holds {self.collection.target.__name__} "
+                f"objects, not {item!r}"
+            )
+        setattr(item, self.collection.reference.name, self.owner)
+
+    def _release(self, item):
+        if item.__dict__.get(self.collection.reference.name) is self.owner or \
+                getattr(item, self.collection.reference.name) is self.owner:
+            setattr(item, self.collection.reference.name, None)
+        state = self.owner.__dict__.get("_uow_state")
+        if state is not None and state.session is not None:
+            state.session._orphaned(self.collection, item)
+
+    def append(self, item):
+        self._adopt(item)  # set_reference appends it to this (loaded) list
+
+    def extend(self, items):
+        for item in list(items):
+            self.append(item)
+
+    def insert(self, index, item):
+        self._adopt(item)
+        self._remove_quietly(item)
+        super().insert(index, item)
+
+    def remove(self, item):
+        self._remove_quietly(item)
+        self._release(item)
+
+    def pop(self, index=-1):
+        item = self[index]
+        self.remove(item)
+        return item
+
+    def clear(self):
+        for item in list(self):
+            self.remove(item)
+
+    def __setitem__(self, index, value):
+        if isinstance(index, slice):
+            old = list(self)
+            new = list(value)
+            kept = [item for item in old if any(item is other for other in new)]
+            for item in old:
+                if not any(item is other for other in kept):
+                    self.remove(item)
+            for item in new:
+                if not any(item is other for other in self):
+                    self.append(item)
+            return
+        self.remove(self[index])
+        self.insert(index, value)
+
+    def __delitem__(self, index):
+        items = self[index] if isinstance(index, slice) else [self[index]]
+        for item in list(items):
+            self.remove(item)
+
+    def __iadd__(self, items):
+        self.extend(items)
+        return self
