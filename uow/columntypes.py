@@ -99,12 +99,15 @@ class FloatType(ColumnType):
             return f"expected float, got {type(value).__name__}"
         if math.isnan(value):
             return "is NaN, which SQLite silently stores as NULL"
+        if value == 0.0 and math.copysign(1.0, value) < 0:
+            return "is -0.0, which SQLite stores as 0.0, losing the sign; use 0.0"
         return None
 
     def all_valid(self, values):
         if not set(map(type, values)) <= {float}:
             return False
-        return not any(map(math.isnan, values))
+        # -0.0 is the only float equal to 0.0 that prints differently; NaN is caught by isnan.
+        return not any(map(math.isnan, values)) and not any(v == 0.0 and math.copysign(1.0, v) < 0 for v in values)
 
 
 class TextType(ColumnType):

@@ -138,6 +138,10 @@ class Executor:
         """How many ``?`` one statement may bind; read each time, because it can be lowered with setlimit()."""
         return self.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
 
+    def length_limit(self):
+        """The longest string or blob, in bytes, this connection accepts (it can be lowered with setlimit())."""
+        return self.connection.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
+
     @property
     def in_transaction(self):
         """SQLite's own answer; after an error it is the only one to trust (SQLite may have rolled back)."""

@@ -28,9 +28,10 @@ from .mapping import quote
 from .plan import CLEAR_REFERENCE, POST_UPDATE, ROW_SWITCH, WRITE, StepKind
 
 ROWID_MAX = 2 ** 63 - 1
+FLUSH_SAVEPOINT = '"uow_flush"'
 
 
-def bind_plan(plan):
+def bind_plan(plan, max_length=None):
     """Build, check and convert the parameter rows of every step, before any SQL runs.
 
     Returns one list of rows per step (deletes have none: they bind only keys).  Raises
@@ -38,10 +39,10 @@ def bind_plan(plan):
     cannot be stored unchanged.  Checking a whole column at once (``columntypes.first_invalid``)
     keeps this cheap for large flushes.
     """
-    return [_bind_step(step) if step.kind is not StepKind.DELETE else None for step in plan.steps]
+    return [_bind_step(step, max_length) if step.kind is not StepKind.DELETE else None for step in plan.steps]
 
 
-def _bind_step(step):
+def _bind_step(step, max_length=None):
     mapper = step.mapper
     version = mapper.version_column
     if step.kind is StepKind.UPDATE and step.purpose == WRITE and version is not None and version.name in step.columns:
@@ -90,6 +91,8 @@ def _bind_step(step):
                 f"cannot {step.kind.value.lower()} {step.states[index].describe()}: "
                 f"{column.qualified_name} = {values[index]!r} {found[1]}"
             )
+        if max_length is not None and column.type.python_type in (str, bytes):
+            _check_length(step, column, checked, max_length)
         convert = column.type.to_db
         if convert is not None or exempt:
             values = [None if value is None or index in exempt else (convert(value) if convert else value)
@@ -98,6 +101,22 @@ def _bind_step(step):
     if len(converted) and any(isinstance(values, list) for values in converted):
         rows = list(zip(*converted))
     return rows
+
+
+def _check_length(step, column, values, max_length):
+    """SQLite refuses a string or blob longer than its length limit: name the attribute first."""
+    present = [value for value in values if value is not None]
+    if not present or max(map(len, present)) * 4 <= max_length:
+        return  # even four UTF-8 bytes per character would fit
+    for index, value in enumerate(values):
+        if value is None:
+            continue
+        size = len(value.encode("utf-8")) if isinstance(value, str) else len(value)
+        if size > max_length:
+            raise ColumnValueError(
+                f"cannot {step.kind.value.lower()} {step.states[index].describe()}: {column.qualified_name} is "
+                f"{size:,} bytes long, over this connection's limit of {max_length:,} (SQLITE_LIMIT_LENGTH)"
+            )
 
 
 def _fill_sources(step, rows, filled, assigned):
@@ -187,14 +206,60 @@ def from_db(column, value):
 
 
 def run_plan(executor, plan, bound):
-    """Run every step with its rows from :func:`bind_plan`.
+    """Run every step with its rows from :func:`bind_plan`, atomically.
 
-    Returns ``(filled, assigned)``: ``{state: (column names, values read back)}`` for inserted
-    rows, and ``{state: {column: value}}`` for foreign keys filled in from parent rows.
+    The plan runs inside ``SAVEPOINT uow_flush``: if any statement fails, the savepoint is rolled
+    back (unless SQLite already rolled back the whole transaction by itself) and the database is
+    as it was before the flush.  Returns ``(filled, assigned)``: ``{state: (column names, values
+    read back)}`` for inserted rows, and ``{state: {column: value}}`` for foreign keys filled in
+    from parent rows.
     """
+    executor.execute(f"SAVEPOINT {FLUSH_SAVEPOINT}")
+    try:
+        results = _run_steps(executor, plan.steps, bound)
+        executor.execute(f"RELEASE {FLUSH_SAVEPOINT}")
+        return results
+    except _FailedStep as failure:
+        _undo_flush(executor)
+        located = None
+        if failure.locatable and executor.in_transaction:
+            located = _locate_failing_row(executor, plan, bound, failure.index)
+        raise _flush_error(plan.steps[failure.index], failure.error, located) from failure.error
+    except _StepFailed as failure:
+        _undo_flush(executor)
+        obj = failure.state.obj if failure.state is not None else None
+        if failure.stale is not None:
+            expected, found = failure.stale
+            raise StaleDataError(str(failure), statement=failure.sql, obj=obj,
+                                 expected=expected, found=found) from None
+        raise FlushError(str(failure), statement=failure.sql, obj=obj) from None
+    except BaseException:
+        _undo_flush(executor)
+        raise
+
+
+def _undo_flush(executor):
+    if executor.in_transaction:
+        executor.execute(f"ROLLBACK TO {FLUSH_SAVEPOINT}")
+        executor.execute(f"RELEASE {FLUSH_SAVEPOINT}")
+
+
+class _FailedStep(Exception):
+    """Internal: SQLite refused step ``index``; ``locatable`` when replaying can name the row."""
+
+    def __init__(self, index, error, locatable):
+        super().__init__(str(error))
+        self.index = index
+        self.error = error
+        self.locatable = locatable
+
+
+def _run_steps(executor, steps, bound, stop=None):
     filled = {}
     assigned = {}
-    for step, rows in zip(plan.steps, bound):
+    for index, (step, rows) in enumerate(zip(steps, bound)):
+        if index == stop:
+            break
         try:
             if step.kind is StepKind.INSERT:
                 _run_insert(executor, step, _fill_sources(step, rows, filled, assigned), filled)
@@ -203,14 +268,10 @@ def run_plan(executor, plan, bound):
             else:
                 _run_delete(executor, step)
         except sqlite3.Error as error:
-            raise _flush_error(executor, step, error) from error
-        except _StepFailed as failure:
-            obj = failure.state.obj if failure.state is not None else None
-            if failure.stale is not None:
-                expected, found = failure.stale
-                raise StaleDataError(str(failure), statement=failure.sql, obj=obj,
-                                     expected=expected, found=found) from None
-            raise FlushError(str(failure), statement=failure.sql, obj=obj) from None
+            # A constraint or a too-long value belongs to one row; other errors (a lock, an
+            # interrupt, a full disk) belong to the statement as a whole.
+            locatable = len(step.actions) > 1 and isinstance(error, (sqlite3.IntegrityError, sqlite3.DataError))
+            raise _FailedStep(index, error, locatable) from error
     return filled, assigned
 
 
@@ -358,11 +419,9 @@ def _raise_unmatched(executor, step, sql, verb):
     raise _StepFailed(f"{verb} on {mapper.table} matched fewer rows than expected", sql, None)
 
 
-def _flush_error(executor, step, error):
+def _flush_error(step, error, located=None):
     """Wrap a sqlite3 error as a FlushError that names the statement and, where possible, the object."""
-    state = step.states[0] if len(step.states) == 1 else None
-    if state is None and isinstance(error, sqlite3.IntegrityError) and executor.in_transaction:
-        state = _locate_failing_row(executor, step)
+    state = step.states[0] if len(step.states) == 1 else located
     what = state.describe() if state is not None else f"{len(step.states)} {step.table} rows"
     sql = _step_sql(step)
     hint = ""
@@ -383,21 +442,34 @@ def _step_sql(step):
     return f"DELETE FROM {mapper.quoted_table} WHERE {_where_key(mapper)}"
 
 
-def _locate_failing_row(executor, step):
-    """Replay a failed batch one row at a time inside a savepoint to find the row SQLite refused."""
+def _locate_failing_row(executor, plan, bound, failed):
+    """Name the row SQLite refused in a failed batch.
+
+    ``executemany`` stops at the failing row but keeps the rows before it, so the batch cannot
+    simply be replayed.  Instead, inside a savepoint that is rolled back afterwards, the steps
+    before the failed one run again (the same statements on the same data give the same result),
+    and then the failed step runs one row at a time until a row fails.  This costs nothing
+    unless a batch fails.
+    """
     executor.execute('SAVEPOINT "uow_locate"')
     try:
+        filled, _ = _run_steps(executor, plan.steps, bound, stop=failed)
+        step = plan.steps[failed]
         for action in step.actions:
             single = type(step)(step.kind, step.mapper, [action], step.columns, step.returning, step.purpose)
             try:
-                if step.kind is StepKind.INSERT:
-                    _run_insert(executor, single, _bind_step(single), {})
-                elif step.kind is StepKind.UPDATE:
-                    _run_update(executor, single, _bind_step(single), {})
-                else:
+                if step.kind is StepKind.DELETE:
                     _run_delete(executor, single)
+                    continue
+                rows = _fill_sources(single, _bind_step(single), filled, {})
+                if step.kind is StepKind.INSERT:
+                    _run_insert(executor, single, rows, filled)
+                else:
+                    _run_update(executor, single, rows, filled)
             except (sqlite3.Error, _StepFailed):
                 return action.state
+        return None
+    except (sqlite3.Error, _FailedStep, _StepFailed):
         return None
     finally:
         if executor.in_transaction:

@@ -415,7 +415,7 @@ class Mapper:
                 self.default_factories.append((column.name, column.default_factory))
             elif column.default is not MISSING:
                 self.constant_defaults[column.name] = column.default
-            elif column.generated or column.nullable:
+            elif column.generated or (column.nullable and column.server_default is None):
                 self.constant_defaults[column.name] = None
             elif column.server_default is None:
                 required.append(column.name)

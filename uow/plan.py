@@ -20,10 +20,10 @@ How the order is found:
    key is broken by inserting NULL and setting the key with a follow-up UPDATE (or clearing it
    with an UPDATE before a DELETE); a cycle with no nullable edge raises CycleError, before any
    SQL runs, listing the rows, columns and values involved.
-4. Within a wave, actions are grouped by (kind, table, columns); groups go UPDATEs, INSERTs,
+4. Within a wave, actions are gathered per (kind, table); gatherings go UPDATEs, INSERTs,
    follow-up UPDATEs, DELETEs, then by the order their first object entered the session, then
-   by table name.  Rows inside a group keep session order.  Each group is one step, which the
-   executor sends as a single ``executemany``.
+   by table name.  Rows inside a gathering keep session order, and each run of consecutive rows
+   with the same columns is one step, which the executor sends as a single ``executemany``.
 
 The same operations in the same order always give the same plan.
 """
@@ -269,21 +269,42 @@ def _waves(actions, edges):
 
 
 def _group(wave):
-    """Split one wave into steps of identical shape, in the documented order."""
-    groups = {}
+    """Split one wave into steps, in the documented order.
+
+    Actions are gathered per (kind, table); inside each gathering, rows keep session order.
+    UPDATEs are grouped by the set of columns they change; for INSERTs and DELETEs each run of
+    consecutive rows with the same shape becomes one step (merging rows that are not
+    consecutive would change the order in which one table's rows are inserted, and with it the
+    keys SQLite hands out).
+    """
+    gatherings = {}
     for action in wave:
-        groups.setdefault(action.shape(), []).append(action)
+        gatherings.setdefault((_GROUP_RANK[(action.kind, action.purpose)], action.state.mapper), []).append(action)
 
     def order(item):
-        shape, members = item
-        kind, mapper, purpose = shape[0], shape[1], shape[4]
-        return (_GROUP_RANK[(kind, purpose)], min(a.state.sequence for a in members), mapper.table)
+        (rank, mapper), members = item
+        return (rank, min(action.state.sequence for action in members), mapper.table)
 
     steps = []
-    for shape, members in sorted(groups.items(), key=order):
+    for (_, mapper), members in sorted(gatherings.items(), key=order):
         members.sort(key=lambda action: action.state.sequence)
-        kind, mapper, columns, returning, purpose, _ = shape
-        steps.append(Step(kind, mapper, members, columns, returning, purpose))
+        by_shape = {}
+        current = None
+        for action in members:
+            shape = action.shape()
+            if action.kind is StepKind.UPDATE:
+                # UPDATEs are grouped by the set of columns they change, wherever they stand:
+                # their order within a table changes nothing.
+                current = by_shape.get(shape)
+            elif current is not None and current_shape != shape:
+                current = None
+            if current is None:
+                kind, _, columns, returning, purpose, _ = shape
+                current = Step(kind, mapper, [], columns, returning, purpose)
+                by_shape[shape] = current
+                steps.append(current)
+            current_shape = shape
+            current.actions.append(action)
     return steps
 
 

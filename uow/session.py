@@ -53,7 +53,6 @@ from .undo import UndoLog
 
 _get_ident = threading.get_ident
 PERSISTENT = ObjectState.PERSISTENT
-FLUSH_SAVEPOINT = '"uow_flush"'
 
 
 class Memento:
@@ -725,19 +724,14 @@ class Session:
             )
         self._refuse_duplicate_keys(inserts, deletes)
         plan = build_plan(inserts, updates, deletes, held_states=self._held_states)
-        bound = bind_plan(plan)
+        bound = bind_plan(plan, self.executor.length_limit())
         self._flushing = True
         try:
             if not self.transaction.active:
                 self._begin(None, for_writing=True)
-            self.executor.execute(f"SAVEPOINT {FLUSH_SAVEPOINT}")
             try:
                 filled, assigned = run_plan(self.executor, plan, bound)
-                self.executor.execute(f"RELEASE {FLUSH_SAVEPOINT}")
             except BaseException as error:
-                if self.executor.in_transaction:
-                    self.executor.execute(f"ROLLBACK TO {FLUSH_SAVEPOINT}")
-                    self.executor.execute(f"RELEASE {FLUSH_SAVEPOINT}")
                 self.transaction.fail(error)
                 self._ready_thread = None
                 raise
@@ -1004,6 +998,15 @@ class Session:
             if memento.status is ObjectState.PENDING:
                 self._pending[state] = None
             elif memento.status is PERSISTENT:
+                held = self.identity.get(state.key)
+                if held is not None and held is not state.obj:
+                    # A copy of the row loaded during the rolled-back scope (after this object was
+                    # expunged): the object the session held at the start of the scope wins.
+                    held_state = held.__dict__[STATE_ATTRIBUTE]
+                    self.identity.discard(state.key, held)
+                    self.tracker.forget(held_state)
+                    held_state.status = ObjectState.DETACHED
+                    held_state.session = None
                 self.identity.add(state.key, state.obj)
                 if memento.marked:
                     self._marked[state] = None

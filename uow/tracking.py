@@ -16,6 +16,8 @@ value assigned to it counts as a change (``NOT_LOADED`` equals nothing but itsel
 """
 
 
+import operator
+
 
 class ChangeTracker:
     """Remembers which persistent objects were assigned to since the last flush."""
@@ -46,17 +48,30 @@ class ChangeTracker:
 def changed_fields(state):
     """The names of the columns whose value differs from the snapshot, in declaration order.
 
-    Values are compared with ``==``: assigning ``1.0`` where the row held ``1`` is no change.
+    "Differs" is strict: a value of another type (``1`` for ``True``), or an equal value written
+    differently (``Decimal('1.10')`` for ``Decimal('1.1')``, the same instant at another UTC
+    offset) is a change, because writing it would change what the database holds.
     """
     committed = state.committed
     if committed is None:
         return ()
     mapper = state.mapper
     current = mapper.snapshot_getter(state.obj.__dict__)
-    if current == committed:
-        return ()
-    # An expired column that was not assigned again reads NOT_LOADED on both sides: no change.
-    return tuple([name for name, now, before in zip(mapper.column_names, current, committed) if now != before])
+    if all(map(operator.is_, current, committed)):
+        return ()  # the common case: every field still holds the very object it was loaded with
+    return tuple([name for name, now, before in zip(mapper.column_names, current, committed)
+                  if not same_value(now, before)])
+
+
+def same_value(now, before):
+    """True when writing ``now`` over ``before`` would change nothing in the database."""
+    if now is before:
+        return True
+    if type(now) is not type(before) or now != before:
+        return False
+    # Equal values that are stored differently: repr shows the difference for the types
+    # uow stores (a Decimal's exponent, -0.0, a datetime's UTC offset).
+    return type(now) in (int, str, bytes, bool) or repr(now) == repr(before)
 
 
 def original_value(state, name):
