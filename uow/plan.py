@@ -290,6 +290,7 @@ def _group(wave):
         members.sort(key=lambda action: action.state.sequence)
         by_shape = {}
         current = None
+        current_shape = None
         for action in members:
             shape = action.shape()
             if action.kind is StepKind.UPDATE:

@@ -30,22 +30,20 @@ from .errors import (
     DuplicateIdentityError,
     ReadOnlyError,
     InvalidStateError,
-    NotFoundError,
-    ObjectDeletedError,
     TransactionError,
-    UnknownFieldError,
-    UnmappedClassError,
     WrongThreadError,
 )
 from .events import Listeners, dispatch
 from .executor import Executor
-from .flush import bind_plan, from_db, run_plan
+from .bulk import BulkMixin
+from .loading import LoadingMixin
+from .merging import MergingMixin
+from .flush import bind_plan, run_plan
 from .identity import IdentityMap, collector_paused, format_key
-from .mapping import MISSING, NOT_LOADED, STATE_ATTRIBUTE, mapper_of
+from .mapping import NOT_LOADED, STATE_ATTRIBUTE, mapper_of
 from .dependencies import build_plan
 from .plan import CLEAR_REFERENCE, POST_UPDATE, ROW_SWITCH, StepKind
 from .relationships import set_reference
-from .query import select_sql
 from .states import InstanceState, ObjectState
 from .tracking import ChangeTracker, changed_fields, original_value
 from .transaction import Transaction, TransactionState
@@ -91,7 +89,7 @@ class SessionStats:
     flushes: int
 
 
-class Session:
+class Session(LoadingMixin, MergingMixin, BulkMixin):
     """A unit of work over one sqlite3 connection (open it with :func:`uow.connect`).
 
     ::
@@ -286,69 +284,7 @@ class Session:
                 if collection.reference.nullable:
                     setattr(child, collection.reference.name, None)
 
-    # -- reading --------------------------------------------------------------------------
-
-    def get(self, entity, ident):
-        """The object with this primary key (scalar, tuple or dict), or None if there is no such row.
-
-        An object already in the identity map is returned without any SQL.
-        """
-        if _get_ident() != self._ready_thread:
-            self._check("get")
-        try:
-            mapper = entity.__mapper__
-        except AttributeError:
-            raise UnmappedClassError(f"get(): {entity!r} is not a mapped entity class") from None
-        if type(ident) is mapper.scalar_key_type:
-            obj = self.identity.get((entity, (ident,)))
-            if obj is not None:
-                return obj
-        key = mapper.identity_key(ident)
-        obj = self.identity.get(key)
-        if obj is not None:
-            return obj
-        self._autoflush()
-        where = " AND ".join(f"{mapper.quoted_table}.\"{name}\" = ?" for name in mapper.pk_names)
-        params = [self._bind(column, value) for column, value in zip(mapper.primary_key, key[1])]
-        rows = self._query(f"SELECT {mapper.select_list} FROM {mapper.quoted_table} WHERE {where}", params)
-        loaded = self._load(mapper, rows)
-        return loaded[0] if loaded else None
-
-    def get_one(self, entity, ident):
-        """Like get(), but a missing row raises NotFoundError."""
-        obj = self.get(entity, ident)
-        if obj is None:
-            mapper = mapper_of(entity)
-            raise NotFoundError(f"get_one(): no {format_key(mapper.identity_key(ident))} in the database")
-        return obj
-
-    def all(self, entity):
-        """Every row of the entity's table, as objects, ordered by primary key."""
-        return self.filter(entity)
-
-    def filter(self, entity, *, order_by=None, limit=None, **equals):
-        """Objects whose columns equal the given values, ordered and limited::
-
-            session.filter(User, name="ann")
-            session.filter(User, active=True, order_by="-score", limit=10)
-
-        ``order_by`` is a field name (``"-name"`` for descending) or a list of them; the default
-        is the primary key.  ``None`` matches NULL.  Results go through the identity map.
-        """
-        self._check("filter")
-        mapper = mapper_of(entity)
-        sql, params = select_sql(mapper, equals, order_by, limit)
-        self._autoflush()
-        return self._load(mapper, self._query(sql, params))
-
-    def _bind(self, column, value):
-        convert = column.type.to_db
-        return convert(value) if convert is not None and value is not None else value
-
-    def _query(self, sql, params):
-        if not self.transaction.active:
-            self._begin(None)
-        return self.executor.fetchall(sql, params)
+    # -- events -----------------------------------------------------------------------------
 
     def _around(self, event, operation, **info):
         """Run ``operation`` between the ``before_`` and ``after_`` events called ``event``."""
@@ -363,154 +299,6 @@ class Session:
 
     def _begin(self, mode, for_writing=False, **options):
         self._around("begin", lambda: self.transaction.begin(mode, for_writing=for_writing, **options))
-
-    def _load(self, mapper, rows):
-        """Turn rows into objects through the identity map.
-
-        A row whose object is already held never overwrites it (its unflushed changes win);
-        only the object's expired columns are filled in from the row.  A new object records the
-        undo log's current epoch instead of a memento: rolling back expires it (see ``undo``).
-        """
-        objects = []
-        with collector_paused(len(rows)):
-            self._build_objects(mapper, rows, objects)
-        return objects
-
-    def _build_objects(self, mapper, rows, objects):
-        cls = mapper.cls
-        names = mapper.column_names
-        converters = mapper.load_converters
-        pk_indexes = mapper.pk_indexes
-        single_key = pk_indexes[0] if len(pk_indexes) == 1 else None
-        identity = self.identity
-        new = object.__new__
-        sequence = self._sequence
-        epoch = self.undo.epoch
-        for row in rows:
-            if converters:
-                row = list(row)
-                for index, convert in converters:
-                    if row[index] is not None:
-                        row[index] = convert(row[index])
-                row = tuple(row)
-            if single_key is not None:
-                key = (cls, (row[single_key],))
-            else:
-                key = (cls, tuple([row[index] for index in pk_indexes]))
-            obj = identity.get(key)
-            if obj is None:
-                obj = new(cls)
-                values = obj.__dict__
-                values.update(zip(names, row))
-                values[STATE_ATTRIBUTE] = InstanceState(obj, mapper, PERSISTENT, self, key, row,
-                                                        next(sequence), epoch)
-                identity[key] = obj
-            else:
-                self._fill_expired(obj.__dict__[STATE_ATTRIBUTE], row)
-            objects.append(obj)
-
-    def _fill_expired(self, state, row):
-        values = state.obj.__dict__
-        committed = state.committed
-        if NOT_LOADED not in committed:
-            return
-        self.undo.record(state)
-        snapshot = list(committed)
-        for column, value in zip(state.mapper.columns, row):
-            if snapshot[column.index] is NOT_LOADED:
-                snapshot[column.index] = value
-                values.setdefault(column.name, value)
-        state.committed = tuple(snapshot)
-
-    def _load_expired(self, state):
-        """Reload an expired object's missing columns (called when one of them is read)."""
-        self._check("load")
-        mapper = state.mapper
-        where = " AND ".join(f"{mapper.quoted_table}.\"{name}\" = ?" for name in mapper.pk_names)
-        params = [self._bind(column, value) for column, value in zip(mapper.primary_key, state.key[1])]
-        rows = self._query(f"SELECT {mapper.select_list} FROM {mapper.quoted_table} WHERE {where}", params)
-        if not rows:
-            raise ObjectDeletedError(
-                f"{state.describe()} was expired and its row is no longer in the database; "
-                f"expunge() the object, or add a new one"
-            )
-        row = list(rows[0])
-        for index, convert in mapper.load_converters:
-            if row[index] is not None:
-                row[index] = convert(row[index])
-        self._fill_expired(state, tuple(row))
-
-    # -- refresh and expire ---------------------------------------------------------------
-
-    def refresh(self, obj, fields=None):
-        """Reload ``fields`` (default: all) from the database now, discarding unflushed changes to them.
-
-        refresh() does not autoflush: it exists to throw local changes away.
-        """
-        self._check("refresh")
-        state = self._persistent_state(obj, "refresh")
-        mapper = state.mapper
-        columns = self._columns(mapper, fields)
-        where = " AND ".join(f"{mapper.quoted_table}.\"{name}\" = ?" for name in mapper.pk_names)
-        select = ", ".join(f"{mapper.quoted_table}.\"{column.name}\"" for column in columns)
-        params = [self._bind(column, value) for column, value in zip(mapper.primary_key, state.key[1])]
-        rows = self._query(f"SELECT {select} FROM {mapper.quoted_table} WHERE {where}", params)
-        if not rows:
-            raise ObjectDeletedError(f"refresh(): the row of {state.describe()} is no longer in the database")
-        self.undo.record(state)
-        values = obj.__dict__
-        snapshot = list(state.committed)
-        for column, raw in zip(columns, rows[0]):
-            value = from_db(column, raw)
-            values[column.name] = value
-            snapshot[column.index] = value
-        state.committed = tuple(snapshot)
-        if fields is None:
-            for related in self._cascade(obj, "refresh"):
-                related_state = related.__dict__.get(STATE_ATTRIBUTE)
-                if related_state is not None and related_state.session is self and related_state.status is PERSISTENT:
-                    self.refresh(related)
-
-    def expire(self, obj, fields=None):
-        """Forget ``fields`` (default: all) of a persistent object; they reload when next read.
-
-        Unflushed changes to those fields are discarded.
-        """
-        self._check("expire")
-        state = self._persistent_state(obj, "expire")
-        self._expire_state(state, self._columns(state.mapper, fields))
-
-    def expire_all(self):
-        """expire() every object in the identity map."""
-        self._check("expire_all")
-        for obj in list(self.identity.values()):
-            state = obj.__dict__[STATE_ATTRIBUTE]
-            self._expire_state(state, state.mapper.columns)
-
-    def _expire_state(self, state, columns):
-        self.undo.record(state)
-        values = state.obj.__dict__
-        snapshot = list(state.committed)
-        for column in columns:
-            values.pop(column.name, None)
-            snapshot[column.index] = NOT_LOADED
-        state.committed = tuple(snapshot)
-
-    def _persistent_state(self, obj, operation):
-        state = self._own_state(obj, operation)
-        if state.status is not PERSISTENT:
-            raise InvalidStateError(
-                f"{operation}(): {obj!r} is {state.status.value}; only persistent objects have a row to "
-                f"{operation} from"
-            )
-        return state
-
-    def _columns(self, mapper, fields):
-        if fields is None:
-            return mapper.columns
-        if isinstance(fields, str):
-            raise TypeError(f"fields must be a list of field names, not the string {fields!r}")
-        return [mapper.column(name) for name in fields]
 
     # -- change tracking ------------------------------------------------------------------
 
@@ -548,40 +336,6 @@ class Session:
         set_reference(state.obj, reference, target)
         if state.status is PERSISTENT:
             self.tracker.note_assignment(state)
-
-    def _load_reference(self, state, reference, key_values):
-        """Load ``obj.user`` through the identity map (no SQL when the user is already held)."""
-        target = self.get(reference.target, key_values)
-        if target is not None:
-            state.obj.__dict__[reference.name] = target
-        return target
-
-    def _load_collection(self, state, collection):
-        """Load ``user.orders``: the rows whose foreign key holds the user's key, plus (when autoflush
-        is off) pending objects that point at the user, minus objects re-pointed elsewhere."""
-        self._check("load " + collection.name)
-        reference = collection.reference
-        mapper = collection.target.__mapper__
-        self._autoflush()
-        where = " AND ".join(f"{mapper.quoted_table}.\"{name}\" = ?" for name in reference.column_names)
-        params = [self._bind(column, value) for column, value in zip(state.mapper.primary_key, state.key[1])]
-        sql = f"SELECT {mapper.select_list} FROM {mapper.quoted_table} WHERE {where} ORDER BY " + \
-            ", ".join(f"{mapper.quoted_table}.\"{name}\"" for name in mapper.pk_names)
-        loaded = self._load(mapper, self._query(sql, params))
-        owner = state.obj
-        items = [item for item in loaded if self._points_at(item, reference, owner)]
-        for pending in self._pending:
-            if pending.mapper is mapper and pending.obj.__dict__.get(reference.name) is owner:
-                if not any(item is pending.obj for item in items):
-                    items.append(pending.obj)
-        return items
-
-    def _points_at(self, item, reference, owner):
-        values = item.__dict__
-        if reference.name in values:
-            return values[reference.name] is owner
-        owner_key = owner.__dict__[STATE_ATTRIBUTE].key
-        return tuple(values.get(name) for name in reference.column_names) == owner_key[1]
 
     def _orphaned(self, collection, item):
         """``item`` was removed from a collection: with delete-orphan it goes, otherwise it stays unlinked."""

@@ -24,21 +24,34 @@ class ChangeTracker:
 
     def __init__(self):
         self.candidates = {}
+        self.forced = set()
+
+    def force(self, state):
+        """mark_dirty(): the next flush writes every non-key column of this object."""
+        self.candidates[state] = None
+        self.forced.add(state)
 
     def note_assignment(self, state):
         self.candidates[state] = None
 
     def forget(self, state):
         self.candidates.pop(state, None)
+        self.forced.discard(state)
 
     def clear(self):
         self.candidates.clear()
+        self.forced.clear()
 
     def changed_states(self):
         """``[(state, changed column names)]`` for candidates with a net change, in session order."""
         changes = []
         for state in self.candidates:
             names = changed_fields(state)
+            if state in self.forced:
+                mapper = state.mapper
+                version = mapper.version_column
+                names = tuple(name for name in mapper.column_names if name not in mapper.pk_names
+                              and (version is None or name != version.name) and name in state.obj.__dict__)
             if names:
                 changes.append((state, names))
         changes.sort(key=lambda pair: pair[0].sequence)

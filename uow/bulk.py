@@ -1,0 +1,201 @@
+"""Bulk writes: many rows in one statement each, with less bookkeeping than a flush.
+
+Part of the Session (assembled in ``session``).  A bulk method writes *now*, inside the session's
+transaction, with one ``executemany`` per statement shape, and does not make the rows' objects
+part of the unit of work — that bookkeeping is what it saves.  What it does keep is the identity
+map's promise: an object the session already holds for a row that a bulk method changed is
+updated to match (values and snapshot), so the session never shows a value the row no longer has.
+
+* ``bulk_insert_mappings(Entity, [{...}, ...])`` inserts rows given as dicts.
+* ``bulk_update_mappings(Entity, [{...}, ...])`` updates rows by the primary key in each dict;
+  the other keys are the columns to set.  For a versioned entity the version is bumped, and
+  checked when the dict carries it.
+* ``bulk_save_objects([obj, ...])`` inserts transient objects and updates detached ones.
+  Inserted objects receive their generated keys and become *detached* (they have a row but no
+  session); ``add()`` them to work with them further.
+
+Every value is checked before any SQL runs, as in a flush; a failure rolls the bulk statement
+back and leaves the session usable.
+"""
+
+import sqlite3
+
+from .columntypes import first_invalid
+from .errors import ColumnValueError, FlushError, StaleDataError, UnknownFieldError
+from .flush import from_db
+from .mapping import MISSING, STATE_ATTRIBUTE, mapper_of, quote
+from .states import InstanceState, ObjectState
+
+BULK_SAVEPOINT = '"uow_bulk"'
+
+
+class BulkMixin:
+    """The Session's bulk methods (see the module docstring)."""
+
+    def bulk_insert_mappings(self, entity, mappings):
+        """Insert one row per dict of column values; returns the number of rows inserted."""
+        self._check("bulk_insert_mappings")
+        mapper = mapper_of(entity)
+        mappings = list(mappings)
+        groups = {}
+        for mapping in mappings:
+            groups.setdefault(tuple(self._bulk_columns(mapper, mapping)), []).append(mapping)
+        statements = []
+        for names, rows in groups.items():
+            params = self._bulk_params(mapper, names, rows, "insert")
+            sql = (f"INSERT INTO {mapper.quoted_table} ({', '.join(map(quote, names))}) "
+                   f"VALUES ({', '.join('?' * len(names))})")
+            statements.append((sql, params))
+        self._bulk_run(statements, mapper)
+        return len(mappings)
+
+    def bulk_update_mappings(self, entity, mappings):
+        """Update rows by primary key: each dict holds the key and the columns to set."""
+        self._check("bulk_update_mappings")
+        mapper = mapper_of(entity)
+        version = mapper.version_column
+        mappings = list(mappings)
+        groups = {}
+        for mapping in mappings:
+            for name in mapper.pk_names:
+                if mapping.get(name) is None:
+                    raise ColumnValueError(f"bulk_update_mappings(): {mapping!r} has no value for key {name!r}")
+            names = tuple(name for name in self._bulk_columns(mapper, mapping)
+                          if name not in mapper.pk_names and (version is None or name != version.name))
+            checked = version is not None and version.name in mapping
+            groups.setdefault((names, checked), []).append(mapping)
+        statements = []
+        for (names, checked), rows in groups.items():
+            assignments = [f"{quote(name)} = ?" for name in names]
+            where = [f"{mapper.quoted_table}.{quote(name)} = ?" for name in mapper.pk_names]
+            key_names = list(mapper.pk_names)
+            if version is not None:
+                assignments.append(f"{quote(version.name)} = {quote(version.name)} + 1")
+                if checked:
+                    where.append(f"{mapper.quoted_table}.{quote(version.name)} = ?")
+                    key_names.append(version.name)
+            if not assignments:
+                continue
+            values = self._bulk_params(mapper, names, rows, "update")
+            keys = self._bulk_params(mapper, tuple(key_names), rows, "update")
+            params = [value + key for value, key in zip(values, keys)]
+            sql = f"UPDATE {mapper.quoted_table} SET {', '.join(assignments)} WHERE {' AND '.join(where)}"
+            statements.append((sql, params))
+        self._bulk_run(statements, mapper, expect_each=True)
+        self._bulk_sync(mapper, mappings)
+        return len(mappings)
+
+    def bulk_save_objects(self, objects):
+        """Insert transient objects and update detached ones, in batches; see the module docstring."""
+        self._check("bulk_save_objects")
+        by_mapper = {}
+        for obj in objects:
+            mapper = mapper_of(obj)
+            state = obj.__dict__.get(STATE_ATTRIBUTE)
+            if state is not None and state.session is not None:
+                raise ColumnValueError(
+                    f"bulk_save_objects(): {obj!r} belongs to a session; flush it there instead"
+                )
+            by_mapper.setdefault(mapper, []).append(obj)
+        for mapper, group in by_mapper.items():
+            new = [obj for obj in group if obj.__dict__.get(STATE_ATTRIBUTE) is None]
+            old = [obj for obj in group if obj.__dict__.get(STATE_ATTRIBUTE) is not None]
+            for obj in new:
+                self._bulk_insert_object(mapper, obj)
+            if old:
+                self.bulk_update_mappings(mapper.cls, [
+                    {name: obj.__dict__[name] for name in mapper.column_names if name in obj.__dict__
+                     and (mapper.version_column is None or name != mapper.version_column.name)}
+                    for obj in old
+                ])
+
+    def _bulk_insert_object(self, mapper, obj):
+        values = obj.__dict__
+        names = tuple(self._bulk_columns(mapper, values))
+        params = self._bulk_params(mapper, names, [values], "insert")
+        sql = (f"INSERT INTO {mapper.quoted_table} ({', '.join(map(quote, names))}) "
+               f"VALUES ({', '.join('?' * len(names))}) RETURNING {', '.join(map(quote, mapper.column_names))}")
+        if not self.transaction.active:
+            self._begin(None, for_writing=True)
+        try:
+            row = self.executor.execute(sql, params[0]).fetchone()
+        except sqlite3.Error as error:
+            raise FlushError(f"bulk_save_objects(): INSERT of {obj!r} failed: {error}", statement=sql, obj=obj) from error
+        values.update((column.name, from_db(column, value)) for column, value in zip(mapper.columns, row))
+        state = InstanceState(obj, mapper, ObjectState.DETACHED, None, mapper.key_of(values))
+        state.committed = mapper.snapshot_getter(values)
+        values[STATE_ATTRIBUTE] = state
+
+    def _bulk_columns(self, mapper, mapping):
+        names = []
+        for name in mapping:
+            if name == STATE_ATTRIBUTE:
+                continue
+            mapper.column(name)  # UnknownFieldError for a typo
+            names.append(name)
+        if not names:
+            raise UnknownFieldError(f"a bulk row for {mapper.cls.__name__} names no columns: {mapping!r}")
+        return [name for name in mapper.column_names if name in names and mapping[name] is not MISSING]
+
+    def _bulk_params(self, mapper, names, rows, verb):
+        params = [[] for _ in rows]
+        for name in names:
+            column = mapper.column(name)
+            values = [row.get(name) for row in rows]
+            found = first_invalid(column.type, values, column.nullable or column.generated)
+            if found is not None:
+                index, reason = found
+                raise ColumnValueError(f"bulk {verb} of {mapper.cls.__name__} row {rows[index]!r}: "
+                                       f"{column.qualified_name} = {values[index]!r} {reason}")
+            convert = column.type.to_db
+            for target, value in zip(params, values):
+                target.append(convert(value) if convert is not None and value is not None else value)
+        return [tuple(row) for row in params]
+
+    def _bulk_run(self, statements, mapper, expect_each=False):
+        """Run the statements inside a savepoint: all of them happen, or none."""
+        if not self.transaction.active:
+            self._begin(None, for_writing=True)
+        self.executor.execute(f"SAVEPOINT {BULK_SAVEPOINT}")
+        try:
+            for sql, params in statements:
+                cursor = self.executor.executemany(sql, params)
+                if expect_each and cursor.rowcount != len(params):
+                    error_class = StaleDataError if mapper.version_column is not None else FlushError
+                    raise error_class(
+                        f"bulk update of {mapper.cls.__name__}: {len(params)} row(s) given, {cursor.rowcount} "
+                        f"matched; a key is missing or (with a version column) the row changed since it was read",
+                        statement=sql,
+                    )
+            self.executor.execute(f"RELEASE {BULK_SAVEPOINT}")
+        except BaseException as error:
+            if self.executor.in_transaction:
+                self.executor.execute(f"ROLLBACK TO {BULK_SAVEPOINT}")
+                self.executor.execute(f"RELEASE {BULK_SAVEPOINT}")
+            if isinstance(error, sqlite3.Error):
+                raise FlushError(f"bulk write to {mapper.table} failed: {error}", statement=None) from error
+            raise
+
+    def _bulk_sync(self, mapper, mappings):
+        """Objects the session holds for updated rows take the new values (and snapshot)."""
+        version = mapper.version_column
+        for mapping in mappings:
+            key = (mapper.cls, tuple(mapping[name] for name in mapper.pk_names))
+            held = self.identity.get(key)
+            if held is None:
+                continue
+            state = held.__dict__[STATE_ATTRIBUTE]
+            self.undo.record(state)
+            values = held.__dict__
+            snapshot = list(state.committed)
+            for name, value in mapping.items():
+                if name in mapper.pk_names or (version is not None and name == version.name):
+                    continue
+                values[name] = value
+                snapshot[mapper.column(name).index] = value
+            if version is not None:
+                bumped = snapshot[version.index] + 1 if isinstance(snapshot[version.index], int) else None
+                if bumped is not None:
+                    values[version.name] = bumped
+                    snapshot[version.index] = bumped
+            state.committed = tuple(snapshot)

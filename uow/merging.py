@@ -1,0 +1,194 @@
+"""Bringing outside objects into a session: merge, upsert, save_or_update, update, mark_dirty.
+
+These are part of the Session (assembled in ``session``).  They exist because objects often come
+from somewhere else — another session, a cache, a web form — and the identity map allows only
+one object per row:
+
+* ``update(obj)`` / ``save_or_update(obj)`` attach *that* object (SQLAlchemy 0.3's names):
+  a detached object becomes persistent again, and any changes made while it was detached are
+  written by the next flush.  If another object already holds its identity, that is an error.
+* ``merge(obj)`` never attaches the given object.  It copies its column values onto the
+  session's object for the same row (loading it, or creating a pending one) and returns that.
+  ``merge(obj, load=False)`` trusts the given values as the row's current state, with no SQL.
+* ``upsert(obj)`` writes the row now with ``INSERT ... ON CONFLICT (key) DO UPDATE``, one
+  statement, and keeps the identity map in step with what the database returned.
+* ``mark_dirty(obj)`` tells the session an object changed in a way it cannot see, so the next
+  flush writes all its columns.
+"""
+
+from .columntypes import first_invalid
+from .errors import ColumnValueError, InvalidStateError
+from .flush import from_db
+from .mapping import MISSING, STATE_ATTRIBUTE, mapper_of, quote
+from .states import InstanceState, ObjectState
+from .tracking import changed_fields
+
+PERSISTENT = ObjectState.PERSISTENT
+
+
+class MergingMixin:
+    """The Session's methods for objects that come from elsewhere (see the module docstring)."""
+
+    def update(self, obj):
+        """Attach a detached object: it becomes persistent, and its changes are flushed next time."""
+        self._check("update")
+        state = obj.__dict__.get(STATE_ATTRIBUTE)
+        if state is None or state.status is not ObjectState.DETACHED:
+            status = ObjectState.TRANSIENT if state is None else state.status
+            raise InvalidStateError(
+                f"update(): {obj!r} is {status.value}, not detached; use add() for a new object"
+            )
+        self.add(obj)
+
+    def save_or_update(self, obj):
+        """add() a transient object, update() a detached one; objects already here are left alone."""
+        self._check("save_or_update")
+        self.add(obj)
+
+    def mark_dirty(self, obj):
+        """Make the next flush write every column of ``obj`` (for changes uow cannot see)."""
+        self._check("mark_dirty")
+        state = self._persistent_state(obj, "mark_dirty")
+        self.undo.record(state)
+        self.tracker.force(state)
+
+    def merge(self, obj, *, load=True):
+        """Copy ``obj``'s column values onto this session's object for the same row, and return it.
+
+        The row's object is found in the identity map, or loaded (``load=True``), or created as a
+        new pending object when the row does not exist.  ``obj`` itself is left as it was.  With
+        ``load=False`` no SQL runs: the values are taken to be the row's current state, so the
+        object returned is persistent and clean — use it to put objects from a cache into a session.
+        """
+        self._check("merge")
+        mapper = mapper_of(obj)
+        mapper.configure()
+        source = obj.__dict__
+        state = source.get(STATE_ATTRIBUTE)
+        if state is not None and state.session is self:
+            return obj
+        key_values = tuple(source.get(name) for name in mapper.pk_names)
+        key = None if None in key_values else mapper.identity_key(key_values)
+        if not load:
+            return self._merge_without_loading(obj, mapper, key, state)
+        target = self.get(mapper.cls, key[1]) if key is not None else None
+        if target is None:
+            target = mapper.cls.__new__(mapper.cls)
+            target.__dict__.update(
+                (name, source[name]) for name in mapper.column_names if name in source
+            )
+            self.add(target)
+            return target
+        for name in mapper.column_names:
+            if name in source and name not in mapper.pk_names:
+                setattr(target, name, source[name])
+        return target
+
+    def _merge_without_loading(self, obj, mapper, key, state):
+        if key is None:
+            raise InvalidStateError(f"merge(load=False): {obj!r} has no primary key; it must describe an existing row")
+        if state is not None and state.committed is not None and changed_fields(state):
+            raise InvalidStateError(
+                f"merge(load=False): {obj!r} has unflushed changes ({', '.join(changed_fields(state))}); "
+                f"load=False trusts the values as the row's current state, so they must be clean"
+            )
+        held = self.identity.get(key)
+        values = {name: obj.__dict__[name] for name in mapper.column_names if name in obj.__dict__}
+        if held is None:
+            target = mapper.cls.__new__(mapper.cls)
+            target.__dict__.update(values)
+            snapshot = mapper.snapshot_getter(target.__dict__)
+            target_state = InstanceState(target, mapper, PERSISTENT, self, key, snapshot,
+                                         next(self._sequence), self.undo.epoch)
+            target.__dict__[STATE_ATTRIBUTE] = target_state
+            self.identity.add(key, target)
+            return target
+        held_state = held.__dict__[STATE_ATTRIBUTE]
+        self.undo.record(held_state)
+        held.__dict__.update(values)
+        held_state.committed = mapper.snapshot_getter(held.__dict__)
+        self.tracker.forget(held_state)
+        return held
+
+    def upsert(self, obj):
+        """Insert the row, or update it if its key exists, in one statement; return the session's object.
+
+        Pending changes are flushed first.  ``obj`` must carry its primary key.  The object for
+        that row in the identity map (``obj`` itself when nothing held the row) ends with the
+        values the database returned, clean.  Entities with a version column are refused: an
+        upsert cannot check the version it overwrites; use merge() and commit() instead.
+        """
+        self._check("upsert")
+        mapper = mapper_of(obj)
+        mapper.configure()
+        if mapper.version_column is not None:
+            raise InvalidStateError(
+                f"upsert(): {mapper.cls.__name__} has a version column, and an upsert would overwrite the row "
+                f"without checking it; use merge() and commit(), which do"
+            )
+        values = obj.__dict__
+        state = values.get(STATE_ATTRIBUTE)
+        if state is not None and state.session not in (None, self):
+            raise InvalidStateError(f"upsert(): {obj!r} belongs to another session")
+        key_values = tuple(values.get(name) for name in mapper.pk_names)
+        if None in key_values:
+            raise InvalidStateError(
+                f"upsert(): {obj!r} has no primary key value; an upsert needs the key it may collide on "
+                f"(for a new row with a generated key, use add())"
+            )
+        key = mapper.identity_key(key_values)
+        self._flush()
+        names = [name for name in mapper.column_names if values.get(name, MISSING) is not MISSING]
+        self._check_upsert_values(mapper, obj, names)
+        table = mapper.quoted_table
+        updates = [name for name in names if name not in mapper.pk_names]
+        conflict = ", ".join(map(quote, mapper.pk_names))
+        action = "NOTHING" if not updates else "UPDATE SET " + ", ".join(
+            f"{quote(name)} = excluded.{quote(name)}" for name in updates)
+        sql = (f"INSERT INTO {table} ({', '.join(map(quote, names))}) VALUES ({', '.join('?' * len(names))}) "
+               f"ON CONFLICT ({conflict}) DO {action} RETURNING {', '.join(map(quote, mapper.column_names))}")
+        params = [self._bind(mapper.column(name), values[name]) for name in names]
+        if not self.transaction.active:
+            self._begin(None, for_writing=True)
+        row = self.executor.execute(sql, params).fetchone()
+        if row is None:  # DO NOTHING on an existing row returns nothing: read it
+            row = self.executor.execute(
+                f"SELECT {mapper.select_list} FROM {table} WHERE "
+                + " AND ".join(f"{table}.{quote(n)} = ?" for n in mapper.pk_names),
+                [self._bind(mapper.column(n), v) for n, v in zip(mapper.pk_names, key_values)],
+            ).fetchone()
+        stored = {column.name: from_db(column, value) for column, value in zip(mapper.columns, row)}
+        held = self.identity.get(key)
+        target = held if held is not None else obj
+        if held is None and (state is None or state.session is None):
+            if state is None:
+                state = InstanceState(obj, mapper, ObjectState.TRANSIENT, None)
+                values[STATE_ATTRIBUTE] = state
+            self.undo.record(state)
+            if state.status is ObjectState.PENDING:
+                self._pending.pop(state, None)
+            state.status = PERSISTENT
+            state.session = self
+            state.key = key
+            state.sequence = next(self._sequence)
+            self.identity.add(key, obj)
+        elif held is None:
+            # obj is pending in this session: it is now the row's object.
+            self.undo.record(state)
+            self._pending.pop(state, None)
+            state.status = PERSISTENT
+            state.key = key
+            self.identity.add(key, obj)
+        target_state = target.__dict__[STATE_ATTRIBUTE]
+        self.undo.record(target_state)
+        target.__dict__.update(stored)
+        target_state.committed = mapper.snapshot_getter(target.__dict__)
+        self.tracker.forget(target_state)
+        return target
+
+    def _check_upsert_values(self, mapper, obj, names):
+        for name in names:
+            column = mapper.column(name)
+            found = first_invalid(column.type, [obj.__dict__[name]], column.nullable)
+            if found is not None:
+                raise ColumnValueError(f"upsert(): {column.qualified_name} = {obj.__dict__[name]!r} {found[1]}")
