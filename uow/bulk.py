@@ -192,7 +192,7 @@ class BulkMixin:
                 if name in mapper.pk_names or (version is not None and name == version.name):
                     continue
                 values[name] = value
-                snapshot[mapper.column(name).index] = value
+                snapshot[mapper.column(name).index] = mapper.snapshot_value(mapper.column(name), value)
             if version is not None:
                 bumped = snapshot[version.index] + 1 if isinstance(snapshot[version.index], int) else None
                 if bumped is not None:

@@ -17,6 +17,7 @@ Python type                declared as     stored as
 ``datetime.date``          TEXT            ``YYYY-MM-DD``
 ``datetime.datetime``      TEXT            ISO 8601 (naive, or with a fixed ``timezone`` offset)
 ``decimal.Decimal``        TEXT            ``str(value)``: every digit and the exponent kept
+``dict``, ``list``         TEXT            JSON; in-place changes are detected at flush
 =========================  ==============  ===============================================
 
 Dates and decimals are declared TEXT rather than DATE or DECIMAL on purpose: those names give
@@ -30,6 +31,7 @@ single check.
 
 import datetime
 import decimal
+import json
 import math
 
 INT64_MIN = -(2 ** 63)
@@ -39,6 +41,9 @@ INT64_MAX = 2 ** 63 - 1
 class ColumnType:
     """The storage rules for one Python type.
 
+    ``mutable`` is True for types whose values can change in place (JSON), which the change
+    tracker must compare at every flush instead of waiting for an assignment.
+
     ``to_db`` converts a Python value to what sqlite3 binds (None when no conversion is needed),
     ``from_db`` converts a stored value back (None when sqlite3 already returns the right type),
     and ``problem`` returns why a single value cannot be stored unchanged, or None.
@@ -46,6 +51,7 @@ class ColumnType:
 
     python_type = object
     sql_type = ""
+    mutable = False
     to_db = None
     from_db = None
 
@@ -188,6 +194,53 @@ class DecimalType(ColumnType):
         return not any(v.is_nan() for v in values)
 
 
+def _json_text(value):
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+class JsonType(ColumnType):
+    """A ``dict`` or ``list`` stored as JSON text.
+
+    Such values are *mutable*: ``obj.tags.append("x")`` changes the value without an assignment,
+    so the session compares these columns' JSON text with the snapshot at every flush (see
+    ``tracking``).  Only values that JSON gives back equal and of the same types are accepted:
+    tuples would come back as lists, integer dict keys as strings, NaN not at all.
+    """
+
+    python_type = dict
+    sql_type = "TEXT"
+    mutable = True
+    to_db = staticmethod(_json_text)
+    from_db = staticmethod(json.loads)
+
+    def __init__(self, python_type):
+        self.python_type = python_type
+
+    def problem(self, value):
+        if type(value) is not self.python_type:
+            return f"expected {self.python_type.__name__}, got {type(value).__name__}"
+        try:
+            text = _json_text(value)
+        except (TypeError, ValueError) as error:
+            return f"cannot be stored as JSON ({error})"
+        if not _same_json(json.loads(text), value):
+            return "would not come back the same from JSON (tuples become lists, dict keys become strings)"
+        return None
+
+    def all_valid(self, values):
+        return all(self.problem(value) is None for value in values)
+
+
+def _same_json(loaded, value):
+    if type(loaded) is not type(value):
+        return False
+    if type(value) is dict:
+        return loaded.keys() == value.keys() and all(_same_json(loaded[k], value[k]) for k in value)
+    if type(value) is list:
+        return len(loaded) == len(value) and all(map(_same_json, loaded, value))
+    return loaded == value
+
+
 COLUMN_TYPES = {
     int: IntegerType(),
     float: FloatType(),
@@ -197,6 +250,8 @@ COLUMN_TYPES = {
     datetime.date: DateType(),
     datetime.datetime: DateTimeType(),
     decimal.Decimal: DecimalType(),
+    dict: JsonType(dict),
+    list: JsonType(list),
 }
 
 

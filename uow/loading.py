@@ -197,13 +197,24 @@ class LoadingMixin:
         new = object.__new__
         sequence = self._sequence
         epoch = self.undo.epoch
+        json_indexes = [column.index for column in mapper.json_columns]
+        watch = self.tracker.watch
         for row in rows:
+            snapshot = row
             if converters:
                 row = list(row)
                 for index, convert in converters:
                     if row[index] is not None:
                         row[index] = convert(row[index])
                 row = tuple(row)
+                if json_indexes:
+                    # The snapshot keeps a JSON column's text (see Mapper.snapshot_getter).
+                    snapshot = list(row)
+                    for index in json_indexes:
+                        snapshot[index] = mapper.snapshot_value(mapper.columns[index], row[index])
+                    snapshot = tuple(snapshot)
+                else:
+                    snapshot = row
             if single_key is not None:
                 key = (cls, (row[single_key],))
             else:
@@ -213,9 +224,11 @@ class LoadingMixin:
                 obj = new(cls)
                 values = obj.__dict__
                 values.update(zip(names, row))
-                values[STATE_ATTRIBUTE] = InstanceState(obj, mapper, PERSISTENT, self, key, row,
-                                                        next(sequence), epoch)
+                state = InstanceState(obj, mapper, PERSISTENT, self, key, snapshot, next(sequence), epoch)
+                values[STATE_ATTRIBUTE] = state
                 identity[key] = obj
+                if json_indexes:
+                    watch(state)
             else:
                 self._fill_expired(obj.__dict__[STATE_ATTRIBUTE], row)
             objects.append(obj)
@@ -229,7 +242,7 @@ class LoadingMixin:
         snapshot = list(committed)
         for column, value in zip(state.mapper.columns, row):
             if snapshot[column.index] is NOT_LOADED:
-                snapshot[column.index] = value
+                snapshot[column.index] = state.mapper.snapshot_value(column, value)
                 values.setdefault(column.name, value)
         state.committed = tuple(snapshot)
 
@@ -272,7 +285,7 @@ class LoadingMixin:
         for column, raw in zip(columns, rows[0]):
             value = from_db(column, raw)
             values[column.name] = value
-            snapshot[column.index] = value
+            snapshot[column.index] = mapper.snapshot_value(column, value)
         state.committed = tuple(snapshot)
         if fields is None:
             for related in self._cascade(obj, "refresh"):

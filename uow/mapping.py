@@ -24,6 +24,7 @@ This module knows nothing about sessions: it reaches the session only through th
 record (``obj.__dict__['_uow_state']``), which the session module installs.
 """
 
+import copy
 import re
 import sys
 import types
@@ -301,6 +302,7 @@ class Mapper:
         )
         # get()'s fast path: a scalar of this type is a whole key (None for composite keys).
         self.scalar_key_type = self.primary_key[0].type.python_type if len(self.primary_key) == 1 else None
+        self.json_columns = tuple(column for column in self.columns if column.type.mutable)
         self.snapshot_getter = self._make_snapshot_getter()
         self.select_list = ", ".join(f"{self.quoted_table}.{quote(name)}" for name in self.column_names)
         self.unique_columns = tuple(column for column in self.columns if column.unique)
@@ -376,6 +378,11 @@ class Mapper:
             column.index = len(columns)
             if column.primary_key and nullable:
                 raise MappingError(f"{cls.__name__}.{name}: a primary-key column cannot be nullable")
+            if column.type.mutable and (column.primary_key or column.unique or column.references or column.version):
+                raise MappingError(
+                    f"{cls.__name__}.{name}: a JSON ({python_type.__name__}) column cannot be a key, unique, "
+                    f"a foreign key or a version: its values can change in place and are not hashable"
+                )
             if column.version:
                 if python_type is not int or nullable or column.primary_key:
                     raise MappingError(f"{cls.__name__}.{name}: a version column must be a non-nullable int, not a key")
@@ -431,7 +438,9 @@ class Mapper:
     def _make_snapshot_getter(self):
         """A function returning the snapshot tuple (one value per column) of an instance dict.
 
-        Absent (expired) columns become NOT_LOADED.  itemgetter does the common case in C.
+        Absent (expired) columns become NOT_LOADED.  A JSON column's entry is its JSON text, so
+        that changes made in place to the dict or list show up as a difference.  itemgetter
+        does the common case in C.
         """
         names = self.column_names
         getter = itemgetter(*names) if len(names) > 1 else (lambda values: (values[names[0]],))
@@ -442,7 +451,23 @@ class Mapper:
             except KeyError:
                 return tuple(values.get(name, NOT_LOADED) for name in names)
 
-        return snapshot
+        if not self.json_columns:
+            return snapshot
+        mutable = self.json_columns
+
+        def snapshot_with_json(values):
+            entries = list(snapshot(values))
+            for column in mutable:
+                entries[column.index] = self.snapshot_value(column, entries[column.index])
+            return tuple(entries)
+
+        return snapshot_with_json
+
+    def snapshot_value(self, column, value):
+        """What the snapshot keeps for ``value``: the value itself, or a JSON column's text."""
+        if column.type.mutable and value is not None and value is not NOT_LOADED:
+            return column.type.to_db(value)
+        return value
 
     def configure(self):
         """Check what could not be checked at declaration: foreign keys to classes declared later."""
@@ -511,6 +536,15 @@ class Mapper:
         if self.scalar_key_type is not None:
             return (self.cls, (values.get(self.pk_names[0]),))
         return (self.cls, tuple(values.get(name) for name in self.pk_names))
+
+    def copy_values(self, values):
+        """A copy of an instance dict for the undo log; JSON values are copied deeply, since they
+        can be changed in place after the copy is taken."""
+        copied = dict(values)
+        for column in self.json_columns:
+            if copied.get(column.name) is not None:
+                copied[column.name] = copy.deepcopy(copied[column.name])
+        return copied
 
     def describe(self, values):
         """``User(id=3)``: how errors and plans name a row."""

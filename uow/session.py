@@ -197,7 +197,7 @@ class Session(LoadingMixin, MergingMixin, BulkMixin):
                 return
             # A transient object is in none of the session's collections: its memento is just
             # its values (cheaper than _capture, and add() is on the bulk-insert path).
-            self.undo.record_memento(state, Memento(ObjectState.TRANSIENT, None, None, None, 0, dict(values)))
+            self.undo.record_memento(state, Memento(ObjectState.TRANSIENT, None, None, None, 0, mapper.copy_values(values)))
             state.move(ObjectState.PENDING, "add")
             state.session = self
             state.sequence = next(self._sequence)
@@ -217,7 +217,7 @@ class Session(LoadingMixin, MergingMixin, BulkMixin):
             )
 
     def _add_transient(self, state, mapper, values):
-        self.undo.record_memento(state, Memento(ObjectState.TRANSIENT, None, None, None, 0, dict(values)))
+        self.undo.record_memento(state, Memento(ObjectState.TRANSIENT, None, None, None, 0, mapper.copy_values(values)))
         state.move(ObjectState.PENDING, "add")
         state.session = self
         state.sequence = next(self._sequence)
@@ -459,7 +459,7 @@ class Session(LoadingMixin, MergingMixin, BulkMixin):
         self._flush()
 
     def _flush(self):
-        if not (self._pending or self._marked or self.tracker.candidates):
+        if not (self._pending or self._marked or self.tracker.candidates or self.tracker.watched):
             return
         size = len(self._pending) + len(self.tracker.candidates) + len(self._marked)
         with collector_paused(size):
@@ -629,6 +629,8 @@ class Session(LoadingMixin, MergingMixin, BulkMixin):
             state.committed = snapshot_of(values)
             if identity.setdefault(key, obj) is not obj:
                 identity.add(key, obj)  # raises DuplicateIdentityError, naming both objects
+            if mapper.json_columns:
+                self.tracker.watch(state)
 
     # -- transactions ---------------------------------------------------------------------
 
@@ -720,10 +722,11 @@ class Session(LoadingMixin, MergingMixin, BulkMixin):
 
     def _capture(self, state):
         if state.session is None:
-            return Memento(state.status, None, state.key, state.committed, state.sequence, dict(state.obj.__dict__))
+            return Memento(state.status, None, state.key, state.committed, state.sequence,
+                           state.mapper.copy_values(state.obj.__dict__))
         return Memento(
             state.status, state.session, state.key, state.committed, state.sequence,
-            dict(state.obj.__dict__),
+            state.mapper.copy_values(state.obj.__dict__),
             pending=state in self._pending,
             marked=state in self._marked,
             deleted_row=state in self._deleted_rows,
@@ -762,6 +765,8 @@ class Session(LoadingMixin, MergingMixin, BulkMixin):
                     held_state.status = ObjectState.DETACHED
                     held_state.session = None
                 self.identity.add(state.key, state.obj)
+                if state.mapper.json_columns:
+                    self.tracker.watch(state)
                 if memento.marked:
                     self._marked[state] = None
                 if memento.candidate:
@@ -786,6 +791,16 @@ class Session(LoadingMixin, MergingMixin, BulkMixin):
         for state in self._pending:
             for collection in state.mapper.collections:
                 state.obj.__dict__.pop(collection.name, None)
+        # A JSON value changed in place touched nothing the undo log could see; its snapshot
+        # (JSON text) is what the object held when the scope began, so put that back.
+        for state in self.tracker.watched:
+            if state in scope or state.committed is None:
+                continue
+            values = state.obj.__dict__
+            for column in state.mapper.json_columns:
+                text = state.committed[column.index]
+                if isinstance(text, str) and column.type.to_db(values.get(column.name)) != text:
+                    values[column.name] = column.type.from_db(text)
 
     def _unindex(self, state):
         if state.key is not None:

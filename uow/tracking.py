@@ -9,7 +9,9 @@ on any assignment; Storm, Hibernate and uow compare against a snapshot.)
 Comparing every loaded object at every flush would make a flush cost as much as the whole
 session.  So the tracker also keeps *candidates*: objects that had a column assigned since the
 last flush.  Only candidates are compared.  An assignment costs one dictionary insert; a flush
-costs as much as the objects that were touched.
+costs as much as the objects that were touched.  The one exception is objects with JSON
+columns: a dict or list can change in place, without an assignment, so those objects are
+*watched* and compared at every flush (their snapshot holds the JSON text).
 
 A field whose snapshot is ``NOT_LOADED`` (it was expired) has no known database value, so any
 value assigned to it counts as a change (``NOT_LOADED`` equals nothing but itself).
@@ -25,6 +27,11 @@ class ChangeTracker:
     def __init__(self):
         self.candidates = {}
         self.forced = set()
+        self.watched = {}
+
+    def watch(self, state):
+        """Compare this persistent object at every flush: it has JSON columns, which can change in place."""
+        self.watched[state] = None
 
     def force(self, state):
         """mark_dirty(): the next flush writes every non-key column of this object."""
@@ -37,15 +44,21 @@ class ChangeTracker:
     def forget(self, state):
         self.candidates.pop(state, None)
         self.forced.discard(state)
+        self.watched.pop(state, None)
 
     def clear(self):
+        """After a flush: nothing is a candidate any more (watched objects stay watched)."""
         self.candidates.clear()
         self.forced.clear()
 
     def changed_states(self):
         """``[(state, changed column names)]`` for candidates with a net change, in session order."""
         changes = []
-        for state in self.candidates:
+        states = self.candidates
+        if self.watched:
+            states = dict(self.candidates)
+            states.update(self.watched)
+        for state in states:
             names = changed_fields(state)
             if state in self.forced:
                 mapper = state.mapper
@@ -92,4 +105,7 @@ def original_value(state, name):
     column = state.mapper.column(name)
     if state.committed is None:
         return None
-    return state.committed[column.index]
+    value = state.committed[column.index]
+    if column.type.mutable and isinstance(value, str):
+        return column.type.from_db(value)  # the snapshot keeps JSON text
+    return value
