@@ -269,11 +269,16 @@ class Mapper:
     loading, flushing) read prepared tuples instead of inspecting the class again.
     """
 
-    def __init__(self, cls, table, foreign_keys):
+    def __init__(self, cls, table, foreign_keys, database="main"):
         check_identifier(table, f"table name of {cls.__name__}:")
+        if database != "main":
+            check_identifier(database, f"database name of {cls.__name__}:")
         self.cls = cls
         self.table = table
-        self.quoted_table = quote(table)
+        self.database = database
+        # A table in an attached database is always named with its database, so the SQL says
+        # where each row goes; "main" is SQLite's name for the connection's own file.
+        self.quoted_table = quote(table) if database == "main" else f"{quote(database)}.{quote(table)}"
         self.columns = self._collect_columns(cls)
         if not self.columns:
             raise MappingError(f"{cls.__name__} declares no columns; annotate at least one attribute")
@@ -477,6 +482,11 @@ class Mapper:
             target = foreign_key.target
             if not isinstance(target, type) or not hasattr(target, "__mapper__"):
                 raise MappingError(f"{foreign_key!r}: {target!r} is not an entity")
+            if target.__mapper__.database != self.database:
+                raise MappingError(
+                    f"{self.cls.__name__}: {foreign_key!r} points from database {self.database!r} into "
+                    f"{target.__mapper__.database!r}; SQLite foreign keys cannot cross attached databases"
+                )
             target_key = target.__mapper__.primary_key
             if len(target_key) != len(foreign_key.column_names):
                 raise MappingError(
@@ -563,7 +573,7 @@ class Entity:
     __registry__ = Registry()
     __mapper__: typing.ClassVar[Mapper]
 
-    def __init_subclass__(cls, *, table=None, abstract=False, foreign_keys=(), **kwargs):
+    def __init_subclass__(cls, *, table=None, abstract=False, foreign_keys=(), database="main", **kwargs):
         super().__init_subclass__(**kwargs)
         if abstract:
             if table is not None:
@@ -580,7 +590,7 @@ class Entity:
                 f"{cls.__name__} needs a table name: class {cls.__name__}(Entity, table='...'); "
                 f"or declare it abstract=True to make a base for other entities"
             )
-        cls.__mapper__ = Mapper(cls, table, foreign_keys)
+        cls.__mapper__ = Mapper(cls, table, foreign_keys, database)
         cls.__mapper__.bind_relationships()
         cls.__registry__.register(cls)
 

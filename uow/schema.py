@@ -37,7 +37,7 @@ def create_table_sql(cls):
         target = foreign_key.target.__mapper__
         lines.append(
             f"FOREIGN KEY ({', '.join(map(quote, foreign_key.column_names))}) "
-            f"REFERENCES {target.quoted_table} ({', '.join(map(quote, target.pk_names))}) ON UPDATE CASCADE"
+            f"REFERENCES {quote(target.table)} ({', '.join(map(quote, target.pk_names))}) ON UPDATE CASCADE"
         )
     body = ",\n    ".join(lines)
     return f"CREATE TABLE IF NOT EXISTS {mapper.quoted_table} (\n    {body}\n)"
@@ -93,7 +93,7 @@ def create_all(connection, classes=None):
 
 
 def _check_existing_columns(executor, mapper):
-    rows = executor.fetchall(f"PRAGMA table_info({mapper.quoted_table})")
+    rows = executor.fetchall(f"PRAGMA {quote(mapper.database)}.table_info({quote(mapper.table)})")
     existing = {row[1].lower() for row in rows}
     missing = [name for name in mapper.column_names if name.lower() not in existing]
     if missing:

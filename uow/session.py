@@ -34,8 +34,9 @@ from .errors import (
     WrongThreadError,
 )
 from .events import Listeners, dispatch
-from .executor import Executor
+from .executor import Executor, capture_sql
 from .bulk import BulkMixin
+from .databases import DatabasesMixin
 from .loading import LoadingMixin
 from .merging import MergingMixin
 from .flush import bind_plan, run_plan
@@ -89,7 +90,7 @@ class SessionStats:
     flushes: int
 
 
-class Session(LoadingMixin, MergingMixin, BulkMixin):
+class Session(LoadingMixin, MergingMixin, BulkMixin, DatabasesMixin):
     """A unit of work over one sqlite3 connection (open it with :func:`uow.connect`).
 
     ::
@@ -450,6 +451,35 @@ class Session(LoadingMixin, MergingMixin, BulkMixin):
         """
         self._check("plan")
         return build_plan(*self._collect_changes(), held_states=self._held_states)
+
+    def dry_run(self):
+        """The exact statements the next flush would send, as a list of :class:`~uow.Statement`.
+
+        The flush really runs — inside a savepoint that is then rolled back — so the list shows
+        the statements and parameters SQLite would see, including keys it generates.  Nothing
+        changes: not the database, not any object.  A flush that would fail raises its error here.
+        """
+        self._check("dry_run")
+        inserts, updates, deletes = self._collect_changes()
+        if not (inserts or updates or deletes):
+            return []
+        self._refuse_duplicate_keys(inserts, deletes)
+        plan = build_plan(inserts, updates, deletes, held_states=self._held_states)
+        bound = bind_plan(plan, self.executor.length_limit())
+        began = not self.transaction.active
+        if began:
+            self.transaction.begin(None, for_writing=True)
+        self.executor.execute('SAVEPOINT "uow_dry_run"')
+        try:
+            with capture_sql() as statements:
+                run_plan(self.executor, plan, bound)
+        finally:
+            if self.executor.in_transaction:
+                self.executor.execute('ROLLBACK TO "uow_dry_run"')
+                self.executor.execute('RELEASE "uow_dry_run"')
+            if began:
+                self.transaction.rollback()
+        return statements
 
     def flush(self):
         """Write pending INSERTs, UPDATEs and DELETEs to the database (inside the current transaction)."""

@@ -1,0 +1,108 @@
+"""The session's connection: raw SQL, and several SQLite files attached to one connection.
+
+Part of the Session (assembled in ``session``).
+
+**Raw SQL.**  ``execute``, ``scalar`` and ``scalars`` run a statement on the session's own
+connection, inside its transaction, after an autoflush, so the statement sees everything the
+session has staged.  Raw SQL bypasses the unit of work: rows it changes are not reflected in
+objects the session holds until you ``refresh`` or ``expire`` them.  ``connection()`` hands out
+the sqlite3 connection itself, with the session's transaction begun.
+
+**Several databases, one transaction.**  An entity can live in another SQLite file attached to
+the session's connection::
+
+    class LogEntry(Entity, table="log", database="archive"):
+        ...
+
+    session.bind_mapper(LogEntry, "archive.db")      # ATTACH DATABASE 'archive.db' AS "archive"
+    session.get_bind(LogEntry)                       # '/path/to/archive.db'
+
+Its SQL then always names the database (``"archive"."log"``), and one COMMIT covers every
+attached file: SQLite commits a transaction across attached databases atomically (in rollback
+journal mode; in WAL mode each file is atomic on its own — SQLite's documented limit).
+``bind_table`` does the same by table name.  SQLite cannot ATTACH inside a transaction, so bind
+before the first query, or after a commit.  These are the seeds' ``bind_mapper``,
+``bind_table`` and ``get_bind``, adapted to SQLite, where every "bind" is a file on one connection.
+"""
+
+from .errors import TransactionError, UowError
+from .mapping import Entity, mapper_of, quote
+
+
+class DatabasesMixin:
+    """The Session's raw-SQL and attached-database methods (see the module docstring)."""
+
+    def execute(self, sql, params=()):
+        """Run one SQL statement in the session's transaction (after an autoflush); return the cursor."""
+        self._check("execute")
+        self._autoflush()
+        if not self.transaction.active:
+            self._begin(None)
+        return self.executor.execute(sql, params)
+
+    def scalar(self, sql, params=()):
+        """The first column of the first row of a query, or None when it returns no row."""
+        row = self.execute(sql, params).fetchone()
+        return row[0] if row is not None else None
+
+    def scalars(self, sql, params=()):
+        """The first column of every row of a query, as a list."""
+        return [row[0] for row in self.execute(sql, params).fetchall()]
+
+    def connection(self):
+        """The session's sqlite3 connection, with its transaction begun (after an autoflush).
+
+        Do not commit or roll back on it directly: use the session, which keeps objects in step.
+        """
+        self._check("connection")
+        self._autoflush()
+        if not self.transaction.active:
+            self._begin(None)
+        return self.executor.connection
+
+    def attach(self, name, path):
+        """ATTACH the SQLite file ``path`` to the connection as database ``name``."""
+        self._check("attach")
+        if self.transaction.active:
+            raise TransactionError(
+                f"attach({name!r}): SQLite cannot attach a database inside a transaction; "
+                f"commit() or rollback() first, or attach before the first query"
+            )
+        attached = self._attached()
+        if name in attached:
+            if attached[name] != str(path) and path != ":memory:":
+                raise UowError(f"attach(): database {name!r} is already attached to {attached[name]!r}")
+            return
+        self.executor.execute(f"ATTACH DATABASE ? AS {quote(name)}", (str(path),))
+        self.executor.execute(f"PRAGMA {quote(name)}.foreign_keys")
+
+    def bind_mapper(self, entity, path):
+        """Attach the file that holds ``entity``'s table, under the database name the class declares."""
+        mapper = mapper_of(entity)
+        if mapper.database == "main":
+            raise UowError(
+                f"bind_mapper({mapper.cls.__name__}): the class lives in the connection's main database; "
+                f"declare class {mapper.cls.__name__}(Entity, table=..., database='name') to put it elsewhere"
+            )
+        self.attach(mapper.database, path)
+
+    def bind_table(self, table, path, registry=None):
+        """bind_mapper() for the entity whose table is ``table`` (looked up in ``registry``, default Entity's)."""
+        classes = (registry or Entity.__registry__).classes.values()
+        for cls in classes:
+            if cls.__mapper__.table == table:
+                self.bind_mapper(cls, path)
+                return
+        raise UowError(f"bind_table({table!r}): no entity declares that table")
+
+    def get_bind(self, entity):
+        """The path of the file that holds ``entity``'s table ('' for an in-memory database)."""
+        mapper = mapper_of(entity)
+        attached = self._attached()
+        if mapper.database not in attached:
+            raise UowError(f"get_bind({mapper.cls.__name__}): database {mapper.database!r} is not attached; "
+                           f"call bind_mapper() first")
+        return attached[mapper.database]
+
+    def _attached(self):
+        return {row[1]: row[2] for row in self.executor.fetchall("PRAGMA database_list")}
