@@ -2,16 +2,21 @@
 
 A tour of the modules, from the one you use to the ones underneath it:
 
-* ``session``     the Session: add, get, query, flush, commit, rollback, savepoints
+* ``session``     the Session: add, delete, flush, commit, rollback, savepoints; assembled from
+  ``loading`` (get, filter, refresh, expire), ``merging`` (merge, upsert, update),
+  ``bulk`` (bulk writes) and ``databases`` (raw SQL, attached files)
 * ``transaction`` BEGIN / SAVEPOINT / RELEASE / ROLLBACK TO / COMMIT, as a declared state machine
+* ``events``      before/after listeners for begin, flush, commit, rollback and savepoints
 * ``flush``       checks every value, then runs a flush plan as SQL and reads back generated values
 * ``executor``    the one place SQL is executed, counted and logged (``uow.sql`` logger)
-* ``plan``        the flush plan as data: ordered steps and the reasons for their order
+* ``dependencies`` which rows must be written before which, and why
+* ``plan``        the flush plan as data: waves, batches, cycle breaking, reasons
 * ``graph``       a deterministic topological sort
 * ``undo``        the undo log that makes rollback exact without SQL
 * ``tracking``    what changed: current values against the snapshot of the row
 * ``identity``    the identity map: one object per row
 * ``states``      the object lifecycle: transient, pending, persistent, deleted, detached
+* ``relationships`` Reference and Collection, kept in step in memory; cascades
 * ``query`` / ``schema``  SELECT and CREATE TABLE text from the mapping
 * ``mapping``     declaring entities: annotated classes, columns, keys
 * ``columntypes`` how each Python type is stored and read back unchanged
@@ -21,6 +26,7 @@ A tour of the modules, from the one you use to the ones underneath it:
 from .errors import *  # noqa: F401,F403  (the exception hierarchy is part of the public API)
 from .executor import Statement, capture_sql, connect
 from .mapping import Column, Entity, ForeignKey
+from .relationships import Collection, Reference
 from .plan import Constraint, FlushPlan, Step, StepKind
 from .schema import create_all, create_table_sql
 from .session import Session, SessionStats
@@ -48,7 +54,7 @@ def identity_key(entity=None, ident=None, *, instance=None):
 
 
 __all__ = [
-    "Column", "Entity", "ForeignKey", "Session", "SessionStats", "connect", "create_all",
+    "Column", "Entity", "ForeignKey", "Reference", "Collection", "Session", "SessionStats", "connect", "create_all",
     "create_table_sql", "capture_sql", "Statement", "ObjectState", "state_of", "object_session",
     "identity_key", "FlushPlan", "Step", "StepKind", "Constraint", "NestedTransaction",
     "TransactionState", "errors", "events", "listen", "remove_listener", "EVENT_NAMES",

@@ -8,7 +8,7 @@ its output.
 import textwrap
 
 import uow
-from uow import Column, Entity, Session, capture_sql, state_of
+from uow import Collection, Column, Entity, Reference, Session, capture_sql, errors, state_of
 
 
 class DemoBase(Entity, abstract=True):
@@ -25,7 +25,18 @@ class Book(DemoBase, table="books"):
     id: int = Column(primary_key=True)
     title: str
     author_id: int = Column(references=Author)
+    author = Reference("author_id")
     copies: int = 0
+
+
+class Category(DemoBase, table="categories"):
+    """A tree: each category may have a parent category."""
+
+    id: int = Column(primary_key=True)
+    name: str = Column(unique=True)
+    parent_id: int | None = Column(references="Category")
+    parent = Reference("parent_id")
+    children = Collection("Category", "parent", cascade="all")
 
 
 def say(text):
@@ -69,7 +80,7 @@ def main():
         (it never guesses it):
             ann = {ann!r}""")
     show_sql(statements)
-    book = Book(title="Notes", author_id=ann.id)
+    book = Book(title="Notes", author=ann)
     session.add(book)
     with capture_sql() as statements:
         session.flush()
@@ -137,6 +148,70 @@ def main():
         session.commit()
     say("session.commit() then runs it:")
     show_sql(statements)
+
+    chapter("7. Flush ordering: rows depend on rows")
+    fiction = Category(name="fiction")
+    crime = Category(name="crime", parent=fiction)
+    noir = Category(name="noir", parent=crime)
+    poetry = Category(name="poetry")
+    session.add_all([noir, poetry])
+    say("""
+        Three levels of a tree, added child first, and an unrelated category.  The planner
+        orders rows, not tables: every parent before its children, one batch per level, and
+        each ordering constraint carries its reason.  (Adding noir added its parents too: the
+        save-update cascade follows references.)""")
+    print(textwrap.indent(str(session.plan()), "    "))
+    with capture_sql() as statements:
+        session.flush()
+    say("The SQL; each child's parent_id is the key SQLite generated for its parent a moment earlier:")
+    show_sql(statements)
+    session.delete(poetry)
+    session.add(Category(name="poetry"))
+    say("""
+        Deleting 'poetry' and adding a new category with the same unique name in one flush:
+        the row that frees the value is written first.""")
+    print(textwrap.indent(str(session.plan()), "    "))
+    session.commit()
+
+    chapter("8. Savepoints")
+    with session.begin_nested():
+        session.add(Author(name="Cy"))
+    inner = session.begin_nested()
+    dee = Author(name="Dee")
+    session.add(dee)
+    session.flush()
+    ann.name = "Ann B."
+    say(f"""
+        A savepoint that was released keeps its work (Cy); a second one added and flushed Dee
+        and renamed ann.  Now roll the second one back:""")
+    with capture_sql() as statements:
+        inner.rollback()
+    show_sql(statements)
+    say(f"""
+        The database is back at the savepoint, and so are the objects:
+            dee = {dee!r}
+            ann = {ann!r}""")
+    session.commit()
+
+    chapter("9. A failed flush, and recovering from it")
+    session.add(Author(name="Eve", email="a@example.org"))
+    ann.name = "Ann C."
+    try:
+        session.flush()
+    except errors.FlushError as error:
+        say(f"""
+            The email is already taken.  The flush fails as a whole, and says where:
+                {error}
+            The database and every object are exactly as before the flush (ann.name is still
+            {ann.name!r}, the new author still pending), and the session refuses to go on:""")
+    try:
+        session.get(Author, 1)
+    except errors.PendingRollbackError as error:
+        print(f"    PendingRollbackError: {str(error)[:100]}...")
+    session.rollback()
+    say(f"""
+        session.rollback() starts over from the last commit: ann.name = {ann.name!r}, and
+        the session works again: session.get(Author, 1) = {session.get(Author, 1)!r}""")
 
     print()
     print(f"Done. {session.stats()}")
