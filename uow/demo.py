@@ -181,7 +181,7 @@ def main():
     session.add(dee)
     session.flush()
     ann.name = "Ann B."
-    say(f"""
+    say("""
         A savepoint that was released keeps its work (Cy); a second one added and flushed Dee
         and renamed ann.  Now roll the second one back:""")
     with capture_sql() as statements:

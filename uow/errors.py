@@ -31,6 +31,10 @@ class UnknownFieldError(UowError, AttributeError):
     """A field name that the entity does not declare (in a constructor, query or call)."""
 
 
+class MissingFieldError(UowError, TypeError):
+    """A constructor was not given a value for a NOT NULL column that has no default."""
+
+
 class ColumnValueError(UowError, ValueError):
     """A value that its column cannot store and give back unchanged.
 

@@ -38,6 +38,7 @@ from .errors import (
     IdentityError,
     InvalidStateError,
     MappingError,
+    MissingFieldError,
     UnknownFieldError,
     UnmappedClassError,
 )
@@ -614,7 +615,7 @@ class Entity:
                 if isinstance(reference, Reference) and related[name] is not None:
                     missing = missing.difference(reference.column_names)
         if missing:
-            raise InvalidStateError(
+            raise MissingFieldError(
                 f"{type(self).__name__}() needs a value for {', '.join(sorted(missing))} "
                 f"(NOT NULL, with no default)"
             )

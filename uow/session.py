@@ -765,7 +765,12 @@ class Session(LoadingMixin, MergingMixin, BulkMixin, DatabasesMixin):
 
     def _restore(self, scope, start_epoch):
         """Put every object of an undo scope back as its memento says, then expire the objects
-        loaded since the scope began (their values may include what the rollback undid)."""
+        loaded since the scope began (their values may include what the rollback undid).
+
+        An object that has since moved to another session is that session's now: it is left alone.
+        """
+        scope = {state: memento for state, memento in scope.items()
+                 if state.session is None or state.session is self}
         for state in scope:
             self._unindex(state)
         for state, memento in scope.items():

@@ -1,0 +1,67 @@
+"""uow.connect(): the connection uow needs, and the promise that uow alone owns the transaction."""
+
+import sqlite3
+
+import pytest
+
+import uow
+from uow import errors
+
+from .models import User
+
+
+def test_connect_in_memory_switches_off_sqlite3_transaction_handling_and_on_foreign_keys():
+    connection = uow.connect(":memory:")
+    try:
+        assert connection.isolation_level is None
+        assert connection.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    finally:
+        connection.close()
+
+
+def test_connect_to_a_file_switches_off_sqlite3_transaction_handling_and_on_foreign_keys(tmp_path):
+    connection = uow.connect(str(tmp_path / "app.db"))
+    try:
+        assert connection.isolation_level is None
+        assert connection.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    finally:
+        connection.close()
+
+
+def test_sqlite3_never_begins_a_transaction_by_itself_after_uow_commits(conn):
+    session = uow.Session(conn)
+    session.add(User(name="ann"))
+    session.flush()
+    assert conn.in_transaction
+    session.commit()
+    assert not conn.in_transaction
+    # A DML statement outside uow would make sqlite3 send an implicit BEGIN in its legacy mode.
+    conn.execute("INSERT INTO users (name, score) VALUES ('raw', 0.0)")
+    assert not conn.in_transaction
+    session.get(User, 1).name = "bob"
+    session.commit()
+    assert not conn.in_transaction
+
+
+def test_session_refuses_a_connection_that_manages_transactions_itself():
+    connection = sqlite3.connect(":memory:")  # isolation_level "" : sqlite3 would send BEGIN itself
+    try:
+        with pytest.raises(errors.UowError, match="isolation_level"):
+            uow.Session(connection)
+    finally:
+        connection.close()
+
+
+def test_session_refuses_something_that_is_not_a_connection():
+    with pytest.raises(errors.UowError, match="sqlite3.Connection"):
+        uow.Session(":memory:")
+
+
+def test_commit_is_sent_as_sql_by_uow(conn):
+    session = uow.Session(conn)
+    session.add(User(name="ann"))
+    with uow.capture_sql() as statements:
+        session.commit()
+    assert statements[0].sql == "BEGIN IMMEDIATE"
+    assert statements[-1].sql == "COMMIT"
+    assert not conn.in_transaction

@@ -1,0 +1,361 @@
+"""flush(): which statements, in which order, batched how; generated keys and SQL DEFAULTs
+reaching their objects; autobegin and autoflush."""
+
+import sqlite3
+from decimal import Decimal
+
+import pytest
+
+import uow
+
+from .helpers import folded, sql_of
+from .models import City, Country, Order, Pair, PairNote, Sample, User
+
+
+def writes(statements):
+    """``(verb, table)`` for each INSERT, UPDATE and DELETE, in the order they were sent."""
+    result = []
+    for sql in sql_of(statements):
+        words = sql.split()
+        if words[0] == "INSERT":
+            result.append(("INSERT", words[2].strip('"')))
+        elif words[0] == "UPDATE":
+            result.append(("UPDATE", words[1].strip('"')))
+        elif words[0] == "DELETE":
+            result.append(("DELETE", words[2].strip('"')))
+    return result
+
+
+# -- autobegin -----------------------------------------------------------------------------
+
+def test_a_new_session_has_no_transaction(session, conn):
+    assert not session.in_transaction()
+    assert not conn.in_transaction
+
+
+def test_the_first_read_sends_begin(session, conn):
+    with uow.capture_sql() as statements:
+        session.get(User, 1)
+    assert statements[0].sql == "BEGIN DEFERRED"
+    assert session.in_transaction()
+    assert conn.in_transaction
+
+
+def test_the_first_query_sends_begin(session):
+    with uow.capture_sql() as statements:
+        session.all(User)
+    assert statements[0].sql.startswith("BEGIN")
+    assert session.in_transaction()
+
+
+def test_the_first_write_sends_begin_immediate(session, conn):
+    session.add(User(name="ann"))
+    assert not conn.in_transaction  # add() alone does not touch the database
+    with uow.capture_sql() as statements:
+        session.flush()
+    assert statements[0].sql == "BEGIN IMMEDIATE"
+    assert sql_of(statements).count("BEGIN IMMEDIATE") == 1
+    with uow.capture_sql() as statements:
+        session.get(User, 99)
+    assert not any(s.startswith("BEGIN") for s in sql_of(statements))
+
+
+def test_a_flush_with_nothing_to_do_sends_nothing(session):
+    with uow.capture_sql() as statements:
+        session.flush()
+    assert statements == []
+    assert not session.in_transaction()
+
+
+def test_explicit_begin(session, conn):
+    with uow.capture_sql() as statements:
+        session.begin("IMMEDIATE")
+    assert sql_of(statements) == ["BEGIN IMMEDIATE"]
+    with pytest.raises(uow.errors.TransactionError):
+        session.begin()
+
+
+# -- autoflush -----------------------------------------------------------------------------
+
+def test_autoflush_before_filter(session):
+    user = User(name="ann")
+    session.add(user)
+    with uow.capture_sql() as statements:
+        found = session.filter(User, name="ann")
+    assert found == [user]
+    assert writes(statements) == [("INSERT", "users")]
+    assert sql_of(statements)[-1].startswith("SELECT")
+
+
+def test_autoflush_before_all(session):
+    user = User(name="ann")
+    session.add(user)
+    assert session.all(User) == [user]
+    assert user.id is not None
+
+
+def test_autoflush_before_a_get_that_queries(session):
+    session.add(User(name="ann"))
+    with uow.capture_sql() as statements:
+        session.get(User, 99)
+    assert writes(statements) == [("INSERT", "users")]
+    assert sql_of(statements).index('SAVEPOINT "uow_flush"') < len(statements) - 1
+
+
+def test_a_get_answered_by_the_identity_map_does_not_flush(session):
+    country = Country(code="fr", name="France")
+    session.add(country)
+    session.flush()
+    country.name = "République"
+    with uow.capture_sql() as statements:
+        assert session.get(Country, "fr") is country
+    assert statements == []
+    assert session.dirty == {country}
+
+
+def test_autoflush_sends_updates_before_the_query(session, conn):
+    users = [User(name="a"), User(name="b")]
+    session.add_all(users)
+    session.commit()
+    users[1].name = "a"
+    assert session.filter(User, name="a") == users
+
+
+def test_no_autoflush_suspends_it(session):
+    user = User(name="ann")
+    session.add(user)
+    with session.no_autoflush:
+        with uow.capture_sql() as statements:
+            found = session.filter(User, name="ann")
+        assert found == []
+        assert writes(statements) == []
+    assert session.new == {user}
+    assert session.filter(User, name="ann") == [user]
+
+
+def test_no_autoflush_nests(session):
+    session.add(User(name="ann"))
+    with session.no_autoflush:
+        with session.no_autoflush:
+            pass
+        assert session.all(User) == []
+    assert len(session.all(User)) == 1
+
+
+def test_a_session_without_autoflush(conn):
+    session = uow.Session(conn, autoflush=False)
+    user = User(name="ann")
+    session.add(user)
+    with uow.capture_sql() as statements:
+        assert session.all(User) == []
+    assert writes(statements) == []
+    session.flush()
+    assert session.all(User) == [user]
+    session.close()
+
+
+# -- order of statements -------------------------------------------------------------------
+
+def test_insert_update_delete_in_one_flush(session, conn):
+    stays, goes = User(name="stays"), User(name="goes")
+    session.add_all([stays, goes])
+    session.commit()
+    stays.name = "stayed"
+    session.delete(goes)
+    session.add(User(name="new"))
+    with uow.capture_sql() as statements:
+        session.flush()
+    assert writes(statements) == [("UPDATE", "users"), ("INSERT", "users"), ("DELETE", "users")]
+    assert conn.execute("SELECT name FROM users ORDER BY id").fetchall() == [("stayed",), ("new",)]
+
+
+def test_parents_are_inserted_before_children_whatever_the_order_of_add(session, conn):
+    order = Order(user_id=10, total=Decimal("1.50"))
+    session.add(order)
+    session.add(User(id=10, name="ann"))
+    note = PairNote(pair_a=1, pair_b="x")
+    session.add(note)
+    session.add(Pair(a=1, b="x"))
+    city = City(country="fr", name="Paris")
+    session.add(city)
+    session.add(Country(code="fr", name="France"))
+    with uow.capture_sql() as statements:
+        session.flush()
+    inserted = [table for verb, table in writes(statements)]
+    assert inserted.index("users") < inserted.index("orders")
+    assert inserted.index("pairs") < inserted.index("pair_notes")
+    assert inserted.index("countries") < inserted.index("cities")
+    assert conn.execute("SELECT user_id, total FROM orders").fetchall() == [(10, "1.50")]
+
+
+def test_children_are_deleted_before_parents_whatever_the_order_of_delete(session, conn):
+    user = User(id=10, name="ann")
+    order = Order(user_id=10)
+    country = Country(code="fr", name="France")
+    city = City(country="fr", name="Paris")
+    session.add_all([user, order, country, city])
+    session.commit()
+    session.delete(user)
+    session.delete(country)
+    session.delete(order)
+    session.delete(city)
+    with uow.capture_sql() as statements:
+        session.flush()
+    deleted = [table for verb, table in writes(statements)]
+    assert deleted.index("orders") < deleted.index("users")
+    assert deleted.index("cities") < deleted.index("countries")
+    assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 0
+
+
+def test_a_parent_update_and_a_child_insert_and_delete(session, conn):
+    user = User(id=1, name="ann")
+    old = Order(id=1, user_id=1)
+    session.add_all([user, old])
+    session.commit()
+    session.delete(old)
+    session.add(Order(id=2, user_id=1))
+    user.name = "bob"
+    with uow.capture_sql() as statements:
+        session.flush()
+    assert writes(statements) == [("UPDATE", "users"), ("INSERT", "orders"), ("DELETE", "orders")]
+
+
+def test_within_a_table_rows_go_in_the_order_they_entered_the_session(session, conn):
+    session.add_all([Country(code=c, name=c.upper()) for c in ["mm", "aa", "zz", "bb"]])
+    with uow.capture_sql() as statements:
+        session.flush()
+    assert folded(statements) == [
+        ("BEGIN IMMEDIATE", ()),
+        ('SAVEPOINT "uow_flush"', ()),
+        ('INSERT INTO "countries" ("code", "name") VALUES (?, ?)',
+         [("mm", "MM"), ("aa", "AA"), ("zz", "ZZ"), ("bb", "BB")]),
+        ('RELEASE "uow_flush"', ()),
+    ]
+
+
+def test_updates_and_deletes_follow_session_order(session, conn):
+    countries = [Country(code=c, name=c) for c in ["aa", "bb", "cc", "dd"]]
+    session.add_all(countries)
+    session.commit()
+    for country in reversed(countries):
+        country.name = "x"
+    session.delete(countries[3])
+    session.delete(countries[1])
+    with uow.capture_sql() as statements:
+        session.flush()
+    updates = [p for s, p in folded(statements) if s.startswith("UPDATE")]
+    deletes = [p for s, p in folded(statements) if s.startswith("DELETE")]
+    # Marked objects are not updated; the rest in the order they entered the session.
+    assert updates == [[("x", "aa"), ("x", "cc")]]
+    assert deletes == [[("bb",), ("dd",)]]
+
+
+def test_the_same_operations_always_give_the_same_statements(conn):
+    def run():
+        session = uow.Session(conn)
+        session.add(Order(user_id=7))
+        session.add(Country(code="fr", name="F"))
+        session.add(User(id=7, name="x"))
+        session.add(City(country="fr", name="P"))
+        with uow.capture_sql() as statements:
+            session.flush()
+        session.rollback()
+        session.close()
+        return folded(statements)
+
+    assert run() == run()
+
+
+# -- batching ------------------------------------------------------------------------------
+
+def test_consecutive_rows_of_the_same_shape_go_out_as_one_executemany(session, conn):
+    session.add_all([Sample(i=n) for n in range(5)])
+    with uow.capture_sql() as statements:
+        session.flush()
+    inserts = [s for s in statements if s.sql.startswith("INSERT")]
+    assert len(inserts) == 1
+    assert inserts[0].many
+    assert [row[0] for row in inserts[0].params] == [0, 1, 2, 3, 4]
+
+
+def test_rows_of_different_shapes_are_separate_statements(session, conn):
+    a = User(name="a")
+    b = User(id=50, name="b")
+    c = User(name="c")
+    d = User(name="d")
+    session.add_all([a, b, c, d])
+    with uow.capture_sql() as statements:
+        session.flush()
+    inserts = [s.sql for s in statements if s.sql.startswith("INSERT")]
+    assert len({sql.split(" RETURNING")[0] for sql in inserts}) == 2
+    assert {u.name: u.id for u in (a, b, c, d)} == dict(conn.execute("SELECT name, id FROM users"))
+    assert b.id == 50
+
+
+def test_rows_of_one_table_are_inserted_in_session_order_across_shapes(session, conn):
+    # "within a table in the order objects entered the session": a, then b (key 50), then c and d
+    a = User(name="a")
+    b = User(id=50, name="b")
+    c = User(name="c")
+    d = User(name="d")
+    session.add_all([a, b, c, d])
+    session.flush()
+    assert (a.id, b.id, c.id, d.id) == (1, 50, 51, 52)
+
+
+def test_generated_keys_and_defaults_reach_many_objects(session, conn):
+    users = [User(name=f"u{n}") for n in range(50)]
+    session.add_all(users)
+    session.flush()
+    stored = dict(conn.execute("SELECT name, id FROM users"))
+    assert [u.id for u in users] == [stored[u.name] for u in users]
+    assert len({u.id for u in users}) == 50
+    assert all(u.joined == "today" for u in users)
+    assert session.dirty == frozenset()
+    assert all(session.identity_map[(User, (u.id,))] is u for u in users)
+
+
+def test_generated_keys_after_existing_rows_and_gaps(session, conn):
+    conn.execute("INSERT INTO users (id, name, score) VALUES (7, 'old', 0.0)")
+    users = [User(name=f"u{n}") for n in range(3)]
+    session.add_all(users)
+    session.flush()
+    assert [u.id for u in users] == [8, 9, 10]
+
+
+def test_a_batch_larger_than_the_bound_variable_limit(session, conn):
+    conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+    samples = [Sample(i=n, s=f"s{n}") for n in range(3000)]
+    session.add_all(samples)
+    session.flush()
+    assert conn.execute("SELECT count(*) FROM samples").fetchone()[0] == 3000
+    stored = dict(conn.execute("SELECT i, id FROM samples"))
+    assert all(sample.id == stored[sample.i] for sample in samples)
+    for sample in samples:
+        sample.s = "changed"
+    session.flush()
+    assert conn.execute("SELECT count(*) FROM samples WHERE s = 'changed'").fetchone()[0] == 3000
+    assert len(session.all(Sample)) == 3000
+    for sample in samples:
+        session.delete(sample)
+    session.commit()
+    assert conn.execute("SELECT count(*) FROM samples").fetchone()[0] == 0
+
+
+def test_the_flushed_objects_are_persistent_and_clean(session):
+    users = [User(name="a"), User(name="b")]
+    session.add_all(users)
+    session.flush()
+    assert all(uow.state_of(u) is uow.ObjectState.PERSISTENT for u in users)
+    assert all(session.is_modified(u) is False for u in users)
+    assert session.original_value(users[0], "joined") == "today"
+
+
+def test_plan_shows_what_the_next_flush_would_do_without_running_it(session):
+    session.add(Order(user_id=1))
+    session.add(User(id=1, name="ann"))
+    with uow.capture_sql() as statements:
+        plan = session.plan()
+    assert statements == []
+    assert [(step.kind.value, step.table) for step in plan.steps] == [("INSERT", "users"), ("INSERT", "orders")]
+    assert any("users" in str(c) and "orders" in str(c) for c in plan.constraints)

@@ -1,0 +1,501 @@
+"""Declaring entities: annotations, keys, defaults, foreign keys, CREATE TABLE text, and
+the mistakes that must fail when the class statement runs."""
+
+import datetime
+import decimal
+import itertools
+import types
+import typing
+
+import pytest
+
+import uow
+from uow import Column, Entity, ForeignKey, errors
+
+from .helpers import sql_of
+from .models import City, Country, Order, Pair, PairNote, Sample, Stamp, User
+
+
+def fresh_base():
+    """An abstract base with its own registry, so every test may reuse class names."""
+    return types.new_class("FreshBase", (Entity,), {"abstract": True})
+
+
+def declare(table, annotations, namespace=None, *, base=None, name="Thing", **class_kwargs):
+    """Declare an entity class the way a class statement would, with any names at all."""
+    body = {"__module__": __name__}
+    body.update(namespace or {})
+    body["__annotations__"] = dict(annotations)
+    return types.new_class(name, (base or fresh_base(),), {"table": table, **class_kwargs},
+                           lambda ns: ns.update(body))
+
+
+# -- CREATE TABLE --------------------------------------------------------------------------
+
+USERS_DDL = '''CREATE TABLE IF NOT EXISTS "users" (
+    "id" INTEGER PRIMARY KEY,
+    "name" TEXT NOT NULL,
+    "email" TEXT UNIQUE,
+    "score" REAL NOT NULL,
+    "joined" TEXT NOT NULL DEFAULT ('today')
+)'''
+
+ORDERS_DDL = '''CREATE TABLE IF NOT EXISTS "orders" (
+    "id" INTEGER PRIMARY KEY,
+    "user_id" INTEGER NOT NULL,
+    "total" TEXT NOT NULL,
+    FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON UPDATE CASCADE
+)'''
+
+CITIES_DDL = '''CREATE TABLE IF NOT EXISTS "cities" (
+    "id" INTEGER PRIMARY KEY,
+    "country" TEXT NOT NULL,
+    "name" TEXT NOT NULL,
+    FOREIGN KEY ("country") REFERENCES "countries" ("code") ON UPDATE CASCADE
+)'''
+
+PAIRS_DDL = '''CREATE TABLE IF NOT EXISTS "pairs" (
+    "a" INTEGER NOT NULL,
+    "b" TEXT NOT NULL,
+    "label" TEXT,
+    PRIMARY KEY ("a", "b")
+)'''
+
+PAIR_NOTES_DDL = '''CREATE TABLE IF NOT EXISTS "pair_notes" (
+    "id" INTEGER PRIMARY KEY,
+    "pair_a" INTEGER NOT NULL,
+    "pair_b" TEXT NOT NULL,
+    "text" TEXT NOT NULL,
+    FOREIGN KEY ("pair_a", "pair_b") REFERENCES "pairs" ("a", "b") ON UPDATE CASCADE
+)'''
+
+STAMPS_DDL = '''CREATE TABLE IF NOT EXISTS "stamps" (
+    "code" TEXT NOT NULL,
+    "n" INTEGER NOT NULL DEFAULT (42),
+    "note" TEXT DEFAULT ('fresh'),
+    PRIMARY KEY ("code")
+)'''
+
+
+@pytest.mark.parametrize("cls, ddl", [
+    (User, USERS_DDL),
+    (Order, ORDERS_DDL),
+    (City, CITIES_DDL),
+    (Pair, PAIRS_DDL),
+    (PairNote, PAIR_NOTES_DDL),
+    (Stamp, STAMPS_DDL),
+])
+def test_create_table_sql_text(cls, ddl):
+    assert uow.create_table_sql(cls) == ddl
+
+
+def test_create_all_sends_create_table_statements_parents_first_in_one_transaction():
+    connection = uow.connect(":memory:")
+    with uow.capture_sql() as statements:
+        uow.create_all(connection, [Order, User])
+    creates = [s for s in sql_of(statements) if s.startswith("CREATE")]
+    assert creates == [USERS_DDL, ORDERS_DDL]
+    assert statements[0].sql == "BEGIN"
+    assert statements[-1].sql == "COMMIT"
+    assert not connection.in_transaction
+    tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    assert tables == ["orders", "users"]
+
+
+def test_create_all_twice_leaves_existing_tables_alone(conn):
+    conn.execute("INSERT INTO users (name, score) VALUES ('kept', 0.0)")
+    uow.create_all(conn, [User])
+    assert conn.execute("SELECT name FROM users").fetchall() == [("kept",)]
+
+
+def test_create_all_refuses_an_existing_table_that_lacks_a_declared_column():
+    connection = uow.connect(":memory:")
+    connection.execute('CREATE TABLE "users" ("id" INTEGER PRIMARY KEY, "name" TEXT)')
+    with pytest.raises(errors.MappingError, match="email"):
+        uow.create_all(connection, [User])
+    assert not connection.in_transaction
+
+
+def test_create_all_refuses_two_classes_mapped_to_one_table_up_to_case():
+    base = fresh_base()
+    first = declare("things", {"id": int}, {"id": Column(primary_key=True)}, base=base, name="First")
+    second = declare("THINGS", {"id": int}, {"id": Column(primary_key=True)}, base=base, name="Second")
+    connection = uow.connect(":memory:")
+    with pytest.raises(errors.MappingError, match="things"):
+        uow.create_all(connection, [first, second])
+
+
+def test_create_all_of_an_abstract_base_creates_every_entity_declared_on_it():
+    base = fresh_base()
+    declare("alpha", {"id": int}, {"id": Column(primary_key=True)}, base=base, name="Alpha")
+    declare("beta", {"id": int}, {"id": Column(primary_key=True)}, base=base, name="Beta")
+    connection = uow.connect(":memory:")
+    uow.create_all(connection, base)
+    tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    assert tables == ["alpha", "beta"]
+
+
+# -- annotations ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("column, declared_type", [
+    ("i", "INTEGER"), ("f", "REAL"), ("s", "TEXT"), ("b", "BLOB"), ("flag", "BOOLEAN"),
+    ("d", "TEXT"), ("dt", "TEXT"), ("dec", "TEXT"),
+])
+def test_each_supported_type_and_its_optional_twin_get_a_column(conn, column, declared_type):
+    info = {row[1]: row for row in conn.execute('PRAGMA table_info("samples")')}
+    # (cid, name, type, notnull, dflt_value, pk)
+    assert info[column][2] == declared_type
+    assert info[column][3] == 1
+    assert info["o" + column][2] == declared_type
+    assert info["o" + column][3] == 0
+
+
+def test_optional_columns_default_to_none_and_plain_ones_to_their_python_default():
+    sample = Sample()
+    assert sample.oi is None and sample.odec is None and sample.odt is None
+    assert sample.i == 0 and sample.dec == decimal.Decimal("0")
+
+
+def test_typing_optional_is_the_same_as_or_none():
+    thing = declare("things", {"id": int, "note": typing.Optional[str]}, {"id": Column(primary_key=True)})
+    assert uow.create_table_sql(thing) == (
+        'CREATE TABLE IF NOT EXISTS "things" (\n    "id" INTEGER PRIMARY KEY,\n    "note" TEXT\n)'
+    )
+    assert thing().note is None
+
+
+def test_string_annotations_are_evaluated():
+    thing = declare("things", {"id": "int", "when": "datetime.date | None"}, {"id": Column(primary_key=True)})
+    assert '"when" TEXT' in uow.create_table_sql(thing)
+
+
+def test_classvar_annotations_are_not_columns():
+    thing = declare("things", {"id": int, "label": typing.ClassVar[str]},
+                    {"id": Column(primary_key=True), "label": "x"})
+    assert uow.create_table_sql(thing) == 'CREATE TABLE IF NOT EXISTS "things" (\n    "id" INTEGER PRIMARY KEY\n)'
+    assert thing.label == "x"
+
+
+@pytest.mark.parametrize("annotation", [tuple, set, frozenset, object, list[int], int | str, typing.Any, complex,
+                                        bytearray, datetime.time, datetime.timedelta])
+def test_unsupported_annotation_types_fail_at_declaration(annotation):
+    with pytest.raises(errors.MappingError, match="Thing.value"):
+        declare("things", {"id": int, "value": annotation}, {"id": Column(primary_key=True)})
+
+
+# -- keys ----------------------------------------------------------------------------------
+
+def test_a_single_int_key_is_generated_by_sqlite(session):
+    user = User(name="ann")
+    assert user.id is None
+    session.add(user)
+    session.flush()
+    assert type(user.id) is int and user.id >= 1
+
+
+def test_a_natural_key_is_written_as_given(session, conn):
+    country = Country(code="fr", name="France")
+    session.add(country)
+    with uow.capture_sql() as statements:
+        session.flush()
+    assert ('INSERT INTO "countries" ("code", "name") VALUES (?, ?)', [("fr", "France")]) in [
+        (s.sql, [tuple(r) for r in s.params] if s.many else tuple(s.params)) for s in statements
+    ]
+    assert conn.execute("SELECT code, name FROM countries").fetchall() == [("fr", "France")]
+
+
+def test_a_composite_key(session, conn):
+    session.add(Pair(a=1, b="x", label="one"))
+    session.add(Pair(a=1, b="y", label="two"))
+    session.commit()
+    reader = uow.Session(conn)
+    assert reader.get(Pair, (1, "y")).label == "two"
+    assert reader.get(Pair, {"b": "x", "a": 1}).label == "one"
+    assert reader.get(Pair, (2, "x")) is None
+    reader.close()
+
+
+def test_a_class_needs_a_primary_key():
+    with pytest.raises(errors.MappingError, match="primary key"):
+        declare("things", {"name": str})
+
+
+def test_a_primary_key_cannot_be_nullable():
+    with pytest.raises(errors.MappingError, match="Thing.id"):
+        declare("things", {"id": int | None}, {"id": Column(primary_key=True)})
+
+
+def test_a_class_needs_a_table_name():
+    with pytest.raises(errors.MappingError, match="table"):
+        types.new_class("Thing", (fresh_base(),), {}, lambda ns: ns.update({"__annotations__": {"id": int}}))
+
+
+def test_a_class_needs_at_least_one_column():
+    with pytest.raises(errors.MappingError, match="no columns"):
+        declare("things", {})
+
+
+def test_a_mapped_class_cannot_be_subclassed_into_another_table():
+    with pytest.raises(errors.MappingError, match="User"):
+        types.new_class("Admin", (User,), {"table": "admins"})
+
+
+# -- defaults ------------------------------------------------------------------------------
+
+def test_python_default_and_default_factory():
+    counter = itertools.count(1)
+    thing = declare("things", {"id": int, "label": str, "serial": int, "blob": bytes}, {
+        "id": Column(primary_key=True),
+        "label": "none",
+        "serial": Column(default_factory=lambda: next(counter)),
+        "blob": Column(default=b"\x00"),
+    })
+    first, second, third = thing(), thing(), thing(serial=99)
+    assert (first.label, first.serial, first.blob) == ("none", 1, b"\x00")
+    assert second.serial == 2
+    assert third.serial == 99
+    assert next(counter) == 3  # the factory is not called when a value is given
+
+
+def test_default_and_default_factory_together_are_refused():
+    with pytest.raises(errors.MappingError):
+        Column(default=1, default_factory=int)
+
+
+def test_a_default_of_the_wrong_type_fails_at_declaration():
+    with pytest.raises(errors.MappingError, match="Thing.n"):
+        declare("things", {"id": int, "n": int}, {"id": Column(primary_key=True), "n": "zero"})
+
+
+def test_a_nan_default_fails_at_declaration():
+    with pytest.raises(errors.MappingError, match="Thing.x"):
+        declare("things", {"id": int, "x": float}, {"id": Column(primary_key=True), "x": float("nan")})
+
+
+def test_server_default_is_read_back_after_flush(session):
+    user = User(name="ann")
+    session.add(user)
+    session.flush()
+    assert user.joined == "today"
+    assert session.is_modified(user) is False
+
+
+def test_server_default_is_read_back_for_many_rows_at_once(session):
+    users = [User(name=f"u{i}") for i in range(5)]
+    session.add_all(users)
+    session.flush()
+    assert [u.joined for u in users] == ["today"] * 5
+    assert [u.id for u in users] == sorted({u.id for u in users})
+
+
+def test_server_default_of_a_natural_key_table_is_read_back(session):
+    stamp = Stamp(code="a")
+    session.add(stamp)
+    session.flush()
+    assert stamp.n == 42
+
+
+def test_server_default_of_a_nullable_column_is_used_when_no_value_is_given(session, conn):
+    # "server_default: SQL DEFAULT; omitted from INSERT, read back after flush" (docs/api-sketch.md)
+    stamp = Stamp(code="a")
+    session.add(stamp)
+    session.flush()
+    assert conn.execute("SELECT note FROM stamps").fetchall() == [("fresh",)]
+    assert stamp.note == "fresh"
+
+
+def test_server_default_value_given_explicitly_is_written(session, conn):
+    session.add(Stamp(code="a", n=7, note=None))
+    session.flush()
+    assert conn.execute("SELECT n, note FROM stamps").fetchall() == [(7, None)]
+
+
+def test_server_defaults_of_every_type_come_back_as_their_python_type(conn):
+    base = fresh_base()
+    gauge = declare("gauges", {
+        "id": int, "level": float, "flag": bool, "amount": decimal.Decimal, "when": datetime.datetime,
+        "day": datetime.date,
+    }, {
+        "id": Column(primary_key=True),
+        "level": Column(server_default="5"),
+        "flag": Column(server_default="1"),
+        "amount": Column(server_default="'1.10'"),
+        "when": Column(server_default="'2020-01-02T03:04:05.000006'"),
+        "day": Column(server_default="'2020-01-02'"),
+    }, base=base, name="Gauge")
+    uow.create_all(conn, [gauge])
+    session = uow.Session(conn)
+    one = gauge()
+    session.add(one)
+    session.flush()               # one row
+    many = [gauge(), gauge()]
+    session.add_all(many)
+    session.flush()               # several rows at once
+    expected = (float, 5.0, bool, True, decimal.Decimal, "1.10",
+                datetime.datetime, datetime.datetime(2020, 1, 2, 3, 4, 5, 6), datetime.date, datetime.date(2020, 1, 2))
+    for obj in [one] + many:
+        assert (type(obj.level), obj.level, type(obj.flag), obj.flag, type(obj.amount), str(obj.amount),
+                type(obj.when), obj.when, type(obj.day), obj.day) == expected
+    session.close()
+
+
+# -- unique and foreign keys ---------------------------------------------------------------
+
+def test_unique_column_is_declared_unique(conn):
+    indexes = conn.execute('PRAGMA index_list("users")').fetchall()
+    unique_columns = []
+    for index in indexes:
+        if index[2]:  # unique
+            unique_columns += [row[2] for row in conn.execute(f'PRAGMA index_info("{index[1]}")')]
+    assert unique_columns == ["email"]
+
+
+def test_foreign_keys_by_class_by_name_and_composite(conn):
+    # (id, seq, table, from, to, on_update, on_delete, match)
+    def keys(table):
+        return [(row[2], row[3], row[4]) for row in conn.execute(f'PRAGMA foreign_key_list("{table}")')]
+
+    assert keys("orders") == [("users", "user_id", "id")]
+    assert keys("cities") == [("countries", "country", "code")]
+    assert sorted(keys("pair_notes")) == [("pairs", "pair_a", "a"), ("pairs", "pair_b", "b")]
+
+
+def test_a_foreign_key_is_enforced(session):
+    session.add(City(country="nowhere", name="x"))
+    with pytest.raises(errors.FlushError):
+        session.flush()
+
+
+def test_a_foreign_key_by_name_may_point_to_a_class_declared_later():
+    base = fresh_base()
+    child = declare("children", {"id": int, "parent_id": int},
+                    {"id": Column(primary_key=True), "parent_id": Column(references="Parent")},
+                    base=base, name="Child")
+    parent = declare("parents", {"id": int}, {"id": Column(primary_key=True)}, base=base, name="Parent")
+    assert "REFERENCES \"parents\" (\"id\")" in uow.create_table_sql(child)
+    connection = uow.connect(":memory:")
+    uow.create_all(connection, [child, parent])
+    session = uow.Session(connection)
+    session.add(child(id=1, parent_id=5))
+    session.add(parent(id=5))
+    session.commit()
+    assert connection.execute("SELECT parent_id FROM children").fetchall() == [(5,)]
+
+
+def test_a_foreign_key_to_an_undeclared_name_is_a_mapping_error():
+    base = fresh_base()
+    child = declare("children", {"id": int, "parent_id": int},
+                    {"id": Column(primary_key=True), "parent_id": Column(references="Nobody")},
+                    base=base, name="Child")
+    with pytest.raises(errors.MappingError, match="Nobody"):
+        uow.create_all(uow.connect(":memory:"), [child])
+
+
+def test_a_foreign_key_whose_type_differs_from_the_key_is_a_mapping_error():
+    base = fresh_base()
+    declare("parents", {"id": int}, {"id": Column(primary_key=True)}, base=base, name="Parent")
+    child = declare("children", {"id": int, "parent_id": str},
+                    {"id": Column(primary_key=True), "parent_id": Column(references="Parent")},
+                    base=base, name="Child")
+    with pytest.raises(errors.MappingError, match="Child.parent_id"):
+        uow.create_table_sql(child)
+
+
+def test_a_composite_foreign_key_naming_a_missing_column_fails_at_declaration():
+    with pytest.raises(errors.MappingError, match="pair_c"):
+        declare("notes", {"id": int, "pair_a": int}, {"id": Column(primary_key=True)},
+                foreign_keys=[ForeignKey(("pair_a", "pair_c"), Pair)])
+
+
+def test_a_composite_foreign_key_with_the_wrong_number_of_columns_is_a_mapping_error():
+    thing = declare("notes", {"id": int, "pair_a": int}, {"id": Column(primary_key=True)},
+                    foreign_keys=[ForeignKey(("pair_a",), Pair)])
+    with pytest.raises(errors.MappingError, match="Pair"):
+        uow.create_table_sql(thing)
+
+
+# -- identifiers ---------------------------------------------------------------------------
+
+BAD_NAMES = [
+    'x" ; drop table t; --',
+    "",
+    "sqlite_x",
+    "SQLITE_master",
+    "a\x00b",
+    "\ud800",
+    "has space",
+    "1starts_with_digit",
+    "dash-ed",
+    "x" * 200,
+]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_bad_table_names_fail_at_declaration(name):
+    with pytest.raises(errors.MappingError):
+        declare(name, {"id": int}, {"id": Column(primary_key=True)})
+
+
+def test_a_table_name_that_is_not_a_string_fails_at_declaration():
+    with pytest.raises(errors.MappingError):
+        declare(5, {"id": int}, {"id": Column(primary_key=True)})
+
+
+@pytest.mark.parametrize("name", BAD_NAMES + ["_private", "_uow_state", "__dunder"])
+def test_bad_column_names_fail_at_declaration(name):
+    with pytest.raises(errors.MappingError):
+        declare("things", {"id": int, name: int}, {"id": Column(primary_key=True)})
+
+
+def test_column_names_differing_only_in_case_fail_at_declaration():
+    with pytest.raises(errors.MappingError, match="case"):
+        declare("things", {"id": int, "Name": str, "name": str}, {"id": Column(primary_key=True)})
+
+
+def test_the_injection_attempt_never_reaches_the_database():
+    connection = uow.connect(":memory:")
+    connection.execute("CREATE TABLE t (x)")
+    with pytest.raises(errors.MappingError):
+        declare('t" (x); drop table t; --', {"id": int}, {"id": Column(primary_key=True)})
+    assert connection.execute("SELECT name FROM sqlite_master").fetchall() == [("t",)]
+
+
+def test_keywords_are_fine_as_names_because_names_are_quoted():
+    thing = declare("order", {"id": int, "select": str, "from": int}, {"id": Column(primary_key=True)})
+    connection = uow.connect(":memory:")
+    uow.create_all(connection, [thing])
+    session = uow.Session(connection)
+    session.add(thing(**{"select": "s", "from": 1}))
+    session.commit()
+    assert getattr(session.filter(thing, select="s")[0], "from") == 1
+
+
+# -- constructing objects ------------------------------------------------------------------
+
+def test_unknown_constructor_field_is_refused():
+    with pytest.raises(errors.UnknownFieldError, match="nmae") as caught:
+        User(nmae="ann")
+    assert "User" in str(caught.value)
+    assert isinstance(caught.value, AttributeError)
+
+
+def test_constructor_is_keyword_only():
+    with pytest.raises(TypeError):
+        User("ann")
+
+
+def test_missing_required_field_is_refused():
+    with pytest.raises(errors.UowError) as caught:
+        User(email="a@x")
+    assert "User" in str(caught.value)
+    assert "name" in str(caught.value)
+
+
+def test_fields_with_generated_or_server_defaults_are_not_required():
+    user = User(name="ann")
+    assert user.id is None
+    assert user.joined is None  # the database supplies it at flush
+
+
+def test_repr_is_short_and_names_the_state():
+    assert repr(Country(code="fr", name="France")) == "Country(code='fr', name='France')<transient>"

@@ -1,0 +1,508 @@
+"""commit, rollback (the database and the objects), the session as a context manager, and savepoints."""
+
+import datetime
+from decimal import Decimal
+
+import pytest
+
+import uow
+from uow import ObjectState, errors, object_session, state_of
+
+from .helpers import same, sql_of
+from .models import Country, Sample, User
+
+PERSISTENT = ObjectState.PERSISTENT
+TRANSIENT = ObjectState.TRANSIENT
+
+
+def rows(connection, table="users"):
+    return connection.execute(f"SELECT id, name FROM {table} ORDER BY id").fetchall()
+
+
+# -- commit --------------------------------------------------------------------------------
+
+def test_commit_makes_the_work_visible_to_another_connection(file_session, other):
+    user = User(name="ann")
+    file_session.add(user)
+    file_session.flush()
+    assert rows(other) == []  # flushed, not committed
+    with uow.capture_sql() as statements:
+        file_session.commit()
+    assert sql_of(statements) == ["COMMIT"]
+    assert rows(other) == [(user.id, "ann")]
+    assert not file_session.in_transaction()
+
+
+def test_commit_flushes_first(file_session, other):
+    file_session.add(User(name="ann"))
+    file_session.commit()
+    assert [name for _, name in rows(other)] == ["ann"]
+
+
+def test_commit_of_an_update_and_a_delete(file_session, other):
+    a, b = User(name="a"), User(name="b")
+    file_session.add_all([a, b])
+    file_session.commit()
+    a.name = "A"
+    file_session.delete(b)
+    file_session.commit()
+    assert rows(other) == [(a.id, "A")]
+
+
+def test_commit_with_nothing_to_do_sends_nothing(session):
+    with uow.capture_sql() as statements:
+        session.commit()
+    assert statements == []
+
+
+def test_work_after_a_commit_is_a_new_transaction(file_session, other):
+    user = User(name="ann")
+    file_session.add(user)
+    file_session.commit()
+    user.name = "bob"
+    with uow.capture_sql() as statements:
+        file_session.flush()
+    assert sql_of(statements)[0] == "BEGIN IMMEDIATE"
+    file_session.rollback()
+    assert rows(other) == [(user.id, "ann")]
+
+
+# -- rollback ------------------------------------------------------------------------------
+
+def test_rollback_restores_the_database_and_every_object_without_sql(file_session, other):
+    session = file_session
+    kept, marked, gone = User(name="kept", score=1.0), User(name="marked"), User(name="gone")
+    session.add_all([kept, marked, gone])
+    session.commit()
+
+    kept.name = "changed"
+    kept.score = 2.0
+    session.flush()
+    kept.email = "unflushed@x"
+    session.delete(marked)
+    session.delete(gone)
+    session.flush()
+    new = User(name="new", email="new@x")
+    session.add(new)
+    session.flush()
+    newer = User(name="newer")
+    session.add(newer)
+    assert (state_of(gone), new.id is not None, new.joined) == (ObjectState.DELETED, True, "today")
+
+    with uow.capture_sql() as statements:
+        session.rollback()
+    assert sql_of(statements) == ["ROLLBACK"]
+
+    with uow.capture_sql() as statements:
+        assert (kept.name, kept.score, kept.email) == ("kept", 1.0, None)
+        assert (marked.name, gone.name) == ("marked", "gone")
+        assert (new.id, new.name, new.email, new.joined) == (None, "new", "new@x", None)
+        assert (newer.id, newer.name) == (None, "newer")
+    assert statements == []
+    assert [state_of(o) for o in (kept, marked, gone)] == [PERSISTENT] * 3
+    assert [object_session(o) for o in (kept, marked, gone)] == [session] * 3
+    assert [state_of(o) for o in (new, newer)] == [TRANSIENT] * 2
+    assert [object_session(o) for o in (new, newer)] == [None, None]
+    assert session.new == session.dirty == session.deleted == frozenset()
+    assert set(session.identity_map.values()) == {kept, marked, gone}
+    assert session.dirty_fields(kept) == []
+    assert rows(other) == [(kept.id, "kept"), (marked.id, "marked"), (gone.id, "gone")]
+    assert not session.in_transaction()
+
+
+def test_a_rolled_back_pending_object_can_be_added_again(session, conn):
+    user = User(name="ann")
+    session.add(user)
+    session.flush()
+    first_id = user.id
+    session.rollback()
+    session.add(user)
+    session.commit()
+    assert rows(conn) == [(user.id, "ann")]
+    assert user.id == first_id  # SQLite reuses the rolled-back rowid
+
+
+def test_rollback_restores_values_exactly(session):
+    sample = Sample(dec=Decimal("1.10"), dt=datetime.datetime(2024, 1, 1, 12, tzinfo=datetime.timezone.utc))
+    session.add(sample)
+    session.commit()
+    sample.dec = Decimal("2.5")
+    sample.dt = datetime.datetime(2025, 1, 1)
+    session.flush()
+    with uow.capture_sql() as statements:
+        session.rollback()
+        assert same(sample.dec) == same(Decimal("1.10"))
+        assert same(sample.dt) == same(datetime.datetime(2024, 1, 1, 12, tzinfo=datetime.timezone.utc))
+    assert sql_of(statements) == ["ROLLBACK"]
+
+
+def test_rollback_discards_unflushed_changes_with_no_sql(session):
+    user = User(name="ann")
+    session.add(user)
+    session.commit()
+    user.name = "bob"
+    with uow.capture_sql() as statements:
+        session.rollback()
+        assert user.name == "ann"
+    assert statements == []
+    assert session.dirty == frozenset()
+
+
+def test_rollback_restores_an_object_changed_several_times(session):
+    user = User(name="a0")
+    session.add(user)
+    session.commit()
+    for n in range(1, 4):
+        user.name = f"a{n}"
+        session.flush()
+    session.rollback()
+    assert user.name == "a0"
+    assert session.original_value(user, "name") == "a0"
+
+
+def test_objects_first_loaded_in_a_rolled_back_transaction_reload_on_access(file_session, other):
+    other.execute("INSERT INTO users (id, name, score) VALUES (10, 'ann', 0.0)")
+    user = file_session.get(User, 10)
+    user.name = "changed"
+    file_session.flush()
+    with uow.capture_sql() as statements:
+        file_session.rollback()
+    assert sql_of(statements) == ["ROLLBACK"]
+    other.execute("UPDATE users SET name = 'written elsewhere' WHERE id = 10")
+    assert state_of(user) is PERSISTENT
+    with uow.capture_sql() as statements:
+        assert user.name == "written elsewhere"
+    assert any(s.startswith("SELECT") for s in sql_of(statements))
+    assert file_session.get(User, 10) is user
+
+
+def test_an_object_first_loaded_in_a_rolled_back_transaction_whose_row_is_gone(file_session, other):
+    other.execute("INSERT INTO users (id, name, score) VALUES (10, 'ann', 0.0)")
+    user = file_session.get(User, 10)
+    file_session.rollback()
+    other.execute("DELETE FROM users")
+    with pytest.raises(errors.ObjectDeletedError):
+        user.name
+
+
+def test_rollback_with_nothing_to_undo_sends_nothing(session):
+    with uow.capture_sql() as statements:
+        session.rollback()
+    assert statements == []
+
+
+def test_rollback_after_expunging_and_reloading_a_row(session):
+    country = Country(code="fr", name="France")
+    session.add(country)
+    session.commit()
+    session.expunge_all()
+    reloaded = session.get(Country, "fr")
+    session.rollback()  # must not fail
+    held = [obj for key, obj in session.identity_map.items() if key == (Country, ("fr",))]
+    assert len(held) <= 1
+    assert session.get(Country, "fr").name == "France"
+
+
+def test_rollback_after_expunging_a_loaded_object(session, conn):
+    country = Country(code="fr", name="France")
+    session.add(country)
+    session.commit()
+    loaded_again = session.get(Country, "fr")
+    assert loaded_again is country
+    session.expunge(country)
+    session.add(Country(code="fr", name="Other"))  # the key is free now
+    session.rollback()
+    assert session.stats().pending == 0
+
+
+def test_expire_on_commit_false_keeps_values_and_rollback_goes_back_to_them(session):
+    user = User(name="ann")
+    session.add(user)
+    session.commit()
+    user.name = "bob"
+    session.commit()
+    user.name = "cy"
+    session.flush()
+    session.rollback()
+    assert user.name == "bob"
+
+
+# -- the session as a context manager ------------------------------------------------------
+
+def test_with_session_commits_on_success(file_conn, other):
+    with uow.Session(file_conn) as session:
+        session.add(User(name="ann"))
+    assert [name for _, name in rows(other)] == ["ann"]
+    assert not file_conn.in_transaction
+
+
+def test_with_session_rolls_back_and_reraises_on_error(file_conn, other):
+    user = User(name="ann")
+    with pytest.raises(KeyError, match="boom"):
+        with uow.Session(file_conn) as session:
+            session.add(user)
+            session.flush()
+            raise KeyError("boom")
+    assert rows(other) == []
+    assert not file_conn.in_transaction
+    assert state_of(user) is TRANSIENT
+    assert user.id is None
+
+
+def test_with_session_reraises_a_failing_commit(file_conn, other):
+    with pytest.raises(errors.FlushError):
+        with uow.Session(file_conn) as session:
+            session.add(User(name="a", email="same@x"))
+            session.add(User(name="b", email="same@x"))
+    assert rows(other) == []
+    assert not file_conn.in_transaction
+
+
+# -- savepoints ----------------------------------------------------------------------------
+
+def test_begin_nested_flushes_then_opens_a_savepoint(session):
+    user = User(name="ann")
+    session.add(user)
+    with uow.capture_sql() as statements:
+        nested = session.begin_nested()
+    assert sql_of(statements)[-1] == f'SAVEPOINT "{nested.name}"'
+    assert any(s.startswith("INSERT") for s in sql_of(statements))
+    assert session.in_nested_transaction()
+    with uow.capture_sql() as statements:
+        nested.commit()
+    assert [s for s in sql_of(statements) if s.startswith("RELEASE")] == [f'RELEASE "{nested.name}"']
+    assert not session.in_nested_transaction()
+    assert session.in_transaction()
+
+
+def test_savepoint_rollback_restores_database_and_objects_as_at_the_savepoint(session, conn):
+    a = User(name="a")
+    session.add(a)
+    session.commit()
+    a.name = "a1"  # unflushed when the savepoint begins: begin_nested flushes it
+    nested = session.begin_nested()
+    a.name = "a2"
+    b = User(name="b")
+    session.add(b)
+    session.flush()
+    c = User(name="c")
+    session.add(c)
+    with uow.capture_sql() as statements:
+        nested.rollback()
+    assert sql_of(statements) == [f'ROLLBACK TO "{nested.name}"', f'RELEASE "{nested.name}"']
+    with uow.capture_sql() as statements:
+        assert a.name == "a1"
+    assert statements == []
+    assert (state_of(b), b.id, state_of(c)) == (TRANSIENT, None, TRANSIENT)
+    assert session.new == frozenset()
+    assert session.dirty_fields(a) == []
+    assert rows(conn) == [(a.id, "a1")]
+    assert session.in_transaction() and not session.in_nested_transaction()
+    session.rollback()
+    assert a.name == "a"
+    assert rows(conn) == [(a.id, "a")]
+
+
+def test_savepoint_rollback_brings_back_a_deleted_object(session, conn):
+    a = User(name="a")
+    session.add(a)
+    session.commit()
+    with pytest.raises(ZeroDivisionError):
+        with session.begin_nested():
+            session.delete(a)
+            session.flush()
+            assert state_of(a) is ObjectState.DELETED
+            1 / 0
+    assert state_of(a) is PERSISTENT
+    assert session.get(User, a.id) is a
+    assert rows(conn) == [(a.id, "a")]
+
+
+def test_savepoint_as_context_manager_releases_on_success(session, conn):
+    with session.begin_nested() as nested:
+        session.add(User(name="inside"))
+    assert not nested.is_active
+    assert [name for _, name in rows(conn)] == ["inside"]
+    session.commit()
+    assert [name for _, name in rows(conn)] == ["inside"]
+
+
+def test_savepoint_as_context_manager_rolls_back_on_error_and_reraises(session, conn):
+    outside = User(name="outside")
+    session.add(outside)
+    with pytest.raises(ValueError, match="inner"):
+        with session.begin_nested():
+            inside = User(name="inside")
+            session.add(inside)
+            outside.name = "changed inside"
+            session.flush()
+            raise ValueError("inner")
+    assert outside.name == "outside"
+    assert state_of(inside) is TRANSIENT
+    session.commit()
+    assert [name for _, name in rows(conn)] == ["outside"]
+
+
+def test_a_released_savepoint_is_undone_by_an_outer_rollback(file_session, other):
+    before = User(name="before")
+    file_session.add(before)
+    file_session.commit()
+    with file_session.begin_nested():
+        inside = User(name="inside")
+        file_session.add(inside)
+        before.name = "changed"
+    file_session.rollback()
+    assert rows(other) == [(before.id, "before")]
+    assert before.name == "before"
+    assert state_of(inside) is TRANSIENT and inside.id is None
+    file_session.commit()
+    assert rows(other) == [(before.id, "before")]
+
+
+def test_savepoints_two_deep(file_session, other):
+    session = file_session
+    outer = session.begin_nested()
+    x = User(name="x")
+    session.add(x)
+    inner = session.begin_nested()
+    assert inner.depth == outer.depth + 1
+    assert inner.name != outer.name
+    y = User(name="y")
+    session.add(y)
+    x.name = "x changed"
+    session.flush()
+    with pytest.raises(errors.TransactionError):
+        outer.commit()  # not the innermost
+    inner.rollback()
+    assert (state_of(y), x.name, state_of(x)) == (TRANSIENT, "x", PERSISTENT)
+    outer.commit()
+    session.commit()
+    assert [name for _, name in rows(other)] == ["x"]
+
+
+def test_savepoints_three_deep_released_inside_then_rolled_back_outside(file_session, other):
+    session = file_session
+    kept = User(name="kept")
+    session.add(kept)
+    level1 = session.begin_nested()
+    a = User(name="a")
+    session.add(a)
+    level2 = session.begin_nested()
+    b = User(name="b")
+    session.add(b)
+    kept.name = "kept 2"
+    level3 = session.begin_nested()
+    c = User(name="c")
+    session.add(c)
+    kept.name = "kept 3"
+    level3.commit()
+    level2.commit()
+    level1.rollback()
+    assert [state_of(o) for o in (a, b, c)] == [TRANSIENT] * 3
+    assert kept.name == "kept"
+    session.commit()
+    assert [name for _, name in rows(other)] == ["kept"]
+
+
+def test_an_ended_savepoint_cannot_be_ended_again(session):
+    nested = session.begin_nested()
+    nested.commit()
+    with pytest.raises(errors.TransactionError):
+        nested.commit()
+    with pytest.raises(errors.TransactionError):
+        nested.rollback()
+
+
+def test_an_outer_rollback_ends_open_savepoints(session, conn):
+    nested = session.begin_nested()
+    session.add(User(name="x"))
+    session.flush()
+    session.rollback()
+    assert not nested.is_active
+    assert not session.in_nested_transaction()
+    assert rows(conn) == []
+
+
+def test_objects_first_loaded_inside_a_rolled_back_savepoint_reload_on_access(file_session, other):
+    other.execute("INSERT INTO users (id, name, score) VALUES (10, 'ann', 0.0)")
+    file_session.get(User, 99)  # begin the transaction
+    nested = file_session.begin_nested()
+    user = file_session.get(User, 10)
+    user.name = "changed"
+    file_session.flush()
+    nested.rollback()
+    with uow.capture_sql() as statements:
+        assert user.name == "ann"
+    assert any(s.startswith("SELECT") for s in sql_of(statements))
+
+
+def test_rollback_after_a_key_was_deleted_and_reused(session, conn):
+    old = Country(code="fr", name="Old")
+    session.add(old)
+    session.commit()
+    session.delete(old)
+    session.flush()
+    new = Country(code="fr", name="New")
+    session.add(new)
+    session.flush()
+    session.rollback()
+    assert (state_of(old), state_of(new)) == (PERSISTENT, TRANSIENT)
+    assert session.get(Country, "fr") is old
+    assert old.name == "Old"
+    assert conn.execute("SELECT code, name FROM countries").fetchall() == [("fr", "Old")]
+
+
+def test_savepoint_rollback_of_a_key_change(session, conn):
+    country = Country(code="aa", name="A")
+    session.add(country)
+    session.commit()
+    with pytest.raises(RuntimeError):
+        with session.begin_nested():
+            country.code = "zz"
+            session.flush()
+            assert session.identity_map.get((Country, ("zz",))) is country
+            raise RuntimeError
+    assert country.code == "aa"
+    assert dict(session.identity_map) == {(Country, ("aa",)): country}
+    assert conn.execute("SELECT code FROM countries").fetchall() == [("aa",)]
+
+
+@pytest.mark.parametrize("end", ["rollback", "close", "reset"])
+def test_ending_a_session_leaves_alone_an_object_that_moved_to_another_session(conn, end):
+    first, second = uow.Session(conn), uow.Session(conn)
+    country = Country(code="fr", name="France")
+    first.add(country)
+    first.commit()
+    first.expunge(country)
+    second.add(country)
+    getattr(first, end)()
+    assert object_session(country) is second
+    assert state_of(country) is PERSISTENT
+    assert (Country, ("fr",)) not in first.identity_map
+    assert second.identity_map[(Country, ("fr",))] is country
+    country.name = "République"
+    assert end == "close" or first.dirty == frozenset()
+    assert second.dirty == {country}
+    second.commit()
+    assert conn.execute("SELECT name FROM countries").fetchall() == [("République",)]
+    second.close()
+    if end != "close":
+        first.close()
+
+
+@pytest.mark.parametrize("end", ["rollback", "close", "reset"])
+def test_ending_a_session_leaves_alone_a_new_object_that_moved_to_another_session(conn, end):
+    first, second = uow.Session(conn), uow.Session(conn)
+    country = Country(code="fr", name="France")
+    first.add(country)
+    first.expunge(country)
+    second.add(country)
+    getattr(first, end)()
+    assert (state_of(country), object_session(country)) == (ObjectState.PENDING, second)
+    assert second.new == {country}
+    second.commit()
+    assert conn.execute("SELECT name FROM countries").fetchall() == [("France",)]
+    assert (state_of(country), object_session(country)) == (PERSISTENT, second)
+    second.close()
+    if end != "close":
+        first.close()

@@ -1,0 +1,299 @@
+"""Values: every supported type comes back exactly as it was stored, and values that SQLite would
+reject or silently change are refused before any SQL runs (sqlite3-facts §2.8, §4.4)."""
+
+import datetime
+import math
+import sqlite3
+import zoneinfo
+from decimal import Decimal
+
+import pytest
+
+import uow
+from uow import ObjectState, errors, state_of
+
+from .helpers import same
+from .models import Sample
+
+UTC = datetime.timezone.utc
+PLUS_0530 = datetime.timezone(datetime.timedelta(hours=5, minutes=30))
+MINUS_0330 = datetime.timezone(-datetime.timedelta(hours=3, minutes=30))
+
+# (field, value, how a second plain sqlite3 connection sees the stored value)
+ROUND_TRIPS = [
+    ("i", 0, 0),
+    ("i", -1, -1),
+    ("i", 2 ** 63 - 1, 2 ** 63 - 1),
+    ("i", -(2 ** 63), -(2 ** 63)),
+    ("f", 0.1, 0.1),
+    ("f", float("inf"), float("inf")),
+    ("f", float("-inf"), float("-inf")),
+    ("f", 1.7976931348623157e308, 1.7976931348623157e308),
+    ("f", 5e-324, 5e-324),
+    ("s", "", ""),
+    ("s", "a\x00b", "a\x00b"),
+    ("s", "naïve ☃ 😀", "naïve ☃ 😀"),
+    ("s", "'; drop table samples; --", "'; drop table samples; --"),
+    ("s", "123", "123"),
+    ("b", b"", b""),
+    ("b", b"a\x00b", b"a\x00b"),
+    ("b", bytes(range(256)), bytes(range(256))),
+    ("flag", True, 1),
+    ("flag", False, 0),
+    ("d", datetime.date(2024, 2, 29), "2024-02-29"),
+    ("d", datetime.date(1, 1, 1), "0001-01-01"),
+    ("d", datetime.date(9999, 12, 31), "9999-12-31"),
+    ("dt", datetime.datetime(2024, 1, 2, 3, 4, 5, 123456), "2024-01-02T03:04:05.123456"),
+    ("dt", datetime.datetime(2024, 1, 2, 3, 4, 5, 1), "2024-01-02T03:04:05.000001"),
+    ("dt", datetime.datetime(2024, 1, 2, 3, 4, 5), "2024-01-02T03:04:05"),
+    ("dt", datetime.datetime(2024, 1, 2, 3, 4, 5, 600, tzinfo=PLUS_0530), "2024-01-02T03:04:05.000600+05:30"),
+    ("dt", datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=MINUS_0330), "2024-01-02T03:04:05-03:30"),
+    ("dt", datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC), "2024-01-02T03:04:05+00:00"),
+    ("dec", Decimal("1.10"), "1.10"),
+    ("dec", Decimal("-0"), "-0"),
+    ("dec", Decimal("0.000"), "0.000"),
+    ("dec", Decimal("1E+3"), "1E+3"),
+    ("dec", Decimal("-1E-30"), "-1E-30"),
+    ("dec", Decimal("123456789012345678901234567890.123456789"), "123456789012345678901234567890.123456789"),
+    ("dec", Decimal("Infinity"), "Infinity"),
+]
+
+ROUND_TRIP_IDS = [f"{field}={value!r}"[:60] for field, value, _ in ROUND_TRIPS]
+
+
+def optional_twin(field):
+    return "o" + field
+
+
+@pytest.mark.parametrize("nullable", [False, True], ids=["notnull", "nullable"])
+@pytest.mark.parametrize("field, value, stored", ROUND_TRIPS, ids=ROUND_TRIP_IDS)
+def test_value_round_trips_through_a_fresh_session(conn, field, value, stored, nullable):
+    if nullable:
+        field = optional_twin(field)
+    writer = uow.Session(conn)
+    sample = Sample(**{field: value})
+    writer.add(sample)
+    writer.commit()
+    assert same(getattr(sample, field)) == same(value)
+    reader = uow.Session(conn)
+    loaded = reader.get(Sample, sample.id)
+    assert loaded is not sample
+    assert same(getattr(loaded, field)) == same(value)
+    assert reader.is_modified(loaded) is False
+    assert reader.filter(Sample, **{field: value}) == [loaded]
+    reader.close()
+    writer.close()
+
+
+@pytest.mark.parametrize("field, value, stored", ROUND_TRIPS, ids=ROUND_TRIP_IDS)
+def test_value_round_trips_through_an_update_read_from_a_second_connection(file_session, db_path, other,
+                                                                          field, value, stored):
+    sample = Sample()
+    file_session.add(sample)
+    file_session.commit()
+    setattr(sample, field, value)
+    file_session.commit()
+    raw = other.execute(f'SELECT "{field}" FROM samples WHERE id = ?', (sample.id,)).fetchone()[0]
+    assert same(raw) == same(stored)
+    second = uow.connect(db_path)
+    reader = uow.Session(second)
+    loaded = reader.get(Sample, sample.id)
+    assert same(getattr(loaded, field)) == same(value)
+    reader.close()
+    second.close()
+
+
+def test_every_value_round_trips_in_one_batch(file_session, db_path):
+    samples = [Sample(**{field: value}) for field, value, _ in ROUND_TRIPS]
+    file_session.add_all(samples)
+    file_session.commit()
+    second = uow.connect(db_path)
+    reader = uow.Session(second)
+    for (field, value, _), sample in zip(ROUND_TRIPS, samples):
+        assert same(getattr(reader.get(Sample, sample.id), field)) == same(value)
+    reader.close()
+    second.close()
+
+
+def test_none_round_trips_in_every_nullable_column(conn):
+    writer = uow.Session(conn)
+    sample = Sample(oi=1, of=1.0, os="x", ob=b"x", oflag=True, od=datetime.date.today(),
+                    odt=datetime.datetime(2020, 1, 1), odec=Decimal("1"))
+    writer.add(sample)
+    writer.commit()
+    for field in ("oi", "of", "os", "ob", "oflag", "od", "odt", "odec"):
+        setattr(sample, field, None)
+    writer.commit()
+    reader = uow.Session(conn)
+    loaded = reader.get(Sample, sample.id)
+    assert [getattr(loaded, f) for f in ("oi", "of", "os", "ob", "oflag", "od", "odt", "odec")] == [None] * 8
+    reader.close()
+    writer.close()
+
+
+def test_an_exact_int_is_accepted_for_a_float_column_and_reads_back_as_float(conn):
+    writer = uow.Session(conn)
+    sample = Sample(f=5)
+    writer.add(sample)
+    writer.commit()
+    reader = uow.Session(conn)
+    assert same(reader.get(Sample, sample.id).f) == same(5.0)
+    reader.close()
+    writer.close()
+
+
+# -- values refused before any SQL ---------------------------------------------------------
+
+class CustomZone(datetime.tzinfo):
+    def utcoffset(self, dt):
+        return datetime.timedelta(hours=1)
+
+    def dst(self, dt):
+        return datetime.timedelta(0)
+
+    def tzname(self, dt):
+        return "CUSTOM"
+
+
+BAD_VALUES = [
+    ("f", -0.0),  # SQLite's REAL storage keeps no sign on zero: it would come back as 0.0
+    ("of", -0.0),
+    ("f", float("nan")),
+    ("of", float("nan")),
+    ("f", -float("nan")),
+    ("i", 2 ** 63),
+    ("i", -(2 ** 63) - 1),
+    ("oi", 2 ** 64),
+    ("i", "1"),
+    ("i", True),
+    ("oi", False),
+    ("i", 1.0),
+    ("i", Decimal("1")),
+    ("flag", 1),
+    ("flag", 0),
+    ("oflag", 1),
+    ("flag", "true"),
+    ("b", bytearray(b"x")),
+    ("b", memoryview(b"x")),
+    ("ob", "x"),
+    ("d", datetime.datetime(2020, 1, 1)),
+    ("od", "2020-01-01"),
+    ("dt", datetime.datetime(2020, 1, 1, tzinfo=zoneinfo.ZoneInfo("Europe/Paris"))),
+    ("odt", datetime.datetime(2020, 6, 1, tzinfo=zoneinfo.ZoneInfo("UTC"))),
+    ("dt", datetime.datetime(2020, 1, 1, tzinfo=CustomZone())),
+    ("dt", datetime.date(2020, 1, 1)),
+    ("s", "\ud800"),
+    ("os", "a\udfffb"),
+    ("s", b"x"),
+    ("s", 123),
+    ("dec", Decimal("NaN")),
+    ("odec", Decimal("sNaN")),
+    ("dec", 1.1),
+    ("dec", "1.10"),
+    ("f", 2 ** 53 + 1),
+    ("f", 2 ** 1024),
+    ("f", "1.0"),
+    ("i", None),
+    ("f", None),
+    ("s", None),
+    ("b", None),
+    ("flag", None),
+    ("d", None),
+    ("dt", None),
+    ("dec", None),
+]
+
+BAD_IDS = [f"{field}={value!r}"[:50] for field, value in BAD_VALUES]
+
+
+def picture(session):
+    """Everything observable about a session, to compare before and after a refused flush."""
+    return (session.new, session.dirty, session.deleted, dict(session.identity_map), session.stats(),
+            session.in_transaction())
+
+
+def assert_names_the_value(error, field, value):
+    message = str(error)
+    assert "Sample" in message
+    assert f"Sample.{field}" in message
+    assert repr(value)[:20] in message
+
+
+@pytest.mark.parametrize("field, value", BAD_VALUES, ids=BAD_IDS)
+def test_bad_value_in_a_new_object_is_refused_before_any_sql(session, field, value):
+    good = Sample()
+    bad = Sample(**{field: value})
+    session.add_all([good, bad])
+    before = picture(session)
+    with uow.capture_sql() as statements, pytest.raises(errors.ColumnValueError) as caught:
+        session.flush()
+    assert statements == []
+    assert picture(session) == before
+    assert state_of(good) is state_of(bad) is ObjectState.PENDING
+    assert good.id is None
+    assert_names_the_value(caught.value, field, value)
+    assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize("field, value", BAD_VALUES, ids=BAD_IDS)
+def test_bad_value_assigned_to_a_loaded_object_is_refused_before_any_sql(session, conn, field, value):
+    sample = Sample()
+    session.add(sample)
+    session.commit()
+    session.get(Sample, 99)  # a transaction is open: a refused flush must not touch it either
+    loaded_value = getattr(sample, field)
+    setattr(sample, field, value)
+    before = picture(session)
+    with uow.capture_sql() as statements, pytest.raises(errors.ColumnValueError) as caught:
+        session.flush()
+    assert statements == []
+    assert picture(session) == before
+    assert session.dirty_fields(sample) == [field]
+    assert session.original_value(sample, field) == loaded_value
+    assert_names_the_value(caught.value, field, value)
+    assert conn.execute("SELECT count(*) FROM samples").fetchone()[0] == 1
+
+
+def test_after_a_refused_value_the_session_goes_on_once_the_value_is_fixed(session, conn):
+    sample = Sample(f=float("nan"))
+    session.add(sample)
+    with pytest.raises(errors.ColumnValueError):
+        session.flush()
+    sample.f = 1.5
+    session.commit()
+    assert conn.execute("SELECT f FROM samples").fetchall() == [(1.5,)]
+
+
+def test_a_bad_value_deep_in_a_large_batch_is_found_and_named(session):
+    samples = [Sample(i=n) for n in range(1000)]
+    samples[637].s = "bad \ud800 text"
+    session.add_all(samples)
+    with uow.capture_sql() as statements, pytest.raises(errors.ColumnValueError) as caught:
+        session.flush()
+    assert statements == []
+    assert "Sample.s" in str(caught.value)
+    assert repr("bad \ud800 text") in str(caught.value)
+
+
+def test_autoflush_refuses_a_bad_value_before_the_query_runs(session):
+    session.add(Sample(f=float("nan")))
+    with uow.capture_sql() as statements, pytest.raises(errors.ColumnValueError):
+        session.all(Sample)
+    assert statements == []
+
+
+@pytest.mark.parametrize("field, value", [("i", True), ("f", float("nan")), ("i", 2 ** 63), ("flag", 1),
+                                          ("s", "\ud800"), ("dec", Decimal("NaN")), ("d", datetime.datetime(2020, 1, 1))])
+def test_bad_values_in_a_query_are_refused_before_any_sql(session, field, value):
+    with uow.capture_sql() as statements, pytest.raises(errors.ColumnValueError) as caught:
+        session.filter(Sample, **{field: value})
+    assert statements == []
+    assert f"Sample.{field}" in str(caught.value)
+
+
+def test_true_does_not_find_the_row_with_one_and_one_does_not_find_true(session):
+    session.add_all([Sample(i=1, flag=False), Sample(i=2, flag=True)])
+    session.flush()
+    with pytest.raises(errors.ColumnValueError):
+        session.filter(Sample, i=True)
+    assert [s.i for s in session.filter(Sample, flag=True)] == [2]
