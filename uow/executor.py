@@ -114,6 +114,7 @@ class Executor:
             )
         self.connection = connection
         self.statement_count = 0
+        self._cursor = None
 
     def _log(self, sql, params, many):
         self.statement_count += 1
@@ -124,7 +125,8 @@ class Executor:
     def execute(self, sql, params=()):
         """Run one statement and return its cursor."""
         self._log(sql, params, False)
-        return self.connection.execute(sql, params)
+        self._cursor = self.connection.execute(sql, params)
+        return self._cursor
 
     def executemany(self, sql, rows):
         """Run one DML statement once per parameter row (never with RETURNING: the driver drops those rows)."""
@@ -133,6 +135,15 @@ class Executor:
 
     def fetchall(self, sql, params=()):
         return self.execute(sql, params).fetchall()
+
+    def finish_statement(self):
+        """Reset the last statement if it was left half-read (an exception between execute and fetch).
+
+        SQLite refuses to RELEASE a savepoint while a write statement is still in progress.
+        """
+        if self._cursor is not None:
+            self._cursor.close()
+            self._cursor = None
 
     def variable_limit(self):
         """How many ``?`` one statement may bind; read each time, because it can be lowered with setlimit()."""

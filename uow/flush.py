@@ -213,35 +213,90 @@ def run_plan(executor, plan, bound):
     as it was before the flush.  Returns ``(filled, assigned)``: ``{state: (column names, values
     read back)}`` for inserted rows, and ``{state: {column: value}}`` for foreign keys filled in
     from parent rows.
+
+    Every error leaves as a FlushError (or StaleDataError) naming the statement, except
+    BaseExceptions such as KeyboardInterrupt, which propagate unchanged after the cleanup.  An
+    error while cleaning up never replaces the error that caused the cleanup.
     """
-    executor.execute(f"SAVEPOINT {FLUSH_SAVEPOINT}")
+    released = False
+    ran_all = False
     try:
+        _execute_control(executor, f"SAVEPOINT {FLUSH_SAVEPOINT}")
         results = _run_steps(executor, plan.steps, bound)
-        executor.execute(f"RELEASE {FLUSH_SAVEPOINT}")
+        ran_all = True
+        _execute_control(executor, f"RELEASE {FLUSH_SAVEPOINT}")
+        released = True
         return results
     except _FailedStep as failure:
-        _undo_flush(executor)
+        _undo_flush(executor, released)
         located = None
         if failure.locatable and executor.in_transaction:
             located = _locate_failing_row(executor, plan, bound, failure.index)
         raise _flush_error(plan.steps[failure.index], failure.error, located) from failure.error
-    except _StepFailed as failure:
-        _undo_flush(executor)
-        obj = failure.state.obj if failure.state is not None else None
-        if failure.stale is not None:
-            expected, found = failure.stale
-            raise StaleDataError(str(failure), statement=failure.sql, obj=obj,
-                                 expected=expected, found=found) from None
-        raise FlushError(str(failure), statement=failure.sql, obj=obj) from None
-    except BaseException:
-        _undo_flush(executor)
+    except _Unmatched as failure:
+        # Probe only after the flush is undone: rows of the batch that did match were already
+        # changed (a version bumped), and would otherwise be blamed instead of the stale one.
+        _undo_flush(executor, released)
+        raise _describe_unmatched(executor, failure.step, failure.sql, failure.verb) from None
+    except _ReadBackMismatch as failure:
+        _undo_flush(executor, released)
+        raise FlushError(str(failure), statement=failure.sql) from None
+    except _ControlFailed as failure:
+        _undo_flush(executor, released)
+        raise FlushError(
+            f"{failure.sql} failed: {failure.error}{_busy_hint(failure.error)}", statement=failure.sql
+        ) from failure.error
+    except BaseException as error:
+        undone = _undo_flush(executor, released)
+        if not undone and ran_all and executor.in_transaction:
+            error.add_note("uow: the flush's statements had all run when this was raised; "
+                           "rollback() undoes them and restores the objects")
         raise
 
 
-def _undo_flush(executor):
-    if executor.in_transaction:
+class _ControlFailed(Exception):
+    """Internal: a transaction-control statement of the flush (SAVEPOINT, RELEASE) failed."""
+
+    def __init__(self, sql, error):
+        super().__init__(str(error))
+        self.sql = sql
+        self.error = error
+
+
+def _execute_control(executor, sql):
+    try:
+        executor.execute(sql)
+    except sqlite3.Error as error:
+        raise _ControlFailed(sql, error) from error
+
+
+def _undo_flush(executor, released=False):
+    """Roll the database back to before the flush; return False when that is no longer possible.
+
+    It is not possible when SQLite already rolled the whole transaction back (then there is
+    nothing to undo) or when the savepoint was already released — an exception that arrived
+    just after the last statement.  The session is put in its failed state either way, and
+    rollback() ends the whole transaction.
+    """
+    executor.finish_statement()
+    if not executor.in_transaction:
+        return True
+    if released:
+        return False
+    try:
         executor.execute(f"ROLLBACK TO {FLUSH_SAVEPOINT}")
         executor.execute(f"RELEASE {FLUSH_SAVEPOINT}")
+    except sqlite3.Error:
+        return False  # no such savepoint: it was released, or SAVEPOINT itself failed
+    return True
+
+
+def _busy_hint(error):
+    if getattr(error, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+        return (" -- another connection holds the write lock. If this transaction began with a read "
+                "(BEGIN DEFERRED), SQLite cannot wait for it: roll back and retry the whole unit of work, "
+                "or open the session with begin_mode='IMMEDIATE'")
+    return ""
 
 
 class _FailedStep(Exception):
@@ -273,16 +328,6 @@ def _run_steps(executor, steps, bound, stop=None):
             locatable = len(step.actions) > 1 and isinstance(error, (sqlite3.IntegrityError, sqlite3.DataError))
             raise _FailedStep(index, error, locatable) from error
     return filled, assigned
-
-
-class _StepFailed(Exception):
-    """Internal: a step's statement ran but did not do what was asked (e.g. matched no row)."""
-
-    def __init__(self, message, sql, state, stale=None):
-        super().__init__(message)
-        self.sql = sql
-        self.state = state
-        self.stale = stale
 
 
 def _insert_sql(mapper, columns):
@@ -318,10 +363,10 @@ def _insert_and_read_back(executor, step, sql, rows, before, filled):
     )
     returned = executor.fetchall(select, (before,))
     if len(returned) != len(rows):
-        raise _StepFailed(
+        raise _ReadBackMismatch(
             f"inserted {len(rows)} row(s) into {mapper.table} but found {len(returned)} new row(s) when "
-            f"reading back generated values; another writer or a trigger changed the table",
-            select, None,
+            f"reading back generated values; a trigger or another writer changed the table",
+            select,
         )
     names = step.returning
     if all(c.type.from_db is None for c in columns):
@@ -339,7 +384,7 @@ def _insert_returning(executor, step, sql, rows, filled):
     columns = [mapper.column(name) for name in step.returning]
     returning_sql = f"{sql} RETURNING {', '.join(quote(c.name) for c in columns)}"
     for state, row in zip(step.states, rows):
-        values = executor.execute(returning_sql, row).fetchone()
+        values = executor.execute(returning_sql, row).fetchall()[0]  # read to the end: the statement finishes
         filled[state] = (step.returning, tuple(from_db(c, value) for c, value in zip(columns, values)))
 
 
@@ -383,8 +428,30 @@ def _run_delete(executor, step):
         _raise_unmatched(executor, step, sql, "DELETE")
 
 
+class _ReadBackMismatch(Exception):
+    """Internal: the rows read back after an INSERT do not match the rows inserted."""
+
+    def __init__(self, message, sql):
+        super().__init__(message)
+        self.sql = sql
+
+
+class _Unmatched(Exception):
+    """Internal: an UPDATE or DELETE batch matched fewer rows than it had objects."""
+
+    def __init__(self, step, sql, verb):
+        super().__init__(f"{verb} on {step.table} matched fewer rows than expected")
+        self.step = step
+        self.sql = sql
+        self.verb = verb
+
+
 def _raise_unmatched(executor, step, sql, verb):
-    """An UPDATE or DELETE matched fewer rows than objects: name the first object whose row moved on.
+    raise _Unmatched(step, sql, verb)
+
+
+def _describe_unmatched(executor, step, sql, verb):
+    """Name the first object whose row moved on (run after the flush was undone).
 
     With a version column this is a lost race (StaleDataError: someone else committed a change
     to the row first); without one, the row was deleted or re-keyed behind the session's back.
@@ -397,26 +464,25 @@ def _raise_unmatched(executor, step, sql, verb):
         state = action.switch_from or action.state
         if state.key is None:
             continue
-        params = _key_params(mapper, state, checks_version=False)
-        found = executor.fetchall(probe, params)
+        found = executor.fetchall(probe, _key_params(mapper, state, checks_version=False))
         if version is not None and _versioned(step):
             expected = state.committed[version.index]
             now = found[0][0] if found else None
             if now != expected:
                 what = "the row was deleted" if not found else f"found version {now}"
-                raise _StepFailed(
+                return StaleDataError(
                     f"{verb} of {state.describe()} expected {version.qualified_name} = {expected}, but {what}: "
                     f"another session changed it first. Nothing was overwritten; rollback(), reload the "
                     f"object and apply your change again",
-                    sql, state, stale=(expected, now),
+                    statement=sql, obj=state.obj, expected=expected, found=now,
                 )
         elif not found:
-            raise _StepFailed(
+            return FlushError(
                 f"{verb} of {state.describe()} matched no row: the row was deleted or its key changed "
                 f"outside this session; refresh or expunge the object",
-                sql, state,
+                statement=sql, obj=state.obj,
             )
-    raise _StepFailed(f"{verb} on {mapper.table} matched fewer rows than expected", sql, None)
+    return FlushError(f"{verb} on {mapper.table} matched fewer rows than expected", statement=sql)
 
 
 def _flush_error(step, error, located=None):
@@ -424,11 +490,7 @@ def _flush_error(step, error, located=None):
     state = step.states[0] if len(step.states) == 1 else located
     what = state.describe() if state is not None else f"{len(step.states)} {step.table} rows"
     sql = _step_sql(step)
-    hint = ""
-    if getattr(error, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
-        hint = (" -- another connection holds the write lock. If this transaction began with a read "
-                "(BEGIN DEFERRED), SQLite cannot wait for it: roll back and retry the whole unit of work, "
-                "or open the session with begin_mode='IMMEDIATE'")
+    hint = _busy_hint(error)
     return FlushError(f"{step.kind.value} of {what} failed: {error} (statement: {sql}){hint}", statement=sql,
                       obj=state.obj if state is not None else None)
 
@@ -466,10 +528,10 @@ def _locate_failing_row(executor, plan, bound, failed):
                     _run_insert(executor, single, rows, filled)
                 else:
                     _run_update(executor, single, rows, filled)
-            except (sqlite3.Error, _StepFailed):
+            except (sqlite3.Error, _Unmatched):
                 return action.state
         return None
-    except (sqlite3.Error, _FailedStep, _StepFailed):
+    except (sqlite3.Error, _FailedStep, _Unmatched):
         return None
     finally:
         if executor.in_transaction:

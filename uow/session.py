@@ -23,11 +23,13 @@ expired, so they reload on next access instead of keeping values the rollback un
 import contextlib
 import dataclasses
 import itertools
+import sqlite3
 import threading
 import types
 
 from .errors import (
     DuplicateIdentityError,
+    FlushError,
     ReadOnlyError,
     InvalidStateError,
     TransactionError,
@@ -287,14 +289,20 @@ class Session(LoadingMixin, MergingMixin, BulkMixin, DatabasesMixin):
 
     # -- events -----------------------------------------------------------------------------
 
-    def _around(self, event, operation, **info):
-        """Run ``operation`` between the ``before_`` and ``after_`` events called ``event``."""
+    def _around(self, event, operation, result_name=None, **info):
+        """Run ``operation`` between the ``before_`` and ``after_`` events called ``event``.
+
+        ``result_name``: the after-event also receives the operation's result under that name
+        (``savepoint=`` for the NestedTransaction that begin_nested() creates).
+        """
         dispatch(self, "before_" + event, **info)
         try:
             result = operation()
         except BaseException as error:
             dispatch(self, "after_" + event, error=error, **info)
             raise
+        if result_name is not None:
+            info[result_name] = result
         dispatch(self, "after_" + event, error=None, **info)
         return result
 
@@ -500,7 +508,7 @@ class Session(LoadingMixin, MergingMixin, BulkMixin, DatabasesMixin):
         if not (inserts or updates or deletes):
             self.tracker.clear()
             return
-        if self.transaction.read_only:
+        if self.transaction.read_only or (not self.transaction.active and self.transaction.default_read_only):
             raise ReadOnlyError(
                 f"flush(): this is a read-only transaction, and {len(inserts)} insert(s), {len(updates)} "
                 f"update(s) and {len(deletes)} delete(s) are waiting; nothing was sent. Roll back, or use "
@@ -512,7 +520,7 @@ class Session(LoadingMixin, MergingMixin, BulkMixin, DatabasesMixin):
         self._flushing = True
         try:
             if not self.transaction.active:
-                self._begin(None, for_writing=True)
+                self._begin_for_flush()
             try:
                 filled, assigned = run_plan(self.executor, plan, bound)
             except BaseException as error:
@@ -522,6 +530,35 @@ class Session(LoadingMixin, MergingMixin, BulkMixin, DatabasesMixin):
             self._apply_flush(plan, filled, assigned)
         finally:
             self._flushing = False
+
+    def _begin_for_flush(self):
+        """Begin the transaction a flush writes in.
+
+        A ``before_begin`` listener that raises aborts the flush cleanly: nothing has happened.
+        A failure of BEGIN itself (a lock held past the busy timeout, an interrupt) is a failed
+        flush, like a failure of any other statement of the flush.
+        """
+        attempted = []
+
+        def begin():
+            attempted.append(True)
+            try:
+                self.transaction.begin(None, for_writing=True)
+            except sqlite3.Error as error:
+                mode = self.transaction.default_mode or "IMMEDIATE"
+                hint = ""
+                if getattr(error, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+                    hint = " (another connection held the write lock for longer than the busy timeout)"
+                raise FlushError(f"BEGIN {mode} failed: {error}{hint}; nothing was written",
+                                 statement=f"BEGIN {mode}") from error
+
+        try:
+            self._around("begin", begin)
+        except BaseException as error:
+            if attempted:
+                self.transaction.fail(error)
+                self._ready_thread = None
+            raise
 
     def _refuse_duplicate_keys(self, inserts, deletes):
         """Two objects may not claim one natural key: say so before any SQL runs.
@@ -677,25 +714,24 @@ class Session(LoadingMixin, MergingMixin, BulkMixin, DatabasesMixin):
     def begin_nested(self):
         """Open a savepoint; returns a NestedTransaction (also a context manager)."""
         self._check("begin_nested")
-        self._autoflush()
-        if not self.transaction.active:
-            self._begin(None)
-        holder = []
 
         def open_savepoint():
-            holder.append(self.transaction.open_savepoint(self))
+            self._autoflush()
+            if not self.transaction.active:
+                self._begin(None)
+            nested = self.transaction.open_savepoint(self)
             self.undo.push()
+            return nested
 
-        self._around("savepoint", open_savepoint)
-        return holder[0]
+        return self._around("savepoint", open_savepoint, result_name="savepoint")
 
     def _end_nested(self, nested, commit):
         self.transaction.check_innermost(nested, "commit" if commit else "rollback")
         if commit:
             self._check("commit")
-            self._flush()
 
             def release():
+                self._flush()
                 self.transaction.release_savepoint(nested)
                 self.undo.release()
 

@@ -9,7 +9,7 @@ it that its RELEASE commits, and an outer rollback could no longer undo it.
 The transaction is a small state machine with its moves declared in ``MOVES``::
 
     IDLE --begin--> ACTIVE --commit/rollback--> IDLE
-                    ACTIVE --a flush fails--> FAILED --rollback--> IDLE
+    IDLE or ACTIVE --a flush fails--> FAILED --rollback--> IDLE
     any --close--> CLOSED
 
 An operation that does not fit the current state raises an error that says which operation,
@@ -38,7 +38,7 @@ class TransactionState(enum.Enum):
 
 
 MOVES = {
-    TransactionState.IDLE: {TransactionState.ACTIVE, TransactionState.CLOSED},
+    TransactionState.IDLE: {TransactionState.ACTIVE, TransactionState.FAILED, TransactionState.CLOSED},
     TransactionState.ACTIVE: {TransactionState.IDLE, TransactionState.FAILED, TransactionState.CLOSED},
     TransactionState.FAILED: {TransactionState.IDLE, TransactionState.CLOSED},
     TransactionState.CLOSED: set(),
@@ -158,9 +158,13 @@ class Transaction:
                 "one session per connection at a time"
             )
         read_only = self.default_read_only if read_only is None else bool(read_only)
-        self.executor.execute(f"BEGIN {mode}")
-        self._move(TransactionState.ACTIVE, "begin")
-        self.mode = mode
+        try:
+            self.executor.execute(f"BEGIN {mode}")
+        finally:
+            # Even if an exception arrives just after BEGIN ran, the state must say what SQLite says.
+            if self.executor.in_transaction:
+                self._move(TransactionState.ACTIVE, "begin")
+                self.mode = mode
         self.read_only = read_only
         if read_only:
             # query_only can be switched inside a transaction (unlike foreign_keys); it is put back
@@ -220,7 +224,7 @@ class Transaction:
     def fail(self, error):
         """A flush failed: refuse everything but rollback() until it is called."""
         self.failure = error
-        if self.state is TransactionState.ACTIVE:
+        if self.state is not TransactionState.FAILED:
             self._move(TransactionState.FAILED, "flush")
 
     def close(self):
