@@ -142,6 +142,8 @@ class LoadingMixin:
             by_parent.setdefault(key_values, []).append(item)
         for obj, key in zip(parents, keys):
             items = [item for item in by_parent.get(key, []) if self._points_at(item, reference, obj)]
+            for item in items:
+                item.__dict__.setdefault(reference.name, obj)
             obj.__dict__[relationship.name] = RelatedList(obj, relationship, items)
 
     def _select_in(self, mapper, names, keys):
@@ -355,10 +357,14 @@ class LoadingMixin:
         loaded = self._load(mapper, self._query(sql, params))
         owner = state.obj
         items = [item for item in loaded if self._points_at(item, reference, owner)]
-        for pending in self._pending:
-            if pending.mapper is mapper and pending.obj.__dict__.get(reference.name) is owner:
-                if not any(item is pending.obj for item in items):
-                    items.append(pending.obj)
+        # Without autoflush the database may not know yet about objects linked in memory:
+        # pending ones, and persistent ones re-pointed since the last flush (those are candidates).
+        for other in list(self._pending) + list(self.tracker.candidates):
+            if other.mapper is mapper and other.obj.__dict__.get(reference.name) is owner:
+                if not any(item is other.obj for item in items):
+                    items.append(other.obj)
+        for item in items:
+            item.__dict__.setdefault(reference.name, owner)
         return items
 
     def _points_at(self, item, reference, owner):

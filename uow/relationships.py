@@ -37,6 +37,7 @@ loads them up front with one SELECT per relationship.
 from .errors import DetachedInstanceError, MappingError
 
 CASCADES = ("save-update", "delete", "delete-orphan", "expunge", "refresh")
+MISSING_PAIR = object()
 
 
 def _parse_cascade(text, owner, allowed):
@@ -70,7 +71,7 @@ class Reference:
         self.entity = None
         self.foreign_key = None
         self.cascade = None
-        self.collection = None  # the paired Collection on the target, if one is declared
+        self._collection = MISSING_PAIR
 
     def __set_name__(self, owner, name):
         self.name = name
@@ -94,6 +95,22 @@ class Reference:
     @property
     def target(self):
         return self.foreign_key.target
+
+    @property
+    def collection(self):
+        """The Collection on the target class that pairs with this reference, or None.
+
+        Found on first use, once both classes exist (the target may be declared after this one).
+        """
+        if self._collection is MISSING_PAIR:
+            self._collection = None
+            for collection in self.target.__mapper__.collections:
+                collection.configure()  # pairs with us if it names this reference
+        return self._collection
+
+    @collection.setter
+    def collection(self, value):
+        self._collection = value
 
     @property
     def nullable(self):
@@ -263,6 +280,9 @@ class RelatedList(list):
                 f"objects, not {item!r}"
             )
         setattr(item, self.collection.reference.name, self.owner)
+        state = self.owner.__dict__.get("_uow_state")
+        if state is not None and state.session is not None:
+            state.session._adopted(self.collection, item)
 
     def _release(self, item):
         if item.__dict__.get(self.collection.reference.name) is self.owner or \

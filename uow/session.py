@@ -30,6 +30,7 @@ import types
 from .errors import (
     DuplicateIdentityError,
     FlushError,
+    ObjectDeletedError,
     ReadOnlyError,
     InvalidStateError,
     TransactionError,
@@ -274,20 +275,22 @@ class Session(LoadingMixin, MergingMixin, BulkMixin, DatabasesMixin):
                 self._unlink_children(obj)
 
     def _unlink_children(self, obj):
-        """Children in loaded collections without delete cascade no longer point at a deleted parent:
-        a nullable reference is cleared; a NOT NULL one is left for the flush to refuse, naming it."""
+        """Children without delete cascade no longer point at a deleted parent, loaded or not.
+
+        The collection is loaded (one SELECT) so that children never read into the session are
+        found too: a nullable reference is cleared; a NOT NULL one is left for the flush to
+        refuse before any write, naming the child.
+        """
         for collection in type(obj).__mapper__.collections:
             if "delete" in collection.cascade:
                 continue
-            held = obj.__dict__.get(collection.name)
-            for child in list(held or ()):
+            held = getattr(obj, collection.name)
+            for child in list(held):
                 child_state = child.__dict__.get(STATE_ATTRIBUTE)
                 if child_state is not None and child_state in self._marked:
                     continue
                 if collection.reference.nullable:
                     setattr(child, collection.reference.name, None)
-
-    # -- events -----------------------------------------------------------------------------
 
     def _around(self, event, operation, result_name=None, **info):
         """Run ``operation`` between the ``before_`` and ``after_`` events called ``event``.
@@ -345,6 +348,12 @@ class Session(LoadingMixin, MergingMixin, BulkMixin, DatabasesMixin):
         set_reference(state.obj, reference, target)
         if state.status is PERSISTENT:
             self.tracker.note_assignment(state)
+
+    def _adopted(self, collection, item):
+        """``item`` was appended to a collection of an object in this session: save-update brings it in."""
+        item_state = item.__dict__.get(STATE_ATTRIBUTE)
+        if "save-update" in collection.cascade and (item_state is None or item_state.session is None):
+            self._add(item)
 
     def _orphaned(self, collection, item):
         """``item`` was removed from a collection: with delete-orphan it goes, otherwise it stays unlinked."""
@@ -443,10 +452,22 @@ class Session(LoadingMixin, MergingMixin, BulkMixin, DatabasesMixin):
             self._flush()
 
     def _collect_changes(self):
+        self._reload_expired_snapshots()
         inserts = list(self._pending)
         updates = [(state, names) for state, names in self.tracker.changed_states() if state not in self._marked]
         deletes = list(self._marked)
         return inserts, updates, deletes
+
+    def _reload_expired_snapshots(self):
+        """Objects to update or delete whose snapshot was expired are read back first (one SELECT
+        each): the planner orders rows by their foreign keys and unique values, and the net
+        change of an assignment needs the value it replaces."""
+        for state in list(self.tracker.candidates) + list(self._marked):
+            if state.committed is not None and NOT_LOADED in state.committed and state.key is not None:
+                try:
+                    self._load_expired(state)
+                except ObjectDeletedError:
+                    pass  # the flush's UPDATE or DELETE will report the missing row
 
     def _held_states(self):
         return [obj.__dict__[STATE_ATTRIBUTE] for obj in self.identity.values()]
@@ -646,6 +667,11 @@ class Session(LoadingMixin, MergingMixin, BulkMixin, DatabasesMixin):
         state.key = old.key
         state.committed = mapper.snapshot_getter(values)
         self.identity.add(state.key, state.obj)
+        # Children loaded through the old object now belong to the row's new object.
+        for collection in mapper.collections:
+            for child in old.obj.__dict__.get(collection.name) or ():
+                if child.__dict__.get(collection.reference.name) is old.obj:
+                    child.__dict__[collection.reference.name] = state.obj
 
     def _follow_new_key(self, old_key, new_key):
         """A primary key changed: SQLite re-pointed the referencing rows (ON UPDATE CASCADE), so the

@@ -85,7 +85,11 @@ class InstanceState:
         for an object whose key the database has not given it yet (#4: the fourth object the
         session met)."""
         values = self.obj.__dict__
-        if self.key is None and any(values.get(name) is None for name in self.mapper.pk_names):
+        if self.key is not None:
+            # The key the session knows the row by (the key columns may be expired, or changed
+            # and not yet flushed).
+            return self.mapper.describe(dict(zip(self.mapper.pk_names, self.key[1])))
+        if any(values.get(name) is None for name in self.mapper.pk_names):
             return f"{self.mapper.cls.__name__}(new #{self.sequence})"
         return self.mapper.describe(values)
 

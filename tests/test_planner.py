@@ -1,0 +1,740 @@
+"""The flush planner: which rows are written before which, in how many statements, and the plan
+as data (``session.plan()``, ``str(plan)``, ``to_dot()``, ``to_mermaid()``, ``session.dry_run()``).
+
+Every test runs on a real sqlite3 database, in memory and in a file, and asserts the statements a
+flush sends (captured with ``uow.capture_sql``) and the rows that result, read back with raw SQL.
+The models are in ``relationship_models``.
+"""
+
+import re
+
+import pytest
+
+from uow import Constraint, FlushPlan, ObjectState, Session, StepKind, capture_sql, errors, state_of
+
+from .helpers import folded
+from .relationship_models import (
+    City,
+    Country,
+    Database,
+    Department,
+    Egg,
+    Employee,
+    Hen,
+    Message,
+    Node,
+    Order,
+    User,
+    dml,
+    writes,
+)
+
+SEED = """
+INSERT INTO users (name, email) VALUES ('ann', 'a@x'), ('bob', 'b@x'), ('cy', 'c@x');
+INSERT INTO orders (user_id, total) VALUES (1, 10), (1, 20), (2, 30);
+INSERT INTO countries (code, name) VALUES ('fr', 'France'), ('de', 'Germany');
+INSERT INTO cities (name, country_code) VALUES ('Paris', 'fr'), ('Lyon', 'fr'), ('Berlin', 'de')
+"""
+
+INSERT_USER = 'INSERT INTO "users" ("name", "email") VALUES (?, ?) RETURNING "id"'
+INSERT_NODE = 'INSERT INTO "nodes" ("name", "parent_id") VALUES (?, ?) RETURNING "id"'
+INSERT_NODES = 'INSERT INTO "nodes" ("name", "parent_id") VALUES (?, ?)'
+UPDATE_EMAIL = 'UPDATE "users" SET "email" = ? WHERE "users"."id" = ?'
+DELETE_USERS = 'DELETE FROM "users" WHERE "users"."id" = ?'
+DELETE_NODES = 'DELETE FROM "nodes" WHERE "nodes"."id" = ?'
+
+
+@pytest.fixture(params=["memory", "file"])
+def db(request, tmp_path):
+    database = Database(request.param, str(tmp_path / "planner.db"))
+    database.run(SEED)
+    yield database
+    database.conn.close()
+
+
+@pytest.fixture
+def session(db):
+    s = Session(db.conn)
+    yield s
+    s.close()
+
+
+def statements_starting(statements, verb):
+    return [statement for statement in statements if statement.sql.startswith(verb)]
+
+
+def build_tree(depth_first_names):
+    """A tree from ``{"name": parent name or None}``; returns ``{name: Node}``."""
+    nodes = {}
+    for name, parent in depth_first_names.items():
+        nodes[name] = Node(name=name, parent=nodes[parent] if parent else None)
+    return nodes
+
+
+TREE = {"root": None, "a": "root", "b": "root", "a1": "a", "a2": "a", "b1": "b", "a11": "a1"}  # depth 4
+
+
+# -- ordering edges ------------------------------------------------------------------------------
+
+class TestForeignKeyEdges:
+    def test_an_edge_for_every_foreign_key_between_two_rows(self, db, session):
+        a, b = User(name="a"), User(name="b")
+        to_b = Message(sender=a, recipient=b, text="hi b")
+        to_self = Message(sender=a, recipient=a, text="note")
+        session.add_all([to_b, to_self])
+        # "#n": the n-th object the session met; adding to_b brought in a and b (save-update).
+        m1, ua, ub, m2 = 1, 2, 3, 4
+        plan = session.plan()
+        assert [str(constraint) for constraint in plan.constraints] == [
+            f"INSERT Message(new #{m1}) after INSERT User(new #{ua}): messages.sender_id references users.id",
+            f"INSERT Message(new #{m1}) after INSERT User(new #{ub}): messages.recipient_id references users.id",
+            f"INSERT Message(new #{m2}) after INSERT User(new #{ua}): messages.sender_id references users.id",
+            f"INSERT Message(new #{m2}) after INSERT User(new #{ua}): messages.recipient_id references users.id",
+        ]
+        session.flush()
+        assert db.rows("SELECT sender_id, recipient_id, text FROM messages ORDER BY id") == [
+            (4, 5, "hi b"), (4, 4, "note")]
+
+    def test_an_edge_from_a_key_value_given_without_an_object(self, db, session):
+        rome = City(name="Rome", country_code="it")
+        session.add(rome)
+        session.add(Country(code="it", name="Italy"))
+        plan = session.plan()
+        assert [(step.kind, step.table) for step in plan.steps] == [
+            (StepKind.INSERT, "countries"), (StepKind.INSERT, "cities")]
+        assert [str(c) for c in plan.constraints] == [
+            "INSERT City(new #1) after INSERT Country(code='it'): "
+            "cities.country_code references countries.code"]
+        with capture_sql() as statements:
+            session.flush()
+        assert dml(statements) == [
+            ('INSERT INTO "countries" ("code", "name") VALUES (?, ?)', [("it", "Italy")]),
+            ('INSERT INTO "cities" ("name", "country_code") VALUES (?, ?) RETURNING "id"', ("Rome", "it")),
+        ]
+
+    def test_rows_without_edges_get_no_constraints(self, session):
+        session.add_all([User(name="x"), Country(code="xx", name="X")])
+        assert session.plan().constraints == []
+
+
+class TestSelfReferentialTables:
+    def test_a_tree_is_inserted_one_statement_per_level(self, db, session):
+        nodes = build_tree(TREE)
+        session.add(nodes["a11"])  # the deepest leaf: save-update reaches the whole tree from it
+        assert session.new == set(nodes.values())
+        plan = session.plan()
+        assert [len(step.actions) for step in plan.steps] == [1, 2, 3, 1]
+        with capture_sql() as statements:
+            session.flush()
+        assert len(statements_starting(statements, "INSERT")) == 4  # the depth of the tree
+        rows = db.rows("SELECT c.name, p.name FROM nodes c LEFT JOIN nodes p ON p.id = c.parent_id ORDER BY c.id")
+        assert dict(rows) == TREE
+        assert rows[0] == ("root", None)
+        # Parents before children: every row's parent has a smaller rowid.
+        assert db.rows("SELECT count(*) FROM nodes c JOIN nodes p ON p.id = c.parent_id WHERE p.id >= c.id") == [(0,)]
+
+    def test_a_chain_added_tail_first_is_inserted_head_first(self, db, session):
+        names = [f"n{index}" for index in range(6)]
+        chain = build_tree({name: (names[index - 1] if index else None) for index, name in enumerate(names)})
+        session.add_all(reversed(list(chain.values())))
+        with capture_sql() as statements:
+            session.flush()
+        inserts = statements_starting(statements, "INSERT")
+        assert [statement.params[0] for statement in inserts] == names
+        assert db.rows("SELECT id, name, parent_id FROM nodes ORDER BY id") == [
+            (1, "n0", None), (2, "n1", 1), (3, "n2", 2), (4, "n3", 3), (5, "n4", 4), (6, "n5", 5)]
+
+    def test_a_wide_tree_is_two_statements(self, db, session):
+        root = Node(name="root")
+        for index in range(10):
+            Node(name=f"leaf{index}", parent=root)
+        session.add(root)
+        with capture_sql() as statements:
+            session.flush()
+        assert dml(statements) == [
+            (INSERT_NODE, ("root", None)),
+            ('SELECT max(rowid) FROM "nodes"', ()),
+            (INSERT_NODES, [(f"leaf{index}", 1) for index in range(10)]),
+            ('SELECT "nodes"."id" FROM "nodes" WHERE "nodes".rowid > ? ORDER BY "nodes".rowid', (1,)),
+        ]
+
+    def test_a_tree_is_deleted_children_first_one_statement_per_level(self, db, session):
+        db.run("""
+            INSERT INTO nodes (id, name, parent_id) VALUES (1, 'root', NULL), (2, 'a', 1), (3, 'b', 1);
+            INSERT INTO nodes (id, name, parent_id) VALUES (4, 'a1', 2), (5, 'b1', 3), (6, 'a11', 4)
+        """)
+        nodes = session.all(Node)
+        session.load_related(nodes, "children")
+        session.delete(nodes[0])
+        plan = session.plan()
+        assert [[label for label in step.row_labels()] for step in plan.steps] == [
+            ["Node(id=5)", "Node(id=6)"], ["Node(id=3)", "Node(id=4)"], ["Node(id=2)"], ["Node(id=1)"]]
+        assert all(step.kind is StepKind.DELETE for step in plan.steps)
+        assert Constraint("DELETE Node(id=6)", "DELETE Node(id=4)", "nodes.parent_id references nodes.id") \
+            in plan.constraints
+        with capture_sql() as statements:
+            session.commit()
+        assert dml(statements) == [
+            (DELETE_NODES, [(5,), (6,)]), (DELETE_NODES, [(3,), (4,)]), (DELETE_NODES, [(2,)]), (DELETE_NODES, [(1,)])]
+        assert db.committed("SELECT count(*) FROM nodes") == [(0,)]
+
+
+class TestRowSwitch:
+    def test_delete_and_add_of_one_natural_key_is_one_update(self, db, session):
+        old = session.get(Country, "fr")
+        cities = old.cities
+        session.delete(old)
+        new = Country(code="fr", name="France 2")
+        session.add(new)
+        plan = session.plan()
+        assert [str(step) for step in plan.steps] == ["UPDATE countries (name) [row switch]: 1 row"]
+        with capture_sql() as statements:
+            session.flush()
+        assert folded(statements) == [
+            ('SAVEPOINT "uow_flush"', ()),
+            ('UPDATE "countries" SET "name" = ? WHERE "countries"."code" = ?', [("France 2", "fr")]),
+            ('RELEASE "uow_flush"', ()),
+        ]
+        assert state_of(old) is ObjectState.DELETED
+        assert state_of(new) is ObjectState.PERSISTENT
+        assert session.get(Country, "fr") is new
+        session.commit()
+        assert state_of(old) is ObjectState.DETACHED
+        assert state_of(new) is ObjectState.PERSISTENT
+        assert db.committed("SELECT code, name FROM countries ORDER BY code") == [("de", "Germany"), ("fr", "France 2")]
+        # The row's children were never orphaned (a DELETE would have been refused by their FK).
+        assert db.committed("SELECT count(*) FROM cities WHERE country_code = 'fr'") == [(2,)]
+        assert [city.country for city in cities] == [new, new]
+
+    def test_delete_and_add_of_one_generated_key_is_one_update(self, db, session):
+        cy = session.get(User, 3)
+        session.delete(cy)
+        again = User(id=3, name="cy2", email="c@x")
+        session.add(again)
+        with capture_sql() as statements:
+            session.commit()
+        assert dml(statements) == [('UPDATE "users" SET "name" = ?, "email" = ? WHERE "users"."id" = ?',
+                                    [("cy2", "c@x", 3)])]
+        assert (state_of(cy), state_of(again)) == (ObjectState.DETACHED, ObjectState.PERSISTENT)
+        assert session.identity_key(instance=again) == (User, (3,))
+        assert db.committed("SELECT id, name, email FROM users WHERE id = 3") == [(3, "cy2", "c@x")]
+
+
+class TestUniqueValues:
+    def test_a_deleted_row_frees_its_value_before_an_insert_takes_it(self, db, session):
+        cy = session.get(User, 3)  # the first object this session meets: #1
+        session.delete(cy)
+        session.add(User(name="new", email="c@x"))
+        plan = session.plan()
+        assert [str(c) for c in plan.constraints] == [
+            "INSERT User(new #2) after DELETE User(id=3): users.email = 'c@x' is unique and is freed first"]
+        with capture_sql() as statements:
+            session.commit()
+        assert dml(statements) == [(DELETE_USERS, [(3,)]), (INSERT_USER, ("new", "c@x"))]
+        # SQLite numbers a new row max(rowid) + 1, so the freed id 3 is handed out again.
+        assert db.committed("SELECT id, name FROM users WHERE email = 'c@x'") == [(3, "new")]
+
+    def test_an_updated_row_frees_its_value_before_another_update_takes_it(self, db, session):
+        bob = session.get(User, 2)  # loaded first: without the edge bob's UPDATE would go first
+        ann = session.get(User, 1)
+        ann.email = "z@x"
+        bob.email = "a@x"
+        with capture_sql() as statements:
+            session.commit()
+        assert dml(statements) == [(UPDATE_EMAIL, [("z@x", 1)]), (UPDATE_EMAIL, [("a@x", 2)])]
+        assert db.committed("SELECT id, email FROM users ORDER BY id") == [(1, "z@x"), (2, "a@x"), (3, "c@x")]
+
+    def test_a_swap_of_unique_values_is_a_cycle_refused_before_any_sql(self, db, session):
+        ann, bob = session.get(User, 1), session.get(User, 2)
+        ann.email, bob.email = bob.email, ann.email
+        with capture_sql() as statements:
+            with pytest.raises(errors.CycleError, match="users.email = 'a@x' is unique"):
+                session.flush()
+        assert statements == []
+
+    def test_an_expired_row_deleted_still_frees_its_value_first(self, db):
+        session = Session(db.conn, expire_on_commit=True)
+        cy = session.get(User, 3)
+        session.commit()  # expires cy
+        session.delete(cy)
+        session.add(User(name="new", email="c@x"))
+        with capture_sql() as statements:
+            session.commit()
+        assert writes(statements) == [(DELETE_USERS, [(3,)]), (INSERT_USER, ("new", "c@x"))]
+        session.close()
+
+    def test_an_expired_row_updated_away_still_frees_its_value_first(self, db):
+        session = Session(db.conn, expire_on_commit=True)
+        bob, ann = session.get(User, 2), session.get(User, 1)
+        session.commit()  # expires both
+        ann.email = "z@x"
+        bob.email = "a@x"
+        with capture_sql() as statements:
+            session.commit()
+        assert writes(statements) == [(UPDATE_EMAIL, [("z@x", 1)]), (UPDATE_EMAIL, [("a@x", 2)])]
+        session.close()
+
+
+class TestExpiredRows:
+    def test_expired_children_are_deleted_before_their_parent(self, db):
+        session = Session(db.conn, expire_on_commit=True)
+        ann = session.get(User, 1)
+        ann.orders  # load them
+        session.commit()  # expires ann and her orders
+        session.delete(ann)
+        with capture_sql() as statements:
+            session.commit()
+        assert writes(statements) == [
+            ('DELETE FROM "orders" WHERE "orders"."id" = ?', [(1,), (2,)]),
+            (DELETE_USERS, [(1,)]),
+        ]
+        assert db.committed("SELECT count(*) FROM orders WHERE user_id = 1") == [(0,)]
+        session.close()
+
+    def test_a_plan_names_expired_rows_by_their_key(self, session):
+        cy = session.get(User, 3)
+        session.expire(cy)
+        session.delete(cy)
+        assert session.plan().steps[0].row_labels() == ["User(id=3)"]
+
+
+class TestCycles:
+    def test_a_cycle_through_a_nullable_key_is_inserted_with_null_then_updated(self, db, session):
+        rnd = Department(name="R&D")
+        eve = Employee(name="Eve", department=rnd)
+        rnd.manager = eve
+        session.add(rnd)
+        d, e = 1, 2
+        plan = session.plan()
+        assert [str(step) for step in plan.steps] == [
+            "INSERT departments (name, manager_id) reading back (id): 1 row",
+            "INSERT employees (name, department_id) reading back (id): 1 row",
+            "UPDATE departments (manager_id) [post-update]: 1 row",
+        ]
+        assert [str(c) for c in plan.constraints] == [
+            f"INSERT Employee(new #{e}) after INSERT Department(new #{d}): "
+            f"employees.department_id references departments.id",
+            f"UPDATE (post-update) Department(new #{d}) after INSERT Department(new #{d}): "
+            f"the row must exist before its foreign key is completed",
+            f"UPDATE (post-update) Department(new #{d}) after INSERT Employee(new #{e}): "
+            f"departments.manager_id references employees.id (set after the insert, to break a cycle)",
+        ]
+        with capture_sql() as statements:
+            session.commit()
+        assert folded(statements) == [
+            ("BEGIN IMMEDIATE", ()),
+            ('SAVEPOINT "uow_flush"', ()),
+            ('INSERT INTO "departments" ("name", "manager_id") VALUES (?, ?) RETURNING "id"', ("R&D", None)),
+            ('INSERT INTO "employees" ("name", "department_id") VALUES (?, ?) RETURNING "id"', ("Eve", 1)),
+            ('UPDATE "departments" SET "manager_id" = ? WHERE "departments"."id" = ?', [(1, 1)]),
+            ('RELEASE "uow_flush"', ()),
+            ("COMMIT", ()),
+        ]
+        assert db.committed("SELECT id, name, manager_id FROM departments") == [(1, "R&D", 1)]
+        assert db.committed("SELECT id, name, department_id FROM employees") == [(1, "Eve", 1)]
+        assert (rnd.manager_id, eve.department_id) == (1, 1)
+        assert session.dirty == frozenset()
+        with capture_sql() as statements:
+            session.flush()
+        assert statements == []
+
+    def test_a_cycle_through_a_nullable_key_is_cleared_before_the_delete(self, db, session):
+        db.run("""
+            INSERT INTO departments (id, name, manager_id) VALUES (1, 'R&D', NULL);
+            INSERT INTO employees (id, name, department_id) VALUES (1, 'Eve', 1);
+            UPDATE departments SET manager_id = 1 WHERE id = 1
+        """)
+        rnd, eve = session.get(Department, 1), session.get(Employee, 1)
+        session.delete(rnd)
+        session.delete(eve)
+        with capture_sql() as statements:
+            session.commit()
+        assert dml(statements) == [
+            ('UPDATE "departments" SET "manager_id" = ? WHERE "departments"."id" = ?', [(None, 1)]),
+            ('DELETE FROM "employees" WHERE "employees"."id" = ?', [(1,)]),
+            ('DELETE FROM "departments" WHERE "departments"."id" = ?', [(1,)]),
+        ]
+        assert db.committed("SELECT count(*) FROM departments") == [(0,)]
+        assert db.committed("SELECT count(*) FROM employees") == [(0,)]
+
+    def test_two_rows_of_one_table_pointing_at_each_other(self, db, session):
+        x = Node(name="x")
+        y = Node(name="y", parent=x)
+        x.parent = y
+        session.add(x)
+        with capture_sql() as statements:
+            session.commit()
+        assert dml(statements) == [
+            (INSERT_NODE, ("x", None)),
+            (INSERT_NODE, ("y", 1)),
+            ('UPDATE "nodes" SET "parent_id" = ? WHERE "nodes"."id" = ?', [(2, 1)]),
+        ]
+        assert db.committed("SELECT id, parent_id FROM nodes ORDER BY id") == [(1, 2), (2, 1)]
+        session.delete(x)  # cascades to y, its child
+        with capture_sql() as statements:
+            session.commit()
+        assert dml(statements) == [
+            ('UPDATE "nodes" SET "parent_id" = ? WHERE "nodes"."id" = ?', [(None, 2)]),
+            (DELETE_NODES, [(1,)]),
+            (DELETE_NODES, [(2,)]),
+        ]
+        assert db.committed("SELECT count(*) FROM nodes") == [(0,)]
+
+    def test_a_cycle_with_no_nullable_key_is_refused_before_any_sql(self, db, session):
+        egg = Egg(id=1)
+        hen = Hen(id=7, egg=egg)
+        egg.hen = hen
+        session.add(egg)
+        with capture_sql() as statements:
+            with pytest.raises(errors.CycleError) as caught:
+                session.flush()
+        assert statements == []  # not even BEGIN
+        assert not session.in_transaction()
+        message = str(caught.value)
+        for text in ("Egg(id=1)", "Hen(id=7)", "eggs.hen_id", "hens.egg_id", "nullable"):
+            assert text in message
+        assert sorted(caught.value.cycle) == [
+            ("INSERT Egg(id=1)", "INSERT Hen(id=7)", "hens.egg_id references eggs.id"),
+            ("INSERT Hen(id=7)", "INSERT Egg(id=1)", "eggs.hen_id references hens.id"),
+        ]
+        assert (state_of(egg), state_of(hen)) == (ObjectState.PENDING, ObjectState.PENDING)
+        assert session.new == {egg, hen}
+        with capture_sql() as statements:
+            with pytest.raises(errors.CycleError):
+                session.plan()
+            with pytest.raises(errors.CycleError):
+                session.dry_run()
+        assert statements == []
+        assert db.committed("SELECT count(*) FROM eggs") == [(0,)]
+
+    def test_a_cycle_of_new_rows_names_them_by_session_number(self, session):
+        egg = Egg()
+        hen = Hen(egg=egg)
+        egg.hen = hen
+        session.add(egg)
+        with pytest.raises(errors.CycleError) as caught:
+            session.flush()
+        assert "Egg(new #1)" in str(caught.value)
+        assert "Hen(new #2)" in str(caught.value)
+
+
+# -- determinism and batching ---------------------------------------------------------------------
+
+def mixed_workload(database):
+    """A flush touching every rule at once; returns (plan text, statements) of its commit."""
+    session = Session(database.conn)
+    ann, bob, cy = session.all(User)
+    session.load_related([ann, bob, cy], "orders")
+    ann.email = "z@x"
+    bob.email = "a@x"
+    bob.orders[0].total = 31
+    session.delete(cy)
+    session.add(User(id=3, name="cy2", email="c@x"))
+    nodes = build_tree(TREE)
+    session.add_all(reversed(list(nodes.values())))
+    rnd = Department(name="R&D")
+    rnd.manager = Employee(name="Eve", department=rnd)
+    session.add(rnd)
+    dee = User(name="dee", email="d@x")
+    dee.orders.extend([Order(total=1), Order(total=2)])
+    session.add(Message(sender=dee, recipient=ann, text="hello"))
+    plan_text = str(session.plan())
+    with capture_sql() as statements:
+        session.commit()
+    session.close()
+    return plan_text, folded(statements)
+
+
+class TestDeterminism:
+    def test_the_same_operations_give_the_same_plan_and_statements(self, db, tmp_path):
+        first = mixed_workload(db)
+        second_db = Database(db.where, str(tmp_path / "second.db"))
+        second_db.run(SEED)
+        second = mixed_workload(second_db)
+        second_db.conn.close()
+        assert first == second
+        assert len(first[1]) > 15
+
+    def test_ties_are_broken_by_the_order_objects_entered_the_session(self, db, tmp_path):
+        def insert(database, codes):
+            session = Session(database.conn)
+            session.add_all([Country(code=code, name=code.upper()) for code in codes])
+            with capture_sql() as statements:
+                session.flush()
+            session.close()
+            return dml(statements)
+
+        other = Database(db.where, str(tmp_path / "other.db"))
+        assert insert(db, ["bb", "aa"]) == [('INSERT INTO "countries" ("code", "name") VALUES (?, ?)',
+                                             [("bb", "BB"), ("aa", "AA")])]
+        assert insert(other, ["aa", "bb"]) == [('INSERT INTO "countries" ("code", "name") VALUES (?, ?)',
+                                                [("aa", "AA"), ("bb", "BB")])]
+        other.conn.close()
+
+
+class TestBatching:
+    def test_same_shape_inserts_are_one_executemany(self, session):
+        session.add_all([Country(code=code, name=code) for code in ("aa", "bb", "cc")])
+        with capture_sql() as statements:
+            session.flush()
+        (insert,) = statements_starting(statements, "INSERT")
+        assert insert.many
+        assert list(insert.params) == [("aa", "aa"), ("bb", "bb"), ("cc", "cc")]
+
+    def test_inserts_with_generated_keys_are_one_executemany_read_back_in_order(self, db, session):
+        users = [User(name=f"u{index}") for index in range(3)]
+        session.add_all(users)
+        with capture_sql() as statements:
+            session.flush()
+        assert dml(statements) == [
+            ('SELECT max(rowid) FROM "users"', ()),
+            ('INSERT INTO "users" ("name", "email") VALUES (?, ?)', [("u0", None), ("u1", None), ("u2", None)]),
+            ('SELECT "users"."id" FROM "users" WHERE "users".rowid > ? ORDER BY "users".rowid', (3,)),
+        ]
+        assert [user.id for user in users] == [4, 5, 6]
+        assert db.rows("SELECT id, name FROM users WHERE id > 3 ORDER BY id") == [(4, "u0"), (5, "u1"), (6, "u2")]
+
+    def test_only_consecutive_rows_of_one_shape_share_an_insert(self, session):
+        session.add_all([Node(name="g1"), Node(id=50, name="k1"), Node(name="g2")])
+        with capture_sql() as statements:
+            session.flush()
+        assert [(s.sql, s.many) for s in statements_starting(statements, "INSERT")] == [
+            (INSERT_NODE, False),
+            ('INSERT INTO "nodes" ("id", "name", "parent_id") VALUES (?, ?, ?)', True),
+            (INSERT_NODE, False),
+        ]
+
+    def test_updates_are_grouped_by_the_set_of_changed_columns(self, db, session):
+        ann, bob, cy = session.all(User)
+        ann.name = "A"
+        bob.email = "q@x"
+        cy.name = "C"
+        with capture_sql() as statements:
+            session.flush()
+        assert dml(statements) == [
+            ('UPDATE "users" SET "name" = ? WHERE "users"."id" = ?', [("A", 1), ("C", 3)]),
+            (UPDATE_EMAIL, [("q@x", 2)]),
+        ]
+        assert db.rows("SELECT name, email FROM users ORDER BY id") == [("A", "a@x"), ("bob", "q@x"), ("C", "c@x")]
+
+    def test_deletes_of_one_table_are_one_executemany(self, db, session):
+        cities = session.all(City)
+        for city in cities:
+            session.delete(city)
+        with capture_sql() as statements:
+            session.flush()
+        assert dml(statements) == [('DELETE FROM "cities" WHERE "cities"."id" = ?', [(1,), (2,), (3,)])]
+
+
+# -- the plan as data ----------------------------------------------------------------------------
+
+README_PLAN = """\
+Flush plan:
+  1. INSERT users (name, email) reading back (id): 1 row
+       User(new #1)
+  2. INSERT orders (user_id, total) reading back (id): 1 row
+       Order(new #2)
+Because:
+  - INSERT Order(new #2) after INSERT User(new #1): orders.user_id references users.id"""
+
+DOT_LINE = re.compile(
+    r'\s*(?:'
+    r'(?P<attr>rankdir=LR;|node \[shape=box\];)'
+    r'|(?P<node>s(?P<n>\d+) \[label="(?P<nlabel>(?:[^"\\]|\\.)*)"\];)'
+    r'|(?P<edge>s(?P<a>\d+) -> s(?P<b>\d+) \[label="(?P<elabel>(?:[^"\\]|\\.)*)"\];)'
+    r')\s*\Z'
+)
+MERMAID_LINE = re.compile(
+    r'\s+(?:'
+    r'(?P<node>s(?P<n>\d+)\["(?P<nlabel>[^"]*)"\])'
+    r'|(?P<edge>s(?P<a>\d+) -->\|"(?P<elabel>[^"]*)"\| s(?P<b>\d+))'
+    r')\Z'
+)
+
+
+def parse_graph(text, header, footer, line_pattern):
+    """Check every line of a DOT or Mermaid text against its grammar; return (nodes, edges)."""
+    lines = text.split("\n")
+    assert lines[0] == header
+    body = lines[1:-1] if footer else lines[1:]
+    if footer:
+        assert lines[-1] == footer
+    nodes = {}
+    edges = []
+    for line in body:
+        match = line_pattern.match(line)
+        assert match, f"not valid: {line!r}"
+        if match.group("node"):
+            nodes[int(match.group("n"))] = match.group("nlabel")
+        elif match.group("edge"):
+            edges.append((int(match.group("a")), int(match.group("b")), match.group("elabel")))
+    for a, b, _ in edges:
+        assert a in nodes and b in nodes, "an edge to an undeclared node"
+    return nodes, edges
+
+
+def readme_session(session):
+    ann = User(name="Ann")
+    ann.orders.append(Order(total=30))
+    session.add(ann)
+    return ann
+
+
+class TestThePlanIsData:
+    def test_plan_runs_no_sql_and_changes_nothing(self, db, session):
+        ann = readme_session(session)
+        order = ann.orders[0]
+        with capture_sql() as statements:
+            plan = session.plan()
+        assert statements == []
+        assert isinstance(plan, FlushPlan)
+        assert not session.in_transaction()
+        assert session.new == {ann, order}
+        assert (ann.id, order.user_id) == (None, None)
+        assert db.rows("SELECT count(*) FROM users") == [(3,)]
+
+    def test_steps_and_constraints(self, session):
+        ann = readme_session(session)
+        plan = session.plan()
+        assert [(s.kind, s.table, s.columns, s.returning) for s in plan.steps] == [
+            (StepKind.INSERT, "users", ("name", "email"), ("id",)),
+            (StepKind.INSERT, "orders", ("user_id", "total"), ("id",)),
+        ]
+        assert plan.steps[0].states[0].obj is ann
+        assert plan.steps[1].states[0].obj is ann.orders[0]
+        assert plan.row_count == 2
+        assert plan.constraints == [
+            Constraint("INSERT User(new #1)", "INSERT Order(new #2)", "orders.user_id references users.id")]
+        assert str(plan.constraints[0]) == \
+            "INSERT Order(new #2) after INSERT User(new #1): orders.user_id references users.id"
+
+    def test_str_is_the_readable_listing_of_the_readme(self, session):
+        readme_session(session)
+        assert str(session.plan()) == README_PLAN
+
+    def test_the_plan_is_what_the_flush_runs(self, session):
+        readme_session(session)
+        plan = session.plan()
+        with capture_sql() as statements:
+            session.flush()
+        tables = [re.match(r'INSERT INTO "(\w+)"', s.sql).group(1) for s in statements_starting(statements, "INSERT")]
+        assert tables == [step.table for step in plan.steps]
+
+    def test_an_empty_plan(self, session):
+        plan = session.plan()
+        assert not plan
+        assert plan.steps == [] and plan.constraints == []
+        assert str(plan) == "Flush plan: nothing to write"
+        assert parse_graph(plan.to_dot(), "digraph flush_plan {", "}", DOT_LINE) == ({}, [])
+
+    def test_a_long_step_lists_six_rows_and_counts_the_rest(self, session):
+        session.add_all([Country(code=f"c{index}", name="x") for index in range(8)])
+        lines = str(session.plan()).split("\n")
+        assert lines[1] == "  1. INSERT countries (code, name): 8 rows"
+        assert lines[2:8] == [f"       Country(code='c{index}')" for index in range(6)]
+        assert lines[8] == "       ... and 2 more"
+
+    def test_to_dot_is_a_graphviz_digraph(self, session):
+        rnd = Department(name="R&D")
+        rnd.manager = Employee(name="Eve", department=rnd)
+        session.add(rnd)
+        plan = session.plan()
+        nodes, edges = parse_graph(plan.to_dot(), "digraph flush_plan {", "}", DOT_LINE)
+        assert nodes == {number: f"{number}. {step}" for number, step in enumerate(plan.steps, 1)}
+        assert sorted(edges) == [
+            (1, 2, "employees.department_id references departments.id"),
+            (1, 3, "the row must exist before its foreign key is completed"),
+            (2, 3, "departments.manager_id references employees.id (set after the insert, to break a cycle)"),
+        ]
+
+    def test_to_dot_and_to_mermaid_stay_valid_with_quotes_in_a_reason(self, db, session):
+        db.run("""UPDATE users SET email = 'he said "hi"' WHERE id = 1""")
+        ann = session.get(User, 1)
+        ann.email = "z@x"
+        session.add(User(name="taker", email='he said "hi"'))
+        plan = session.plan()
+        reason = """users.email = 'he said "hi"' is unique and is freed first"""
+        assert [c.reason for c in plan.constraints] == [reason]
+        nodes, edges = parse_graph(plan.to_dot(), "digraph flush_plan {", "}", DOT_LINE)
+        assert len(nodes) == 2
+        assert [(a, b) for a, b, _ in edges] == [(1, 2)]
+        nodes, edges = parse_graph(plan.to_mermaid(), "flowchart LR", None, MERMAID_LINE)
+        assert len(nodes) == 2
+        assert [(a, b) for a, b, _ in edges] == [(1, 2)]
+
+    def test_to_mermaid_is_a_flowchart(self, session):
+        readme_session(session)
+        plan = session.plan()
+        nodes, edges = parse_graph(plan.to_mermaid(), "flowchart LR", None, MERMAID_LINE)
+        assert nodes == {
+            1: "1. INSERT users (name, email) reading back (id): 1 row",
+            2: "2. INSERT orders (user_id, total) reading back (id): 1 row",
+        }
+        assert edges == [(1, 2, "orders.user_id references users.id")]
+
+
+class TestDryRun:
+    def prepare(self, session):
+        """An update, a delete, and a new user with a new order, all waiting for a flush."""
+        ann, cy = session.get(User, 1), session.get(User, 3)
+        ann.name = "Annie"
+        session.delete(cy)
+        dee = User(name="dee")
+        order = Order(total=3, user=dee)
+        session.add(order)
+        return ann, cy, dee, order
+
+    def test_dry_run_returns_exactly_what_the_flush_then_sends(self, session):
+        self.prepare(session)
+        dry = session.dry_run()
+        with capture_sql() as statements:
+            session.flush()
+        assert folded(dry) == folded(statements)
+        assert folded(dry) == [
+            ('SAVEPOINT "uow_flush"', ()),
+            ('UPDATE "users" SET "name" = ? WHERE "users"."id" = ?', [("Annie", 1)]),
+            (INSERT_USER, ("dee", None)),
+            (DELETE_USERS, [(3,)]),
+            ('INSERT INTO "orders" ("user_id", "total") VALUES (?, ?) RETURNING "id"', (4, 3)),
+            ('RELEASE "uow_flush"', ()),
+        ]
+
+    def test_dry_run_changes_nothing(self, db, session):
+        ann, cy, dee, order = self.prepare(session)
+        before = (session.new, session.dirty, session.deleted)
+        rows_before = db.rows("SELECT * FROM users ORDER BY id"), db.rows("SELECT * FROM orders ORDER BY id")
+        session.dry_run()
+        assert (session.new, session.dirty, session.deleted) == before
+        assert (db.rows("SELECT * FROM users ORDER BY id"), db.rows("SELECT * FROM orders ORDER BY id")) == rows_before
+        assert (dee.id, order.user_id) == (None, None)
+        assert [state_of(obj) for obj in (ann, cy, dee, order)] == [
+            ObjectState.PERSISTENT, ObjectState.PERSISTENT, ObjectState.PENDING, ObjectState.PENDING]
+        assert session.dirty_fields(ann) == ["name"]
+        assert session.in_transaction()  # the get() began it; the dry run left it open
+
+    def test_dry_run_in_an_idle_session_leaves_no_transaction(self, db, session):
+        session.add(User(name="dee"))
+        with capture_sql() as statements:
+            dry = session.dry_run()
+        assert folded(statements)[0] == ("BEGIN IMMEDIATE", ())
+        assert folded(statements)[-1] == ("ROLLBACK", ())
+        assert [s.sql for s in dry] == ['SAVEPOINT "uow_flush"', INSERT_USER, 'RELEASE "uow_flush"']
+        assert not session.in_transaction()
+        assert not db.conn.in_transaction
+        assert db.committed("SELECT count(*) FROM users") == [(3,)]
+
+    def test_dry_run_with_nothing_to_do_runs_nothing(self, session):
+        with capture_sql() as statements:
+            assert session.dry_run() == []
+        assert statements == []
+
+    def test_a_dry_run_that_would_fail_raises_and_leaves_the_session_usable(self, db, session):
+        dup = User(name="dup", email="a@x")
+        session.add(dup)
+        with pytest.raises(errors.FlushError, match="UNIQUE"):
+            session.dry_run()
+        assert state_of(dup) is ObjectState.PENDING
+        assert db.rows("SELECT count(*) FROM users") == [(3,)]
+        dup.email = "d@x"
+        session.commit()
+        assert db.committed("SELECT name FROM users WHERE email = 'd@x'") == [("dup",)]
