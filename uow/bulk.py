@@ -10,7 +10,8 @@ updated to match (values and snapshot), so the session never shows a value the r
 * ``bulk_update_mappings(Entity, [{...}, ...])`` updates rows by the primary key in each dict;
   the other keys are the columns to set.  For a versioned entity the version is bumped, and
   checked when the dict carries it.
-* ``bulk_save_objects([obj, ...])`` inserts transient objects and updates detached ones.
+* ``bulk_save_objects([obj, ...])`` inserts transient objects and updates detached ones, with
+  the flush's own machinery (planner, value checks, batching) but without joining the session.
   Inserted objects receive their generated keys and become *detached* (they have a row but no
   session); ``add()`` them to work with them further.
 
@@ -21,10 +22,12 @@ back and leaves the session usable.
 import sqlite3
 
 from .columntypes import first_invalid
-from .errors import ColumnValueError, FlushError, StaleDataError, UnknownFieldError
-from .flush import from_db
+from .dependencies import build_plan
+from .errors import ColumnValueError, FlushError, InvalidStateError, StaleDataError, UnknownFieldError
+from .flush import bind_plan, run_plan
 from .mapping import MISSING, STATE_ATTRIBUTE, mapper_of, quote
 from .states import InstanceState, ObjectState
+from .tracking import changed_fields
 
 BULK_SAVEPOINT = '"uow_bulk"'
 
@@ -36,7 +39,7 @@ class BulkMixin:
         """Insert one row per dict of column values; returns the number of rows inserted."""
         self._check("bulk_insert_mappings")
         mapper = mapper_of(entity)
-        mappings = list(mappings)
+        mappings = [self._with_defaults(mapper, mapping) for mapping in mappings]
         groups = {}
         for mapping in mappings:
             groups.setdefault(tuple(self._bulk_columns(mapper, mapping)), []).append(mapping)
@@ -86,45 +89,73 @@ class BulkMixin:
         return len(mappings)
 
     def bulk_save_objects(self, objects):
-        """Insert transient objects and update detached ones, in batches; see the module docstring."""
+        """Insert transient objects and update detached ones, in batches; see the module docstring.
+
+        This is a flush of objects that stay outside the session: the same planner, value checks
+        and batching, inside a savepoint (all or nothing).  Inserted objects get their generated
+        keys and become detached; a rollback takes the keys back, as for pending objects.
+        """
         self._check("bulk_save_objects")
-        by_mapper = {}
+        inserts = []
+        updates = []
         for obj in objects:
             mapper = mapper_of(obj)
+            mapper.configure()
             state = obj.__dict__.get(STATE_ATTRIBUTE)
             if state is not None and state.session is not None:
-                raise ColumnValueError(
-                    f"bulk_save_objects(): {obj!r} belongs to a session; flush it there instead"
-                )
-            by_mapper.setdefault(mapper, []).append(obj)
-        for mapper, group in by_mapper.items():
-            new = [obj for obj in group if obj.__dict__.get(STATE_ATTRIBUTE) is None]
-            old = [obj for obj in group if obj.__dict__.get(STATE_ATTRIBUTE) is not None]
-            for obj in new:
-                self._bulk_insert_object(mapper, obj)
-            if old:
-                self.bulk_update_mappings(mapper.cls, [
-                    {name: obj.__dict__[name] for name in mapper.column_names if name in obj.__dict__
-                     and (mapper.version_column is None or name != mapper.version_column.name)}
-                    for obj in old
-                ])
-
-    def _bulk_insert_object(self, mapper, obj):
-        values = obj.__dict__
-        names = tuple(self._bulk_columns(mapper, values))
-        params = self._bulk_params(mapper, names, [values], "insert")
-        sql = (f"INSERT INTO {mapper.quoted_table} ({', '.join(map(quote, names))}) "
-               f"VALUES ({', '.join('?' * len(names))}) RETURNING {', '.join(map(quote, mapper.column_names))}")
+                raise InvalidStateError(f"bulk_save_objects(): {obj!r} belongs to a session; flush it there instead")
+            if state is None or state.status is ObjectState.TRANSIENT:
+                if state is None:
+                    state = InstanceState(obj, mapper, ObjectState.TRANSIENT, None)
+                    obj.__dict__[STATE_ATTRIBUTE] = state
+                state.sequence = next(self._sequence)
+                inserts.append(state)
+            else:
+                names = changed_fields(state)
+                if names:
+                    updates.append((state, names))
+        if not (inserts or updates):
+            return
+        plan = build_plan(inserts, updates, [], held_states=list)
+        bound = bind_plan(plan, self.executor.length_limit())
         if not self.transaction.active:
             self._begin(None, for_writing=True)
-        try:
-            row = self.executor.execute(sql, params[0]).fetchone()
-        except sqlite3.Error as error:
-            raise FlushError(f"bulk_save_objects(): INSERT of {obj!r} failed: {error}", statement=sql, obj=obj) from error
-        values.update((column.name, from_db(column, value)) for column, value in zip(mapper.columns, row))
-        state = InstanceState(obj, mapper, ObjectState.DETACHED, None, mapper.key_of(values))
-        state.committed = mapper.snapshot_getter(values)
-        values[STATE_ATTRIBUTE] = state
+        filled, assigned = run_plan(self.executor, plan, bound)
+        for state in inserts:
+            self.undo.record(state)  # before the keys arrive: a rollback takes them back
+            values = state.obj.__dict__
+            if state in filled:
+                names, read_back = filled[state]
+                values.update(zip(names, read_back))
+            values.update(assigned.get(state, ()))
+            state.move(ObjectState.DETACHED, "bulk_save_objects")
+            state.key = state.mapper.key_of(values)
+            state.committed = state.mapper.snapshot_getter(values)
+        for state, names in updates:
+            self.undo.record(state)
+            mapper = state.mapper
+            values = state.obj.__dict__
+            if mapper.version_column is not None:
+                values[mapper.version_column.name] = state.committed[mapper.version_column.index] + 1
+            state.committed = mapper.snapshot_getter(values)
+            self._bulk_sync(mapper, [{name: values[name] for name in mapper.column_names if name in values}])
+
+    def _with_defaults(self, mapper, mapping):
+        """The row a constructor would make: Python defaults filled in, NOT NULL columns required."""
+        for name in mapping:
+            mapper.column(name)  # UnknownFieldError for a typo
+        row = dict(mapper.constant_defaults)
+        for name, factory in mapper.default_factories:
+            if name not in mapping:
+                row[name] = factory()
+        row.update(mapping)
+        missing = [name for name in mapper.required if row.get(name) is None]
+        if missing:
+            raise ColumnValueError(
+                f"bulk_insert_mappings(): the row {mapping!r} has no value for {', '.join(sorted(missing))} "
+                f"of {mapper.cls.__name__} (NOT NULL, with no default)"
+            )
+        return row
 
     def _bulk_columns(self, mapper, mapping):
         names = []
@@ -135,7 +166,9 @@ class BulkMixin:
             names.append(name)
         if not names:
             raise UnknownFieldError(f"a bulk row for {mapper.cls.__name__} names no columns: {mapping!r}")
-        return [name for name in mapper.column_names if name in names and mapping[name] is not MISSING]
+        generated = mapper.generated_key
+        return [name for name in mapper.column_names if name in names and mapping[name] is not MISSING
+                and not (generated is not None and name == generated.name and mapping[name] is None)]
 
     def _bulk_params(self, mapper, names, rows, verb):
         params = [[] for _ in rows]

@@ -100,6 +100,9 @@ class FloatType(ColumnType):
                 exact = False
             if not exact:
                 return "cannot be stored exactly as a REAL (a double)"
+            if not INT64_MIN <= value <= INT64_MAX:
+                # sqlite3 binds an int as an INTEGER, which overflows past 64 bits.
+                return f"is an int beyond 64 bits; write it as float({value})"
             return None
         if type(value) is not float:
             return f"expected float, got {type(value).__name__}"

@@ -78,6 +78,7 @@ class DatabasesMixin:
 
     def bind_mapper(self, entity, path):
         """Attach the file that holds ``entity``'s table, under the database name the class declares."""
+        self._check("bind_mapper")
         mapper = mapper_of(entity)
         if mapper.database == "main":
             raise UowError(
@@ -88,6 +89,7 @@ class DatabasesMixin:
 
     def bind_table(self, table, path, registry=None):
         """bind_mapper() for the entity whose table is ``table`` (looked up in ``registry``, default Entity's)."""
+        self._check("bind_table")
         classes = (registry or Entity.__registry__).classes.values()
         for cls in classes:
             if cls.__mapper__.table == table:
@@ -97,6 +99,7 @@ class DatabasesMixin:
 
     def get_bind(self, entity):
         """The path of the file that holds ``entity``'s table ('' for an in-memory database)."""
+        self._check("get_bind")
         mapper = mapper_of(entity)
         attached = self._attached()
         if mapper.database not in attached:

@@ -72,6 +72,15 @@ def quote(name):
     return '"' + name + '"'
 
 
+class _Unencodable:
+    """A snapshot entry for a value JSON cannot encode: it equals nothing."""
+
+    def __eq__(self, other):
+        return False
+
+    __hash__ = object.__hash__
+
+
 class _Missing:
     """Marks "no value given", where None is a real value."""
 
@@ -394,6 +403,11 @@ class Mapper:
                     raise MappingError(f"{cls.__name__}.{name}: a version column must be a non-nullable int, not a key")
                 if column.default is MISSING:
                     column.default = 1
+            if type(column.default) in (list, dict, set):
+                raise MappingError(
+                    f"{cls.__name__}.{name}: a {type(column.default).__name__} default would be shared by every "
+                    f"object; use Column(default_factory={type(column.default).__name__})"
+                )
             if column.default is not MISSING and column.default is not None:
                 reason = column.type.problem(column.default)
                 if reason is not None:
@@ -470,9 +484,16 @@ class Mapper:
         return snapshot_with_json
 
     def snapshot_value(self, column, value):
-        """What the snapshot keeps for ``value``: the value itself, or a JSON column's text."""
+        """What the snapshot keeps for ``value``: the value itself, or a JSON column's text.
+
+        A value JSON cannot encode (NaN, a set) gets a marker that equals nothing, so the column
+        counts as changed and the flush's value check names the problem.
+        """
         if column.type.mutable and value is not None and value is not NOT_LOADED:
-            return column.type.to_db(value)
+            try:
+                return column.type.to_db(value)
+            except (TypeError, ValueError):
+                return _Unencodable()
         return value
 
     def configure(self):
@@ -548,12 +569,20 @@ class Mapper:
             return (self.cls, (values.get(self.pk_names[0]),))
         return (self.cls, tuple(values.get(name) for name in self.pk_names))
 
-    def copy_values(self, values):
-        """A copy of an instance dict for the undo log; JSON values are copied deeply, since they
-        can be changed in place after the copy is taken."""
+    def copy_values(self, values, committed=None):
+        """A copy of an instance dict for the undo log.
+
+        JSON values can change in place without the session noticing, so the undo log cannot
+        trust the object's current dict or list: it takes the value from the snapshot (the JSON
+        text of the row as loaded or last flushed, which is what the value was when the undo
+        scope began — savepoints autoflush first) or, for an object without a row, a deep copy.
+        """
         copied = dict(values)
         for column in self.json_columns:
-            if copied.get(column.name) is not None:
+            text = committed[column.index] if committed is not None else None
+            if isinstance(text, str):
+                copied[column.name] = column.type.from_db(text)
+            elif copied.get(column.name) is not None:
                 copied[column.name] = copy.deepcopy(copied[column.name])
         return copied
 

@@ -17,7 +17,7 @@ one object per row:
 """
 
 from .columntypes import first_invalid
-from .errors import ColumnValueError, InvalidStateError
+from .errors import ColumnValueError, InvalidStateError, StaleDataError
 from .flush import from_db
 from .mapping import MISSING, STATE_ATTRIBUTE, mapper_of, quote
 from .states import InstanceState, ObjectState
@@ -63,14 +63,18 @@ class MergingMixin:
         self._check("merge")
         mapper = mapper_of(obj)
         mapper.configure()
-        source = obj.__dict__
-        state = source.get(STATE_ATTRIBUTE)
+        source = mapper.copy_values(obj.__dict__)  # JSON values are copied, never shared
+        state = obj.__dict__.get(STATE_ATTRIBUTE)
         if state is not None and state.session is self:
             return obj
-        key_values = tuple(source.get(name) for name in mapper.pk_names)
-        key = None if None in key_values else mapper.identity_key(key_values)
+        if state is not None and state.key is not None:
+            key = state.key  # the key columns may be expired; the state remembers the key
+            source.update(zip(mapper.pk_names, key[1]))
+        else:
+            key_values = tuple(source.get(name) for name in mapper.pk_names)
+            key = None if None in key_values else mapper.identity_key(key_values)
         if not load:
-            return self._merge_without_loading(obj, mapper, key, state)
+            return self._merge_without_loading(obj, mapper, key, state, source)
         target = self.get(mapper.cls, key[1]) if key is not None else None
         if target is None:
             target = mapper.cls.__new__(mapper.cls)
@@ -79,12 +83,22 @@ class MergingMixin:
             )
             self.add(target)
             return target
+        version = mapper.version_column
+        if version is not None and source.get(version.name) is not None:
+            held_version = target.__dict__[STATE_ATTRIBUTE].committed[version.index]
+            if source[version.name] != held_version:
+                raise StaleDataError(
+                    f"merge(): {obj!r} carries {version.qualified_name} = {source[version.name]}, but the row is at "
+                    f"version {held_version}: it was changed since that object was read. Reload it and "
+                    f"apply your change again",
+                    obj=obj, expected=source[version.name], found=held_version,
+                )
         for name in mapper.column_names:
-            if name in source and name not in mapper.pk_names:
+            if name in source and name not in mapper.pk_names and (version is None or name != version.name):
                 setattr(target, name, source[name])
         return target
 
-    def _merge_without_loading(self, obj, mapper, key, state):
+    def _merge_without_loading(self, obj, mapper, key, state, source):
         if key is None:
             raise InvalidStateError(f"merge(load=False): {obj!r} has no primary key; it must describe an existing row")
         if state is not None and state.committed is not None and changed_fields(state):
@@ -93,7 +107,7 @@ class MergingMixin:
                 f"load=False trusts the values as the row's current state, so they must be clean"
             )
         held = self.identity.get(key)
-        values = {name: obj.__dict__[name] for name in mapper.column_names if name in obj.__dict__}
+        values = {name: source[name] for name in mapper.column_names if name in source}
         if held is None:
             target = mapper.cls.__new__(mapper.cls)
             target.__dict__.update(values)
@@ -102,12 +116,14 @@ class MergingMixin:
                                          next(self._sequence), self.undo.epoch)
             target.__dict__[STATE_ATTRIBUTE] = target_state
             self.identity.add(key, target)
+            if mapper.json_columns:
+                self.tracker.watch(target_state)
             return target
         held_state = held.__dict__[STATE_ATTRIBUTE]
         self.undo.record(held_state)
         held.__dict__.update(values)
         held_state.committed = mapper.snapshot_getter(held.__dict__)
-        self.tracker.forget(held_state)
+        self.tracker.clean(held_state)
         return held
 
     def upsert(self, obj):
@@ -183,7 +199,9 @@ class MergingMixin:
         self.undo.record(target_state)
         target.__dict__.update(stored)
         target_state.committed = mapper.snapshot_getter(target.__dict__)
-        self.tracker.forget(target_state)
+        self.tracker.clean(target_state)
+        if mapper.json_columns:
+            self.tracker.watch(target_state)
         return target
 
     def _check_upsert_values(self, mapper, obj, names):

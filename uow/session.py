@@ -214,6 +214,8 @@ class Session(LoadingMixin, MergingMixin, BulkMixin, DatabasesMixin):
             state.sequence = next(self._sequence)
             self.identity.add(state.key, obj)
             self.tracker.note_assignment(state)
+            if mapper.json_columns:
+                self.tracker.watch(state)
         elif status is ObjectState.DELETED:
             raise InvalidStateError(
                 f"add(): the row of {obj!r} was deleted in this transaction; rollback() to bring it back, "
@@ -815,10 +817,10 @@ class Session(LoadingMixin, MergingMixin, BulkMixin, DatabasesMixin):
     def _capture(self, state):
         if state.session is None:
             return Memento(state.status, None, state.key, state.committed, state.sequence,
-                           state.mapper.copy_values(state.obj.__dict__))
+                           state.mapper.copy_values(state.obj.__dict__, state.committed))
         return Memento(
             state.status, state.session, state.key, state.committed, state.sequence,
-            state.mapper.copy_values(state.obj.__dict__),
+            state.mapper.copy_values(state.obj.__dict__, state.committed),
             pending=state in self._pending,
             marked=state in self._marked,
             deleted_row=state in self._deleted_rows,

@@ -32,7 +32,8 @@ class ObjectState(enum.Enum):
 
 
 ALLOWED_MOVES = {
-    ObjectState.TRANSIENT: (ObjectState.PENDING,),
+    # TRANSIENT -> DETACHED: bulk_save_objects() gives an object a row without a session.
+    ObjectState.TRANSIENT: (ObjectState.PENDING, ObjectState.DETACHED),
     ObjectState.PENDING: (ObjectState.PERSISTENT, ObjectState.TRANSIENT),
     ObjectState.PERSISTENT: (ObjectState.DELETED, ObjectState.DETACHED),
     ObjectState.DELETED: (ObjectState.DETACHED, ObjectState.PERSISTENT),

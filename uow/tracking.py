@@ -42,9 +42,15 @@ class ChangeTracker:
         self.candidates[state] = None
 
     def forget(self, state):
+        """The object left the session: stop tracking it altogether."""
         self.candidates.pop(state, None)
         self.forced.discard(state)
         self.watched.pop(state, None)
+
+    def clean(self, state):
+        """The object's snapshot was just brought up to date: nothing to write (it stays watched)."""
+        self.candidates.pop(state, None)
+        self.forced.discard(state)
 
     def clear(self):
         """After a flush: nothing is a candidate any more (watched objects stay watched)."""

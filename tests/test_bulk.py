@@ -1,0 +1,416 @@
+"""Bulk writes: bulk_insert_mappings, bulk_update_mappings, bulk_save_objects.
+
+Each writes with one statement per statement shape, checks every value before any SQL, keeps
+the identity map in step with the rows it changed, and is atomic: a failing call changes
+nothing and leaves the session usable.
+"""
+
+import shutil
+import sqlite3
+
+import pytest
+
+import uow
+from uow import Column, Entity, ObjectState, Session, errors, state_of
+
+from .helpers import folded
+from .models import ALL_MODELS, Country, User
+
+
+class BulkBase(Entity, abstract=True):
+    pass
+
+
+class Ticket(BulkBase, table="bulk_tickets"):
+    id: int = Column(primary_key=True)
+    title: str
+    version: int = Column(version=True)
+
+
+class Doc(BulkBase, table="bulk_docs"):
+    id: int = Column(primary_key=True)
+    tags: list = Column(default_factory=list)
+
+
+MODELS = ALL_MODELS + [Ticket, Doc]
+
+
+def _create(connection):
+    uow.create_all(connection, MODELS)
+    connection.execute("INSERT INTO countries (code, name) VALUES ('fr', 'France'), ('it', 'Italy')")
+    connection.execute("INSERT INTO users (id, name, email, score) VALUES (1, 'ann', 'ann@x.org', 1.0)")
+    connection.execute("INSERT INTO bulk_tickets (id, title, version) VALUES (1, 'one', 1), (2, 'two', 1)")
+    connection.execute("""INSERT INTO bulk_docs (id, tags) VALUES (1, '["a"]')""")
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("bulk") / "template.db")
+    connection = uow.connect(path)
+    _create(connection)
+    connection.close()
+    return path
+
+
+@pytest.fixture
+def path(template, tmp_path):
+    path = str(tmp_path / "bulk.db")
+    shutil.copyfile(template, path)
+    return path
+
+
+@pytest.fixture(params=["memory", "file"])
+def conn(request, path):
+    if request.param == "memory":
+        connection = uow.connect(":memory:")
+        _create(connection)
+    else:
+        connection = uow.connect(path)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def session(conn):
+    s = Session(conn)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def file_session(path):
+    connection = uow.connect(path)
+    s = Session(connection)
+    yield s
+    s.close()
+    connection.close()
+
+
+@pytest.fixture
+def other(path):
+    connection = sqlite3.connect(path, isolation_level=None)
+    yield connection
+    connection.close()
+
+
+def dml(statements):
+    """The INSERT/UPDATE/DELETE statements, folded, with whether each was an executemany."""
+    return [(statement.sql, statement.many) for statement in statements
+            if statement.sql.startswith(("INSERT", "UPDATE", "DELETE"))]
+
+
+def countries(connection):
+    return connection.execute("SELECT code, name FROM countries ORDER BY code").fetchall()
+
+
+# -- bulk_insert_mappings ---------------------------------------------------------------------
+
+def test_bulk_insert_is_one_executemany(file_session, other):
+    rows = [{"code": f"c{i}", "name": f"country {i}"} for i in range(5)]
+    with uow.capture_sql() as statements:
+        count = file_session.bulk_insert_mappings(Country, rows)
+    assert count == 5
+    [(sql, params)] = [pair for pair in folded(statements) if pair[0].startswith("INSERT")]
+    assert sql == 'INSERT INTO "countries" ("code", "name") VALUES (?, ?)'
+    assert params == [(f"c{i}", f"country {i}") for i in range(5)]
+    assert dml(statements) == [(sql, True)]
+    assert len(countries(other)) == 2  # not committed yet
+    file_session.commit()
+    assert len(countries(other)) == 7
+
+
+def test_bulk_insert_sends_one_executemany_per_shape(session):
+    rows = [
+        {"name": "a", "score": 1.0},
+        {"name": "b", "score": 2.0, "email": "b@x.org"},
+        {"name": "c", "score": 3.0},
+        {"name": "d", "score": 4.0, "email": "d@x.org"},
+    ]
+    with uow.capture_sql() as statements:
+        session.bulk_insert_mappings(User, rows)
+    # Python-side defaults are filled in (email: None), so all four rows have one shape; the
+    # generated key is left to SQLite.
+    assert dml(statements) == [
+        ('INSERT INTO "users" ("name", "email", "score") VALUES (?, ?, ?)', True),
+    ]
+    with uow.capture_sql() as statements:
+        session.bulk_insert_mappings(User, [{"name": "e", "score": 5.0}, {"id": 99, "name": "f", "score": 6.0}])
+    assert len(dml(statements)) == 2  # one shape each: with and without an explicit key
+    assert session.scalars("SELECT name FROM users ORDER BY name") == ["a", "ann", "b", "c", "d", "e", "f"]
+
+
+@pytest.mark.parametrize("bad_row, error", [
+    ({"code": "xx", "name": 5}, errors.ColumnValueError),
+    ({"code": "xx", "name": None}, errors.ColumnValueError),
+    ({"code": "xx", "nmae": "typo"}, errors.UnknownFieldError),
+], ids=["wrong type", "None in NOT NULL", "unknown field"])
+def test_bulk_insert_checks_every_value_before_any_sql(session, bad_row, error):
+    rows = [{"code": "de", "name": "Germany"}, {"code": "es", "name": "Spain"}, bad_row]
+    with uow.capture_sql() as statements:
+        with pytest.raises(error):
+            session.bulk_insert_mappings(Country, rows)
+    assert statements == []
+    assert not session.in_transaction()
+
+
+def test_bulk_insert_refuses_a_row_that_omits_a_not_null_column_before_any_sql(file_session):
+    """Country.name is NOT NULL with no default of any kind: leaving it out cannot work."""
+    with uow.capture_sql() as statements:
+        with pytest.raises(errors.UowError, match="name"):
+            file_session.bulk_insert_mappings(Country, [{"code": "de", "name": "Germany"}, {"code": "es"}])
+    assert statements == []
+
+
+def test_bulk_insert_refuses_nan_naming_the_row(session):
+    with uow.capture_sql() as statements:
+        with pytest.raises(errors.ColumnValueError, match=r"User\.score = nan"):
+            session.bulk_insert_mappings(User, [{"name": "a", "score": 1.0}, {"name": "b", "score": float("nan")}])
+    assert statements == []
+
+
+def test_a_failing_bulk_insert_changes_nothing_and_the_session_goes_on(file_session, other):
+    file_session.bulk_insert_mappings(Country, [{"code": "de", "name": "Germany"}])  # earlier work, kept
+    with pytest.raises(errors.FlushError):
+        file_session.bulk_insert_mappings(Country, [
+            {"code": "es", "name": "Spain"},
+            {"code": "fr", "name": "France again"},  # the key exists
+        ])
+    assert file_session.scalars("SELECT code FROM countries ORDER BY code") == ["de", "fr", "it"]
+    file_session.add(Country(code="pt", name="Portugal"))
+    file_session.commit()
+    assert countries(other) == [("de", "Germany"), ("fr", "France"), ("it", "Italy"), ("pt", "Portugal")]
+
+
+def test_a_bulk_insert_failing_in_its_second_shape_undoes_the_first(session):
+    with pytest.raises(errors.FlushError):
+        session.bulk_insert_mappings(User, [
+            {"name": "new", "score": 1.0},
+            {"name": "dup", "score": 1.0, "email": "ann@x.org"},  # unique email taken
+        ])
+    assert session.scalars("SELECT name FROM users") == ["ann"]
+
+
+def test_rollback_undoes_a_bulk_insert(file_session, other):
+    file_session.bulk_insert_mappings(Country, [{"code": "de", "name": "Germany"}])
+    file_session.rollback()
+    assert file_session.get(Country, "de") is None
+    file_session.commit()
+    assert countries(other) == [("fr", "France"), ("it", "Italy")]
+
+
+def test_bulk_insert_of_json_values(file_session, other):
+    file_session.bulk_insert_mappings(Doc, [{"id": 2, "tags": ["x", {"y": 1}]}, {"id": 3, "tags": []}])
+    file_session.commit()
+    assert other.execute("SELECT id, tags FROM bulk_docs ORDER BY id").fetchall() == [
+        (1, '["a"]'), (2, '["x",{"y":1}]'), (3, "[]")]
+    with uow.capture_sql() as statements:
+        with pytest.raises(errors.ColumnValueError):
+            file_session.bulk_insert_mappings(Doc, [{"id": 4, "tags": [(1, 2)]}])
+    assert statements == []
+
+
+# -- bulk_update_mappings ---------------------------------------------------------------------
+
+def test_bulk_update_is_one_executemany_per_shape(file_session, other):
+    with uow.capture_sql() as statements:
+        count = file_session.bulk_update_mappings(Country, [
+            {"code": "fr", "name": "La France"},
+            {"code": "it", "name": "Italia"},
+        ])
+    assert count == 2
+    updates = [pair for pair in folded(statements) if pair[0].startswith("UPDATE")]
+    assert updates == [('UPDATE "countries" SET "name" = ? WHERE "countries"."code" = ?',
+                        [("La France", "fr"), ("Italia", "it")])]
+    assert dml(statements) == [(updates[0][0], True)]
+    file_session.commit()
+    assert countries(other) == [("fr", "La France"), ("it", "Italia")]
+
+
+def test_bulk_update_with_two_shapes_sends_two_executemany(session):
+    session.bulk_insert_mappings(User, [{"id": 2, "name": "bob", "score": 2.0}])
+    with uow.capture_sql() as statements:
+        session.bulk_update_mappings(User, [
+            {"id": 1, "name": "ANN"},
+            {"id": 2, "score": 9.0},
+        ])
+    assert dml(statements) == [
+        ('UPDATE "users" SET "name" = ? WHERE "users"."id" = ?', True),
+        ('UPDATE "users" SET "score" = ? WHERE "users"."id" = ?', True),
+    ]
+
+
+def test_bulk_update_brings_a_held_object_up_to_date_and_clean(file_session, other):
+    held = file_session.get(Country, "fr")
+    file_session.bulk_update_mappings(Country, [{"code": "fr", "name": "La France"}])
+    assert held.name == "La France"
+    assert file_session.dirty_fields(held) == []
+    assert file_session.original_value(held, "name") == "La France"
+    with uow.capture_sql() as statements:
+        file_session.commit()
+    assert dml(statements) == []
+    assert countries(other)[0] == ("fr", "La France")
+
+
+def test_bulk_update_keeps_a_held_objects_other_unflushed_change(file_session, other):
+    held = file_session.get(User, 1)
+    held.score = 5.0
+    file_session.bulk_update_mappings(User, [{"id": 1, "name": "ANN"}])
+    assert held.name == "ANN"
+    assert file_session.dirty_fields(held) == ["score"]
+    file_session.commit()
+    assert other.execute("SELECT name, score FROM users WHERE id = 1").fetchall() == [("ANN", 5.0)]
+
+
+def test_bulk_update_of_a_held_json_object(session):
+    held = session.get(Doc, 1)
+    session.bulk_update_mappings(Doc, [{"id": 1, "tags": ["b"]}])
+    assert held.tags == ["b"]
+    assert session.dirty_fields(held) == []
+    held.tags.append("c")
+    assert session.dirty_fields(held) == ["tags"]
+
+
+def test_bulk_update_of_a_missing_key_is_an_error_and_changes_nothing(file_session, other):
+    held = file_session.get(Country, "fr")
+    with pytest.raises(errors.FlushError, match="1 matched"):
+        file_session.bulk_update_mappings(Country, [
+            {"code": "fr", "name": "La France"},
+            {"code": "zz", "name": "Nowhere"},
+        ])
+    assert held.name == "France"
+    assert file_session.dirty_fields(held) == []
+    assert file_session.scalar("SELECT name FROM countries WHERE code = 'fr'") == "France"
+    held.name = "still usable"
+    file_session.commit()
+    assert countries(other) == [("fr", "still usable"), ("it", "Italy")]
+
+
+def test_bulk_update_needs_the_key_in_every_row(session):
+    with uow.capture_sql() as statements:
+        with pytest.raises(errors.ColumnValueError, match="code"):
+            session.bulk_update_mappings(Country, [{"code": "fr", "name": "x"}, {"name": "no key"}])
+    assert statements == []
+
+
+def test_bulk_update_checks_values_before_any_sql(session):
+    held = session.get(User, 1)
+    with uow.capture_sql() as statements:
+        with pytest.raises(errors.ColumnValueError, match="NaN"):
+            session.bulk_update_mappings(User, [{"id": 1, "name": "ANN"}, {"id": 1, "score": float("nan")}])
+    assert statements == []
+    assert (held.name, held.score) == ("ann", 1.0)
+
+
+def test_an_int_beyond_64_bits_for_a_real_column_is_refused_before_any_sql(file_session):
+    """2**64 is exactly a double, but sqlite3 binds a Python int as INTEGER and overflows."""
+    with uow.capture_sql() as statements:
+        with pytest.raises(errors.ColumnValueError, match="User.score"):
+            file_session.bulk_update_mappings(User, [{"id": 1, "score": 2 ** 64}])
+    assert statements == []
+
+
+def test_bulk_update_bumps_the_version_in_the_row_and_the_held_object(file_session, other):
+    held = file_session.get(Ticket, 1)
+    file_session.bulk_update_mappings(Ticket, [{"id": 1, "title": "ONE"}, {"id": 2, "title": "TWO"}])
+    assert (held.title, held.version) == ("ONE", 2)
+    assert file_session.dirty_fields(held) == []
+    file_session.commit()
+    assert other.execute("SELECT id, title, version FROM bulk_tickets ORDER BY id").fetchall() == [
+        (1, "ONE", 2), (2, "TWO", 2)]
+
+
+def test_bulk_update_with_a_stale_version_is_refused(session):
+    with pytest.raises(errors.StaleDataError):
+        session.bulk_update_mappings(Ticket, [{"id": 1, "title": "ONE", "version": 1},
+                                              {"id": 2, "title": "TWO", "version": 7}])
+    assert session.scalars("SELECT title FROM bulk_tickets ORDER BY id") == ["one", "two"]
+
+
+def test_rollback_undoes_a_bulk_update_and_restores_the_held_object(file_session, other):
+    held = file_session.get(Country, "fr")
+    file_session.commit()
+    file_session.bulk_update_mappings(Country, [{"code": "fr", "name": "La France"}])
+    file_session.rollback()
+    assert held.name == "France"
+    assert file_session.dirty_fields(held) == []
+    file_session.commit()
+    assert countries(other)[0] == ("fr", "France")
+
+
+# -- bulk_save_objects ------------------------------------------------------------------------
+
+def test_bulk_save_objects_gives_inserted_objects_their_generated_keys(file_session, other):
+    users = [User(name=f"u{i}", email=f"u{i}@x.org") for i in range(3)]
+    file_session.bulk_save_objects(users)
+    ids = [user.id for user in users]
+    assert all(isinstance(id, int) for id in ids) and len(set(ids)) == 3 and 1 not in ids
+    assert all(user.joined == "today" for user in users)  # the SQL DEFAULT, read back
+    assert all(state_of(user) is ObjectState.DETACHED for user in users)
+    file_session.commit()
+    assert other.execute("SELECT id, name FROM users WHERE id != 1 ORDER BY id").fetchall() == [
+        (user.id, user.name) for user in users]
+
+
+def test_bulk_save_objects_sends_one_insert_per_shape(file_session):
+    users = [User(name=f"u{i}") for i in range(4)]
+    with uow.capture_sql() as statements:
+        file_session.bulk_save_objects(users)
+    inserts = [sql for sql, many in dml(statements) if sql.startswith("INSERT")]
+    assert len(inserts) == 1, inserts
+
+
+def test_bulk_save_objects_updates_detached_objects(path, file_session, other):
+    connection = uow.connect(path)
+    first = Session(connection)
+    france, italy = first.get(Country, "fr"), first.get(Country, "it")
+    first.commit()
+    first.close()
+    connection.close()
+    france.name = "La France"
+    italy.name = "Italia"
+    with uow.capture_sql() as statements:
+        file_session.bulk_save_objects([france, italy])
+    assert dml(statements) == [('UPDATE "countries" SET "name" = ? WHERE "countries"."code" = ?', True)]
+    file_session.commit()
+    assert countries(other) == [("fr", "La France"), ("it", "Italia")]
+
+
+def test_bulk_save_objects_checks_every_value_before_any_sql(file_session):
+    users = [User(name="a"), User(name="b"), User(name="c", score=float("nan"))]
+    with uow.capture_sql() as statements:
+        with pytest.raises(errors.ColumnValueError):
+            file_session.bulk_save_objects(users)
+    assert statements == []
+    assert [user.id for user in users] == [None, None, None]
+
+
+def test_a_failing_bulk_save_changes_nothing(file_session, other):
+    first = User(name="new", email="new@x.org")
+    duplicate = User(name="dup", email="ann@x.org")  # unique email taken
+    with pytest.raises(errors.FlushError):
+        file_session.bulk_save_objects([first, duplicate])
+    assert file_session.scalars("SELECT name FROM users ORDER BY id") == ["ann"]
+    assert first.id is None and state_of(first) is ObjectState.TRANSIENT
+    file_session.commit()
+    assert other.execute("SELECT name FROM users").fetchall() == [("ann",)]
+
+
+def test_rollback_takes_back_the_keys_bulk_save_objects_gave(file_session, other):
+    """As for pending objects: a rolled-back insert leaves no key behind on the object."""
+    user = User(name="bob")
+    file_session.bulk_save_objects([user])
+    assert isinstance(user.id, int)
+    file_session.rollback()
+    assert user.id is None
+    assert uow.state_of(user) is ObjectState.TRANSIENT
+    file_session.add(user)
+    file_session.commit()
+    assert other.execute("SELECT name FROM users ORDER BY id").fetchall() == [("ann",), ("bob",)]
+
+
+def test_bulk_save_objects_refuses_an_object_of_a_session(session):
+    held = session.get(Country, "fr")
+    with uow.capture_sql() as statements:
+        with pytest.raises(errors.UowError, match="belongs to a session"):
+            session.bulk_save_objects([held])
+    assert statements == []

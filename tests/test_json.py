@@ -1,0 +1,367 @@
+"""JSON columns (``dict`` and ``list`` annotations): values come back identical, in-place changes
+are found at flush without any assignment, rollback restores them, and values JSON would change
+are refused before any SQL."""
+
+import json
+import shutil
+import sqlite3
+
+import pytest
+
+import uow
+from uow import Column, Entity, Session, errors
+
+from .helpers import folded
+
+
+class JsonBase(Entity, abstract=True):
+    pass
+
+
+class Doc(JsonBase, table="docs"):
+    id: int = Column(primary_key=True)
+    title: str = ""
+    tags: list = Column(default_factory=list)
+    meta: dict | None = None
+
+
+UPDATE_TAGS = 'UPDATE "docs" SET "tags" = ? WHERE "docs"."id" = ?'
+UPDATE_META = 'UPDATE "docs" SET "meta" = ? WHERE "docs"."id" = ?'
+
+
+def _create(connection):
+    uow.create_all(connection, [Doc])
+    connection.execute("INSERT INTO docs (id, title, tags, meta) VALUES (1, 'one', ?, ?)",
+                       ('["a"]', '{"k":1,"nested":{"x":[1]}}'))
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("json") / "template.db")
+    connection = uow.connect(path)
+    _create(connection)
+    connection.close()
+    return path
+
+
+@pytest.fixture
+def path(template, tmp_path):
+    path = str(tmp_path / "json.db")
+    shutil.copyfile(template, path)
+    return path
+
+
+@pytest.fixture(params=["memory", "file"])
+def conn(request, path):
+    if request.param == "memory":
+        connection = uow.connect(":memory:")
+        _create(connection)
+    else:
+        connection = uow.connect(path)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def session(conn):
+    s = Session(conn)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def file_session(path):
+    connection = uow.connect(path)
+    s = Session(connection)
+    yield s
+    s.close()
+    connection.close()
+
+
+@pytest.fixture
+def other(path):
+    connection = sqlite3.connect(path, isolation_level=None)
+    yield connection
+    connection.close()
+
+
+def stored(other, column, id=1):
+    """The JSON text a committed row holds, read by the second connection."""
+    return other.execute(f"SELECT {column} FROM docs WHERE id = ?", (id,)).fetchone()[0]
+
+
+def writes(statements):
+    return [(sql, params) for sql, params in folded(statements) if sql.startswith(("INSERT", "UPDATE", "DELETE"))]
+
+
+# -- round trip -------------------------------------------------------------------------------
+
+ROUND_TRIP = {
+    "text": "é ✓ \U0001f600 \"quoted\"",
+    "int": 2 ** 62,
+    "negative": -3,
+    "float": 1.0,
+    "small": 1e-300,
+    "flag": True,
+    "off": False,
+    "nothing": None,
+    "list": [1, "1", 1.5, [], {}, [None, [True]]],
+    "dict": {"": 0, "nested": {"deeper": {"x": [0.5]}}},
+}
+
+
+def test_values_come_back_identical_from_another_connection(path, file_session):
+    file_session.add(Doc(id=2, tags=[ROUND_TRIP, [], "x"], meta=ROUND_TRIP))
+    file_session.add(Doc(id=3, tags=[], meta={}))
+    file_session.add(Doc(id=4, tags=[], meta=None))
+    file_session.commit()
+    connection = uow.connect(path)
+    reader = Session(connection)
+    try:
+        two, three, four = reader.get(Doc, 2), reader.get(Doc, 3), reader.get(Doc, 4)
+        assert two.meta == ROUND_TRIP and repr(two.meta) == repr(ROUND_TRIP)
+        assert repr(two.tags) == repr([ROUND_TRIP, [], "x"])
+        assert (three.tags, three.meta, four.meta) == ([], {}, None)
+        assert type(three.meta) is dict
+        raw = connection.execute("SELECT meta FROM docs WHERE id = 2").fetchone()[0]
+        assert json.loads(raw) == ROUND_TRIP
+    finally:
+        reader.close()
+        connection.close()
+
+
+def test_a_loaded_json_value_is_parsed(session):
+    doc = session.get(Doc, 1)
+    assert doc.tags == ["a"]
+    assert doc.meta == {"k": 1, "nested": {"x": [1]}}
+
+
+def test_loaded_json_values_that_nobody_changes_cost_no_statement(session):
+    session.get(Doc, 1)
+    session.commit()
+    with uow.capture_sql() as statements:
+        session.flush()
+        session.commit()
+    assert writes(statements) == []
+    assert session.dirty == frozenset()
+
+
+# -- in-place changes -------------------------------------------------------------------------
+
+def test_appending_to_a_list_is_a_change_found_at_flush(file_session, other):
+    doc = file_session.get(Doc, 1)
+    doc.tags.append("b")
+    assert file_session.dirty == {doc}
+    assert file_session.dirty_fields(doc) == ["tags"]
+    assert file_session.is_modified(doc)
+    assert file_session.original_value(doc, "tags") == ["a"]
+    with uow.capture_sql() as statements:
+        file_session.commit()
+    assert writes(statements) == [(UPDATE_TAGS, [('["a","b"]', 1)])]
+    assert file_session.dirty_fields(doc) == []
+    assert file_session.original_value(doc, "tags") == ["a", "b"]
+    assert stored(other, "tags") == '["a","b"]'
+
+
+def test_setting_a_dict_item_is_a_change_found_at_flush(file_session, other):
+    doc = file_session.get(Doc, 1)
+    doc.meta["k"] = 2
+    assert file_session.dirty_fields(doc) == ["meta"]
+    assert file_session.original_value(doc, "meta") == {"k": 1, "nested": {"x": [1]}}
+    with uow.capture_sql() as statements:
+        file_session.commit()
+    assert writes(statements) == [(UPDATE_META, [('{"k":2,"nested":{"x":[1]}}', 1)])]
+    assert json.loads(stored(other, "meta")) == {"k": 2, "nested": {"x": [1]}}
+
+
+def test_a_change_deep_inside_a_value_is_found(session):
+    doc = session.get(Doc, 1)
+    doc.meta["nested"]["x"].append(2)
+    assert session.dirty_fields(doc) == ["meta"]
+    assert session.original_value(doc, "meta") == {"k": 1, "nested": {"x": [1]}}
+    with uow.capture_sql() as statements:
+        session.flush()
+    assert writes(statements) == [(UPDATE_META, [('{"k":1,"nested":{"x":[1,2]}}', 1)])]
+
+
+def test_in_place_changes_are_found_after_insert_and_after_commit(file_session, other):
+    doc = Doc(id=2, tags=["x"])
+    file_session.add(doc)
+    file_session.flush()
+    doc.tags.append("after insert")
+    with uow.capture_sql() as statements:
+        file_session.commit()
+    assert writes(statements) == [(UPDATE_TAGS, [('["x","after insert"]', 2)])]
+    doc.tags.append("after commit")
+    assert file_session.dirty == {doc}
+    file_session.commit()
+    assert stored(other, "tags", 2) == '["x","after insert","after commit"]'
+
+
+def test_the_original_value_is_not_the_live_value(session):
+    doc = session.get(Doc, 1)
+    doc.tags.append("b")
+    original = session.original_value(doc, "tags")
+    original.append("changing the copy")
+    assert session.original_value(doc, "tags") == ["a"]
+    assert doc.tags == ["a", "b"]
+
+
+def test_setting_back_an_equal_value_is_no_change(session):
+    doc = session.get(Doc, 1)
+    doc.tags = ["a"]
+    doc.meta = {"k": 1, "nested": {"x": [1]}}
+    assert session.dirty == frozenset()
+    doc.tags.append("b")
+    doc.tags.pop()
+    doc.meta["k"] = 5
+    doc.meta["k"] = 1
+    assert session.dirty_fields(doc) == []
+    with uow.capture_sql() as statements:
+        session.flush()
+    assert statements == []
+
+
+def test_an_in_place_change_and_an_assignment_share_one_update(session):
+    doc = session.get(Doc, 1)
+    doc.tags.append("b")
+    doc.title = "renamed"
+    with uow.capture_sql() as statements:
+        session.flush()
+    assert writes(statements) == [('UPDATE "docs" SET "title" = ?, "tags" = ? WHERE "docs"."id" = ?',
+                                   [("renamed", '["a","b"]', 1)])]
+
+
+# -- rollback ---------------------------------------------------------------------------------
+
+def test_rollback_restores_an_unflushed_in_place_change(session):
+    doc = session.get(Doc, 1)
+    session.commit()
+    doc.tags.append("b")
+    doc.meta["nested"]["x"].append(2)
+    session.rollback()
+    assert doc.tags == ["a"]
+    assert doc.meta == {"k": 1, "nested": {"x": [1]}}
+    assert session.dirty == frozenset()
+    with uow.capture_sql() as statements:
+        session.flush()
+    assert statements == []
+
+
+def test_rollback_restores_a_flushed_in_place_change_and_the_row(file_session, other):
+    doc = file_session.get(Doc, 1)
+    file_session.commit()
+    doc.tags.append("b")
+    file_session.flush()
+    doc.tags.append("c")
+    file_session.rollback()
+    assert doc.tags == ["a"]
+    assert file_session.dirty == frozenset()
+    with uow.capture_sql() as statements:
+        file_session.commit()
+    assert writes(statements) == []
+    assert stored(other, "tags") == '["a"]'
+
+
+def test_rollback_restores_an_in_place_change_made_before_an_assignment(file_session):
+    doc = file_session.get(Doc, 1)
+    file_session.commit()
+    doc.tags.append("b")
+    doc.title = "renamed"
+    file_session.rollback()
+    assert (doc.title, doc.tags) == ("one", ["a"])
+    assert file_session.dirty == frozenset()
+
+
+def test_rollback_to_a_savepoint_restores_an_in_place_change(session):
+    doc = session.get(Doc, 1)
+    doc.tags.append("before")
+    nested = session.begin_nested()  # autoflushes: "before" is written
+    doc.tags.append("inside")
+    doc.meta["k"] = "inside"
+    nested.rollback()
+    assert doc.tags == ["a", "before"]
+    assert doc.meta == {"k": 1, "nested": {"x": [1]}}
+    assert session.dirty_fields(doc) == []
+
+
+def test_an_object_loaded_in_a_rolled_back_transaction_reloads_its_json(session):
+    doc = session.get(Doc, 1)
+    doc.tags.append("b")
+    session.rollback()
+    assert doc.tags == ["a"]
+
+
+# -- values JSON would change -----------------------------------------------------------------
+
+BAD_VALUES = {
+    "tuple": lambda: {"t": (1, 2)},
+    "int key": lambda: {1: "one"},
+    "NaN": lambda: {"n": float("nan")},
+    "infinity": lambda: {"n": float("inf")},
+    "set": lambda: {"s": {1, 2}},
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_VALUES))
+@pytest.mark.parametrize("how", ["insert", "assignment", "in place"])
+def test_values_json_would_change_are_refused_before_any_sql(file_session, kind, how):
+    session = file_session
+    bad = BAD_VALUES[kind]()
+    if how == "insert":
+        doc = Doc(id=2, meta=bad)
+        session.add(doc)
+    else:
+        doc = session.get(Doc, 1)
+        if how == "assignment":
+            doc.meta = bad
+        else:
+            doc.meta.update(bad)
+    with uow.capture_sql() as statements:
+        with pytest.raises(errors.ColumnValueError, match="Doc.meta"):
+            session.flush()
+    assert writes(statements) == []
+    doc.meta = {"fixed": True}  # the session is still usable
+    session.flush()
+    assert session.execute("SELECT meta FROM docs WHERE id = ?", (doc.id,)).fetchone()[0] == '{"fixed":true}'
+
+
+def test_a_tuple_as_a_list_value_is_refused(session):
+    session.add(Doc(id=2, tags=(1, 2)))
+    with uow.capture_sql() as statements:
+        with pytest.raises(errors.ColumnValueError, match="expected list, got tuple"):
+            session.flush()
+    assert statements == []
+
+
+# -- declarations -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("column", [
+    lambda: Column(primary_key=True),
+    lambda: Column(unique=True),
+    lambda: Column(references=Doc),
+], ids=["primary key", "unique", "foreign key"])
+def test_a_json_column_cannot_be_a_key_unique_or_a_foreign_key(column):
+    with pytest.raises(errors.MappingError, match="JSON"):
+        class Bad(JsonBase, table="bad_json"):
+            id: int = Column(primary_key=True)
+            value: dict = column()
+
+
+def test_a_json_key_column_alone_is_refused():
+    with pytest.raises(errors.MappingError, match="JSON"):
+        class BadKey(JsonBase, table="bad_json_key"):
+            value: list = Column(primary_key=True)
+
+
+def test_a_plain_mutable_default_is_not_shared_between_objects():
+    """``tags: list = []`` must not give every object the same list (or must be refused)."""
+    try:
+        class Shared(JsonBase, table="shared_default"):
+            id: int = Column(primary_key=True)
+            tags: list = []
+    except errors.MappingError:
+        return
+    first, second = Shared(), Shared()
+    first.tags.append("only mine")
+    assert second.tags == []
