@@ -346,11 +346,17 @@ def _break_cycle(actions, edges, stuck):
     cycle = _find_cycle(stuck, edges)
     breakable = [edge for edge in cycle if edge.breakable]
     if not breakable:
+        if any(edge.foreign_key is not None for edge in cycle):
+            why = "no foreign key in it is nullable, so no row can be written first and completed later"
+            fix = "Make one of these foreign-key columns nullable, or write the rows in two flushes."
+        else:
+            why = "unique values change hands in a circle, so every row must be written before another"
+            fix = ("Move one value out of the way first (set it to a temporary value and flush), "
+                   "then finish the exchange in a second flush.")
         raise CycleError(
-            "cannot order this flush: these rows depend on each other in a cycle, and no foreign key in it "
-            "is nullable, so none can be inserted first and completed later:\n"
+            f"cannot order this flush: these rows depend on each other in a cycle, and {why}:\n"
             + "\n".join(f"  {edge.after.label()} needs {edge.before.label()} first: {edge.reason}" for edge in cycle)
-            + "\nMake one of these foreign-key columns nullable, or write the rows in two flushes.",
+            + f"\n{fix}",
             cycle=[(edge.before.label(), edge.after.label(), edge.reason) for edge in cycle],
         )
     # Deterministic choice: the breakable edge whose child entered the session first.
