@@ -1,31 +1,36 @@
 """uow: a reference Unit of Work (identity map, change tracker, flush planner) over sqlite3.
 
-A tour of the modules, from the one you use to the ones underneath it:
+A tour of the modules, from the one you use to the ones underneath it (imports point down):
 
-* ``session``     the Session: add, delete, flush, commit, rollback, savepoints; assembled from
-  ``loading`` (get, filter, refresh, expire), ``merging`` (merge, upsert, update),
-  ``bulk`` (bulk writes) and ``databases`` (raw SQL, attached files)
-* ``transaction`` BEGIN / SAVEPOINT / RELEASE / ROLLBACK TO / COMMIT, as a declared state machine
-* ``events``      before/after listeners for begin, flush, commit, rollback and savepoints
-* ``flush``       checks every value, then runs a flush plan as SQL and reads back generated values
-* ``executor``    the one place SQL is executed, counted and logged (``uow.sql`` logger)
+* ``session``      the Session: add, delete, commit, rollback, savepoints, close.  It is assembled
+  from one module per concern:
+  ``flushing`` (collect, plan, run, apply), ``loading`` (get, filter, refresh, expire, lazy and
+  eager loading), ``cascades`` (references and cascades), ``rollback`` (what a rollback puts
+  back), ``merging`` (merge, upsert, update), ``bulk`` (bulk writes), ``databases`` (raw SQL,
+  attached files)
+* ``transaction``  BEGIN / SAVEPOINT / RELEASE / ROLLBACK TO / COMMIT, as a declared state machine
+* ``events``       before/after listeners for begin, flush, commit, rollback and savepoints
+* ``flush``        checks every value, then runs a flush plan as SQL and reads back generated values
+* ``executor``     the one place SQL is executed, counted and logged (``uow.sql`` logger)
 * ``dependencies`` which rows must be written before which, and why
-* ``plan``        the flush plan as data: waves, batches, cycle breaking, reasons
-* ``graph``       a deterministic topological sort
-* ``undo``        the undo log that makes rollback exact without SQL
-* ``tracking``    what changed: current values against the snapshot of the row
-* ``identity``    the identity map: one object per row
-* ``states``      the object lifecycle: transient, pending, persistent, deleted, detached
-* ``relationships`` Reference and Collection, kept in step in memory; cascades
-* ``query`` / ``schema``  SELECT and CREATE TABLE text from the mapping
-* ``mapping``     declaring entities: annotated classes, columns, keys
-* ``columntypes`` how each Python type is stored and read back unchanged
-* ``errors``      every exception uow raises
+* ``plan``         the flush plan as data: waves, batches, cycle breaking, reasons
+* ``graph``        a deterministic topological sort
+* ``undo``         the undo log that makes rollback exact without SQL
+* ``tracking``     what changed: current values against the snapshot of the row
+* ``identity``     the identity map: one object per row
+* ``states``       the object lifecycle: transient, pending, persistent, deleted, detached
+* ``query``, ``schema``  SELECT and CREATE TABLE text from the mapping
+* ``entity``       the Entity base class: constructor, repr, attribute hooks
+* ``relationships`` Reference and Collection, kept in step in memory; cascade names
+* ``mapping``      declaring entities: columns, keys, the Mapper
+* ``columntypes``  how each Python type is stored and read back unchanged
+* ``errors``       every exception uow raises
 """
 
 from .errors import *  # noqa: F401,F403  (the exception hierarchy is part of the public API)
 from .executor import Statement, capture_sql, connect
-from .mapping import Column, Entity, ForeignKey
+from .entity import Entity
+from .mapping import Column, ForeignKey
 from .relationships import Collection, Reference
 from .plan import Constraint, FlushPlan, Step, StepKind
 from .schema import create_all, create_table_sql

@@ -26,7 +26,8 @@ before the first query, or after a commit.  These are the seeds' ``bind_mapper``
 """
 
 from .errors import TransactionError, UowError
-from .mapping import Entity, mapper_of, quote
+from .entity import Entity
+from .mapping import mapper_of, quote
 
 
 class DatabasesMixin:

@@ -12,7 +12,7 @@ The class statement is where declaration mistakes are caught: every table and co
 checked to be a plain identifier, every annotation must be a type uow can store unchanged (see
 ``columntypes``), and a :class:`Mapper` is built that the rest of uow reads instead of the class.
 
-Two small hooks on :class:`Entity` are all the instrumentation there is:
+Two small hooks on ``Entity`` (in ``entity``) are all the instrumentation there is:
 
 * ``__setattr__`` tells the object's session that a column was assigned, so a flush only looks
   at objects that were touched (its cost follows what changed, not what is loaded);
@@ -36,9 +36,7 @@ from .relationships import Collection, Reference
 from .errors import (
     DetachedInstanceError,
     IdentityError,
-    InvalidStateError,
     MappingError,
-    MissingFieldError,
     UnknownFieldError,
     UnmappedClassError,
 )
@@ -590,112 +588,6 @@ class Mapper:
         """``User(id=3)``: how errors and plans name a row."""
         inside = ", ".join(f"{name}={values.get(name)!r}" for name in self.pk_names)
         return f"{self.cls.__name__}({inside})"
-
-
-class Entity:
-    """Base class of mapped classes; see the module docstring for how to declare one.
-
-    ``Entity`` subclasses get a keyword-only constructor (like a dataclass), a short repr
-    and attribute hooks that keep their session informed.  Equality is identity, as for any
-    object: two objects are "the same row" only when the identity map made them one object.
-    """
-
-    __registry__ = Registry()
-    __mapper__: typing.ClassVar[Mapper]
-
-    def __init_subclass__(cls, *, table=None, abstract=False, foreign_keys=(), database="main", **kwargs):
-        super().__init_subclass__(**kwargs)
-        if abstract:
-            if table is not None:
-                raise MappingError(f"{cls.__name__}: an abstract base has no table")
-            cls.__registry__ = Registry()
-            return
-        if any("__mapper__" in vars(base) for base in cls.__mro__[1:]):
-            raise MappingError(
-                f"{cls.__name__} inherits from the mapped class {cls.__mro__[1].__name__}; uow maps one "
-                f"class to one table, so declare {cls.__name__} from Entity (or an abstract base) instead"
-            )
-        if table is None:
-            raise MappingError(
-                f"{cls.__name__} needs a table name: class {cls.__name__}(Entity, table='...'); "
-                f"or declare it abstract=True to make a base for other entities"
-            )
-        cls.__mapper__ = Mapper(cls, table, foreign_keys, database)
-        cls.__mapper__.bind_relationships()
-        cls.__registry__.register(cls)
-
-    def __init__(self, **values):
-        mapper = type(self).__mapper__
-        if not mapper.init_names.issuperset(values):
-            related = {name: values.pop(name) for name in list(values) if name in mapper.init_keywords
-                       and name not in mapper.init_names}
-        else:
-            related = None
-        if not mapper.init_names.issuperset(values):
-            unknown = sorted(set(values) - mapper.init_names)
-            raise UnknownFieldError(
-                f"{type(self).__name__}() got unknown field(s) {', '.join(unknown)}; "
-                f"its fields are {', '.join(mapper.column_names)}"
-            )
-        missing = mapper.required.difference(values)
-        if missing and related:
-            for name in related:
-                reference = getattr(type(self), name)
-                if isinstance(reference, Reference) and related[name] is not None:
-                    missing = missing.difference(reference.column_names)
-        if missing:
-            raise MissingFieldError(
-                f"{type(self).__name__}() needs a value for {', '.join(sorted(missing))} "
-                f"(NOT NULL, with no default)"
-            )
-        namespace = self.__dict__
-        namespace.update(mapper.constant_defaults)
-        namespace.update(values)
-        for name, factory in mapper.default_factories:
-            if name not in values:
-                namespace[name] = factory()
-        if related:
-            for name, value in related.items():
-                setattr(self, name, value)
-
-    def __setattr__(self, name, value):
-        state = self.__dict__.get(STATE_ATTRIBUTE)
-        if state is not None and state.session is not None:
-            state.session._attribute_set(state, name, value)
-            return
-        references = type(self).__mapper__.references_by_column.get(name)
-        if references:
-            # A foreign-key column set by hand: the cached referenced object may no longer match.
-            for reference in references:
-                self.__dict__.pop(reference.name, None)
-        object.__setattr__(self, name, value)
-
-    def __delattr__(self, name):
-        state = self.__dict__.get(STATE_ATTRIBUTE)
-        if state is not None and state.session is not None and name in type(self).__mapper__.init_names:
-            raise InvalidStateError(
-                f"cannot delete attribute {name!r} of {state.describe()}: the session tracks it; "
-                f"use session.expire(obj, [{name!r}]) to reload it, or set it to None"
-            )
-        object.__delattr__(self, name)
-
-    def __repr__(self):
-        mapper = type(self).__mapper__
-        namespace = self.__dict__
-        state = namespace.get(STATE_ATTRIBUTE)
-        parts = []
-        for name in mapper.column_names:
-            if name not in namespace and state is not None and state.key is not None and name in mapper.pk_names:
-                # An expired key column: the identity key still knows its value.
-                parts.append(f"{name}={state.key[1][mapper.pk_names.index(name)]!r}")
-            elif name in namespace:
-                value = namespace[name]
-                text = repr(value)
-                if len(text) > 24:
-                    text = text[:21] + "..."
-                parts.append(f"{name}={text}")
-        status = state.status.value if state is not None else "transient"
-        return f"{type(self).__name__}({', '.join(parts)})<{status}>"
 
 
 def mapper_of(cls_or_obj):

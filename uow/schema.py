@@ -12,7 +12,8 @@ SQLite re-points the rows that reference it, and the session updates the loaded 
 from .errors import MappingError
 from .executor import Executor
 from .graph import topological_order, CycleFound
-from .mapping import Entity, mapper_of, quote
+from .entity import Entity
+from .mapping import mapper_of, quote
 
 
 def create_table_sql(cls):

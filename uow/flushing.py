@@ -1,0 +1,325 @@
+"""The session's side of a flush: what to write, and how the objects change once it is written.
+
+Part of the Session (assembled in ``session``).  A flush goes:
+
+1. **collect** the changes: pending objects, objects with a net change (``tracking``), objects
+   marked for deletion — reading back expired snapshots the planner needs;
+2. **plan** them (``dependencies`` and ``plan``): row actions in a safe order, with reasons;
+3. **bind and check** every value (``flush.bind_plan``) — any refusal happens here, before SQL;
+4. **run** the plan inside a savepoint (``flush.run_plan``) — any failure undoes it;
+5. **apply** what was written to the objects: pending objects become persistent with their new
+   keys, snapshots are brought up to date, deleted objects become DELETED.
+
+Only step 5 changes objects, and only after every statement has succeeded, which is what lets a
+failed flush leave the session exactly as it was.  ``flush.py`` is the other half: it turns a
+plan into SQL.
+"""
+
+import contextlib
+import sqlite3
+
+from .dependencies import build_plan
+from .errors import DuplicateIdentityError, FlushError, ObjectDeletedError, ReadOnlyError, TransactionError
+from .executor import capture_sql
+from .flush import bind_plan, run_plan
+from .identity import collector_paused, format_key
+from .mapping import NOT_LOADED, STATE_ATTRIBUTE
+from .plan import CLEAR_REFERENCE, POST_UPDATE, ROW_SWITCH, StepKind
+from .states import InstanceState, ObjectState
+
+PERSISTENT = ObjectState.PERSISTENT
+
+
+class FlushingMixin:
+    """The Session's flush (see the module docstring)."""
+
+    @property
+    def no_autoflush(self):
+        """``with session.no_autoflush:`` suspends autoflush inside the block."""
+        return self._no_autoflush()
+
+    @contextlib.contextmanager
+    def _no_autoflush(self):
+        self._autoflush_blocked += 1
+        try:
+            yield self
+        finally:
+            self._autoflush_blocked -= 1
+
+    def _autoflush(self):
+        if self.autoflush and not self._autoflush_blocked and not self._flushing:
+            self._flush()
+
+    def _reload_expired_snapshots(self):
+        """Objects to update or delete whose snapshot was expired are read back first (one SELECT
+        each): the planner orders rows by their foreign keys and unique values, and the net
+        change of an assignment needs the value it replaces."""
+        for state in list(self.tracker.candidates) + list(self._marked):
+            if state.committed is not None and NOT_LOADED in state.committed and state.key is not None:
+                try:
+                    self._load_expired(state)
+                except ObjectDeletedError:
+                    pass  # the flush's UPDATE or DELETE will report the missing row
+
+    def _collect_changes(self):
+        self._reload_expired_snapshots()
+        inserts = list(self._pending)
+        updates = [(state, names) for state, names in self.tracker.changed_states() if state not in self._marked]
+        deletes = list(self._marked)
+        return inserts, updates, deletes
+
+    def _held_states(self):
+        return [obj.__dict__[STATE_ATTRIBUTE] for obj in self.identity.values()]
+
+    def plan(self):
+        """The FlushPlan the next flush would run, without running anything.
+
+        It prints as a numbered listing with the reason for every ordering constraint, and
+        renders as a graph with ``to_dot()`` or ``to_mermaid()``.  See also :meth:`dry_run`.
+        """
+        self._check("plan")
+        return build_plan(*self._collect_changes(), held_states=self._held_states)
+
+    def dry_run(self):
+        """The exact statements the next flush would send, as a list of :class:`~uow.Statement`.
+
+        The flush really runs — inside a savepoint that is then rolled back — so the list shows
+        the statements and parameters SQLite would see, including keys it generates.  Nothing
+        changes: not the database, not any object.  A flush that would fail raises its error here.
+        """
+        self._check("dry_run")
+        inserts, updates, deletes = self._collect_changes()
+        if not (inserts or updates or deletes):
+            return []
+        self._refuse_duplicate_keys(inserts, deletes)
+        plan = build_plan(inserts, updates, deletes, held_states=self._held_states)
+        bound = bind_plan(plan, self.executor.length_limit())
+        began = not self.transaction.active
+        if began:
+            self.transaction.begin(None, for_writing=True)
+        self.executor.execute('SAVEPOINT "uow_dry_run"')
+        try:
+            with capture_sql() as statements:
+                run_plan(self.executor, plan, bound)
+        finally:
+            if self.executor.in_transaction:
+                self.executor.execute('ROLLBACK TO "uow_dry_run"')
+                self.executor.execute('RELEASE "uow_dry_run"')
+            if began:
+                self.transaction.rollback()
+        return statements
+
+    def flush(self):
+        """Write pending INSERTs, UPDATEs and DELETEs to the database (inside the current transaction)."""
+        self._check("flush")
+        if self._flushing:
+            raise TransactionError("flush() was called while a flush is running")
+        self._flush()
+
+    def _flush(self):
+        if not (self._pending or self._marked or self.tracker.candidates or self.tracker.watched):
+            return
+        size = len(self._pending) + len(self.tracker.candidates) + len(self._marked)
+        with collector_paused(size):
+            self._around("flush", self._flush_changes)
+
+    def _flush_changes(self):
+        inserts, updates, deletes = self._collect_changes()
+        if not (inserts or updates or deletes):
+            self.tracker.clear()
+            return
+        if self.transaction.read_only or (not self.transaction.active and self.transaction.default_read_only):
+            raise ReadOnlyError(
+                f"flush(): this is a read-only transaction, and {len(inserts)} insert(s), {len(updates)} "
+                f"update(s) and {len(deletes)} delete(s) are waiting; nothing was sent. Roll back, or use "
+                f"a session without read_only=True"
+            )
+        self._refuse_duplicate_keys(inserts, deletes)
+        plan = build_plan(inserts, updates, deletes, held_states=self._held_states)
+        bound = bind_plan(plan, self.executor.length_limit())
+        self._flushing = True
+        try:
+            if not self.transaction.active:
+                self._begin_for_flush()
+            try:
+                filled, assigned = run_plan(self.executor, plan, bound)
+            except BaseException as error:
+                self.transaction.fail(error)
+                self._ready_thread = None
+                raise
+            self._apply_flush(plan, filled, assigned)
+        finally:
+            self._flushing = False
+
+    def _begin_for_flush(self):
+        """Begin the transaction a flush writes in.
+
+        A ``before_begin`` listener that raises aborts the flush cleanly: nothing has happened.
+        A failure of BEGIN itself (a lock held past the busy timeout, an interrupt) is a failed
+        flush, like a failure of any other statement of the flush.
+        """
+        attempted = []
+
+        def begin():
+            attempted.append(True)
+            try:
+                self.transaction.begin(None, for_writing=True)
+            except sqlite3.Error as error:
+                mode = self.transaction.default_mode or "IMMEDIATE"
+                hint = ""
+                if getattr(error, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+                    hint = " (another connection held the write lock for longer than the busy timeout)"
+                raise FlushError(f"BEGIN {mode} failed: {error}{hint}; nothing was written",
+                                 statement=f"BEGIN {mode}") from error
+
+        try:
+            self._around("begin", begin)
+        except BaseException as error:
+            if attempted:
+                self.transaction.fail(error)
+                self._ready_thread = None
+            raise
+
+    def _refuse_duplicate_keys(self, inserts, deletes):
+        """Two objects may not claim one natural key: say so before any SQL runs.
+
+        A key held by an object marked for deletion is free to take: the flush turns the
+        DELETE and the INSERT into one UPDATE of the row (a "row switch").
+        """
+        claimed = {state.key: None for state in deletes}
+        for state in inserts:
+            mapper = state.mapper
+            values = state.obj.__dict__
+            if mapper.generated_key is not None and values.get(mapper.generated_key.name) is None:
+                continue
+            key = mapper.key_of(values)
+            if key in claimed and claimed[key] is None:
+                claimed[key] = state
+                continue
+            other = claimed.get(key) or self.identity.get(key)
+            if other is not None and other is not state.obj:
+                other_obj = other.obj if isinstance(other, InstanceState) else other
+                raise DuplicateIdentityError(
+                    f"flush(): {state.obj!r} and {other_obj!r} both claim the identity {format_key(key)}; "
+                    f"change one key, or expunge one of them"
+                )
+            claimed[key] = state
+
+    def _apply_flush(self, plan, filled, assigned):
+        """Bring the objects in line with what the flush wrote (runs only after every statement succeeded)."""
+        record = self.undo.record
+        new_keys = []
+        for step in plan.steps:
+            mapper = step.mapper
+            if step.kind is StepKind.INSERT:
+                self._apply_inserts(step, filled, assigned)
+                continue
+            if step.kind is StepKind.DELETE:
+                for state in step.states:
+                    record(state)
+                    self.identity.discard(state.key, state.obj)
+                    state.move(ObjectState.DELETED, "flush")
+                    self._deleted_rows[state] = None
+                continue
+            version = mapper.version_column
+            for action in step.actions:
+                state = action.state
+                if step.purpose == CLEAR_REFERENCE:
+                    continue  # the row is deleted later in this flush; the object keeps its values
+                record(state)
+                values = state.obj.__dict__
+                values.update(assigned.get(state, ()))
+                if step.purpose == POST_UPDATE:
+                    state.committed = mapper.snapshot_getter(values)
+                    continue
+                if step.purpose == ROW_SWITCH:
+                    self._apply_row_switch(action, values)
+                    continue
+                if version is not None:
+                    values[version.name] = state.committed[version.index] + 1
+                new_key = mapper.key_of(values)
+                if new_key != state.key:
+                    new_keys.append((state.key, new_key))
+                    self.identity.discard(state.key, state.obj)
+                    state.key = new_key
+                    self.identity.add(new_key, state.obj)
+                state.committed = mapper.snapshot_getter(values)
+        for old_key, new_key in new_keys:
+            self._follow_new_key(old_key, new_key)
+        self._pending.clear()
+        self._marked.clear()
+        self.tracker.clear()
+        self._flush_count += 1
+
+    def _apply_row_switch(self, action, values):
+        """The new object takes over the deleted object's row (see ``dependencies``)."""
+        state = action.state
+        old = action.switch_from
+        mapper = state.mapper
+        self.undo.record(old)
+        self.identity.discard(old.key, old.obj)
+        old.move(ObjectState.DELETED, "flush")
+        self._deleted_rows[old] = None
+        if mapper.version_column is not None:
+            values[mapper.version_column.name] = old.committed[mapper.version_column.index] + 1
+        state.move(PERSISTENT, "flush")
+        state.key = old.key
+        state.committed = mapper.snapshot_getter(values)
+        self.identity.add(state.key, state.obj)
+        # Children loaded through the old object now belong to the row's new object.
+        for collection in mapper.collections:
+            for child in old.obj.__dict__.get(collection.name) or ():
+                if child.__dict__.get(collection.reference.name) is old.obj:
+                    child.__dict__[collection.reference.name] = state.obj
+
+    def _follow_new_key(self, old_key, new_key):
+        """A primary key changed: SQLite re-pointed the referencing rows (ON UPDATE CASCADE), so the
+        loaded objects that referenced the old key now hold the new one, in memory and in their
+        snapshots."""
+        target = old_key[0]
+        for obj in list(self.identity.values()):
+            state = obj.__dict__[STATE_ATTRIBUTE]
+            for foreign_key in state.mapper.foreign_keys:
+                if foreign_key.target is not target:
+                    continue
+                values = obj.__dict__
+                if tuple(values.get(name) for name in foreign_key.column_names) != old_key[1]:
+                    continue
+                self.undo.record(state)
+                snapshot = list(state.committed)
+                for column, value in zip(foreign_key.columns, new_key[1]):
+                    values[column.name] = value
+                    snapshot[column.index] = value
+                state.committed = tuple(snapshot)
+
+    def _apply_inserts(self, step, filled, assigned):
+        """Inserted objects become persistent, with the values the database filled in.
+
+        This is the hottest loop of a bulk insert, so the undo-log check and the identity-map
+        insert are written out here rather than called; they do what ``UndoLog.record`` and
+        ``IdentityMap.add`` do.  (Keys were checked for duplicates before any SQL ran.)
+        """
+        mapper = step.mapper
+        cls = mapper.cls
+        snapshot_of = mapper.snapshot_getter
+        single_key = mapper.pk_names[0] if mapper.scalar_key_type is not None else None
+        identity = self.identity
+        scope = self.undo.scopes[-1]
+        for state in step.states:
+            if state.undo_scope is not scope:
+                self.undo.record(state)
+            obj = state.obj
+            values = obj.__dict__
+            if state in filled:
+                names, read_back = filled[state]
+                values.update(zip(names, read_back))
+            if state in assigned:
+                values.update(assigned[state])
+            key = (cls, (values[single_key],)) if single_key is not None else mapper.key_of(values)
+            state.move(PERSISTENT, "flush")
+            state.key = key
+            state.committed = snapshot_of(values)
+            if identity.setdefault(key, obj) is not obj:
+                identity.add(key, obj)  # raises DuplicateIdentityError, naming both objects
+            if mapper.json_columns:
+                self.tracker.watch(state)

@@ -1,0 +1,141 @@
+"""What a rollback puts back: capturing objects into the undo log, and restoring them from it.
+
+Part of the Session (assembled in ``session``).  ``undo`` keeps the mementos; this module knows
+what a memento holds — an object's state, key, snapshot, values and which of the session's
+collections it was in — and how to put all of that back.
+
+The rule, in the same words as the README: rolling back a scope (the transaction since the last
+commit, or a savepoint) puts every object the session touched in it back to exactly the state
+and values it had when the scope began, with no SQL; objects first *loaded* in the scope are
+expired instead, since their values may include what the rollback undid; loaded collections are
+dropped and reload on next access; and an object that has since moved to another session is
+that session's business.
+"""
+
+from .mapping import NOT_LOADED, STATE_ATTRIBUTE
+from .states import ObjectState
+
+PERSISTENT = ObjectState.PERSISTENT
+
+
+class Memento:
+    """How one object looked at the start of an undo scope (see ``undo``).
+
+    ``values`` is a copy of the instance dict; the flags say which of the session's collections
+    the object was in.
+    """
+
+    __slots__ = ("status", "session", "key", "committed", "sequence", "values", "pending",
+                 "marked", "deleted_row", "candidate")
+
+    def __init__(self, status, session, key, committed, sequence, values,
+                 pending=False, marked=False, deleted_row=False, candidate=False):
+        self.status = status
+        self.session = session
+        self.key = key
+        self.committed = committed
+        self.sequence = sequence
+        self.values = values
+        self.pending = pending
+        self.marked = marked
+        self.deleted_row = deleted_row
+        self.candidate = candidate
+
+
+class RollbackMixin:
+    """The Session's undo-log capture and restore (see the module docstring)."""
+
+    def _capture(self, state):
+        if state.session is None:
+            return Memento(state.status, None, state.key, state.committed, state.sequence,
+                           state.mapper.copy_values(state.obj.__dict__, state.committed))
+        return Memento(
+            state.status, state.session, state.key, state.committed, state.sequence,
+            state.mapper.copy_values(state.obj.__dict__, state.committed),
+            pending=state in self._pending,
+            marked=state in self._marked,
+            deleted_row=state in self._deleted_rows,
+            candidate=state in self.tracker.candidates,
+        )
+
+    def _restore(self, scope, start_epoch):
+        """Put every object of an undo scope back as its memento says, then expire the objects
+        loaded since the scope began (their values may include what the rollback undid).
+
+        An object that has since moved to another session is that session's now: it is left alone.
+        """
+        scope = {state: memento for state, memento in scope.items()
+                 if state.session is None or state.session is self}
+        for state in scope:
+            self._unindex(state)
+        for state, memento in scope.items():
+            values = state.obj.__dict__
+            for name in state.mapper.restorable_names:
+                values.pop(name, None)
+                if name in memento.values:
+                    values[name] = memento.values[name]
+            state.status = memento.status
+            state.session = memento.session
+            state.key = memento.key
+            state.committed = memento.committed
+            state.sequence = memento.sequence
+        for state, memento in scope.items():
+            if memento.session is not self:
+                continue
+            if memento.status is ObjectState.PENDING:
+                self._pending[state] = None
+            elif memento.status is PERSISTENT:
+                held = self.identity.get(state.key)
+                if held is not None and held is not state.obj:
+                    # A copy of the row loaded during the rolled-back scope (after this object was
+                    # expunged): the object the session held at the start of the scope wins.
+                    held_state = held.__dict__[STATE_ATTRIBUTE]
+                    self.identity.discard(state.key, held)
+                    self.tracker.forget(held_state)
+                    held_state.status = ObjectState.DETACHED
+                    held_state.session = None
+                self.identity.add(state.key, state.obj)
+                if state.mapper.json_columns:
+                    self.tracker.watch(state)
+                if memento.marked:
+                    self._marked[state] = None
+                if memento.candidate:
+                    self.tracker.note_assignment(state)
+            elif memento.status is ObjectState.DELETED:
+                self._deleted_rows[state] = None
+        # Keep pending and marked objects in session order, which flushes rely on.
+        if scope:
+            self._pending = dict(sorted(self._pending.items(), key=lambda item: item[0].sequence))
+            self._marked = dict(sorted(self._marked.items(), key=lambda item: item[0].sequence))
+        for obj in self.identity.values():
+            state = obj.__dict__[STATE_ATTRIBUTE]
+            values = obj.__dict__
+            if state.loaded_epoch >= start_epoch:
+                for name in state.mapper.restorable_names:
+                    values.pop(name, None)
+                state.committed = (NOT_LOADED,) * len(state.mapper.columns)
+            # Loaded collections are views of other objects' references, which the rollback may
+            # have changed: drop them, and they reload (through the identity map) when next read.
+            for collection in state.mapper.collections:
+                values.pop(collection.name, None)
+        for state in self._pending:
+            for collection in state.mapper.collections:
+                state.obj.__dict__.pop(collection.name, None)
+        # A JSON value changed in place touched nothing the undo log could see; its snapshot
+        # (JSON text) is what the object held when the scope began, so put that back.
+        for state in self.tracker.watched:
+            if state in scope or state.committed is None:
+                continue
+            values = state.obj.__dict__
+            for column in state.mapper.json_columns:
+                text = state.committed[column.index]
+                if isinstance(text, str) and column.type.to_db(values.get(column.name)) != text:
+                    values[column.name] = column.type.from_db(text)
+
+    def _unindex(self, state):
+        if state.key is not None:
+            self.identity.discard(state.key, state.obj)
+        self._pending.pop(state, None)
+        self._marked.pop(state, None)
+        self._deleted_rows.pop(state, None)
+        self.tracker.forget(state)
