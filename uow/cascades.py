@@ -8,7 +8,7 @@ refresh reaches along relationships whose ``cascade`` names that operation.
 """
 
 from .errors import InvalidStateError
-from .mapping import STATE_ATTRIBUTE
+from .mapping import STATE_ATTRIBUTE, quote
 from .relationships import set_reference
 from .states import ObjectState
 
@@ -64,12 +64,43 @@ class CascadesMixin:
         for collection in mapper.collections:
             if cascade not in collection.cascade:
                 continue
+            if cascade == "delete":
+                related.extend(self._children_of(obj, collection))
+                continue
             held = values.get(collection.name)
-            if held is None and cascade == "delete":
-                held = getattr(obj, collection.name)
             if held is not None:
                 related.extend(held)
         return related
+
+    def _children_of(self, obj, collection):
+        """Every object of this session that points at ``obj`` through ``collection``'s reference now.
+
+        A loaded collection can be stale (a child re-pointed by setting its key column, a child
+        added by key after the list was loaded), and a delete must not miss or wrongly take a
+        child, so this asks the database (rows as last flushed) and then the objects changed
+        since (pending and modified ones), keeping those that point at ``obj`` in memory.
+        """
+        reference = collection.reference
+        mapper = collection.target.__mapper__
+        state = obj.__dict__[STATE_ATTRIBUTE]
+        candidates = []
+        if state.key is not None:
+            where = " AND ".join(f"{mapper.quoted_table}.{quote(name)} = ?" for name in reference.column_names)
+            params = [self._bind(column, value) for column, value in zip(state.mapper.primary_key, state.key[1])]
+            order = ", ".join(f"{mapper.quoted_table}.{quote(name)}" for name in mapper.pk_names)
+            candidates.extend(self._load(mapper, self._query(
+                f"SELECT {mapper.select_list} FROM {mapper.quoted_table} WHERE {where} ORDER BY {order}", params)))
+        candidates.extend(other.obj for other in list(self._pending) + list(self.tracker.candidates)
+                          if other.mapper is mapper)
+        candidates.extend(obj.__dict__.get(collection.name) or ())
+        children = []
+        for child in candidates:
+            child_state = child.__dict__.get(STATE_ATTRIBUTE)
+            if child_state is None or child_state.session is not self or any(c is child for c in children):
+                continue
+            if self._points_at(child, reference, obj):
+                children.append(child)
+        return children
 
     def _unlink_children(self, obj):
         """Children without delete cascade no longer point at a deleted parent, loaded or not.
@@ -81,8 +112,7 @@ class CascadesMixin:
         for collection in type(obj).__mapper__.collections:
             if "delete" in collection.cascade:
                 continue
-            held = getattr(obj, collection.name)
-            for child in list(held):
+            for child in self._children_of(obj, collection):
                 child_state = child.__dict__.get(STATE_ATTRIBUTE)
                 if child_state is not None and child_state in self._marked:
                     continue

@@ -137,7 +137,8 @@ def _foreign_key_edges(actions, writers):
     for action in actions:
         if action.mapper not in referenced:
             continue
-        if action.kind is StepKind.INSERT or action.purpose == ROW_SWITCH or _changes_key(action):
+        if action.kind is StepKind.INSERT or _changes_key(action):
+            # (A row switch is not listed: its row exists already, so nothing waits for it.)
             key = _known_key(action.state) if action.kind is StepKind.INSERT else action.mapper.key_of(action.state.obj.__dict__)
             if key is not None:
                 keyed[key] = action
@@ -149,6 +150,9 @@ def _foreign_key_edges(actions, writers):
         mapper = state.mapper
         values = state.obj.__dict__
         for foreign_key in mapper.foreign_keys:
+            if action.kind is StepKind.UPDATE and action.purpose == WRITE and \
+                    not set(foreign_key.column_names) & set(action.columns):
+                continue  # this UPDATE leaves the foreign key alone
             parent = None
             reference = mapper.reference_on(foreign_key)
             target = values.get(reference.name) if reference is not None else None
@@ -168,10 +172,15 @@ def _foreign_key_edges(actions, writers):
                 if None in key_values:
                     continue
                 parent = keyed.get((foreign_key.target, key_values))
-            if parent is None or parent is action and not action.sources:
+            if parent is None:
                 continue
-            if action.kind is StepKind.UPDATE and action.purpose == WRITE and \
-                    not set(foreign_key.column_names) & set(action.columns):
+            if parent is action and _known_key(state) is not None:
+                # A row pointing at its own key, known in advance: SQLite checks the foreign key
+                # once the row is in, so the one INSERT is enough.  (A key the database generates
+                # is not known in advance: the row waits on itself, a cycle of one.)
+                if action.sources:
+                    for name in foreign_key.column_names:
+                        action.sources.pop(name, None)
                 continue
             nullable = all(column.nullable for column in foreign_key.columns)
             breakable = POST_UPDATE if action.kind is StepKind.INSERT and nullable else None
@@ -183,9 +192,10 @@ def _delete_edges(actions, deleted):
     """Rows that reference a deleted row are deleted, or point elsewhere, before it goes."""
     edges = []
     for action in actions:
-        if action.kind is StepKind.INSERT or action.purpose != WRITE:
+        if action.kind is StepKind.INSERT or action.purpose not in (WRITE, ROW_SWITCH):
             continue
-        committed = action.state.committed
+        # A row switch rewrites the deleted object's row: what it pointed at is in that snapshot.
+        committed = action.switch_from.committed if action.switch_from is not None else action.state.committed
         mapper = action.mapper
         for foreign_key in mapper.foreign_keys:
             old = tuple(committed[column.index] for column in foreign_key.columns)
@@ -194,7 +204,8 @@ def _delete_edges(actions, deleted):
             parent = deleted.get((foreign_key.target, old))
             if parent is None or parent is action:
                 continue
-            if action.kind is StepKind.UPDATE and not set(foreign_key.column_names) & set(action.columns):
+            if action.kind is StepKind.UPDATE and action.purpose == WRITE and \
+                    not set(foreign_key.column_names) & set(action.columns):
                 continue
             nullable = all(column.nullable for column in foreign_key.columns)
             breakable = CLEAR_REFERENCE if action.kind is StepKind.DELETE and nullable else None
@@ -206,6 +217,7 @@ def _refuse_dangling_children(deleted, actions, held_states):
     """A loaded child left referencing a deleted row would fail at the DELETE: say so before any SQL."""
     deleted_mappers = {action.mapper for action in deleted.values()}
     written = {action.state for action in actions}
+    written.update(action.switch_from for action in actions if action.switch_from is not None)
     for state in held_states():
         if state in written:
             continue

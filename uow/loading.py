@@ -360,7 +360,7 @@ class LoadingMixin:
         # Without autoflush the database may not know yet about objects linked in memory:
         # pending ones, and persistent ones re-pointed since the last flush (those are candidates).
         for other in list(self._pending) + list(self.tracker.candidates):
-            if other.mapper is mapper and other.obj.__dict__.get(reference.name) is owner:
+            if other.mapper is mapper and self._points_at(other.obj, reference, owner):
                 if not any(item is other.obj for item in items):
                     items.append(other.obj)
         for item in items:
@@ -368,9 +368,12 @@ class LoadingMixin:
         return items
 
     def _points_at(self, item, reference, owner):
+        """Does ``item`` point at ``owner`` now: by its cached reference, or else by its key columns?"""
         values = item.__dict__
         if reference.name in values:
             return values[reference.name] is owner
         owner_key = owner.__dict__[STATE_ATTRIBUTE].key
+        if owner_key is None:
+            return False
         return tuple(values.get(name) for name in reference.column_names) == owner_key[1]
 

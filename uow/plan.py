@@ -33,6 +33,7 @@ import enum
 import operator
 
 from .errors import CycleError
+from .graph import find_cycle
 
 
 class StepKind(enum.Enum):
@@ -320,26 +321,15 @@ def _group(wave):
 def _find_cycle(stuck, edges):
     """One cycle among the stuck actions, as the list of edges that form it."""
     stuck_ids = {id(action) for action in stuck}
-    outgoing = {}
+    successors = {id(action): [] for action in stuck}
+    edge_between = {}
     for edge in edges:
-        if id(edge.before) in stuck_ids and id(edge.after) in stuck_ids:
-            outgoing.setdefault(id(edge.before), []).append(edge)
-    for start in stuck:
-        path = []
-        seen = {id(start): 0}
-        current = start
-        while True:
-            options = outgoing.get(id(current))
-            if not options:
-                break
-            edge = options[0]
-            path.append(edge)
-            nxt = edge.after
-            if id(nxt) in seen:
-                return path[seen[id(nxt)]:]
-            seen[id(nxt)] = len(path)
-            current = nxt
-    return []
+        before, after = id(edge.before), id(edge.after)
+        if before in stuck_ids and after in stuck_ids:
+            successors[before].append(after)
+            edge_between.setdefault((before, after), edge)
+    nodes = find_cycle([id(action) for action in stuck], successors)
+    return [edge_between[(a, b)] for a, b in zip(nodes, nodes[1:])]
 
 
 def _break_cycle(actions, edges, stuck):

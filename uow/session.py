@@ -203,6 +203,16 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
             for obj in objects:
                 add(obj)
 
+    def _leave_parents(self, obj):
+        """A cancelled insert: the object no longer shows in its parents' loaded collections."""
+        for reference in type(obj).__mapper__.references:
+            parent = obj.__dict__.get(reference.name)
+            collection = reference.collection
+            if parent is not None and collection is not None:
+                held = parent.__dict__.get(collection.name)
+                if held is not None:
+                    held._remove_quietly(obj)
+
     def _refuse_held_key(self, key, obj):
         held = self.identity.get(key)
         if held is not None and held.__dict__[STATE_ATTRIBUTE] in self._marked:
@@ -232,6 +242,7 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
             self._add(obj)
         if state.status is ObjectState.PENDING:
             self.expunge(obj)
+            self._leave_parents(obj)
         elif state.status is PERSISTENT and state not in self._marked:
             self.undo.record(state)
             self._marked[state] = None

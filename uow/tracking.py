@@ -88,11 +88,29 @@ def changed_fields(state):
     if committed is None:
         return ()
     mapper = state.mapper
-    current = mapper.snapshot_getter(state.obj.__dict__)
-    if all(map(operator.is_, current, committed)):
+    values = state.obj.__dict__
+    current = mapper.snapshot_getter(values)
+    waiting = _keys_waiting_for_a_row(mapper, values) if mapper.references else ()
+    if not waiting and all(map(operator.is_, current, committed)):
         return ()  # the common case: every field still holds the very object it was loaded with
     return tuple([name for name, now, before in zip(mapper.column_names, current, committed)
-                  if not same_value(now, before)])
+                  if name in waiting or not same_value(now, before)])
+
+
+def _keys_waiting_for_a_row(mapper, values):
+    """Foreign-key columns whose Reference points at an object the database has not numbered yet.
+
+    They read None now, perhaps as they did before, but the flush will fill them with the
+    parent's new key: that is a change.
+    """
+    waiting = set()
+    for reference in mapper.references:
+        target = values.get(reference.name)
+        if target is not None:
+            target_state = target.__dict__.get("_uow_state")
+            if target_state is None or target_state.key is None:
+                waiting.update(reference.column_names)
+    return waiting
 
 
 def same_value(now, before):
