@@ -92,7 +92,9 @@ PINS_SQL = """CREATE TABLE rel_pins (
 # A raw row that takes a given tag in each table (the UNIQUE conflict a planted write causes).
 PLANT_ROW_SQL = {
     "rel_items": "INSERT INTO rel_items (tag, name, qty) VALUES (?, 'planted', 0)",
-    "rel_codes": "INSERT INTO rel_codes (code, tag, label) VALUES ('planted-' || ?1, ?1, 'planted')",
+    # One value used twice: a subquery binds it once with a plain "?" (numbered "?1" placeholders
+    # given a sequence are deprecated from Python 3.12).
+    "rel_codes": "INSERT INTO rel_codes (code, tag, label) SELECT 'planted-' || t, t, 'planted' FROM (SELECT ? AS t)",
     "rel_parents": "INSERT INTO rel_parents (tag, name) VALUES (?, 'planted')",
     "rel_children": "INSERT INTO rel_children (tag, name) VALUES (?, 'planted')",
     "rel_versioned": "INSERT INTO rel_versioned (tag, value, version) VALUES (?, 0, 1)",
