@@ -238,9 +238,10 @@ def _refuse_dangling_children(deleted, actions, held_states):
 
 
 def _unique_groups(mapper):
+    """The column groups whose values must be unique: the primary key, and each unique column."""
     groups = [tuple(column.name for column in mapper.primary_key)]
     groups.extend((column.name,) for column in mapper.columns if column.unique)
-    return groups
+    return [(group, tuple(mapper.column(name).index for name in group)) for group in groups]
 
 
 def _unique_edges(actions):
@@ -251,14 +252,22 @@ def _unique_edges(actions):
     if all(not m.unique_columns and m.generated_key is not None for m in mappers) and \
             not any(action.kind is not StepKind.INSERT for action in actions):
         return []  # only inserts, with nothing unique but keys the database assigns
+    groups_of = {mapper: _unique_groups(mapper) for mapper in mappers}
+    unique_names = {mapper: {name for group, _ in groups_of[mapper] for name in group} for mapper in mappers}
     for action in actions:
         mapper = action.state.mapper
         if action.kind is StepKind.INSERT and not mapper.unique_columns and mapper.generated_key is not None:
             continue  # nothing unique it could collide on, besides a key the database assigns
+        groups = groups_of[mapper]
+        if action.kind is StepKind.UPDATE and action.purpose == WRITE:
+            # Only the unique values this UPDATE changes can be freed or taken by it.
+            if unique_names[mapper].isdisjoint(action.columns):
+                continue
+            groups = [(group, indexes) for group, indexes in groups if not set(group).isdisjoint(action.columns)]
         state = action.state
         values = state.obj.__dict__
         committed = state.committed
-        for group in _unique_groups(mapper):
+        for group, indexes in groups:
             new = tuple(values.get(name) for name in group)
             if action.kind is StepKind.INSERT:
                 if None not in new:
@@ -268,7 +277,7 @@ def _unique_edges(actions):
                 committed = action.switch_from.committed
             elif action.purpose != WRITE:
                 continue
-            old = tuple(committed[mapper.column(name).index] for name in group)
+            old = tuple(committed[index] for index in indexes)
             if action.kind is StepKind.DELETE:
                 if None not in old:
                     freed[(mapper, group, old)] = action

@@ -297,25 +297,30 @@ def _group(wave):
     steps = []
     for (_, mapper), members in sorted(gatherings.items(), key=order):
         members.sort(key=_by_sequence)
-        by_shape = {}
+        by_columns = {}
         current = None
-        current_shape = None
+        previous = None
         for action in members:
-            shape = action.shape()
             if action.kind is StepKind.UPDATE:
                 # UPDATEs are grouped by the set of columns they change, wherever they stand:
                 # their order within a table changes nothing.
-                current = by_shape.get(shape)
-            elif current is not None and current_shape != shape:
+                current = by_columns.get((action.columns, action.null_columns))
+            elif previous is not None and not _same_shape(action, previous):
                 current = None
             if current is None:
-                kind, _, columns, returning, purpose, _ = shape
-                current = Step(kind, mapper, [], columns, returning, purpose)
-                by_shape[shape] = current
+                current = Step(action.kind, mapper, [], action.columns, action.returning, action.purpose)
+                by_columns[(action.columns, action.null_columns)] = current
                 steps.append(current)
-            current_shape = shape
+            previous = action
             current.actions.append(action)
     return steps
+
+
+def _same_shape(one, other):
+    """Can two rows of one table and kind go out as one executemany?  (Tuples compare by
+    identity first, and rows of the usual shape share the mapper's tuples, so this is quick.)"""
+    return (one.columns == other.columns and one.returning == other.returning
+            and one.null_columns == other.null_columns)
 
 
 def _find_cycle(stuck, edges):

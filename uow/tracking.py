@@ -94,7 +94,7 @@ def changed_fields(state):
     if not waiting and all(map(operator.is_, current, committed)):
         return ()  # the common case: every field still holds the very object it was loaded with
     return tuple([name for name, now, before in zip(mapper.column_names, current, committed)
-                  if name in waiting or not same_value(now, before)])
+                  if (now is not before and not same_value(now, before)) or name in waiting])
 
 
 def _keys_waiting_for_a_row(mapper, values):
