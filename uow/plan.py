@@ -93,9 +93,6 @@ class RowAction:
             verb = f"UPDATE ({self.purpose})"
         return f"{verb} {self.state.describe()}"
 
-    def shape(self):
-        return (self.kind, self.state.mapper, self.columns, self.returning, self.purpose, self.null_columns)
-
 
 @dataclasses.dataclass(eq=False)
 class Edge:
