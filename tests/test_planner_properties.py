@@ -38,7 +38,7 @@ from .planner_schemas import CASCADE, Delete, Link, Model, New, Set, expected_fl
 
 # -- settings ---------------------------------------------------------------------------------
 
-# HYPOTHESIS_PROFILE names the profile properties/conftest.py registers; this file scales its own
+# HYPOTHESIS_PROFILE names the profile properties/profiles.py registers; this file scales its own
 # example count with it (an example takes a few milliseconds: about 6 s for "dev", 22 s for "ci"
 # while nothing fails), and inherits the rest of the profile when it is registered.  Only one
 # failure is shrunk and reported: shrinking several takes minutes, and the example tests at the
@@ -51,7 +51,7 @@ def _settings():
     try:
         parent = settings.get_profile(PROFILE)
     except InvalidArgument:
-        parent = None  # properties/conftest.py was not loaded (this file run on its own)
+        parent = None  # properties/profiles.py was not imported (this file run on its own)
     suppressed = {HealthCheck.too_slow, HealthCheck.data_too_large}
     if parent is not None:
         suppressed.update(parent.suppress_health_check)

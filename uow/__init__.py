@@ -48,6 +48,17 @@ def object_session(obj):
     return state.session if state is not None else None
 
 
+def loaded_values(obj):
+    """The column values an object holds now, without loading anything: expired columns are left out.
+
+    Reading an attribute of an expired object loads it; this shows what is in memory, for tests,
+    debuggers and conformance adapters.
+    """
+    names = type(obj).__mapper__.column_names
+    values = obj.__dict__
+    return {name: values[name] for name in names if name in values}
+
+
 def identity_key(entity=None, ident=None, *, instance=None):
     """``(Class, (key values...))`` for a class and primary key, or for an object (``instance=``)."""
     if instance is not None:
@@ -61,6 +72,6 @@ def identity_key(entity=None, ident=None, *, instance=None):
 __all__ = [
     "Column", "Entity", "ForeignKey", "Reference", "Collection", "Session", "SessionStats", "connect", "create_all",
     "create_table_sql", "capture_sql", "Statement", "ObjectState", "state_of", "object_session",
-    "identity_key", "FlushPlan", "Step", "StepKind", "Constraint", "NestedTransaction",
+    "identity_key", "loaded_values", "FlushPlan", "Step", "StepKind", "Constraint", "NestedTransaction",
     "TransactionState", "errors", "events", "listen", "remove_listener", "EVENT_NAMES",
 ]

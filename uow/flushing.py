@@ -51,15 +51,26 @@ class FlushingMixin:
             self._flush()
 
     def _reload_expired_snapshots(self):
-        """Objects to update or delete whose snapshot was expired are read back first (one SELECT
-        each): the planner orders rows by their foreign keys and unique values, and the net
-        change of an assignment needs the value it replaces."""
+        """Read back the expired snapshot entries the planner needs (one SELECT per object).
+
+        An object to delete needs the foreign keys and unique values its row holds now, to be
+        ordered correctly; an object whose expired key, foreign key or unique column was
+        assigned needs the value it replaces.  Other expired objects stay expired: they reload
+        when read, not because a flush happened.
+        """
         for state in list(self.tracker.candidates) + list(self._marked):
-            if state.committed is not None and NOT_LOADED in state.committed and state.key is not None:
-                try:
-                    self._load_expired(state)
-                except ObjectDeletedError:
-                    pass  # the flush's UPDATE or DELETE will report the missing row
+            committed = state.committed
+            if committed is None or state.key is None or NOT_LOADED not in committed:
+                continue
+            if state not in self._marked:
+                values = state.obj.__dict__
+                ordering = state.mapper.ordering_columns
+                if not any(committed[column.index] is NOT_LOADED and column.name in values for column in ordering):
+                    continue
+            try:
+                self._load_expired(state)
+            except ObjectDeletedError:
+                pass  # the flush's UPDATE or DELETE will report the missing row
 
     def _collect_changes(self):
         self._reload_expired_snapshots()
@@ -237,7 +248,8 @@ class FlushingMixin:
                     continue
                 if version is not None:
                     values[version.name] = state.committed[version.index] + 1
-                new_key = mapper.key_of(values)
+                # The key columns may be expired (not reassigned): then the key did not change.
+                new_key = mapper.key_of(values) if values.keys() >= set(mapper.pk_names) else state.key
                 if new_key != state.key:
                     new_keys.append((state.key, new_key))
                     self.identity.discard(state.key, state.obj)

@@ -319,6 +319,8 @@ class LoadingMixin:
             values.pop(column.name, None)
             snapshot[column.index] = NOT_LOADED
         state.committed = tuple(snapshot)
+        if len(columns) == len(state.mapper.columns):
+            self.tracker.clean(state)  # every assignment was just discarded: nothing to write
 
     def _persistent_state(self, obj, operation):
         state = self._own_state(obj, operation)

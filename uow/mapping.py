@@ -317,6 +317,10 @@ class Mapper:
         self.snapshot_getter = self._make_snapshot_getter()
         self.select_list = ", ".join(f"{self.quoted_table}.{quote(name)}" for name in self.column_names)
         self.unique_columns = tuple(column for column in self.columns if column.unique)
+        # The columns whose old values order a flush: keys, unique columns, foreign keys.
+        referencing = {name for foreign_key in self.foreign_keys for name in foreign_key.column_names}
+        self.ordering_columns = tuple(column for column in self.columns
+                                      if column.primary_key or column.unique or column.name in referencing)
         self.references = ()
         self.collections = ()
         self.restorable_names = self.column_names

@@ -87,13 +87,14 @@ class RollbackMixin:
             elif memento.status is PERSISTENT:
                 held = self.identity.get(state.key)
                 if held is not None and held is not state.obj:
-                    # A copy of the row loaded during the rolled-back scope (after this object was
-                    # expunged): the object the session held at the start of the scope wins.
+                    # Two copies of one row: one expunged, the same row loaded again, both in the
+                    # rolled-back scope.  The copy that entered the session first wins (it is the one
+                    # held at the start of the scope, if either was); the other is detached.
                     held_state = held.__dict__[STATE_ATTRIBUTE]
-                    self.identity.discard(state.key, held)
-                    self.tracker.forget(held_state)
-                    held_state.status = ObjectState.DETACHED
-                    held_state.session = None
+                    if held_state.sequence < state.sequence:
+                        self._detach_copy(state)
+                        continue
+                    self._detach_copy(held_state)
                 self.identity.add(state.key, state.obj)
                 if state.mapper.json_columns:
                     self.tracker.watch(state)
@@ -131,6 +132,14 @@ class RollbackMixin:
                 text = state.committed[column.index]
                 if isinstance(text, str) and column.type.to_db(values.get(column.name)) != text:
                     values[column.name] = column.type.from_db(text)
+
+    def _detach_copy(self, state):
+        self.identity.discard(state.key, state.obj)
+        self._marked.pop(state, None)
+        self._deleted_rows.pop(state, None)
+        self.tracker.forget(state)
+        state.status = ObjectState.DETACHED
+        state.session = None
 
     def _unindex(self, state):
         if state.key is not None:

@@ -172,7 +172,14 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
             state.sequence = next(self._sequence)
             self._pending[state] = None
         elif status is ObjectState.DETACHED:
-            self._refuse_held_key(state.key, obj)
+            # A detached object is re-attached under its key: no row switch can make room for it.
+            held = self.identity.get(state.key)
+            if held is not None and held is not obj:
+                raise DuplicateIdentityError(
+                    f"add(): {held!r} already holds the identity {format_key(state.key)} in this session "
+                    f"(even marked for deletion, its row is still there), so {obj!r} cannot be attached; "
+                    f"flush the delete first, or use merge()"
+                )
             self.undo.record(state)
             state.move(ObjectState.PERSISTENT, "add")
             state.session = self

@@ -19,6 +19,13 @@ The log does not know what a copy contains: the session gives it a ``capture`` f
 restores copies itself, because only the session knows which of its collections an object was in.
 """
 
+import itertools
+
+# Epochs come from one counter shared by every session: an object can be loaded by one session
+# and attached to another, and its load epoch must still compare correctly with the scopes of
+# the session that holds it now.
+_epochs = itertools.count(1)
+
 
 class UndoLog:
     """A stack of scopes, each ``{state: memento}`` recorded at first touch."""
@@ -26,8 +33,8 @@ class UndoLog:
     def __init__(self, capture):
         self._capture = capture
         self.scopes = [{}]
-        self.epoch = 0
-        self.start_epochs = [0]
+        self.epoch = next(_epochs)
+        self.start_epochs = [self.epoch]
 
     @property
     def depth(self):
@@ -54,7 +61,7 @@ class UndoLog:
         self._new_epoch()
 
     def _new_epoch(self):
-        self.epoch += 1
+        self.epoch = next(_epochs)
         self.start_epochs.append(self.epoch)
 
     def release(self):

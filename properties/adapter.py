@@ -1,0 +1,304 @@
+"""The adapter protocol: the handful of operations the conformance machine needs, and capabilities.
+
+An implementation under test is plugged in by writing one small class (see ``uow_adapter`` and
+``sqlalchemy_adapter``) and naming a factory for it in ``UOW_IMPL="module:factory"``.  The
+machine never looks past the adapter, and it observes the database itself, through a back door
+(raw SQL on the connection the adapter opened, and a second connection for committed rows).
+
+Capabilities say where an implementation legitimately differs from the specification in
+docs/api-sketch.md.  Each is a named fact the oracle follows, or ``None`` meaning "unsupported":
+the machine then never draws that operation (the conformance report lists it as skipped).  A
+capability never loosens a check; it chooses which exact outcome is expected.
+"""
+
+import dataclasses
+import importlib
+import os
+import sqlite3
+
+DEFAULT_IMPL = "properties.uow_adapter:UowAdapter"
+
+
+@dataclasses.dataclass(frozen=True)
+class Capabilities:
+    """What the implementation does where the specification allows a choice.
+
+    The defaults are the specification (docs/api-sketch.md and uow's docstrings).
+    """
+
+    savepoints: bool = True
+    """begin_nested() with release and rollback of the innermost savepoint."""
+
+    autoflush: bool = True
+    """get() that misses the identity map flushes first."""
+
+    expire_on_commit: bool = False
+    """After commit every persistent object is expired (reloads on next access)."""
+
+    rollback: str = "restore"
+    """"restore": objects get back their exact state and values, with no SQL.
+    "expire": inserted objects become transient (values as they are), deleted ones persistent,
+    and persistent objects expire (SQLAlchemy)."""
+
+    delete_pending: str = "expunge"
+    """"expunge": delete() of a pending object makes it transient; "refuse": invalid_state."""
+
+    delete_deleted: str | None = "ignore"
+    """delete() of an object whose row a flush deleted: "ignore", or None (not supported)."""
+
+    attach_deleted: bool = True
+    """add()/delete() of a detached object whose row was deleted re-attaches it (True), or is
+    refused with invalid_state (False).  With False, delete() of such an object is not drawn."""
+
+    add_cancels_delete: bool = False
+    """add() of a persistent object marked for deletion takes it out of session.deleted."""
+
+    failed_flush: str = "refuse_until_rollback"
+    """"refuse_until_rollback": after a failed flush the database and objects are as before it
+    and flush/commit/savepoint operations raise pending_rollback until rollback().
+    "rolled_back": the innermost transaction or savepoint is rolled back at once (the rollback
+    rule applied), commit raises pending_rollback, and rolling back the savepoint recovers."""
+
+    refuses_invalid_values: bool = True
+    """A NOT NULL field holding None is refused before any SQL (invalid_value, session still
+    usable) instead of failing the flush."""
+
+    dirty_set: str = "net"
+    """session.dirty holds objects with a net change ("net") or with any assignment ("assigned")."""
+
+    refresh: str = "autoflush_then_reload"
+    """refresh(): "autoflush_then_reload" (api-sketch: autoflush, then reload every field);
+    "reload" (no autoflush: the object's unflushed changes are discarded);
+    "expire_autoflush_reload" (SQLAlchemy: expire the object, autoflush the rest, reload)."""
+
+    load_autoflushes: bool = False
+    """Reading an expired field autoflushes before the SELECT."""
+
+    get_checks_expired: bool = False
+    """get() of a held but wholly expired object reloads it (and answers None if its row is gone)."""
+
+    reload_completes_snapshot: bool = True
+    """Reading back an expired object also takes the row's value as the snapshot of a field that
+    was assigned while expired, so assigning the value the row holds is no change.  False
+    (SQLAlchemy): such a field counts as changed until the next flush."""
+
+    flush_order: str = "rows"
+    """"rows" (uow's planner): rows are ordered one by one, so a flush fails only when the rows
+    it leaves break a constraint; statements go in waves (see oracle.Model._waves), which fixes
+    which ids SQLite generates.  "tables" (SQLAlchemy): per table, parents first, UPDATEs then
+    INSERTs; then DELETEs in reverse table order; each statement must pass SQLite's checks."""
+
+    refuses_dangling_children: bool = False
+    """A flush that deletes a row a held (loaded, unchanged) object still references is refused
+    before any SQL with invalid_state, and the session stays usable."""
+
+    flush_loads_expired: str | None = None
+    """Expired fields a flush reads back: None (only a user's read loads them); "first" (at the
+    start of a flush, objects assigned since the last flush or marked for deletion reload their
+    expired fields, and keep them even if the flush fails); "ordering" (uow: as "first", but an
+    assigned object reloads only when an expired key, unique or foreign-key field was assigned,
+    the values that order a flush); "per_table" (SQLAlchemy: before a table's UPDATEs, or its
+    DELETEs, run, the expired objects among them reload)."""
+
+    writes_back_during_flush: bool = False
+    """Generated keys (and fields a flush reloads) are written onto objects as each statement
+    runs, so a failed flush leaves them there (True); or only once every statement succeeded."""
+
+    self_ref_delete_order: str = "dependency"
+    """With flush_order "tables": order of DELETEs within a self-referencing table, "entry" (the
+    order objects entered the session) or "dependency" (referencing rows first)."""
+
+    delete_missing_row: str = "fail"
+    """A DELETE that matches no row fails the flush ("fail") or is ignored ("ignore")."""
+
+    pending_key_conflict: str | None = "refuse"
+    """A pending object claiming a key another object holds is refused: by add() with conflict,
+    or, when the holder came later, by the flush before any SQL (conflict; the session stays
+    usable).  "row_switch" (uow): the same, except that a key held by an object marked for
+    deletion may be taken, and the flush turns that DELETE and INSERT into one UPDATE of the row.
+    None: not supported, so add() and delete() of an object whose key another object holds or
+    claims are not drawn (SQLAlchemy settles such pairs inside the flush in several ways,
+    depending on whether the holder is expired, marked or stale)."""
+
+    rollback_clears_deleted_mark: bool = True
+    """An object inserted and then deleted in a transaction that rolls back comes back as a plain
+    transient object.  False (SQLAlchemy 2.1 keeps its internal "was deleted" flag; after add()
+    and a flush such an object reports the "deleted" state while it sits in the identity map):
+    add() of such an object is not drawn."""
+
+    keys_after_failed_flush: bool = True
+    """Which generated keys a failed flush leaves on objects is predictable (none, or those of
+    the statements before the failing one in the declared order).  False (SQLAlchemy: keys of
+    INSERTs that ran before the failure stay, in an order set by its internal action sort):
+    the machine draws schemas without generated keys."""
+
+    deterministic_self_reference: bool = True
+    """A flush of a self-referencing table runs in a reproducible order.  False (SQLAlchemy
+    orders the rows of a mapper that references itself one by one, popping them from a set, so
+    what a failing flush has loaded or written before it fails varies between runs): the machine
+    does not draw the self-referencing schema."""
+
+    stable_insert_order: bool = True
+    """Pending objects are inserted in the order they were added, also after another pending
+    object was expunged.  False (SQLAlchemy numbers a pending object len(session.new) when it is
+    added, which repeats after an expunge, and orders equal numbers arbitrarily, so generated
+    keys become unpredictable): expunge() of a pending object is not drawn."""
+
+    close_detaches_deleted: bool = True
+    """close() detaches objects whose DELETE was flushed.  False (SQLAlchemy: they stay "deleted",
+    bound to the closed session): the machine does not reopen while such an object exists."""
+
+    close_rolls_back_objects: bool = True
+    """close() applies the rollback rule to objects before detaching them (else detaches as is)."""
+
+    def differences(self):
+        """``{name: value}`` for every capability that differs from the specification."""
+        spec = Capabilities()
+        found = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value != getattr(spec, field.name):
+                found[field.name] = value
+        return found
+
+
+# Error kinds the oracle predicts (see oracle.Refused); each adapter maps them to classes.
+ERROR_KINDS = ("invalid_state", "conflict", "flush", "invalid_value", "pending_rollback", "detached",
+               "row_missing")
+
+
+class Adapter:
+    """The operations the machine calls.  Objects are the implementation's own objects.
+
+    ``table`` arguments are ``schemas.Table``; keys are tuples; values are dicts of column name
+    to value.  Every method does one thing and lets the implementation's exceptions through.
+    """
+
+    name = "abstract"
+    capabilities = Capabilities()
+    errors = {}  # kind -> tuple of exception classes
+
+    def connect(self, path):
+        """Open the connection the implementation will use (foreign keys on, no implicit BEGIN)."""
+        connection = sqlite3.connect(path, isolation_level=None)
+        connection.execute("PRAGMA foreign_keys = ON")
+        return connection
+
+    def setup(self, connection, schema):
+        """Map classes onto the schema's tables (which already exist on ``connection``)."""
+        raise NotImplementedError
+
+    def open_session(self):
+        raise NotImplementedError
+
+    def close_session(self):
+        raise NotImplementedError
+
+    def new(self, table, values):
+        """A transient object with these values."""
+        raise NotImplementedError
+
+    def add(self, obj):
+        raise NotImplementedError
+
+    def delete(self, obj):
+        raise NotImplementedError
+
+    def expunge(self, obj):
+        raise NotImplementedError
+
+    def refresh(self, obj):
+        raise NotImplementedError
+
+    def expire(self, obj):
+        raise NotImplementedError
+
+    def get(self, table, key):
+        """The object for the key, or None."""
+        raise NotImplementedError
+
+    def read(self, obj, columns):
+        """Read the attributes as a user would (expired ones load); returns a dict."""
+        return {column: getattr(obj, column) for column in columns}
+
+    def set(self, obj, column, value):
+        setattr(obj, column, value)
+
+    def flush(self):
+        raise NotImplementedError
+
+    def commit(self):
+        raise NotImplementedError
+
+    def rollback(self):
+        raise NotImplementedError
+
+    def begin_nested(self):
+        """Open a savepoint; returns a token for release/rollback_nested."""
+        raise NotImplementedError
+
+    def release(self, token):
+        raise NotImplementedError
+
+    def rollback_nested(self, token):
+        raise NotImplementedError
+
+    # -- observing the session (must not load anything) ------------------------------------
+
+    def state(self, obj):
+        """One of "transient", "pending", "persistent", "deleted", "detached"."""
+        raise NotImplementedError
+
+    def loaded(self, obj, columns):
+        """``{column: value}`` for the loaded (not expired) columns, without loading anything."""
+        raise NotImplementedError
+
+    def identity_map(self):
+        """``{(table name, key tuple): object}``."""
+        raise NotImplementedError
+
+    def new_objects(self):
+        raise NotImplementedError
+
+    def dirty_objects(self):
+        raise NotImplementedError
+
+    def deleted_objects(self):
+        raise NotImplementedError
+
+    def teardown(self):
+        """Release everything but the connection (the machine closes that)."""
+
+
+def load_adapter(spec=None):
+    """The adapter factory named by ``spec`` or ``$UOW_IMPL`` ("module:factory")."""
+    if spec is None:
+        spec = os.environ.get("UOW_IMPL") or DEFAULT_IMPL
+    module_name, _, attribute = spec.partition(":")
+    if not attribute:
+        raise ValueError(f"UOW_IMPL must look like 'package.module:factory', got {spec!r}")
+    module = importlib.import_module(module_name)
+    return getattr(module, attribute)
+
+
+# Capability values under which the machine does not draw something, and what that is.
+SKIPPED_WHEN = {
+    ("savepoints", False): "savepoint rule (begin_nested, release, rollback of a savepoint)",
+    ("delete_deleted", None): "delete() of an object whose DELETE was flushed",
+    ("attach_deleted", False): "delete() of a detached object whose row was deleted",
+    ("pending_key_conflict", None): "add()/delete() of an object whose key another object holds or claims",
+    ("rollback_clears_deleted_mark", False): "add() of a transient object whose insert and delete were rolled back",
+    ("close_detaches_deleted", False): "close() while an object's DELETE is flushed but not committed",
+    ("keys_after_failed_flush", False): "schemas with SQLite-generated keys",
+    ("deterministic_self_reference", False): "the self-referencing schema",
+    ("stable_insert_order", False): "expunge() of a pending object",
+}
+
+
+def skipped(capabilities):
+    """Descriptions of what the machine does not draw for these capabilities."""
+    found = []
+    for (name, value), what in SKIPPED_WHEN.items():
+        if getattr(capabilities, name) == value:
+            found.append(f"{name}={value!r}: {what}")
+    return found

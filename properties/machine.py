@@ -1,0 +1,635 @@
+"""The conformance machine: random programs against a unit of work, checked against the oracle.
+
+Each rule runs one operation twice: first on the oracle (``oracle.Model``), which predicts a
+result or an error kind, then on the implementation through its adapter, which must do exactly
+that.  After every step one invariant compares everything observable: the identity map, each
+object's state and loaded values, ``session.new/dirty/deleted``, and every table's rows, read
+through a back door (raw SQL on the implementation's connection, and a second connection that
+sees only committed rows).
+
+Design points (see /work/shared/research/style-and-oracle.md, part B):
+
+* Object handles flow through the ``objects`` Bundle and are never consumed: a rollback can
+  bring a deleted object back, and every operation on every handle has a predicted outcome.
+  Rules that cannot run in the current state are switched off by preconditions, never by an
+  early return.  Handles are drawn from the bundle's values by ``st.runner()`` so that a
+  capability can rule out a combination (say, delete() of a deleted object in SQLAlchemy);
+  they still print under their bundle names (``objects_3``).
+* flush, commit and rollback are one rule with a drawn action, and the savepoint moves are one
+  rule, so zero-argument rules do not crowd out the others.
+* The schema is drawn in ``setup``; each example gets a fresh temporary database file (WAL, so
+  the committed-rows reader never blocks the writer), removed in ``teardown``.
+
+:func:`build_machine` makes a named subclass per implementation (``UowConformance``,
+``SQLAlchemyConformance``), so a failure prints as a short program starting with
+``state = UowConformance()``.
+"""
+
+import itertools
+import os
+import re
+import sqlite3
+import tempfile
+
+from hypothesis import event, note
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, multiple, precondition, rule
+
+from .oracle import DELETED, DETACHED, IN_SESSION, PENDING, TRANSIENT, Model, Refused
+from .schemas import NAMES, SHAPES, Schema
+
+TEXTS = ("ann", "bob", "cy")
+MISSING_KEY = 0  # no generated or counted key is ever 0
+
+
+class Handle:
+    """One object under test: the implementation's object and the oracle's id for it."""
+
+    __slots__ = ("hid", "obj", "table", "in_bundle")
+
+    def __init__(self, hid, obj, table, in_bundle):
+        self.hid = hid
+        self.obj = obj
+        self.table = table
+        self.in_bundle = in_bundle
+
+    def __repr__(self):
+        return f"<{self.table.name} #{self.hid}>"
+
+
+def _from_machine(method_name):
+    """A strategy drawing from what the running machine offers (its bundle handles, keys...)."""
+    return st.runner().flatmap(lambda machine: st.sampled_from(getattr(machine, method_name)()))
+
+
+def _handle_rule(operation):
+    """``@rule(handle=...)`` drawing a bundle handle eligible for ``operation``, when there is one."""
+    def decorate(function):
+        strategy = st.runner().flatmap(lambda machine: st.sampled_from(machine.eligible(operation)))
+        function = rule(handle=strategy)(function)
+        return precondition(lambda machine: machine.usable() and bool(machine.eligible(operation)))(function)
+    return decorate
+
+
+class ConformanceMachine(RuleBasedStateMachine):
+    """The rules and the invariant; ``adapter_factory`` is set by :func:`build_machine`."""
+
+    adapter_factory = None
+    observer = None  # called with the set of events of each finished program (see report.py)
+    objects = Bundle("objects")
+
+    def __init__(self):
+        super().__init__()
+        self.adapter = type(self).adapter_factory()
+        self.caps = self.adapter.capabilities
+        self.model = None
+        self.handles = []
+        self.by_object = {}
+        self.savepoints = []
+        self.counter = itertools.count(1)
+        self.reopened = False
+        self.injections = 0
+        self.seen = set()
+        self.directory = None
+        self.connection = None
+        self.reader = None
+
+    # -- setup and teardown ---------------------------------------------------------------
+
+    @initialize(
+        shape=st.runner().flatmap(lambda machine: st.sampled_from(machine.shapes())),
+        names=st.permutations(NAMES).map(tuple),
+        generated=st.runner().flatmap(lambda machine: machine.generated_keys()),
+        unique=st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans()),
+        seeded=st.integers(0, 3),
+    )
+    def setup(self, shape, names, generated, unique, seeded):
+        """Draw a schema, create it in a fresh database file, and commit ``seeded`` rows per table
+        (so objects can be loaded even in a program that creates none)."""
+        schema = Schema.build(shape, names, generated, unique)
+        note(f"schema: {schema!r}")
+        self._event(f"schema: {shape}")
+        where = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+        self.directory = tempfile.TemporaryDirectory(prefix="uow-properties-", dir=where)
+        path = os.path.join(self.directory.name, "test.db")
+        self.connection = self.adapter.connect(path)
+        if self.connection.execute("PRAGMA foreign_keys").fetchone()[0] != 1:
+            raise AssertionError(f"{self.adapter.name}'s connect() left PRAGMA foreign_keys off")
+        self.connection.execute("PRAGMA journal_mode = WAL")
+        self.connection.execute("PRAGMA synchronous = OFF")
+        for statement in schema.ddl():
+            self.connection.execute(statement)
+        rows = self._seed_rows(schema, seeded)
+        for table in schema.tables:
+            marks = ", ".join("?" for _ in table.columns)
+            for row in rows[table.name].values():
+                self.connection.execute(f"INSERT INTO {table.name} ({', '.join(table.columns)}) VALUES ({marks})",
+                                        [row[column] for column in table.columns])
+        self.reader = sqlite3.connect(path, isolation_level=None)
+        self.adapter.setup(self.connection, schema)
+        self.adapter.open_session()
+        self.model = Model(schema, self.caps, rows)
+
+    def _seed_rows(self, schema, count):
+        """``count`` committed rows per table; row i references row i of each parent (i-1 for itself)."""
+        rows = {}
+        for table in schema.tables:
+            rows[table.name] = {}
+            for index in range(count):
+                row = {"name": TEXTS[index % len(TEXTS)], "note": None, "code": f"c{next(self.counter)}"}
+                if table.key == ("id",):
+                    row["id"] = index + 1 if table.generated else next(self.counter)
+                else:
+                    row["k1"] = next(self.counter)
+                    row["k2"] = "x"
+                for column, parent in table.refs:
+                    parent_keys = list(rows[parent])
+                    target = index - 1 if parent == table.name else index
+                    row[column] = parent_keys[target][0] if 0 <= target < len(parent_keys) else None
+                rows[table.name][table.key_of(row)] = {column: row[column] for column in table.columns}
+        return rows
+
+    def shapes(self):
+        """Schema shapes to draw (see deterministic_self_reference)."""
+        if self.caps.deterministic_self_reference:
+            return sorted(SHAPES)
+        return sorted(shape for shape in SHAPES if shape != "self_ref")
+
+    def generated_keys(self):
+        """Which tables get SQLite-generated keys (none, if the implementation says they are
+        unpredictable after a failed flush: keys_after_failed_flush)."""
+        if not self.caps.keys_after_failed_flush:
+            return st.just((False, False, False, False))
+        return st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans())
+
+    def _event(self, name):
+        """A Hypothesis event (for --hypothesis-show-statistics), also kept for the report."""
+        event(name)
+        self.seen.add(name)
+
+    def teardown(self):
+        if type(self).observer is not None:
+            type(self).observer(self.seen)
+        try:
+            if self.model is not None:
+                self.adapter.teardown()
+        finally:
+            for connection in (self.reader, self.connection):
+                if connection is not None:
+                    connection.close()
+            if self.directory is not None:
+                self.directory.cleanup()
+
+    # -- what rules may draw --------------------------------------------------------------
+
+    def usable(self):
+        """Set up, and not waiting for the rollback a failed flush demands."""
+        return self.model is not None and not self.model.failed
+
+    def bundle_handles(self):
+        return [handle for handle in self.handles if handle.in_bundle]
+
+    def handles_to_edit(self):
+        """Bundle handles, objects in the session first: Hypothesis favours early choices, and an
+        assignment to a persistent object is what makes a flush write an UPDATE."""
+        rank = {"persistent": 0, "pending": 1, "deleted": 2, "detached": 3, "transient": 4}
+        return sorted(self.bundle_handles(), key=lambda handle: rank[self.model.objects[handle.hid].state])
+
+    def eligible(self, operation):
+        """Bundle handles ``operation`` may be drawn for (capabilities rule some out)."""
+        handles = self.bundle_handles()
+        objects = self.model.objects
+        if operation == "delete":
+            if self.caps.delete_deleted is None:
+                handles = [h for h in handles if objects[h.hid].state != DELETED]
+            if not self.caps.attach_deleted:
+                handles = [h for h in handles if not (objects[h.hid].state == DETACHED and objects[h.hid].gone)]
+        if operation == "expunge" and not self.caps.stable_insert_order:
+            handles = [h for h in handles if objects[h.hid].state != PENDING]
+        if operation == "add" and not self.caps.rollback_clears_deleted_mark:
+            handles = [h for h in handles if not (objects[h.hid].state == TRANSIENT and objects[h.hid].gone)]
+        if operation in ("add", "delete") and self.caps.pending_key_conflict is None:
+            handles = [h for h in handles if not self._claims_taken_key(h)]
+        if operation == "delete":
+            rank = {"persistent": 0, "pending": 1}
+            handles.sort(key=lambda handle: rank.get(objects[handle.hid].state, 2))
+        return handles
+
+    def _claims_taken_key(self, handle):
+        """Adding this object would give one key to two objects in the session (see
+        pending_key_conflict): a transient object's key is held, or a detached object's key is
+        held, claimed by a pending object, or still owned by a deleted one."""
+        model = self.model
+        obj = model.objects[handle.hid]
+        if obj.state == TRANSIENT:
+            key = obj.table.key_of(obj.values)
+            return key is not None and model.held(obj.table, key) is not None
+        if obj.state != DETACHED:
+            return False
+        for hid, other in model.objects.items():
+            if hid == handle.hid or other.table is not obj.table or other.state not in IN_SESSION:
+                continue
+            if other.key == obj.key or other.table.key_of(other.values) == obj.key:
+                return True
+        return False
+
+    def table_names(self):
+        return [table.name for table in self.model.schema.tables]
+
+    def reference_choices(self):
+        """``(handle, column, target or None)``: a foreign key and the object it should point to."""
+        choices = []
+        handles = self.handles_to_edit()
+        for handle in handles:
+            for column, parent in handle.table.refs:
+                choices.append((handle, column, None))
+                for target in handles:
+                    if target.table.name == parent and self.model.reference_key(target.hid) is not None:
+                        choices.append((handle, column, target))
+        return choices
+
+    def key_choices(self):
+        """``(table name, key)`` for rows, for keys objects hold, and one key no row has."""
+        choices = []
+        for table in self.model.schema.tables:
+            keys = set(self.model.db[table.name])
+            for obj in self.model.objects.values():
+                if obj.table is table:
+                    key = obj.key if obj.key is not None else table.key_of(obj.values)
+                    if key is not None:
+                        keys.add(key)
+            choices.extend((table.name, key) for key in sorted(keys))
+        for table in self.model.schema.tables:
+            choices.append((table.name, (MISSING_KEY,) if table.key == ("id",) else (MISSING_KEY, "x")))
+        return choices
+
+    def savepoint_actions(self):
+        actions = []
+        if self.savepoints:
+            actions.extend(["rollback", "release"])
+        if self.model.depth() < 3:
+            actions.append("begin")
+        return actions
+
+    def failure_kinds(self):
+        """Ways to make the next flush fail for sure, whatever else it writes (see inject_failure)."""
+        kinds = []
+        model = self.model
+        held = model.identity()
+        for table in model.schema.tables:
+            if table.refs:
+                kinds.append(("dangling_reference", table.name, None))
+            for key, row in sorted(model.db[table.name].items()):
+                hid = held.get((table.name, key))
+                obj = model.objects[hid] if hid is not None else None
+                if table.unique_code and row["code"] is not None:
+                    untouched = obj is None or (not obj.marked and obj.values.get("code", row["code"]) == row["code"])
+                    if untouched:
+                        kinds.append(("duplicate_code", table.name, key))
+                if not table.generated and obj is None:
+                    kinds.append(("duplicate_key", table.name, key))
+        kinds.sort(key=lambda kind: kind[0] == "dangling_reference")
+        # A NULL name comes last: some implementations refuse it before any SQL (invalid_value).
+        kinds.extend(("null_name", table.name, None) for table in model.schema.tables)
+        return kinds
+
+    # -- running one operation on both sides ----------------------------------------------
+
+    def _attempt(self, label, predict, perform):
+        """Predict with the oracle, then run the implementation; returns (refused, expected, actual)."""
+        try:
+            expected = predict()
+        except Refused as refusal:
+            note(f"{label}: the oracle expects {refusal.kind} ({refusal.reason})")
+            self._event(f"expected error: {refusal.kind}")
+            try:
+                perform()
+            except Exception as error:
+                self._check_error(label, refusal.kind, error)
+                return True, refusal, None
+            raise AssertionError(f"{label} succeeded; the oracle expected {refusal.kind}: {refusal.reason}")
+        try:
+            actual = perform()
+        except Exception as error:
+            raise AssertionError(
+                f"{label} raised {type(error).__name__}: {error}; the oracle expected success"
+            ) from error
+        return False, expected, actual
+
+    def _check_error(self, label, kind, error):
+        """The error must be of the kind's classes, and no more specific class of another kind."""
+        listed = [cls for classes in self.adapter.errors.values() for cls in classes if isinstance(error, cls)]
+        expected = self.adapter.errors.get(kind, ())
+        if listed:
+            most_specific = max(listed, key=lambda cls: len(cls.__mro__))
+            if any(issubclass(cls, most_specific) for cls in expected):
+                return
+        raise AssertionError(
+            f"{label} raised {type(error).__name__}: {error}; the oracle expected {kind}"
+        ) from error
+
+    def _remember(self, hid, obj, table, in_bundle=True):
+        handle = Handle(hid, obj, table, in_bundle)
+        self.handles.append(handle)
+        self.by_object[id(obj)] = handle
+        return handle
+
+    def _fresh_values(self, table, name, note_text, with_code):
+        values = {"name": name, "note": note_text, "code": f"c{next(self.counter)}" if with_code else None}
+        if table.key == ("id",):
+            values["id"] = None if table.generated else next(self.counter)
+        else:
+            values["k1"] = next(self.counter)
+            values["k2"] = "x"
+        for column, _ in table.refs:
+            values[column] = None
+        return {column: values[column] for column in table.columns}
+
+    # -- rules: objects -------------------------------------------------------------------
+
+    @precondition(lambda self: self.usable())
+    @rule(target=objects, table=_from_machine("table_names"), name=st.sampled_from(TEXTS),
+          note_text=st.sampled_from((None, "x")), with_code=st.booleans(), then_add=st.booleans())
+    def create(self, table, name, note_text, with_code, then_add):
+        """A new transient object (foreign keys empty; set_reference fills them), maybe added."""
+        self._event("rule: create")
+        schema_table = self.model.schema.table(table)
+        values = self._fresh_values(schema_table, name, note_text, with_code)
+        hid = self.model.create(schema_table, values)
+        handle = self._remember(hid, self.adapter.new(schema_table, values), schema_table)
+        if then_add:
+            self._attempt(f"add({handle})", lambda: self.model.add(hid), lambda: self.adapter.add(handle.obj))
+        return handle
+
+    @_handle_rule("add")
+    def add(self, handle):
+        self._event("rule: add")
+        if self.model.objects[handle.hid].state == DETACHED:
+            self._event("add of a detached object")
+        self._attempt(f"add({handle})", lambda: self.model.add(handle.hid), lambda: self.adapter.add(handle.obj))
+
+    @_handle_rule("delete")
+    def delete(self, handle):
+        self._event("rule: delete")
+        self._attempt(f"delete({handle})", lambda: self.model.delete(handle.hid),
+                      lambda: self.adapter.delete(handle.obj))
+
+    @_handle_rule("expunge")
+    def expunge(self, handle):
+        self._event("rule: expunge")
+        self._attempt(f"expunge({handle})", lambda: self.model.expunge(handle.hid),
+                      lambda: self.adapter.expunge(handle.obj))
+
+    @_handle_rule("refresh")
+    def refresh(self, handle):
+        self._event("rule: refresh")
+        self._attempt(f"refresh({handle})", lambda: self.model.refresh(handle.hid),
+                      lambda: self.adapter.refresh(handle.obj))
+
+    @_handle_rule("expire")
+    def expire(self, handle):
+        self._event("rule: expire")
+        self._attempt(f"expire({handle})", lambda: self.model.expire(handle.hid),
+                      lambda: self.adapter.expire(handle.obj))
+
+    @_handle_rule("read")
+    def read(self, handle):
+        """Read every field as a user would; expired fields load."""
+        self._event("rule: read")
+        if len(self.model.objects[handle.hid].values) < len(handle.table.columns):
+            self._event("read of an expired field")
+        refused, expected, actual = self._attempt(
+            f"read({handle})", lambda: self.model.read(handle.hid),
+            lambda: self.adapter.read(handle.obj, handle.table.columns))
+        if not refused and actual != expected:
+            raise AssertionError(f"read({handle}) gave {actual}; the oracle expected {expected}")
+
+    @precondition(lambda self: self.usable() and bool(self.bundle_handles()))
+    @rule(handle=_from_machine("handles_to_edit"), field=st.sampled_from(("name", "note")),
+          value=st.sampled_from(TEXTS))
+    def set_text(self, handle, field, value):
+        self._event("rule: set_text")
+        self._set(handle, field, value)
+
+    @precondition(lambda self: self.usable() and bool(self.bundle_handles()))
+    @rule(handle=_from_machine("handles_to_edit"), fresh=st.booleans())
+    def set_code(self, handle, fresh):
+        """A new value no other row holds, or None (UNIQUE allows many NULLs)."""
+        self._event("rule: set_code")
+        self._set(handle, "code", f"c{next(self.counter)}" if fresh else None)
+
+    @precondition(lambda self: self.usable() and bool(self.bundle_handles()))
+    @rule(handle=_from_machine("handles_to_edit"), field=st.sampled_from(("name", "note", "code")))
+    def revert_field(self, handle, field):
+        """Set a field back to the value it was loaded or last flushed with: no change at all."""
+        self._event("rule: revert_field")
+        self._set(handle, field, self.model.original(handle.hid, field))
+
+    @precondition(lambda self: self.usable() and bool(self.reference_choices()))
+    @rule(pick=_from_machine("reference_choices"))
+    def set_reference(self, pick):
+        """Point a foreign key at another object's key (or clear it)."""
+        self._event("rule: set_reference")
+        handle, column, target = pick
+        value = None if target is None else self.model.reference_key(target.hid)
+        self._set(handle, column, value)
+
+    def _set(self, handle, field, value):
+        self._attempt(f"{handle}.{field} = {value!r}", lambda: self.model.set_field(handle.hid, field, value),
+                      lambda: self.adapter.set(handle.obj, field, value))
+
+    @precondition(lambda self: self.usable())
+    @rule(target=objects, pick=_from_machine("key_choices"))
+    def get(self, pick):
+        """get() by key: the held object (the same one), a newly loaded one, or None."""
+        self._event("rule: get")
+        table_name, key = pick
+        table = self.model.schema.table(table_name)
+        refused, expected, actual = self._attempt(
+            f"get({table_name}, {key})", lambda: self.model.get(table, key), lambda: self.adapter.get(table, key))
+        if refused:
+            return multiple()
+        outcome, hid = expected
+        if outcome == "none":
+            if actual is not None:
+                raise AssertionError(f"get({table_name}, {key}) returned {actual!r}; the oracle expected None")
+            return multiple()
+        if outcome == "held":
+            if actual is not self.handles[hid].obj:
+                raise AssertionError(
+                    f"get({table_name}, {key}) returned {actual!r}, not the held object {self.handles[hid]}")
+            return multiple()
+        if actual is None or id(actual) in self.by_object:
+            raise AssertionError(f"get({table_name}, {key}) returned {actual!r}; the oracle expected a new object")
+        self._event("load from the database")
+        if self.reopened:
+            self._event("load from the database after a reopen")
+        return multiple(self._remember(hid, actual, table))
+
+    # -- rules: transactions --------------------------------------------------------------
+
+    def boundary_actions(self):
+        actions = ["flush", "rollback", "commit"]
+        if self.caps.close_detaches_deleted or all(obj.state != DELETED for obj in self.model.objects.values()):
+            actions.append("reopen")
+        return actions
+
+    @precondition(lambda self: self.model is not None)
+    @rule(action=_from_machine("boundary_actions"))
+    def boundary(self, action):
+        """flush(), commit(), rollback(), or close() and a new session on the same database.
+
+        One rule, so that these argument-less operations do not crowd out the others; reopening
+        means later gets load rows into new objects.
+        """
+        self._event(f"rule: boundary {action}")
+        model = self.model
+        if action in ("flush", "commit") and model.dirty() and not model.failed:
+            self._event(f"{action} with dirty objects")
+        if action == "rollback":
+            pending = bool(model.new())
+            deleted = bool(model.deleted()) or any(obj.state == DELETED for obj in model.objects.values())
+            if pending and deleted:
+                self._event("rollback with pending and deleted objects")
+            if model.failed:
+                self._event("rollback after a failed flush")
+        if action == "reopen":
+            self._attempt("close()", model.close, self.adapter.close_session)
+            self.adapter.open_session()
+            self.reopened = True
+        else:
+            self._attempt(f"{action}()", getattr(model, action), getattr(self.adapter, action))
+        self._sync_savepoints()
+
+    @precondition(lambda self: self.model is not None and self.caps.savepoints and bool(self.savepoint_actions()))
+    @rule(action=_from_machine("savepoint_actions"))
+    def savepoint(self, action):
+        """begin_nested(), or release / roll back the innermost savepoint."""
+        self._event(f"rule: savepoint {action}")
+        if action == "begin":
+            refused, _, token = self._attempt("begin_nested()", self.model.begin_nested, self.adapter.begin_nested)
+            if not refused:
+                self.savepoints.append(token)
+            if self.model.depth() >= 2:
+                self._event("savepoint depth >= 2")
+        elif action == "release":
+            token = self.savepoints[-1]
+            refused, _, _ = self._attempt("release savepoint", self.model.release,
+                                          lambda: self.adapter.release(token))
+        else:
+            token = self.savepoints[-1]
+            if self.model.new() and self.model.deleted():
+                self._event("savepoint rollback with pending and deleted objects")
+            self._attempt("rollback savepoint", self.model.rollback_nested,
+                          lambda: self.adapter.rollback_nested(token))
+        self._sync_savepoints()
+
+    def _sync_savepoints(self):
+        """The machine's savepoint tokens follow the oracle's frames (a commit or rollback ends them)."""
+        del self.savepoints[self.model.depth():]
+
+    def may_inject(self):
+        """At most two injected failures per program, and only over other unflushed work."""
+        return self.usable() and self.injections < 2 and self.model.has_work() and bool(self.failure_kinds())
+
+    @precondition(lambda self: self.may_inject())
+    @rule(pick=_from_machine("failure_kinds"), action=st.sampled_from(("flush", "commit")))
+    def inject_failure(self, pick, action):
+        """Add an object that breaks a constraint for sure, then flush or commit: it must fail.
+
+        The object is not put in the bundle (so no later step re-adds it); the oracle still
+        follows it.  Kinds: a NULL name, a reference to no row, a duplicate UNIQUE code, a
+        duplicate natural key (of a row no object holds, so add() itself cannot object).
+        """
+        self._event("rule: inject_failure")
+        self.injections += 1
+        kind, table_name, key = pick
+        table = self.model.schema.table(table_name)
+        values = self._fresh_values(table, "ann", None, False)
+        if kind == "null_name":
+            values["name"] = None
+        elif kind == "dangling_reference":
+            values[table.refs[0][0]] = MISSING_KEY
+        elif kind == "duplicate_code":
+            values["code"] = self.model.db[table_name][key]["code"]
+        else:
+            values.update(zip(table.key, key))
+        hid = self.model.create(table, values)
+        handle = self._remember(hid, self.adapter.new(table, values), table, in_bundle=False)
+        self._attempt(f"add({handle})", lambda: self.model.add(hid), lambda: self.adapter.add(handle.obj))
+        refused, refusal, _ = self._attempt(f"{action}()", getattr(self.model, action), getattr(self.adapter, action))
+        if not refused or refusal.kind == "pending_rollback":
+            raise AssertionError(f"machine bug: injecting {kind} into {table_name} did not fail the {action}")
+        self._event(f"injected failure: {kind}")
+        self._sync_savepoints()
+
+    # -- the invariant --------------------------------------------------------------------
+
+    @invariant()
+    def agrees_with_oracle(self):
+        """Everything observable equals the oracle's expectation."""
+        if self.model is None:
+            return
+        for situation in self.model.situations:
+            self._event(situation)
+        problems = []
+        model = self.model
+        expected_map = model.identity()
+        actual_map = self.adapter.identity_map()
+        if set(actual_map) != set(expected_map):
+            problems.append(f"identity map keys {sorted(actual_map)}; oracle {sorted(expected_map)}")
+        else:
+            for key, hid in expected_map.items():
+                if actual_map[key] is not self.handles[hid].obj:
+                    problems.append(f"identity map {key} holds {actual_map[key]!r}, not {self.handles[hid]}")
+        for handle in self.handles:
+            obj = model.objects[handle.hid]
+            state = self.adapter.state(handle.obj)
+            if state != obj.state:
+                problems.append(f"{handle} is {state}; oracle {obj.state}")
+            loaded = self.adapter.loaded(handle.obj, handle.table.columns)
+            if loaded != obj.values:
+                problems.append(f"{handle} holds {loaded}; oracle {obj.values}")
+        for name, actual, expected in (("new", self.adapter.new_objects(), model.new()),
+                                       ("dirty", self.adapter.dirty_objects(), model.dirty()),
+                                       ("deleted", self.adapter.deleted_objects(), model.deleted())):
+            found = {self._hid_of(obj) for obj in actual}
+            if found != expected:
+                problems.append(f"session.{name} holds {sorted(found)}; oracle {sorted(expected)}")
+        for table in model.schema.tables:
+            rows = self._rows(self.connection, table)
+            if rows != model.db[table.name]:
+                problems.append(f"table {table.name} holds {_short(rows)}; oracle {_short(model.db[table.name])}")
+            committed = self._rows(self.reader, table)
+            if committed != model.committed[table.name]:
+                problems.append(f"committed {table.name} holds {_short(committed)}; "
+                                f"oracle {_short(model.committed[table.name])}")
+        if problems:
+            note("oracle objects: " + ", ".join(f"#{hid}={obj!r}" for hid, obj in model.objects.items()))
+            raise AssertionError("the implementation disagrees with the oracle:\n  " + "\n  ".join(problems))
+
+    def _hid_of(self, obj):
+        handle = self.by_object.get(id(obj))
+        return handle.hid if handle is not None else f"unknown {obj!r}"
+
+    def _rows(self, connection, table):
+        """The table's rows through the back door, keyed like the oracle's."""
+        cursor = connection.execute(f"SELECT {', '.join(table.columns)} FROM {table.name}")
+        rows = {}
+        for values in cursor.fetchall():
+            row = dict(zip(table.columns, values))
+            rows[table.key_of(row)] = row
+        return rows
+
+
+def _short(rows):
+    return {key: tuple(row.values()) for key, row in sorted(rows.items())}
+
+
+def build_machine(adapter_factory):
+    """A machine class for one implementation, named after it (``UowConformance``)."""
+    name = adapter_factory().name
+    class_name = re.sub(r"\W", "", name[:1].upper() + name[1:]) + "Conformance"
+    machine = type(class_name, (ConformanceMachine,), {"adapter_factory": staticmethod(adapter_factory)})
+    machine.__module__ = __name__
+    return machine

@@ -1,0 +1,975 @@
+"""The oracle: what a unit of work must do, as a model made of dicts and lists.
+
+It is a specification, much smaller than what it checks, and it imports nothing from ``uow``
+or any ORM: if it did, a bug shared by both would go unseen.  It models three layers apart:
+
+* ``committed``  rows as of the last COMMIT (what a second connection sees);
+* ``db``         rows visible inside the open transaction, flushed changes included;
+* ``objects``    for every object handle, the state and values its user should see.
+
+A transaction and each savepoint inside it is a :class:`Frame` holding copies taken when it
+began; rolling back puts the copies back.
+
+The rules, in the words of docs/api-sketch.md ("Semantics"):
+
+* States follow SQLAlchemy 2.x: ``add`` makes a transient object PENDING; a flush makes it
+  PERSISTENT.  ``delete`` of a persistent object keeps it PERSISTENT and puts it in
+  ``session.deleted``; the flush that deletes its row makes it DELETED; commit makes DELETED
+  objects DETACHED.  ``delete`` of a PENDING object simply expunges it (it becomes TRANSIENT).
+  ``expunge`` makes a persistent object DETACHED.  ``close()`` detaches everything.
+* Dirty means "differs from the snapshot taken when the row was loaded or last flushed", not
+  "was assigned".  Setting a field back to its loaded value is no change; no UPDATE is sent.
+* rollback(): the database rolls back, and every object the session touched since the last
+  commit gets back exactly the state and values it had at the last commit, with no SQL.
+  Pending objects become transient again (values as they were when added, without keys a flush
+  gave them); deleted objects are persistent again; objects first loaded during the rolled-back
+  transaction are expired (they reload on next access).  A savepoint rollback applies the same
+  rule to the work since the savepoint began.
+* Autoflush flushes before get-misses that query.
+* A flush that fails leaves the database and the session exactly as before that flush, and the
+  session then refuses further work with PendingRollbackError until rollback() is called.
+* Generated integer keys: SQLite reuses rowids after a rollback (next id = max(rowid) + 1 over
+  the rows in the table when the INSERT runs).
+* Flush order: tables by foreign key (parents' UPDATEs then INSERTs first, DELETEs in reverse
+  table order); rows within a table in the order their objects entered the session.
+
+Where an implementation legitimately differs (SQLAlchemy expires on rollback instead of
+restoring, ...) the difference is a declared capability (see ``adapter.Capabilities``) and the
+oracle follows the declaration; it never loosens a check.
+
+Every operation either returns its result or raises :class:`Refused` naming the error the
+implementation must raise; a refused operation changes nothing unless its docstring says so.
+"""
+
+import itertools
+
+TRANSIENT = "transient"
+PENDING = "pending"
+PERSISTENT = "persistent"
+DELETED = "deleted"
+DETACHED = "detached"
+IN_SESSION = (PENDING, PERSISTENT, DELETED)
+
+
+
+class Refused(Exception):
+    """The oracle predicts that an operation raises an error of kind ``kind``.
+
+    Kinds: ``invalid_state`` (not allowed in the object's state), ``conflict`` (another object
+    holds the key), ``flush`` (a statement failed), ``invalid_value`` (a value refused before any
+    SQL), ``pending_rollback``, ``detached`` (expired field, no session), ``row_missing``
+    (expired or refreshed object whose row is gone).
+    """
+
+    def __init__(self, kind, reason, cause=None):
+        super().__init__(f"{kind}: {reason}")
+        self.kind = kind
+        self.reason = reason
+        self.cause = cause or kind
+
+
+def copy_rows(rows):
+    return {table: {key: dict(row) for key, row in table_rows.items()} for table, table_rows in rows.items()}
+
+
+class Obj:
+    """What the user of one object handle should see.
+
+    ``values`` holds the loaded fields only (an expired field is absent); ``snapshot`` the value
+    each field had when the row was last loaded or flushed.  ``marked`` means "persistent, in
+    session.deleted"; ``gone`` means its row was deleted by a flush.  ``assigned`` records any
+    assignment since the snapshot (SQLAlchemy's notion of dirty); ``expired_all`` a whole-object
+    expiry not yet reloaded.  ``seq`` is the order it entered the session.
+    """
+
+    def __init__(self, table, values):
+        self.table = table
+        self.state = TRANSIENT
+        self.key = None
+        self.values = dict(values)
+        self.snapshot = {}
+        self.marked = False
+        self.gone = False
+        self.assigned = False
+        self.expired_all = False
+        self.seq = 0
+
+    def copy(self):
+        twin = Obj(self.table, self.values)
+        for name in ("state", "key", "marked", "gone", "assigned", "expired_all", "seq"):
+            setattr(twin, name, getattr(self, name))
+        twin.snapshot = dict(self.snapshot)
+        return twin
+
+    def changed_fields(self):
+        """Fields whose value differs from the snapshot; a field assigned while expired counts."""
+        return [name for name, value in self.values.items()
+                if name not in self.snapshot or self.snapshot[name] != value]
+
+    def expire(self):
+        self.values = {}
+        self.snapshot = {}
+        self.assigned = False
+        self.expired_all = True
+
+    def load(self, row, complete_snapshot):
+        """Fill the expired fields from a row; loaded and assigned fields keep their values.
+
+        With ``complete_snapshot`` a field assigned while expired also gets the row's value as
+        its snapshot (so assigning the value the row holds turns out to be no change).
+        """
+        for name, value in row.items():
+            if name not in self.values:
+                self.values[name] = value
+                self.snapshot[name] = value
+            elif complete_snapshot and name not in self.snapshot:
+                self.snapshot[name] = value
+        self.expired_all = False
+
+    def __repr__(self):
+        key = self.key if self.key is not None else self.table.key_of(self.values)
+        flags = "+marked" if self.marked else ""
+        return f"{self.table.name}{key}<{self.state}{flags}>"
+
+
+class Frame:
+    """What a transaction or savepoint remembers from when it began.
+
+    ``objects`` are copies of every object at the start; ``entered`` the look of objects that
+    entered the session during the frame, as they were when they entered (a PERSISTENT look
+    means the object was loaded during the frame).
+    ``inserted``/``updated``/``deleted`` are the objects flushed during the frame, which is what
+    an implementation that expires on rollback (instead of restoring) works from.
+    """
+
+    def __init__(self, db, objects):
+        self.db = copy_rows(db)
+        self.objects = {hid: obj.copy() for hid, obj in objects.items()}
+        self.entered = {}
+        self.inserted = set()
+        self.updated = set()
+        self.deleted = set()
+
+    def merge_into(self, parent):
+        """A released savepoint's work joins the enclosing frame (which keeps its older copies)."""
+        for hid, look in self.entered.items():
+            parent.entered.setdefault(hid, look)
+        parent.inserted |= self.inserted
+        parent.updated |= self.updated
+        parent.deleted |= self.deleted
+
+
+class Model:
+    """The expected state of one database and one session (replaced on reopen)."""
+
+    def __init__(self, schema, caps, rows=None):
+        self.schema = schema
+        self.caps = caps
+        self.db = copy_rows(rows) if rows else {table.name: {} for table in schema.tables}
+        self.committed = copy_rows(self.db)
+        self.objects = {}
+        self.failed = False
+        self.failed_depth = 0
+        self.frames = [Frame(self.db, self.objects)]
+        self._sequence = itertools.count(1)
+        self.situations = set()  # interesting things that happened, for the machine's statistics
+        self._highest_id = {}
+
+    # -- reading the model ----------------------------------------------------------------
+
+    def identity(self):
+        """``{(table name, key): handle id}`` for every object the identity map must hold."""
+        held = {}
+        for hid, obj in self.objects.items():
+            if obj.state == PERSISTENT:
+                held[(obj.table.name, obj.key)] = hid
+        return held
+
+    def held(self, table, key):
+        return self.identity().get((table.name, key))
+
+    def new(self):
+        return {hid for hid, obj in self.objects.items() if obj.state == PENDING}
+
+    def deleted(self):
+        return {hid for hid, obj in self.objects.items() if obj.state == PERSISTENT and obj.marked}
+
+    def dirty(self):
+        """Persistent objects (not marked) with a net change, or with an assignment (see caps)."""
+        found = set()
+        for hid, obj in self.objects.items():
+            if obj.state != PERSISTENT or obj.marked:
+                continue
+            if self.caps.dirty_set == "assigned":
+                if obj.assigned:
+                    found.add(hid)
+            elif obj.changed_fields():
+                found.add(hid)
+        return found
+
+    def depth(self):
+        """Savepoints open: 0 in the plain transaction."""
+        return len(self.frames) - 1
+
+    def has_work(self):
+        return bool(self._plan())
+
+    def reference_key(self, hid):
+        """The key a foreign key to this object would hold, or None if it has none yet."""
+        obj = self.objects[hid]
+        if obj.key is not None:
+            return obj.key[0]
+        key = obj.table.key_of(obj.values)
+        if key is None:
+            return None
+        return key[0]
+
+    # -- creating objects -----------------------------------------------------------------
+
+    def create(self, table, values):
+        """A new transient object; returns its handle id."""
+        hid = len(self.objects)
+        self.objects[hid] = Obj(table, values)
+        return hid
+
+    def _enter(self, hid):
+        """Remember how an object looked when it entered the session, for a rollback."""
+        frame = self.frames[-1]
+        before = frame.objects.get(hid)
+        if before is not None and before.state in IN_SESSION:
+            return
+        frame.entered.setdefault(hid, self.objects[hid].copy())
+
+    def _switchable(self, holder):
+        """A key held by an object marked for deletion may be taken (a row switch)."""
+        return self.caps.pending_key_conflict == "row_switch" and self.objects[holder].marked
+
+    def _switches(self):
+        """``{pending hid: marked hid}``: pending objects taking a marked object's key."""
+        found = {}
+        if self.caps.pending_key_conflict != "row_switch":
+            return found
+        for hid, obj in self.objects.items():
+            key = obj.table.key_of(obj.values)
+            holder = self.held(obj.table, key) if obj.state == PENDING and key is not None else None
+            if holder is not None and self.objects[holder].marked:
+                found[hid] = holder
+        return found
+
+    def _attach(self, hid, operation):
+        """A detached object joins the session again (PERSISTENT), unless its key is taken."""
+        obj = self.objects[hid]
+        other = self.held(obj.table, obj.key)
+        if other is not None and other != hid:
+            raise Refused("conflict", f"{operation}(): another object holds {obj.table.name}{obj.key}")
+        self._enter(hid)
+        obj.state = PERSISTENT
+        obj.gone = False
+        obj.seq = next(self._sequence)
+        if self.caps.flush_loads_expired in ("first", "ordering"):
+            obj.assigned = True  # uow notes it as changed: its values may have moved while detached
+
+    # -- object operations ----------------------------------------------------------------
+
+    def add(self, hid):
+        """add() makes a transient object PENDING and re-attaches a detached one.
+
+        Adding an object already in the session does nothing.  A DELETED object cannot be
+        added (its row was deleted in this transaction): invalid_state.  A key another object
+        holds: conflict (unless, with ``pending_key_conflict == "row_switch"``, that object is
+        marked for deletion: the flush then turns the DELETE and the INSERT into one UPDATE).
+        """
+        obj = self.objects[hid]
+        if obj.state == TRANSIENT:
+            key = obj.table.key_of(obj.values)
+            other = self.held(obj.table, key) if key is not None else None
+            if other is not None and not self._switchable(other):
+                raise Refused("conflict", f"add(): another object holds {obj.table.name}{key}")
+            self._enter(hid)
+            obj.state = PENDING
+            obj.seq = next(self._sequence)
+        elif obj.state == PERSISTENT:
+            if obj.marked and self.caps.add_cancels_delete:
+                obj.marked = False
+        elif obj.state == DELETED:
+            raise Refused("invalid_state", "add(): the object's row was deleted in this transaction")
+        elif obj.state == DETACHED:
+            if obj.gone and not self.caps.attach_deleted:
+                raise Refused("invalid_state", "add(): the object's row was deleted")
+            self._attach(hid, "add")
+
+    def delete(self, hid):
+        """delete() of a persistent object marks it (it stays PERSISTENT, in session.deleted).
+
+        Transient: invalid_state.  Pending: expunged (or refused, per caps).  Detached: re-attached
+        and marked.  DELETED: nothing more to do.
+        """
+        obj = self.objects[hid]
+        if obj.state == TRANSIENT:
+            raise Refused("invalid_state", "delete(): a transient object has no row")
+        if obj.state == PENDING:
+            if self.caps.delete_pending != "expunge":
+                raise Refused("invalid_state", "delete(): a pending object has no row yet")
+            obj.state = TRANSIENT
+        elif obj.state == PERSISTENT:
+            obj.marked = True
+        elif obj.state == DETACHED:
+            self._attach(hid, "delete")
+            obj.marked = True
+
+    def expunge(self, hid):
+        """expunge(): pending becomes TRANSIENT; persistent or deleted becomes DETACHED.
+
+        An object not in the session: invalid_state.
+        """
+        obj = self.objects[hid]
+        if obj.state not in IN_SESSION:
+            raise Refused("invalid_state", f"expunge(): the object is {obj.state}, not in the session")
+        if obj.state == PENDING:
+            obj.state = TRANSIENT
+        else:
+            obj.state = DETACHED
+            obj.marked = False
+
+    def expire(self, hid):
+        """expire(): forget every field of a persistent object; unflushed changes are discarded."""
+        obj = self.objects[hid]
+        if obj.state != PERSISTENT:
+            raise Refused("invalid_state", f"expire(): the object is {obj.state}")
+        obj.expire()
+
+    def refresh(self, hid):
+        """refresh(): reload every field from the row now.
+
+        Only persistent objects; a missing row is row_missing.  ``caps.refresh`` says whether an
+        autoflush runs first ("autoflush_then_reload", so the object's own changes are written
+        and read back), not at all ("reload": its unflushed changes are discarded), or after
+        expiring the object ("expire_autoflush_reload", SQLAlchemy's order).
+        """
+        obj = self.objects[hid]
+        if obj.state != PERSISTENT:
+            raise Refused("invalid_state", f"refresh(): the object is {obj.state}")
+        if self.caps.refresh != "reload":
+            if self.caps.refresh == "expire_autoflush_reload":
+                obj.expire()
+            self.autoflush()
+            if obj.state != PERSISTENT:
+                raise Refused("row_missing", "refresh(): the autoflush deleted the row")
+        row = self.db[obj.table.name].get(obj.key)
+        if row is None:
+            raise Refused("row_missing", "refresh(): the row is gone")
+        obj.values = dict(row)
+        obj.snapshot = dict(row)
+        obj.assigned = False
+        obj.expired_all = False
+
+    def read(self, hid):
+        """Reading every field: expired fields reload from the row (persistent or deleted objects).
+
+        A detached (or never-flushed) object cannot reload: detached.  No row: row_missing.
+        """
+        obj = self.objects[hid]
+        if len(obj.values) < len(obj.table.columns):
+            if obj.state in (DETACHED, TRANSIENT):
+                raise Refused("detached", f"reading an expired field of a {obj.state} object")
+            if obj.state == PENDING:
+                raise Refused("invalid_state", "reading an expired field of a pending object: no row yet")
+            if self.caps.load_autoflushes:
+                self.autoflush()
+            row = self.db[obj.table.name].get(obj.key)
+            if row is None:
+                raise Refused("row_missing", "reading an expired field: the row is gone")
+            obj.load(row, self.caps.reload_completes_snapshot)
+        return dict(obj.values)
+
+    def set_field(self, hid, name, value):
+        """Assignment changes the value the user sees in any state; the flush decides what it means."""
+        obj = self.objects[hid]
+        obj.values[name] = value
+        obj.assigned = True
+
+    def original(self, hid, name):
+        """The value a field was loaded or last flushed with (its current value if none)."""
+        obj = self.objects[hid]
+        if name in obj.snapshot:
+            return obj.snapshot[name]
+        if name in obj.values:
+            return obj.values[name]
+        row = self.db[obj.table.name].get(obj.key) if obj.key is not None else None
+        if row is not None:
+            return row[name]
+        return None
+
+    def get(self, table, key):
+        """get(): the held object without SQL; otherwise autoflush, then load the row.
+
+        Returns ``("held", hid)``, ``("loaded", hid)`` for a new object, or ``("none", None)``.
+        """
+        hid = self.held(table, key)
+        if hid is not None:
+            obj = self.objects[hid]
+            if self.caps.get_checks_expired and obj.expired_all:
+                if self._load_held(obj):
+                    return ("held", hid)
+            else:
+                return ("held", hid)
+        if self.failed:
+            raise Refused("pending_rollback", "get(): a previous flush failed")
+        self.autoflush()
+        hid = self.held(table, key)
+        if hid is not None:
+            return ("held", hid)
+        row = self.db[table.name].get(key)
+        if row is None:
+            return ("none", None)
+        hid = len(self.objects)
+        obj = Obj(table, row)
+        obj.state = PERSISTENT
+        obj.key = key
+        obj.snapshot = dict(row)
+        obj.seq = next(self._sequence)
+        self.objects[hid] = obj
+        self.frames[-1].entered[hid] = obj.copy()
+        return ("loaded", hid)
+
+    def _load_held(self, obj):
+        """get_checks_expired: reload a wholly expired held object; False if its row is gone.
+
+        The reload autoflushes; SQLAlchemy reads a row_missing failure of that autoflush as
+        "this object's row is gone" too, and then goes on to query (see get()).
+        """
+        try:
+            self.autoflush()
+            row = self.db[obj.table.name].get(obj.key)
+        except Refused as refusal:
+            if refusal.cause != "row_missing":
+                raise
+            row = None
+        if row is None:
+            self._forget_deleted_row(obj)
+            return False
+        obj.load(row, self.caps.reload_completes_snapshot)
+        return True
+
+    def _forget_deleted_row(self, obj):
+        """A held object found to have no row becomes DELETED (it leaves the identity map)."""
+        obj.state = DELETED
+        obj.gone = True
+        obj.marked = False
+        self.frames[-1].deleted.add(self._hid(obj))
+
+    def _hid(self, obj):
+        for hid, other in self.objects.items():
+            if other is obj:
+                return hid
+        raise KeyError(obj)
+
+    # -- flush ----------------------------------------------------------------------------
+
+    def autoflush(self):
+        if self.caps.autoflush:
+            self.flush()
+
+    def flush(self):
+        """flush(): INSERT pending objects, UPDATE net changes, DELETE marked objects; all or nothing.
+
+        If any statement would fail (a constraint, an UPDATE or DELETE matching no row), the
+        flush fails: ``failed_flush`` says what the session looks like afterwards, and the
+        error is ``flush`` (or ``invalid_value`` for a value refused before SQL).
+        """
+        if self.failed:
+            if self.caps.failed_flush == "refuse_until_rollback" or self.has_work():
+                raise Refused("pending_rollback", "a previous flush failed; call rollback() first")
+            return
+        if self.caps.flush_loads_expired in ("first", "ordering"):
+            self._load_for_flush()
+        for obj in self.objects.values():
+            key = obj.table.key_of(obj.values)
+            holder = self.held(obj.table, key) if obj.state == PENDING and key is not None else None
+            if holder is not None and not self._switchable(holder):
+                raise Refused("conflict", f"flush(): {obj!r} claims a key another object holds")
+        statements = self._plan()
+        if statements and self.caps.refuses_dangling_children:
+            self._refuse_dangling_children(statements)
+        if not statements:
+            self.frames[-1].updated |= self._flushed_persistent()
+            self._clear_assigned()
+            return
+        if self.caps.refuses_invalid_values:
+            for verb, hid in statements:
+                obj = self.objects[hid]
+                if verb != "DELETE" and obj.values.get("name", "") is None:
+                    raise Refused("invalid_value", f"{obj!r}: name is None but NOT NULL")
+        trial = copy_rows(self.db)
+        keys = {}
+        batch = []
+        loaded_groups = set()
+        for statement in statements:
+            if batch and not self._same_batch(batch, statement):
+                self._write_back(batch)
+            refusal = self._load_group(trial, statements, statement, loaded_groups)
+            if refusal is None:
+                refusal = self._apply(trial, statement, keys)
+            if refusal is not None:
+                self.situations.add(f"a flush failed ({refusal.kind})")
+                self._fail()
+                if self.caps.flush_order == "tables":
+                    # Which problem SQLAlchemy meets first depends on its own action order.
+                    raise Refused("flush", refusal.reason, cause=refusal.kind)
+                raise refusal
+            if statement[0] == "INSERT" and self.caps.writes_back_during_flush:
+                batch.append((statement[1], keys[statement[1]][0]))
+            if statement[0] == "UPDATE":
+                self.situations.add("a flush sent an UPDATE (dirty objects)")
+        if self.caps.flush_order == "rows":
+            refusal = self._check_end_state(trial)
+            if refusal is not None:
+                self.situations.add(f"a flush failed ({refusal.kind})")
+                self._fail()
+                raise refusal
+        self.db = trial
+        frame = self.frames[-1]
+        frame.updated |= self._flushed_persistent()
+        switches = self._switches()
+        for verb, hid in statements:
+            obj = self.objects[hid]
+            if verb == "SWITCH":
+                old = self.objects[switches[hid]]
+                obj.key = old.key
+                obj.snapshot = dict(obj.values)
+                obj.state = PERSISTENT
+                frame.inserted.add(hid)
+                old.state = DELETED
+                old.gone = True
+                old.marked = False
+                frame.deleted.add(switches[hid])
+                continue
+            if verb == "INSERT":
+                obj.key, row = keys[hid]
+                obj.values = dict(row)
+                obj.snapshot = dict(obj.values)
+                obj.state = PERSISTENT
+                frame.inserted.add(hid)
+                continue
+            if verb == "UPDATE":
+                obj.snapshot = dict(obj.values)
+                frame.updated.add(hid)
+            else:
+                obj.state = DELETED
+                obj.gone = True
+                obj.marked = False
+                frame.deleted.add(hid)
+        self._clear_assigned()
+
+    def _load_for_flush(self):
+        """flush_loads_expired == "first": before planning, objects the flush may write (assigned
+        since the last flush, or marked) read back their expired fields, when their row exists."""
+        if not self.has_work():
+            return
+        for obj in self.objects.values():
+            if obj.state != PERSISTENT or not (obj.assigned or obj.marked):
+                continue
+            if self.caps.flush_loads_expired == "ordering" and not obj.marked:
+                # Only an assignment over an expired key, unique or foreign-key field makes the
+                # flush read the row first (its old value orders the flush).
+                ordering = set(obj.table.key) | {column for column, _ in obj.table.refs}
+                if obj.table.unique_code:
+                    ordering.add("code")
+                if not any(name in obj.values and name not in obj.snapshot for name in ordering):
+                    continue
+            row = self.db[obj.table.name].get(obj.key)
+            if row is not None and len(obj.values) < len(obj.table.columns):
+                obj.load(row, self.caps.reload_completes_snapshot)
+
+    def _refuse_dangling_children(self, statements):
+        """A held object the flush does not write, whose loaded foreign key points at a row the
+        flush deletes, is refused before any SQL (invalid_state; the session stays usable)."""
+        written = {hid for _, hid in statements}
+        doomed = {(self.objects[hid].table.name, self.objects[hid].key)
+                  for verb, hid in statements if verb == "DELETE"}
+        for hid, obj in self.objects.items():
+            if obj.state != PERSISTENT or hid in written:
+                continue
+            for column, parent in obj.table.refs:
+                value = obj.values.get(column)
+                if value is not None and (parent, (value,)) in doomed:
+                    raise Refused("invalid_state", f"flush(): deleting {parent}({value},) would leave {obj!r} "
+                                                   f"pointing at no row")
+
+    def _check_end_state(self, trial):
+        """flush_order == "rows": rows are ordered so that a flush fails only if the rows it leaves
+        break a constraint: NOT NULL, UNIQUE, or a foreign key pointing at no row."""
+        for table in self.schema.tables:
+            for row in trial[table.name].values():
+                refusal = self._check_row(trial, table, row)
+                if refusal is not None:
+                    return refusal
+        return None
+
+    def _load_group(self, trial, statements, statement, loaded_groups):
+        """flush_loads_expired == "per_table": before a table's UPDATEs (or DELETEs) run, the
+        expired objects among them reload their expired fields; a missing row fails the flush."""
+        verb, hid = statement
+        table = self.objects[hid].table
+        if self.caps.flush_loads_expired != "per_table" or verb == "INSERT" or (verb, table) in loaded_groups:
+            return None
+        loaded_groups.add((verb, table))
+        for other_verb, other in statements:
+            obj = self.objects[other]
+            if other_verb != verb or obj.table is not table or len(obj.values) == len(table.columns):
+                continue
+            row = trial[table.name].get(obj.key)
+            if row is None:
+                return Refused("row_missing", f"{verb} {obj!r}: loading its expired fields found no row")
+            obj.load(row, self.caps.reload_completes_snapshot)
+        return None
+
+    def _same_batch(self, batch, statement):
+        """INSERTs into one table, all with (or all without) a key, run as one statement."""
+        verb, hid = statement
+        first = self.objects[batch[0][0]]
+        obj = self.objects[hid]
+        same_shape = (obj.values.get("id") is None) == (first.values.get("id") is None)
+        return verb == "INSERT" and obj.table is first.table and same_shape
+
+    def _write_back(self, batch):
+        """writes_back_during_flush: the keys of a finished INSERT statement land on its objects."""
+        for hid, key in batch:
+            self.objects[hid].values.update(zip(self.objects[hid].table.key, key))
+        batch.clear()
+
+    def _flushed_persistent(self):
+        """Persistent objects a flush looks at: assigned or changed since their snapshot."""
+        return {hid for hid, obj in self.objects.items()
+                if obj.state == PERSISTENT and not obj.marked and (obj.assigned or obj.changed_fields())}
+
+    def _clear_assigned(self):
+        """A flush takes stock of assignments (objects it deleted keep the mark, as in SQLAlchemy)."""
+        for obj in self.objects.values():
+            if obj.state in (PENDING, PERSISTENT):
+                obj.assigned = False
+
+    def _plan(self):
+        """``[(verb, hid)]`` in the order the flush runs them (see the module docstring)."""
+        pending = sorted((obj.seq, hid) for hid, obj in self.objects.items() if obj.state == PENDING)
+        marked = sorted((obj.seq, hid) for hid, obj in self.objects.items()
+                        if obj.state == PERSISTENT and obj.marked)
+        changed = sorted((obj.seq, hid) for hid, obj in self.objects.items()
+                         if obj.state == PERSISTENT and not obj.marked and obj.changed_fields())
+        if self.caps.flush_order == "rows":
+            return self._waves(pending, changed, marked)
+        order = self.schema.parents_first()
+        statements = []
+        for table in order:
+            statements += [("UPDATE", hid) for _, hid in changed if self.objects[hid].table is table]
+            statements += [("INSERT", hid) for _, hid in pending if self.objects[hid].table is table]
+        for table in reversed(order):
+            rows = [hid for _, hid in marked if self.objects[hid].table is table]
+            if self.caps.self_ref_delete_order == "dependency":
+                rows = self._children_first(table, rows)
+            statements += [("DELETE", hid) for hid in rows]
+        return statements
+
+    def _waves(self, pending, changed, marked):
+        """flush_order == "rows": statements in waves, each holding every row whose prerequisites
+        ran in earlier waves; a wave runs its UPDATEs, INSERTs, then DELETEs, each in session order.
+
+        Prerequisites: a row referencing a row inserted in this flush comes after that INSERT; a
+        row deleted, or updated away from a row deleted in this flush, comes before that DELETE.
+        A cycle (all foreign keys here are nullable) is broken by running what is left together.
+        """
+        switches = self._switches()
+        actions = [("UPDATE", hid) for _, hid in changed]
+        actions += [("SWITCH" if hid in switches else "INSERT", hid) for _, hid in pending]
+        actions += [("DELETE", hid) for _, hid in marked if hid not in switches.values()]
+        inserted = {(self.objects[hid].table.name, self.objects[hid].table.key_of(self.objects[hid].values)): action
+                    for action in actions for verb, hid in [action] if verb == "INSERT"}
+        deleted = {(self.objects[hid].table.name, self.objects[hid].key): action
+                   for action in actions for verb, hid in [action] if verb == "DELETE"}
+        before = {action: set() for action in actions}
+        for action in actions:
+            verb, hid = action
+            obj = self.objects[hid]
+            changed_columns = obj.changed_fields() if verb == "UPDATE" else obj.table.columns
+            for column, parent in obj.table.refs:
+                if verb != "DELETE" and column in changed_columns:
+                    value = obj.values.get(column)
+                    parent_action = inserted.get((parent, (value,)))
+                    if value is not None and parent_action not in (None, action):
+                        before[action].add(parent_action)
+                if verb != "INSERT" and column in changed_columns:
+                    old = obj.snapshot.get(column)
+                    doomed = deleted.get((parent, (old,)))
+                    if old is not None and doomed not in (None, action):
+                        before[doomed].add(action)
+        order = []
+        done = set()
+        while len(done) < len(actions):
+            wave = [action for action in actions if action not in done and before[action] <= done]
+            if not wave:
+                wave = [action for action in actions if action not in done]
+            for verbs in (("UPDATE", "SWITCH"), ("INSERT",), ("DELETE",)):
+                order += [action for action in wave if action[0] in verbs]
+            done |= set(wave)
+        return order
+
+    def _children_first(self, table, hids):
+        """Deletes of one self-referencing table ordered so a referencing row goes first."""
+        own = [column for column, parent in table.refs if parent == table.name]
+        if not own:
+            return hids
+        column = own[0]
+        remaining = sorted(hids, key=lambda hid: self.objects[hid].key)
+        ordered = []
+        while remaining:
+            for hid in remaining:
+                target = self.objects[hid].key[0]
+                referenced = False
+                for other in remaining:
+                    if other != hid and self._reference_of(other, column) == target:
+                        referenced = True
+                if not referenced:
+                    break
+            remaining.remove(hid)
+            ordered.append(hid)
+        return ordered
+
+    def _reference_of(self, hid, column):
+        obj = self.objects[hid]
+        if column in obj.values:
+            return obj.values[column]
+        row = self.db[obj.table.name].get(obj.key)
+        return None if row is None else row[column]
+
+    def _apply(self, trial, statement, keys):
+        """Run one statement on ``trial`` rows; return the Refused error it would raise, or None.
+
+        ``keys`` collects the key and row each INSERT wrote (a generated id is max(id) + 1).
+        """
+        verb, hid = statement
+        obj = self.objects[hid]
+        table = obj.table
+        rows = trial[table.name]
+        if verb == "INSERT":
+            if len(obj.values) < len(table.columns):
+                return Refused("invalid_state", f"INSERT {obj!r}: it has expired fields and no row to load them from")
+            row = {column: obj.values.get(column) for column in table.columns}
+            if table.generated and row["id"] is None:
+                row["id"] = max([key[0] for key in rows], default=0) + 1
+                if row["id"] <= self._highest_id.get(table.name, 0):
+                    self.situations.add("SQLite reused a generated id")
+                self._highest_id[table.name] = max(row["id"], self._highest_id.get(table.name, 0))
+            key = table.key_of(row)
+            if key in rows:
+                return Refused("flush", f"INSERT {obj!r}: key {key} exists")
+            rows[key] = row
+            keys[hid] = (key, dict(row))
+            return self._check_statement(trial, table, row)
+        if verb == "SWITCH":
+            old = self.objects[self._switches()[hid]]
+            if old.key not in rows:
+                return Refused("flush", f"UPDATE (row switch) {obj!r}: no row has that key")
+            rows[old.key] = {column: obj.values.get(column) for column in table.columns}
+            return self._check_statement(trial, table, rows[old.key])
+        if obj.key not in rows:
+            if verb == "DELETE" and self.caps.delete_missing_row == "ignore":
+                return None
+            return Refused("flush", f"{verb} {obj!r}: no row has that key")
+        if verb == "UPDATE":
+            row = dict(rows[obj.key])
+            for name in obj.changed_fields():
+                row[name] = obj.values[name]
+            rows[obj.key] = row
+            return self._check_statement(trial, table, row)
+        del rows[obj.key]
+        if self.caps.flush_order == "rows":
+            return None
+        for child, column in self.schema.children(table.name):
+            for child_row in trial[child.name].values():
+                if child_row[column] == obj.key[0]:
+                    return Refused("flush", f"DELETE {obj!r}: still referenced by {child.name}.{column}")
+        return None
+
+    def _check_statement(self, trial, table, row):
+        """flush_order == "tables": SQLite checks each statement's row when it runs."""
+        if self.caps.flush_order == "rows":
+            return None
+        return self._check_row(trial, table, row)
+
+    def _check_row(self, trial, table, row):
+        """The constraints SQLite checks when a statement ends: NOT NULL, UNIQUE, foreign keys."""
+        if row["name"] is None:
+            return Refused("flush", f"{table.name}.name is NOT NULL")
+        if table.unique_code and row["code"] is not None:
+            same = [key for key, other in trial[table.name].items() if other["code"] == row["code"]]
+            if len(same) > 1:
+                return Refused("flush", f"{table.name}.code {row['code']!r} is not unique")
+        for column, parent in table.refs:
+            if row[column] is not None and (row[column],) not in trial[parent]:
+                return Refused("flush", f"{table.name}.{column} = {row[column]} references no {parent} row")
+        return None
+
+    def _fail(self):
+        """A flush failed; see ``caps.failed_flush``."""
+        self.failed = True
+        self.failed_depth = self.depth()
+        if self.caps.failed_flush == "rolled_back":
+            self._roll_back_frame(self.frames[-1], nested=len(self.frames) > 1)
+
+    # -- transactions ---------------------------------------------------------------------
+
+    def commit(self):
+        """commit(): flush, COMMIT; DELETED objects become DETACHED; a new transaction begins.
+
+        (Only objects the transaction deleted: one SQLAlchemy marks deleted after a failed flush
+        stays DELETED, see ``_load_held``.)
+        """
+        if self.failed:
+            raise Refused("pending_rollback", "commit(): a previous flush failed")
+        self.flush()
+        self.committed = copy_rows(self.db)
+        deleted = set()
+        for frame in self.frames:
+            deleted |= frame.deleted
+        for hid, obj in self.objects.items():
+            if obj.state == DELETED and hid in deleted:
+                obj.state = DETACHED
+            elif obj.state == PERSISTENT and self.caps.expire_on_commit:
+                obj.expire()
+        self.frames = [Frame(self.db, self.objects)]
+
+    def rollback(self):
+        """rollback(): every savepoint and the transaction roll back, innermost first."""
+        while self.frames:
+            self._end_frame()
+        self.failed = False
+        self.frames = [Frame(self.db, self.objects)]
+
+    def begin_nested(self):
+        """begin_nested(): flush, then open a savepoint."""
+        if self.failed:
+            raise Refused("pending_rollback", "begin_nested(): a previous flush failed")
+        self.flush()
+        self.frames.append(Frame(self.db, self.objects))
+
+    def release(self):
+        """Releasing the innermost savepoint: flush, and its work joins the enclosing frame."""
+        if self.failed:
+            raise Refused("pending_rollback", "release of a savepoint: a previous flush failed")
+        self.flush()
+        self.frames.pop().merge_into(self.frames[-1])
+
+    def rollback_nested(self):
+        """Rolling back the innermost savepoint: the rollback rule, for the work since it began."""
+        self._end_frame()
+        if self.caps.failed_flush == "rolled_back":
+            self.failed = False
+
+    def close(self):
+        """close(): the transaction rolls back and every object leaves the session.
+
+        With ``close_rolls_back_objects`` objects first get the rollback rule, then are detached;
+        otherwise they are detached as they are.  Pending objects become transient.
+        """
+        if self.caps.close_rolls_back_objects:
+            self.rollback()
+        else:
+            self.db = copy_rows(self.committed)
+        for obj in self.objects.values():
+            if obj.state == PENDING:
+                obj.state = TRANSIENT
+            elif obj.state in IN_SESSION:
+                obj.state = DETACHED
+                obj.marked = False
+        self.failed = False
+        self.frames = [Frame(self.db, self.objects)]
+
+    def _end_frame(self):
+        """Roll back the innermost frame, unless a failed flush already did (failed_flush)."""
+        depth = self.depth()
+        frame = self.frames.pop()
+        if self.failed and self.caps.failed_flush == "rolled_back" and depth >= self.failed_depth:
+            self.db = copy_rows(frame.db)
+        else:
+            self._roll_back_frame(frame, nested=depth > 0)
+        if self.frames:
+            # Objects loaded in a rolled-back savepoint stay, expired: they were still first
+            # loaded during the enclosing frame.
+            for hid, look in frame.entered.items():
+                if look.state == PERSISTENT and self.objects[hid].state == PERSISTENT:
+                    self.frames[-1].entered.setdefault(hid, look)
+
+    def _roll_back_frame(self, frame, nested):
+        if self.new() and (self.deleted() or any(obj.state == DELETED for obj in self.objects.values())):
+            self.situations.add("a rollback with pending and deleted objects")
+        if nested:
+            self.situations.add("a savepoint rolled back")
+        self.db = copy_rows(frame.db)
+        if self.caps.rollback == "restore":
+            self._restore(frame)
+        else:
+            self._expire_frame(frame, nested)
+
+    def _restore(self, frame):
+        """Objects get back their look at the frame's start (or at entering it), with no SQL;
+        objects loaded during the frame stay, expired.
+
+        A rollback never leaves two objects for one row (one expunged, the other loaded after):
+        the object held at the frame's start keeps the key, else the one loaded first; the other
+        becomes DETACHED with the values it was loaded with.
+        """
+        for hid in list(self.objects):
+            before = frame.objects.get(hid)
+            entered = frame.entered.get(hid)
+            if before is not None and before.state in IN_SESSION:
+                self.objects[hid] = before.copy()
+            elif entered is not None and entered.state == PERSISTENT:
+                obj = self.objects[hid]
+                obj.state = PERSISTENT
+                obj.marked = False
+                obj.gone = False
+                obj.expire()
+            elif entered is not None:
+                self.objects[hid] = entered.copy()
+        claims = {}
+        for hid, obj in self.objects.items():
+            if obj.state == PERSISTENT:
+                claims.setdefault((obj.table.name, obj.key), []).append(hid)
+        for hids in claims.values():
+            if len(hids) < 2:
+                continue
+            held = [hid for hid in hids if hid in frame.objects and frame.objects[hid].state == PERSISTENT]
+            winner = held[0] if held else min(hids, key=lambda hid: frame.entered[hid].seq)
+            for hid in hids:
+                if hid != winner:
+                    loser = frame.entered[hid].copy()
+                    loser.state = DETACHED
+                    self.objects[hid] = loser
+
+    def _expire_frame(self, frame, nested):
+        """Rollback by expiry: inserted objects become transient (values as they are), deleted
+        ones still in the session persistent, and objects the frame changed (all, at the
+        outermost level) expire."""
+        pending = {hid for hid, obj in self.objects.items() if obj.state == PENDING}
+        marked = {hid for hid, obj in self.objects.items() if obj.state == PERSISTENT and obj.marked}
+        to_transient = frame.inserted | pending
+        for hid in to_transient:
+            obj = self.objects[hid]
+            obj.state = TRANSIENT
+            obj.key = None
+            obj.marked = False
+            obj.gone = obj.gone and not self.caps.rollback_clears_deleted_mark
+        for hid in (frame.deleted | marked) - to_transient:
+            obj = self.objects[hid]
+            if obj.state not in (DELETED, PERSISTENT):
+                continue  # expunged since: it stays detached
+            obj.state = PERSISTENT
+            obj.marked = False
+            obj.gone = False
+        for hid, obj in self.objects.items():
+            if obj.state == PERSISTENT and (not nested or obj.assigned or hid in frame.updated):
+                obj.expire()
+        frame.inserted = set()
+        frame.updated = set()
+        frame.deleted = set()
+

@@ -1,0 +1,37 @@
+"""Hypothesis profiles for the property suites, chosen by ``HYPOTHESIS_PROFILE`` (default: dev).
+
+Every profile keeps ``deadline=None`` and suppresses health checks, as a state machine's own
+TestCase settings do: a profile is the parent the TestCase settings are built from, so a
+deadline left out here would come back (research B.2).  Only one failure is shrunk and
+reported: shrinking several distinct failures of a state machine takes minutes.
+
+* dev       fast feedback while editing (random, with the example database)
+* ci        derandomized, no example database, well under a minute per implementation
+* thorough  thousands of longer programs, for a nightly run
+* mutation  derandomized and small, so every mutant sees the same programs (mutmut)
+
+The profile is loaded globally only when ``HYPOTHESIS_PROFILE`` is set; the conformance test
+applies it to itself either way (see test_conformance.py), and tests/ derive their own settings
+from these profiles by name.  This module is imported by ``properties/conftest.py`` and by the
+repository's root ``conftest.py``, so the profiles exist before any test module is imported.
+"""
+
+
+import os
+
+from hypothesis import HealthCheck, Phase, settings
+
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "dev")
+
+_common = dict(deadline=None, suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
+# The explain phase re-runs a failure many times to point at lines; slow for a state machine.
+_no_explain = tuple(phase for phase in Phase if phase is not Phase.explain)
+
+settings.register_profile("dev", max_examples=100, stateful_step_count=40, phases=_no_explain, **_common)
+settings.register_profile("ci", max_examples=1000, stateful_step_count=50, derandomize=True, database=None,
+                          print_blob=True, phases=_no_explain, **_common)
+settings.register_profile("thorough", max_examples=5000, stateful_step_count=80, **_common)
+settings.register_profile("mutation", max_examples=50, stateful_step_count=30, derandomize=True,
+                          database=None, phases=_no_explain, **_common)
+if "HYPOTHESIS_PROFILE" in os.environ:
+    settings.load_profile(PROFILE)

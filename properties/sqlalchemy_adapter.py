@@ -1,0 +1,196 @@
+"""Adapter for SQLAlchemy 2.x's ORM Session over the same sqlite3 connection.
+
+It exists to validate the machine against a mature unit of work, and to show that every
+difference between SQLAlchemy and the specification is a declared capability.
+
+Setup details that matter:
+
+* The engine reuses the machine's connection (``creator`` + ``StaticPool``).  The connection is
+  in autocommit mode (``isolation_level=None``), so a ``begin`` event sends BEGIN itself, as
+  SQLAlchemy's documentation recommends for pysqlite; without it SAVEPOINTs would not nest.
+* Classes are mapped imperatively onto plain ``Table`` objects.  SQLAlchemy orders a flush by
+  relationship() only, not by foreign-key columns, so each foreign key also gets a many-to-one
+  ``relationship`` (never touched by the machine, which sets the key column itself).
+* ``expire_on_commit=True`` (the default): with False, SQLAlchemy 2.1 leaves objects whose
+  DELETE was committed in the "deleted" state forever instead of making them detached.
+"""
+
+import sqlalchemy
+from sqlalchemy import event, exc, inspect, orm
+from sqlalchemy.orm import exc as orm_exc
+from sqlalchemy.pool import StaticPool
+
+from .adapter import Adapter, Capabilities
+
+SQLALCHEMY_CAPABILITIES = Capabilities(
+    expire_on_commit=True,
+    rollback="expire",
+    delete_pending="refuse",
+    delete_deleted=None,
+    attach_deleted=False,
+    add_cancels_delete=True,
+    failed_flush="rolled_back",
+    refuses_invalid_values=False,
+    dirty_set="assigned",
+    reload_completes_snapshot=False,
+    refresh="expire_autoflush_reload",
+    load_autoflushes=True,
+    get_checks_expired=True,
+    flush_order="tables",
+    flush_loads_expired="per_table",
+    writes_back_during_flush=True,
+    self_ref_delete_order="dependency",
+    delete_missing_row="ignore",
+    pending_key_conflict=None,
+    rollback_clears_deleted_mark=False,
+    keys_after_failed_flush=False,
+    deterministic_self_reference=False,
+    stable_insert_order=False,
+    close_detaches_deleted=False,
+    close_rolls_back_objects=False,
+)
+
+
+class SQLAlchemyAdapter(Adapter):
+    """SQLAlchemy's Session, driven through the adapter protocol."""
+
+    name = "SQLAlchemy"
+    capabilities = SQLALCHEMY_CAPABILITIES
+    errors = {
+        "invalid_state": (exc.InvalidRequestError,),
+        "conflict": (exc.InvalidRequestError,),
+        # Any failure inside a flush; which one SQLAlchemy meets first depends on its action order.
+        "flush": (exc.IntegrityError, orm_exc.StaleDataError, orm_exc.FlushError, exc.CircularDependencyError,
+                  orm_exc.ObjectDeletedError, exc.InvalidRequestError),
+        "invalid_value": (exc.IntegrityError,),
+        "pending_rollback": (exc.PendingRollbackError,),
+        "detached": (orm_exc.DetachedInstanceError,),
+        "row_missing": (orm_exc.ObjectDeletedError, exc.InvalidRequestError),
+    }
+
+    def setup(self, connection, schema):
+        self.engine = sqlalchemy.create_engine("sqlite://", creator=lambda: connection, poolclass=StaticPool)
+        event.listen(self.engine, "begin", _send_begin)
+        self.registry = orm.registry()
+        metadata = sqlalchemy.MetaData()
+        tables = {}
+        for table in schema.tables:
+            columns = []
+            for name in table.key:
+                column_type = sqlalchemy.Integer if name != "k2" else sqlalchemy.String
+                columns.append(sqlalchemy.Column(name, column_type, primary_key=True))
+            columns.append(sqlalchemy.Column("name", sqlalchemy.String))
+            columns.append(sqlalchemy.Column("note", sqlalchemy.String))
+            columns.append(sqlalchemy.Column("code", sqlalchemy.String, unique=table.unique_code))
+            for column, parent in table.refs:
+                columns.append(sqlalchemy.Column(column, sqlalchemy.Integer, sqlalchemy.ForeignKey(f"{parent}.id")))
+            tables[table.name] = sqlalchemy.Table(table.name, metadata, *columns)
+        self.classes = {}
+        for table in schema.tables:
+            self.classes[table.name] = type(table.name.capitalize(), (_Row,), {"_columns": table.columns})
+        for table in schema.tables:
+            sql_table = tables[table.name]
+            properties = {}
+            for column, parent in table.refs:
+                properties[f"_ref_{column}"] = orm.relationship(
+                    self.classes[parent],
+                    foreign_keys=[sql_table.c[column]],
+                    remote_side=[tables[parent].c.id] if parent == table.name else None,
+                )
+            self.registry.map_imperatively(self.classes[table.name], sql_table, properties=properties)
+        self.table_of = {cls: name for name, cls in self.classes.items()}
+
+    def open_session(self):
+        self.session = orm.Session(self.engine, expire_on_commit=True, autoflush=True)
+
+    def close_session(self):
+        self.session.close()
+
+    def new(self, table, values):
+        obj = self.classes[table.name]()
+        for name, value in values.items():
+            setattr(obj, name, value)
+        return obj
+
+    def add(self, obj):
+        self.session.add(obj)
+
+    def delete(self, obj):
+        self.session.delete(obj)
+
+    def expunge(self, obj):
+        self.session.expunge(obj)
+
+    def refresh(self, obj):
+        self.session.refresh(obj)
+
+    def expire(self, obj):
+        self.session.expire(obj)
+
+    def get(self, table, key):
+        return self.session.get(self.classes[table.name], key)
+
+    def flush(self):
+        self.session.flush()
+
+    def commit(self):
+        self.session.commit()
+
+    def rollback(self):
+        self.session.rollback()
+
+    def begin_nested(self):
+        return self.session.begin_nested()
+
+    def release(self, token):
+        token.commit()
+
+    def rollback_nested(self, token):
+        token.rollback()
+
+    def state(self, obj):
+        info = inspect(obj)
+        for name in ("transient", "pending", "persistent", "deleted", "detached"):
+            if getattr(info, name):
+                return name
+        raise AssertionError(f"{obj!r} is in no state")
+
+    def loaded(self, obj, columns):
+        values = inspect(obj).dict
+        return {column: values[column] for column in columns if column in values}
+
+    def identity_map(self):
+        held = {}
+        for key, obj in self.session.identity_map.items():
+            held[(self.table_of[key[0]], tuple(key[1]))] = obj
+        return held
+
+    def new_objects(self):
+        return list(self.session.new)
+
+    def dirty_objects(self):
+        return list(self.session.dirty)
+
+    def deleted_objects(self):
+        return list(self.session.deleted)
+
+    def teardown(self):
+        session = getattr(self, "session", None)
+        if session is not None:
+            session.close()
+        self.registry.dispose()
+
+
+class _Row:
+    """Base of the mapped classes: a short repr that never loads anything."""
+
+    _columns = ()
+
+    def __repr__(self):
+        values = inspect(self).dict
+        shown = ", ".join(f"{name}={values[name]!r}" for name in self._columns[:1] if name in values)
+        return f"{type(self).__name__}({shown})"
+
+
+def _send_begin(connection):
+    connection.exec_driver_sql("BEGIN")

@@ -1,0 +1,152 @@
+"""Adapter for uow itself: the default implementation under test.
+
+Entity classes are declared at run time, one per drawn table, under a fresh abstract base so
+every example has its own registry.  The connection comes from ``uow.connect`` (foreign keys
+on, ``isolation_level=None``); the tables already exist, created by the machine.
+
+The capabilities are the specification's, except where uow's own docstrings choose
+differently; each such choice is listed below with the docstring that makes it.
+"""
+
+import types
+
+import uow
+from uow import errors
+
+from .adapter import Adapter, Capabilities
+
+UOW_CAPABILITIES = Capabilities(
+    # Session.refresh: "refresh() does not autoflush: it exists to throw local changes away."
+    # (docs/api-sketch.md says autoflush runs before refresh.)
+    refresh="reload",
+    # dependencies: "Deleting an object and adding a new one with the same primary key in one
+    # flush becomes a single UPDATE of that row"; Session._refuse_held_key lets add() take the
+    # key of an object marked for deletion.
+    pending_key_conflict="row_switch",
+    # dependencies._refuse_dangling_children: "A loaded child left referencing a deleted row would
+    # fail at the DELETE: say so before any SQL."
+    refuses_dangling_children=True,
+    # flushing._reload_expired_snapshots: "Objects to update or delete whose snapshot was expired
+    # are read back first (one SELECT each)".
+    flush_loads_expired="ordering",
+)
+
+
+class UowAdapter(Adapter):
+    """uow's Session, driven through the adapter protocol."""
+
+    name = "uow"
+    capabilities = UOW_CAPABILITIES
+    errors = {
+        "invalid_state": (errors.InvalidStateError,),
+        "conflict": (errors.DuplicateIdentityError,),
+        "flush": (errors.FlushError,),
+        "invalid_value": (errors.ColumnValueError,),
+        "pending_rollback": (errors.PendingRollbackError,),
+        "detached": (errors.DetachedInstanceError,),
+        "row_missing": (errors.ObjectDeletedError,),
+    }
+
+    def connect(self, path):
+        return uow.connect(path)
+
+    def setup(self, connection, schema):
+        self.connection = connection
+        self.session = None
+        base = types.new_class("Base", (uow.Entity,), {"abstract": True})
+        self.classes = {}
+        for table in schema.tables:
+            namespace = _declaration(table)
+            self.classes[table.name] = types.new_class(
+                table.name.capitalize(), (base,), {"table": table.name},
+                lambda body, namespace=namespace: body.update(namespace))
+
+    def open_session(self):
+        self.session = uow.Session(self.connection)
+
+    def close_session(self):
+        self.session.close()
+
+    def new(self, table, values):
+        return self.classes[table.name](**values)
+
+    def add(self, obj):
+        self.session.add(obj)
+
+    def delete(self, obj):
+        self.session.delete(obj)
+
+    def expunge(self, obj):
+        self.session.expunge(obj)
+
+    def refresh(self, obj):
+        self.session.refresh(obj)
+
+    def expire(self, obj):
+        self.session.expire(obj)
+
+    def get(self, table, key):
+        return self.session.get(self.classes[table.name], key)
+
+    def flush(self):
+        self.session.flush()
+
+    def commit(self):
+        self.session.commit()
+
+    def rollback(self):
+        self.session.rollback()
+
+    def begin_nested(self):
+        return self.session.begin_nested()
+
+    def release(self, token):
+        token.commit()
+
+    def rollback_nested(self, token):
+        token.rollback()
+
+    def state(self, obj):
+        return uow.state_of(obj).value
+
+    def loaded(self, obj, columns):
+        values = obj.__dict__
+        return {column: values[column] for column in columns if column in values}
+
+    def identity_map(self):
+        return {(cls.__mapper__.table, values): obj for (cls, values), obj in self.session.identity_map.items()}
+
+    def new_objects(self):
+        return self.session.new
+
+    def dirty_objects(self):
+        return self.session.dirty
+
+    def deleted_objects(self):
+        return self.session.deleted
+
+    def teardown(self):
+        if self.session is not None:
+            self.session.close()
+
+
+def _declaration(table):
+    """The class body for one table: annotations and Column declarations."""
+    annotations = {}
+    namespace = {"__annotations__": annotations}
+    if table.key == ("id",):
+        annotations["id"] = int
+        namespace["id"] = uow.Column(primary_key=True)
+    else:
+        annotations["k1"] = int
+        namespace["k1"] = uow.Column(primary_key=True)
+        annotations["k2"] = str
+        namespace["k2"] = uow.Column(primary_key=True)
+    annotations["name"] = str
+    annotations["note"] = str | None
+    annotations["code"] = str | None
+    namespace["code"] = uow.Column(unique=table.unique_code)
+    for column, parent in table.refs:
+        annotations[column] = int | None
+        namespace[column] = uow.Column(references=parent.capitalize())
+    return namespace
