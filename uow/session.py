@@ -391,10 +391,25 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
             self._around("rollback_to_savepoint", roll_back_to, savepoint=nested)
 
     def in_transaction(self):
+        """True while a transaction is begun (including a failed one that awaits rollback())."""
         return self.transaction.state is not TransactionState.IDLE and self.transaction.state is not TransactionState.CLOSED
 
     def in_nested_transaction(self):
+        """True while a savepoint (begin_nested()) is open."""
         return bool(self.transaction.savepoints)
+
+    def get_transaction(self):
+        """The session's Transaction while one is begun (or failed), else None."""
+        return self.transaction if self.in_transaction() else None
+
+    def get_nested_transaction(self):
+        """The innermost open NestedTransaction, or None."""
+        return self.transaction.savepoints[-1] if self.transaction.savepoints else None
+
+    @property
+    def is_active(self):
+        """False after a failed flush (until rollback()) and after close(); True otherwise."""
+        return self.transaction.state in (TransactionState.IDLE, TransactionState.ACTIVE)
 
     def commit(self):
         """Flush, then COMMIT.  If SQLite refuses the COMMIT, the transaction stays open and nothing is lost."""
