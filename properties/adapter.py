@@ -11,6 +11,7 @@ the machine then never draws that operation (the conformance report lists it as 
 capability never loosens a check; it chooses which exact outcome is expected.
 """
 
+import abc
 import dataclasses
 import importlib
 import os
@@ -167,7 +168,7 @@ ERROR_KINDS = ("invalid_state", "conflict", "flush", "invalid_value", "pending_r
                "row_missing")
 
 
-class Adapter:
+class Adapter(abc.ABC):
     """The operations the machine calls.  Objects are the implementation's own objects.
 
     ``table`` arguments are ``schemas.Table``; keys are tuples; values are dicts of column name
@@ -184,38 +185,48 @@ class Adapter:
         connection.execute("PRAGMA foreign_keys = ON")
         return connection
 
+    @abc.abstractmethod
     def setup(self, connection, schema):
         """Map classes onto the schema's tables (which already exist on ``connection``)."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def open_session(self):
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def close_session(self):
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def new(self, table, values):
         """A transient object with these values."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def add(self, obj):
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def delete(self, obj):
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def expunge(self, obj):
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def refresh(self, obj):
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def expire(self, obj):
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def get(self, table, key):
         """The object for the key, or None."""
-        raise NotImplementedError
+        ...
 
     def read(self, obj, columns):
         """Read the attributes as a user would (expired ones load); returns a dict."""
@@ -224,47 +235,59 @@ class Adapter:
     def set(self, obj, column, value):
         setattr(obj, column, value)
 
+    @abc.abstractmethod
     def flush(self):
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def commit(self):
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def rollback(self):
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def begin_nested(self):
         """Open a savepoint; returns a token for release/rollback_nested."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def release(self, token):
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def rollback_nested(self, token):
-        raise NotImplementedError
+        ...
 
     # -- observing the session (must not load anything) ------------------------------------
 
+    @abc.abstractmethod
     def state(self, obj):
         """One of "transient", "pending", "persistent", "deleted", "detached"."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def loaded(self, obj, columns):
         """``{column: value}`` for the loaded (not expired) columns, without loading anything."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def identity_map(self):
         """``{(table name, key tuple): object}``."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def new_objects(self):
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def dirty_objects(self):
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def deleted_objects(self):
-        raise NotImplementedError
+        ...
 
     def teardown(self):
         """Release everything but the connection (the machine closes that)."""
