@@ -216,10 +216,14 @@ def _delete_edges(actions, deleted):
 def _refuse_dangling_children(deleted, actions, held_states):
     """A loaded child left referencing a deleted row would fail at the DELETE: say so before any SQL."""
     deleted_mappers = {action.mapper for action in deleted.values()}
+    referencing = {foreign_key.entity for mapper in _all_mappers(actions, deleted_mappers)
+                   for foreign_key in mapper.foreign_keys if foreign_key.target.__mapper__ in deleted_mappers}
+    if not referencing:
+        return  # no declared entity of this flush references a deleted table
     written = {action.state for action in actions}
     written.update(action.switch_from for action in actions if action.switch_from is not None)
     for state in held_states():
-        if state in written:
+        if state in written or state.mapper.cls not in referencing:
             continue
         values = state.obj.__dict__
         for foreign_key in state.mapper.foreign_keys:
@@ -235,6 +239,16 @@ def _refuse_dangling_children(deleted, actions, held_states):
                     f"({foreign_key.describe()}); delete that object too (or use cascade='delete'), "
                     f"{fix}or point it at another row"
                 )
+
+
+def _all_mappers(actions, deleted_mappers):
+    """Every mapper that could reference a deleted table: those of the registries involved."""
+    mappers = set()
+    for mapper in deleted_mappers:
+        for cls in mapper.cls.__registry__.classes.values():
+            mappers.add(cls.__mapper__)
+    mappers.update(action.state.mapper for action in actions)
+    return mappers
 
 
 def _unique_groups(mapper):

@@ -21,8 +21,9 @@ PERSISTENT = ObjectState.PERSISTENT
 class Memento:
     """How one object looked at the start of an undo scope (see ``undo``).
 
-    ``values`` is a copy of the instance dict; the flags say which of the session's collections
-    the object was in.
+    ``values`` is a copy of the instance dict, or None when the snapshot (``committed``) holds
+    exactly the object's column values; the flags say which of the session's collections the
+    object was in.
     """
 
     __slots__ = ("status", "session", "key", "committed", "sequence", "values", "pending",
@@ -42,6 +43,21 @@ class Memento:
         self.candidate = candidate
 
 
+def _values_of_snapshot(mapper, committed):
+    """The column values a snapshot describes (JSON text parsed; expired columns left out).
+
+    Cached references are not in a snapshot: they are dropped, and reload by key when read.
+    """
+    values = {}
+    for column, value in zip(mapper.columns, committed):
+        if value is NOT_LOADED:
+            continue
+        if column.type.mutable and isinstance(value, str):
+            value = column.type.from_db(value)
+        values[column.name] = value
+    return values
+
+
 class RollbackMixin:
     """The Session's undo-log capture and restore (see the module docstring)."""
 
@@ -49,13 +65,20 @@ class RollbackMixin:
         if state.session is None:
             return Memento(state.status, None, state.key, state.committed, state.sequence,
                            state.mapper.copy_values(state.obj.__dict__, state.committed))
+        candidate = state in self.tracker.candidates
+        if state.status is PERSISTENT and not candidate and state.committed is not None:
+            # Nothing was assigned since the last flush or load: the snapshot holds exactly the
+            # object's column values (an expired column is absent from both), so the memento
+            # need not copy them.  This is the common case of a first assignment in a scope.
+            values = None
+        else:
+            values = state.mapper.copy_values(state.obj.__dict__, state.committed)
         return Memento(
-            state.status, state.session, state.key, state.committed, state.sequence,
-            state.mapper.copy_values(state.obj.__dict__, state.committed),
+            state.status, state.session, state.key, state.committed, state.sequence, values,
             pending=state in self._pending,
             marked=state in self._marked,
             deleted_row=state in self._deleted_rows,
-            candidate=state in self.tracker.candidates,
+            candidate=candidate,
         )
 
     def _restore(self, scope, start_epoch):
@@ -70,10 +93,11 @@ class RollbackMixin:
             self._unindex(state)
         for state, memento in scope.items():
             values = state.obj.__dict__
+            saved = memento.values if memento.values is not None else _values_of_snapshot(state.mapper, memento.committed)
             for name in state.mapper.restorable_names:
                 values.pop(name, None)
-                if name in memento.values:
-                    values[name] = memento.values[name]
+                if name in saved:
+                    values[name] = saved[name]
             state.status = memento.status
             state.session = memento.session
             state.key = memento.key
