@@ -644,3 +644,35 @@ def test_deleting_a_parent_after_cancelling_a_child_insert():
     session.delete(parent)    # today: InvalidStateError, "delete(): B(...) is transient"
     session.commit()
     assert connection.execute('SELECT * FROM "a"').fetchall() == []
+
+
+def test_a_row_switch_and_a_plain_update_of_the_same_columns_stay_separate_steps():
+    """Regression (found by the property test): UPDATEs are grouped by changed columns, but a
+    row switch must never share a step with a plain UPDATE, whose bookkeeping differs."""
+    class Base(uow.Entity, abstract=True):
+        pass
+
+    class A(Base, table="a"):
+        code: str = Column(primary_key=True)
+        val: int = 0
+        u: int | None = Column(unique=True)
+
+    connection = uow.connect(":memory:")
+    uow.create_all(connection, Base)
+    session = uow.Session(connection)
+    a1 = A(code="k0", val=0, u=0)
+    a2 = A(code="k1", val=1, u=1)
+    session.add_all([a1, a2])
+    session.flush()
+    session.delete(a1)
+    a4 = A(code="k0", val=0, u=0)
+    session.add(a4)
+    a2.val = 0
+    a2.u = None
+    session.add(A(code="k5", val=0, u=1))
+    purposes = [step.purpose for step in session.plan().steps]
+    assert purposes.count("row switch") == 1 and purposes.count("write") == 2
+    session.flush()
+    assert session.get(A, "k0") is a4
+    assert connection.execute("SELECT code, val, u FROM a ORDER BY code").fetchall() == [
+        ("k0", 0, 0), ("k1", 0, None), ("k5", 0, 1)]

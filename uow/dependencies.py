@@ -33,7 +33,6 @@ from .plan import (
     FlushPlan,
     RowAction,
     StepKind,
-    constraints_of,
     schedule,
 )
 
@@ -87,7 +86,7 @@ def build_plan(inserts, updates, deletes, held_states=()):
         _refuse_dangling_children(deleted, actions, held_states)
     edges.extend(_unique_edges(actions))
     steps, edges = schedule(actions, edges)
-    return FlushPlan(steps, constraints_of(edges))
+    return FlushPlan(steps, edges)
 
 
 def _make_actions(inserts, updates, deletes):

@@ -77,10 +77,10 @@ def _bind_step(step, max_length=None):
     for column, values in zip(columns, zip(*rows)):
         # Values the flush fills in later (a parent's new key) or binds as NULL for now (a cycle
         # broken by a follow-up UPDATE) are not the object's to check.
-        exempt = [] if not special else [
+        exempt = set() if not special else {
             index for index, action in enumerate(step.actions)
             if (action.sources and column.name in action.sources) or column.name in action.null_columns
-        ]
+        }
         checked = values if not exempt else [v for i, v in enumerate(values) if i not in exempt]
         found = first_invalid(column.type, checked, column.nullable or column.generated)
         if found is not None:

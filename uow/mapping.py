@@ -324,6 +324,7 @@ class Mapper:
         self.references = ()
         self.collections = ()
         self.restorable_names = self.column_names
+        self.configured = False
         self._reference_by_key = {}
         self.references_by_column = {}
         self.init_keywords = self.init_names
@@ -498,6 +499,8 @@ class Mapper:
 
     def configure(self):
         """Check what could not be checked at declaration: foreign keys to classes declared later."""
+        if self.configured:
+            return
         for collection in self.collections:
             collection.configure()
         for foreign_key in self.foreign_keys:
@@ -521,6 +524,7 @@ class Mapper:
                         f"{column.qualified_name} ({column.type.python_type.__name__}) references "
                         f"{referenced.qualified_name} ({referenced.type.python_type.__name__}); the types must match"
                     )
+        self.configured = True
 
     # -- lookups used everywhere ----------------------------------------------------------
 

@@ -155,8 +155,18 @@ class Constraint:
 
 @dataclasses.dataclass(eq=False)
 class FlushPlan:
+    """The steps of a flush in order, and the edges that ordered them.
+
+    ``constraints`` (the edges as readable :class:`Constraint` records) is computed when asked
+    for: a bulk flush has an edge per row, and naming every row costs more than ordering them.
+    """
+
     steps: list
-    constraints: list
+    edges: list
+
+    @property
+    def constraints(self):
+        return constraints_of(self.edges)
 
     def __bool__(self):
         return bool(self.steps)
@@ -176,13 +186,13 @@ class FlushPlan:
                 lines.append(f"       {label}")
             if len(labels) > 6:
                 lines.append(f"       ... and {len(labels) - 6} more")
-        if self.constraints:
+        if self.edges:
             lines.append("Because:")
-            shown = self.constraints[:20]
+            shown = constraints_of(self.edges[:20])
             for constraint in shown:
                 lines.append(f"  - {constraint}")
-            if len(self.constraints) > len(shown):
-                lines.append(f"  ... and {len(self.constraints) - len(shown)} more")
+            if len(self.edges) > len(shown):
+                lines.append(f"  ... and {len(self.edges) - len(shown)} more")
         return "\n".join(lines)
 
     def to_dot(self):
@@ -301,12 +311,12 @@ def _group(wave):
             if action.kind is StepKind.UPDATE:
                 # UPDATEs are grouped by the set of columns they change, wherever they stand:
                 # their order within a table changes nothing.
-                current = by_columns.get((action.columns, action.null_columns))
+                current = by_columns.get((action.columns, action.purpose, action.null_columns))
             elif previous is not None and not _same_shape(action, previous):
                 current = None
             if current is None:
                 current = Step(action.kind, mapper, [], action.columns, action.returning, action.purpose)
-                by_columns[(action.columns, action.null_columns)] = current
+                by_columns[(action.columns, action.purpose, action.null_columns)] = current
                 steps.append(current)
             previous = action
             current.actions.append(action)
@@ -317,7 +327,7 @@ def _same_shape(one, other):
     """Can two rows of one table and kind go out as one executemany?  (Tuples compare by
     identity first, and rows of the usual shape share the mapper's tuples, so this is quick.)"""
     return (one.columns == other.columns and one.returning == other.returning
-            and one.null_columns == other.null_columns)
+            and one.purpose == other.purpose and one.null_columns == other.null_columns)
 
 
 def _find_cycle(stuck, edges):

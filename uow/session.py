@@ -162,7 +162,9 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
             if mapper.references or mapper.collections:
                 self._add_transient(state, mapper, values)
                 for related in self._cascade(obj, "save-update"):
-                    self._add(related)
+                    related_state = related.__dict__.get(STATE_ATTRIBUTE)
+                    if related_state is None or related_state.session is not self:
+                        self._add(related)  # objects already here brought in their own cascade
                 return
             # A transient object is in none of the session's collections: its memento is just
             # its values (cheaper than _capture, and add() is on the bulk-insert path).

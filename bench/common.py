@@ -1,0 +1,103 @@
+"""What every implementation in the benchmark shares: the rows, the keys, the labels and the clock.
+
+The same prepared values go to raw sqlite3, uow and SQLAlchemy, so the three do the same work on
+the same data. Nothing here is timed; it is built once per run, before any repeat.
+"""
+
+import gc
+import time
+from dataclasses import dataclass
+
+# How many session.get() calls the identity-map workload makes, whatever --rows says.
+GETS = 1_000_000
+
+# Row labels, in the order the table prints them.  Each workload function returns some of them.
+INSERT_TOTAL = "insert total"
+INSERT_FLUSH = "insert flush+commit"
+LOAD = "load all"
+SPARSE_FEW = "sparse update, 1% loaded"
+SPARSE_ALL = "sparse update, all loaded"
+DENSE_CHANGES = "dense update: changes"
+DENSE_FLUSH = "dense update: flush+commit"
+DELETE_CALLS = "delete 10%: delete()"
+DELETE_FLUSH = "delete 10%: flush+commit"
+GET_HITS = "get hit x1,000,000"
+PARENT_CHILD = "parents + 10 children each"
+LABELS = [
+    INSERT_TOTAL,
+    INSERT_FLUSH,
+    LOAD,
+    SPARSE_FEW,
+    SPARSE_ALL,
+    DENSE_CHANGES,
+    DENSE_FLUSH,
+    DELETE_CALLS,
+    DELETE_FLUSH,
+    GET_HITS,
+    PARENT_CHILD,
+]
+
+# The parent/child workload: rows // CHILDREN_PER_PARENT new parents, each with this many new
+# children, linked by object references and written in one flush.
+CHILDREN_PER_PARENT = 10
+# After the workload: how many parents have exactly their children (each child linked right).
+PARENTS_WITH_ALL_CHILDREN = (
+    "SELECT count(*) FROM (SELECT parent_id FROM children GROUP BY parent_id HAVING count(*) = 10)"
+)
+
+# Used to fill a database before the timed part of a workload.  Every implementation names its
+# table and columns the same way, so this one statement fills any of them.
+INSERT_SQL = "INSERT INTO users (name, email, score, age, active) VALUES (?, ?, ?, ?, ?)"
+
+
+@dataclass
+class BenchData:
+    """The values and keys one run uses, built once and shared by every implementation.
+
+    fields holds one (name, email, score, age, active) tuple per row.  A fresh database fills its
+    rows in this order, so row i gets the primary key i + 1.
+    """
+
+    rows: int
+    fields: list[tuple]
+    sparse_keys: list[int]
+    delete_keys: list[int]
+    get_keys: list[int]
+
+
+def make_data(rows: int) -> BenchData:
+    """Prepare the field values and key lists for a run with `rows` rows."""
+    fields = []
+    for i in range(rows):
+        fields.append((f"user{i}", f"user{i}@example.com", i / 8, 18 + i % 60, i % 3 != 0))
+    # Every 100th and every 10th key, so the changed rows are spread over the whole table.
+    sparse_keys = list(range(1, rows + 1, 100))
+    delete_keys = list(range(1, rows + 1, 10))
+    # A fixed scramble of the keys (7919 is prime): lookups do not walk memory in order.
+    get_keys = [1 + (i * 7919) % rows for i in range(GETS)]
+    return BenchData(rows, fields, sparse_keys, delete_keys, get_keys)
+
+
+def start_clock() -> float:
+    """Collect garbage left by the setup, then return the start time of a timed section.
+
+    The collector stays enabled inside the section, as it is in a real program: the cost of
+    collecting the objects a workload creates is part of that workload.
+    """
+    gc.collect()
+    return time.perf_counter()
+
+
+def clock() -> float:
+    """The current time, for the end of a timed section (or a split inside one)."""
+    return time.perf_counter()
+
+
+def expect(actual, expected, what: str) -> None:
+    """Check, after the clock has stopped, that a workload really did its work.
+
+    A benchmark that measures a flush which silently did nothing would report a fine figure for
+    a broken program; this turns that into an error.
+    """
+    if actual != expected:
+        raise RuntimeError(f"benchmark check failed: {what} is {actual!r}, expected {expected!r}")
