@@ -5,8 +5,6 @@ the identity map in step with the rows it changed, and is atomic: a failing call
 nothing and leaves the session usable.
 """
 
-import shutil
-import sqlite3
 
 import pytest
 
@@ -15,6 +13,7 @@ from uow import Column, Entity, ObjectState, Session, errors, state_of
 
 from .helpers import folded
 from .models import ALL_MODELS, Country, User
+from .seeded import seeded_fixtures
 
 
 class BulkBase(Entity, abstract=True):
@@ -43,54 +42,7 @@ def _create(connection):
     connection.execute("""INSERT INTO bulk_docs (id, tags) VALUES (1, '["a"]')""")
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("bulk") / "template.db")
-    connection = uow.connect(path)
-    _create(connection)
-    connection.close()
-    return path
-
-
-@pytest.fixture
-def path(template, tmp_path):
-    path = str(tmp_path / "bulk.db")
-    shutil.copyfile(template, path)
-    return path
-
-
-@pytest.fixture(params=["memory", "file"])
-def conn(request, path):
-    if request.param == "memory":
-        connection = uow.connect(":memory:")
-        _create(connection)
-    else:
-        connection = uow.connect(path)
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def session(conn):
-    s = Session(conn)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def file_session(path):
-    connection = uow.connect(path)
-    s = Session(connection)
-    yield s
-    s.close()
-    connection.close()
-
-
-@pytest.fixture
-def other(path):
-    connection = sqlite3.connect(path, isolation_level=None)
-    yield connection
-    connection.close()
+template, path, conn, session, file_session, other = seeded_fixtures(_create, "bulk")
 
 
 def dml(statements):

@@ -14,6 +14,7 @@ from uow import Column, Entity, ObjectState, Session, errors, state_of
 
 from .helpers import sql_of
 from .models import ALL_MODELS, User
+from .seeded import seeded_fixtures
 
 
 class DbBase(Entity, abstract=True):
@@ -32,56 +33,12 @@ class LogEntry(DbBase, table="log", database="archive"):
 
 # -- raw SQL ----------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("raw") / "template.db")
-    connection = uow.connect(path)
+def _create(connection):
     uow.create_all(connection, ALL_MODELS)
     connection.execute("INSERT INTO users (id, name, score) VALUES (1, 'ann', 0.0)")
-    connection.close()
-    return path
 
 
-@pytest.fixture
-def path(template, tmp_path):
-    path = str(tmp_path / "raw.db")
-    shutil.copyfile(template, path)
-    return path
-
-
-@pytest.fixture(params=["memory", "file"])
-def conn(request, path):
-    if request.param == "memory":
-        connection = uow.connect(":memory:")
-        uow.create_all(connection, ALL_MODELS)
-        connection.execute("INSERT INTO users (id, name, score) VALUES (1, 'ann', 0.0)")
-    else:
-        connection = uow.connect(path)
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def session(conn):
-    s = Session(conn)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def file_session(path):
-    connection = uow.connect(path)
-    s = Session(connection)
-    yield s
-    s.close()
-    connection.close()
-
-
-@pytest.fixture
-def other(path):
-    connection = sqlite3.connect(path, isolation_level=None)
-    yield connection
-    connection.close()
+template, path, conn, session, file_session, other = seeded_fixtures(_create, "raw")
 
 
 def names(connection):

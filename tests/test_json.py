@@ -3,8 +3,6 @@ are found at flush without any assignment, rollback restores them, and values JS
 are refused before any SQL."""
 
 import json
-import shutil
-import sqlite3
 
 import pytest
 
@@ -12,6 +10,7 @@ import uow
 from uow import Column, Entity, Session, errors
 
 from .helpers import folded
+from .seeded import seeded_fixtures
 
 
 class JsonBase(Entity, abstract=True):
@@ -35,54 +34,7 @@ def _create(connection):
                        ('["a"]', '{"k":1,"nested":{"x":[1]}}'))
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("json") / "template.db")
-    connection = uow.connect(path)
-    _create(connection)
-    connection.close()
-    return path
-
-
-@pytest.fixture
-def path(template, tmp_path):
-    path = str(tmp_path / "json.db")
-    shutil.copyfile(template, path)
-    return path
-
-
-@pytest.fixture(params=["memory", "file"])
-def conn(request, path):
-    if request.param == "memory":
-        connection = uow.connect(":memory:")
-        _create(connection)
-    else:
-        connection = uow.connect(path)
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def session(conn):
-    s = Session(conn)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def file_session(path):
-    connection = uow.connect(path)
-    s = Session(connection)
-    yield s
-    s.close()
-    connection.close()
-
-
-@pytest.fixture
-def other(path):
-    connection = sqlite3.connect(path, isolation_level=None)
-    yield connection
-    connection.close()
+template, path, conn, session, file_session, other = seeded_fixtures(_create, "json")
 
 
 def stored(other, column, id=1):

@@ -4,8 +4,6 @@ Every claim about what was committed is checked from a second, plain sqlite3 con
 same file; every claim about "no SQL" is checked with capture_sql().
 """
 
-import shutil
-import sqlite3
 
 import pytest
 
@@ -14,6 +12,7 @@ from uow import Column, Entity, ObjectState, Session, errors, object_session, st
 
 from .helpers import folded, sql_of
 from .models import ALL_MODELS, City, Country, Stamp, User
+from .seeded import seeded_fixtures
 
 
 class MergeBase(Entity, abstract=True):
@@ -48,58 +47,7 @@ def _create(connection):
     connection.execute("""INSERT INTO merge_notes (code, tags) VALUES ('n', '["a"]')""")
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    """A database file with a few committed rows, made once and copied for each test."""
-    path = str(tmp_path_factory.mktemp("merging") / "template.db")
-    connection = uow.connect(path)
-    _create(connection)
-    connection.close()
-    return path
-
-
-@pytest.fixture
-def path(template, tmp_path):
-    path = str(tmp_path / "merging.db")
-    shutil.copyfile(template, path)
-    return path
-
-
-@pytest.fixture(params=["memory", "file"])
-def conn(request, tmp_path, template):
-    if request.param == "memory":
-        connection = uow.connect(":memory:")
-        _create(connection)
-    else:
-        path = str(tmp_path / "merging.db")
-        shutil.copyfile(template, path)
-        connection = uow.connect(path)
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def session(conn):
-    s = Session(conn)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def file_session(path):
-    connection = uow.connect(path)
-    s = Session(connection)
-    yield s
-    s.close()
-    connection.close()
-
-
-@pytest.fixture
-def other(path):
-    """A second connection: it sees only what was committed."""
-    connection = sqlite3.connect(path, isolation_level=None)
-    yield connection
-    connection.close()
+template, path, conn, session, file_session, other = seeded_fixtures(_create, "merging")
 
 
 def detached_country(path, code):
