@@ -10,7 +10,7 @@ import pytest
 import uow
 from uow import ObjectState, errors, object_session, state_of
 
-from .helpers import folded, sql_of
+from .helpers import sql_of
 from .models import Country, Order, Pair, User
 
 

@@ -2,8 +2,6 @@
 reject or silently change are refused before any SQL runs (sqlite3-facts §2.8, §4.4)."""
 
 import datetime
-import math
-import sqlite3
 import zoneinfo
 from decimal import Decimal
 
