@@ -87,9 +87,9 @@ class CascadesMixin:
         if state.key is not None:
             where = " AND ".join(f"{mapper.quoted_table}.{quote(name)} = ?" for name in reference.column_names)
             params = [self._bind(column, value) for column, value in zip(state.mapper.primary_key, state.key[1])]
-            order = ", ".join(f"{mapper.quoted_table}.{quote(name)}" for name in mapper.pk_names)
             candidates.extend(self._load(mapper, self._query(
-                f"SELECT {mapper.select_list} FROM {mapper.quoted_table} WHERE {where} ORDER BY {order}", params)))
+                f"SELECT {mapper.select_list} FROM {mapper.quoted_table} WHERE {where} ORDER BY {mapper.key_order}",
+                params)))
         candidates.extend(other.obj for other in list(self._pending) + list(self.tracker.candidates)
                           if other.mapper is mapper)
         candidates.extend(obj.__dict__.get(collection.name) or ())

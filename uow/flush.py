@@ -458,7 +458,7 @@ def _describe_unmatched(executor, step, sql, verb):
     """
     mapper = step.mapper
     version = mapper.version_column
-    where = " AND ".join(f"{mapper.quoted_table}.{quote(name)} = ?" for name in mapper.pk_names)
+    where = mapper.key_condition
     probe = f"SELECT {quote(version.name) if version else 1} FROM {mapper.quoted_table} WHERE {where}"
     for action in step.actions:
         state = action.switch_from or action.state

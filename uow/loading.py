@@ -49,7 +49,7 @@ class LoadingMixin:
         if obj is not None:
             return obj
         self._autoflush()
-        where = " AND ".join(f"{mapper.quoted_table}.\"{name}\" = ?" for name in mapper.pk_names)
+        where = mapper.key_condition
         params = [self._bind(column, value) for column, value in zip(mapper.primary_key, key[1])]
         rows = self._query(f"SELECT {mapper.select_list} FROM {mapper.quoted_table} WHERE {where}", params)
         loaded = self._load(mapper, rows)
@@ -163,7 +163,7 @@ class LoadingMixin:
                 row = "(" + ", ".join("?" * len(names)) + ")"
                 where = f"({', '.join(f'{table}.{quote(n)}' for n in names)}) IN (VALUES {', '.join([row] * len(part))})"
                 params = [self._bind(column, value) for key in part for column, value in zip(columns, key)]
-            order = ", ".join(f"{table}.{quote(name)}" for name in mapper.pk_names)
+            order = mapper.key_order
             objects.extend(self._load(mapper, self._query(
                 f"SELECT {mapper.select_list} FROM {table} WHERE {where} ORDER BY {order}", params)))
         return objects
@@ -252,7 +252,7 @@ class LoadingMixin:
         """Reload an expired object's missing columns (called when one of them is read)."""
         self._check("load")
         mapper = state.mapper
-        where = " AND ".join(f"{mapper.quoted_table}.\"{name}\" = ?" for name in mapper.pk_names)
+        where = mapper.key_condition
         params = [self._bind(column, value) for column, value in zip(mapper.primary_key, state.key[1])]
         rows = self._query(f"SELECT {mapper.select_list} FROM {mapper.quoted_table} WHERE {where}", params)
         if not rows:
@@ -275,7 +275,7 @@ class LoadingMixin:
         state = self._persistent_state(obj, "refresh")
         mapper = state.mapper
         columns = self._columns(mapper, fields)
-        where = " AND ".join(f"{mapper.quoted_table}.\"{name}\" = ?" for name in mapper.pk_names)
+        where = mapper.key_condition
         select = ", ".join(f"{mapper.quoted_table}.\"{column.name}\"" for column in columns)
         params = [self._bind(column, value) for column, value in zip(mapper.primary_key, state.key[1])]
         rows = self._query(f"SELECT {select} FROM {mapper.quoted_table} WHERE {where}", params)
@@ -355,7 +355,7 @@ class LoadingMixin:
         where = " AND ".join(f"{mapper.quoted_table}.\"{name}\" = ?" for name in reference.column_names)
         params = [self._bind(column, value) for column, value in zip(state.mapper.primary_key, state.key[1])]
         sql = f"SELECT {mapper.select_list} FROM {mapper.quoted_table} WHERE {where} ORDER BY " + \
-            ", ".join(f"{mapper.quoted_table}.\"{name}\"" for name in mapper.pk_names)
+            mapper.key_order
         loaded = self._load(mapper, self._query(sql, params))
         owner = state.obj
         items = [item for item in loaded if self._points_at(item, reference, owner)]

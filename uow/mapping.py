@@ -316,6 +316,9 @@ class Mapper:
         self.json_columns = tuple(column for column in self.columns if column.type.mutable)
         self.snapshot_getter = self._make_snapshot_getter()
         self.select_list = ", ".join(f"{self.quoted_table}.{quote(name)}" for name in self.column_names)
+        # SQL fragments every statement that finds rows by key uses (columns always qualified).
+        self.key_condition = " AND ".join(f"{self.quoted_table}.{quote(name)} = ?" for name in self.pk_names)
+        self.key_order = ", ".join(f"{self.quoted_table}.{quote(name)}" for name in self.pk_names)
         self.unique_columns = tuple(column for column in self.columns if column.unique)
         # The columns whose old values order a flush: keys, unique columns, foreign keys.
         referencing = {name for foreign_key in self.foreign_keys for name in foreign_key.column_names}
