@@ -22,8 +22,10 @@ INSERT, UPDATE and DELETE statements.
 
 import sqlite3
 
+import pytest
+
 import uow
-from uow import Collection, Column, Entity, Reference
+from uow import Collection, Column, Entity, Reference, Session
 
 from .helpers import folded
 
@@ -188,3 +190,21 @@ def writes(statements):
     """Only the INSERTs, UPDATEs and DELETEs, folded: for claims about order that should hold
     however uow chooses to read what it needs first."""
     return [(sql, params) for sql, params in folded(statements) if sql.startswith(("INSERT", "UPDATE", "DELETE"))]
+
+
+def database_fixtures(seed, name):
+    """The ``db`` (memory and file, seeded with ``seed``) and ``session`` fixtures of a test module."""
+    @pytest.fixture(params=["memory", "file"])
+    def db(request, tmp_path):
+        database = Database(request.param, str(tmp_path / f"{name}.db"))
+        database.run(seed)
+        yield database
+        database.conn.close()
+
+    @pytest.fixture
+    def session(db):
+        opened = Session(db.conn)
+        yield opened
+        opened.close()
+
+    return db, session

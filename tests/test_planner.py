@@ -25,6 +25,7 @@ from .relationship_models import (
     Node,
     Order,
     User,
+    database_fixtures,
     dml,
     writes,
 )
@@ -44,19 +45,7 @@ DELETE_USERS = 'DELETE FROM "users" WHERE "users"."id" = ?'
 DELETE_NODES = 'DELETE FROM "nodes" WHERE "nodes"."id" = ?'
 
 
-@pytest.fixture(params=["memory", "file"])
-def db(request, tmp_path):
-    database = Database(request.param, str(tmp_path / "planner.db"))
-    database.run(SEED)
-    yield database
-    database.conn.close()
-
-
-@pytest.fixture
-def session(db):
-    s = Session(db.conn)
-    yield s
-    s.close()
+db, session = database_fixtures(SEED, "planner")
 
 
 def statements_starting(statements, verb):

@@ -17,13 +17,13 @@ from .relationship_models import (
     Book,
     City,
     Country,
-    Database,
     Message,
     Node,
     Order,
     Player,
     Team,
     User,
+    database_fixtures,
     dml,
 )
 
@@ -51,19 +51,7 @@ DELETE_ORDERS = 'DELETE FROM "orders" WHERE "orders"."id" = ?'
 DELETE_USERS = 'DELETE FROM "users" WHERE "users"."id" = ?'
 
 
-@pytest.fixture(params=["memory", "file"])
-def db(request, tmp_path):
-    database = Database(request.param, str(tmp_path / "relationships.db"))
-    database.run(SEED)
-    yield database
-    database.conn.close()
-
-
-@pytest.fixture
-def session(db):
-    s = Session(db.conn)
-    yield s
-    s.close()
+db, session = database_fixtures(SEED, "relationships")
 
 
 def same_objects(left, right):

@@ -8,12 +8,14 @@ A session stands between your objects and one SQLite connection.  It keeps
   so that a rollback can put objects back exactly, without SQL;
 * a **transaction** (``transaction``): which BEGIN/SAVEPOINT is open on the connection.
 
-A flush asks the planner for a :class:`~uow.plan.FlushPlan`, checks every value, runs the plan
-inside a savepoint, and only when every statement has succeeded updates the objects.  If any
-statement fails, the savepoint is rolled back, no object has been changed, and the session refuses
-further work until ``rollback()`` (see ``transaction``).
+This module holds what ties those together: adding and deleting, change notification from the
+objects, transactions and savepoints, and leaving the session.  The rest of the Session lives in
+one module per concern, as mixins the class is assembled from: ``flushing`` (a flush asks the
+planner for a :class:`~uow.plan.FlushPlan`, checks every value, runs it inside a savepoint, and
+only when every statement has succeeded updates the objects), ``loading``, ``cascades``,
+``rollback``, ``merging``, ``bulk`` and ``databases``.
 
-The rules users can rely on are spelled out in the README and in docs/api-sketch.md; the most
+The rules users can rely on are spelled out in the README; the most
 important one: ``rollback()`` rolls the database back and puts every object the session touched
 since the last commit back to exactly the state and values it had then.  Objects that entered by
 ``add`` become transient again; objects first loaded during the rolled-back transaction are
