@@ -181,7 +181,7 @@ def _foreign_key_edges(actions, writers):
                     for name in foreign_key.column_names:
                         action.sources.pop(name, None)
                 continue
-            nullable = all(column.nullable for column in foreign_key.columns)
+            nullable = foreign_key.nullable
             breakable = POST_UPDATE if action.kind is StepKind.INSERT and nullable else None
             edges.append(Edge(parent, action, foreign_key.describe(), breakable, foreign_key))
     return edges
@@ -206,7 +206,7 @@ def _delete_edges(actions, deleted):
             if action.kind is StepKind.UPDATE and action.purpose == WRITE and \
                     not set(foreign_key.column_names) & set(action.columns):
                 continue
-            nullable = all(column.nullable for column in foreign_key.columns)
+            nullable = foreign_key.nullable
             breakable = CLEAR_REFERENCE if action.kind is StepKind.DELETE and nullable else None
             edges.append(Edge(action, parent, foreign_key.describe(), breakable, foreign_key))
     return edges
@@ -231,7 +231,7 @@ def _refuse_dangling_children(deleted, actions, held_states):
             key_values = tuple(values.get(name) for name in foreign_key.column_names)
             parent = deleted.get((foreign_key.target, key_values))
             if parent is not None:
-                fix = "set it to None, " if all(c.nullable for c in foreign_key.columns) else ""
+                fix = "set it to None, " if foreign_key.nullable else ""
                 raise InvalidStateError(
                     f"flush(): deleting {parent.state.describe()} would leave {state.describe()}."
                     f"{', '.join(foreign_key.column_names)} pointing at a row that no longer exists "

@@ -123,17 +123,18 @@ def _fill_sources(step, rows, filled, assigned):
     """Put the keys of parent rows written earlier in this flush into the rows about to be sent."""
     if not any(action.sources for action in step.actions):
         return rows
-    position = {name: index for index, name in enumerate(step.columns)}
+    # Where each column sits in the row, and how its value is stored: the same for every row of
+    # the step, so looked up once rather than once per row.
+    slot = {name: (index, step.mapper.column(name).type.to_db) for index, name in enumerate(step.columns)}
     filled_rows = []
     for action, row in zip(step.actions, rows):
         if action.sources:
             row = list(row)
+            given = assigned.setdefault(action.state, {})
             for name, (parent, parent_column) in action.sources.items():
-                value = _current_value(parent, parent_column, filled)
-                assigned.setdefault(action.state, {})[name] = value
-                column = action.mapper.column(name)
-                convert = column.type.to_db
-                row[position[name]] = convert(value) if convert is not None and value is not None else value
+                value = given[name] = _current_value(parent, parent_column, filled)
+                index, convert = slot[name]
+                row[index] = convert(value) if convert is not None and value is not None else value
             row = tuple(row)
         filled_rows.append(row)
     return filled_rows

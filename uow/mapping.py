@@ -25,6 +25,7 @@ record (``obj.__dict__['_uow_state']``), which the session module installs.
 """
 
 import copy
+import functools
 import re
 import sys
 import types
@@ -190,6 +191,7 @@ class ForeignKey:
         self.column_names = tuple(columns)
         self._target = target
         self.entity = None
+        self._description = None
 
     @property
     def target(self):
@@ -198,16 +200,27 @@ class ForeignKey:
             self._target = self.entity.__registry__.resolve(self._target, self)
         return self._target
 
-    @property
+    # The three below are asked for once per row of a flush, so each is worked out once: a
+    # declared class and its mapper never change, and the target is resolved by the first call.
+
+    @functools.cached_property
     def columns(self):
         mapper = self.entity.__mapper__
         return tuple(mapper.column(name) for name in self.column_names)
 
+    @functools.cached_property
+    def nullable(self):
+        """True when every column of the key may be NULL, so a row can be written without it."""
+        return all(column.nullable for column in self.columns)
+
     def describe(self):
-        target = self.target.__mapper__
-        here = ", ".join(f"{self.entity.__mapper__.table}.{name}" for name in self.column_names)
-        there = ", ".join(f"{target.table}.{column.name}" for column in target.primary_key)
-        return f"{here} references {there}"
+        """``orders.user_id references users.id``: the reason an ordering edge gives."""
+        if self._description is None:
+            target = self.target.__mapper__
+            here = ", ".join(f"{self.entity.__mapper__.table}.{name}" for name in self.column_names)
+            there = ", ".join(f"{target.table}.{column.name}" for column in target.primary_key)
+            self._description = f"{here} references {there}"
+        return self._description
 
     def __repr__(self):
         target = self._target if isinstance(self._target, str) else self._target.__name__

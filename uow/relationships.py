@@ -114,7 +114,7 @@ class Reference:
 
     @property
     def nullable(self):
-        return all(column.nullable for column in self.foreign_key.columns)
+        return self.foreign_key.nullable
 
     def __get__(self, obj, owner=None):
         if obj is None:
