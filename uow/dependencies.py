@@ -258,47 +258,52 @@ def _unique_groups(mapper):
 
 
 def _unique_edges(actions):
-    """A unique value (or key) is freed before it is taken by another row in the same flush."""
-    freed = {}
-    taken = []
+    """A unique value (or key) is freed before it is taken by another row in the same flush.
+
+    Values taken are found first: a row that only frees values (a DELETE) waits for nothing,
+    so a flush that takes no unique value (deletes, or inserts with generated keys) needs no
+    record of what it frees.
+    """
     mappers = {action.state.mapper for action in actions}
     if all(not m.unique_columns and m.generated_key is not None for m in mappers) and \
             not any(action.kind is not StepKind.INSERT for action in actions):
         return []  # only inserts, with nothing unique but keys the database assigns
     groups_of = {mapper: _unique_groups(mapper) for mapper in mappers}
     unique_names = {mapper: {name for group, _ in groups_of[mapper] for name in group} for mapper in mappers}
+    changes = []  # (action, its unique groups, old values or None, new values or None)
     for action in actions:
         mapper = action.state.mapper
         if action.kind is StepKind.INSERT and not mapper.unique_columns and mapper.generated_key is not None:
             continue  # nothing unique it could collide on, besides a key the database assigns
+        if action.purpose not in (WRITE, ROW_SWITCH) and action.kind is not StepKind.INSERT:
+            continue  # the flush's own fix-ups set foreign keys, never unique values
         groups = groups_of[mapper]
         if action.kind is StepKind.UPDATE and action.purpose == WRITE:
             # Only the unique values this UPDATE changes can be freed or taken by it.
             if unique_names[mapper].isdisjoint(action.columns):
                 continue
             groups = [(group, indexes) for group, indexes in groups if not set(group).isdisjoint(action.columns)]
-        state = action.state
-        values = state.obj.__dict__
-        committed = state.committed
+        changes.append((action, groups))
+    taken = []
+    for action, groups in changes:
+        if action.kind is StepKind.DELETE:
+            continue
+        values = action.state.obj.__dict__
         for group, indexes in groups:
             new = tuple(values.get(name) for name in group)
-            if action.kind is StepKind.INSERT:
-                if None not in new:
-                    taken.append(((mapper, group, new), action))
-                continue
-            if action.purpose == ROW_SWITCH:
-                committed = action.switch_from.committed
-            elif action.purpose != WRITE:
-                continue
-            old = tuple(committed[index] for index in indexes)
-            if action.kind is StepKind.DELETE:
-                if None not in old:
-                    freed[(mapper, group, old)] = action
-            elif old != new:
-                if None not in old:
-                    freed[(mapper, group, old)] = action
-                if None not in new:
-                    taken.append(((mapper, group, new), action))
+            if None not in new and (action.kind is StepKind.INSERT or new != _old_values(action, indexes)):
+                taken.append(((action.mapper, group, new), action))
+    if not taken:
+        return []
+    freed = {}
+    for action, groups in changes:
+        if action.kind is StepKind.INSERT:
+            continue
+        values = action.state.obj.__dict__
+        for group, indexes in groups:
+            old = _old_values(action, indexes)
+            if None not in old and (action.kind is StepKind.DELETE or old != tuple(values.get(name) for name in group)):
+                freed[(action.mapper, group, old)] = action
     edges = []
     for key, taker in taken:
         freer = freed.get(key)
@@ -308,3 +313,9 @@ def _unique_edges(actions):
             reason = f"{mapper.table}.{', '.join(group)} = {shown!r} is unique and is freed first"
             edges.append(Edge(freer, taker, reason))
     return edges
+
+
+def _old_values(action, indexes):
+    """The values a row holds before this flush (for a row switch: the deleted object's row)."""
+    committed = action.switch_from.committed if action.purpose == ROW_SWITCH else action.state.committed
+    return tuple(committed[index] for index in indexes)

@@ -197,6 +197,8 @@ class FlushingMixin:
         A key held by an object marked for deletion is free to take: the flush turns the
         DELETE and the INSERT into one UPDATE of the row (a "row switch").
         """
+        if not inserts:
+            return
         claimed = {state.key: None for state in deletes}
         for state in inserts:
             mapper = state.mapper
