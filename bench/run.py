@@ -21,7 +21,7 @@ if __package__ in (None, ""):
     # `bench` and `uow` resolve as they do under python -m bench.run.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import raw_sqlite
+from bench import floor, raw_sqlite
 from bench.common import (
     DELETE_FLUSH,
     DENSE_FLUSH,
@@ -37,6 +37,7 @@ from bench.common import (
 )
 
 RAW = "raw sqlite3"
+FLOOR = "floor"
 UOW = "uow"
 SQLALCHEMY = "SQLAlchemy"
 
@@ -141,6 +142,8 @@ def rst_table(header: list[str], body: list[list[str]]) -> str:
 def report(summary: dict, implementations: list[str], title: str) -> str:
     """The text to print: a title line, the table of medians, and the notes under it."""
     header = ["workload", "raw ms"]
+    if FLOOR in implementations:
+        header += ["floor/raw"]
     if UOW in implementations:
         header += ["uow ms", "uow/raw", "target", ""]
     if SQLALCHEMY in implementations:
@@ -150,6 +153,8 @@ def report(summary: dict, implementations: list[str], title: str) -> str:
         medians = row["median_seconds"]
         ratios = row["ratio_to_raw"]
         cells = [label, format_ms(medians[RAW])]
+        if FLOOR in implementations:
+            cells += [f"{ratios[FLOOR]:.2f}x"]
         if UOW in implementations:
             target = f"<= {row['target']:.1f}x" if "target" in row else ""
             mark = ""
@@ -162,6 +167,9 @@ def report(summary: dict, implementations: list[str], title: str) -> str:
     lines = [title, "", rst_table(header, body), ""]
     if GET_HITS in summary["workloads"]:
         lines.append(f"For {GET_HITS!r} the raw column is a plain dict lookup d[k] over the same keys.")
+    if FLOOR in implementations:
+        lines.append("floor/raw: the least Python any session must run (bench/floor.py); "
+                     "a target below it is out of reach of a pure-Python session.")
     sparse_same = summary["sparse_all_over_few"]
     if sparse_same:
         parts = []
@@ -185,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.rows < 100 or args.repeat < 1:
         parser.error("--rows must be at least 100 and --repeat at least 1")
 
-    implementations = {RAW: raw_sqlite}
+    implementations = {RAW: raw_sqlite, FLOOR: floor}
     uow_module = import_optional("bench.uow_orm", "uow")
     if uow_module is not None:
         implementations[UOW] = uow_module
