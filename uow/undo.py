@@ -98,6 +98,3 @@ class UndoLog:
         self.scopes = [{}]
         self.start_epochs = []
         self._new_epoch()
-
-    def __len__(self):
-        return sum(map(len, self.scopes))
