@@ -468,6 +468,23 @@ def test_deleting_a_tracked_attribute_is_refused(session):
     assert user.name == "ann"
 
 
+def test_deleting_an_attribute_that_is_not_a_column_is_allowed_in_every_state(session):
+    user = User(name="ann")
+    user.note = "transient"
+    del user.note
+    assert not hasattr(user, "note")
+    session.add(user)
+    session.flush()
+    user.note = "persistent"
+    del user.note
+    assert not hasattr(user, "note")
+    assert session.dirty == frozenset()
+    session.expunge(user)
+    user.note = "detached"
+    del user.note
+    assert not hasattr(user, "note")
+
+
 def test_a_flush_error_message_names_the_statement(session):
     session.add(Order(user_id=42))
     with pytest.raises(errors.FlushError) as caught:

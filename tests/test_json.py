@@ -2,6 +2,7 @@
 are found at flush without any assignment, rollback restores them, and values JSON would change
 are refused before any SQL."""
 
+import enum
 import json
 
 import pytest
@@ -15,6 +16,11 @@ from .seeded import seeded_fixtures
 
 class JsonBase(Entity, abstract=True):
     pass
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+    HIGH = 2
 
 
 class Doc(JsonBase, table="docs"):
@@ -252,6 +258,7 @@ BAD_VALUES = {
     "NaN": lambda: {"n": float("nan")},
     "infinity": lambda: {"n": float("inf")},
     "set": lambda: {"s": {1, 2}},
+    "int subclass": lambda: {"level": Level.HIGH},  # JSON gives back the plain int 2
 }
 
 
@@ -317,3 +324,24 @@ def test_a_plain_mutable_default_is_not_shared_between_objects():
     first, second = Shared(), Shared()
     first.tags.append("only mine")
     assert second.tags == []
+
+
+def test_a_json_column_of_a_class_declared_at_run_time_tracks_in_place_changes(conn):
+    # Declared inside the test so that building its mapper is part of what the test runs.
+    class Checklist(JsonBase, table="json_checklists"):
+        id: int = Column(primary_key=True)
+        name: str = ""
+        items: list = Column(default_factory=list)
+
+    uow.create_all(conn, [Checklist])
+    session = Session(conn)
+    checklist = Checklist(name="trip", items=["tent"])
+    session.add(checklist)
+    session.commit()
+    checklist.items.append("stove")
+    assert session.dirty_fields(checklist) == ["items"]
+    with uow.capture_sql() as statements:
+        session.commit()
+    assert writes(statements) == [('UPDATE "json_checklists" SET "items" = ? WHERE "json_checklists"."id" = ?',
+                                   [('["tent","stove"]', 1)])]
+    session.close()

@@ -230,6 +230,12 @@ def test_a_class_needs_a_table_name():
         types.new_class("Thing", (fresh_base(),), {}, lambda ns: ns.update({"__annotations__": {"id": int}}))
 
 
+def test_an_abstract_base_cannot_have_a_table():
+    with pytest.raises(errors.MappingError) as caught:
+        types.new_class("Thing", (Entity,), {"abstract": True, "table": "things"})
+    assert str(caught.value) == "Thing: an abstract base has no table"
+
+
 def test_a_class_needs_at_least_one_column():
     with pytest.raises(errors.MappingError, match="no columns"):
         declare("things", {})
@@ -255,6 +261,14 @@ def test_python_default_and_default_factory():
     assert second.serial == 2
     assert third.serial == 99
     assert next(counter) == 3  # the factory is not called when a value is given
+
+
+def test_an_annotated_column_without_a_default_is_required():
+    thing = declare("things", {"id": int, "name": str, "note": str | None}, {"id": Column(primary_key=True)})
+    with pytest.raises(errors.MissingFieldError) as caught:
+        thing(note="x")
+    assert str(caught.value) == "Thing() needs a value for name (NOT NULL, with no default)"
+    assert thing(name="ann").note is None
 
 
 def test_default_and_default_factory_together_are_refused():
@@ -402,9 +416,36 @@ def test_a_foreign_key_whose_type_differs_from_the_key_is_a_mapping_error():
 
 
 def test_a_composite_foreign_key_naming_a_missing_column_fails_at_declaration():
-    with pytest.raises(errors.MappingError, match="pair_c"):
+    with pytest.raises(errors.MappingError) as caught:
         declare("notes", {"id": int, "pair_a": int}, {"id": Column(primary_key=True)},
                 foreign_keys=[ForeignKey(("pair_a", "pair_c"), Pair)])
+    assert str(caught.value) == "Thing: ForeignKey(('pair_a', 'pair_c') -> Pair) names 'pair_c', which is not a column"
+
+
+def test_foreign_keys_must_be_foreign_key_objects():
+    with pytest.raises(errors.MappingError) as caught:
+        declare("notes", {"id": int, "pair_a": int}, {"id": Column(primary_key=True)}, foreign_keys=["pair_a"])
+    assert str(caught.value) == "Thing: foreign_keys must hold ForeignKey(...) objects, got 'pair_a'"
+
+
+def test_the_plan_names_every_column_of_a_composite_foreign_key():
+    base = fresh_base()
+    parent = declare("parents", {"a": int, "b": str}, {"a": Column(primary_key=True), "b": Column(primary_key=True)},
+                     base=base, name="Parent")
+    child = declare("children", {"id": int, "parent_a": int, "parent_b": str}, {"id": Column(primary_key=True)},
+                    base=base, name="Child", foreign_keys=[ForeignKey(("parent_a", "parent_b"), "Parent")])
+    connection = uow.connect(":memory:")
+    uow.create_all(connection, [parent, child])
+    session = uow.Session(connection)
+    session.add_all([child(id=1, parent_a=1, parent_b="x"), parent(a=1, b="x")])
+    assert str(session.plan()).endswith(
+        "Because:\n"
+        "  - INSERT Child(id=1) after INSERT Parent(a=1, b='x'): "
+        "children.parent_a, children.parent_b references parents.a, parents.b"
+    )
+    session.commit()
+    assert connection.execute("SELECT parent_a, parent_b FROM children").fetchall() == [(1, "x")]
+    session.close()
 
 
 def test_a_composite_foreign_key_with_the_wrong_number_of_columns_is_a_mapping_error():
@@ -412,6 +453,29 @@ def test_a_composite_foreign_key_with_the_wrong_number_of_columns_is_a_mapping_e
                     foreign_keys=[ForeignKey(("pair_a",), Pair)])
     with pytest.raises(errors.MappingError, match="Pair"):
         uow.create_table_sql(thing)
+
+
+def test_a_version_column_counts_updates_and_refuses_a_stale_one(conn):
+    ticket = declare("version_tickets", {"id": int, "title": str, "version": int},
+                     {"id": Column(primary_key=True), "version": Column(version=True)}, name="Ticket")
+    uow.create_all(conn, [ticket])
+    session = uow.Session(conn)
+    one = ticket(title="first")
+    session.add(one)
+    session.commit()
+    assert one.version == 1
+    one.title = "second"
+    session.commit()
+    assert one.version == 2
+    assert conn.execute("SELECT title, version FROM version_tickets").fetchall() == [("second", 2)]
+    conn.execute("UPDATE version_tickets SET title = 'theirs', version = 3")  # another writer
+    one.title = "mine"
+    with pytest.raises(errors.StaleDataError) as caught:
+        session.flush()
+    assert (caught.value.expected, caught.value.found) == (2, 3)
+    session.rollback()
+    assert conn.execute("SELECT title, version FROM version_tickets").fetchall() == [("theirs", 3)]
+    session.close()
 
 
 # -- identifiers ---------------------------------------------------------------------------
@@ -503,3 +567,8 @@ def test_fields_with_generated_or_server_defaults_are_not_required():
 
 def test_repr_is_short_and_names_the_state():
     assert repr(Country(code="fr", name="France")) == "Country(code='fr', name='France')<transient>"
+
+
+def test_repr_cuts_each_value_to_24_characters():
+    assert repr(Country(code="fr", name="x" * 22)) == f"Country(code='fr', name='{'x' * 22}')<transient>"
+    assert repr(Country(code="fr", name="x" * 23)) == f"Country(code='fr', name='{'x' * 20}...)<transient>"

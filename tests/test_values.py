@@ -310,3 +310,53 @@ def test_true_does_not_find_the_row_with_one_and_one_does_not_find_true(session)
     with pytest.raises(errors.ColumnValueError):
         session.filter(Sample, i=True)
     assert [s.i for s in session.filter(Sample, flag=True)] == [2]
+
+
+# -- what a refusal says -------------------------------------------------------------------
+
+# (field, value, the reason the error gives after "Sample.<field> = <value!r>")
+REASONS = [
+    ("b", bytearray(b"x"), "expected bytes, got bytearray"),
+    ("d", datetime.datetime(2020, 1, 1), "expected date, got datetime"),
+    ("dt", datetime.date(2020, 1, 1), "expected datetime, got date"),
+    ("dt", datetime.datetime(2020, 1, 1, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")),
+     "has a tzinfo other than a fixed datetime.timezone offset; convert it with .astimezone(timezone.utc)"),
+    ("i", 2 ** 63, "is outside SQLite's 64-bit integer range"),
+    ("f", float("nan"), "is NaN, which SQLite silently stores as NULL"),
+    ("f", -0.0, "is -0.0, which SQLite stores as 0.0, losing the sign; use 0.0"),
+    ("f", 2 ** 53 + 1, "cannot be stored exactly as a REAL (a double)"),
+    ("f", 2 ** 1024, "cannot be stored exactly as a REAL (a double)"),  # too big for a double at all
+    ("f", 2 ** 63, "is an int beyond 64 bits; write it as float(9223372036854775808)"),
+    ("dec", Decimal("NaN"),
+     "is a Decimal NaN, which never equals itself, so no change could ever be detected"),
+]
+
+
+@pytest.mark.parametrize("field, value, reason", REASONS, ids=[case_id(field, value) for field, value, _ in REASONS])
+def test_a_refused_value_error_says_why(session, field, value, reason):
+    session.add(Sample(**{field: value}))
+    with pytest.raises(errors.ColumnValueError) as caught:
+        session.flush()
+    assert str(caught.value) == f"cannot insert Sample(new #1): Sample.{field} = {value!r} {reason}"
+
+
+# (field, a value just inside what can be stored, a similar value just outside it)
+EDGES = [
+    ("i", -(2 ** 63), 2 ** 63),
+    ("f", -(2 ** 63), 2 ** 53 + 1),  # -2**63 is an int a double holds exactly
+    ("dt", datetime.datetime(2020, 1, 1, tzinfo=UTC), datetime.datetime(2020, 1, 1, tzinfo=zoneinfo.ZoneInfo("UTC"))),
+]
+
+
+@pytest.mark.parametrize("field, good, bad", EDGES, ids=[case_id(field, good) for field, good, _ in EDGES])
+def test_a_value_at_the_edge_is_accepted_and_the_one_past_it_is_named(session, conn, field, good, bad):
+    session.add_all([Sample(**{field: good}), Sample(**{field: bad})])
+    with pytest.raises(errors.ColumnValueError) as caught:
+        session.flush()
+    assert str(caught.value).startswith(f"cannot insert Sample(new #2): Sample.{field} = {bad!r} ")
+    session.rollback()
+    session.add(Sample(**{field: good}))
+    session.commit()
+    reader = uow.Session(conn)
+    assert same(getattr(reader.all(Sample)[0], field)) == same(float(good) if field == "f" else good)
+    reader.close()
