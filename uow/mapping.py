@@ -288,7 +288,7 @@ class Mapper:
     loading, flushing) read prepared tuples instead of inspecting the class again.
     """
 
-    def __init__(self, cls, table, foreign_keys, database="main"):
+    def __init__(self, cls, table, foreign_keys, database):
         check_identifier(table, f"table name of {cls.__name__}:")
         if database != "main":
             check_identifier(database, f"database name of {cls.__name__}:")
