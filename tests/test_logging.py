@@ -37,6 +37,18 @@ def test_executemany_is_logged_once_with_every_row(conn, caplog):
     assert [row[0] for row in statement.params] == ["ann", "bob", "cy"]
 
 
+def test_an_executemany_of_more_than_three_rows_is_logged_with_its_count_not_its_rows(conn, caplog):
+    """The log line stays short for a big batch; the rows are still on the record's statement."""
+    session = uow.Session(conn)
+    session.add_all([User(name=name) for name in ("ann", "bob", "cy", "dee")])
+    with caplog.at_level(logging.DEBUG, logger="uow.sql"):
+        session.flush()
+    [insert] = [r for r in caplog.records if r.name == "uow.sql" and r.getMessage().startswith("INSERT")]
+    statement = insert.uow_statement
+    assert insert.getMessage() == f"{statement.sql}  -- executemany x4"
+    assert [row[0] for row in statement.params] == ["ann", "bob", "cy", "dee"]
+
+
 def test_nothing_is_logged_above_debug(conn, caplog):
     session = uow.Session(conn)
     session.add(User(name="ann"))

@@ -60,3 +60,30 @@ def test_a_failed_flush_makes_the_session_inactive_until_rollback(session):
 def test_a_closed_session_is_not_active(session):
     session.close()
     assert not session.is_active
+
+
+def test_a_savepoint_shows_whether_it_is_still_active(session):
+    session.begin()
+    outer = session.begin_nested()
+    inner = session.begin_nested()
+    assert (outer.is_active, repr(outer)) == (True, "<NestedTransaction uow_sp_1 depth=1 active>")
+    inner.rollback()
+    assert (inner.is_active, repr(inner)) == (False, "<NestedTransaction uow_sp_2 depth=2 ended>")
+    outer.commit()
+    assert (outer.is_active, repr(outer)) == (False, "<NestedTransaction uow_sp_1 depth=1 ended>")
+
+
+def test_ending_a_savepoint_that_is_not_the_innermost_names_the_one_to_end_first(session):
+    session.begin()
+    outer = session.begin_nested()
+    session.begin_nested()
+    innermost = session.begin_nested()
+    for end, operation in ((outer.commit, "commit"), (outer.rollback, "rollback")):
+        with uow.capture_sql() as statements:
+            with pytest.raises(errors.TransactionError) as raised:
+                end()
+        assert str(raised.value) == (
+            f"{operation}(): <NestedTransaction uow_sp_1 depth=1 active> is not the innermost savepoint; "
+            f"end <NestedTransaction uow_sp_3 depth=3 active> first")
+        assert statements == []
+    assert session.get_nested_transaction() is innermost and outer.is_active

@@ -63,10 +63,10 @@ def _check_name(name):
         raise UowError(f"there is no event {name!r}; the events are: {', '.join(EVENT_NAMES)}")
 
 
-def _listeners_of(target):
+def _listeners_of(target, operation):
     listeners = getattr(target, "listeners", None)
     if not isinstance(listeners, Listeners):
-        raise UowError(f"listen(): {target!r} is neither a Session nor the Session class")
+        raise UowError(f"{operation}(): {target!r} is neither a Session nor the Session class")
     return listeners
 
 
@@ -75,13 +75,13 @@ def listen(target, name, listener):
     _check_name(name)
     if not callable(listener):
         raise UowError(f"listen(): the listener for {name!r} must be callable, got {listener!r}")
-    _listeners_of(target).add(name, listener)
+    _listeners_of(target, "listen").add(name, listener)
 
 
 def remove_listener(target, name, listener):
     """Undo listen()."""
     _check_name(name)
-    _listeners_of(target).remove(name, listener)
+    _listeners_of(target, "remove_listener").remove(name, listener)
 
 
 def dispatch(session, name, **info):

@@ -183,7 +183,7 @@ class Transaction:
     def check_innermost(self, nested, operation):
         if not nested.is_active:
             raise TransactionError(f"{operation}(): {nested!r} has already ended")
-        if not self.savepoints or self.savepoints[-1] is not nested:
+        if self.savepoints[-1] is not nested:  # an active savepoint is always on the stack
             raise TransactionError(
                 f"{operation}(): {nested!r} is not the innermost savepoint; end "
                 f"{self.savepoints[-1]!r} first"
@@ -222,7 +222,7 @@ class Transaction:
         self._end()
 
     def fail(self, error):
-        """A flush failed: refuse everything but rollback() until it is called."""
+        """A write failed: refuse everything but rollback() until it is called."""
         self.failure = error
         if self.state is not TransactionState.FAILED:
             self._move(TransactionState.FAILED, "flush")
