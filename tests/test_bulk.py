@@ -237,6 +237,13 @@ def test_bulk_update_of_a_missing_key_is_an_error_and_changes_nothing(file_sessi
     assert countries(other) == [("fr", "still usable"), ("it", "Italy")]
 
 
+def test_a_bulk_update_that_matches_too_few_rows_names_its_statement(session):
+    with pytest.raises(errors.FlushError) as raised:
+        session.bulk_update_mappings(Country, [{"code": "zz", "name": "Nowhere"}])
+    assert raised.value.statement == 'UPDATE "countries" SET "name" = ? WHERE "countries"."code" = ?'
+    assert str(raised.value).startswith("bulk update of Country: 1 row(s) given, 0 matched")
+
+
 def test_bulk_update_needs_the_key_in_every_row(session):
     with uow.capture_sql() as statements:
         with pytest.raises(errors.ColumnValueError, match="code"):
@@ -366,3 +373,60 @@ def test_bulk_save_objects_refuses_an_object_of_a_session(session):
         with pytest.raises(errors.UowError, match="belongs to a session"):
             session.bulk_save_objects([held])
     assert statements == []
+
+
+# -- every bulk method -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, call", [
+    ("bulk_insert_mappings", lambda session: session.bulk_insert_mappings(Country, [{"code": "de", "name": "G"}])),
+    ("bulk_update_mappings", lambda session: session.bulk_update_mappings(Country, [{"code": "fr", "name": "F"}])),
+    ("bulk_save_objects", lambda session: session.bulk_save_objects([Country(code="de", name="G")])),
+])
+def test_a_closed_session_refuses_bulk_writes_naming_the_call(session, name, call):
+    session.close()
+    with uow.capture_sql() as statements:
+        with pytest.raises(errors.SessionClosedError) as raised:
+            call(session)
+    assert str(raised.value).startswith(f"{name}(): this session was closed")
+    assert statements == []
+
+
+# -- when SQLite ends the whole transaction itself ---------------------------------------------
+
+REFUSE_XX = """CREATE TRIGGER refuse_xx BEFORE INSERT ON countries WHEN NEW.code = 'xx'
+               BEGIN SELECT RAISE(ROLLBACK, 'no xx here'); END"""
+
+
+@pytest.mark.parametrize("write", ["bulk_insert_mappings", "bulk_save_objects"])
+def test_a_bulk_write_that_sqlite_rolls_back_entirely_fails_the_session_until_rollback(file_session, other, write):
+    """RAISE(ROLLBACK) ends the transaction, not just the bulk write's savepoint: the object flushed
+    before it holds a row that is gone, so only rollback() can put the session back in step."""
+    other.execute(REFUSE_XX)
+    germany = Country(code="de", name="Germany")
+    file_session.add(germany)
+    file_session.flush()
+    with pytest.raises(errors.FlushError, match="no xx here"):
+        if write == "bulk_insert_mappings":
+            file_session.bulk_insert_mappings(Country, [{"code": "xx", "name": "Nowhere"}])
+        else:
+            file_session.bulk_save_objects([Country(code="xx", name="Nowhere")])
+    with pytest.raises(errors.PendingRollbackError):
+        file_session.add(Country(code="es", name="Spain"))
+    with pytest.raises(errors.PendingRollbackError):
+        file_session.flush()
+    file_session.rollback()
+    assert state_of(germany) is ObjectState.TRANSIENT
+    file_session.add(germany)
+    file_session.commit()
+    assert countries(other) == [("de", "Germany"), ("fr", "France"), ("it", "Italy")]
+
+
+def test_bulk_insert_returns_the_rows_sqlite_inserted(file_session, other):
+    """A table whose own trigger skips rows: the count says what was really inserted."""
+    other.execute("""CREATE TRIGGER skip_xx BEFORE INSERT ON countries WHEN NEW.code = 'xx'
+                     BEGIN SELECT RAISE(IGNORE); END""")
+    inserted = file_session.bulk_insert_mappings(Country, [{"code": "xx", "name": "Nowhere"},
+                                                           {"code": "de", "name": "Germany"}])
+    assert inserted == 1
+    file_session.commit()
+    assert countries(other) == [("de", "Germany"), ("fr", "France"), ("it", "Italy")]

@@ -36,7 +36,8 @@ class BulkMixin:
     """The Session's bulk methods (see the module docstring)."""
 
     def bulk_insert_mappings(self, entity, mappings):
-        """Insert one row per dict of column values; returns the number of rows inserted."""
+        """Insert one row per dict of column values; returns the number of rows inserted (as SQLite
+        counts them: fewer than given when the table's own triggers or conflict clauses skip some)."""
         self._check("bulk_insert_mappings")
         mapper = mapper_of(entity)
         mappings = [self._with_defaults(mapper, mapping) for mapping in mappings]
@@ -49,8 +50,7 @@ class BulkMixin:
             sql = (f"INSERT INTO {mapper.quoted_table} ({', '.join(map(quote, names))}) "
                    f"VALUES ({', '.join('?' * len(names))})")
             statements.append((sql, params))
-        self._bulk_run(statements, mapper)
-        return len(mappings)
+        return self._bulk_run(statements, mapper)
 
     def bulk_update_mappings(self, entity, mappings):
         """Update rows by primary key: each dict holds the key and the columns to set."""
@@ -120,7 +120,11 @@ class BulkMixin:
         bound = bind_plan(plan, self.executor.length_limit())
         if not self.transaction.active:
             self._begin(None, for_writing=True)
-        filled, assigned = run_plan(self.executor, plan, bound)
+        try:
+            filled, assigned = run_plan(self.executor, plan, bound)
+        except BaseException as error:
+            self._fail_if_transaction_lost(error)
+            raise
         for state in inserts:
             self.undo.record(state)  # before the keys arrive: a rollback takes them back
             values = state.obj.__dict__
@@ -186,13 +190,16 @@ class BulkMixin:
         return [tuple(row) for row in params]
 
     def _bulk_run(self, statements, mapper, expect_each=False):
-        """Run the statements inside a savepoint: all of them happen, or none."""
+        """Run the statements inside a savepoint: all of them happen, or none.  Returns the number
+        of rows they changed."""
         if not self.transaction.active:
             self._begin(None, for_writing=True)
         self.executor.execute(f"SAVEPOINT {BULK_SAVEPOINT}")
+        changed = 0
         try:
             for sql, params in statements:
                 cursor = self.executor.executemany(sql, params)
+                changed += cursor.rowcount
                 if expect_each and cursor.rowcount != len(params):
                     error_class = StaleDataError if mapper.version_column is not None else FlushError
                     raise error_class(
@@ -205,9 +212,19 @@ class BulkMixin:
             if self.executor.in_transaction:
                 self.executor.execute(f"ROLLBACK TO {BULK_SAVEPOINT}")
                 self.executor.execute(f"RELEASE {BULK_SAVEPOINT}")
+            self._fail_if_transaction_lost(error)
             if isinstance(error, sqlite3.Error):
                 raise FlushError(f"bulk write to {mapper.table} failed: {error}", statement=None) from error
             raise
+        return changed
+
+    def _fail_if_transaction_lost(self, error):
+        """A failed bulk write is undone by its savepoint and the transaction goes on, unless SQLite
+        rolled the whole transaction back by itself (a trigger's RAISE(ROLLBACK), a full disk):
+        then objects flushed earlier hold rows that are gone, and only rollback() puts the session
+        back in step, so the session refuses other work until it is called, as after a failed flush."""
+        if not self.executor.in_transaction:
+            self._fail(error)
 
     def _bulk_sync(self, mapper, mappings):
         """Objects the session holds for updated rows take the new values (and snapshot)."""

@@ -155,8 +155,7 @@ class FlushingMixin:
             try:
                 filled, assigned = run_plan(self.executor, plan, bound)
             except BaseException as error:
-                self.transaction.fail(error)
-                self._ready_thread = None
+                self._fail(error)
                 raise
             self._apply_flush(plan, filled, assigned)
         finally:
@@ -187,8 +186,7 @@ class FlushingMixin:
             self._around("begin", begin)
         except BaseException as error:
             if attempted:
-                self.transaction.fail(error)
-                self._ready_thread = None
+                self._fail(error)
             raise
 
     def _refuse_duplicate_keys(self, inserts, deletes):

@@ -493,6 +493,11 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
             self._detach(state)
         self.undo.forget()
 
+    def _fail(self, error):
+        """A write failed: refuse everything but rollback() until it is called (see ``transaction``)."""
+        self.transaction.fail(error)
+        self._ready_thread = None
+
     def close(self):
         """reset(), then refuse any further use.  Closing twice is fine."""
         if self.transaction.state is TransactionState.CLOSED:
