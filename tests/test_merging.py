@@ -227,6 +227,18 @@ def test_merge_of_a_stale_versioned_object_is_a_stale_data_error(file_session, o
     assert other.execute("SELECT title, version FROM merge_tickets").fetchall() == [("theirs", 2)]
 
 
+def test_a_stale_merge_error_names_the_object_and_both_versions(file_session, other):
+    other.execute("UPDATE merge_tickets SET title = 'theirs', version = 2 WHERE id = 1")
+    stale = Ticket(id=1, title="mine", version=1)
+    with pytest.raises(errors.StaleDataError) as raised:
+        file_session.merge(stale)
+    assert raised.value.obj is stale
+    assert (raised.value.expected, raised.value.found) == (1, 2)
+    message = str(raised.value)
+    assert message.startswith("merge(): Ticket(id=1, title='mine', version=1)")
+    assert "Ticket.version = 1, but the row is at version 2" in message
+
+
 # -- merge(load=False) ------------------------------------------------------------------------
 
 def test_merge_without_loading_runs_no_sql_and_returns_a_clean_persistent_object(session):
@@ -266,6 +278,18 @@ def test_merge_without_loading_onto_a_held_object_makes_it_clean(session):
     assert held.name == "From cache"
     assert session.dirty_fields(held) == []
     assert session.original_value(held, "name") == "From cache"
+
+
+def test_rollback_expires_an_object_merged_without_loading(file_session):
+    """load=False trusts the given values like a load: a rollback forgets them, and the object
+    reloads from its row (here the cache was out of date)."""
+    result = file_session.merge(Country(code="fr", name="From cache"), load=False)
+    file_session.rollback()
+    assert state_of(result) is ObjectState.PERSISTENT
+    assert file_session.get(Country, "fr") is result
+    with uow.capture_sql() as statements:
+        assert result.name == "France"
+    assert [sql.split()[0] for sql in without_begin(statements)] == ["SELECT"]
 
 
 def test_merge_without_loading_refuses_unflushed_changes(path, session):
@@ -351,6 +375,32 @@ def test_upsert_gives_the_object_what_the_database_holds(session):
     assert fresh.n == 42  # the SQL DEFAULT, read back
 
 
+def test_upsert_of_only_a_key_inserts_the_row_or_leaves_the_existing_one_alone(session):
+    with uow.capture_sql() as statements:
+        new = session.upsert(Stamp(code="s"))
+    assert without_begin(statements) == [
+        'INSERT INTO "stamps" ("code") VALUES (?) ON CONFLICT ("code") DO NOTHING RETURNING "code", "n", "note"']
+    assert (new.n, new.note) == (42, "fresh")
+    session.execute("INSERT INTO stamps (code, n, note) VALUES ('t', 7, 'kept')")
+    given = Stamp(code="t")
+    with uow.capture_sql() as statements:
+        result = session.upsert(given)
+    # DO NOTHING returns no row, so the row is read back.
+    assert [sql.split()[0] for sql in without_begin(statements)] == ["INSERT", "SELECT"]
+    assert result is given
+    assert (given.n, given.note) == (7, "kept")
+    assert state_of(given) is ObjectState.PERSISTENT
+    assert session.dirty_fields(given) == []
+    assert session.scalars("SELECT n FROM stamps ORDER BY code") == [42, 7]
+
+
+def test_upsert_begins_the_transaction_for_writing(session):
+    """A transaction that will write begins IMMEDIATE (see the README: uow owns the transaction)."""
+    with uow.capture_sql() as statements:
+        session.upsert(Country(code="de", name="Germany"))
+    assert sql_of(statements)[0] == "BEGIN IMMEDIATE"
+
+
 def test_upsert_flushes_pending_changes_first(file_session, other):
     held = file_session.get(Country, "it")
     held.name = "Italia"
@@ -371,6 +421,28 @@ def test_upsert_refuses_a_versioned_entity(session):
         with pytest.raises(errors.InvalidStateError, match="version"):
             session.upsert(Ticket(id=1, title="new"))
     assert statements == []
+
+
+@pytest.mark.parametrize("flushed", [False, True], ids=["marked", "row deleted"])
+def test_upsert_refuses_an_object_deleted_in_this_transaction(file_session, other, flushed):
+    """As add() does: the object's row is (about to be) gone, and rollback() is what brings it back."""
+    france = file_session.get(Country, "fr")
+    file_session.delete(france)
+    if flushed:
+        file_session.flush()
+    before = (file_session.new, file_session.deleted, dict(file_session.identity_map), state_of(france))
+    with uow.capture_sql() as statements:
+        with pytest.raises(errors.InvalidStateError) as raised:
+            file_session.upsert(france)
+    assert statements == []
+    assert str(raised.value) == (f"upsert(): {france!r} is deleted in this transaction; rollback() to bring it "
+                                 f"back, or upsert a new object with its key")
+    assert (file_session.new, file_session.deleted, dict(file_session.identity_map), state_of(france)) == before
+    file_session.rollback()
+    assert state_of(france) is ObjectState.PERSISTENT
+    assert file_session.upsert(france) is france
+    file_session.commit()
+    assert other.execute("SELECT code, name FROM countries WHERE code = 'fr'").fetchall() == [("fr", "France")]
 
 
 def test_upsert_refuses_an_object_without_a_key(session):

@@ -19,7 +19,7 @@ one object per row:
 from .columntypes import first_invalid
 from .errors import ColumnValueError, InvalidStateError, StaleDataError
 from .flush import from_db
-from .mapping import MISSING, STATE_ATTRIBUTE, mapper_of, quote
+from .mapping import MISSING, NOT_LOADED, STATE_ATTRIBUTE, mapper_of, quote
 from .states import InstanceState, ObjectState
 from .tracking import changed_fields
 
@@ -146,11 +146,21 @@ class MergingMixin:
         state = values.get(STATE_ATTRIBUTE)
         if state is not None and state.session not in (None, self):
             raise InvalidStateError(f"upsert(): {obj!r} belongs to another session")
+        if state is not None and state.session is self and state.key is not None and NOT_LOADED in state.committed:
+            # Expired (after a rollback, say): its columns hold what its row holds; read them, rather
+            # than upsert a key with nothing, or find no key at all.
+            self._load_expired(state)
         key_values = tuple(values.get(name) for name in mapper.pk_names)
         if None in key_values:
             raise InvalidStateError(
                 f"upsert(): {obj!r} has no primary key value; an upsert needs the key it may collide on "
                 f"(for a new row with a generated key, use add())"
+            )
+        if state is not None and state.session is self and (
+                state.status is ObjectState.DELETED or state in self._marked):
+            raise InvalidStateError(
+                f"upsert(): {obj!r} is deleted in this transaction; rollback() to bring it back, or upsert "
+                f"a new object with its key"
             )
         key = mapper.identity_key(key_values)
         self._flush()
@@ -176,24 +186,18 @@ class MergingMixin:
         stored = {column.name: from_db(column, value) for column, value in zip(mapper.columns, row)}
         held = self.identity.get(key)
         target = held if held is not None else obj
-        if held is None and (state is None or state.session is None):
+        if held is None:
+            # (An object of this session is held by now: the flush above made a pending one
+            # persistent, and deleted ones were refused.)  A transient or detached object
+            # becomes the row's object.
             if state is None:
                 state = InstanceState(obj, mapper, ObjectState.TRANSIENT, None)
                 values[STATE_ATTRIBUTE] = state
             self.undo.record(state)
-            if state.status is ObjectState.PENDING:
-                self._pending.pop(state, None)
             state.status = PERSISTENT
             state.session = self
             state.key = key
             state.sequence = next(self._sequence)
-            self.identity.add(key, obj)
-        elif held is None:
-            # obj is pending in this session: it is now the row's object.
-            self.undo.record(state)
-            self._pending.pop(state, None)
-            state.status = PERSISTENT
-            state.key = key
             self.identity.add(key, obj)
         target_state = target.__dict__[STATE_ATTRIBUTE]
         self.undo.record(target_state)
