@@ -181,7 +181,9 @@ def test_bind_mapper_attaches_the_file_and_get_bind_names_it(files):
     try:
         with uow.capture_sql() as statements:
             session.bind_mapper(LogEntry, archive)
-        assert 'ATTACH DATABASE ? AS "archive"' in sql_of(statements)
+        # No BEGIN: SQLite cannot attach inside a transaction.
+        assert sql_of(statements) == [
+            "PRAGMA database_list", 'ATTACH DATABASE ? AS "archive"', 'PRAGMA "archive".foreign_keys']
         assert session.get_bind(LogEntry) == archive
         assert session.get_bind(Account) == main
         assert not session.in_transaction()
@@ -321,6 +323,27 @@ def test_an_in_memory_database_can_be_attached():
         connection.close()
 
 
+def test_binding_an_in_memory_database_again_is_fine():
+    connection = uow.connect(":memory:")
+    session = Session(connection)
+    try:
+        session.bind_mapper(LogEntry, ":memory:")
+        session.bind_mapper(LogEntry, ":memory:")
+        assert session.get_bind(LogEntry) == ""
+        assert [row[1] for row in connection.execute("PRAGMA database_list")] == ["main", "archive"]
+    finally:
+        session.close()
+        connection.close()
+
+
+def test_binding_an_in_memory_database_over_an_attached_file_is_refused(bound, files):
+    with pytest.raises(errors.UowError) as raised:
+        bound.bind_mapper(LogEntry, ":memory:")
+    assert str(raised.value) == (f"attach(): database 'archive' is already attached to "
+                                 f"{bound.get_bind(LogEntry)!r}; give this one another name, or detach it first")
+    assert bound.get_bind(LogEntry) == files[1]
+
+
 def test_a_foreign_key_across_databases_is_a_mapping_error():
     with pytest.raises(errors.MappingError, match="cannot cross attached databases"):
         class CrossReference(DbBase, table="cross_reference", database="archive"):
@@ -328,3 +351,41 @@ def test_a_foreign_key_across_databases_is_a_mapping_error():
             account_id: int = Column(references=Account)
 
         uow.create_table_sql(CrossReference)
+
+
+@pytest.mark.parametrize("name, call", [
+    ("execute", lambda session, archive: session.execute("SELECT 1")),
+    ("connection", lambda session, archive: session.connection()),
+    ("attach", lambda session, archive: session.attach("archive", archive)),
+    ("bind_mapper", lambda session, archive: session.bind_mapper(LogEntry, archive)),
+    ("bind_table", lambda session, archive: session.bind_table("log", archive, registry=DbBase.__registry__)),
+    ("get_bind", lambda session, archive: session.get_bind(User)),
+])
+def test_a_closed_session_refuses_connection_calls_naming_the_call(files, name, call):
+    connection = uow.connect(files[0])
+    session = Session(connection)
+    session.close()
+    try:
+        with uow.capture_sql() as statements:
+            with pytest.raises(errors.SessionClosedError) as raised:
+                call(session, files[1])
+        assert str(raised.value).startswith(f"{name}(): this session was closed")
+        assert statements == []
+    finally:
+        connection.close()
+
+
+def test_a_flush_blocked_by_an_unfinished_raw_statement_says_so(session):
+    """SQLite reports this as "busy", but the statement in the way is on the session's own
+    connection: the error says which one, not that another connection holds a lock."""
+    session.add(User(name="bob"))
+    session.flush()
+    pending = session.connection().execute("INSERT INTO users (name, score) VALUES ('cy', 0.0), ('dee', 0.0) RETURNING name")
+    assert pending.fetchone() == ("cy",)
+    session.add(User(name="eve"))
+    with pytest.raises(errors.FlushError) as raised:
+        session.flush()
+    message = str(raised.value)
+    assert "SQL statements in progress" in message
+    assert "a statement on this connection is still being read" in message
+    assert "another connection" not in message

@@ -71,8 +71,12 @@ class DatabasesMixin:
             )
         attached = self._attached()
         if name in attached:
-            if attached[name] != str(path) and path != ":memory:":
-                raise UowError(f"attach(): database {name!r} is already attached to {attached[name]!r}")
+            # SQLite lists an in-memory database's file as "".
+            wanted = "" if str(path) == ":memory:" else str(path)
+            if attached[name] != wanted:
+                held = attached[name] or ":memory:"
+                raise UowError(f"attach(): database {name!r} is already attached to {held!r}; "
+                               f"give this one another name, or detach it first")
             return
         self.executor.execute(f"ATTACH DATABASE ? AS {quote(name)}", (str(path),))
         self.executor.execute(f"PRAGMA {quote(name)}.foreign_keys")

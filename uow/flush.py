@@ -293,6 +293,10 @@ def _undo_flush(executor, released=False):
 
 
 def _busy_hint(error):
+    if "statements in progress" in str(error):
+        # SQLITE_BUSY from this very connection, not from another one.
+        return (" -- a statement on this connection is still being read (a cursor from session.connection() "
+                "or execute() not read to the end); fetch its rows or close it first")
     if getattr(error, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
         return (" -- another connection holds the write lock. If this transaction began with a read "
                 "(BEGIN DEFERRED), SQLite cannot wait for it: roll back and retry the whole unit of work, "
