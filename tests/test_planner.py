@@ -7,6 +7,7 @@ The models are in ``relationship_models``.
 """
 
 import re
+import sqlite3
 
 import pytest
 
@@ -241,6 +242,20 @@ class TestUniqueValues:
                 session.flush()
         assert statements == []
 
+    def test_a_swap_of_unique_values_says_how_to_make_it_in_two_flushes(self, session):
+        ann, bob = session.get(User, 1), session.get(User, 2)
+        ann.email, bob.email = bob.email, ann.email
+        with pytest.raises(errors.CycleError) as caught:
+            session.flush()
+        assert str(caught.value) == (
+            "cannot order this flush: these rows depend on each other in a cycle, and unique values change "
+            "hands in a circle, so every row must be written before another:\n"
+            "  UPDATE User(id=2) needs UPDATE User(id=1) first: users.email = 'a@x' is unique and is freed first\n"
+            "  UPDATE User(id=1) needs UPDATE User(id=2) first: users.email = 'b@x' is unique and is freed first\n"
+            "Move one value out of the way first (set it to a temporary value and flush), "
+            "then finish the exchange in a second flush."
+        )
+
     def test_an_expired_row_deleted_still_frees_its_value_first(self, db):
         session = Session(db.conn, expire_on_commit=True)
         cy = session.get(User, 3)
@@ -395,6 +410,21 @@ class TestCycles:
                 session.dry_run()
         assert statements == []
         assert db.committed("SELECT count(*) FROM eggs") == [(0,)]
+
+    def test_a_cycle_with_no_nullable_key_says_why_and_how_to_fix_it(self, session):
+        egg = Egg(id=1)
+        hen = Hen(id=7, egg=egg)
+        egg.hen = hen
+        session.add(egg)
+        with pytest.raises(errors.CycleError) as caught:
+            session.flush()
+        assert str(caught.value) == (
+            "cannot order this flush: these rows depend on each other in a cycle, and no foreign key in it "
+            "is nullable, so no row can be written first and completed later:\n"
+            "  INSERT Hen(id=7) needs INSERT Egg(id=1) first: hens.egg_id references eggs.id\n"
+            "  INSERT Egg(id=1) needs INSERT Hen(id=7) first: eggs.hen_id references hens.id\n"
+            "Make one of these foreign-key columns nullable, or write the rows in two flushes."
+        )
 
     def test_a_cycle_of_new_rows_names_them_by_session_number(self, session):
         egg = Egg()
@@ -623,6 +653,26 @@ class TestThePlanIsData:
         assert lines[2:8] == [f"       Country(code='c{index}')" for index in range(6)]
         assert lines[8] == "       ... and 2 more"
 
+    def test_a_delete_step_lists_no_columns(self, session):
+        session.delete(session.get(User, 1))  # cascades to her two orders
+        assert [str(step) for step in session.plan().steps] == ["DELETE orders: 2 rows", "DELETE users: 1 row"]
+
+    def test_to_dot_and_to_mermaid_draw_one_arrow_between_two_steps(self, session):
+        # Four constraints, each from a user row to a message row: steps 1 and 2 get one arrow.
+        a, b = User(name="a"), User(name="b")
+        session.add_all([Message(sender=a, recipient=b, text="1"), Message(sender=b, recipient=a, text="2")])
+        plan = session.plan()
+        assert [(step.kind, step.table) for step in plan.steps] == [
+            (StepKind.INSERT, "users"), (StepKind.INSERT, "messages")]
+        assert len(plan.constraints) == 4
+        reasons = {constraint.reason for constraint in plan.constraints}
+        for text, header, footer, pattern in [(plan.to_dot(), "digraph flush_plan {", "}", DOT_LINE),
+                                              (plan.to_mermaid(), "flowchart LR", None, MERMAID_LINE)]:
+            nodes, edges = parse_graph(text, header, footer, pattern)
+            assert len(nodes) == 2
+            assert [(before, after) for before, after, _ in edges] == [(1, 2)]
+            assert edges[0][2] in reasons
+
     def test_to_dot_is_a_graphviz_digraph(self, session):
         rnd = Department(name="R&D")
         rnd.manager = Employee(name="Eve", department=rnd)
@@ -716,6 +766,18 @@ class TestDryRun:
         with capture_sql() as statements:
             assert session.dry_run() == []
         assert statements == []
+
+    def test_a_dry_run_refuses_a_value_over_the_length_limit_before_any_sql(self, db, session):
+        db.conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1000)
+        long = User(name="x" * 2000)
+        session.add(long)
+        with capture_sql() as statements:
+            with pytest.raises(errors.ColumnValueError) as caught:
+                session.dry_run()
+        assert statements == []
+        assert str(caught.value) == ("cannot insert User(new #1): User.name is 2,000 bytes long, over this "
+                                     "connection's limit of 1,000 (SQLITE_LIMIT_LENGTH)")
+        assert session.new == {long}
 
     def test_a_dry_run_that_would_fail_raises_and_leaves_the_session_usable(self, db, session):
         dup = User(name="dup", email="a@x")

@@ -3,10 +3,32 @@
 import pytest
 
 import uow
-from uow import errors
+from uow import Collection, Column, Entity, ForeignKey, Reference, errors
+from uow.identity import IdentityMap
 
 from .helpers import folded, sql_of
 from .models import Country, Order, Pair, User
+
+
+class BasicsBase(Entity, abstract=True):
+    pass
+
+
+class Shelf(BasicsBase, table="basics_shelves"):
+    """A composite key that books reference."""
+
+    room: str = Column(primary_key=True)
+    number: int = Column(primary_key=True)
+    books = Collection("Book", "shelf")
+
+
+class Book(BasicsBase, table="basics_books", foreign_keys=[ForeignKey(("room", "number"), Shelf)]):
+    id: int = Column(primary_key=True)
+    title: str
+    room: str
+    number: int
+    shelf = Reference(("room", "number"))
+
 
 SELECT_USER = ('SELECT "users"."id", "users"."name", "users"."email", "users"."score", "users"."joined" '
                'FROM "users" WHERE "users"."id" = ?')
@@ -122,6 +144,12 @@ def test_get_one_of_a_missing_row_raises_not_found(session, people):
     assert isinstance(caught.value, LookupError)
 
 
+def test_get_one_of_a_missing_composite_key_names_the_key(session):
+    with pytest.raises(errors.NotFoundError) as caught:
+        session.get_one(Pair, (1, "x"))
+    assert str(caught.value) == "get_one(): no Pair(1, 'x') in the database"
+
+
 def test_all_returns_every_row_ordered_by_key(session, people):
     with uow.capture_sql() as statements:
         users = session.all(User)
@@ -232,6 +260,18 @@ def test_delete_and_add_of_a_marked_object_keeps_it_marked(session, people):
     assert people.execute("SELECT count(*) FROM users WHERE id = 1").fetchone()[0] == 0
 
 
+def test_the_identity_map_refuses_a_second_object_for_a_held_key():
+    held, twin = Pair(a=1, b="x", label="held"), Pair(a=1, b="x", label="twin")
+    identity = IdentityMap()
+    identity.add((Pair, (1, "x")), held)
+    identity.add((Pair, (1, "x")), held)  # the same object again is fine
+    with pytest.raises(errors.DuplicateIdentityError) as caught:
+        identity.add((Pair, (1, "x")), twin)
+    assert str(caught.value).startswith(
+        f"{held!r} already holds the identity Pair(1, 'x') in this session, so {twin!r} cannot; ")
+    assert identity == {(Pair, (1, "x")): held}
+
+
 def test_objects_of_different_classes_with_the_same_key_are_different_rows(session, people):
     people.execute("INSERT INTO orders (id, user_id, total) VALUES (1, 1, '9.99')")
     user = session.get(User, 1)
@@ -259,3 +299,38 @@ def test_a_deleted_natural_key_may_be_used_by_a_new_object_after_flush(session, 
     assert conn.execute("SELECT code, name FROM countries").fetchall() == [("fr", "New")]
     assert session.get(Country, "fr") is new
     assert uow.state_of(old) is uow.ObjectState.DETACHED
+
+
+@pytest.fixture
+def shelves(conn):
+    """Three shelves with a composite key, and three books on two of them."""
+    uow.create_all(conn, [Shelf, Book])
+    conn.execute("INSERT INTO basics_shelves (room, number) VALUES ('hall', 1), ('hall', 2), ('attic', 1)")
+    conn.execute("INSERT INTO basics_books (title, room, number) VALUES ('A', 'hall', 2), ('B', 'attic', 1), "
+                 "('C', 'hall', 2)")
+    return conn
+
+
+def test_loading_related_objects_up_front_by_a_composite_key(session, shelves):
+    with uow.capture_sql() as statements:
+        found = session.all(Shelf, load=["books"])
+        books = [(shelf.room, shelf.number, [book.title for book in shelf.books]) for shelf in found]
+    assert books == [("attic", 1, ["B"]), ("hall", 1, []), ("hall", 2, ["A", "C"])]
+    assert folded(statements)[-1] == (
+        'SELECT "basics_books"."id", "basics_books"."title", "basics_books"."room", "basics_books"."number" '
+        'FROM "basics_books" WHERE ("basics_books"."room", "basics_books"."number") IN (VALUES (?, ?), (?, ?), '
+        '(?, ?)) ORDER BY "basics_books"."id"', ("attic", 1, "hall", 1, "hall", 2))
+
+
+def test_references_loaded_up_front_stay_usable_after_the_session_closes(shelves):
+    with uow.Session(shelves) as session:
+        with uow.capture_sql() as statements:
+            books = session.all(Book, load=["shelf"])
+        assert folded(statements)[-1] == (
+            'SELECT "basics_shelves"."room", "basics_shelves"."number" FROM "basics_shelves" '
+            'WHERE ("basics_shelves"."room", "basics_shelves"."number") IN (VALUES (?, ?), (?, ?)) '
+            'ORDER BY "basics_shelves"."room", "basics_shelves"."number"', ("attic", 1, "hall", 2))
+    assert uow.state_of(books[0]) is uow.ObjectState.DETACHED
+    assert [(book.title, book.shelf.room, book.shelf.number) for book in books] == [
+        ("A", "hall", 2), ("B", "attic", 1), ("C", "hall", 2)]
+    assert books[0].shelf is books[2].shelf

@@ -38,6 +38,20 @@ def test_original_value_of_an_unknown_field(session, ann):
         session.original_value(ann, "nmae")
 
 
+def test_questions_about_an_object_outside_the_session_name_the_call(session):
+    user = User(name="ann")
+    calls = {
+        "dirty_fields": lambda: session.dirty_fields(user),
+        "original_value": lambda: session.original_value(user, "name"),
+        "is_modified": lambda: session.is_modified(user),
+    }
+    for name, call in calls.items():
+        with pytest.raises(errors.InvalidStateError) as caught:
+            call()
+        assert str(caught.value) == (
+            f"{name}(): {user!r} is transient and belongs to no session; it must be in this session (add() it first)")
+
+
 def test_a_pending_object_is_modified_and_has_no_dirty_fields(session):
     user = User(name="ann")
     session.add(user)

@@ -6,13 +6,30 @@ from decimal import Decimal
 import pytest
 
 import uow
-from uow import ObjectState, errors, object_session, state_of
+from uow import Collection, Column, Entity, ObjectState, Reference, errors, object_session, state_of
 
 from .helpers import same, sql_of
-from .models import Country, Sample, User
+from .models import Country, Order, Sample, User
 
 PERSISTENT = ObjectState.PERSISTENT
 TRANSIENT = ObjectState.TRANSIENT
+
+
+class TransactionsBase(Entity, abstract=True):
+    pass
+
+
+class Team(TransactionsBase, table="transactions_teams"):
+    id: int = Column(primary_key=True)
+    name: str
+    players = Collection("Player", "team")
+
+
+class Player(TransactionsBase, table="transactions_players"):
+    id: int = Column(primary_key=True)
+    name: str
+    team_id: int | None = Column(references="Team")
+    team = Reference("team_id")
 
 
 def rows(connection, table="users"):
@@ -120,6 +137,24 @@ def test_a_rolled_back_pending_object_can_be_added_again(session, conn):
     session.commit()
     assert rows(conn) == [(user.id, "ann")]
     assert user.id == first_id  # SQLite reuses the rolled-back rowid
+
+
+def test_rollback_makes_new_objects_with_relationships_transient_again(session, conn):
+    uow.create_all(conn, [Team, Player])
+    team = Team(name="blues")
+    player = Player(name="pat", team=team)
+    session.add(team)  # brings the player in too
+    session.flush()
+    session.rollback()
+    assert [state_of(o) for o in (team, player)] == [TRANSIENT, TRANSIENT]
+    assert (team.id, player.id, player.team_id) == (None, None, None)
+    assert player.team is team
+    assert session.new == frozenset()
+    session.add(team)
+    assert session.new == {team, player}
+    session.commit()
+    assert rows(conn, "transactions_teams") == [(team.id, "blues")]
+    assert rows(conn, "transactions_players") == [(player.id, "pat")]
 
 
 def test_rollback_restores_values_exactly(session):
@@ -413,6 +448,18 @@ def test_an_ended_savepoint_cannot_be_ended_again(session):
         nested.commit()
     with pytest.raises(errors.TransactionError):
         nested.rollback()
+
+
+def test_a_savepoint_cannot_be_released_after_a_failed_flush(session):
+    nested = session.begin_nested()
+    session.add(Order(user_id=42))  # no such user
+    with pytest.raises(errors.FlushError) as failed:
+        session.flush()
+    with pytest.raises(errors.PendingRollbackError) as caught:
+        nested.commit()
+    assert str(caught.value).startswith(f"commit(): a previous flush failed ({failed.value}); ")
+    session.rollback()
+    assert session.is_active
 
 
 def test_an_outer_rollback_ends_open_savepoints(session, conn):
