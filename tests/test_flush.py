@@ -359,3 +359,79 @@ def test_plan_shows_what_the_next_flush_would_do_without_running_it(session):
     assert statements == []
     assert [(step.kind.value, step.table) for step in plan.steps] == [("INSERT", "users"), ("INSERT", "orders")]
     assert any("users" in str(c) and "orders" in str(c) for c in plan.constraints)
+
+
+def test_a_failed_batch_is_replayed_one_row_at_a_time_to_name_the_row(session, conn):
+    # The replay runs inside its own savepoint, rolled back afterwards; each row goes out as the
+    # statement a flush of that one row sends, and the replay stops at the row SQLite refuses.
+    session.add(User(name="ann", email="a@x"))
+    session.commit()
+    users = [User(name="b"), User(name="c", email="a@x"), User(name="d")]
+    session.add_all(users)
+    with uow.capture_sql() as statements, pytest.raises(uow.errors.FlushError) as caught:
+        session.flush()
+    assert caught.value.obj is users[1]
+    insert = 'INSERT INTO "users" ("name", "email", "score") VALUES (?, ?, ?)'
+    assert folded(statements) == [
+        ("BEGIN IMMEDIATE", ()),
+        ('SAVEPOINT "uow_flush"', ()),
+        ('SELECT max(rowid) FROM "users"', ()),
+        (insert, [("b", None, 0.0), ("c", "a@x", 0.0), ("d", None, 0.0)]),
+        ('ROLLBACK TO "uow_flush"', ()),
+        ('RELEASE "uow_flush"', ()),
+        ('SAVEPOINT "uow_locate"', ()),
+        (insert + ' RETURNING "id", "joined"', ("b", None, 0.0)),
+        (insert + ' RETURNING "id", "joined"', ("c", "a@x", 0.0)),
+        ('ROLLBACK TO "uow_locate"', ()),
+        ('RELEASE "uow_locate"', ()),
+    ]
+    assert conn.execute("SELECT name FROM users").fetchall() == [("ann",)]
+
+
+# -- rows another connection deleted -----------------------------------------------------------
+
+def _two_users_then_the_second_deleted_elsewhere(file_session, other):
+    ann, bob = User(name="ann"), User(name="bob")
+    file_session.add_all([ann, bob])
+    file_session.commit()
+    other.execute("DELETE FROM users WHERE id = ?", (bob.id,))
+    return ann, bob
+
+
+def test_a_new_row_given_the_key_of_a_row_deleted_elsewhere_replaces_the_stale_object(file_session, other):
+    """SQLite hands out the largest free rowid again: the held object whose row went is stale,
+    so it is detached and the new object takes its key; rollback() puts both back."""
+    ann, bob = _two_users_then_the_second_deleted_elsewhere(file_session, other)
+    cy = User(name="cy")
+    file_session.add(cy)
+    file_session.flush()
+    assert cy.id == bob.id
+    assert file_session.get(User, cy.id) is cy
+    assert uow.state_of(bob) is uow.ObjectState.DETACHED
+    assert file_session.new == frozenset()
+    file_session.rollback()
+    assert uow.state_of(cy) is uow.ObjectState.TRANSIENT and cy.id is None
+    assert uow.state_of(bob) is uow.ObjectState.PERSISTENT
+    assert file_session.identity_map[uow.identity_key(User, bob.id)] is bob
+    file_session.add(cy)
+    file_session.commit()
+    assert other.execute("SELECT id, name FROM users ORDER BY id").fetchall() == [(ann.id, "ann"), (bob.id, "cy")]
+
+
+def test_a_flush_that_would_delete_a_new_row_given_a_doomed_key_is_undone(file_session, other):
+    """Deleting the stale object would delete the new row that took its key: the flush stops first."""
+    ann, bob = _two_users_then_the_second_deleted_elsewhere(file_session, other)
+    cy = User(name="cy")
+    file_session.add(cy)
+    file_session.delete(bob)
+    with pytest.raises(uow.errors.FlushError) as raised:
+        file_session.flush()
+    message = str(raised.value)
+    assert message.startswith("SQLite gave the new User(new #")
+    assert f"the key {bob.id} of User(id={bob.id}" in message
+    assert "which this flush deletes: that row was deleted by another connection" in message
+    assert cy.id is None and uow.state_of(cy) is uow.ObjectState.PENDING
+    with pytest.raises(uow.errors.PendingRollbackError):
+        file_session.flush()
+    file_session.rollback()
+    assert other.execute("SELECT id, name FROM users ORDER BY id").fetchall() == [(ann.id, "ann")]

@@ -219,17 +219,15 @@ def run_plan(executor, plan, bound):
     BaseExceptions such as KeyboardInterrupt, which propagate unchanged after the cleanup.  An
     error while cleaning up never replaces the error that caused the cleanup.
     """
-    released = False
     ran_all = False
     try:
         _execute_control(executor, f"SAVEPOINT {FLUSH_SAVEPOINT}")
         results = _run_steps(executor, plan.steps, bound)
         ran_all = True
         _execute_control(executor, f"RELEASE {FLUSH_SAVEPOINT}")
-        released = True
         return results
     except _FailedStep as failure:
-        _undo_flush(executor, released)
+        _undo_flush(executor)
         located = None
         if failure.locatable and executor.in_transaction:
             located = _locate_failing_row(executor, plan, bound, failure.index)
@@ -237,18 +235,18 @@ def run_plan(executor, plan, bound):
     except _Unmatched as failure:
         # Probe only after the flush is undone: rows of the batch that did match were already
         # changed (a version bumped), and would otherwise be blamed instead of the stale one.
-        _undo_flush(executor, released)
+        _undo_flush(executor)
         raise _describe_unmatched(executor, failure.step, failure.sql, failure.verb) from None
     except _ReadBackMismatch as failure:
-        _undo_flush(executor, released)
+        _undo_flush(executor)
         raise FlushError(str(failure), statement=failure.sql) from None
     except _ControlFailed as failure:
-        _undo_flush(executor, released)
+        _undo_flush(executor)
         raise FlushError(
             f"{failure.sql} failed: {failure.error}{_busy_hint(failure.error)}", statement=failure.sql
         ) from failure.error
     except BaseException as error:
-        undone = _undo_flush(executor, released)
+        undone = _undo_flush(executor)
         if not undone and ran_all and executor.in_transaction:
             error.add_note("uow: the flush's statements had all run when this was raised; "
                            "rollback() undoes them and restores the objects")
@@ -271,19 +269,18 @@ def _execute_control(executor, sql):
         raise _ControlFailed(sql, error) from error
 
 
-def _undo_flush(executor, released=False):
+def _undo_flush(executor):
     """Roll the database back to before the flush; return False when that is no longer possible.
 
     It is not possible when SQLite already rolled the whole transaction back (then there is
-    nothing to undo) or when the savepoint was already released — an exception that arrived
-    just after the last statement.  The session is put in its failed state either way, and
-    rollback() ends the whole transaction.
+    nothing to undo) or when the savepoint was already released — an exception (a
+    KeyboardInterrupt) that arrived as the final RELEASE returned: ROLLBACK TO then finds no
+    savepoint.  The session is put in its failed state either way, and rollback() ends the
+    whole transaction.
     """
     executor.finish_statement()
     if not executor.in_transaction:
         return True
-    if released:
-        return False
     try:
         executor.execute(f"ROLLBACK TO {FLUSH_SAVEPOINT}")
         executor.execute(f"RELEASE {FLUSH_SAVEPOINT}")
@@ -317,22 +314,49 @@ class _FailedStep(Exception):
 def _run_steps(executor, steps, bound, stop=None):
     filled = {}
     assigned = {}
+    # Rows this flush will delete, until their DELETE has run (see _refuse_a_doomed_key).
+    doomed = {action.state.key: action.state for step in steps if step.kind is StepKind.DELETE
+              for action in step.actions}
     for index, (step, rows) in enumerate(zip(steps, bound)):
         if index == stop:
             break
         try:
             if step.kind is StepKind.INSERT:
                 _run_insert(executor, step, _fill_sources(step, rows, filled, assigned), filled)
+                if doomed and step.mapper.generated_key is not None:
+                    _refuse_a_doomed_key(step, filled, doomed)
             elif step.kind is StepKind.UPDATE:
                 _run_update(executor, step, _fill_sources(step, rows, filled, assigned), filled)
             else:
                 _run_delete(executor, step)
+                for action in step.actions:
+                    doomed.pop(action.state.key, None)  # gone now: an INSERT may take its key
         except sqlite3.Error as error:
             # A constraint or a too-long value belongs to one row; other errors (a lock, an
             # interrupt, a full disk) belong to the statement as a whole.
             locatable = len(step.actions) > 1 and isinstance(error, (sqlite3.IntegrityError, sqlite3.DataError))
             raise _FailedStep(index, error, locatable) from error
     return filled, assigned
+
+
+def _refuse_a_doomed_key(step, filled, doomed):
+    """SQLite hands out the largest free rowid again.  If a row this session holds was deleted by
+    another connection, a new row can get its key; the DELETE of the held object later in this
+    flush would then delete the new row instead.  Stop before it does (the flush is undone)."""
+    mapper = step.mapper
+    name = mapper.generated_key.name
+    for state in step.states:
+        names, values = filled.get(state, ((), ()))
+        if name not in names:
+            continue  # the key was given, not generated: checked before any SQL ran
+        key = (mapper.cls, (values[names.index(name)],))
+        if key in doomed:
+            raise _ReadBackMismatch(
+                f"SQLite gave the new {state.describe()} the key {key[1][0]!r} of {doomed[key].describe()}, "
+                f"which this flush deletes: that row was deleted by another connection after this session "
+                f"read it. rollback() and load the objects again; nothing was written",
+                None,
+            )
 
 
 def _insert_sql(mapper, columns):

@@ -154,10 +154,12 @@ class FlushingMixin:
                 self._begin_for_flush()
             try:
                 filled, assigned = run_plan(self.executor, plan, bound)
+                self._apply_flush(plan, filled, assigned)
             except BaseException as error:
+                # (An error while applying, after every statement ran, has no savepoint left to
+                # undo: like a failure of the SQL, it leaves rollback() as the way back.)
                 self._fail(error)
                 raise
-            self._apply_flush(plan, filled, assigned)
         finally:
             self._flushing = False
 
@@ -304,6 +306,18 @@ class FlushingMixin:
                     snapshot[column.index] = value
                 state.committed = tuple(snapshot)
 
+    def _evict_stale(self, key, obj):
+        """SQLite gave a new row the key of an object this session holds (a natural key would have
+        been refused before any SQL).  SQLite hands out the largest free rowid again, so that
+        object's row was deleted by another connection after this session read it: the held
+        object is stale.  It is detached, as if expunged, and the new object takes the key.
+        (SQLAlchemy also replaces it, with a warning.)  rollback() puts both back."""
+        stale = self.identity[key].__dict__[STATE_ATTRIBUTE]
+        self.undo.record(stale)
+        self._unindex(stale)
+        self._detach(stale)
+        self.identity.add(key, obj)
+
     def _apply_inserts(self, step, filled, assigned):
         """Inserted objects become persistent, with the values the database filled in.
 
@@ -332,6 +346,6 @@ class FlushingMixin:
             state.key = key
             state.committed = snapshot_of(values)
             if identity.setdefault(key, obj) is not obj:
-                identity.add(key, obj)  # raises DuplicateIdentityError, naming both objects
+                self._evict_stale(key, obj)
             if mapper.json_columns:
                 self.tracker.watch(state)
