@@ -153,6 +153,41 @@ def test_reference_and_collection_pair_up_before_anything_configures_the_mapping
     assert same_objects(shop.items, [item]), "item.shop is shop, but shop.items lacks it"
 
 
+def test_a_relationship_repr_names_its_class_and_attribute():
+    assert repr(Order.user) == "Reference(Order.user)"
+    assert repr(User.orders) == "Collection(User.orders)"
+
+
+def test_a_relationship_outside_an_entity_shows_a_question_mark_for_its_class():
+    """Only an Entity subclass binds its relationships to a class; the repr still names the attribute."""
+
+    class Draft:
+        user = uow.Reference("user_id")
+        orders = uow.Collection("Order", "user")
+
+    assert repr(Draft.user) == "Reference(?.user)"
+    assert repr(Draft.orders) == "Collection(?.orders)"
+
+
+def test_a_collection_naming_an_undeclared_entity_is_a_mapping_error_naming_the_collection():
+    class FreshBase(uow.Entity, abstract=True):
+        pass
+
+    class Shop(FreshBase, table="shops"):
+        id: int = uow.Column(primary_key=True)
+        items = uow.Collection("Item", "shop")
+
+    connection = uow.connect(":memory:")
+    try:
+        with pytest.raises(errors.MappingError) as caught:
+            uow.create_all(connection, [Shop])
+    finally:
+        connection.close()
+    message = str(caught.value)
+    assert "Shop.items" in message
+    assert "'Item'" in message
+
+
 def generated_batch(table, sql, rows, largest_rowid_before):
     """The statements of a multi-row INSERT whose keys SQLite generates: read the largest rowid,
     one executemany, then read the new keys back in rowid order."""
@@ -219,6 +254,18 @@ class TestPersistentObjectsKeptInStep:
         ]
         assert db.rows("SELECT id, user_id FROM orders ORDER BY id") == [(1, 2), (2, 1), (3, 2)]
 
+    def test_pointing_at_an_expired_object_takes_the_key_its_identity_records(self, db, session):
+        """An expired object's key columns are not loaded, but its identity key is known."""
+        order, bob = session.get(Order, 1), session.get(User, 2)
+        session.expire(bob)
+        order.user = bob
+        assert order.user_id == 2
+        session.rollback()  # bob and order were loaded in it: both are expired now
+        order.user = bob
+        assert order.user_id == 2
+        session.commit()
+        assert db.rows("SELECT id, user_id FROM orders ORDER BY id") == [(1, 2), (2, 1), (3, 2)]
+
     def test_moving_an_order_whose_reference_was_read_updates_both_collections(self, session):
         first = session.get(Order, 1)
         ann, bob = first.user, session.get(User, 2)
@@ -274,6 +321,33 @@ class TestPersistentObjectsKeptInStep:
             assert order.user is bob
             assert any(item is order for item in bob.orders), "order.user is bob, but bob.orders lacks it"
             assert not any(item is order for item in ann.orders)
+
+    def test_a_reference_to_an_object_of_another_session_is_refused_naming_the_assignment(self, db, session):
+        order = session.get(Order, 1)
+        other = Session(db.conn)
+        stranger = User(name="stranger")
+        other.add(stranger)
+        with pytest.raises(errors.InvalidStateError) as caught:
+            order.user = stranger
+        assert str(caught.value) == (
+            "Order(id=1).user = User(id=None, name='stranger', email=None)<pending>: "
+            "that object belongs to another session"
+        )
+        assert order.user_id == 1
+        assert session.new == frozenset()
+        assert other.new == {stranger}
+        other.close()
+
+    def test_setting_a_reference_after_a_failed_flush_is_refused_naming_the_reference(self, session):
+        order, bob = session.get(Order, 1), session.get(User, 2)
+        session.add(User(name="dup", email="a@x"))  # ann's email: the INSERT fails
+        with pytest.raises(errors.FlushError):
+            session.flush()
+        with capture_sql() as statements, pytest.raises(errors.PendingRollbackError) as caught:
+            order.user = bob
+        assert statements == []
+        assert str(caught.value).startswith("set user(): a previous flush failed")
+        assert order.user_id == 1
 
 
 # -- foreign keys filled at flush --------------------------------------------------------------
@@ -542,6 +616,41 @@ class TestSaveUpdateCascade:
         assert state_of(order) is ObjectState.PENDING, "appended to a pending user's orders, but not added"
         assert session.new == {dee, order}
 
+    def test_appending_a_detached_object_reattaches_it_and_the_flush_moves_it(self, db, session):
+        earlier = Session(db.conn)
+        order = earlier.get(Order, 3)
+        earlier.commit()
+        earlier.close()
+        ann = session.get(User, 1)
+        ann.orders.append(order)
+        assert state_of(order) is ObjectState.PERSISTENT, "appended to a persistent user's orders, but not re-attached"
+        assert order.user_id == 1
+        with capture_sql() as statements:
+            session.flush()
+        assert dml(statements) == [(UPDATE_ORDER_USER, [(1, 3)])]
+        assert db.rows("SELECT id, user_id FROM orders ORDER BY id") == [(1, 1), (2, 1), (3, 1)]
+
+    def test_a_reference_without_save_update_leaves_its_target_out_of_the_session(self, session):
+        class FreshBase(uow.Entity, abstract=True):
+            pass
+
+        class Owner(FreshBase, table="owners"):
+            id: int = uow.Column(primary_key=True)
+            name: str
+
+        class Pet(FreshBase, table="pets"):
+            id: int = uow.Column(primary_key=True)
+            owner_id: int | None = uow.Column(references="Owner")
+            owner = uow.Reference("owner_id", cascade="")
+
+        pet = Pet()
+        session.add(pet)
+        owner = Owner(name="new")
+        pet.owner = owner
+        assert pet.owner is owner
+        assert state_of(owner) is ObjectState.TRANSIENT
+        assert session.new == {pet}
+
 
 class TestDeleteCascade:
     def test_deleting_a_parent_deletes_its_loaded_children(self, db, session):
@@ -629,6 +738,51 @@ class TestDeleteCascade:
         assert dml(statements) == [(INSERT_USER, ("dee", None))]
         assert db.rows("SELECT count(*) FROM orders") == [(3,)]
 
+    def test_an_expunged_child_removed_from_its_collection_is_not_deleted(self, db, session):
+        """delete-orphan is the session's rule, and an expunged object is no longer the session's."""
+        ann = session.get(User, 1)
+        first, second = ann.orders
+        session.expunge(first)
+        ann.orders.remove(first)
+        assert first.user is None
+        assert state_of(first) is ObjectState.DETACHED
+        assert session.deleted == frozenset()
+        with capture_sql() as statements:
+            session.flush()
+        assert dml(statements) == []
+        assert db.rows("SELECT id, user_id FROM orders ORDER BY id") == [(1, 1), (2, 1), (3, 2)]
+
+    def test_deleting_a_parent_with_a_composite_key_finds_its_children_by_every_key_column(self, db, session):
+        class FreshBase(uow.Entity, abstract=True):
+            pass
+
+        class Shelf(FreshBase, table="shelves"):
+            aisle: int = uow.Column(primary_key=True)
+            slot: int = uow.Column(primary_key=True)
+            boxes = uow.Collection("Box", "shelf", cascade="all")
+
+        class Box(FreshBase, table="boxes", foreign_keys=[uow.ForeignKey(("shelf_aisle", "shelf_slot"), "Shelf")]):
+            id: int = uow.Column(primary_key=True)
+            shelf_aisle: int
+            shelf_slot: int
+            shelf = uow.Reference(("shelf_aisle", "shelf_slot"))
+
+        uow.create_all(db.conn, [Shelf, Box])
+        db.run("""
+            INSERT INTO shelves (aisle, slot) VALUES (1, 1), (1, 2), (2, 2);
+            INSERT INTO boxes (shelf_aisle, shelf_slot) VALUES (1, 2), (1, 1), (2, 2), (1, 2)
+        """)
+        shelf = session.get(Shelf, (1, 2))
+        with capture_sql() as statements:
+            session.delete(shelf)
+        assert folded(statements) == [(
+            'SELECT "boxes"."id", "boxes"."shelf_aisle", "boxes"."shelf_slot" FROM "boxes" '
+            'WHERE "boxes"."shelf_aisle" = ? AND "boxes"."shelf_slot" = ? ORDER BY "boxes"."id"', (1, 2))]
+        assert sorted(box.id for box in session.deleted if isinstance(box, Box)) == [1, 4]
+        session.commit()
+        assert db.committed("SELECT id FROM boxes ORDER BY id") == [(2,), (3,)]
+        assert db.committed("SELECT aisle, slot FROM shelves ORDER BY aisle, slot") == [(1, 1), (2, 2)]
+
 
 class TestExpungeAndRefreshCascades:
     def test_expunging_a_parent_expunges_its_loaded_children(self, session):
@@ -663,6 +817,48 @@ class TestExpungeAndRefreshCascades:
         with capture_sql() as statements:
             session.refresh(ann)
         assert folded(statements) == [(SELECT_USER, (1,))]
+
+    def test_cascade_all_is_save_update_delete_expunge_and_refresh_but_not_delete_orphan(self, db, session):
+        class FreshBase(uow.Entity, abstract=True):
+            pass
+
+        class Crate(FreshBase, table="crates"):
+            id: int = uow.Column(primary_key=True)
+            label: str
+            bottles = uow.Collection("Bottle", "crate", cascade="all")
+
+        class Bottle(FreshBase, table="bottles"):
+            id: int = uow.Column(primary_key=True)
+            crate_id: int | None = uow.Column(references="Crate")
+            crate = uow.Reference("crate_id")
+            volume: int = 75
+
+        uow.create_all(db.conn, [Crate, Bottle])
+        db.run("""
+            INSERT INTO crates (label) VALUES ('c1');
+            INSERT INTO bottles (crate_id, volume) VALUES (1, 75), (1, 75)
+        """)
+        crate = session.get(Crate, 1)
+        held = list(crate.bottles)
+        session.expunge(crate)  # expunge
+        assert [state_of(obj) for obj in [crate, *held]] == [ObjectState.DETACHED] * 3
+
+        crate = session.get(Crate, 1)
+        first, second = crate.bottles
+        first.volume = 1
+        session.refresh(crate)  # refresh
+        assert first.volume == 75
+        crate.bottles.remove(second)  # no delete-orphan: the bottle only leaves the crate
+        assert state_of(second) is ObjectState.PERSISTENT
+        added = Bottle()
+        crate.bottles.append(added)  # save-update
+        assert state_of(added) is ObjectState.PENDING
+        session.delete(crate)  # delete
+        assert session.deleted == {crate, first}
+        assert state_of(added) is ObjectState.TRANSIENT  # its insert is cancelled with its parent
+        session.commit()
+        assert db.committed("SELECT id, crate_id FROM bottles ORDER BY id") == [(2, None)]
+        assert db.committed("SELECT count(*) FROM crates") == [(0,)]
 
 
 class TestDeletingParentsWithoutDeleteCascade:

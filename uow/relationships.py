@@ -173,10 +173,20 @@ def set_reference(obj, reference, target):
                 held = collection.__get__(target)
             if held is not None and not any(item is obj for item in held):
                 held._append_quietly(obj)
-    target_values = target.__dict__ if target is not None else {}
-    target_key = reference.target.__mapper__.pk_names
-    for name, key_name in zip(reference.column_names, target_key):
-        values[name] = target_values.get(key_name)
+    for name, value in zip(reference.column_names, _key_values(target, reference.target.__mapper__)):
+        values[name] = value
+
+
+def _key_values(target, mapper):
+    """The key the foreign key should hold: the target's key columns, or, when they are expired,
+    the key its identity records (None for no target, or one the database has not numbered)."""
+    if target is None:
+        return (None,) * len(mapper.pk_names)
+    values = target.__dict__
+    state = values.get("_uow_state")
+    if state is not None and state.key is not None and not all(name in values for name in mapper.pk_names):
+        return state.key[1]
+    return tuple(values.get(name) for name in mapper.pk_names)
 
 
 def _has_no_row(obj):
@@ -273,12 +283,15 @@ class RelatedList(list):
                 super().__delitem__(index)
                 return
 
-    def _adopt(self, item):
+    def _check_item(self, item):
         if not isinstance(item, self.collection.target):
             raise MappingError(
                 f"{self.collection.entity.__name__}.{self.collection.name} holds {self.collection.target.__name__} "
                 f"objects, not {item!r}"
             )
+
+    def _adopt(self, item):
+        self._check_item(item)
         setattr(item, self.collection.reference.name, self.owner)
         state = self.owner.__dict__.get("_uow_state")
         if state is not None and state.session is not None:
@@ -318,19 +331,23 @@ class RelatedList(list):
             self.remove(item)
 
     def __setitem__(self, index, value):
-        if isinstance(index, slice):
-            old = list(self)
-            new = list(value)
-            kept = [item for item in old if any(item is other for other in new)]
-            for item in old:
-                if not any(item is other for other in kept):
-                    self.remove(item)
-            for item in new:
-                if not any(item is other for other in self):
-                    self.append(item)
-            return
-        self.remove(self[index])
-        self.insert(index, value)
+        # Work out the result with a plain list (negative indexes, any slice, the same errors),
+        # then get there: children that leave are released, newcomers adopted.
+        wanted = list(self)
+        wanted[index] = value
+        self._become(wanted)
+
+    def _become(self, wanted):
+        """Hold exactly ``wanted``, in that order, keeping both sides of every link in step."""
+        for item in wanted:
+            self._check_item(item)  # refuse a wrong object before changing anything
+        for item in list(self):
+            if not any(item is other for other in wanted):
+                self.remove(item)
+        for item in wanted:
+            if not any(item is other for other in self):
+                self._adopt(item)  # set_reference appends it to this (loaded) list
+        super().__setitem__(slice(None), wanted)
 
     def __delitem__(self, index):
         items = self[index] if isinstance(index, slice) else [self[index]]
