@@ -112,6 +112,12 @@ class Capabilities:
     delete_missing_row: str = "fail"
     """A DELETE that matches no row fails the flush ("fail") or is ignored ("ignore")."""
 
+    refuses_reused_doomed_key: bool = True
+    """SQLite hands out the largest free rowid again, so a new row can get the key of a row
+    another connection deleted, whose stale object this flush deletes.  The flush fails before
+    that DELETE removes the new row instead (True); or the DELETE runs and the new row is gone
+    (False)."""
+
     pending_key_conflict: str | None = "refuse"
     """A pending object claiming a key another object holds is refused: by add() with conflict,
     or, when the holder came later, by the flush before any SQL (conflict; the session stays

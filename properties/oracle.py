@@ -504,12 +504,15 @@ class Model:
         keys = {}
         batch = []
         loaded_groups = set()
+        # Rows this flush deletes, until their DELETE has run (see refuses_reused_doomed_key).
+        doomed = {(self.objects[hid].table.name, self.objects[hid].key) for verb, hid in statements
+                  if verb == "DELETE"}
         for statement in statements:
             if batch and not self._same_batch(batch, statement):
                 self._write_back(batch)
             refusal = self._load_group(trial, statements, statement, loaded_groups)
             if refusal is None:
-                refusal = self._apply(trial, statement, keys)
+                refusal = self._apply(trial, statement, keys, doomed)
             if refusal is not None:
                 self.situations.add(f"a flush failed ({refusal.kind})")
                 self._fail()
@@ -741,10 +744,11 @@ class Model:
         row = self.db[obj.table.name].get(obj.key)
         return None if row is None else row[column]
 
-    def _apply(self, trial, statement, keys):
+    def _apply(self, trial, statement, keys, doomed):
         """Run one statement on ``trial`` rows; return the Refused error it would raise, or None.
 
-        ``keys`` collects the key and row each INSERT wrote (a generated id is max(id) + 1).
+        ``keys`` collects the key and row each INSERT wrote (a generated id is max(id) + 1);
+        ``doomed`` holds the (table, key) of rows a later DELETE of this flush removes.
         """
         verb, hid = statement
         obj = self.objects[hid]
@@ -759,6 +763,10 @@ class Model:
                 if row["id"] <= self._highest_id.get(table.name, 0):
                     self.situations.add("SQLite reused a generated id")
                 self._highest_id[table.name] = max(row["id"], self._highest_id.get(table.name, 0))
+                if self.caps.refuses_reused_doomed_key and (table.name, (row["id"],)) in doomed:
+                    self.situations.add("a new row got the key of a row the flush deletes")
+                    return Refused("flush", f"INSERT {obj!r}: SQLite gave it the key {row['id']} of a row "
+                                            f"this flush deletes (deleted elsewhere since it was read)")
             key = table.key_of(row)
             if key in rows:
                 return Refused("flush", f"INSERT {obj!r}: key {key} exists")
@@ -782,6 +790,7 @@ class Model:
             rows[obj.key] = row
             return self._check_statement(trial, table, row)
         del rows[obj.key]
+        doomed.discard((table.name, obj.key))
         if self.caps.flush_order == "rows":
             return None
         for child, column in self.schema.children(table.name):

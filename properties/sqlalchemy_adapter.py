@@ -41,6 +41,7 @@ SQLALCHEMY_CAPABILITIES = Capabilities(
     writes_back_during_flush=True,
     self_ref_delete_order="dependency",
     delete_missing_row="ignore",
+    refuses_reused_doomed_key=False,
     pending_key_conflict=None,
     rollback_clears_deleted_mark=False,
     keys_after_failed_flush=False,

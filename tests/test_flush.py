@@ -429,7 +429,7 @@ def test_a_flush_that_would_delete_a_new_row_given_a_doomed_key_is_undone(file_s
     message = str(raised.value)
     assert message.startswith("SQLite gave the new User(new #")
     assert f"the key {bob.id} of User(id={bob.id}" in message
-    assert "which this flush deletes: that row was deleted by another connection" in message
+    assert "which this flush deletes: that row was already deleted after the object was read" in message
     assert cy.id is None and uow.state_of(cy) is uow.ObjectState.PENDING
     with pytest.raises(uow.errors.PendingRollbackError):
         file_session.flush()

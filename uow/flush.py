@@ -340,9 +340,10 @@ def _run_steps(executor, steps, bound, stop=None):
 
 
 def _refuse_a_doomed_key(step, filled, doomed):
-    """SQLite hands out the largest free rowid again.  If a row this session holds was deleted by
-    another connection, a new row can get its key; the DELETE of the held object later in this
-    flush would then delete the new row instead.  Stop before it does (the flush is undone)."""
+    """SQLite hands out the largest free rowid again.  If the row of an object this flush deletes
+    is already gone (another connection deleted it, or an earlier transaction did and the object
+    was deleted again once detached), a new row can get its key, and the DELETE later in this
+    flush would delete the new row instead.  Stop before it does (the flush is undone)."""
     mapper = step.mapper
     name = mapper.generated_key.name
     for state in step.states:
@@ -353,8 +354,9 @@ def _refuse_a_doomed_key(step, filled, doomed):
         if key in doomed:
             raise _ReadBackMismatch(
                 f"SQLite gave the new {state.describe()} the key {key[1][0]!r} of {doomed[key].describe()}, "
-                f"which this flush deletes: that row was deleted by another connection after this session "
-                f"read it. rollback() and load the objects again; nothing was written",
+                f"which this flush deletes: that row was already deleted after the object was read (by another "
+                f"connection, or in an earlier transaction). rollback() and load the objects again; nothing "
+                f"was written",
                 None,
             )
 
