@@ -236,6 +236,21 @@ def test_an_abstract_base_cannot_have_a_table():
     assert str(caught.value) == "Thing: an abstract base has no table"
 
 
+@pytest.mark.parametrize("declaration", [
+    {"__annotations__": {"created": str}},
+    {"created": Column(default="today")},
+    {"owner": uow.Reference("owner_id")},
+], ids=["annotation", "column", "reference"])
+def test_an_abstract_base_declares_nothing_the_entities_would_silently_lack(declaration):
+    """uow reads each entity's own declarations: columns on a base would be missing from every
+    entity below it, so the base refuses them."""
+    name = next(iter(declaration.get("__annotations__", declaration)))
+    with pytest.raises(errors.MappingError) as caught:
+        types.new_class("Stamped", (Entity,), {"abstract": True}, lambda ns: ns.update(declaration))
+    assert str(caught.value) == (f"Stamped is an abstract base, which groups entities in a registry and declares "
+                                 f"no columns or relationships; move {name} to the entities")
+
+
 def test_a_class_needs_at_least_one_column():
     with pytest.raises(errors.MappingError, match="no columns"):
         declare("things", {})

@@ -568,6 +568,16 @@ class TestEagerLoading:
         with pytest.raises(errors.UnknownFieldError, match="orders"):
             session.filter(User, load=["name"])
 
+    def test_load_takes_the_relationship_itself_but_only_one_of_the_class_loaded(self, session):
+        (ann,) = session.filter(User, name="ann", load=[User.orders])
+        with capture_sql() as statements:
+            assert [order.total for order in ann.orders] == [10, 20]
+        assert statements == []
+        with uow.capture_sql() as statements, pytest.raises(errors.UnknownFieldError) as raised:
+            session.filter(User, load=[Order.user])
+        assert statements == []
+        assert str(raised.value).startswith("User has no relationship Reference(Order.user) to load")
+
 
 # -- cascades ------------------------------------------------------------------------------------
 

@@ -17,8 +17,8 @@ it is read (see ``mapping.Column``).  Equality is identity, as for any object: t
 import typing
 
 from .errors import InvalidStateError, MappingError, MissingFieldError, UnknownFieldError
-from .mapping import STATE_ATTRIBUTE, Mapper, Registry
-from .relationships import Reference
+from .mapping import STATE_ATTRIBUTE, Column, Mapper, Registry
+from .relationships import Collection, Reference
 
 
 class Entity:
@@ -37,6 +37,16 @@ class Entity:
         if abstract:
             if table is not None:
                 raise MappingError(f"{cls.__name__}: an abstract base has no table")
+            declared = [name for name, value in vars(cls).items()
+                        if isinstance(value, (Column, Reference, Collection))]
+            declared += [name for name in vars(cls).get("__annotations__", {}) if not name.startswith("_")]
+            if declared:
+                # uow maps one class to one table and reads a class's own declarations only:
+                # columns here would be silently missing from every entity below.
+                raise MappingError(
+                    f"{cls.__name__} is an abstract base, which groups entities in a registry and declares "
+                    f"no columns or relationships; move {', '.join(sorted(set(declared)))} to the entities"
+                )
             cls.__registry__ = Registry()
             return
         if any("__mapper__" in vars(base) for base in cls.__mro__[1:]):

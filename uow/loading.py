@@ -99,8 +99,9 @@ class LoadingMixin:
             self._load_related(objects, self._relationship(mapper_of(objects[0]), name))
 
     def _relationship(self, mapper, name):
+        # A name, or the relationship itself (Shelf.books) -- which must be one of this class's.
         relationship = getattr(mapper.cls, name, None) if isinstance(name, str) else name
-        if not isinstance(relationship, (Reference, Collection)):
+        if not isinstance(relationship, (Reference, Collection)) or relationship.entity is not mapper.cls:
             names = [r.name for r in mapper.references] + [c.name for c in mapper.collections]
             raise UnknownFieldError(
                 f"{mapper.cls.__name__} has no relationship {name!r} to load; its relationships are "

@@ -196,7 +196,8 @@ class FlushPlan:
         return "\n".join(lines)
 
     def to_dot(self):
-        """The plan as a Graphviz digraph: one node per step, one edge per constraint between steps."""
+        """The plan as a Graphviz digraph: one node per step, and one arrow from a step to each step
+        that must wait for it, labelled with the first reason found."""
         lines = ["digraph flush_plan {", "  rankdir=LR;", "  node [shape=box];"]
         for number, step in enumerate(self.steps, 1):
             lines.append(f'  s{number} [label="{number}. {_escape(str(step))}"];')
