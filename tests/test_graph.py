@@ -1,7 +1,7 @@
 """uow.graph, the deterministic topological sort and cycle finder the planner and create_all use.
 
-The module knows nothing about databases, so these tests call it directly, with plain strings as
-nodes.
+White-box tests (``test_wb_*``, house rule 11): the module knows nothing about databases, so
+these call it directly with plain strings as nodes.
 """
 
 import collections
@@ -23,48 +23,48 @@ class CountingSuccessors(dict):
         return super().__getitem__(node)
 
 
-def test_ties_go_to_the_smallest_tiebreak_key():
+def test_wb_ties_go_to_the_smallest_tiebreak_key():
     order = topological_order(["c", "a", "b"], [], str)
     assert order == ["a", "b", "c"]
 
 
-def test_a_node_waits_for_every_node_before_it():
+def test_wb_a_node_waits_for_every_node_before_it():
     # "c" has the smallest key, so it goes as soon as it is free: only after both "a" and "b".
     rank = {"c": 0, "a": 1, "b": 2}
     order = topological_order(["a", "b", "c"], [("a", "c"), ("b", "c")], rank.get)
     assert order == ["a", "b", "c"]
 
 
-def test_a_cycle_is_reported_with_its_nodes_in_order_first_repeated_last():
+def test_wb_a_cycle_is_reported_with_its_nodes_in_order_first_repeated_last():
     with pytest.raises(CycleFound) as caught:
         topological_order(["a", "b", "c"], [("a", "b"), ("b", "c"), ("c", "b")], str)
     assert caught.value.cycle == ["b", "c", "b"]
     assert str(caught.value) == "cycle: b -> c -> b"
 
 
-def test_the_cycle_is_searched_among_the_nodes_that_could_not_be_ordered():
+def test_wb_the_cycle_is_searched_among_the_nodes_that_could_not_be_ordered():
     # "a" was ordered before the sort got stuck; the report starts at "b", the first stuck node.
     with pytest.raises(CycleFound) as caught:
         topological_order(["a", "b", "c"], [("a", "c"), ("b", "c"), ("c", "b")], str)
     assert caught.value.cycle == ["b", "c", "b"]
 
 
-def test_find_cycle_returns_only_the_cycle_not_the_path_to_it():
+def test_wb_find_cycle_returns_only_the_cycle_not_the_path_to_it():
     successors = {"a": ["b"], "b": ["c"], "c": ["b"]}
     assert find_cycle(["a", "b", "c"], successors) == ["b", "c", "b"]
 
 
-def test_find_cycle_goes_on_after_a_start_that_leads_to_no_cycle():
+def test_wb_find_cycle_goes_on_after_a_start_that_leads_to_no_cycle():
     successors = {"a": ["b"], "b": [], "c": ["d"], "d": ["c"]}
     assert find_cycle(["a", "b", "c", "d"], successors) == ["c", "d", "c"]
 
 
-def test_find_cycle_ignores_cycles_through_nodes_it_was_not_given():
+def test_wb_find_cycle_ignores_cycles_through_nodes_it_was_not_given():
     successors = {"a": ["b"], "b": ["c"], "c": ["b"]}
     assert find_cycle(["a"], successors) == []
 
 
-def test_find_cycle_reads_each_nodes_successors_once():
+def test_wb_find_cycle_reads_each_nodes_successors_once():
     # A ladder of 12 levels, every node pointing at both nodes of the next level: 2**12 paths,
     # 24 nodes.  The planner runs find_cycle over every row left stuck in a flush, so it must
     # cost as much as the nodes and edges, not as much as the paths.
