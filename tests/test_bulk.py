@@ -260,6 +260,15 @@ def test_bulk_update_checks_values_before_any_sql(session):
     assert (held.name, held.score) == ("ann", 1.0)
 
 
+def test_bulk_update_refuses_a_key_of_the_wrong_type_naming_the_row_before_any_sql(session):
+    with uow.capture_sql() as statements:
+        with pytest.raises(errors.ColumnValueError) as raised:
+            session.bulk_update_mappings(Country, [{"code": "fr", "name": "La France"}, {"code": 5, "name": "x"}])
+    assert statements == []
+    assert str(raised.value) == (
+        "bulk update of Country row {'code': 5, 'name': 'x'}: Country.code = 5 expected str, got int")
+
+
 def test_an_int_beyond_64_bits_for_a_real_column_is_refused_before_any_sql(file_session):
     """2**64 is exactly a double, but sqlite3 binds a Python int as INTEGER and overflows."""
     with uow.capture_sql() as statements:
@@ -276,6 +285,19 @@ def test_bulk_update_bumps_the_version_in_the_row_and_the_held_object(file_sessi
     file_session.commit()
     assert other.execute("SELECT id, title, version FROM bulk_tickets ORDER BY id").fetchall() == [
         (1, "ONE", 2), (2, "TWO", 2)]
+
+
+def test_bulk_update_checked_against_a_newer_version_gives_the_held_object_the_rows_new_version(file_session, other):
+    """The held object was read at version 1; another connection moved the row to 2.  The
+    mapping names version 2, so the row goes to 3, and so does the object."""
+    held = file_session.get(Ticket, 1)
+    file_session.commit()
+    other.execute("UPDATE bulk_tickets SET version = 2 WHERE id = 1")
+    file_session.bulk_update_mappings(Ticket, [{"id": 1, "title": "ONE", "version": 2}])
+    assert (held.title, held.version) == ("ONE", 3)
+    held.title = "One"
+    file_session.commit()  # the UPDATE checks version 3: no StaleDataError
+    assert other.execute("SELECT title, version FROM bulk_tickets WHERE id = 1").fetchall() == [("One", 4)]
 
 
 def test_bulk_update_with_a_stale_version_is_refused(session):
@@ -391,6 +413,18 @@ def test_a_closed_session_refuses_bulk_writes_naming_the_call(session, name, cal
     assert statements == []
 
 
+@pytest.mark.parametrize("name, call", [
+    ("bulk_insert_mappings", lambda session: session.bulk_insert_mappings(Country, [{"code": "de", "name": "G"}])),
+    ("bulk_update_mappings", lambda session: session.bulk_update_mappings(Country, [{"code": "fr", "name": "F"}])),
+    ("bulk_save_objects", lambda session: session.bulk_save_objects([Country(code="de", name="G")])),
+])
+def test_a_bulk_write_begins_the_transaction_for_writing(session, name, call):
+    """A transaction that will write begins IMMEDIATE (see the README: uow owns the transaction)."""
+    with uow.capture_sql() as statements:
+        call(session)
+    assert statements[0].sql == "BEGIN IMMEDIATE"
+
+
 # -- when SQLite ends the whole transaction itself ---------------------------------------------
 
 REFUSE_XX = """CREATE TRIGGER refuse_xx BEFORE INSERT ON countries WHEN NEW.code = 'xx'
@@ -430,3 +464,20 @@ def test_bulk_insert_returns_the_rows_sqlite_inserted(file_session, other):
     assert inserted == 1
     file_session.commit()
     assert countries(other) == [("de", "Germany"), ("fr", "France"), ("it", "Italy")]
+
+
+@pytest.mark.parametrize("write", ["bulk_insert_mappings", "bulk_save_objects"])
+def test_after_sqlite_rolls_back_a_bulk_write_entirely_the_refusal_names_the_cause(file_session, other, write):
+    other.execute(REFUSE_XX)
+    with pytest.raises(errors.FlushError) as failed:
+        if write == "bulk_insert_mappings":
+            file_session.bulk_insert_mappings(Country, [{"code": "xx", "name": "Nowhere"}])
+        else:
+            file_session.bulk_save_objects([Country(code="xx", name="Nowhere")])
+    with pytest.raises(errors.PendingRollbackError) as raised:
+        file_session.flush()
+    message = str(raised.value)
+    assert message.startswith("flush(): a previous bulk write failed (")
+    assert "no xx here" in message
+    assert "SQLite rolled back the whole transaction, so earlier flushes are undone too" in message
+    assert raised.value.original is failed.value

@@ -34,7 +34,15 @@ class Note(MergeBase, table="merge_notes"):
     tags: list = Column(default_factory=list)
 
 
-MODELS = ALL_MODELS + [Ticket, Note]
+class Seat(MergeBase, table="merge_seats"):
+    """A composite natural key and a column with an SQL DEFAULT: an upsert of only the key."""
+
+    section: str = Column(primary_key=True)
+    number: int = Column(primary_key=True)
+    holder: str | None = Column(server_default="'nobody'")
+
+
+MODELS = ALL_MODELS + [Ticket, Note, Seat]
 UPDATE_NAME = 'UPDATE "countries" SET "name" = ? WHERE "countries"."code" = ?'
 UPDATE_TAGS = 'UPDATE "merge_notes" SET "tags" = ? WHERE "merge_notes"."code" = ?'
 
@@ -392,6 +400,22 @@ def test_upsert_of_only_a_key_inserts_the_row_or_leaves_the_existing_one_alone(s
     assert state_of(given) is ObjectState.PERSISTENT
     assert session.dirty_fields(given) == []
     assert session.scalars("SELECT n FROM stamps ORDER BY code") == [42, 7]
+
+
+def test_upsert_of_only_a_composite_key_reads_the_existing_row_back_by_every_key_column(session):
+    session.execute("INSERT INTO merge_seats (section, number, holder) VALUES ('A', 2, 'other'), ('A', 1, 'kept')")
+    given = Seat(section="A", number=1)
+    with uow.capture_sql() as statements:
+        result = session.upsert(given)
+    assert folded(statements) == [
+        ('INSERT INTO "merge_seats" ("section", "number") VALUES (?, ?) ON CONFLICT ("section", "number") '
+         'DO NOTHING RETURNING "section", "number", "holder"', ("A", 1)),
+        ('SELECT "merge_seats"."section", "merge_seats"."number", "merge_seats"."holder" FROM "merge_seats" '
+         'WHERE "merge_seats"."section" = ? AND "merge_seats"."number" = ?', ("A", 1)),
+    ]
+    assert result is given
+    assert (given.section, given.number, given.holder) == ("A", 1, "kept")
+    assert session.dirty_fields(given) == []
 
 
 def test_upsert_begins_the_transaction_for_writing(session):

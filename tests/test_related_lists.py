@@ -179,3 +179,40 @@ class TestListSemantics:
             ann.orders[:] = [first, "not an order"]
         assert same_objects(ann.orders, [first, second])
         assert session.deleted == frozenset()
+
+    def test_deleting_a_slice_releases_only_the_children_in_it(self, db, session):
+        ann = session.get(User, 1)
+        first, second = ann.orders
+        del ann.orders[:1]
+        assert same_objects(ann.orders, [second])
+        assert (first.user, second.user) == (None, ann)
+        assert session.deleted == {first}
+        session.flush()
+        assert db.rows("SELECT id, user_id FROM orders ORDER BY id") == [(2, 1), (3, 2)]
+
+
+class TestRemovingAChildWhoseReferenceIsNotCached:
+    """Setting a child's key column by hand drops its cached reference, and the parent's loaded
+    list may still hold it: remove() then asks the key where the child points now."""
+
+    def test_removing_a_child_pointed_at_the_same_parent_by_key_clears_its_key(self, db, session):
+        team = session.get(Team, 1)
+        p1, p2 = team.players
+        p1.team_id = 1
+        team.players.remove(p1)
+        assert (p1.team_id, p1.team) == (None, None)
+        assert same_objects(team.players, [p2])
+        session.flush()
+        assert db.rows("SELECT id, team_id FROM players ORDER BY id") == [(1, None), (2, 1), (3, None)]
+
+    def test_removing_a_child_repointed_by_key_from_its_old_parents_list_leaves_its_new_parent(self, db, session):
+        db.run("INSERT INTO teams (name) VALUES ('blues')")
+        team = session.get(Team, 1)
+        p1, p2 = team.players
+        p1.team_id = 2
+        team.players.remove(p1)
+        assert same_objects(team.players, [p2])
+        assert p1.team_id == 2
+        assert p1.team is session.get(Team, 2)
+        session.flush()
+        assert db.rows("SELECT id, team_id FROM players ORDER BY id") == [(1, 2), (2, 1), (3, None)]

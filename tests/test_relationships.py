@@ -188,6 +188,29 @@ def test_a_collection_naming_an_undeclared_entity_is_a_mapping_error_naming_the_
     assert "'Item'" in message
 
 
+def test_a_collection_whose_reference_is_missing_is_a_mapping_error_naming_both_sides():
+    class FreshBase(uow.Entity, abstract=True):
+        pass
+
+    class Shop(FreshBase, table="shops"):
+        id: int = uow.Column(primary_key=True)
+        items = uow.Collection("Item", "shop")
+
+    class Item(FreshBase, table="items"):
+        id: int = uow.Column(primary_key=True)
+        shop_id: int = uow.Column(references="Shop")
+        owner = uow.Reference("shop_id")  # not the "shop" that Shop.items names
+
+    connection = uow.connect(":memory:")
+    try:
+        with pytest.raises(errors.MappingError) as caught:
+            uow.create_all(connection, [Shop, Item])
+    finally:
+        connection.close()
+    assert str(caught.value) == (
+        "Shop.items = Collection(Item, 'shop'): Item.shop must be a Reference to Shop")
+
+
 def generated_batch(table, sql, rows, largest_rowid_before):
     """The statements of a multi-row INSERT whose keys SQLite generates: read the largest rowid,
     one executemany, then read the new keys back in rowid order."""
@@ -578,6 +601,26 @@ class TestEagerLoading:
         assert statements == []
         assert str(raised.value).startswith("User has no relationship Reference(Order.user) to load")
 
+    def test_load_on_a_class_without_relationships_says_it_has_none(self, session):
+        class FreshBase(uow.Entity, abstract=True):
+            pass
+
+        class Tag(FreshBase, table="tags"):
+            id: int = uow.Column(primary_key=True)
+            label: str
+
+        with capture_sql() as statements, pytest.raises(errors.UnknownFieldError) as raised:
+            session.filter(Tag, load=["owner"])
+        assert statements == []
+        assert str(raised.value) == "Tag has no relationship 'owner' to load; its relationships are (none)"
+
+    def test_filter_in_a_closed_session_is_refused_naming_filter(self, session):
+        session.close()
+        with capture_sql() as statements, pytest.raises(errors.SessionClosedError) as raised:
+            session.filter(User, name="ann", load=["orders"])
+        assert statements == []
+        assert str(raised.value).startswith("filter(): this session was closed")
+
 
 # -- cascades ------------------------------------------------------------------------------------
 
@@ -793,6 +836,41 @@ class TestDeleteCascade:
         assert db.committed("SELECT id FROM boxes ORDER BY id") == [(2,), (3,)]
         assert db.committed("SELECT aisle, slot FROM shelves ORDER BY aisle, slot") == [(1, 1), (2, 2)]
 
+    def test_deleting_a_parent_deletes_the_children_of_every_collection_that_cascades_delete(self, db, session):
+        class FreshBase(uow.Entity, abstract=True):
+            pass
+
+        class Album(FreshBase, table="albums"):
+            id: int = uow.Column(primary_key=True)
+            title: str
+            tracks = uow.Collection("Track", "album", cascade="all")
+            credits = uow.Collection("Credit", "album", cascade="all")
+
+        class Track(FreshBase, table="tracks"):
+            id: int = uow.Column(primary_key=True)
+            album_id: int = uow.Column(references="Album")
+            album = uow.Reference("album_id")
+
+        class Credit(FreshBase, table="credits"):
+            id: int = uow.Column(primary_key=True)
+            album_id: int = uow.Column(references="Album")
+            album = uow.Reference("album_id")
+
+        uow.create_all(db.conn, [Album, Track, Credit])
+        db.run("""
+            INSERT INTO albums (title) VALUES ('a'), ('b');
+            INSERT INTO tracks (album_id) VALUES (1), (1), (2);
+            INSERT INTO credits (album_id) VALUES (1), (2)
+        """)
+        album = session.get(Album, 1)
+        session.delete(album)
+        deleted = sorted((type(obj).__name__, obj.id) for obj in session.deleted)
+        assert deleted == [("Album", 1), ("Credit", 1), ("Track", 1), ("Track", 2)]
+        session.commit()
+        assert db.committed("SELECT id, album_id FROM tracks") == [(3, 2)]
+        assert db.committed("SELECT id, album_id FROM credits") == [(2, 2)]
+        assert db.committed("SELECT id FROM albums") == [(2,)]
+
 
 class TestExpungeAndRefreshCascades:
     def test_expunging_a_parent_expunges_its_loaded_children(self, session):
@@ -941,6 +1019,17 @@ class TestDeletingParentsWithoutDeleteCascade:
         session.delete(team)
         session.commit()
         assert db.committed("SELECT id, team_id FROM players ORDER BY id") == [(1, None), (2, None), (3, None)]
+        assert db.committed("SELECT count(*) FROM teams") == [(0,)]
+
+    def test_deleting_a_parent_after_one_of_its_children_clears_the_other_children(self, db, session):
+        team = session.get(Team, 1)
+        p1, p2 = team.players
+        session.delete(p1)
+        session.delete(team)
+        assert p2.team_id is None
+        assert session.deleted == {p1, team}
+        session.commit()
+        assert db.committed("SELECT id, team_id FROM players ORDER BY id") == [(2, None), (3, None)]
         assert db.committed("SELECT count(*) FROM teams") == [(0,)]
 
 

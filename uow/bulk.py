@@ -212,9 +212,11 @@ class BulkMixin:
             if self.executor.in_transaction:
                 self.executor.execute(f"ROLLBACK TO {BULK_SAVEPOINT}")
                 self.executor.execute(f"RELEASE {BULK_SAVEPOINT}")
-            self._fail_if_transaction_lost(error)
             if isinstance(error, sqlite3.Error):
-                raise FlushError(f"bulk write to {mapper.table} failed: {error}", statement=None) from error
+                failure = FlushError(f"bulk write to {mapper.table} failed: {error}", statement=None)
+                self._fail_if_transaction_lost(failure)
+                raise failure from error
+            self._fail_if_transaction_lost(error)
             raise
         return changed
 
@@ -224,7 +226,7 @@ class BulkMixin:
         then objects flushed earlier hold rows that are gone, and only rollback() puts the session
         back in step, so the session refuses other work until it is called, as after a failed flush."""
         if not self.executor.in_transaction:
-            self._fail(error)
+            self._fail(error, "bulk write")
 
     def _bulk_sync(self, mapper, mappings):
         """Objects the session holds for updated rows take the new values (and snapshot)."""
@@ -244,7 +246,9 @@ class BulkMixin:
                 values[name] = value
                 snapshot[mapper.column(name).index] = mapper.snapshot_value(mapper.column(name), value)
             if version is not None:
-                bumped = snapshot[version.index] + 1 if isinstance(snapshot[version.index], int) else None
+                # The row had the version the mapping gave (it was checked), else the one held.
+                before = mapping[version.name] if version.name in mapping else snapshot[version.index]
+                bumped = before + 1 if isinstance(before, int) else None
                 if bumped is not None:
                     values[version.name] = bumped
                     snapshot[version.index] = bumped

@@ -65,6 +65,7 @@ class LoadingMixin:
 
     def all(self, entity, *, load=()):
         """Every row of the entity's table, as objects, ordered by primary key."""
+        self._check("all")
         return self.filter(entity, load=load)
 
     def filter(self, entity, *, order_by=None, limit=None, load=(), **equals):

@@ -179,8 +179,7 @@ class MergingMixin:
         row = self.executor.execute(sql, params).fetchone()
         if row is None:  # DO NOTHING on an existing row returns nothing: read it
             row = self.executor.execute(
-                f"SELECT {mapper.select_list} FROM {table} WHERE "
-                + " AND ".join(f"{table}.{quote(n)} = ?" for n in mapper.pk_names),
+                f"SELECT {mapper.select_list} FROM {table} WHERE {mapper.key_condition}",
                 [self._bind(mapper.column(n), v) for n, v in zip(mapper.pk_names, key_values)],
             ).fetchone()
         stored = {column.name: from_db(column, value) for column, value in zip(mapper.columns, row)}

@@ -493,9 +493,9 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
             self._detach(state)
         self.undo.forget()
 
-    def _fail(self, error):
+    def _fail(self, error, write="flush"):
         """A write failed: refuse everything but rollback() until it is called (see ``transaction``)."""
-        self.transaction.fail(error)
+        self.transaction.fail(error, write)
         self._ready_thread = None
 
     def close(self):

@@ -93,6 +93,7 @@ class Transaction:
         self.mode = None
         self.savepoints = []
         self.failure = None
+        self.failed_write = None
         self._savepoint_counter = 0
         self.default_mode = None
         self.default_read_only = False
@@ -121,10 +122,13 @@ class Transaction:
         if self.state is TransactionState.CLOSED:
             raise SessionClosedError(f"{operation}(): this session was closed; create a new Session")
         if self.state is TransactionState.FAILED:
+            if self.failed_write == "flush":
+                where = "the database and the objects are as they were before that flush"
+            else:  # a bulk write that SQLite ended the whole transaction for
+                where = "SQLite rolled back the whole transaction, so earlier flushes are undone too"
             raise PendingRollbackError(
-                f"{operation}(): a previous flush failed ({self.failure}); the database and the objects are "
-                f"as they were before that flush. Call session.rollback() to start over "
-                f"(or fix the cause and retry after rollback())",
+                f"{operation}(): a previous {self.failed_write} failed ({self.failure}); {where}. "
+                f"Call session.rollback() to start over (or fix the cause and retry after rollback())",
                 original=self.failure,
             )
 
@@ -221,9 +225,10 @@ class Transaction:
             self.executor.execute("ROLLBACK")
         self._end()
 
-    def fail(self, error):
+    def fail(self, error, write="flush"):
         """A write failed: refuse everything but rollback() until it is called."""
         self.failure = error
+        self.failed_write = write
         if self.state is not TransactionState.FAILED:
             self._move(TransactionState.FAILED, "flush")
 
