@@ -1,6 +1,7 @@
 """uow.connect(): the connection uow needs, and the promise that uow alone owns the transaction."""
 
 import sqlite3
+import sys
 
 import pytest
 
@@ -65,3 +66,34 @@ def test_commit_is_sent_as_sql_by_uow(conn):
     assert statements[0].sql == "BEGIN IMMEDIATE"
     assert statements[-1].sql == "COMMIT"
     assert not conn.in_transaction
+
+
+def test_connect_without_a_database_opens_a_private_in_memory_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a file, had one been created, would land here
+    connection = uow.connect()
+    try:
+        assert connection.execute("PRAGMA database_list").fetchall() == [(0, "main", "")]
+        assert connection.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    finally:
+        connection.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="sqlite3's autocommit attribute is new in Python 3.12")
+def test_connect_pins_sqlite3_legacy_transaction_control():
+    """Python 3.12's autocommit attribute is set explicitly, so a future default cannot make the
+    driver send BEGIN or COMMIT."""
+    connection = uow.connect(":memory:")
+    try:
+        assert connection.autocommit == sqlite3.LEGACY_TRANSACTION_CONTROL
+        assert connection.isolation_level is None
+    finally:
+        connection.close()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="Connection.setconfig() is new in Python 3.12")
+def test_a_double_quoted_name_that_is_no_column_is_an_error_not_a_string_literal(conn):
+    with pytest.raises(sqlite3.OperationalError, match="no such column: nosuch"):
+        conn.execute('SELECT "nosuch" FROM users')
+    with pytest.raises(sqlite3.OperationalError, match="no such column: nosuch"):
+        conn.execute('UPDATE users SET name = "nosuch"')

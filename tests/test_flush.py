@@ -10,6 +10,7 @@ import uow
 
 from .helpers import folded, sql_of
 from .models import City, Country, Order, Pair, PairNote, Sample, User
+from .relationship_models import Node
 
 
 def writes(statements):
@@ -386,6 +387,113 @@ def test_a_failed_batch_is_replayed_one_row_at_a_time_to_name_the_row(session, c
         ('RELEASE "uow_locate"', ()),
     ]
     assert conn.execute("SELECT name FROM users").fetchall() == [("ann",)]
+
+
+def test_a_failed_batch_of_children_of_a_new_parent_is_replayed_with_the_parent_key_filled_in(session, conn):
+    uow.create_all(conn, [Node])
+    conn.execute("INSERT INTO nodes (name) VALUES ('taken')")
+    root = Node(name="root")
+    children = [Node(name="a", parent=root), Node(name="taken", parent=root)]
+    session.add(root)
+    with uow.capture_sql() as statements, pytest.raises(uow.errors.FlushError) as caught:
+        session.flush()
+    assert caught.value.obj is children[1]
+    assert "UNIQUE constraint failed: nodes.name" in str(caught.value)
+    insert = 'INSERT INTO "nodes" ("name", "parent_id") VALUES (?, ?)'
+    replay = folded(statements)[folded(statements).index(('SAVEPOINT "uow_locate"', ())):]
+    assert replay == [
+        ('SAVEPOINT "uow_locate"', ()),
+        (insert + ' RETURNING "id"', ("root", None)),
+        (insert + ' RETURNING "id"', ("a", 2)),
+        (insert + ' RETURNING "id"', ("taken", 2)),
+        ('ROLLBACK TO "uow_locate"', ()),
+        ('RELEASE "uow_locate"', ()),
+    ]
+    assert conn.execute("SELECT name FROM nodes").fetchall() == [("taken",)]
+
+
+def test_rows_a_trigger_adds_during_a_batch_insert_fail_the_flush_before_keys_are_mixed_up(session, conn):
+    """The keys of a batch are read back as the rows after the table's largest rowid: an extra row
+    there would hand out wrong keys, so the flush is undone instead."""
+    conn.execute("""CREATE TRIGGER shadow AFTER INSERT ON users WHEN NEW.name = 'ann'
+                    BEGIN INSERT INTO users (name, score) VALUES ('shadow', 0.0); END""")
+    users = [User(name="ann"), User(name="bob")]
+    session.add_all(users)
+    with pytest.raises(uow.errors.FlushError) as caught:
+        session.flush()
+    assert str(caught.value) == ("inserted 2 row(s) into users but found 3 new row(s) when reading back generated "
+                                 "values; a trigger or another writer changed the table")
+    assert caught.value.statement == (
+        'SELECT "users"."id", "users"."joined" FROM "users" WHERE "users".rowid > ? ORDER BY "users".rowid')
+    assert [u.id for u in users] == [None, None]
+    assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 0
+    with pytest.raises(uow.errors.PendingRollbackError):
+        session.flush()
+
+
+def test_a_begin_that_sqlite_refuses_fails_the_flush_and_writes_nothing(session, conn):
+    conn.set_progress_handler(lambda: 1, 1)  # cancels every statement, BEGIN included
+    user = User(name="ann")
+    session.add(user)
+    with uow.capture_sql() as statements, pytest.raises(uow.errors.FlushError) as caught:
+        session.flush()
+    conn.set_progress_handler(None, 1)
+    assert str(caught.value) == "BEGIN IMMEDIATE failed: interrupted; nothing was written"
+    assert caught.value.statement == "BEGIN IMMEDIATE"
+    assert sql_of(statements) == ["BEGIN IMMEDIATE"]
+    assert not conn.in_transaction
+    with pytest.raises(uow.errors.PendingRollbackError):
+        session.flush()
+    session.rollback()
+    session.add(user)
+    session.commit()
+    assert conn.execute("SELECT name FROM users").fetchall() == [("ann",)]
+
+
+def test_a_flush_called_from_a_listener_while_a_flush_runs_is_refused(session, conn):
+    uow.listen(session, "after_begin", lambda s, **info: s.flush())
+    session.add(User(name="ann"))
+    with pytest.raises(uow.errors.TransactionError) as caught:
+        session.flush()
+    assert str(caught.value) == "flush() was called while a flush is running"
+    session.rollback()
+    assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 0
+
+
+# -- two objects claiming one key ----------------------------------------------------------
+
+def test_a_new_object_given_the_key_of_a_loaded_one_is_refused_before_any_sql(session, conn):
+    conn.execute("INSERT INTO countries (code, name) VALUES ('fr', 'France')")
+    held = session.get(Country, "fr")
+    newcomer = Country(code="xx", name="Other")
+    session.add(newcomer)
+    newcomer.code = "fr"
+    with uow.capture_sql() as statements, pytest.raises(uow.errors.DuplicateIdentityError) as caught:
+        session.flush()
+    assert str(caught.value) == (
+        "flush(): Country(code='fr', name='Other')<pending> and Country(code='fr', name='France')<persistent> "
+        "both claim the identity Country('fr'); change one key, or expunge one of them")
+    assert statements == []
+    assert session.get(Country, "fr") is held
+
+
+def test_a_row_switch_does_not_let_a_later_duplicate_key_through(session, conn):
+    """A new object may take the key of one marked for deletion (one UPDATE); the new objects after
+    it are still checked."""
+    conn.execute("INSERT INTO countries (code, name) VALUES ('fr', 'France'), ('de', 'Germany')")
+    old_france, germany = session.get(Country, "fr"), session.get(Country, "de")
+    session.delete(old_france)
+    session.add(Country(code="fr", name="France 2"))
+    newcomer = Country(code="xx", name="Other")
+    session.add(newcomer)
+    newcomer.code = "de"
+    with uow.capture_sql() as statements, pytest.raises(uow.errors.DuplicateIdentityError) as caught:
+        session.flush()
+    assert str(caught.value) == (
+        "flush(): Country(code='de', name='Other')<pending> and Country(code='de', name='Germany')<persistent> "
+        "both claim the identity Country('de'); change one key, or expunge one of them")
+    assert statements == []
+    assert session.get(Country, "de") is germany
 
 
 # -- rows another connection deleted -----------------------------------------------------------

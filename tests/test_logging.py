@@ -49,6 +49,17 @@ def test_an_executemany_of_more_than_three_rows_is_logged_with_its_count_not_its
     assert [row[0] for row in statement.params] == ["ann", "bob", "cy", "dee"]
 
 
+def test_an_executemany_of_up_to_three_rows_is_logged_with_its_rows(conn, caplog):
+    session = uow.Session(conn)
+    session.add_all([User(name=name) for name in ("ann", "bob", "cy")])
+    with caplog.at_level(logging.DEBUG, logger="uow.sql"):
+        session.flush()
+    [insert] = [r for r in caplog.records if r.name == "uow.sql" and r.getMessage().startswith("INSERT")]
+    assert insert.getMessage() == (
+        'INSERT INTO "users" ("name", "email", "score") VALUES (?, ?, ?)  -- executemany x3: '
+        "[('ann', None, 0.0), ('bob', None, 0.0), ('cy', None, 0.0)]")
+
+
 def test_nothing_is_logged_above_debug(conn, caplog):
     session = uow.Session(conn)
     session.add(User(name="ann"))

@@ -11,6 +11,7 @@ import pytest
 
 import uow
 from uow import Column, Entity, ForeignKey, errors
+from uow.mapping import Registry
 
 from .helpers import sql_of
 from .models import City, Country, Order, Pair, PairNote, Sample, Stamp, User
@@ -135,6 +136,64 @@ def test_create_all_of_an_abstract_base_creates_every_entity_declared_on_it():
     assert tables == ["alpha", "beta"]
 
 
+def test_create_all_creates_referenced_tables_first_the_rest_by_name_and_allows_a_self_reference():
+    base = fresh_base()
+    team = declare("teams", {"id": int}, {"id": Column(primary_key=True)}, base=base, name="Team")
+    employee = declare(
+        "employees", {"id": int, "team_id": int, "manager_id": int | None},
+        {"id": Column(primary_key=True), "team_id": Column(references=team),
+         "manager_id": Column(references="Employee")},  # a reference to its own table
+        base=base, name="Employee")
+    audit = declare("audit", {"id": int}, {"id": Column(primary_key=True)}, base=base, name="Audit")
+    connection = uow.connect(":memory:")
+    with uow.capture_sql() as statements:
+        uow.create_all(connection, [employee, team, audit])
+    created = [sql.split('"')[1] for sql in sql_of(statements) if sql.startswith("CREATE")]
+    assert created == ["audit", "teams", "employees"]
+
+
+def test_create_all_may_create_a_table_before_the_table_it_references():
+    """SQLite accepts a reference to a table that does not exist yet."""
+    connection = uow.connect(":memory:")
+    uow.create_all(connection, [Order])
+    uow.create_all(connection, [User])
+    session = uow.Session(connection)
+    session.add_all([User(id=1, name="ann"), Order(user_id=1)])
+    session.commit()
+    assert connection.execute("SELECT user_id FROM orders").fetchall() == [(1,)]
+
+
+def test_create_all_refused_halfway_creates_none_of_its_tables():
+    connection = uow.connect(":memory:")
+    connection.execute('CREATE TABLE "orders" ("id" INTEGER PRIMARY KEY, "user_id" INTEGER)')
+    with uow.capture_sql() as statements:
+        with pytest.raises(errors.MappingError) as caught:
+            uow.create_all(connection, [Order, User])
+    assert str(caught.value) == ("table 'orders' already exists without column(s) total that Order declares; "
+                                 "migrate the table or rename the attributes")
+    assert sql_of(statements) == [
+        "BEGIN",
+        USERS_DDL,
+        'PRAGMA "main".table_info("users")',
+        ORDERS_DDL,
+        'PRAGMA "main".table_info("orders")',
+        "ROLLBACK",
+    ]
+    assert not connection.in_transaction
+    assert connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall() == [("orders",)]
+
+
+def test_create_all_without_classes_creates_every_entity_declared_on_entity_itself(monkeypatch):
+    # Entity gets an empty registry for this test: it neither sees nor keeps classes declared elsewhere.
+    monkeypatch.setattr(Entity, "__registry__", Registry())
+    declare("gamma", {"id": int}, {"id": Column(primary_key=True)}, base=Entity, name="Gamma")
+    declare("delta", {"id": int}, {"id": Column(primary_key=True)}, name="Delta")  # on an abstract base
+    connection = uow.connect(":memory:")
+    uow.create_all(connection)
+    tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    assert tables == ["gamma"]
+
+
 # -- annotations ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("column, declared_type", [
@@ -213,6 +272,14 @@ def test_a_composite_key(session, conn):
     assert reader.get(Pair, {"b": "x", "a": 1}).label == "one"
     assert reader.get(Pair, (2, "x")) is None
     reader.close()
+
+
+@pytest.mark.parametrize("ident, got", [(1, "1 value(s): 1"), ((1, "x", 2), "3 value(s): (1, 'x', 2)")],
+                         ids=["too-few", "too-many"])
+def test_a_key_with_the_wrong_number_of_values_names_the_key_columns(session, ident, got):
+    with pytest.raises(errors.IdentityError) as caught:
+        session.get(Pair, ident)
+    assert str(caught.value) == f"Pair has 2 primary-key column(s) (a, b), got {got}"
 
 
 def test_a_class_needs_a_primary_key():
@@ -531,8 +598,16 @@ def test_bad_column_names_fail_at_declaration(name):
 
 
 def test_column_names_differing_only_in_case_fail_at_declaration():
-    with pytest.raises(errors.MappingError, match="case"):
+    with pytest.raises(errors.MappingError) as caught:
         declare("things", {"id": int, "Name": str, "name": str}, {"id": Column(primary_key=True)})
+    assert str(caught.value) == "Thing.name and Thing.Name differ only in case, and SQLite column names ignore case"
+
+
+def test_a_column_name_starting_with_an_underscore_is_refused_with_the_way_out():
+    with pytest.raises(errors.MappingError) as caught:
+        declare("things", {"id": int, "_secret": str}, {"id": Column(primary_key=True)})
+    assert str(caught.value) == ("Thing._secret: column names may not start with '_' (uow keeps its own "
+                                 "bookkeeping there); annotate it as ClassVar if it is not a column")
 
 
 def test_the_injection_attempt_never_reaches_the_database():
@@ -551,6 +626,30 @@ def test_keywords_are_fine_as_names_because_names_are_quoted():
     session.add(thing(**{"select": "s", "from": 1}))
     session.commit()
     assert getattr(session.filter(thing, select="s")[0], "from") == 1
+
+
+# -- queries are checked against the mapping ------------------------------------------------
+
+@pytest.mark.parametrize("limit", [-1, 2.0, True, "3"], ids=["negative", "float", "bool", "str"])
+def test_a_filter_limit_must_be_a_non_negative_int(session, limit):
+    with pytest.raises(errors.ColumnValueError) as caught:
+        session.filter(User, limit=limit)
+    assert str(caught.value) == f"filter(): limit must be a non-negative int, got {limit!r}"
+
+
+class EqualToAnything:
+    def __eq__(self, other):
+        return True
+
+    def __repr__(self):
+        return "<equal to anything>"
+
+
+def test_a_filter_value_that_claims_to_equal_none_is_refused_for_its_type_not_taken_for_none(session):
+    """Only None itself means IS NULL; a value that merely compares equal to None is checked like any other."""
+    with pytest.raises(errors.ColumnValueError) as caught:
+        session.filter(User, name=EqualToAnything())
+    assert str(caught.value) == "filter(): User.name = <equal to anything> expected str, got EqualToAnything"
 
 
 # -- constructing objects ------------------------------------------------------------------

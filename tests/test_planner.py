@@ -762,6 +762,28 @@ class TestDryRun:
         assert not db.conn.in_transaction
         assert db.committed("SELECT count(*) FROM users") == [(3,)]
 
+    def test_dry_run_of_an_update_alone(self, session):
+        session.get(User, 1).name = "Annie"
+        assert folded(session.dry_run()) == [
+            ('SAVEPOINT "uow_flush"', ()),
+            ('UPDATE "users" SET "name" = ? WHERE "users"."id" = ?', [("Annie", 1)]),
+            ('RELEASE "uow_flush"', ()),
+        ]
+
+    def test_dry_run_of_a_delete_alone(self, session):
+        session.delete(session.get(User, 3))
+        assert folded(session.dry_run()) == [
+            ('SAVEPOINT "uow_flush"', ()),
+            (DELETE_USERS, [(3,)]),
+            ('RELEASE "uow_flush"', ()),
+        ]
+
+    def test_a_dry_run_on_a_closed_session_is_refused_by_name(self, session):
+        session.close()
+        with pytest.raises(errors.SessionClosedError) as caught:
+            session.dry_run()
+        assert str(caught.value) == "dry_run(): this session was closed; create a new Session"
+
     def test_dry_run_with_nothing_to_do_runs_nothing(self, session):
         with capture_sql() as statements:
             assert session.dry_run() == []

@@ -6,6 +6,7 @@ import pytest
 
 import uow
 from uow import ObjectState, errors, object_session, state_of
+from uow.mapping import STATE_ATTRIBUTE
 
 from .models import Country, Pair, User
 
@@ -292,3 +293,13 @@ def test_expunge_of_an_object_marked_for_deletion_cancels_the_delete(session, co
     assert session.deleted == frozenset()
     session.commit()
     assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 1
+
+
+def test_wb_a_move_the_lifecycle_table_does_not_allow_is_refused_naming_the_call_the_object_and_both_states(session):
+    user = User(name="ann")
+    session.add(user)
+    state = user.__dict__[STATE_ATTRIBUTE]
+    with pytest.raises(errors.InvalidStateError) as caught:
+        state.move(DELETED, "flush")
+    assert str(caught.value) == "flush() cannot move User(new #1) from pending to deleted"
+    assert state_of(user) is PENDING

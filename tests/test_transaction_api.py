@@ -1,6 +1,8 @@
 """The transaction accessors of the seeds' session surface: get_transaction, get_nested_transaction,
 is_active, in_transaction, in_nested_transaction."""
 
+import sqlite3
+
 import pytest
 
 import uow
@@ -87,3 +89,100 @@ def test_ending_a_savepoint_that_is_not_the_innermost_names_the_one_to_end_first
             f"end <NestedTransaction uow_sp_3 depth=3 active> first")
         assert statements == []
     assert session.get_nested_transaction() is innermost and outer.is_active
+
+
+def test_ending_a_savepoint_that_has_already_ended_says_so(session):
+    session.begin()
+    nested = session.begin_nested()
+    nested.commit()
+    for end, operation in ((nested.commit, "commit"), (nested.rollback, "rollback")):
+        with uow.capture_sql() as statements:
+            with pytest.raises(errors.TransactionError) as raised:
+                end()
+        assert str(raised.value) == f"{operation}(): <NestedTransaction uow_sp_1 depth=1 ended> has already ended"
+        assert statements == []
+
+
+@pytest.mark.parametrize("seconds", [-1, -0.5, "5", True])
+def test_busy_timeout_must_be_a_number_of_seconds_not_below_zero(seconds):
+    connection = uow.connect(":memory:")
+    try:
+        with uow.capture_sql() as statements:
+            with pytest.raises(errors.TransactionError) as raised:
+                uow.Session(connection, busy_timeout=seconds)
+        assert str(raised.value) == f"busy_timeout must be a number of seconds >= 0, got {seconds!r}"
+        assert statements == []
+    finally:
+        connection.close()
+
+
+def test_busy_timeout_is_set_on_the_connection_in_milliseconds():
+    connection = uow.connect(":memory:")
+    try:
+        with uow.capture_sql() as statements:
+            uow.Session(connection, busy_timeout=0.25)
+        assert [s.sql for s in statements] == ["PRAGMA busy_timeout = 250"]
+        assert connection.execute("PRAGMA busy_timeout").fetchone()[0] == 250
+    finally:
+        connection.close()
+
+
+def test_close_ends_a_transaction_that_an_after_rollback_listener_began(conn):
+    """close() rolls back, then detaches; a listener that reads in between opens a new
+    transaction, and close() must not leave it open on the connection."""
+    session = uow.Session(conn)
+    session.add(Country(code="fr", name="France"))
+    session.flush()
+    counts = []
+    uow.listen(session, "after_rollback", lambda s, **info: counts.append(s.scalar("SELECT count(*) FROM countries")))
+    with uow.capture_sql() as statements:
+        session.close()
+    assert counts == [0]
+    assert [s.sql for s in statements] == [
+        "ROLLBACK", "BEGIN DEFERRED", "SELECT count(*) FROM countries", "ROLLBACK"]
+    assert not conn.in_transaction
+
+
+def test_a_flush_whose_before_begin_listener_closes_the_session_fails_as_a_flush_on_a_closed_session(session):
+    """A failed flush moves the transaction to FAILED; from CLOSED that move is not allowed, and the
+    error names the operation and the state (the close is the error's context)."""
+    session.add(Country(code="fr", name="France"))
+    uow.listen(session, "before_begin", lambda s, **info: s.close())
+    with uow.capture_sql() as statements:
+        with pytest.raises(errors.TransactionError) as raised:
+            session.flush()
+    assert str(raised.value) == "flush() is not allowed while the transaction is closed"
+    assert isinstance(raised.value.__context__, errors.SessionClosedError)
+    assert statements == []
+    assert not session.is_active
+
+
+class RefusesCommit(sqlite3.Connection):
+    """A real sqlite3 connection that refuses COMMIT while ``refusing`` is set, with an error raised
+    by the driver rather than by SQLite (such errors carry no ``sqlite_errorname``)."""
+
+    refusing = False
+
+    def execute(self, sql, *args):
+        if sql == "COMMIT" and self.refusing:
+            raise sqlite3.ProgrammingError("COMMIT refused by the driver")
+        return super().execute(sql, *args)
+
+
+def test_wb_a_commit_refused_by_the_driver_leaves_the_transaction_open_for_a_retry():
+    connection = sqlite3.connect(":memory:", isolation_level=None, factory=RefusesCommit)
+    uow.create_all(connection, [Country])
+    session = uow.Session(connection)
+    session.add(Country(code="fr", name="France"))
+    connection.refusing = True
+    with pytest.raises(errors.TransactionError) as raised:
+        session.commit()
+    assert str(raised.value) == ("COMMIT failed: COMMIT refused by the driver; the transaction is still open: "
+                                 "retry commit(), or rollback().")
+    assert connection.in_transaction
+    connection.refusing = False
+    session.commit()
+    assert not connection.in_transaction
+    assert connection.execute("SELECT code, name FROM countries").fetchall() == [("fr", "France")]
+    session.close()
+    connection.close()
