@@ -8,10 +8,10 @@ from decimal import Decimal
 import pytest
 
 import uow
-from uow import ObjectState, errors, object_session, state_of
+from uow import Column, Entity, ObjectState, Reference, errors, object_session, state_of
 
 from .helpers import sql_of
-from .models import Country, Order, Pair, User
+from .models import Country, Order, Pair, PairNote, User
 
 
 class NotMapped:
@@ -19,6 +19,24 @@ class NotMapped:
 
 
 USER_FIELDS = ("id", "name", "email", "score", "joined")
+
+
+class ErrorsBase(Entity, abstract=True):
+    pass
+
+
+class Owner(ErrorsBase, table="errors_owners"):
+    id: int = Column(primary_key=True)
+    name: str
+
+
+class Pet(ErrorsBase, table="errors_pets"):
+    """A NOT NULL foreign key that a Reference fills, and another required field."""
+
+    id: int = Column(primary_key=True)
+    owner_id: int = Column(references="Owner")
+    owner = Reference("owner_id")
+    name: str
 
 
 def session_picture(session, objects):
@@ -298,8 +316,9 @@ def test_an_object_of_another_session_is_refused(conn):
     user = User(name="ann")
     first.add(user)
     for call in (second.add, second.delete, second.expunge, second.refresh, second.is_modified):
-        with pytest.raises(errors.InvalidStateError, match="another session"):
+        with pytest.raises(errors.InvalidStateError, match="another session") as caught:
             call(user)
+        assert str(caught.value).startswith(f"{call.__name__}(): {user!r} ")
     assert object_session(user) is first
     assert second.new == frozenset()
     first.close()
@@ -365,6 +384,20 @@ def test_get_with_a_key_of_the_wrong_shape_or_type(session, entity, ident):
     assert isinstance(caught.value, LookupError)
 
 
+@pytest.mark.parametrize("entity, ident, reason", [
+    (User, 2 ** 70, "is outside SQLite's 64-bit integer range"),
+    (Country, "\ud800", "surrogate"),
+], ids=["int beyond 64 bits", "lone surrogate"])
+def test_get_with_a_key_sqlite_cannot_hold_is_refused_before_any_sql(session, entity, ident, reason):
+    """A key of the right type can still be one no row can have: say so, rather than let sqlite3
+    fail on it (OverflowError, UnicodeEncodeError)."""
+    with uow.capture_sql() as statements:
+        with pytest.raises(errors.IdentityError) as caught:
+            session.get(entity, ident)
+    assert statements == []
+    assert f"{entity.__name__}." in str(caught.value) and reason in str(caught.value)
+
+
 def test_true_and_one_point_oh_do_not_find_the_object_with_key_one(session):
     user = User(id=1, name="ann")
     session.add(user)
@@ -395,6 +428,43 @@ def test_unknown_field_message_names_the_field_and_the_real_fields(session):
     assert "nmae" in str(caught.value)
     assert "name" in str(caught.value)
     assert isinstance(caught.value, AttributeError)
+
+
+# -- constructing and declaring entities ----------------------------------------------------
+
+def test_a_constructor_names_every_unknown_field_and_the_real_ones():
+    with pytest.raises(errors.UnknownFieldError) as caught:
+        User(nmae="ann", emial="a@x")
+    assert str(caught.value) == "User() got unknown field(s) emial, nmae; its fields are id, name, email, score, joined"
+
+
+def test_a_constructor_names_every_missing_field():
+    with pytest.raises(errors.MissingFieldError) as caught:
+        PairNote(text="note")
+    assert str(caught.value) == "PairNote() needs a value for pair_a, pair_b (NOT NULL, with no default)"
+
+
+def test_a_reference_given_to_the_constructor_does_not_excuse_a_missing_field():
+    owner = Owner(name="ann")
+    pet = Pet(owner=owner, name="rex")
+    assert (pet.owner, pet.owner_id, pet.name) == (owner, None, "rex")
+    for given in ({"owner": owner}, {"owner": None}, {}):
+        with pytest.raises(errors.MissingFieldError) as caught:
+            Pet(**given)
+        assert str(caught.value) == "Pet() needs a value for name (NOT NULL, with no default)"
+
+
+def test_an_abstract_base_may_annotate_private_attributes():
+    """Names starting with '_' are never columns, so a base that annotates one declares no column."""
+
+    class Audited(Entity, abstract=True):
+        _audit_trail: list
+
+    class Ledger(Audited, table="errors_ledgers"):
+        id: int = Column(primary_key=True)
+        amount: int = 0
+
+    assert Ledger.__mapper__.column_names == ("id", "amount")
 
 
 def test_a_closed_session_refuses_use(conn):
@@ -439,10 +509,13 @@ def test_use_from_another_thread_is_refused(session):
         "expire": lambda: session.expire(user),
         "begin_nested": session.begin_nested,
     }
+    owner = threading.get_ident()
     for name, call in calls.items():
         error = in_other_thread(call)
         assert isinstance(error, errors.WrongThreadError), name
-        assert "thread" in str(error)
+        operation = name.split()[0]
+        assert str(error).startswith(f"{operation}(): this session belongs to thread {owner}, but was called from thread ")
+        assert str(error).endswith("; create one session per thread")
     assert session.new == frozenset() and session.deleted == frozenset()
     assert session.in_transaction()
 

@@ -8,7 +8,7 @@ import pytest
 import uow
 from uow import Collection, Column, Entity, ObjectState, Reference, errors, object_session, state_of
 
-from .helpers import same, sql_of
+from .helpers import folded, same, sql_of
 from .models import Country, Order, Sample, User
 
 PERSISTENT = ObjectState.PERSISTENT
@@ -30,6 +30,12 @@ class Player(TransactionsBase, table="transactions_players"):
     name: str
     team_id: int | None = Column(references="Team")
     team = Reference("team_id")
+
+
+class Note(TransactionsBase, table="transactions_notes"):
+    id: int = Column(primary_key=True)
+    title: str = ""
+    tags: list = Column(default_factory=list)
 
 
 def rows(connection, table="users"):
@@ -441,6 +447,80 @@ def test_savepoints_three_deep_released_inside_then_rolled_back_outside(file_ses
     assert [name for _, name in rows(other)] == ["kept"]
 
 
+def test_a_change_after_a_released_savepoint_is_undone_back_to_the_start_of_the_transaction(file_session, other):
+    user = User(name="a")
+    file_session.add(user)
+    file_session.commit()
+    with file_session.begin_nested():
+        user.name = "b"
+    user.name = "c"
+    file_session.rollback()
+    assert user.name == "a"
+    assert rows(other) == [(user.id, "a")]
+
+
+def test_a_change_after_a_savepoint_rollback_is_undone_back_to_the_start_of_the_transaction(file_session, other):
+    user = User(name="a")
+    file_session.add(user)
+    file_session.commit()
+    user.name = "b"
+    nested = file_session.begin_nested()
+    user.name = "c"
+    nested.rollback()
+    assert user.name == "b"
+    user.name = "d"
+    file_session.rollback()
+    assert user.name == "a"
+    assert rows(other) == [(user.id, "a")]
+
+
+def test_begin_nested_flushes_even_without_autoflush(conn):
+    """As in SQLAlchemy: a savepoint rollback puts objects back from their snapshots, so the
+    snapshots must hold everything done before the savepoint."""
+    session = uow.Session(conn, autoflush=False)
+    a, b, c = User(name="a"), User(name="b"), User(name="c")
+    session.add_all([a, b, c])
+    session.commit()
+    session.delete(b)
+    x = User(name="x")
+    session.add(x)
+    with uow.capture_sql() as statements:
+        nested = session.begin_nested()
+    assert [sql.split(" (")[0] for sql in sql_of(statements) if sql.startswith(("INSERT", "DELETE", "SAVEPOINT"))] == [
+        'SAVEPOINT "uow_flush"', 'INSERT INTO "users"', 'DELETE FROM "users" WHERE "users"."id" = ?',
+        'SAVEPOINT "uow_sp_1"']
+    assert (session.new, session.deleted) == (frozenset(), frozenset())
+    a.name = "a changed"
+    session.delete(c)
+    z = User(name="z")
+    session.add(z)
+    nested.rollback()
+    assert (a.name, state_of(c), state_of(z)) == ("a", PERSISTENT, TRANSIENT)
+    assert (state_of(x), state_of(b)) == (PERSISTENT, ObjectState.DELETED)
+    session.commit()
+    assert rows(conn) == [(a.id, "a"), (c.id, "c"), (x.id, "x")]
+    session.close()
+
+
+def test_without_autoflush_a_savepoint_rollback_undoes_an_in_place_change_made_inside_it(conn):
+    uow.create_all(conn, [Note])
+    session = uow.Session(conn, autoflush=False)
+    note = Note(title="first", tags=["a"])
+    session.add(note)
+    session.commit()
+    note.title = "before"
+    note.tags.append("before")  # in place, unseen by the session: begin_nested flushes it anyway
+    nested = session.begin_nested()
+    note.tags.append("inside")
+    note.title = "inside"
+    nested.rollback()
+    assert (note.title, note.tags) == ("before", ["a", "before"])
+    assert session.dirty_fields(note) == []
+    session.commit()
+    assert conn.execute("SELECT title, tags FROM transactions_notes").fetchall() == [("before", '["a","before"]')]
+    session.close()
+
+
 def test_an_ended_savepoint_cannot_be_ended_again(session):
     nested = session.begin_nested()
     nested.commit()
@@ -555,3 +635,21 @@ def test_ending_a_session_leaves_alone_a_new_object_that_moved_to_another_sessio
     second.close()
     if end != "close":
         first.close()
+
+
+def test_rollback_of_a_re_added_detached_object_keeps_json_changes_made_while_detached(conn):
+    """Its snapshot is from the session it left; its values when added are what rollback restores."""
+    uow.create_all(conn, [Note])
+    first = uow.Session(conn)
+    note = Note(title="first", tags=["a"])
+    first.add(note)
+    first.commit()
+    first.close()
+    note.tags.append("while detached")
+    second = uow.Session(conn)
+    second.add(note)
+    note.title = "changed"
+    note.tags.append("in the session")
+    second.rollback()
+    assert (note.title, note.tags) == ("first", ["a", "while detached"])
+    second.close()

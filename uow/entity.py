@@ -76,12 +76,8 @@ class Entity:
                 f"{type(self).__name__}() got unknown field(s) {', '.join(unknown)}; "
                 f"its fields are {', '.join(mapper.column_names)}"
             )
+        # (A Reference's key columns are never required: the reference may fill them.)
         missing = mapper.required.difference(values)
-        if missing and related:
-            for name in related:
-                reference = getattr(type(self), name)
-                if isinstance(reference, Reference) and related[name] is not None:
-                    missing = missing.difference(reference.column_names)
         if missing:
             raise MissingFieldError(
                 f"{type(self).__name__}() needs a value for {', '.join(sorted(missing))} "

@@ -40,7 +40,9 @@ class LoadingMixin:
             mapper = entity.__mapper__
         except AttributeError:
             raise UnmappedClassError(f"get(): {entity!r} is not a mapped entity class") from None
-        if type(ident) is mapper.scalar_key_type:
+        # The fast path for a hit: a key of the column's own type found as it is.  (Not for
+        # float keys: -0.0 equals 0.0 in a dict, and identity_key refuses it.)
+        if type(ident) is mapper.scalar_key_type is not float:
             obj = self.identity.get((entity, (ident,)))
             if obj is not None:
                 return obj

@@ -557,7 +557,9 @@ class Mapper:
         """Turn a scalar, tuple or dict primary-key value into the identity key ``(cls, (values...))``.
 
         Values are checked against the key columns' types: ``True`` and ``1.0`` hash like ``1``
-        in a dict, so accepting them would let ``get(User, True)`` find ``User(id=1)``.
+        in a dict, so accepting them would let ``get(User, True)`` find ``User(id=1)``; and as
+        any stored value is (an int beyond 64 bits, a lone surrogate, ``-0.0``), since the key
+        is also sent to SQLite.
         """
         if type(ident) is dict:
             names = set(ident)
@@ -577,10 +579,9 @@ class Mapper:
                 f"({', '.join(self.pk_names)}), got {len(values)} value(s): {ident!r}"
             )
         for column, value in zip(self.primary_key, values):
-            if type(value) is not column.type.python_type:
-                reason = "None" if value is None else column.type.problem(value)
-                if reason is not None:
-                    raise IdentityError(f"{column.qualified_name} key value {value!r}: {reason}")
+            reason = "None" if value is None else column.type.problem(value)
+            if reason is not None:
+                raise IdentityError(f"{column.qualified_name} key value {value!r}: {reason}")
         return (self.cls, values)
 
     def key_of(self, values):

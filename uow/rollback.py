@@ -22,24 +22,21 @@ class Memento:
     """How one object looked at the start of an undo scope (see ``undo``).
 
     ``values`` is a copy of the instance dict, or None when the snapshot (``committed``) holds
-    exactly the object's column values; the flags say which of the session's collections the
-    object was in.
+    exactly the object's column values.  The status says whether the object was pending or
+    had its row deleted; the flags say what the status cannot: whether it was marked for
+    deletion, and whether it was a change-tracking candidate.
     """
 
-    __slots__ = ("status", "session", "key", "committed", "sequence", "values", "pending",
-                 "marked", "deleted_row", "candidate")
+    __slots__ = ("status", "session", "key", "committed", "sequence", "values", "marked", "candidate")
 
-    def __init__(self, status, session, key, committed, sequence, values,
-                 pending=False, marked=False, deleted_row=False, candidate=False):
+    def __init__(self, status, session, key, committed, sequence, values, marked=False, candidate=False):
         self.status = status
         self.session = session
         self.key = key
         self.committed = committed
         self.sequence = sequence
         self.values = values
-        self.pending = pending
         self.marked = marked
-        self.deleted_row = deleted_row
         self.candidate = candidate
 
 
@@ -63,8 +60,10 @@ class RollbackMixin:
 
     def _capture(self, state):
         if state.session is None:
+            # Joining this session now: its values as they are now are what a rollback restores,
+            # JSON values included (a detached object's snapshot may predate changes made to them).
             return Memento(state.status, None, state.key, state.committed, state.sequence,
-                           state.mapper.copy_values(state.obj.__dict__, state.committed))
+                           state.mapper.copy_values(state.obj.__dict__))
         candidate = state in self.tracker.candidates
         if state.status is PERSISTENT and not candidate and state.committed is not None:
             # Nothing was assigned since the last flush or load: the snapshot holds exactly the
@@ -75,9 +74,7 @@ class RollbackMixin:
             values = state.mapper.copy_values(state.obj.__dict__, state.committed)
         return Memento(
             state.status, state.session, state.key, state.committed, state.sequence, values,
-            pending=state in self._pending,
             marked=state in self._marked,
-            deleted_row=state in self._deleted_rows,
             candidate=candidate,
         )
 

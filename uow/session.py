@@ -367,7 +367,9 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         self._check("begin_nested")
 
         def open_savepoint():
-            self._autoflush()
+            # Always, whatever autoflush says (as in SQLAlchemy): rolling back to the savepoint
+            # restores objects from their snapshots, which must hold everything done before it.
+            self._flush()
             if not self.transaction.active:
                 self._begin(None)
             nested = self.transaction.open_savepoint(self)
