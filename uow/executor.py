@@ -43,7 +43,7 @@ def connect(database=":memory:", *, timeout=5.0, uri=False):
         options["autocommit"] = sqlite3.LEGACY_TRANSACTION_CONTROL
     connection = sqlite3.connect(database, **options)
     connection.execute("PRAGMA foreign_keys = ON")
-    if connection.execute("PRAGMA foreign_keys").fetchone()[0] != 1:
+    if connection.execute("PRAGMA foreign_keys").fetchone() != (1,):  # no row: a build without them
         connection.close()
         raise UowError(f"could not enable foreign keys on {database!r}; this SQLite build may lack them")
     if sys.version_info >= (3, 12):
