@@ -11,7 +11,9 @@ import sqlite3
 
 import pytest
 
-from uow import Constraint, FlushPlan, ObjectState, Session, StepKind, capture_sql, errors, state_of
+import uow
+from uow import (Column, Constraint, Entity, FlushPlan, ObjectState, Reference, Session, StepKind, capture_sql,
+                 errors, state_of)
 
 from .helpers import folded
 from .relationship_models import (
@@ -811,3 +813,114 @@ class TestDryRun:
         dup.email = "d@x"
         session.commit()
         assert db.committed("SELECT name FROM users WHERE email = 'd@x'") == [("dup",)]
+
+
+# -- a row in two cycles, and a dry run that loses the transaction ------------------------------
+
+class TwoCycleBase(Entity, abstract=True):
+    """A hub whose two spokes each point back at it: two cycles through one row."""
+
+
+class Hub(TwoCycleBase, table="hubs"):
+    id: int = Column(primary_key=True)
+    left_id: int | None = Column(references="LeftSpoke")
+    right_id: int | None = Column(references="RightSpoke")
+    left = Reference("left_id")
+    right = Reference("right_id")
+
+
+class LeftSpoke(TwoCycleBase, table="left_spokes"):
+    id: int = Column(primary_key=True)
+    hub_id: int = Column(references=Hub)
+    hub = Reference("hub_id")
+
+
+class RightSpoke(TwoCycleBase, table="right_spokes"):
+    id: int = Column(primary_key=True)
+    hub_id: int = Column(references=Hub)
+    hub = Reference("hub_id")
+
+
+class Gadget(TwoCycleBase, table="gadgets"):
+    id: int = Column(primary_key=True)
+    name: str
+
+
+@pytest.fixture
+def two_cycles():
+    """An in-memory database with the hub, spoke and gadget tables."""
+    connection = uow.connect()
+    uow.create_all(connection, [Hub, LeftSpoke, RightSpoke, Gadget])
+    yield connection
+    connection.close()
+
+
+def _dml(statements):
+    return [(s.sql, list(s.params) if s.many else s.params) for s in statements
+            if s.sql.split()[0] in ("INSERT", "UPDATE", "DELETE")]
+
+
+def test_a_row_broken_out_of_two_cycles_is_completed_by_one_update(two_cycles):
+    session = Session(two_cycles)
+    hub = Hub()
+    hub.left = LeftSpoke(hub=hub)
+    hub.right = RightSpoke(hub=hub)
+    session.add(hub)
+    session.add(hub.left)
+    session.add(hub.right)
+    with capture_sql() as statements:
+        session.flush()
+    assert _dml(statements) == [
+        ('INSERT INTO "hubs" ("left_id", "right_id") VALUES (?, ?) RETURNING "id"', (None, None)),
+        ('INSERT INTO "left_spokes" ("hub_id") VALUES (?) RETURNING "id"', (1,)),
+        ('INSERT INTO "right_spokes" ("hub_id") VALUES (?) RETURNING "id"', (1,)),
+        ('UPDATE "hubs" SET "left_id" = ?, "right_id" = ? WHERE "hubs"."id" = ?', [(1, 1, 1)]),
+    ]
+    assert two_cycles.execute("SELECT id, left_id, right_id FROM hubs").fetchall() == [(1, 1, 1)]
+
+
+def test_a_row_broken_out_of_two_delete_cycles_is_cleared_by_one_update(two_cycles):
+    session = Session(two_cycles)
+    hub = Hub()
+    hub.left = LeftSpoke(hub=hub)
+    hub.right = RightSpoke(hub=hub)
+    session.add(hub)
+    session.add(hub.left)
+    session.add(hub.right)
+    session.commit()
+    session.delete(hub.left)
+    session.delete(hub.right)
+    session.delete(hub)
+    with capture_sql() as statements:
+        session.flush()
+    assert _dml(statements) == [
+        ('UPDATE "hubs" SET "left_id" = ?, "right_id" = ? WHERE "hubs"."id" = ?', [(None, None, 1)]),
+        ('DELETE FROM "left_spokes" WHERE "left_spokes"."id" = ?', [(1,)]),
+        ('DELETE FROM "right_spokes" WHERE "right_spokes"."id" = ?', [(1,)]),
+        ('DELETE FROM "hubs" WHERE "hubs"."id" = ?', [(1,)]),
+    ]
+
+
+def test_a_dry_run_that_loses_the_transaction_fails_the_session(two_cycles):
+    """RAISE(ROLLBACK) ends the whole transaction, earlier flushes included: the session must not
+    go on as if it were still open (its next flush would run outside any transaction, and its
+    RELEASE would commit)."""
+    two_cycles.execute(
+        "CREATE TRIGGER no_bad_gadget BEFORE INSERT ON gadgets WHEN NEW.name = 'bad' "
+        "BEGIN SELECT RAISE(ROLLBACK, 'no bad'); END"
+    )
+    session = Session(two_cycles)
+    session.add(Gadget(name="ok"))
+    session.flush()
+    bad = Gadget(name="bad")
+    session.add(bad)
+    with pytest.raises(errors.FlushError, match="no bad"):
+        session.dry_run()
+    with pytest.raises(errors.PendingRollbackError, match=r"flush\(\): a previous dry_run\(\) failed"):
+        session.flush()
+    session.rollback()
+    assert two_cycles.execute("SELECT count(*) FROM gadgets").fetchall() == [(0,)]
+    assert uow.state_of(bad) is uow.ObjectState.TRANSIENT
+    session.add(Gadget(name="later"))
+    session.commit()
+    assert two_cycles.execute("SELECT name FROM gadgets").fetchall() == [("later",)]

@@ -1,9 +1,9 @@
 """The flush plan: which statements a flush runs, in which order, and why — as plain data.
 
-Planning is separate from executing.  :func:`build_plan` turns the session's changes into a
-:class:`FlushPlan`: a list of :class:`Step` records, each a batch of :class:`RowAction`s (one row
-each) sent as one statement shape, and a list of :class:`Constraint` records, each an ordering
-rule with its reason, such as::
+Planning is separate from executing.  ``dependencies.build_plan`` turns the session's changes
+into a :class:`FlushPlan`: a list of :class:`Step` records, each a batch of :class:`RowAction`s
+(one row each) sent as one statement shape, and a list of :class:`Constraint` records, each an
+ordering rule with its reason, such as::
 
     INSERT Order(new #7) after INSERT User(new #3): orders.user_id references users.id
 
@@ -20,10 +20,12 @@ How the order is found:
    key is broken by inserting NULL and setting the key with a follow-up UPDATE (or clearing it
    with an UPDATE before a DELETE); a cycle with no nullable edge raises CycleError, before any
    SQL runs, listing the rows, columns and values involved.
-4. Within a wave, actions are gathered per (kind, table); gatherings go UPDATEs, INSERTs,
-   follow-up UPDATEs, DELETEs, then by the order their first object entered the session, then
-   by table name.  Rows inside a gathering keep session order, and each run of consecutive rows
-   with the same columns is one step, which the executor sends as a single ``executemany``.
+4. Within a wave, actions are gathered per (kind, table); gatherings go UPDATEs that clear a
+   reference, other UPDATEs (and row switches), INSERTs, follow-up UPDATEs, DELETEs, then by
+   the order their first object entered the session, then by table name.  Rows inside a
+   gathering keep session order.  UPDATEs that set the same columns (for the same purpose) are
+   one step; for INSERTs and DELETEs each run of consecutive rows of the same shape is one
+   step.  ``flush`` sends each step as a single ``executemany``.
 
 The same operations in the same order always give the same plan.
 """
@@ -37,6 +39,8 @@ from .graph import find_cycle
 
 
 class StepKind(enum.Enum):
+    """The statement a row action or step sends."""
+
     INSERT = "INSERT"
     UPDATE = "UPDATE"
     DELETE = "DELETE"
@@ -346,6 +350,12 @@ def _find_cycle(stuck, edges):
 
 
 def _break_cycle(actions, edges, stuck):
+    """Break one cycle among the ``stuck`` actions at a nullable foreign key, or raise CycleError.
+
+    Returns the actions and edges with the chosen edge replaced by a NULL now and a follow-up
+    UPDATE (POST_UPDATE), or by an UPDATE to NULL before the parent's DELETE (CLEAR_REFERENCE).
+    A row broken out of several cycles still gets one such UPDATE, setting all those columns.
+    """
     cycle = _find_cycle(stuck, edges)
     breakable = [edge for edge in cycle if edge.breakable]
     if not breakable:
@@ -370,18 +380,42 @@ def _break_cycle(actions, edges, stuck):
         child = edge.after
         child.null_columns = tuple(sorted(set(child.null_columns) | set(names)))
         sources = {name: child.sources.pop(name) for name in names if child.sources and name in child.sources}
-        follow_up = RowAction(StepKind.UPDATE, child.state, names, purpose=POST_UPDATE, sources=sources)
-        actions.append(follow_up)
-        edges.append(Edge(child, follow_up, "the row must exist before its foreign key is completed"))
+        follow_up = _fix_up_of(actions, child.state, POST_UPDATE)
+        if follow_up is None:
+            follow_up = RowAction(StepKind.UPDATE, child.state, names, purpose=POST_UPDATE, sources=sources)
+            actions.append(follow_up)
+            edges.append(Edge(child, follow_up, "the row must exist before its foreign key is completed"))
+        else:
+            _add_columns(follow_up, names)
+            follow_up.sources.update(sources)
         edges.append(Edge(edge.before, follow_up, edge.reason + " (set after the insert, to break a cycle)"))
     else:
         child = edge.before
-        clear = RowAction(StepKind.UPDATE, child.state, names, purpose=CLEAR_REFERENCE)
-        actions.append(clear)
+        clear = _fix_up_of(actions, child.state, CLEAR_REFERENCE)
+        first = clear is None
+        if first:
+            clear = RowAction(StepKind.UPDATE, child.state, names, purpose=CLEAR_REFERENCE)
+            actions.append(clear)
+        else:
+            _add_columns(clear, names)
         edges.append(Edge(clear, edge.after, edge.reason + " (cleared before the delete, to break a cycle)"))
-        edges.append(Edge(clear, child, "the reference is cleared before the row is deleted"))
+        if first:
+            edges.append(Edge(clear, child, "the reference is cleared before the row is deleted"))
     return actions, edges
 
 
+def _fix_up_of(actions, state, purpose):
+    """The POST_UPDATE or CLEAR_REFERENCE action an earlier broken cycle gave this row, if any."""
+    for action in actions:
+        if action.purpose == purpose and action.state is state:
+            return action
+    return None
+
+
+def _add_columns(action, names):
+    action.columns += tuple(name for name in names if name not in action.columns)
+
+
 def constraints_of(edges):
+    """The edges as readable :class:`Constraint` records."""
     return [Constraint(edge.before.label(), edge.after.label(), edge.reason) for edge in edges]
