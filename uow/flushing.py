@@ -25,7 +25,7 @@ from .flush import bind_plan, run_plan
 from .identity import collector_paused, format_key
 from .mapping import NOT_LOADED, STATE_ATTRIBUTE
 from .plan import CLEAR_REFERENCE, POST_UPDATE, ROW_SWITCH, StepKind
-from .states import InstanceState, ObjectState
+from .states import ObjectState
 
 PERSISTENT = ObjectState.PERSISTENT
 
@@ -96,7 +96,9 @@ class FlushingMixin:
 
         The flush really runs — inside a savepoint that is then rolled back — so the list shows
         the statements and parameters SQLite would see, including keys it generates.  Nothing
-        changes: not the database, not any object.  A flush that would fail raises its error here.
+        changes: not the database, not any object.  A flush that would fail raises its error here;
+        if SQLite itself ended the whole transaction (a trigger's ``RAISE(ROLLBACK)``), the session
+        then refuses other work until ``rollback()``, as after a failed flush.
         """
         self._check("dry_run")
         inserts, updates, deletes = self._collect_changes()
@@ -112,6 +114,12 @@ class FlushingMixin:
         try:
             with capture_sql() as statements:
                 run_plan(self.executor, plan, bound)
+        except BaseException as error:
+            if not began and not self.executor.in_transaction:
+                # SQLite ended the whole transaction (a trigger's RAISE(ROLLBACK), a full disk):
+                # earlier flushes are undone, so only rollback() can put the objects back in step.
+                self._fail(error, "dry_run()")
+            raise
         finally:
             if self.executor.in_transaction:
                 self.executor.execute('ROLLBACK TO "uow_dry_run"')
@@ -199,7 +207,7 @@ class FlushingMixin:
         """
         if not inserts:
             return
-        claimed = {state.key: None for state in deletes}
+        claimed = {state.key: None for state in deletes}  # key -> its claimant; None: free to take once
         for state in inserts:
             mapper = state.mapper
             values = state.obj.__dict__
@@ -207,16 +215,17 @@ class FlushingMixin:
                 continue
             key = mapper.key_of(values)
             if key in claimed and claimed[key] is None:
-                claimed[key] = state
+                claimed[key] = state.obj  # the first to take a deleted object's key
                 continue
-            other = claimed.get(key) or self.identity.get(key)
+            other = claimed.get(key)
+            if other is None:
+                other = self.identity.get(key)
             if other is not None and other is not state.obj:
-                other_obj = other.obj if isinstance(other, InstanceState) else other
                 raise DuplicateIdentityError(
-                    f"flush(): {state.obj!r} and {other_obj!r} both claim the identity {format_key(key)}; "
+                    f"flush(): {state.obj!r} and {other!r} both claim the identity {format_key(key)}; "
                     f"change one key, or expunge one of them"
                 )
-            claimed[key] = state
+            claimed[key] = state.obj
 
     def _apply_flush(self, plan, filled, assigned):
         """Bring the objects in line with what the flush wrote (runs only after every statement succeeded)."""
@@ -229,10 +238,7 @@ class FlushingMixin:
                 continue
             if step.kind is StepKind.DELETE:
                 for state in step.states:
-                    record(state)
-                    self.identity.discard(state.key, state.obj)
-                    state.move(ObjectState.DELETED, "flush")
-                    self._deleted_rows[state] = None
+                    self._row_deleted(state)
                 continue
             version = mapper.version_column
             for action in step.actions:
@@ -270,10 +276,7 @@ class FlushingMixin:
         state = action.state
         old = action.switch_from
         mapper = state.mapper
-        self.undo.record(old)
-        self.identity.discard(old.key, old.obj)
-        old.move(ObjectState.DELETED, "flush")
-        self._deleted_rows[old] = None
+        self._row_deleted(old)
         if mapper.version_column is not None:
             values[mapper.version_column.name] = old.committed[mapper.version_column.index] + 1
         state.move(PERSISTENT, "flush")
@@ -285,6 +288,13 @@ class FlushingMixin:
             for child in old.obj.__dict__.get(collection.name) or ():
                 if child.__dict__.get(collection.reference.name) is old.obj:
                     child.__dict__[collection.reference.name] = state.obj
+
+    def _row_deleted(self, state):
+        """The flush deleted (or, for a row switch, handed over) this object's row."""
+        self.undo.record(state)
+        self.identity.discard(state.key, state.obj)
+        state.move(ObjectState.DELETED, "flush")
+        self._deleted_rows[state] = None
 
     def _follow_new_key(self, old_key, new_key):
         """A primary key changed: SQLite re-pointed the referencing rows (ON UPDATE CASCADE), so the
