@@ -69,7 +69,7 @@ def _known_key(state):
     return mapper.key_of(values)
 
 
-def build_plan(inserts, updates, deletes, held_states=()):
+def build_plan(inserts, updates, deletes, held_states):
     """Plan a flush.
 
     ``inserts``: pending states in session order; ``updates``: ``(state, changed names)`` in
@@ -126,6 +126,12 @@ def _changes_key(action):
     return action.kind is StepKind.UPDATE and any(name in action.mapper.pk_names for name in action.columns)
 
 
+def _leaves_alone(action, foreign_key):
+    """True for the user's UPDATE that sets none of ``foreign_key``'s columns: it orders nothing."""
+    return action.kind is StepKind.UPDATE and action.purpose == WRITE and \
+        set(foreign_key.column_names).isdisjoint(action.columns)
+
+
 def _foreign_key_edges(actions, writers):
     """Parents inserted (or re-keyed) in this flush are written before the rows that reference them."""
     mappers = {action.state.mapper for action in actions}
@@ -149,9 +155,8 @@ def _foreign_key_edges(actions, writers):
         mapper = state.mapper
         values = state.obj.__dict__
         for foreign_key in mapper.foreign_keys:
-            if action.kind is StepKind.UPDATE and action.purpose == WRITE and \
-                    not set(foreign_key.column_names) & set(action.columns):
-                continue  # this UPDATE leaves the foreign key alone
+            if _leaves_alone(action, foreign_key):
+                continue
             parent = None
             reference = mapper.reference_on(foreign_key)
             target = values.get(reference.name) if reference is not None else None
@@ -203,8 +208,7 @@ def _delete_edges(actions, deleted):
             parent = deleted.get((foreign_key.target, old))
             if parent is None or parent is action:
                 continue
-            if action.kind is StepKind.UPDATE and action.purpose == WRITE and \
-                    not set(foreign_key.column_names) & set(action.columns):
+            if _leaves_alone(action, foreign_key):
                 continue
             nullable = foreign_key.nullable
             breakable = CLEAR_REFERENCE if action.kind is StepKind.DELETE and nullable else None
@@ -266,7 +270,7 @@ def _unique_edges(actions):
     """
     mappers = {action.state.mapper for action in actions}
     if all(not m.unique_columns and m.generated_key is not None for m in mappers) and \
-            not any(action.kind is not StepKind.INSERT for action in actions):
+            all(action.kind is StepKind.INSERT for action in actions):
         return []  # only inserts, with nothing unique but keys the database assigns
     groups_of = {mapper: _unique_groups(mapper) for mapper in mappers}
     unique_names = {mapper: {name for group, _ in groups_of[mapper] for name in group} for mapper in mappers}

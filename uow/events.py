@@ -19,9 +19,11 @@ A listener is registered on one session, or on the ``Session`` class for every s
     uow.listen(uow.Session, "before_commit", check_invariants)
 
 Listeners are called as ``listener(session, **info)``.  Every ``after_*`` event passes
-``error=None`` when the operation succeeded and the exception when it failed; savepoint events
-pass ``savepoint=`` (the NestedTransaction).  An exception raised by a ``before_*`` listener
-aborts the operation before it has changed anything, and propagates to the caller.
+``error=None`` when the operation succeeded and the exception when it failed.  The release and
+rollback-to events pass ``savepoint=`` (the NestedTransaction); so does ``after_savepoint`` once
+the savepoint exists (``before_savepoint`` comes before it does).  An exception raised by a
+``before_*`` listener aborts the operation before it has changed anything, and propagates to
+the caller.
 
 Class-wide listeners run before the session's own, each group in registration order.
 """

@@ -19,6 +19,7 @@ object.)  A natural-key table with SQL DEFAULTs uses ``INSERT ... RETURNING`` an
 returned rows by their primary key.
 """
 
+import dataclasses
 import sqlite3
 from operator import itemgetter
 
@@ -58,15 +59,8 @@ def _bind_step(step, max_length=None):
         # The foreign keys a cycle left NULL at INSERT: the object's own values, or (for a parent
         # the database numbers) the parent's new key, filled in while the flush runs.
         columns = [mapper.column(name) for name in step.columns]
-        rows = []
-        for state in step.states:
-            values = state.obj.__dict__
-            rows.append(tuple(
-                column.type.to_db(values.get(column.name)) if column.type.to_db and values.get(column.name) is not None
-                else values.get(column.name)
-                for column in columns
-            ))
-        return rows
+        return [tuple(to_db(column, state.obj.__dict__.get(column.name)) for column in columns)
+                for state in step.states]
     get = _row_getter(step.columns)
     rows = [get(state.obj.__dict__) for state in step.states]
     if not rows or not step.columns:
@@ -98,7 +92,7 @@ def _bind_step(step, max_length=None):
             values = [None if value is None or index in exempt else (convert(value) if convert else value)
                       for index, value in enumerate(values)]
         converted.append(values)
-    if len(converted) and any(isinstance(values, list) for values in converted):
+    if any(isinstance(values, list) for values in converted):
         rows = list(zip(*converted))
     return rows
 
@@ -170,10 +164,7 @@ def _row_getter(columns):
 def _key_params(mapper, state, checks_version=True):
     """The WHERE parameters that find a row by the key it had before this flush (and, for a
     versioned entity, the version this session loaded)."""
-    values = []
-    for column, value in zip(mapper.primary_key, state.key[1]):
-        convert = column.type.to_db
-        values.append(convert(value) if convert is not None and value is not None else value)
+    values = [to_db(column, value) for column, value in zip(mapper.primary_key, state.key[1])]
     if checks_version and mapper.version_column is not None:
         values.append(state.committed[mapper.version_column.index])
     return values
@@ -186,13 +177,14 @@ def _where_params(action, filled):
     if action.switch_from is not None:
         return _key_params(mapper, action.switch_from)
     if action.state.key is None:
-        values = []
-        for column in mapper.primary_key:
-            value = _current_value(action.state, column.name, filled)
-            convert = column.type.to_db
-            values.append(convert(value) if convert is not None and value is not None else value)
-        return values
+        return [to_db(column, _current_value(action.state, column.name, filled)) for column in mapper.primary_key]
     return _key_params(mapper, action.state, checks_version=action.purpose == WRITE)
+
+
+def to_db(column, value):
+    """Convert a value to what is bound for the column (None stays NULL)."""
+    convert = column.type.to_db
+    return convert(value) if convert is not None and value is not None else value
 
 
 def from_db(column, value):
@@ -270,13 +262,13 @@ def _execute_control(executor, sql):
 
 
 def _undo_flush(executor):
-    """Roll the database back to before the flush; return False when that is no longer possible.
+    """Roll the database back to before the flush; return False when the savepoint is gone.
 
-    It is not possible when SQLite already rolled the whole transaction back (then there is
-    nothing to undo) or when the savepoint was already released — an exception (a
-    KeyboardInterrupt) that arrived as the final RELEASE returned: ROLLBACK TO then finds no
-    savepoint.  The session is put in its failed state either way, and rollback() ends the
-    whole transaction.
+    When SQLite already rolled the whole transaction back there is nothing to undo (True).  The
+    savepoint is gone when it was already released — an exception (a KeyboardInterrupt) that
+    arrived as the final RELEASE returned — or when SAVEPOINT itself failed: ROLLBACK TO then
+    finds no savepoint (False); the statements that ran (if any) stay until rollback() ends
+    the whole transaction.
     """
     executor.finish_statement()
     if not executor.in_transaction:
@@ -447,16 +439,20 @@ def _run_update(executor, step, new_values, filled):
     rows = [values + tuple(_where_params(action, filled)) for values, action in zip(new_values, step.actions)]
     cursor = executor.executemany(sql, rows)
     if cursor.rowcount != len(rows):
-        _raise_unmatched(executor, step, sql, "UPDATE")
+        raise _Unmatched(step, sql, "UPDATE")
+
+
+def _delete_sql(mapper):
+    return f"DELETE FROM {mapper.quoted_table} WHERE {_where_key(mapper)}"
 
 
 def _run_delete(executor, step):
     mapper = step.mapper
-    sql = f"DELETE FROM {mapper.quoted_table} WHERE {_where_key(mapper)}"
+    sql = _delete_sql(mapper)
     rows = [tuple(_key_params(mapper, state)) for state in step.states]
     cursor = executor.executemany(sql, rows)
     if cursor.rowcount != len(rows):
-        _raise_unmatched(executor, step, sql, "DELETE")
+        raise _Unmatched(step, sql, "DELETE")
 
 
 class _ReadBackMismatch(Exception):
@@ -475,10 +471,6 @@ class _Unmatched(Exception):
         self.step = step
         self.sql = sql
         self.verb = verb
-
-
-def _raise_unmatched(executor, step, sql, verb):
-    raise _Unmatched(step, sql, verb)
 
 
 def _describe_unmatched(executor, step, sql, verb):
@@ -532,7 +524,7 @@ def _step_sql(step):
         return _insert_sql(mapper, step.columns)
     if step.kind is StepKind.UPDATE:
         return _update_sql(step)
-    return f"DELETE FROM {mapper.quoted_table} WHERE {_where_key(mapper)}"
+    return _delete_sql(mapper)
 
 
 def _locate_failing_row(executor, plan, bound, failed):
@@ -549,7 +541,7 @@ def _locate_failing_row(executor, plan, bound, failed):
         filled, _ = _run_steps(executor, plan.steps, bound, stop=failed)
         step = plan.steps[failed]
         for action in step.actions:
-            single = type(step)(step.kind, step.mapper, [action], step.columns, step.returning, step.purpose)
+            single = dataclasses.replace(step, actions=[action])
             try:
                 if step.kind is StepKind.DELETE:
                     _run_delete(executor, single)

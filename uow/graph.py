@@ -1,10 +1,11 @@
 """A deterministic topological sort over ``(before, after)`` edges, and a cycle finder.
 
-This module knows nothing about databases.  The flush planner describes "X must be written
-before Y" as an edge and asks for an order; when there is a choice, :func:`topological_order`
-always takes the node with the smallest ``tiebreak`` key, so the same input always gives the
-same order.  (An early SQLAlchemy docstring traced its hardest unit-of-work bugs to partial
-orders that came out differently from run to run.)
+This module knows nothing about databases.  ``schema`` describes "table X must be created
+before table Y" as an edge and asks :func:`topological_order` for an order; when there is a
+choice, it always takes the node with the smallest ``tiebreak`` key, so the same input always
+gives the same order.  (An early SQLAlchemy docstring traced its hardest unit-of-work bugs to
+partial orders that came out differently from run to run.)  The flush planner orders rows in
+waves itself (see ``plan``) and uses :func:`find_cycle` to name the rows of a cycle.
 """
 
 import heapq

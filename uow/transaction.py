@@ -12,9 +12,11 @@ The transaction is a small state machine with its moves declared in ``MOVES``::
     IDLE or ACTIVE --a flush fails--> FAILED --rollback--> IDLE
     any --close--> CLOSED
 
-An operation that does not fit the current state raises an error that says which operation,
-which state, and what to do.  The memory side (putting objects back on rollback) is the
-session's job, through the undo log; this module only keeps the database in step.
+(A bulk write fails the transaction too, when SQLite rolled the whole of it back.)  Every move
+goes through ``Transaction._move``, which refuses one the table does not list; an operation that
+does not fit the current state raises an error that says which operation, which state, and what
+to do.  The memory side (putting objects back on rollback) is the session's job, through the
+undo log; this module only keeps the database in step.
 """
 
 import enum
@@ -31,6 +33,8 @@ ISOLATION_LEVELS = ("SERIALIZABLE",)
 
 
 class TransactionState(enum.Enum):
+    """Where the session's transaction is; ``MOVES`` lists the states each one can move to."""
+
     IDLE = "idle"
     ACTIVE = "active"
     FAILED = "failed"
@@ -218,12 +222,15 @@ class Transaction:
                         "read transaction blocks COMMIT; WAL mode lets readers and one writer coexist).")
             raise TransactionError(f"COMMIT failed: {error}; the transaction is {still_open}.{hint}") from error
         self._end()
+        self._move(TransactionState.IDLE, "commit")
 
     def rollback(self):
         """Send ROLLBACK unless SQLite already rolled back by itself (an interrupt, a full disk)."""
         if self.executor.in_transaction:
             self.executor.execute("ROLLBACK")
         self._end()
+        if self.state is not TransactionState.IDLE:  # rollback() with nothing begun is no move
+            self._move(TransactionState.IDLE, "rollback")
 
     def fail(self, error, write="flush"):
         """A write failed: refuse everything but rollback() until it is called."""
@@ -236,9 +243,10 @@ class Transaction:
         if self.executor.in_transaction:
             self.executor.execute("ROLLBACK")
         self._end()
-        self.state = TransactionState.CLOSED
+        self._move(TransactionState.CLOSED, "close")
 
     def _end(self):
+        """Forget what belonged to the transaction that just ended (the caller moves the state)."""
         if self._query_only_before is not None:
             self.executor.execute(f"PRAGMA query_only = {int(self._query_only_before)}")
             self._query_only_before = None
@@ -248,8 +256,6 @@ class Transaction:
         self.savepoints = []
         self.failure = None
         self.mode = None
-        if self.state is not TransactionState.CLOSED:
-            self.state = TransactionState.IDLE
 
 
 def _check_mode(mode):
