@@ -10,7 +10,7 @@ Python type, how a value is bound, how it is converted back, and which values it
 Python type                declared as     stored as
 =========================  ==============  ===============================================
 ``int``                    INTEGER         64-bit integer (``bool`` is refused: it would come back as int)
-``float``                  REAL            IEEE double (NaN refused; ints accepted when exact)
+``float``                  REAL            IEEE double (NaN and -0.0 refused; ints accepted when exact)
 ``str``                    TEXT            UTF-8 text (lone surrogates refused)
 ``bytes``                  BLOB            blob
 ``bool``                   BOOLEAN         0 or 1, converted back to ``bool``
@@ -210,7 +210,6 @@ class JsonType(ColumnType):
     tuples would come back as lists, integer dict keys as strings, NaN not at all.
     """
 
-    python_type = dict
     sql_type = "TEXT"
     mutable = True
     to_db = staticmethod(_json_text)

@@ -8,25 +8,26 @@
 
 Declaring the class builds its :class:`~uow.mapping.Mapper` (the table, columns and keys, see
 ``mapping``).  Objects get a keyword-only constructor like a dataclass's, a short repr, and the
-two hooks that are all the instrumentation uow needs: ``__setattr__`` tells the object's session
-that a column was assigned, and each Column is a descriptor that reloads an expired value when
-it is read (see ``mapping.Column``).  Equality is identity, as for any object: two objects are
-"the same row" only when the identity map made them one object.
+two hooks that are all the instrumentation columns need: ``__setattr__`` tells the object's
+session that a column was assigned, and each Column is a descriptor that reloads an expired value
+when it is read (see ``mapping.Column``); References and Collections are descriptors of their own
+(see ``relationships``).  Equality is identity, as for any object: two objects are "the same row"
+only when the identity map made them one object.
 """
 
 import typing
 
 from .errors import InvalidStateError, MappingError, MissingFieldError, UnknownFieldError
-from .mapping import STATE_ATTRIBUTE, Column, Mapper, Registry
-from .relationships import Collection, Reference
+from .mapping import Column, Mapper, Registry
+from .relationships import Relationship
+from .states import STATE_ATTRIBUTE
 
 
 class Entity:
     """Base class of mapped classes; see the module docstring for how to declare one.
 
-    ``Entity`` subclasses get a keyword-only constructor (like a dataclass), a short repr
-    and attribute hooks that keep their session informed.  Equality is identity, as for any
-    object: two objects are "the same row" only when the identity map made them one object.
+    ``abstract=True`` declares a base that maps no table and starts a registry of its own, so
+    that separate models can each have their own ``User`` (see ``mapping.Registry``).
     """
 
     __registry__ = Registry()
@@ -38,7 +39,7 @@ class Entity:
             if table is not None:
                 raise MappingError(f"{cls.__name__}: an abstract base has no table")
             declared = [name for name, value in vars(cls).items()
-                        if isinstance(value, (Column, Reference, Collection))]
+                        if isinstance(value, (Column, Relationship))]
             declared += [name for name in vars(cls).get("__annotations__", {}) if not name.startswith("_")]
             if declared:
                 # uow maps one class to one table and reads a class's own declarations only:
@@ -49,9 +50,10 @@ class Entity:
                 )
             cls.__registry__ = Registry()
             return
-        if any("__mapper__" in vars(base) for base in cls.__mro__[1:]):
+        mapped = [base for base in cls.__mro__[1:] if "__mapper__" in vars(base)]
+        if mapped:
             raise MappingError(
-                f"{cls.__name__} inherits from the mapped class {cls.__mro__[1].__name__}; uow maps one "
+                f"{cls.__name__} inherits from the mapped class {mapped[0].__name__}; uow maps one "
                 f"class to one table, so declare {cls.__name__} from Entity (or an abstract base) instead"
             )
         if table is None:
@@ -65,17 +67,18 @@ class Entity:
 
     def __init__(self, **values):
         mapper = type(self).__mapper__
+        related = None
         if not mapper.init_names.issuperset(values):
+            # Relationships (user=ann, orders=[...]) are set once the columns are in place.
             related = {name: values.pop(name) for name in list(values) if name in mapper.init_keywords
                        and name not in mapper.init_names}
-        else:
-            related = None
-        if not mapper.init_names.issuperset(values):
             unknown = sorted(set(values) - mapper.init_names)
-            raise UnknownFieldError(
-                f"{type(self).__name__}() got unknown field(s) {', '.join(unknown)}; "
-                f"its fields are {', '.join(mapper.column_names)}"
-            )
+            if unknown:
+                accepted = mapper.column_names + tuple(r.name for r in mapper.references + mapper.collections)
+                raise UnknownFieldError(
+                    f"{type(self).__name__}() got unknown field(s) {', '.join(unknown)}; "
+                    f"its fields are {', '.join(accepted)}"
+                )
         # (A Reference's key columns are never required: the reference may fill them.)
         missing = mapper.required.difference(values)
         if missing:

@@ -11,7 +11,11 @@ and what to do instead.
 
 
 class UowError(Exception):
-    """Base class of every exception raised by uow."""
+    """Base class of every exception raised by uow.
+
+    Raised as itself for a mistake in setting uow up that no class below describes: a connection
+    uow cannot use, an unknown event, a database name already attached.
+    """
 
 
 # --- declaring entities -------------------------------------------------------------------
@@ -19,7 +23,10 @@ class UowError(Exception):
 class MappingError(UowError, TypeError):
     """A class declaration cannot be mapped to a table (bad identifier, annotation, key...).
 
-    Raised when the class statement runs, before any database is involved.
+    Raised when the class statement runs, before any database is involved; what depends on other
+    classes (a foreign key to a class declared later, two classes on one table) is checked when
+    they are first used.  A Reference or Collection given an object of the wrong class raises it
+    too: the mapping says what it may hold.
     """
 
 
@@ -46,7 +53,11 @@ class ColumnValueError(UowError, ValueError):
 # --- identity and object state -------------------------------------------------------------
 
 class IdentityError(UowError, LookupError):
-    """A primary-key value of the wrong shape or type was given to get(), get_one() or identity_key()."""
+    """A primary-key value that no row can have was given to get(), get_one() or identity_key().
+
+    Its shape is wrong (two values for a one-column key), or a value is of the wrong type or one
+    the column cannot store (None, an int beyond 64 bits, a lone surrogate).
+    """
 
 
 class NotFoundError(UowError, LookupError):

@@ -8,11 +8,16 @@ disagree with it.
 
 It holds strong references.  A weak map would let unused objects vanish and save memory, but it
 makes behaviour depend on when the garbage collector runs; objects leave only through expunge,
-close, rollback or a committed delete, each of which is visible in the code that calls it.
+close, rollback, a flushed delete or a new row taking a key SQLite handed out again, each of which
+is visible in the code that calls it.
 
 Reading is plain ``dict`` reading (``get``, ``in``, iteration), which keeps a cache hit as cheap
 as a dictionary lookup; writing goes through :meth:`add` and :meth:`discard`, which refuse to
-let two objects claim one row.
+let two objects claim one row.  (The two hottest loops, building loaded objects and applying a
+flush's inserts, write the dict directly, each after looking at what the key already holds.)
+
+Objects enter the map in batches of thousands, so :func:`collector_paused` lives here too: it
+keeps the garbage collector from walking the whole program while a batch is built.
 """
 
 import contextlib

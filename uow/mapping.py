@@ -12,16 +12,18 @@ The class statement is where declaration mistakes are caught: every table and co
 checked to be a plain identifier, every annotation must be a type uow can store unchanged (see
 ``columntypes``), and a :class:`Mapper` is built that the rest of uow reads instead of the class.
 
-Two small hooks on ``Entity`` (in ``entity``) are all the instrumentation there is:
+Two small hooks are all the instrumentation columns need (relationships are descriptors of
+their own, see ``relationships``):
 
-* ``__setattr__`` tells the object's session that a column was assigned, so a flush only looks
-  at objects that were touched (its cost follows what changed, not what is loaded);
+* ``Entity.__setattr__`` (in ``entity``) tells the object's session that a column was assigned,
+  so a flush only looks at objects that were touched (its cost follows what changed, not what
+  is loaded);
 * each :class:`Column` is a *non-data* descriptor, so reading a loaded value is an ordinary
   instance-dict lookup, and the descriptor only runs when the value is missing, which is when an
   expired attribute must be reloaded.
 
 This module knows nothing about sessions: it reaches the session only through the object's state
-record (``obj.__dict__['_uow_state']``), which the session module installs.
+record (``obj.__dict__[STATE_ATTRIBUTE]``, see ``states``), which the session installs.
 """
 
 import copy
@@ -33,7 +35,7 @@ import typing
 from operator import itemgetter
 
 from . import columntypes
-from .relationships import Collection, Reference
+from .relationships import Collection, Reference, Relationship
 from .errors import (
     DetachedInstanceError,
     IdentityError,
@@ -41,8 +43,7 @@ from .errors import (
     UnknownFieldError,
     UnmappedClassError,
 )
-
-STATE_ATTRIBUTE = "_uow_state"
+from .states import STATE_ATTRIBUTE
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _MAX_IDENTIFIER_LENGTH = 128
@@ -188,6 +189,10 @@ class ForeignKey:
     def __init__(self, columns, target):
         if isinstance(columns, str):
             columns = (columns,)
+        if not isinstance(columns, (tuple, list)) or not columns or not all(isinstance(n, str) for n in columns):
+            raise MappingError(f"ForeignKey({columns!r}, ...): name the column, or give a tuple of column names")
+        if not isinstance(target, (str, type)):
+            raise MappingError(f"ForeignKey({columns!r}, {target!r}): the target is an entity class or its name")
         self.column_names = tuple(columns)
         self._target = target
         self.entity = None
@@ -332,6 +337,13 @@ class Mapper:
         # SQL fragments every statement that finds rows by key uses (columns always qualified).
         self.key_condition = " AND ".join(f"{self.quoted_table}.{quote(name)} = ?" for name in self.pk_names)
         self.key_order = ", ".join(f"{self.quoted_table}.{quote(name)}" for name in self.pk_names)
+        # (columns bound, columns read back) of the two usual INSERT shapes, the second only for a
+        # generated key; see dependencies.insert_shape.
+        self.shape_with_all_columns = (self.column_names, ())
+        if self.generated_key is not None:
+            key_name = self.generated_key.name
+            others = tuple(name for name in self.column_names if name != key_name)
+            self.shape_with_generated_key = (others, (key_name,))
         self.unique_columns = tuple(column for column in self.columns if column.unique)
         # The columns whose old values order a flush: keys, unique columns, foreign keys.
         referencing = {name for foreign_key in self.foreign_keys for name in foreign_key.column_names}
@@ -383,7 +395,7 @@ class Mapper:
         columns = []
         seen = {}
         for name, annotation in annotations.items():
-            if isinstance(cls.__dict__.get(name), (Reference, Collection)):
+            if isinstance(cls.__dict__.get(name), Relationship):
                 continue  # a relationship, annotated for readers and type checkers
             annotation = _evaluate(annotation, cls, name)
             if typing.get_origin(annotation) is typing.ClassVar or annotation is typing.ClassVar:
@@ -420,6 +432,11 @@ class Mapper:
                     raise MappingError(f"{cls.__name__}.{name}: a version column must be a non-nullable int, not a key")
                 if column.default is MISSING:
                     column.default = 1
+            if column.default_factory is not None and not callable(column.default_factory):
+                raise MappingError(
+                    f"{cls.__name__}.{name}: default_factory must be a callable that makes the default, "
+                    f"such as list or dict, not {column.default_factory!r}"
+                )
             if type(column.default) in (list, dict, set):
                 raise MappingError(
                     f"{cls.__name__}.{name}: a {type(column.default).__name__} default would be shared by every "
@@ -437,7 +454,14 @@ class Mapper:
         keys = []
         for column in self.columns:
             if column.references is not None:
+                if not isinstance(column.references, (str, type)):
+                    raise MappingError(
+                        f"{column.qualified_name}: references= takes an entity class or its name, "
+                        f"not {column.references!r}"
+                    )
                 keys.append(ForeignKey((column.name,), column.references))
+        if not isinstance(declared, (tuple, list)):
+            raise MappingError(f"{cls.__name__}: foreign_keys takes a list of ForeignKey(...), not {declared!r}")
         for foreign_key in declared:
             if not isinstance(foreign_key, ForeignKey):
                 raise MappingError(f"{cls.__name__}: foreign_keys must hold ForeignKey(...) objects, got {foreign_key!r}")
@@ -465,12 +489,6 @@ class Mapper:
                 required.append(column.name)
         self.required = frozenset(required)
         self.init_names = frozenset(self.column_names)
-        # (columns bound, columns read back) of the two usual INSERT shapes; see plan.insert_shape.
-        self.shape_with_all_columns = (self.column_names, ())
-        if self.generated_key is not None:
-            key_name = self.generated_key.name
-            others = tuple(name for name in self.column_names if name != key_name)
-            self.shape_with_generated_key = (others, (key_name,))
 
     def _make_snapshot_getter(self):
         """A function returning the snapshot tuple (one value per column) of an instance dict.
@@ -556,10 +574,10 @@ class Mapper:
     def identity_key(self, ident):
         """Turn a scalar, tuple or dict primary-key value into the identity key ``(cls, (values...))``.
 
-        Values are checked against the key columns' types: ``True`` and ``1.0`` hash like ``1``
-        in a dict, so accepting them would let ``get(User, True)`` find ``User(id=1)``; and as
-        any stored value is (an int beyond 64 bits, a lone surrogate, ``-0.0``), since the key
-        is also sent to SQLite.
+        Values are checked against the key columns' types, because ``True`` and ``1.0`` hash like
+        ``1`` in a dict: accepting them would let ``get(User, True)`` find ``User(id=1)``.  They are
+        also checked as any stored value is (an int beyond 64 bits, a lone surrogate, ``-0.0``),
+        because the key is sent to SQLite.
         """
         if type(ident) is dict:
             names = set(ident)
@@ -579,7 +597,7 @@ class Mapper:
                 f"({', '.join(self.pk_names)}), got {len(values)} value(s): {ident!r}"
             )
         for column, value in zip(self.primary_key, values):
-            reason = "None" if value is None else column.type.problem(value)
+            reason = "a primary key is never NULL" if value is None else column.type.problem(value)
             if reason is not None:
                 raise IdentityError(f"{column.qualified_name} key value {value!r}: {reason}")
         return (self.cls, values)
@@ -616,7 +634,7 @@ class Mapper:
 def mapper_of(cls_or_obj):
     """The Mapper of an entity class or object, or UnmappedClassError saying how to map it."""
     cls = cls_or_obj if isinstance(cls_or_obj, type) else type(cls_or_obj)
-    mapper = cls.__dict__.get("__mapper__") if isinstance(cls, type) else None
+    mapper = cls.__dict__.get("__mapper__")
     if mapper is None:
         raise UnmappedClassError(
             f"class {cls.__name__!r} is not mapped; declare it as class {cls.__name__}(uow.Entity, table='...')"

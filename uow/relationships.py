@@ -34,13 +34,18 @@ loads them up front with one SELECT per relationship.
 =================  ===========================================================================
 """
 
+import collections.abc
+
 from .errors import DetachedInstanceError, MappingError
+from .states import STATE_ATTRIBUTE
 
 CASCADES = ("save-update", "delete", "delete-orphan", "expunge", "refresh")
 MISSING_PAIR = object()
 
 
 def _parse_cascade(text, owner, allowed):
+    if not isinstance(text, str):
+        raise MappingError(f"{owner}: cascade is a comma-separated string such as 'all, delete-orphan', not {text!r}")
     names = set()
     for part in text.split(","):
         part = part.strip()
@@ -58,30 +63,52 @@ def _parse_cascade(text, owner, allowed):
     return frozenset(names)
 
 
-class Reference:
-    """Many-to-one: the object this one's foreign key points at.
+class Relationship:
+    """What Reference and Collection share: an attribute of an entity class, and the cascades
+    (``CASCADES`` above) that travel along it."""
 
-    ``foreign_key`` names the column (or tuple of columns) of a ForeignKey declared on this class.
-    """
+    allowed_cascades = CASCADES
 
-    def __init__(self, foreign_key, *, cascade="save-update"):
-        self.column_names = (foreign_key,) if isinstance(foreign_key, str) else tuple(foreign_key)
+    def __init__(self, cascade):
         self._cascade_text = cascade
         self.name = None
         self.entity = None
-        self.foreign_key = None
         self.cascade = None
-        self._collection = MISSING_PAIR
 
     def __set_name__(self, owner, name):
         self.name = name
 
     def bind(self, entity, name):
-        """Called by the mapper: find the ForeignKey this reference travels along."""
+        """Called by the mapper when ``entity`` is declared: learn the class and read the cascades."""
         self.entity = entity
         self.name = name
+        self.cascade = _parse_cascade(self._cascade_text, f"{entity.__name__}.{name}", self.allowed_cascades)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.entity.__name__ if self.entity else '?'}.{self.name})"
+
+
+class Reference(Relationship):
+    """Many-to-one: the object this one's foreign key points at.
+
+    ``foreign_key`` names the column (or tuple of columns) of a ForeignKey declared on this class.
+    """
+
+    allowed_cascades = ("save-update", "expunge", "refresh")
+
+    def __init__(self, foreign_key, *, cascade="save-update"):
+        super().__init__(cascade)
+        names = (foreign_key,) if isinstance(foreign_key, str) else foreign_key
+        if not isinstance(names, (tuple, list)) or not names or not all(isinstance(n, str) for n in names):
+            raise MappingError(f"Reference({foreign_key!r}): name the foreign-key column, or give a tuple of columns")
+        self.column_names = tuple(names)
+        self.foreign_key = None
+        self._collection = MISSING_PAIR
+
+    def bind(self, entity, name):
+        """Called by the mapper: also find the ForeignKey this reference travels along."""
+        super().bind(entity, name)
         owner = f"{entity.__name__}.{name}"
-        self.cascade = _parse_cascade(self._cascade_text, owner, ("save-update", "expunge", "refresh"))
         for foreign_key in entity.__mapper__.foreign_keys:
             if foreign_key.column_names == self.column_names:
                 self.foreign_key = foreign_key
@@ -125,7 +152,7 @@ class Reference:
         key_values = tuple(values.get(name) for name in self.column_names)
         if None in key_values:
             return None
-        state = values.get("_uow_state")
+        state = values.get(STATE_ATTRIBUTE)
         if state is None or state.session is None:
             if state is not None and state.key is not None:
                 raise DetachedInstanceError(
@@ -140,14 +167,11 @@ class Reference:
             raise MappingError(
                 f"{self.entity.__name__}.{self.name} holds a {self.target.__name__} (or None), not {target!r}"
             )
-        state = obj.__dict__.get("_uow_state")
+        state = obj.__dict__.get(STATE_ATTRIBUTE)
         if state is not None and state.session is not None:
             state.session._set_reference(state, self, target)
         else:
             set_reference(obj, self, target)
-
-    def __repr__(self):
-        return f"Reference({self.entity.__name__ if self.entity else '?'}.{self.name})"
 
 
 def set_reference(obj, reference, target):
@@ -183,36 +207,30 @@ def _key_values(target, mapper):
     if target is None:
         return (None,) * len(mapper.pk_names)
     values = target.__dict__
-    state = values.get("_uow_state")
+    state = values.get(STATE_ATTRIBUTE)
     if state is not None and state.key is not None and not all(name in values for name in mapper.pk_names):
         return state.key[1]
     return tuple(values.get(name) for name in mapper.pk_names)
 
 
 def _has_no_row(obj):
-    state = obj.__dict__.get("_uow_state")
+    state = obj.__dict__.get(STATE_ATTRIBUTE)
     return state is None or state.key is None
 
 
-class Collection:
+class Collection(Relationship):
     """One-to-many: the objects of ``target`` whose Reference ``reference`` points at this one."""
 
     def __init__(self, target, reference, *, cascade="save-update, expunge, refresh"):
+        super().__init__(cascade)
+        if not isinstance(target, (str, type)) or not isinstance(reference, str):
+            raise MappingError(
+                f"Collection({target!r}, {reference!r}): give the target entity class (or its name) and "
+                f"the name of its Reference back to this class"
+            )
         self._target = target
         self.reference_name = reference
-        self._cascade_text = cascade
-        self.name = None
-        self.entity = None
-        self.cascade = None
         self.reference = None
-
-    def __set_name__(self, owner, name):
-        self.name = name
-
-    def bind(self, entity, name):
-        self.entity = entity
-        self.name = name
-        self.cascade = _parse_cascade(self._cascade_text, f"{entity.__name__}.{name}", CASCADES)
 
     def configure(self):
         """Resolve the target class and pair with its Reference (once every class is declared)."""
@@ -244,7 +262,7 @@ class Collection:
         if held is not None:
             return held
         self.configure()
-        state = values.get("_uow_state")
+        state = values.get(STATE_ATTRIBUTE)
         if state is None or state.key is None:
             items = []
         elif state.session is None:
@@ -259,11 +277,13 @@ class Collection:
         return held
 
     def __set__(self, obj, items):
+        if not isinstance(items, collections.abc.Iterable):
+            raise MappingError(
+                f"{self.entity.__name__}.{self.name} holds a list of {self.target.__name__} objects; "
+                f"assign a list, not {items!r}"
+            )
         current = self.__get__(obj)
         current[:] = list(items)
-
-    def __repr__(self):
-        return f"Collection({self.entity.__name__ if self.entity else '?'}.{self.name})"
 
 
 class RelatedList(list):
@@ -293,7 +313,7 @@ class RelatedList(list):
     def _adopt(self, item):
         self._check_item(item)
         setattr(item, self.collection.reference.name, self.owner)
-        state = self.owner.__dict__.get("_uow_state")
+        state = self.owner.__dict__.get(STATE_ATTRIBUTE)
         if state is not None and state.session is not None:
             state.session._adopted(self.collection, item)
 
@@ -301,7 +321,7 @@ class RelatedList(list):
         if item.__dict__.get(self.collection.reference.name) is self.owner or \
                 getattr(item, self.collection.reference.name) is self.owner:
             setattr(item, self.collection.reference.name, None)
-        state = self.owner.__dict__.get("_uow_state")
+        state = self.owner.__dict__.get(STATE_ATTRIBUTE)
         if state is not None and state.session is not None:
             state.session._orphaned(self.collection, item)
 

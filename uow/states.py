@@ -22,6 +22,10 @@ import enum
 
 from .errors import InvalidStateError
 
+# The instance-dict entry that holds an object's InstanceState: the one link from an object to
+# its session.  Entity, Column and the relationships read it; the session installs it.
+STATE_ATTRIBUTE = "_uow_state"
+
 
 class ObjectState(enum.Enum):
     TRANSIENT = "transient"
@@ -32,11 +36,12 @@ class ObjectState(enum.Enum):
 
 
 ALLOWED_MOVES = {
+    # TRANSIENT -> PERSISTENT: upsert() gives an object the row it wrote or found.
     # TRANSIENT -> DETACHED: bulk_save_objects() gives an object a row without a session.
-    ObjectState.TRANSIENT: (ObjectState.PENDING, ObjectState.DETACHED),
+    ObjectState.TRANSIENT: (ObjectState.PENDING, ObjectState.PERSISTENT, ObjectState.DETACHED),
     ObjectState.PENDING: (ObjectState.PERSISTENT, ObjectState.TRANSIENT),
     ObjectState.PERSISTENT: (ObjectState.DELETED, ObjectState.DETACHED),
-    ObjectState.DELETED: (ObjectState.DETACHED, ObjectState.PERSISTENT),
+    ObjectState.DELETED: (ObjectState.DETACHED,),
     ObjectState.DETACHED: (ObjectState.PERSISTENT,),
 }
 
@@ -46,17 +51,17 @@ for _status, _moves in ALLOWED_MOVES.items():
     _status.allowed_moves = _moves
 
 
-
-
 class InstanceState:
-    """What the session knows about one object, stored on the object as ``_uow_state``.
+    """What the session knows about one object, stored in its instance dict under ``STATE_ATTRIBUTE``.
 
     ``committed`` is the snapshot: a tuple with one entry per column, holding the value the row
     had when it was loaded or last flushed (``NOT_LOADED`` for an expired column).  "Dirty" is
     derived from it, never stored.  ``sequence`` is the order in which the object entered the
     session; flushes use it to break ties, so the same operations give the same statements.
-    ``loaded_epoch`` is the undo-log epoch in which the object was loaded from a row (-1 for an
-    object that was added): a rollback expires the objects loaded since its scope began.
+    ``undo_scope`` is the undo-log scope that last recorded the object, so that recording it again
+    in the same scope costs one identity check (see ``undo``).  ``loaded_epoch`` is the undo-log
+    epoch in which the object was loaded from a row (-1 for an object that was added): a rollback
+    expires the objects loaded since its scope began.
     """
 
     __slots__ = ("obj", "mapper", "status", "session", "key", "committed", "sequence", "undo_scope",
@@ -100,5 +105,5 @@ class InstanceState:
 
 def status_of(obj):
     """The ObjectState of any entity object (TRANSIENT for one no session has seen)."""
-    state = obj.__dict__.get("_uow_state")
+    state = obj.__dict__.get(STATE_ATTRIBUTE)
     return ObjectState.TRANSIENT if state is None else state.status

@@ -17,8 +17,9 @@ A field whose snapshot is ``NOT_LOADED`` (it was expired) has no known database 
 value assigned to it counts as a change (``NOT_LOADED`` equals nothing but itself).
 """
 
-
 import operator
+
+from .states import STATE_ATTRIBUTE
 
 
 class ChangeTracker:
@@ -34,11 +35,13 @@ class ChangeTracker:
         self.watched[state] = None
 
     def force(self, state):
-        """mark_dirty(): the next flush writes every non-key column of this object."""
+        """mark_dirty(): the next flush writes every loaded column of this object but its key and
+        version (the flush moves the version on by itself)."""
         self.candidates[state] = None
         self.forced.add(state)
 
     def note_assignment(self, state):
+        """A column of this persistent object was assigned: compare it at the next flush."""
         self.candidates[state] = None
 
     def forget(self, state):
@@ -107,7 +110,7 @@ def _keys_waiting_for_a_row(mapper, values):
     for reference in mapper.references:
         target = values.get(reference.name)
         if target is not None:
-            target_state = target.__dict__.get("_uow_state")
+            target_state = target.__dict__.get(STATE_ATTRIBUTE)
             if target_state is None or target_state.key is None:
                 waiting.update(reference.column_names)
     return waiting

@@ -49,7 +49,10 @@ class UndoLog:
             state.undo_scope = scope
 
     def record_memento(self, state, memento):
-        """Remember a given memento (for objects whose "before" is not their current look)."""
+        """Remember a memento the caller built itself, unless one was already remembered in this scope.
+
+        add() builds a transient object's memento from its values alone, more cheaply than ``capture``.
+        """
         scope = self.scopes[-1]
         if state.undo_scope is not scope:
             scope[state] = memento
@@ -93,6 +96,8 @@ class UndoLog:
 
     def forget(self):
         """Commit: nothing before this point can be rolled back to any more."""
+        # Objects still point at the old scopes through ``undo_scope``; emptying them lets the
+        # mementos go now rather than when the last of those objects does.
         for scope in self.scopes:
             scope.clear()
         self.scopes = [{}]
