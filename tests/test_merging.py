@@ -634,3 +634,13 @@ def test_mark_dirty_needs_a_persistent_object(session, how):
         session.add(obj)
     with pytest.raises(errors.InvalidStateError, match="mark_dirty"):
         session.mark_dirty(obj)
+
+
+def test_mark_dirty_after_a_key_change_still_writes_the_new_key(file_session, other):
+    italy = file_session.get(Country, "it")
+    italy.code = "itl"
+    file_session.mark_dirty(italy)
+    file_session.commit()
+    assert other.execute("SELECT code, name FROM countries ORDER BY code").fetchall() == [
+        ("fr", "France"), ("itl", "Italy")]
+    assert file_session.get(Country, "itl") is italy

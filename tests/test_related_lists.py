@@ -216,3 +216,15 @@ class TestRemovingAChildWhoseReferenceIsNotCached:
         assert p1.team is session.get(Team, 2)
         session.flush()
         assert db.rows("SELECT id, team_id FROM players ORDER BY id") == [(1, 2), (2, 1), (3, None)]
+
+
+class TestRemove:
+    def test_removing_a_child_the_list_does_not_hold_raises_value_error_and_changes_nothing(self, db, session):
+        """As list.remove() does; the child stays with its own parent (it used to be orphaned)."""
+        ann, bob = session.get(User, 1), session.get(User, 2)
+        held = list(bob.orders)
+        with pytest.raises(ValueError, match="not in the list"):
+            ann.orders.remove(held[0])
+        assert held[0].user is bob
+        assert same_objects(bob.orders, held)
+        assert session.deleted == frozenset()

@@ -338,6 +338,9 @@ class RelatedList(list):
         super().insert(index, item)
 
     def remove(self, item):
+        if not any(held is item for held in self):
+            # As list.remove() does; releasing it would unlink (or orphan) another parent's child.
+            raise ValueError(f"{self.collection!r}.remove(x): x is not in the list, x = {item!r}")
         self._remove_quietly(item)
         self._release(item)
 

@@ -70,10 +70,12 @@ class ChangeTracker:
         for state in states:
             names = changed_fields(state)
             if state in self.forced:
+                # Every loaded column but the key and the version, and whatever changed (a key too).
                 mapper = state.mapper
                 version = mapper.version_column
-                names = tuple(name for name in mapper.column_names if name not in mapper.pk_names
-                              and (version is None or name != version.name) and name in state.obj.__dict__)
+                names = tuple(name for name in mapper.column_names if name in names or (
+                    name not in mapper.pk_names and (version is None or name != version.name)
+                    and name in state.obj.__dict__))
             if names:
                 changes.append((state, names))
         changes.sort(key=lambda pair: pair[0].sequence)
