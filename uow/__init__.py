@@ -8,6 +8,7 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
   eager loading), ``cascades`` (references and cascades), ``rollback`` (what a rollback puts
   back), ``merging`` (merge, upsert, update), ``bulk`` (bulk writes), ``databases`` (raw SQL,
   attached files)
+* ``schema``       CREATE TABLE text from the mapping, and ``create_all`` to run it
 * ``transaction``  BEGIN / SAVEPOINT / RELEASE / ROLLBACK TO / COMMIT, as a declared state machine
 * ``events``       before/after listeners for begin, flush, commit, rollback and savepoints
 * ``flush``        checks every value, then runs a flush plan as SQL and reads back generated values
@@ -18,11 +19,11 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
 * ``undo``         the undo log that makes rollback exact without SQL
 * ``tracking``     what changed: current values against the snapshot of the row
 * ``identity``     the identity map: one object per row
-* ``states``       the object lifecycle: transient, pending, persistent, deleted, detached
-* ``query``, ``schema``  SELECT and CREATE TABLE text from the mapping
+* ``query``        SELECT text from the mapping, for filter()
 * ``entity``       the Entity base class: constructor, repr, attribute hooks
-* ``relationships`` Reference and Collection, kept in step in memory; cascade names
 * ``mapping``      declaring entities: columns, keys, the Mapper
+* ``relationships`` Reference and Collection, kept in step in memory; cascade names
+* ``states``       the object lifecycle: transient, pending, persistent, deleted, detached
 * ``columntypes``  how each Python type is stored and read back unchanged
 * ``errors``       every exception uow raises
 """
@@ -30,11 +31,11 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
 from .errors import *  # noqa: F401,F403  (the exception hierarchy is part of the public API)
 from .executor import Statement, capture_sql, connect
 from .entity import Entity
-from .mapping import Column, ForeignKey
+from .mapping import STATE_ATTRIBUTE, Column, ForeignKey, mapper_of
 from .relationships import Collection, Reference
 from .plan import Constraint, FlushPlan, Step, StepKind
 from .schema import create_all, create_table_sql
-from .session import Session, SessionStats
+from .session import Session, SessionStats, identity_key
 from .states import ObjectState, status_of as state_of
 from .transaction import NestedTransaction, TransactionState
 from .events import EVENT_NAMES, listen, remove_listener
@@ -44,7 +45,8 @@ from . import errors
 
 def object_session(obj):
     """The Session an object belongs to, or None."""
-    state = obj.__dict__.get("_uow_state")
+    mapper_of(obj)
+    state = obj.__dict__.get(STATE_ATTRIBUTE)
     return state.session if state is not None else None
 
 
@@ -54,19 +56,9 @@ def loaded_values(obj):
     Reading an attribute of an expired object loads it; this shows what is in memory, for tests,
     debuggers and conformance adapters.
     """
-    names = type(obj).__mapper__.column_names
+    names = mapper_of(obj).column_names
     values = obj.__dict__
     return {name: values[name] for name in names if name in values}
-
-
-def identity_key(entity=None, ident=None, *, instance=None):
-    """``(Class, (key values...))`` for a class and primary key, or for an object (``instance=``)."""
-    if instance is not None:
-        state = instance.__dict__.get("_uow_state")
-        if state is not None and state.key is not None:
-            return state.key
-        return type(instance).__mapper__.key_of(instance.__dict__)
-    return entity.__mapper__.identity_key(ident)
 
 
 __all__ = [

@@ -15,8 +15,9 @@ updated to match (values and snapshot), so the session never shows a value the r
   Inserted objects receive their generated keys and become *detached* (they have a row but no
   session); ``add()`` them to work with them further.
 
-Every value is checked before any SQL runs, as in a flush; a failure rolls the bulk statement
-back and leaves the session usable.
+Every value is checked before any SQL runs, as in a flush.  Each bulk call runs in a savepoint of
+its own: a failure rolls back that call's statements and leaves the session usable, unless SQLite
+rolled back the whole transaction itself (see ``_fail_if_transaction_lost``).
 """
 
 import sqlite3
@@ -70,7 +71,7 @@ class BulkMixin:
         statements = []
         for (names, checked), rows in groups.items():
             assignments = [f"{quote(name)} = ?" for name in names]
-            where = [f"{mapper.quoted_table}.{quote(name)} = ?" for name in mapper.pk_names]
+            where = [mapper.key_condition]
             key_names = list(mapper.pk_names)
             if version is not None:
                 assignments.append(f"{quote(version.name)} = {quote(version.name)} + 1")

@@ -8,7 +8,7 @@ refresh reaches along relationships whose ``cascade`` names that operation.
 """
 
 from .errors import InvalidStateError
-from .mapping import STATE_ATTRIBUTE, quote
+from .mapping import STATE_ATTRIBUTE
 from .relationships import set_reference
 from .states import ObjectState
 
@@ -52,7 +52,7 @@ class CascadesMixin:
         """The objects one step from ``obj`` along relationships whose cascade includes ``cascade``.
 
         Only what is already in memory is followed (a cached reference, a loaded collection),
-        except for "delete", which loads a collection that was not loaded yet.
+        except for "delete", which finds every child, loaded or not (see :meth:`_children_of`).
         """
         mapper = type(obj).__mapper__
         values = obj.__dict__
@@ -85,11 +85,7 @@ class CascadesMixin:
         state = obj.__dict__[STATE_ATTRIBUTE]
         candidates = []
         if state.key is not None:
-            where = " AND ".join(f"{mapper.quoted_table}.{quote(name)} = ?" for name in reference.column_names)
-            params = [self._bind(column, value) for column, value in zip(state.mapper.primary_key, state.key[1])]
-            candidates.extend(self._load(mapper, self._query(
-                f"SELECT {mapper.select_list} FROM {mapper.quoted_table} WHERE {where} ORDER BY {mapper.key_order}",
-                params)))
+            candidates.extend(self._select_referring(mapper, reference, state))
         candidates.extend(other.obj for other in list(self._pending) + list(self.tracker.candidates)
                           if other.mapper is mapper)
         candidates.extend(obj.__dict__.get(collection.name) or ())
@@ -105,9 +101,9 @@ class CascadesMixin:
     def _unlink_children(self, obj):
         """Children without delete cascade no longer point at a deleted parent, loaded or not.
 
-        The collection is loaded (one SELECT) so that children never read into the session are
-        found too: a nullable reference is cleared; a NOT NULL one is left for the flush to
-        refuse before any write, naming the child.
+        The children are looked up in the database too (one SELECT per collection), so that
+        children never read into the session are found: a nullable reference is cleared; a NOT
+        NULL one is left for the flush to refuse before any write, naming the child.
         """
         for collection in type(obj).__mapper__.collections:
             if "delete" in collection.cascade:

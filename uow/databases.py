@@ -21,13 +21,13 @@ Its SQL then always names the database (``"archive"."log"``), and one COMMIT cov
 attached file: SQLite commits a transaction across attached databases atomically (in rollback
 journal mode; in WAL mode each file is atomic on its own — SQLite's documented limit).
 ``bind_table`` does the same by table name.  SQLite cannot ATTACH inside a transaction, so bind
-before the first query, or after a commit.  These are the seeds' ``bind_mapper``,
-``bind_table`` and ``get_bind``, adapted to SQLite, where every "bind" is a file on one connection.
+before the first query, or after a commit.  ``bind_mapper``, ``bind_table`` and ``get_bind`` are
+SQLAlchemy's names, adapted to SQLite, where every "bind" is a file on one connection.
 """
 
 from .errors import TransactionError, UowError
 from .entity import Entity
-from .mapping import mapper_of, quote
+from .mapping import check_identifier, mapper_of, quote
 
 
 class DatabasesMixin:
@@ -64,6 +64,7 @@ class DatabasesMixin:
     def attach(self, name, path):
         """ATTACH the SQLite file ``path`` to the connection as database ``name``."""
         self._check("attach")
+        check_identifier(name, "attach(): database name")  # quote() relies on it
         if self.transaction.active:
             raise TransactionError(
                 f"attach({name!r}): SQLite cannot attach a database inside a transaction; "

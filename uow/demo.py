@@ -1,7 +1,7 @@
 """A narrated walkthrough of uow: ``python -m uow.demo``.
 
-It runs on a fresh in-memory database and prints every SQL statement uow sends, so you can watch
-the unit of work decide what to write.  It uses only the public API; read it side by side with
+It runs on a fresh in-memory database and prints the SQL uow sends at each step it explains, so
+you can watch the unit of work decide what to write.  It uses only the public API; read it side by side with
 its output.
 """
 

@@ -51,10 +51,7 @@ class LoadingMixin:
         if obj is not None:
             return obj
         self._autoflush()
-        where = mapper.key_condition
-        params = [self._bind(column, value) for column, value in zip(mapper.primary_key, key[1])]
-        rows = self._query(f"SELECT {mapper.select_list} FROM {mapper.quoted_table} WHERE {where}", params)
-        loaded = self._load(mapper, rows)
+        loaded = self._load(mapper, self._select_by_key(mapper, key[1]))
         return loaded[0] if loaded else None
 
     def get_one(self, entity, ident):
@@ -172,6 +169,23 @@ class LoadingMixin:
                 f"SELECT {mapper.select_list} FROM {table} WHERE {where} ORDER BY {order}", params)))
         return objects
 
+    def _select_by_key(self, mapper, key_values, select_list=None):
+        """The row (or none) whose primary key is ``key_values``, with ``select_list`` (default: every column)."""
+        if select_list is None:
+            select_list = mapper.select_list
+        params = [self._bind(column, value) for column, value in zip(mapper.primary_key, key_values)]
+        return self._query(f"SELECT {select_list} FROM {mapper.quoted_table} WHERE {mapper.key_condition}", params)
+
+    def _select_referring(self, mapper, reference, owner_state):
+        """Load the objects of ``mapper`` whose ``reference`` columns hold the owner's key in the
+        database (as last flushed), in key order."""
+        where = " AND ".join(f"{mapper.quoted_table}.{quote(name)} = ?" for name in reference.column_names)
+        owner_key = zip(owner_state.mapper.primary_key, owner_state.key[1])
+        params = [self._bind(column, value) for column, value in owner_key]
+        return self._load(mapper, self._query(
+            f"SELECT {mapper.select_list} FROM {mapper.quoted_table} WHERE {where} ORDER BY {mapper.key_order}",
+            params))
+
     def _bind(self, column, value):
         convert = column.type.to_db
         return convert(value) if convert is not None and value is not None else value
@@ -256,9 +270,7 @@ class LoadingMixin:
         """Reload an expired object's missing columns (called when one of them is read)."""
         self._check("load")
         mapper = state.mapper
-        where = mapper.key_condition
-        params = [self._bind(column, value) for column, value in zip(mapper.primary_key, state.key[1])]
-        rows = self._query(f"SELECT {mapper.select_list} FROM {mapper.quoted_table} WHERE {where}", params)
+        rows = self._select_by_key(mapper, state.key[1])
         if not rows:
             raise ObjectDeletedError(
                 f"{state.describe()} was expired and its row is no longer in the database; "
@@ -278,11 +290,11 @@ class LoadingMixin:
         self._check("refresh")
         state = self._persistent_state(obj, "refresh")
         mapper = state.mapper
-        columns = self._columns(mapper, fields)
-        where = mapper.key_condition
-        select = ", ".join(f"{mapper.quoted_table}.\"{column.name}\"" for column in columns)
-        params = [self._bind(column, value) for column, value in zip(mapper.primary_key, state.key[1])]
-        rows = self._query(f"SELECT {select} FROM {mapper.quoted_table} WHERE {where}", params)
+        columns = self._columns(mapper, fields, "refresh")
+        if not columns:
+            return  # fields=[]: nothing to reload
+        select = ", ".join(f"{mapper.quoted_table}.{quote(column.name)}" for column in columns)
+        rows = self._select_by_key(mapper, state.key[1], select)
         if not rows:
             raise ObjectDeletedError(f"refresh(): the row of {state.describe()} is no longer in the database")
         self.undo.record(state)
@@ -306,7 +318,7 @@ class LoadingMixin:
         """
         self._check("expire")
         state = self._persistent_state(obj, "expire")
-        self._expire_state(state, self._columns(state.mapper, fields))
+        self._expire_state(state, self._columns(state.mapper, fields, "expire"))
 
     def expire_all(self):
         """expire() every object in the identity map."""
@@ -335,11 +347,19 @@ class LoadingMixin:
             )
         return state
 
-    def _columns(self, mapper, fields):
+    def _columns(self, mapper, fields, operation):
+        """The columns ``fields`` names (None: all of them); a lone string is refused, not read letter by letter."""
         if fields is None:
             return mapper.columns
         if isinstance(fields, str):
-            raise TypeError(f"fields must be a list of field names, not the string {fields!r}")
+            raise UnknownFieldError(
+                f"{operation}(): fields must be a list of field names, not the string {fields!r}; "
+                f"write fields=[{fields!r}]"
+            )
+        if not hasattr(fields, "__iter__"):
+            raise UnknownFieldError(
+                f"{operation}(): fields must be a list of {mapper.cls.__name__}'s field names, got {fields!r}"
+            )
         return [mapper.column(name) for name in fields]
 
     def _load_reference(self, state, reference, key_values):
@@ -356,11 +376,7 @@ class LoadingMixin:
         reference = collection.reference
         mapper = collection.target.__mapper__
         self._autoflush()
-        where = " AND ".join(f"{mapper.quoted_table}.\"{name}\" = ?" for name in reference.column_names)
-        params = [self._bind(column, value) for column, value in zip(state.mapper.primary_key, state.key[1])]
-        sql = f"SELECT {mapper.select_list} FROM {mapper.quoted_table} WHERE {where} ORDER BY " + \
-            mapper.key_order
-        loaded = self._load(mapper, self._query(sql, params))
+        loaded = self._select_referring(mapper, reference, state)
         owner = state.obj
         items = [item for item in loaded if self._points_at(item, reference, owner)]
         # Without autoflush the database may not know yet about objects linked in memory:

@@ -32,6 +32,7 @@ class MergingMixin:
     def update(self, obj):
         """Attach a detached object: it becomes persistent, and its changes are flushed next time."""
         self._check("update")
+        mapper_of(obj)
         state = obj.__dict__.get(STATE_ATTRIBUTE)
         if state is None or state.status is not ObjectState.DETACHED:
             status = ObjectState.TRANSIENT if state is None else state.status
@@ -178,10 +179,7 @@ class MergingMixin:
             self._begin(None, for_writing=True)
         row = self.executor.execute(sql, params).fetchone()
         if row is None:  # DO NOTHING on an existing row returns nothing: read it
-            row = self.executor.execute(
-                f"SELECT {mapper.select_list} FROM {table} WHERE {mapper.key_condition}",
-                [self._bind(mapper.column(n), v) for n, v in zip(mapper.pk_names, key_values)],
-            ).fetchone()
+            row = self._select_by_key(mapper, key_values)[0]
         stored = {column.name: from_db(column, value) for column, value in zip(mapper.columns, row)}
         held = self.identity.get(key)
         target = held if held is not None else obj

@@ -48,6 +48,23 @@ _get_ident = threading.get_ident
 PERSISTENT = ObjectState.PERSISTENT
 
 
+def identity_key(entity=None, ident=None, *, instance=None):
+    """``(Class, (key values...))``, the key of the identity map, for a class and primary key or
+    for an object (``instance=``)::
+
+        identity_key(User, 5) == (User, (5,))
+        identity_key(instance=user)   # the key the session knows it by, even if its key columns
+                                      # were expired or changed and not flushed yet
+    """
+    if instance is not None:
+        mapper = mapper_of(instance)
+        state = instance.__dict__.get(STATE_ATTRIBUTE)
+        if state is not None and state.key is not None:
+            return state.key
+        return mapper.key_of(instance.__dict__)
+    return mapper_of(entity).identity_key(ident)
+
+
 @dataclasses.dataclass(frozen=True)
 class SessionStats:
     """Counts for ``session.stats()``: objects per state, and work done so far."""
@@ -161,13 +178,6 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         if status is ObjectState.TRANSIENT:
             if mapper.generated_key is None or values.get(mapper.generated_key.name) is not None:
                 self._refuse_held_key(mapper.key_of(values), obj)
-            if mapper.references or mapper.collections:
-                self._add_transient(state, mapper, values)
-                for related in self._cascade(obj, "save-update"):
-                    related_state = related.__dict__.get(STATE_ATTRIBUTE)
-                    if related_state is None or related_state.session is not self:
-                        self._add(related)  # objects already here brought in their own cascade
-                return
             # A transient object is in none of the session's collections: its memento is just
             # its values (cheaper than _capture, and add() is on the bulk-insert path).
             self.undo.record_memento(state, Memento(ObjectState.TRANSIENT, None, None, None, 0, mapper.copy_values(values)))
@@ -175,6 +185,11 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
             state.session = self
             state.sequence = next(self._sequence)
             self._pending[state] = None
+            if mapper.references or mapper.collections:
+                for related in self._cascade(obj, "save-update"):
+                    related_state = related.__dict__.get(STATE_ATTRIBUTE)
+                    if related_state is None or related_state.session is not self:
+                        self._add(related)  # objects already here brought in their own cascade
         elif status is ObjectState.DETACHED:
             # A detached object is re-attached under its key: no row switch can make room for it.
             held = self.identity.get(state.key)
@@ -197,13 +212,6 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
                 f"add(): the row of {obj!r} was deleted in this transaction; rollback() to bring it back, "
                 f"or add a new object"
             )
-
-    def _add_transient(self, state, mapper, values):
-        self.undo.record_memento(state, Memento(ObjectState.TRANSIENT, None, None, None, 0, mapper.copy_values(values)))
-        state.move(ObjectState.PENDING, "add")
-        state.session = self
-        state.sequence = next(self._sequence)
-        self._pending[state] = None
 
     def add_all(self, objects):
         """add() each object, in order."""
@@ -338,15 +346,12 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         return types.MappingProxyType(self.identity)
 
     def identity_key(self, entity=None, ident=None, *, instance=None):
-        """``(Class, (key values...))`` for a class and key, or for an object (``instance=``)."""
-        if instance is not None:
-            state = instance.__dict__.get(STATE_ATTRIBUTE)
-            if state is not None and state.key is not None:
-                return state.key
-            return mapper_of(instance).key_of(instance.__dict__)
-        return mapper_of(entity).identity_key(ident)
+        """``(Class, (key values...))`` for a class and key, or for an object: see :func:`identity_key`."""
+        return identity_key(entity, ident, instance=instance)
 
     def __contains__(self, obj):
+        """``obj in session``: True when the object is pending, persistent or deleted in this session."""
+        mapper_of(obj)
         state = obj.__dict__.get(STATE_ATTRIBUTE)
         return state is not None and state.session is self
 
@@ -484,7 +489,7 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         if state.status is ObjectState.PENDING:
             state.move(ObjectState.TRANSIENT, "expunge")
         elif state.status is not ObjectState.DETACHED:
-            state.status = ObjectState.DETACHED
+            state.move(ObjectState.DETACHED, "expunge")
         state.session = None
 
     def reset(self):
