@@ -303,7 +303,15 @@ def test_every_error_is_a_uow_error():
     lambda s: s.filter(NotMapped),
     lambda s: s.all(NotMapped),
     lambda s: s.expunge(NotMapped()),
-], ids=["add", "add_all", "delete", "get", "get_one", "filter", "all", "expunge"])
+    lambda s: s.update(NotMapped()),
+    lambda s: NotMapped() in s,
+    lambda s: s.identity_key(NotMapped, 1),
+    lambda s: uow.identity_key(NotMapped, 1),
+    lambda s: uow.identity_key(instance=NotMapped()),
+    lambda s: uow.object_session(NotMapped()),
+    lambda s: uow.loaded_values(NotMapped()),
+], ids=["add", "add_all", "delete", "get", "get_one", "filter", "all", "expunge", "update", "in",
+        "Session.identity_key", "identity_key", "identity_key-instance", "object_session", "loaded_values"])
 def test_objects_of_undeclared_classes_are_refused(session, call):
     with uow.capture_sql() as statements, pytest.raises(errors.UnmappedClassError) as caught:
         call(session)
@@ -331,7 +339,10 @@ def test_a_second_object_with_a_held_key_is_refused_at_add(session, conn):
     twin = Country(code="fr", name="Other")
     with pytest.raises(errors.DuplicateIdentityError) as caught:
         session.add(twin)
-    assert "Country('fr')" in str(caught.value) or "'fr'" in str(caught.value)
+    assert str(caught.value) == (
+        "add(): Country(code='fr', name='France')<persistent> already holds the identity Country('fr') in this "
+        "session, so Country(code='fr', name='Other')<transient> cannot; change the new object's key, or use "
+        "merge() to copy its values onto the held object")
     assert state_of(twin) is ObjectState.TRANSIENT
     assert session.identity_map[(Country, ("fr",))] is held
     assert session.new == frozenset()
@@ -583,3 +594,36 @@ def test_a_value_longer_than_sqlites_length_limit_is_refused_before_any_sql(sess
     long.name = "short"
     session.commit()
     assert conn.execute("SELECT name FROM users ORDER BY id").fetchall() == [("first",), ("short",)]
+
+
+@pytest.mark.parametrize("operation", ["refresh", "expire"])
+@pytest.mark.parametrize("fields, message", [
+    ("name", "fields must be a list of field names, not the string 'name'; write fields=['name']"),
+    (5, "fields must be a list of User's field names, got 5"),
+], ids=["string", "int"])
+def test_refresh_and_expire_refuse_fields_that_are_not_a_list_of_names(session, operation, fields, message):
+    user = User(name="ann")
+    session.add(user)
+    session.flush()
+    with pytest.raises(errors.UnknownFieldError) as caught:
+        getattr(session, operation)(user, fields)
+    assert str(caught.value) == f"{operation}(): {message}"
+    assert user.name == "ann" and session.dirty_fields(user) == []
+
+
+def test_attach_refuses_a_database_name_that_is_not_a_plain_identifier(session):
+    with uow.capture_sql() as statements, pytest.raises(errors.MappingError) as caught:
+        session.attach('a"b', ":memory:")
+    assert statements == []
+    assert str(caught.value).startswith("attach(): database name 'a\"b' is not a plain identifier")
+
+
+def test_refresh_of_no_fields_runs_no_sql(session):
+    """fields=[] names nothing to reload (it used to send "SELECT  FROM", which SQLite rejects)."""
+    user = User(name="ann")
+    session.add(user)
+    session.flush()
+    user.name = "bob"
+    with uow.capture_sql() as statements:
+        session.refresh(user, [])
+    assert statements == [] and user.name == "bob"
