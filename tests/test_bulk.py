@@ -46,7 +46,7 @@ template, path, conn, session, file_session, other = seeded_fixtures(_create, "b
 
 
 def dml(statements):
-    """The INSERT/UPDATE/DELETE statements, folded, with whether each was an executemany."""
+    """``(sql, many)`` for each INSERT, UPDATE and DELETE: its text, and whether it was an executemany."""
     return [(statement.sql, statement.many) for statement in statements
             if statement.sql.startswith(("INSERT", "UPDATE", "DELETE"))]
 
@@ -356,6 +356,44 @@ def test_bulk_save_objects_updates_detached_objects(path, file_session, other):
     assert countries(other) == [("fr", "La France"), ("it", "Italia")]
 
 
+def test_bulk_save_objects_of_a_detached_copy_gives_the_held_object_the_rows_new_version(path, file_session, other):
+    """The detached copy was read at version 1; its UPDATE moves the row to 2, and the object the
+    session holds for that row goes to 2 as well (not 3), so its own next UPDATE is not stale."""
+    held = file_session.get(Ticket, 1)
+    file_session.commit()
+    connection = uow.connect(path)
+    first = Session(connection)
+    copy = first.get(Ticket, 1)
+    first.commit()
+    first.close()
+    connection.close()
+    copy.title = "ONE"
+    file_session.bulk_save_objects([copy])
+    assert (copy.version, held.title, held.version) == (2, "ONE", 2)
+    held.title = "One"
+    file_session.commit()  # the UPDATE checks version 2: no StaleDataError
+    assert other.execute("SELECT title, version FROM bulk_tickets WHERE id = 1").fetchall() == [("One", 3)]
+
+
+def test_bulk_update_refuses_an_objects_dict_before_any_sql(path, file_session, other):
+    """An instance dict carries uow's state record: it is not a column, so the row is refused before
+    any SQL (it used to be written, and then the held object took the other object's state)."""
+    held = file_session.get(Country, "fr")
+    connection = uow.connect(path)
+    first = Session(connection)
+    copy = first.get(Country, "fr")
+    first.commit()
+    first.close()
+    connection.close()
+    copy.name = "La France"
+    with uow.capture_sql() as statements:
+        with pytest.raises(errors.UnknownFieldError, match="has no field '_uow_state'"):
+            file_session.bulk_update_mappings(Country, [copy.__dict__])
+    assert dml(statements) == []
+    assert state_of(held) is ObjectState.PERSISTENT and held.name == "France"
+    assert countries(other)[0] == ("fr", "France")
+
+
 def test_bulk_save_objects_checks_every_value_before_any_sql(file_session):
     users = [User(name="a"), User(name="b"), User(name="c", score=float("nan"))]
     with uow.capture_sql() as statements:
@@ -399,11 +437,14 @@ def test_bulk_save_objects_refuses_an_object_of_a_session(session):
 
 # -- every bulk method -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, call", [
+BULK_WRITES = [
     ("bulk_insert_mappings", lambda session: session.bulk_insert_mappings(Country, [{"code": "de", "name": "G"}])),
     ("bulk_update_mappings", lambda session: session.bulk_update_mappings(Country, [{"code": "fr", "name": "F"}])),
     ("bulk_save_objects", lambda session: session.bulk_save_objects([Country(code="de", name="G")])),
-])
+]
+
+
+@pytest.mark.parametrize("name, call", BULK_WRITES)
 def test_a_closed_session_refuses_bulk_writes_naming_the_call(session, name, call):
     session.close()
     with uow.capture_sql() as statements:
@@ -413,11 +454,7 @@ def test_a_closed_session_refuses_bulk_writes_naming_the_call(session, name, cal
     assert statements == []
 
 
-@pytest.mark.parametrize("name, call", [
-    ("bulk_insert_mappings", lambda session: session.bulk_insert_mappings(Country, [{"code": "de", "name": "G"}])),
-    ("bulk_update_mappings", lambda session: session.bulk_update_mappings(Country, [{"code": "fr", "name": "F"}])),
-    ("bulk_save_objects", lambda session: session.bulk_save_objects([Country(code="de", name="G")])),
-])
+@pytest.mark.parametrize("name, call", BULK_WRITES)
 def test_a_bulk_write_begins_the_transaction_for_writing(session, name, call):
     """A transaction that will write begins IMMEDIATE (see the README: uow owns the transaction)."""
     with uow.capture_sql() as statements:

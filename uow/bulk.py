@@ -26,7 +26,7 @@ from .columntypes import first_invalid
 from .dependencies import build_plan
 from .errors import ColumnValueError, FlushError, InvalidStateError, StaleDataError, UnknownFieldError
 from .flush import bind_plan, run_plan
-from .mapping import MISSING, STATE_ATTRIBUTE, mapper_of, quote
+from .mapping import STATE_ATTRIBUTE, mapper_of, quote
 from .states import InstanceState, ObjectState
 from .tracking import changed_fields
 
@@ -140,10 +140,16 @@ class BulkMixin:
             self.undo.record(state)
             mapper = state.mapper
             values = state.obj.__dict__
-            if mapper.version_column is not None:
-                values[mapper.version_column.name] = state.committed[mapper.version_column.index] + 1
+            written = {name: values[name] for name in mapper.column_names if name in values}
+            version = mapper.version_column
+            if version is not None:
+                # The UPDATE checked the version the object was read at and bumped it; _bulk_sync
+                # takes the checked one and bumps a held object's the same way.
+                checked = state.committed[version.index]
+                written[version.name] = checked
+                values[version.name] = checked + 1
             state.committed = mapper.snapshot_getter(values)
-            self._bulk_sync(mapper, [{name: values[name] for name in mapper.column_names if name in values}])
+            self._bulk_sync(mapper, [written])
 
     def _with_defaults(self, mapper, mapping):
         """The row a constructor would make: Python defaults filled in, NOT NULL columns required."""
@@ -163,16 +169,12 @@ class BulkMixin:
         return row
 
     def _bulk_columns(self, mapper, mapping):
-        names = []
         for name in mapping:
-            if name == STATE_ATTRIBUTE:
-                continue
             mapper.column(name)  # UnknownFieldError for a typo
-            names.append(name)
-        if not names:
+        if not mapping:
             raise UnknownFieldError(f"a bulk row for {mapper.cls.__name__} names no columns: {mapping!r}")
         generated = mapper.generated_key
-        return [name for name in mapper.column_names if name in names and mapping[name] is not MISSING
+        return [name for name in mapper.column_names if name in mapping
                 and not (generated is not None and name == generated.name and mapping[name] is None)]
 
     def _bulk_params(self, mapper, names, rows, verb):
