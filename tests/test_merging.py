@@ -224,6 +224,17 @@ def test_merge_of_a_current_versioned_object_updates_and_bumps_the_version(file_
     assert other.execute("SELECT title, version FROM merge_tickets").fetchall() == [("new", 2)]
 
 
+def test_merge_of_a_current_versioned_object_onto_an_expired_held_object(file_session, other):
+    """The held object's snapshot has no version (expired, as after expire_on_commit or a
+    rollback): the merge compares with the version the row holds, not with NOT_LOADED."""
+    held = file_session.get(Ticket, 1)
+    file_session.expire(held)
+    result = file_session.merge(Ticket(id=1, title="new", version=1))
+    assert result is held and held.title == "new"
+    file_session.commit()
+    assert other.execute("SELECT title, version FROM merge_tickets").fetchall() == [("new", 2)]
+
+
 def test_merge_of_a_stale_versioned_object_is_a_stale_data_error(file_session, other):
     """upsert() sends users to merge() and commit() because they check the version."""
     other.execute("UPDATE merge_tickets SET title = 'theirs', version = 2 WHERE id = 1")

@@ -86,7 +86,10 @@ class MergingMixin:
             return target
         version = mapper.version_column
         if version is not None and source.get(version.name) is not None:
-            held_version = target.__dict__[STATE_ATTRIBUTE].committed[version.index]
+            target_state = target.__dict__[STATE_ATTRIBUTE]
+            if target_state.committed[version.index] is NOT_LOADED:
+                self._load_expired(target_state)  # expired: compare with the version its row holds
+            held_version = target_state.committed[version.index]
             if source[version.name] != held_version:
                 raise StaleDataError(
                     f"merge(): {obj!r} carries {version.qualified_name} = {source[version.name]}, but the row is at "
