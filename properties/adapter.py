@@ -67,10 +67,11 @@ class Capabilities:
     dirty_set: str = "net"
     """session.dirty holds objects with a net change ("net") or with any assignment ("assigned")."""
 
-    refresh: str = "autoflush_then_reload"
-    """refresh(): "autoflush_then_reload" (api-sketch: autoflush, then reload every field);
-    "reload" (no autoflush: the object's unflushed changes are discarded);
-    "expire_autoflush_reload" (SQLAlchemy: expire the object, autoflush the rest, reload)."""
+    refresh: str = "reload"
+    """refresh(): "reload" (no autoflush: it exists to discard the object's unflushed changes);
+    "autoflush_then_reload" (autoflush, so the object's own changes are written, then reload
+    every field); "expire_autoflush_reload" (SQLAlchemy: expire the object, autoflush the rest,
+    reload)."""
 
     load_autoflushes: bool = False
     """Reading an expired field autoflushes before the SELECT."""

@@ -10,7 +10,7 @@ or any ORM: if it did, a bug shared by both would go unseen.  It models three la
 A transaction and each savepoint inside it is a :class:`Frame` holding copies taken when it
 began; rolling back puts the copies back.
 
-The rules, in the words of docs/api-sketch.md ("Semantics"):
+The rules, in the words of docs/api-sketch.md ("Semantics") and README.rst ("The rules"):
 
 * States follow SQLAlchemy 2.x: ``add`` makes a transient object PENDING; a flush makes it
   PERSISTENT.  ``delete`` of a persistent object keeps it PERSISTENT and puts it in
@@ -30,8 +30,10 @@ The rules, in the words of docs/api-sketch.md ("Semantics"):
   session then refuses further work with PendingRollbackError until rollback() is called.
 * Generated integer keys: SQLite reuses rowids after a rollback (next id = max(rowid) + 1 over
   the rows in the table when the INSERT runs).
-* Flush order: tables by foreign key (parents' UPDATEs then INSERTs first, DELETEs in reverse
-  table order); rows within a table in the order their objects entered the session.
+* Flush order (``flush_order``): "rows", uow's planner, orders rows one by one, in waves (see
+  ``Model._waves``), so a flush fails only when the rows it leaves break a constraint; "tables",
+  SQLAlchemy's, orders whole tables by foreign key (parents' UPDATEs then INSERTs first, DELETEs
+  in reverse table order).  Either way, ties go to the order objects entered the session.
 
 Where an implementation legitimately differs (SQLAlchemy expires on rollback instead of
 restoring, ...) the difference is a declared capability (see ``adapter.Capabilities``) and the
@@ -49,7 +51,6 @@ PERSISTENT = "persistent"
 DELETED = "deleted"
 DETACHED = "detached"
 IN_SESSION = (PENDING, PERSISTENT, DELETED)
-
 
 
 class Refused(Exception):
@@ -549,6 +550,14 @@ class Model:
                 continue
             if verb == "INSERT":
                 obj.key, row = keys[hid]
+                stale = self.held(obj.table, obj.key)
+                if stale is not None:
+                    # SQLite handed out the key of a row that is gone while an object still
+                    # holds it (re-added after its row was deleted): that object is detached,
+                    # as if expunged, and the new one takes the key.
+                    self.situations.add("a new row took the key of a stale object")
+                    self.objects[stale].state = DETACHED
+                    self.objects[stale].marked = False
                 obj.values = dict(row)
                 obj.snapshot = dict(obj.values)
                 obj.state = PERSISTENT

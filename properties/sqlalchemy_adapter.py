@@ -39,7 +39,6 @@ SQLALCHEMY_CAPABILITIES = Capabilities(
     flush_order="tables",
     flush_loads_expired="per_table",
     writes_back_during_flush=True,
-    self_ref_delete_order="dependency",
     delete_missing_row="ignore",
     refuses_reused_doomed_key=False,
     pending_key_conflict=None,

@@ -16,9 +16,6 @@ from uow import errors
 from .adapter import Adapter, Capabilities
 
 UOW_CAPABILITIES = Capabilities(
-    # Session.refresh: "refresh() does not autoflush: it exists to throw local changes away."
-    # (docs/api-sketch.md says autoflush runs before refresh.)
-    refresh="reload",
     # dependencies: "Deleting an object and adding a new one with the same primary key in one
     # flush becomes a single UPDATE of that row"; Session._refuse_held_key lets add() take the
     # key of an object marked for deletion.
