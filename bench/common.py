@@ -1,10 +1,12 @@
 """What every implementation in the benchmark shares: the rows, the keys, the labels and the clock.
 
-The same prepared values go to raw sqlite3, uow and SQLAlchemy, so the three do the same work on
-the same data. Nothing here is timed; it is built once per run, before any repeat.
+The same prepared values go to raw sqlite3, the floor, uow and SQLAlchemy, so all of them do the
+same work on the same data. Nothing here is timed: the data is built once per run, before any
+repeat, and the helpers at the end fill and check a database outside the timed sections.
 """
 
 import gc
+import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -91,6 +93,24 @@ def start_clock() -> float:
 def clock() -> float:
     """The current time, for the end of a timed section (or a split inside one)."""
     return time.perf_counter()
+
+
+def fill_users(connection: sqlite3.Connection, data: BenchData) -> None:
+    """Fill an empty users table with the run's rows, in one transaction (setup, not timed).
+
+    Works on any sqlite3 connection opened with isolation_level=None, uow's included.
+    """
+    connection.execute("BEGIN")
+    connection.executemany(INSERT_SQL, data.fields)
+    connection.execute("COMMIT")
+
+
+def count_rows(connection: sqlite3.Connection) -> int:
+    return connection.execute("SELECT count(*) FROM users").fetchone()[0]
+
+
+def sum_of_ages(connection: sqlite3.Connection) -> int:
+    return connection.execute("SELECT sum(age) FROM users").fetchone()[0]
 
 
 def expect(actual, expected, what: str) -> None:

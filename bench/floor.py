@@ -18,9 +18,7 @@ session's dirty set (so a flush is O(changed)), and the flush compares values ag
 
 import contextlib
 import gc
-import operator
-import sqlite3
-from operator import itemgetter
+from operator import is_, itemgetter
 
 from bench import raw_sqlite
 from bench.common import (
@@ -40,8 +38,10 @@ from bench.common import (
     SPARSE_FEW,
     BenchData,
     clock,
+    count_rows,
     expect,
     start_clock,
+    sum_of_ages,
 )
 
 USER_COLUMNS = ("id", "name", "email", "score", "age", "active")
@@ -62,7 +62,10 @@ def collector_paused():
 
 
 class Session:
-    """An identity map, a dirty set, and the objects' snapshots: the state every session keeps."""
+    """An identity map, a dirty set and the objects to delete: the state every session keeps.
+
+    Each object keeps its own snapshot, in its __dict__ next to its values.
+    """
 
     def __init__(self, connection):
         self.connection = connection
@@ -132,7 +135,7 @@ def flush_updates(session):
         values = user.__dict__
         now = snapshot_of(values)
         before = values["snapshot"]
-        if all(map(operator.is_, now, before)):
+        if all(map(is_, now, before)):
             continue
         changed = tuple(index for index, (a, b) in enumerate(zip(now, before)) if a is not b and a != b)
         if changed:
@@ -162,12 +165,6 @@ def flush_deletes(session):
     session.doomed.clear()
 
 
-def open_filled_database(data: BenchData) -> sqlite3.Connection:
-    connection = raw_sqlite.open_filled_database(data)
-    connection.isolation_level = None
-    return connection
-
-
 def insert(data: BenchData) -> dict[str, float]:
     connection = raw_sqlite.open_database()
     session = Session(connection)
@@ -177,13 +174,13 @@ def insert(data: BenchData) -> dict[str, float]:
     flush_start = clock()
     insert_users(session, users)
     end = clock()
-    expect(raw_sqlite.count_rows(connection), data.rows, "rows after insert")
+    expect(count_rows(connection), data.rows, "rows after insert")
     expect(users[-1].id, data.rows, "key of the last object")
     return {INSERT_TOTAL: end - start, INSERT_FLUSH: end - flush_start}
 
 
 def load(data: BenchData) -> dict[str, float]:
-    session = Session(open_filled_database(data))
+    session = Session(raw_sqlite.open_filled_database(data))
     start = start_clock()
     users = load_users(session)
     end = clock()
@@ -194,8 +191,8 @@ def load(data: BenchData) -> dict[str, float]:
 def sparse_update(data: BenchData) -> dict[str, float]:
     seconds = {}
     for label, load_all in [(SPARSE_FEW, False), (SPARSE_ALL, True)]:
-        session = Session(open_filled_database(data))
-        ages_before = raw_sqlite.sum_of_ages(session.connection)
+        session = Session(raw_sqlite.open_filled_database(data))
+        ages_before = sum_of_ages(session.connection)
         if load_all:
             load_users(session)
             users = [session.identity[key] for key in data.sparse_keys]
@@ -208,13 +205,13 @@ def sparse_update(data: BenchData) -> dict[str, float]:
         start = start_clock()
         flush_updates(session)
         seconds[label] = clock() - start
-        expect(raw_sqlite.sum_of_ages(session.connection) - ages_before, len(data.sparse_keys), "ages added")
+        expect(sum_of_ages(session.connection) - ages_before, len(data.sparse_keys), "ages added")
     return seconds
 
 
 def dense_update(data: BenchData) -> dict[str, float]:
-    session = Session(open_filled_database(data))
-    ages_before = raw_sqlite.sum_of_ages(session.connection)
+    session = Session(raw_sqlite.open_filled_database(data))
+    ages_before = sum_of_ages(session.connection)
     users = load_users(session)
     start = start_clock()
     for user in users:
@@ -223,12 +220,12 @@ def dense_update(data: BenchData) -> dict[str, float]:
     flush_start = start_clock()
     flush_updates(session)
     end = clock()
-    expect(raw_sqlite.sum_of_ages(session.connection) - ages_before, data.rows, "sum of ages added")
+    expect(sum_of_ages(session.connection) - ages_before, data.rows, "sum of ages added")
     return {DENSE_CHANGES: changes_end - start, DENSE_FLUSH: end - flush_start}
 
 
 def delete_tenth(data: BenchData) -> dict[str, float]:
-    session = Session(open_filled_database(data))
+    session = Session(raw_sqlite.open_filled_database(data))
     load_users(session)
     start = start_clock()
     for key in data.delete_keys:
@@ -237,12 +234,12 @@ def delete_tenth(data: BenchData) -> dict[str, float]:
     flush_start = start_clock()
     flush_deletes(session)
     end = clock()
-    expect(raw_sqlite.count_rows(session.connection), data.rows - len(data.delete_keys), "rows after delete")
+    expect(count_rows(session.connection), data.rows - len(data.delete_keys), "rows after delete")
     return {DELETE_CALLS: calls_end - start, DELETE_FLUSH: end - flush_start}
 
 
 def get_hits(data: BenchData) -> dict[str, float]:
-    session = Session(open_filled_database(data))
+    session = Session(raw_sqlite.open_filled_database(data))
     load_users(session)
     get = session.identity.get
     start = start_clock()
@@ -265,10 +262,7 @@ class Child(Tracked):
 
 def parents_and_children(data: BenchData) -> dict[str, float]:
     """Parents numbered by the database, each child's parent_id filled from its parent's new key."""
-    connection = sqlite3.connect(":memory:", isolation_level=None)
-    connection.execute("PRAGMA foreign_keys = ON")
-    for statement in raw_sqlite.PARENT_CHILD_SQL.split(";"):
-        connection.execute(statement)
+    connection = raw_sqlite.open_parent_child_database()
     session = Session(connection)
     parents = data.rows // CHILDREN_PER_PARENT
     start = start_clock()

@@ -8,23 +8,26 @@ returns {label: seconds} for one repeat on a fresh in-memory database.
 import sqlite3
 
 from bench.common import (
+    CHILDREN_PER_PARENT,
     DELETE_CALLS,
     DELETE_FLUSH,
     DENSE_CHANGES,
     DENSE_FLUSH,
-    CHILDREN_PER_PARENT,
     GET_HITS,
     INSERT_FLUSH,
-    PARENT_CHILD,
     INSERT_SQL,
     INSERT_TOTAL,
     LOAD,
+    PARENT_CHILD,
     SPARSE_ALL,
     SPARSE_FEW,
     BenchData,
     clock,
+    count_rows,
     expect,
+    fill_users,
     start_clock,
+    sum_of_ages,
 )
 
 CREATE_SQL = """
@@ -51,18 +54,8 @@ def open_database() -> sqlite3.Connection:
 
 def open_filled_database(data: BenchData) -> sqlite3.Connection:
     connection = open_database()
-    connection.execute("BEGIN")
-    connection.executemany(INSERT_SQL, data.fields)
-    connection.execute("COMMIT")
+    fill_users(connection, data)
     return connection
-
-
-def count_rows(connection: sqlite3.Connection) -> int:
-    return connection.execute("SELECT count(*) FROM users").fetchone()[0]
-
-
-def sum_of_ages(connection: sqlite3.Connection) -> int:
-    return connection.execute("SELECT sum(age) FROM users").fetchone()[0]
 
 
 def insert(data: BenchData) -> dict[str, float]:
@@ -156,12 +149,18 @@ CREATE TABLE children (
 """
 
 
-def parents_and_children(data: BenchData) -> dict[str, float]:
-    """The same rows as the ORMs insert, with the keys already known: the best raw can do."""
+def open_parent_child_database() -> sqlite3.Connection:
+    """A fresh in-memory database with empty parents and children tables, foreign keys enforced."""
     connection = sqlite3.connect(":memory:", isolation_level=None)
     connection.execute("PRAGMA foreign_keys = ON")
     for statement in PARENT_CHILD_SQL.split(";"):
         connection.execute(statement)
+    return connection
+
+
+def parents_and_children(data: BenchData) -> dict[str, float]:
+    """The same rows as the ORMs insert, with the keys already known: the best raw can do."""
+    connection = open_parent_child_database()
     parents = data.rows // CHILDREN_PER_PARENT
     start = start_clock()
     parent_rows = [(number + 1, f"parent{number}") for number in range(parents)]

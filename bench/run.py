@@ -1,4 +1,4 @@
-"""Time uow against raw sqlite3 and the SQLAlchemy 2.x ORM, and print one table of medians.
+"""Time uow against raw sqlite3, the floor and the SQLAlchemy 2.x ORM, and print one table of medians.
 
     python bench/run.py [--rows 100000] [--repeat 5] [--only insert] [--json figures.json]
 

@@ -12,18 +12,18 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from sqlalchemy.pool import StaticPool
 
 from bench.common import (
+    CHILDREN_PER_PARENT,
     DELETE_CALLS,
     DELETE_FLUSH,
     DENSE_CHANGES,
     DENSE_FLUSH,
-    CHILDREN_PER_PARENT,
-    PARENTS_WITH_ALL_CHILDREN,
     GET_HITS,
     INSERT_FLUSH,
-    PARENT_CHILD,
     INSERT_SQL,
     INSERT_TOTAL,
     LOAD,
+    PARENT_CHILD,
+    PARENTS_WITH_ALL_CHILDREN,
     SPARSE_ALL,
     SPARSE_FEW,
     BenchData,

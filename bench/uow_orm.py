@@ -1,8 +1,9 @@
-"""The workloads through uow, written against the public API in docs/api-sketch.md.
+"""The workloads through uow's public API (``import uow``), as an application would write them.
 
 Every function takes the run's BenchData and returns {label: seconds} for one repeat on a fresh
 in-memory database.  Filling the database before a workload goes through plain executemany on
-uow's own connection: setup is not measured, and this keeps it quick.
+uow's own connection: setup is not measured, and this keeps it quick.  uow's identity map holds
+strong references, so loaded objects stay in the session without the caller keeping them.
 """
 
 import sqlite3
@@ -10,24 +11,26 @@ import sqlite3
 from uow import Collection, Column, Entity, Reference, Session, connect, create_all
 
 from bench.common import (
+    CHILDREN_PER_PARENT,
     DELETE_CALLS,
     DELETE_FLUSH,
     DENSE_CHANGES,
     DENSE_FLUSH,
-    CHILDREN_PER_PARENT,
-    PARENTS_WITH_ALL_CHILDREN,
     GET_HITS,
     INSERT_FLUSH,
-    PARENT_CHILD,
-    INSERT_SQL,
     INSERT_TOTAL,
     LOAD,
+    PARENT_CHILD,
+    PARENTS_WITH_ALL_CHILDREN,
     SPARSE_ALL,
     SPARSE_FEW,
     BenchData,
     clock,
+    count_rows,
     expect,
+    fill_users,
     start_clock,
+    sum_of_ages,
 )
 
 
@@ -62,18 +65,8 @@ def open_database() -> sqlite3.Connection:
 
 def open_filled_database(data: BenchData) -> sqlite3.Connection:
     connection = open_database()
-    connection.execute("BEGIN")
-    connection.executemany(INSERT_SQL, data.fields)
-    connection.execute("COMMIT")
+    fill_users(connection, data)
     return connection
-
-
-def count_rows(connection: sqlite3.Connection) -> int:
-    return connection.execute("SELECT count(*) FROM users").fetchone()[0]
-
-
-def sum_of_ages(connection: sqlite3.Connection) -> int:
-    return connection.execute("SELECT sum(age) FROM users").fetchone()[0]
 
 
 def insert(data: BenchData) -> dict[str, float]:
@@ -108,8 +101,8 @@ def load(data: BenchData) -> dict[str, float]:
 def timed_sparse_update(connection: sqlite3.Connection, data: BenchData, load_all: bool) -> float:
     """Change the age of the rows in data.sparse_keys, with either only those or all rows loaded."""
     session = Session(connection)
-    # `loaded` keeps every object alive, whether or not the identity map holds them weakly.
-    loaded = session.all(User) if load_all else []
+    if load_all:
+        session.all(User)  # every row becomes an object the session holds
     # With everything loaded these are identity-map hits; otherwise each one loads its row.
     users = [session.get(User, key) for key in data.sparse_keys]
     for user in users:
@@ -153,7 +146,7 @@ def dense_update(data: BenchData) -> dict[str, float]:
 def delete_tenth(data: BenchData) -> dict[str, float]:
     connection = open_filled_database(data)
     session = Session(connection)
-    loaded = session.all(User)  # kept alive, in case the identity map is weak
+    session.all(User)  # the session holds every row: the gets below are identity-map hits
     doomed = [session.get(User, key) for key in data.delete_keys]
     start = start_clock()
     for user in doomed:
