@@ -1,4 +1,5 @@
-"""Entities with relationships, for test_relationships.py and test_planner.py.
+"""Entities with relationships, for test_relationships.py, test_related_lists.py and test_planner.py
+(test_flush.py borrows Node).
 
 They live on their own abstract base (``RelBase``) and are created in their own databases (see
 :func:`make_connection`), so they clash with no other test's classes or tables.

@@ -1,12 +1,14 @@
 """Fixtures over a seeded database, made once per test module and copied for each test.
 
-Several test modules need the same five fixtures around their own schema and seed rows::
+Several test modules need the same fixtures around their own schema and seed rows::
 
     template, path, conn, session, file_session, other = seeded_fixtures(create, "bulk")
 
-``create(connection)`` builds the schema and its rows.  ``conn`` runs each test twice, on a fresh
+``create(connection)`` builds the schema and its rows; ``template`` is a file built once per
+module and ``path`` a copy of it for each test.  ``conn`` runs each test twice, on a fresh
 in-memory database and on a copy of the template file; ``file_session`` always uses the file,
 and ``other`` is a second plain sqlite3 connection to it, which sees only what was committed.
+A module binds only the names it uses (pytest finds fixtures by module attribute).
 """
 
 import shutil

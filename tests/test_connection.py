@@ -11,17 +11,9 @@ from uow import errors
 from .models import User
 
 
-def test_connect_in_memory_switches_off_sqlite3_transaction_handling_and_on_foreign_keys():
-    connection = uow.connect(":memory:")
-    try:
-        assert connection.isolation_level is None
-        assert connection.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-    finally:
-        connection.close()
-
-
-def test_connect_to_a_file_switches_off_sqlite3_transaction_handling_and_on_foreign_keys(tmp_path):
-    connection = uow.connect(str(tmp_path / "app.db"))
+@pytest.mark.parametrize("where", ["memory", "file"])
+def test_connect_switches_off_sqlite3_transaction_handling_and_on_foreign_keys(tmp_path, where):
+    connection = uow.connect(":memory:" if where == "memory" else str(tmp_path / "app.db"))
     try:
         assert connection.isolation_level is None
         assert connection.execute("PRAGMA foreign_keys").fetchone()[0] == 1

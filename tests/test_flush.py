@@ -8,23 +8,14 @@ import pytest
 
 import uow
 
-from .helpers import folded, sql_of
+from .helpers import folded, sql_of, verb_and_table
 from .models import City, Country, Order, Pair, PairNote, Sample, User
 from .relationship_models import Node
 
 
 def writes(statements):
     """``(verb, table)`` for each INSERT, UPDATE and DELETE, in the order they were sent."""
-    result = []
-    for sql in sql_of(statements):
-        words = sql.split()
-        if words[0] == "INSERT":
-            result.append(("INSERT", words[2].strip('"')))
-        elif words[0] == "UPDATE":
-            result.append(("UPDATE", words[1].strip('"')))
-        elif words[0] == "DELETE":
-            result.append(("DELETE", words[2].strip('"')))
-    return result
+    return [verb_and_table(sql) for sql in sql_of(statements) if sql.startswith(("INSERT", "UPDATE", "DELETE"))]
 
 
 # -- autobegin -----------------------------------------------------------------------------

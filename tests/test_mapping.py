@@ -354,8 +354,9 @@ def test_an_annotated_column_without_a_default_is_required():
 
 
 def test_default_and_default_factory_together_are_refused():
-    with pytest.raises(errors.MappingError):
+    with pytest.raises(errors.MappingError) as caught:
         Column(default=1, default_factory=int)
+    assert str(caught.value) == "give a Column either default or default_factory, not both"
 
 
 def test_a_default_of_the_wrong_type_fails_at_declaration():
@@ -580,21 +581,24 @@ BAD_NAME_IDS = [ascii(name)[1:-1].replace("\\", "%")[:30] or "empty" for name in
 
 
 @pytest.mark.parametrize("name", BAD_NAMES, ids=BAD_NAME_IDS)
-def test_bad_table_names_fail_at_declaration(name):
-    with pytest.raises(errors.MappingError):
+def test_bad_table_names_fail_at_declaration_naming_the_class_and_the_name(name):
+    with pytest.raises(errors.MappingError) as caught:
         declare(name, {"id": int}, {"id": Column(primary_key=True)})
+    assert str(caught.value).startswith(f"table name of Thing: {repr(name)[:20]}")
 
 
 def test_a_table_name_that_is_not_a_string_fails_at_declaration():
-    with pytest.raises(errors.MappingError):
+    with pytest.raises(errors.MappingError) as caught:
         declare(5, {"id": int}, {"id": Column(primary_key=True)})
+    assert str(caught.value).startswith("table name of Thing: 5 ")
 
 
 @pytest.mark.parametrize("name", BAD_NAMES + ["_private", "_uow_state", "__dunder"],
                          ids=BAD_NAME_IDS + ["_private", "_uow_state", "__dunder"])
-def test_bad_column_names_fail_at_declaration(name):
-    with pytest.raises(errors.MappingError):
+def test_bad_column_names_fail_at_declaration_naming_the_class(name):
+    with pytest.raises(errors.MappingError) as caught:
         declare("things", {"id": int, name: int}, {"id": Column(primary_key=True)})
+    assert "Thing" in str(caught.value) and "column name" in str(caught.value)
 
 
 def test_column_names_differing_only_in_case_fail_at_declaration():

@@ -34,6 +34,7 @@ from uow import Column
 from uow.plan import CLEAR_REFERENCE, POST_UPDATE, ROW_SWITCH, WRITE, StepKind
 from uow.relationships import Collection, Reference
 
+from .helpers import folded, verb_and_table
 from .planner_schemas import CASCADE, Delete, Link, Model, New, Set, expected_flush, programs, render
 
 # -- settings ---------------------------------------------------------------------------------
@@ -148,7 +149,7 @@ class Run:
                         committed = self.model.copy()
                         self.check_database(committed)
                         self.check_states(committed=True)
-            self.trace.extend((statement.sql, _params(statement)) for statement in statements)
+            self.trace.extend(folded(statements))
         finally:
             self.session.close()
             self.connection.close()
@@ -282,22 +283,21 @@ class Run:
         if not plan.steps:
             assert sent == [], f"nothing to write, yet the flush sent {[statement.sql for statement in sent]}"
             return
-        dml = [statement for statement in sent if statement.sql.split()[0] in ("INSERT", "UPDATE", "DELETE")]
+        dml = [(sql, params) for sql, params in folded(sent) if sql.startswith(("INSERT", "UPDATE", "DELETE"))]
         assert sent[-1].sql == 'RELEASE "uow_flush"', [statement.sql for statement in sent]
         for step in plan.steps:
             rows = []
             while len(rows) < len(step.actions):
                 assert dml, f"step {step} sent no statement"
-                statement = dml.pop(0)
-                verb, table = _verb_and_table(statement.sql)
-                assert (verb, table) == (step.kind.value, step.table), f"{statement.sql} where the plan has {step}"
-                rows.extend(_params(statement) if statement.many else [_params(statement)])
+                sql, params = dml.pop(0)
+                assert verb_and_table(sql) == (step.kind.value, step.table), f"{sql} where the plan has {step}"
+                rows.extend(params if isinstance(params, list) else [params])  # a list: an executemany's rows
             assert len(rows) == len(step.actions), f"{step}: {len(rows)} rows sent"
             if step.kind is StepKind.INSERT:
                 for action, row in zip(step.actions, rows):
                     for column in action.null_columns:
-                        assert row[step.columns.index(column)] is None, f"{statement.sql} {row}"
-        assert not dml, f"statements beyond the plan: {[statement.sql for statement in dml]}"
+                        assert row[step.columns.index(column)] is None, f"{sql} {row}"
+        assert not dml, f"statements beyond the plan: {[sql for sql, _ in dml]}"
 
     def check_database(self, model):
         """Every table holds exactly the model's rows."""
@@ -357,19 +357,6 @@ class Run:
 
 def _columns(obj):
     return {name: obj.__dict__.get(name) for name in type(obj).__mapper__.column_names}
-
-
-def _params(statement):
-    if statement.many:
-        return [tuple(row) for row in statement.params]
-    return tuple(statement.params)
-
-
-def _verb_and_table(sql):
-    words = sql.split()
-    if words[0] == "UPDATE":
-        return "UPDATE", words[1].strip('"')
-    return words[0], words[2].strip('"')
 
 
 def run_program(program):
@@ -567,7 +554,7 @@ def test_referencing_a_row_switched_key_needs_no_cycle_break():
     a = A(b=new)
     session.add_all([new, a])
     new.a = a
-    session.commit()      # today: CycleError
+    session.commit()      # this once raised CycleError
     assert connection.execute('SELECT * FROM "b"').fetchall() == [("k0", a.id)]
 
 
@@ -611,7 +598,7 @@ def test_a_pending_child_pointed_at_its_parent_by_key_column_goes_with_it():
     session.add(child)
     session.delete(parent)   # a pending child reached by the cascade is expunged
     assert uow.state_of(child) is uow.ObjectState.TRANSIENT
-    session.commit()         # today: FlushError, FOREIGN KEY constraint failed
+    session.commit()         # this once raised FlushError: FOREIGN KEY constraint failed
     assert connection.execute('SELECT * FROM "a"').fetchall() == []
 
 
@@ -623,7 +610,7 @@ def test_deleting_a_parent_after_cancelling_a_child_insert():
     session.add_all([parent, child])
     session.delete(child)     # pending: this cancels its insert; child is transient again
     session.commit()
-    session.delete(parent)    # today: InvalidStateError, "delete(): B(...) is transient"
+    session.delete(parent)    # this once raised InvalidStateError: "delete(): B(...) is transient"
     session.commit()
     assert connection.execute('SELECT * FROM "a"').fetchall() == []
 
@@ -639,9 +626,7 @@ def test_a_row_switch_and_a_plain_update_of_the_same_columns_stay_separate_steps
         val: int = 0
         u: int | None = Column(unique=True)
 
-    connection = uow.connect(":memory:")
-    uow.create_all(connection, Base)
-    session = uow.Session(connection)
+    connection, session = _database(Base)
     a1 = A(code="k0", val=0, u=0)
     a2 = A(code="k1", val=1, u=1)
     session.add_all([a1, a2])

@@ -212,12 +212,6 @@ def test_filter_limit(session, people):
     assert session.filter(User, limit=0) == []
 
 
-@pytest.mark.parametrize("limit", [-1, 1.5, "2", True])
-def test_filter_refuses_a_bad_limit(session, limit):
-    with pytest.raises(errors.UowError):
-        session.filter(User, limit=limit)
-
-
 def test_loading_never_overwrites_unflushed_changes(conn, people):
     session = uow.Session(conn, autoflush=False)
     user = session.get(User, 1)

@@ -1,7 +1,6 @@
 """A session belongs to the thread that created it: every call from another thread raises
 WrongThreadError naming both threads, before it touches the connection or any object."""
 
-import shutil
 import sqlite3
 import threading
 
@@ -10,7 +9,9 @@ import pytest
 import uow
 from uow import Column, Entity, Session, errors
 
+from .helpers import in_other_thread
 from .models import ALL_MODELS, Country, User
+from .seeded import seeded_fixtures
 
 
 class ThreadBase(Entity, abstract=True):
@@ -22,22 +23,13 @@ class Archived(ThreadBase, table="archived", database="archive"):
     text: str
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("threads") / "template.db")
-    connection = uow.connect(path)
+def _create(connection):
     uow.create_all(connection, ALL_MODELS)
     connection.execute("INSERT INTO users (id, name, score) VALUES (1, 'ann', 0.0)")
     connection.execute("INSERT INTO countries (code, name) VALUES ('fr', 'France'), ('it', 'Italy')")
-    connection.close()
-    return path
 
 
-@pytest.fixture
-def path(template, tmp_path):
-    path = str(tmp_path / "threads.db")
-    shutil.copyfile(template, path)
-    return path
+template, path, *_ = seeded_fixtures(_create, "threads")  # only the file fixtures: sessions are made here
 
 
 @pytest.fixture
@@ -58,23 +50,6 @@ def world(path, tmp_path):
            "archive": str(tmp_path / "archive.db")}
     session.close()
     connection.close()
-
-
-def in_other_thread(call):
-    """Run ``call`` in a new thread; return (the exception it raised or None, that thread's ident)."""
-    result = {}
-
-    def target():
-        result["thread"] = threading.get_ident()
-        try:
-            call()
-        except BaseException as error:  # noqa: B036 - the test inspects whatever was raised
-            result["error"] = error
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    return result.get("error"), result["thread"]
 
 
 CALLS = {

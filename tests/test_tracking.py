@@ -181,21 +181,22 @@ def test_changing_a_generated_key(session, conn, ann):
     assert (User, (old,)) not in session.identity_map
 
 
-def test_swapping_two_keys_in_one_flush_is_refused_or_works(session, conn):
-    # Either outcome is acceptable; what is not acceptable is a half-done swap.
+def test_swapping_two_keys_in_one_flush_is_a_cycle_refused_before_any_sql(session, conn):
+    """Each row must give up its key before the other takes it; the error says how to do it in
+    two flushes, and the session stays usable to do so."""
     a, b = Country(code="aa", name="A"), Country(code="bb", name="B")
     session.add_all([a, b])
     session.commit()
     a.code, b.code = "bb", "aa"
-    try:
-        session.commit()
-    except errors.UowError:
-        session.rollback()
-        assert conn.execute("SELECT code, name FROM countries ORDER BY code").fetchall() == [("aa", "A"), ("bb", "B")]
-        assert (a.code, b.code) == ("aa", "bb")
-    else:
-        assert conn.execute("SELECT code, name FROM countries ORDER BY code").fetchall() == [("aa", "B"), ("bb", "A")]
-        assert session.get(Country, "aa") is b
+    with uow.capture_sql() as statements, pytest.raises(errors.CycleError, match="countries.code = 'aa' is unique"):
+        session.flush()
+    assert statements == []
+    a.code = "tmp"
+    session.flush()
+    a.code = "bb"
+    session.commit()
+    assert conn.execute("SELECT code, name FROM countries ORDER BY code").fetchall() == [("aa", "B"), ("bb", "A")]
+    assert session.get(Country, "aa") is b
 
 
 # -- changes Python calls equal but the database tells apart -------------------------------

@@ -1,5 +1,5 @@
-"""The transaction accessors of the seeds' session surface: get_transaction, get_nested_transaction,
-is_active, in_transaction, in_nested_transaction."""
+"""The session's transaction accessors: get_transaction, get_nested_transaction, is_active,
+in_transaction, in_nested_transaction."""
 
 import sqlite3
 

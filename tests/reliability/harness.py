@@ -231,6 +231,15 @@ def connect(path=":memory:", journal_mode=None):
     return conn
 
 
+def one_item_file(path):
+    """Create a file database holding rel_items with one committed row, (1, 'item-1', 'one', 1)."""
+    conn = uow.connect(path)
+    uow.create_all(conn, [Item])
+    conn.execute("INSERT INTO rel_items (id, tag, name, qty) VALUES (1, 'item-1', 'one', 1)")
+    conn.close()
+    return path
+
+
 _TEMPLATE = []
 
 

@@ -19,9 +19,10 @@ import uow
 from uow.errors import (FlushError, PendingRollbackError, ReadOnlyError, StaleDataError, UowError,
                         WrongThreadError)
 
+from ..helpers import in_other_thread
 from . import counter_worker
 from .counter_worker import Counter
-from .harness import Item, assert_session, db_rows, session_snapshot, sqlite_cause
+from .harness import Item, assert_session, db_rows, one_item_file, session_snapshot, sqlite_cause
 
 JOURNAL_MODES = ["DELETE", "WAL"]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -36,12 +37,7 @@ def counter_db(request, tmp_path):
 
 @pytest.fixture
 def items_db(tmp_path):
-    path = str(tmp_path / "items.db")
-    conn = uow.connect(path)
-    uow.create_all(conn, [Item])
-    conn.execute("INSERT INTO rel_items (id, tag, name, qty) VALUES (1, 'item-1', 'one', 1)")
-    conn.close()
-    return path
+    return one_item_file(str(tmp_path / "items.db"))
 
 
 def counter_row(path):
@@ -308,22 +304,6 @@ def test_writes_begin_immediate_and_reads_begin_deferred(items_db):
 
 # -- C6: threads --------------------------------------------------------------------------------
 
-def _call_in_thread(call):
-    result = {}
-
-    def target():
-        result["thread"] = threading.get_ident()
-        try:
-            call()
-        except BaseException as error:
-            result["error"] = error
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    return result
-
-
 @pytest.mark.parametrize("check_same_thread", [True, False])
 def test_session_used_from_another_thread(items_db, check_same_thread):
     """Every operation from a thread other than the creator's raises WrongThreadError naming both
@@ -353,10 +333,9 @@ def test_session_used_from_another_thread(items_db, check_same_thread):
             "set attribute": lambda: setattr(item, "name", "other thread"),
         }
         for name, call in calls.items():
-            result = _call_in_thread(call)
-            error = result.get("error")
+            error, caller = in_other_thread(call)
             assert isinstance(error, WrongThreadError), f"{name} from another thread: {error!r}"
-            assert str(owner) in str(error) and str(result["thread"]) in str(error), f"{name}: {error}"
+            assert str(owner) in str(error) and str(caller) in str(error), f"{name}: {error}"
         assert_session(session, before, [item, pending], "after the calls from another thread")
         session.commit()
         assert [row[2] for row in db_rows(conn)["rel_items"]] == ["owner's change", "two"]
