@@ -6,7 +6,7 @@ import pytest
 
 import uow
 from uow import ObjectState, errors, object_session, state_of
-from uow.mapping import STATE_ATTRIBUTE
+from uow.states import STATE_ATTRIBUTE
 
 from .models import Country, Pair, User
 

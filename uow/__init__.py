@@ -31,12 +31,12 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
 from .errors import *  # noqa: F401,F403  (the exception hierarchy is part of the public API)
 from .executor import Statement, capture_sql, connect
 from .entity import Entity
-from .mapping import STATE_ATTRIBUTE, Column, ForeignKey, mapper_of
+from .mapping import Column, ForeignKey, mapper_of
 from .relationships import Collection, Reference
 from .plan import Constraint, FlushPlan, Step, StepKind
 from .schema import create_all, create_table_sql
 from .session import Session, SessionStats, identity_key
-from .states import ObjectState, status_of as state_of
+from .states import STATE_ATTRIBUTE, ObjectState, status_of as state_of
 from .transaction import NestedTransaction, TransactionState
 from .events import EVENT_NAMES, listen, remove_listener
 from . import events

@@ -26,8 +26,8 @@ from .columntypes import first_invalid
 from .dependencies import build_plan
 from .errors import ColumnValueError, FlushError, InvalidStateError, StaleDataError, UnknownFieldError
 from .flush import bind_plan, run_plan
-from .mapping import STATE_ATTRIBUTE, mapper_of, quote
-from .states import InstanceState, ObjectState
+from .mapping import mapper_of, quote
+from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
 from .tracking import changed_fields
 
 BULK_SAVEPOINT = '"uow_bulk"'

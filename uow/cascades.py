@@ -8,9 +8,8 @@ refresh reaches along relationships whose ``cascade`` names that operation.
 """
 
 from .errors import InvalidStateError
-from .mapping import STATE_ATTRIBUTE
 from .relationships import set_reference
-from .states import ObjectState
+from .states import STATE_ATTRIBUTE, ObjectState
 
 PERSISTENT = ObjectState.PERSISTENT
 

@@ -23,7 +23,7 @@ pointing at a row that no longer exists.
 """
 
 from .errors import InvalidStateError
-from .mapping import MISSING, NOT_LOADED, STATE_ATTRIBUTE
+from .mapping import MISSING, NOT_LOADED
 from .plan import (
     CLEAR_REFERENCE,
     POST_UPDATE,
@@ -35,6 +35,7 @@ from .plan import (
     StepKind,
     schedule,
 )
+from .states import STATE_ATTRIBUTE
 
 
 def insert_shape(state):

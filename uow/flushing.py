@@ -23,9 +23,9 @@ from .errors import DuplicateIdentityError, FlushError, ObjectDeletedError, Read
 from .executor import capture_sql
 from .flush import bind_plan, run_plan
 from .identity import collector_paused, format_key
-from .mapping import NOT_LOADED, STATE_ATTRIBUTE
+from .mapping import NOT_LOADED
 from .plan import CLEAR_REFERENCE, POST_UPDATE, ROW_SWITCH, StepKind
-from .states import ObjectState
+from .states import STATE_ATTRIBUTE, ObjectState
 
 PERSISTENT = ObjectState.PERSISTENT
 

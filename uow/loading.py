@@ -17,10 +17,10 @@ import threading
 from .errors import InvalidStateError, NotFoundError, ObjectDeletedError, UnknownFieldError, UnmappedClassError
 from .flush import from_db
 from .identity import collector_paused, format_key
-from .mapping import NOT_LOADED, STATE_ATTRIBUTE, mapper_of, quote
+from .mapping import NOT_LOADED, mapper_of, quote
 from .query import select_sql
 from .relationships import Collection, Reference, RelatedList
-from .states import InstanceState, ObjectState
+from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
 
 PERSISTENT = ObjectState.PERSISTENT
 _get_ident = threading.get_ident

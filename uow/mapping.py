@@ -405,7 +405,7 @@ class Mapper:
                     f"{cls.__name__}.{name}: column names may not start with '_' (uow keeps its own "
                     f"bookkeeping there); annotate it as ClassVar if it is not a column"
                 )
-            check_identifier(name, f"column name {cls.__name__}.")
+            check_identifier(name, f"column name in {cls.__name__}:")
             if name.lower() in seen:
                 raise MappingError(
                     f"{cls.__name__}.{name} and {cls.__name__}.{seen[name.lower()]} differ only in case, "

@@ -19,8 +19,8 @@ one object per row:
 from .columntypes import first_invalid
 from .errors import ColumnValueError, InvalidStateError, StaleDataError
 from .flush import from_db
-from .mapping import MISSING, NOT_LOADED, STATE_ATTRIBUTE, mapper_of, quote
-from .states import InstanceState, ObjectState
+from .mapping import MISSING, NOT_LOADED, mapper_of, quote
+from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
 from .tracking import changed_fields
 
 PERSISTENT = ObjectState.PERSISTENT
@@ -194,7 +194,7 @@ class MergingMixin:
                 state = InstanceState(obj, mapper, ObjectState.TRANSIENT, None)
                 values[STATE_ATTRIBUTE] = state
             self.undo.record(state)
-            state.status = PERSISTENT
+            state.move(PERSISTENT, "upsert")
             state.session = self
             state.key = key
             state.sequence = next(self._sequence)

@@ -12,8 +12,8 @@ dropped and reload on next access; and an object that has since moved to another
 that session's business.
 """
 
-from .mapping import NOT_LOADED, STATE_ATTRIBUTE
-from .states import ObjectState
+from .mapping import NOT_LOADED
+from .states import STATE_ATTRIBUTE, ObjectState
 
 PERSISTENT = ObjectState.PERSISTENT
 
@@ -159,7 +159,7 @@ class RollbackMixin:
         self._marked.pop(state, None)
         self._deleted_rows.pop(state, None)
         self.tracker.forget(state)
-        state.status = ObjectState.DETACHED
+        state.move(ObjectState.DETACHED, "rollback")
         state.session = None
 
     def _unindex(self, state):

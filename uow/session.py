@@ -36,10 +36,10 @@ from .executor import Executor
 from .flushing import FlushingMixin
 from .identity import IdentityMap, collector_paused, format_key
 from .loading import LoadingMixin
-from .mapping import STATE_ATTRIBUTE, mapper_of
+from .mapping import mapper_of
 from .merging import MergingMixin
 from .rollback import Memento, RollbackMixin
-from .states import InstanceState, ObjectState
+from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
 from .tracking import ChangeTracker, changed_fields, original_value
 from .transaction import Transaction, TransactionState
 from .undo import UndoLog
