@@ -7,7 +7,7 @@ object's state and loaded values, ``session.new/dirty/deleted``, and every table
 through a back door (raw SQL on the implementation's connection, and a second connection that
 sees only committed rows).
 
-Design points (see /work/shared/research/style-and-oracle.md, part B):
+Design points:
 
 * Object handles flow through the ``objects`` Bundle and are never consumed: a rollback can
   bring a deleted object back, and every operation on every handle has a predicted outcome.

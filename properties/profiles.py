@@ -2,7 +2,7 @@
 
 Every profile keeps ``deadline=None`` and suppresses health checks, as a state machine's own
 TestCase settings do: a profile is the parent the TestCase settings are built from, so a
-deadline left out here would come back (research B.2).  Only one failure is shrunk and
+deadline left out here would come back.  Only one failure is shrunk and
 reported: shrinking several distinct failures of a state machine takes minutes.
 
 * dev       fast feedback while editing (random, with the example database)

@@ -577,7 +577,7 @@ def test_a_flush_error_message_names_the_statement(session):
 
 
 def test_a_value_longer_than_sqlites_length_limit_is_refused_before_any_sql(session, conn):
-    # sqlite3-facts §4.4 B13: an atomic failure that names the attribute
+    # an atomic failure that names the attribute
     conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1000)
     first = User(name="first")
     session.add(first)

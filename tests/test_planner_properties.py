@@ -1,4 +1,4 @@
-"""Property test of the row-level flush planner, on a real sqlite3 database (issue 3).
+"""Property test of the row-level flush planner, on a real sqlite3 database.
 
 Hypothesis draws a schema (a chain, a diamond, a tree, a two-table cycle, tables with unique
 columns, or a random mix; see ``planner_schemas``) and a program: batches of inserts, updates,

@@ -1,5 +1,5 @@
 """Values: every supported type comes back exactly as it was stored, and values that SQLite would
-reject or silently change are refused before any SQL runs (sqlite3-facts §2.8, §4.4)."""
+reject or silently change are refused before any SQL runs."""
 
 import datetime
 import re

@@ -1,6 +1,6 @@
 """Shared pieces of the reliability tests: a schema, real-sqlite3 fault injectors, and fingerprints.
 
-Every fault here is a real SQLite mechanism (sqlite3-facts.md §2.7, §4.1): the authorizer denies a
+Every fault here is a real SQLite mechanism: the authorizer denies a
 statement when it is prepared, the progress handler interrupts it while it runs (SQLite then rolls
 the whole transaction back), a trigger raises, a UNIQUE or FOREIGN KEY constraint fails, the disk
 fills up (``PRAGMA max_page_count``).  The only Python-level injector is :class:`FaultConnection`,

@@ -1,4 +1,4 @@
-"""Concurrency (sqlite3-facts.md §4.3): two sessions on one file, locks, threads, read-only.
+"""Concurrency: two sessions on one file, locks, threads, read-only.
 
 Every test uses a real file database and real second connections; nothing is mocked.
 """

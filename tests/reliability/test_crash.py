@@ -1,4 +1,4 @@
-"""Crash test (sqlite3-facts.md §4.2): SIGKILL a process in the middle of uow commits.
+"""Crash test: SIGKILL a process in the middle of uow commits.
 
 A child process (crash_child.py) commits generation after generation on a file database, printing
 each one after ``commit()`` returns.  The parent kills it with SIGKILL at a random moment

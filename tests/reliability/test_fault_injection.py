@@ -1,4 +1,4 @@
-"""Fault injection at every statement position of a flush (sqlite3-facts.md §4.1).
+"""Fault injection at every statement position of a flush.
 
 SQLite's own "fail at step n, loop n until success" pattern: each scenario is run once cleanly to
 count the N statements its flush sends; then, for k = 1..N and for each kind of fault, a fresh run

@@ -1,5 +1,5 @@
 """Transaction options and lifecycle events: the SQL they send, what they refuse, and in what order
-they call listeners (sqlite3-facts.md §2.6; uow/events.py)."""
+they call listeners (uow/events.py)."""
 
 import sqlite3
 
