@@ -934,7 +934,8 @@ class Model:
 
         A rollback never leaves two objects for one row (one expunged, the other loaded after):
         the object held at the frame's start keeps the key, else the one loaded first; the other
-        becomes DETACHED with the values it was loaded with.
+        becomes DETACHED, expired if it was loaded during the frame (its values may be ones the
+        rollback undid), else with the values it entered with.
         """
         for hid in list(self.objects):
             before = frame.objects.get(hid)
@@ -961,6 +962,8 @@ class Model:
             for hid in hids:
                 if hid != winner:
                     loser = frame.entered[hid].copy()
+                    if loser.state == PERSISTENT:  # loaded during the frame
+                        loser.expire()
                     loser.state = DETACHED
                     self.objects[hid] = loser
 

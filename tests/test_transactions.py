@@ -232,6 +232,24 @@ def test_rollback_after_expunging_and_reloading_a_row(session):
     assert held == [country]
     assert state_of(reloaded) is ObjectState.DETACHED
     assert session.get(Country, "fr").name == "France"
+    # The copy loaded in the rolled-back transaction is expired, as every object loaded in it
+    # is (its values may be ones the rollback undid); detached, it cannot reload.
+    assert uow.loaded_values(reloaded) == {}
+    with pytest.raises(errors.DetachedInstanceError):
+        reloaded.name
+
+
+def test_a_copy_loaded_inside_a_savepoint_is_detached_and_expired_by_the_full_rollback(session):
+    """The same rule whether the copy was loaded in the transaction or in a savepoint of it."""
+    country = Country(code="fr", name="France")
+    session.add(country)
+    session.commit()
+    session.expunge(country)
+    session.begin_nested()
+    reloaded = session.get(Country, "fr")
+    session.rollback()
+    assert session.get(Country, "fr") is country
+    assert (state_of(reloaded), uow.loaded_values(reloaded)) == (ObjectState.DETACHED, {})
 
 
 def test_rollback_after_expunging_a_loaded_object(session, conn):

@@ -100,6 +100,7 @@ class RollbackMixin:
             state.key = memento.key
             state.committed = memento.committed
             state.sequence = memento.sequence
+        detached_copies = []
         for state, memento in scope.items():
             if memento.session is not self:
                 continue
@@ -114,8 +115,10 @@ class RollbackMixin:
                     held_state = held.__dict__[STATE_ATTRIBUTE]
                     if held_state.sequence < state.sequence:
                         self._detach_copy(state)
+                        detached_copies.append(state)
                         continue
                     self._detach_copy(held_state)
+                    detached_copies.append(held_state)
                 self.identity.add(state.key, state.obj)
                 if state.mapper.json_columns:
                     self.tracker.watch(state)
@@ -129,8 +132,10 @@ class RollbackMixin:
         if scope:
             self._pending = dict(sorted(self._pending.items(), key=lambda item: item[0].sequence))
             self._marked = dict(sorted(self._marked.items(), key=lambda item: item[0].sequence))
-        for obj in self.identity.values():
-            state = obj.__dict__[STATE_ATTRIBUTE]
+        # Objects loaded in the scope may hold values the rollback undid: they are expired, held
+        # or (a copy that lost its row to the one held first) detached alike.
+        for state in [obj.__dict__[STATE_ATTRIBUTE] for obj in self.identity.values()] + detached_copies:
+            obj = state.obj
             values = obj.__dict__
             if state.loaded_epoch >= start_epoch:
                 for name in state.mapper.restorable_names:
