@@ -303,3 +303,10 @@ def test_wb_a_move_the_lifecycle_table_does_not_allow_is_refused_naming_the_call
         state.move(DELETED, "flush")
     assert str(caught.value) == "flush() cannot move User(new #1) from pending to deleted"
     assert state_of(user) is PENDING
+
+
+@pytest.mark.parametrize("thing", [42, "ann", object()], ids=["int", "str", "object"])
+def test_state_of_something_that_is_not_an_entity_object_is_refused(thing):
+    with pytest.raises(uow.errors.UnmappedClassError) as raised:
+        uow.state_of(thing)
+    assert str(raised.value) == f"state_of(): {thing!r} is not an object of a mapped entity class"

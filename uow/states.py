@@ -20,7 +20,7 @@ quietly wrong flush.
 
 import enum
 
-from .errors import InvalidStateError
+from .errors import InvalidStateError, UnmappedClassError
 
 # The instance-dict entry that holds an object's InstanceState: the one link from an object to
 # its session.  Entity, Column and the relationships read it; the session installs it.
@@ -105,5 +105,7 @@ class InstanceState:
 
 def status_of(obj):
     """The ObjectState of any entity object (TRANSIENT for one no session has seen)."""
+    if not hasattr(type(obj), "__mapper__"):
+        raise UnmappedClassError(f"state_of(): {obj!r} is not an object of a mapped entity class")
     state = obj.__dict__.get(STATE_ATTRIBUTE)
     return ObjectState.TRANSIENT if state is None else state.status
