@@ -9,7 +9,8 @@ will write and raises :class:`~uow.errors.ColumnValueError` naming the class, at
 and value that SQLite would reject or silently change.
 
 **Generated keys are read back, never guessed.**  For a table whose key SQLite generates, the
-step reads the table's largest rowid, inserts the rows with one ``executemany``, and reads back
+step reads the table's largest key (the rowid, named by its column: the word ``rowid`` would name
+a column of the table's own if it had one), inserts the rows with one ``executemany``, and reads back
 the rows above that old maximum in rowid order.  SQLite documents that a new row gets a rowid
 one larger than the largest in the table, and the flush holds the write lock, so those rows are
 exactly the new ones, in the order they were inserted; the count is checked anyway.
@@ -369,7 +370,8 @@ def _run_insert(executor, step, rows, filled):
         return
     generated = mapper.generated_key
     if generated is not None and step.returning[0] == generated.name and len(rows) > 1:
-        before = executor.fetchall(f"SELECT max(rowid) FROM {mapper.quoted_table}")[0][0] or 0
+        key = f"{mapper.quoted_table}.{quote(generated.name)}"
+        before = executor.fetchall(f"SELECT max({key}) FROM {mapper.quoted_table}")[0][0] or 0
         if before + len(rows) < ROWID_MAX:
             _insert_and_read_back(executor, step, sql, rows, before, filled)
             return
@@ -378,11 +380,14 @@ def _run_insert(executor, step, rows, filled):
 
 def _insert_and_read_back(executor, step, sql, rows, before, filled):
     mapper = step.mapper
+    # The generated key column is the rowid itself (an INTEGER PRIMARY KEY is its alias), named
+    # by the mapped name: the word "rowid" would mean a column of the table's own if it had one.
+    key = f"{mapper.quoted_table}.{quote(mapper.generated_key.name)}"
     executor.executemany(sql, rows)
     columns = [mapper.column(name) for name in step.returning]
     select = (
         f"SELECT {', '.join(f'{mapper.quoted_table}.{quote(c.name)}' for c in columns)} "
-        f"FROM {mapper.quoted_table} WHERE {mapper.quoted_table}.rowid > ? ORDER BY {mapper.quoted_table}.rowid"
+        f"FROM {mapper.quoted_table} WHERE {key} > ? ORDER BY {key}"
     )
     returned = executor.fetchall(select, (before,))
     if len(returned) != len(rows):

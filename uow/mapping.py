@@ -47,6 +47,11 @@ from .states import STATE_ATTRIBUTE
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _MAX_IDENTIFIER_LENGTH = 128
+# Names SQLite gives a meaning of its own, in any case.  A column called rowid, oid or _rowid_
+# hides the table's real rowid from every statement that names it; a table called excluded is
+# shadowed, inside an upsert, by the pseudo-table of the row being inserted.
+_ROWID_NAMES = frozenset({"rowid", "oid", "_rowid_"})
+_SHADOWED_TABLE_NAMES = frozenset({"excluded"})
 
 
 def check_identifier(name, what):
@@ -295,6 +300,12 @@ class Mapper:
 
     def __init__(self, cls, table, foreign_keys, database):
         check_identifier(table, f"table name of {cls.__name__}:")
+        if table.lower() in _SHADOWED_TABLE_NAMES:
+            raise MappingError(
+                f"table name of {cls.__name__}: {table!r} is the name SQLite gives the row being inserted "
+                f"inside an upsert (ON CONFLICT ... excluded.column), so upsert() could not reach this "
+                f"table's own columns; choose another table name"
+            )
         if database != "main":
             check_identifier(database, f"database name of {cls.__name__}:")
         self.cls = cls
@@ -400,6 +411,12 @@ class Mapper:
             annotation = _evaluate(annotation, cls, name)
             if typing.get_origin(annotation) is typing.ClassVar or annotation is typing.ClassVar:
                 continue
+            if type(name) is str and name.lower() in _ROWID_NAMES:
+                raise MappingError(
+                    f"{cls.__name__}.{name}: {name!r} is one of SQLite's names for the row's rowid (rowid, "
+                    f"oid, _rowid_, in any case); a column of that name would hide the rowid from every "
+                    f"statement that names it. Rename the attribute"
+                )
             if name.startswith("_"):
                 raise MappingError(
                     f"{cls.__name__}.{name}: column names may not start with '_' (uow keeps its own "
