@@ -367,7 +367,7 @@ def test_a_failed_batch_is_replayed_one_row_at_a_time_to_name_the_row(session, c
     assert folded(statements) == [
         ("BEGIN IMMEDIATE", ()),
         ('SAVEPOINT "uow_flush"', ()),
-        ('SELECT max(rowid) FROM "users"', ()),
+        ('SELECT max("users"."id") FROM "users"', ()),
         (insert, [("b", None, 0.0), ("c", "a@x", 0.0), ("d", None, 0.0)]),
         ('ROLLBACK TO "uow_flush"', ()),
         ('RELEASE "uow_flush"', ()),
@@ -415,7 +415,7 @@ def test_rows_a_trigger_adds_during_a_batch_insert_fail_the_flush_before_keys_ar
     assert str(caught.value) == ("inserted 2 row(s) into users but found 3 new row(s) when reading back generated "
                                  "values; a trigger or another writer changed the table")
     assert caught.value.statement == (
-        'SELECT "users"."id", "users"."joined" FROM "users" WHERE "users".rowid > ? ORDER BY "users".rowid')
+        'SELECT "users"."id", "users"."joined" FROM "users" WHERE "users"."id" > ? ORDER BY "users"."id"')
     assert [u.id for u in users] == [None, None]
     assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 0
     with pytest.raises(uow.errors.PendingRollbackError):

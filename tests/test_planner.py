@@ -145,9 +145,9 @@ class TestSelfReferentialTables:
             session.flush()
         assert dml(statements) == [
             (INSERT_NODE, ("root", None)),
-            ('SELECT max(rowid) FROM "nodes"', ()),
+            ('SELECT max("nodes"."id") FROM "nodes"', ()),
             (INSERT_NODES, [(f"leaf{index}", 1) for index in range(10)]),
-            ('SELECT "nodes"."id" FROM "nodes" WHERE "nodes".rowid > ? ORDER BY "nodes".rowid', (1,)),
+            ('SELECT "nodes"."id" FROM "nodes" WHERE "nodes"."id" > ? ORDER BY "nodes"."id"', (1,)),
         ]
 
     def test_a_tree_is_deleted_children_first_one_statement_per_level(self, db, session):
@@ -508,9 +508,9 @@ class TestBatching:
         with capture_sql() as statements:
             session.flush()
         assert dml(statements) == [
-            ('SELECT max(rowid) FROM "users"', ()),
+            ('SELECT max("users"."id") FROM "users"', ()),
             ('INSERT INTO "users" ("name", "email") VALUES (?, ?)', [("u0", None), ("u1", None), ("u2", None)]),
-            ('SELECT "users"."id" FROM "users" WHERE "users".rowid > ? ORDER BY "users".rowid', (3,)),
+            ('SELECT "users"."id" FROM "users" WHERE "users"."id" > ? ORDER BY "users"."id"', (3,)),
         ]
         assert [user.id for user in users] == [4, 5, 6]
         assert db.rows("SELECT id, name FROM users WHERE id > 3 ORDER BY id") == [(4, "u0"), (5, "u1"), (6, "u2")]

@@ -215,9 +215,9 @@ def generated_batch(table, sql, rows, largest_rowid_before):
     """The statements of a multi-row INSERT whose keys SQLite generates: read the largest rowid,
     one executemany, then read the new keys back in rowid order."""
     return [
-        (f'SELECT max(rowid) FROM "{table}"', ()),
+        (f'SELECT max("{table}"."id") FROM "{table}"', ()),
         (sql, rows),
-        (f'SELECT "{table}"."id" FROM "{table}" WHERE "{table}".rowid > ? ORDER BY "{table}".rowid',
+        (f'SELECT "{table}"."id" FROM "{table}" WHERE "{table}"."id" > ? ORDER BY "{table}"."id"',
          (largest_rowid_before,)),
     ]
 
