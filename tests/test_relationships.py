@@ -508,6 +508,43 @@ class TestLazyLoading:
         with pytest.raises(errors.DetachedInstanceError, match="User.orders"):
             ann.orders
 
+    def test_a_reference_whose_foreign_key_was_expired_reloads_the_key_first(self, session):
+        """An expired foreign key is unknown, not NULL: reading the reference loads the row first."""
+        order = session.get(Order, 1)
+        ann = session.get(User, 1)
+        session.expire(order)
+        with capture_sql() as statements:
+            assert order.user is ann
+        assert folded(statements) == [(SELECT_ORDER, (1,))]
+        assert order.user_id == 1 and order.total == 10
+
+    @pytest.mark.parametrize("how", ["expire", "expire_on_commit", "rollback"])
+    def test_a_reference_reads_its_target_after_every_kind_of_expiry(self, db, how):
+        session = Session(db.conn, expire_on_commit=how == "expire_on_commit")
+        try:
+            if how == "rollback":
+                session.get(User, 3).name = "cyd"
+                session.flush()
+            order = session.get(Order, 3)
+            if how == "expire":
+                session.expire(order)
+            elif how == "expire_on_commit":
+                session.commit()
+            else:
+                session.rollback()  # order was loaded after the flush wrote: it is expired
+            assert "user_id" not in order.__dict__
+            assert order.user is session.get(User, 2)
+        finally:
+            session.close()
+
+    def test_a_detached_object_with_an_expired_foreign_key_cannot_load_its_reference(self, session):
+        order = session.get(Order, 1)
+        session.expire(order, ["user_id"])
+        session.expunge(order)
+        with pytest.raises(errors.DetachedInstanceError,
+                           match=r"Order.user of Order\(id=1\) needs its foreign key \(user_id\), which was expired"):
+            order.user
+
 
 class TestEagerLoading:
     def count_selects(self, statements):

@@ -149,10 +149,19 @@ class Reference(Relationship):
         values = obj.__dict__
         if self.name in values:
             return values[self.name]
-        key_values = tuple(values.get(name) for name in self.column_names)
+        state = values.get(STATE_ATTRIBUTE)
+        expired = [name for name in self.column_names if name not in values]
+        if expired and state is not None and state.key is not None and state.session is None:
+            raise DetachedInstanceError(
+                f"{self.entity.__name__}.{self.name} of {state.describe()} needs its foreign key "
+                f"({', '.join(expired)}), which was expired, and the object has no session to reload it "
+                f"from; add() it to a session first"
+            )
+        # An expired foreign-key column is not NULL: reading it through its Column reloads it
+        # (a transient or pending object without the value reads None, as the column does).
+        key_values = tuple(values[name] if name in values else getattr(obj, name) for name in self.column_names)
         if None in key_values:
             return None
-        state = values.get(STATE_ATTRIBUTE)
         if state is None or state.session is None:
             if state is not None and state.key is not None:
                 raise DetachedInstanceError(
