@@ -19,7 +19,14 @@ import contextlib
 import sqlite3
 
 from .dependencies import build_plan
-from .errors import DuplicateIdentityError, FlushError, ObjectDeletedError, ReadOnlyError, TransactionError
+from .errors import (
+    DuplicateIdentityError,
+    FlushError,
+    ObjectDeletedError,
+    ReadOnlyError,
+    StaleDataError,
+    TransactionError,
+)
 from .executor import capture_sql
 from .flush import bind_plan, run_plan
 from .identity import collector_paused, format_key
@@ -55,14 +62,18 @@ class FlushingMixin:
 
         An object to delete needs the foreign keys and unique values its row holds now, to be
         ordered correctly; an object whose expired key, foreign key or unique column was
-        assigned needs the value it replaces.  Other expired objects stay expired: they reload
-        when read, not because a flush happened.
+        assigned needs the value it replaces; and a versioned object whose version is expired
+        needs the version its UPDATE checks (as SQLAlchemy, uow reads the row's version then:
+        the object never read one to compare with).  Other expired objects stay expired: they
+        reload when read, not because a flush happened.
         """
         for state in list(self.tracker.candidates) + list(self._marked):
             committed = state.committed
             if committed is None or state.key is None or NOT_LOADED not in committed:
                 continue
-            if state not in self._marked:
+            version = state.mapper.version_column
+            unknown_version = version is not None and committed[version.index] is NOT_LOADED
+            if state not in self._marked and not unknown_version:
                 values = state.obj.__dict__
                 ordering = state.mapper.ordering_columns
                 if not any(committed[column.index] is NOT_LOADED and column.name in values for column in ordering):
@@ -70,7 +81,14 @@ class FlushingMixin:
             try:
                 self._load_expired(state)
             except ObjectDeletedError:
-                pass  # the flush's UPDATE or DELETE will report the missing row
+                if unknown_version:
+                    raise StaleDataError(
+                        f"flush(): {state.describe()} was expired and its row is gone: another session deleted "
+                        f"it, so there is no {version.qualified_name} to check. Nothing was written; "
+                        f"expunge() the object, or rollback()",
+                        obj=state.obj, expected=None, found=None,
+                    ) from None
+                # the flush's UPDATE or DELETE will report the missing row
 
     def _collect_changes(self):
         self._reload_expired_snapshots()

@@ -8,10 +8,12 @@ The rule, in the same words as the README: rolling back a scope (the transaction
 commit, or a savepoint) puts every object the session touched in it back to exactly the state
 and values it had when the scope began, with no SQL; objects first *loaded* in the scope are
 expired instead, since their values may include what the rollback undid; loaded collections are
-dropped and reload on next access; and an object that has since moved to another session is
-that session's business.
+dropped and reload on next access; an object whose row a failed flush found changed or
+deleted by another session (StaleDataError) is expired, so that a retry reads the row as it is
+now; and an object that has since moved to another session is that session's business.
 """
 
+from .errors import StaleDataError
 from .mapping import NOT_LOADED
 from .states import STATE_ATTRIBUTE, ObjectState
 
@@ -53,6 +55,14 @@ def _values_of_snapshot(mapper, committed):
             value = column.type.from_db(value)
         values[column.name] = value
     return values
+
+
+def _expire(state):
+    """Forget every column and cached reference of an object; they reload when next read."""
+    values = state.obj.__dict__
+    for name in state.mapper.restorable_names:
+        values.pop(name, None)
+    state.committed = (NOT_LOADED,) * len(state.mapper.columns)
 
 
 class RollbackMixin:
@@ -138,9 +148,7 @@ class RollbackMixin:
             obj = state.obj
             values = obj.__dict__
             if state.loaded_epoch >= start_epoch:
-                for name in state.mapper.restorable_names:
-                    values.pop(name, None)
-                state.committed = (NOT_LOADED,) * len(state.mapper.columns)
+                _expire(state)
             # Loaded collections are views of other objects' references, which the rollback may
             # have changed: drop them, and they reload (through the identity map) when next read.
             for collection in state.mapper.collections:
@@ -158,6 +166,20 @@ class RollbackMixin:
                 text = state.committed[column.index]
                 if isinstance(text, str) and column.type.to_db(values.get(column.name)) != text:
                     values[column.name] = column.type.from_db(text)
+
+    def _expire_stale(self, failure):
+        """After a flush found that another session changed or deleted a row first
+        (StaleDataError), the object it names still holds the old row, version included, and
+        the natural retry would fail the same way: it is expired, so that it reloads the row's
+        current values and version when next read (or get() finds the row gone)."""
+        if not isinstance(failure, StaleDataError) or failure.obj is None:
+            return
+        state = failure.obj.__dict__.get(STATE_ATTRIBUTE)
+        if state is None or state.session is not self or state.status is not PERSISTENT:
+            return
+        # No memento: a later rollback must not bring the stale values back.
+        _expire(state)
+        self.tracker.clean(state)
 
     def _detach_copy(self, state):
         self.identity.discard(state.key, state.obj)

@@ -451,11 +451,13 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         self._around("rollback", self._rollback)
 
     def _rollback(self):
+        failure = self.transaction.failure  # the rollback forgets it
         self.transaction.rollback()
         self._ready_thread = self._owner_thread
         while self.undo.depth:
             self._restore(*self.undo.pop())
         self._restore(*self.undo.pop())
+        self._expire_stale(failure)
 
     # -- leaving the session --------------------------------------------------------------
 
