@@ -56,7 +56,9 @@ class IdentityError(UowError, LookupError):
     """A primary-key value that no row can have was given to get(), get_one() or identity_key().
 
     Its shape is wrong (two values for a one-column key), or a value is of the wrong type or one
-    the column cannot store (None, an int beyond 64 bits, a lone surrogate).
+    the column cannot store (None, an int beyond 64 bits, a lone surrogate).  Also raised when a
+    query meets a row whose primary key holds NULL (SQLite allows it in a key column that is not
+    an INTEGER PRIMARY KEY): such a row has no identity, so no object is made from it.
     """
 
 

@@ -14,7 +14,14 @@ relationship for all the objects the query returned, instead of one per object o
 
 import threading
 
-from .errors import InvalidStateError, NotFoundError, ObjectDeletedError, UnknownFieldError, UnmappedClassError
+from .errors import (
+    IdentityError,
+    InvalidStateError,
+    NotFoundError,
+    ObjectDeletedError,
+    UnknownFieldError,
+    UnmappedClassError,
+)
 from .flush import from_db
 from .identity import collector_paused, format_key
 from .mapping import NOT_LOADED, mapper_of, quote
@@ -24,6 +31,29 @@ from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
 
 PERSISTENT = ObjectState.PERSISTENT
 _get_ident = threading.get_ident
+
+
+class _NullKey(Exception):
+    """Internal: a row whose primary key holds NULL (see _null_key_error)."""
+
+    def __init__(self, row):
+        super().__init__()
+        self.row = row
+
+
+def _null_key_error(mapper, row):
+    """SQLite accepts NULL in a key column that is not an INTEGER PRIMARY KEY (a legacy quirk it
+    keeps for compatibility).  Such a row has no identity: ``key = NULL`` matches nothing, so an
+    UPDATE or DELETE of it would find no row.  Every load goes through ``_build_objects``, which
+    refuses the row before any object is made from it."""
+    names = [column.name for column in mapper.primary_key if row[column.index] is None]
+    shown = ", ".join(f"{column.name}={row[column.index]!r}" for column in mapper.primary_key)
+    return IdentityError(
+        f"table {mapper.table} holds a row whose primary key ({', '.join(mapper.pk_names)}) has NULL in "
+        f"{', '.join(names)} ({mapper.cls.__name__}({shown})): SQLite allows NULL in a key column that is not "
+        f"an INTEGER PRIMARY KEY, but such a row has no identity, and an UPDATE or DELETE by key would match "
+        f"nothing. Give the row a key value, or declare {', '.join(names)} NOT NULL; nothing was loaded"
+    )
 
 
 class LoadingMixin:
@@ -203,9 +233,22 @@ class LoadingMixin:
         undo log's current epoch instead of a memento: rolling back expires it (see ``undo``).
         """
         objects = []
+        first_new = next(self._sequence)  # objects this load creates are numbered after it
         with collector_paused(len(rows)):
-            self._build_objects(mapper, rows, objects)
+            try:
+                self._build_objects(mapper, rows, objects)
+            except _NullKey as found:
+                self._forget_new_objects(objects, first_new)
+                raise _null_key_error(mapper, found.row) from None
         return objects
+
+    def _forget_new_objects(self, objects, first_new):
+        """A load that fails leaves the session as it was: the objects it created leave the map."""
+        for obj in objects:
+            state = obj.__dict__[STATE_ATTRIBUTE]
+            if state.sequence > first_new:
+                self.identity.discard(state.key, obj)
+                self.tracker.forget(state)
 
     def _build_objects(self, mapper, rows, objects):
         cls = mapper.cls
@@ -241,6 +284,8 @@ class LoadingMixin:
                 key = (cls, tuple([row[index] for index in pk_indexes]))
             obj = identity.get(key)
             if obj is None:
+                if None in key[1]:
+                    raise _NullKey(row)  # (checked here: a held object's key never holds None)
                 obj = new(cls)
                 values = obj.__dict__
                 values.update(zip(names, row))
