@@ -33,6 +33,15 @@ class Capabilities:
     autoflush: bool = True
     """get() that misses the identity map flushes first."""
 
+    autoflush_off: bool = True
+    """A session can be opened with autoflush=False: then nothing flushes before a get(), a query
+    or a load (begin_nested still flushes).  False: every session the machine opens autoflushes."""
+
+    filter_by: bool = True
+    """query(table, field, value): the objects whose row's column equals the value (through the
+    identity map: a held object is returned as it is, its expired fields filled from the row,
+    its unflushed changes kept), after an autoflush."""
+
     expire_on_commit: bool = False
     """After commit every persistent object is expired (reloads on next access)."""
 
@@ -198,7 +207,8 @@ class Adapter(abc.ABC):
         ...
 
     @abc.abstractmethod
-    def open_session(self):
+    def open_session(self, autoflush=True):
+        """A new session on the connection; ``autoflush=False`` only where ``autoflush_off``."""
         ...
 
     @abc.abstractmethod
@@ -234,6 +244,10 @@ class Adapter(abc.ABC):
     def get(self, table, key):
         """The object for the key, or None."""
         ...
+
+    def query(self, table, field, value):
+        """The objects whose row holds ``value`` in ``field`` (a list; capability filter_by)."""
+        raise NotImplementedError(f"{self.name} declares filter_by=False")
 
     def read(self, obj, columns):
         """Read the attributes as a user would (expired ones load); returns a dict."""
@@ -314,6 +328,8 @@ def load_adapter(spec=None):
 # Capability values under which the machine does not draw something, and what that is.
 SKIPPED_WHEN = {
     ("savepoints", False): "savepoint rule (begin_nested, release, rollback of a savepoint)",
+    ("autoflush_off", False): "sessions opened with autoflush=False",
+    ("filter_by", False): "the query rule (filter by equality on a data column)",
     ("delete_deleted", None): "delete() of an object whose DELETE was flushed",
     ("attach_deleted", False): "delete() of a detached object whose row was deleted",
     ("pending_key_conflict", None): "add()/delete() of an object whose key another object holds or claims",

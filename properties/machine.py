@@ -93,6 +93,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         self.directory = None
         self.connection = None
         self.reader = None
+        self.autoflush = True
 
     # -- setup and teardown ---------------------------------------------------------------
 
@@ -102,10 +103,12 @@ class ConformanceMachine(RuleBasedStateMachine):
         generated=st.runner().flatmap(lambda machine: machine.generated_keys()),
         unique=st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans()),
         seeded=st.integers(0, 3),
+        autoflush=st.runner().flatmap(lambda machine: machine.autoflush_options()),
     )
-    def setup(self, shape, names, generated, unique, seeded):
+    def setup(self, shape, names, generated, unique, seeded, autoflush=True):
         """Draw a schema, create it in a fresh database file, and commit ``seeded`` rows per table
-        (so objects can be loaded even in a program that creates none)."""
+        (so objects can be loaded even in a program that creates none); sessions are opened with
+        the drawn ``autoflush`` option."""
         schema = Schema.build(shape, names, generated, unique)
         note(f"schema: {schema!r}")
         self._event(f"schema: {shape}")
@@ -127,8 +130,11 @@ class ConformanceMachine(RuleBasedStateMachine):
                                         [row[column] for column in table.columns])
         self.reader = sqlite3.connect(path, isolation_level=None)
         self.adapter.setup(self.connection, schema)
-        self.adapter.open_session()
-        self.model = Model(schema, self.caps, rows)
+        self.autoflush = autoflush
+        if not autoflush:
+            self._event("session: autoflush=False")
+        self.adapter.open_session(autoflush=autoflush)
+        self.model = Model(schema, self.caps, rows, autoflush=autoflush)
 
     def _seed_rows(self, schema, count):
         """``count`` committed rows per table; row i references row i of each parent (i-1 for itself)."""
@@ -154,6 +160,12 @@ class ConformanceMachine(RuleBasedStateMachine):
         if self.caps.deterministic_self_reference:
             return sorted(SHAPES)
         return sorted(shape for shape in SHAPES if shape != "self_ref")
+
+    def autoflush_options(self):
+        """Sessions with autoflush on, and off where the implementation allows (autoflush_off)."""
+        if self.caps.autoflush_off:
+            return st.booleans().map(lambda off: not off)
+        return st.just(True)
 
     def generated_keys(self):
         """Which tables get SQLite-generated keys (none, if the implementation says they are
@@ -466,6 +478,59 @@ class ConformanceMachine(RuleBasedStateMachine):
             self._event("load from the database after a reopen")
         return multiple(self._remember(hid, actual, table))
 
+    def query_choices(self):
+        """``(table name, field, value)`` to query by: first the values rows of held objects with
+        unflushed changes hold (a query must not overwrite those changes), then every name and note."""
+        model = self.model
+        first = []
+        for obj in model.objects.values():
+            row = model.db[obj.table.name].get(obj.key) if obj.state == "persistent" else None
+            if row is not None and obj.changed_fields():
+                first.append((obj.table.name, "name", row["name"]))
+        rest = [(table.name, field, value) for table in model.schema.tables
+                for field, value in (("name", "ann"), ("name", "bob"), ("name", "cy"), ("note", None), ("note", "x"))]
+        return sorted(set(first)) + rest
+
+    @precondition(lambda self: self.usable() and self.caps.filter_by)
+    @rule(target=objects, pick=_from_machine("query_choices"))
+    def query(self, pick):
+        """A query by equality on a data column: exactly the objects (identity!) the oracle predicts."""
+        self._event("rule: query")
+        table, field, value = pick
+        if not self.autoflush and self.model.has_work():
+            self._event("query with unflushed work and autoflush off")
+        schema_table = self.model.schema.table(table)
+        label = f"query({table}, {field}={value!r})"
+        refused, expected, actual = self._attempt(
+            label, lambda: self.model.query(schema_table, field, value),
+            lambda: self.adapter.query(schema_table, field, value))
+        if refused:
+            return multiple()
+        new = []
+        for outcome, hid in expected:
+            if outcome == "loaded":
+                found = [obj for obj in actual if id(obj) not in self.by_object and self._key_of(obj, schema_table)
+                         == self.model.objects[hid].key]
+                if len(found) != 1:
+                    raise AssertionError(f"{label} returned {actual!r}; the oracle expected a new object for "
+                                         f"{table}{self.model.objects[hid].key}")
+                new.append(self._remember(hid, found[0], schema_table))
+                self._event("load from the database by a query")
+        expected_objects = {id(self.handles[hid].obj) for _, hid in expected}
+        actual_objects = {id(obj) for obj in actual}
+        if len(actual) != len(expected) or actual_objects != expected_objects:
+            shown = [self.by_object[id(obj)] if id(obj) in self.by_object else obj for obj in actual]
+            raise AssertionError(f"{label} returned {shown}; the oracle expected "
+                                 f"{[self.handles[hid] for _, hid in expected]}")
+        if expected:
+            self._event("a query returned objects")
+        return multiple(*new)
+
+    def _key_of(self, obj, table):
+        """The key of an object the implementation just loaded (it is loaded, so no SQL)."""
+        loaded = self.adapter.loaded(obj, table.key)
+        return table.key_of(loaded)
+
     # -- rules: transactions --------------------------------------------------------------
 
     def boundary_actions(self):
@@ -495,7 +560,7 @@ class ConformanceMachine(RuleBasedStateMachine):
                 self._event("rollback after a failed flush")
         if action == "reopen":
             self._attempt("close()", model.close, self.adapter.close_session)
-            self.adapter.open_session()
+            self.adapter.open_session(autoflush=self.autoflush)
             self.reopened = True
         else:
             self._attempt(f"{action}()", getattr(model, action), getattr(self.adapter, action))

@@ -25,7 +25,10 @@ The rules, in the words of docs/api-sketch.md ("Semantics") and README.rst ("The
   gave them); deleted objects are persistent again; objects first loaded during the rolled-back
   transaction are expired (they reload on next access).  A savepoint rollback applies the same
   rule to the work since the savepoint began.
-* Autoflush flushes before get-misses that query.
+* Autoflush flushes before get-misses and queries, unless the session was opened with
+  autoflush=False.  A query returns the objects whose *row* matches: a held object comes back
+  as it is (its unflushed changes are never overwritten; only its expired fields are filled
+  from the row), other rows load as new objects.
 * A flush that fails leaves the database and the session exactly as before that flush, and the
   session then refuses further work with PendingRollbackError until rollback() is called.
 * Generated integer keys: SQLite reuses rowids after a rollback (next id = max(rowid) + 1 over
@@ -163,9 +166,10 @@ class Frame:
 class Model:
     """The expected state of one database and one session (replaced on reopen)."""
 
-    def __init__(self, schema, caps, rows=None):
+    def __init__(self, schema, caps, rows=None, autoflush=True):
         self.schema = schema
         self.caps = caps
+        self.autoflushing = autoflush  # the session's own autoflush option (see caps.autoflush_off)
         self.db = copy_rows(rows) if rows else {table.name: {} for table in schema.tables}
         self.committed = copy_rows(self.db)
         self.objects = {}
@@ -423,6 +427,10 @@ class Model:
         row = self.db[table.name].get(key)
         if row is None:
             return ("none", None)
+        return ("loaded", self._load_new(table, key, row))
+
+    def _load_new(self, table, key, row):
+        """A row no object holds becomes a new PERSISTENT object; returns its handle id."""
         hid = len(self.objects)
         obj = Obj(table, row)
         obj.state = PERSISTENT
@@ -431,7 +439,35 @@ class Model:
         obj.seq = next(self._sequence)
         self.objects[hid] = obj
         self.frames[-1].entered[hid] = obj.copy()
-        return ("loaded", hid)
+        return hid
+
+    def query(self, table, field, value):
+        """A query for rows whose ``field`` equals ``value``: autoflush, then every matching row
+        in key order, as ``[("held", hid) or ("loaded", hid)]``.
+
+        A held object is returned as it is: its unflushed changes stay, and only its expired
+        fields are filled from the row.  Objects whose unflushed values match but whose row does
+        not (pending, or changed without autoflush) are not returned: the query reads rows.
+        """
+        if self.failed:
+            raise Refused("pending_rollback", "query: a previous flush failed")
+        self.autoflush()
+        found = []
+        for key, row in sorted(self.db[table.name].items()):
+            if row[field] != value:
+                continue
+            hid = self.held(table, key)
+            if hid is None:
+                found.append(("loaded", self._load_new(table, key, row)))
+                continue
+            obj = self.objects[hid]
+            if obj.changed_fields():
+                self.situations.add("a query returned a held object with unflushed changes")
+            if len(obj.values) < len(table.columns):
+                self.situations.add("a query filled a held object's expired fields")
+                obj.load(row, self.caps.reload_completes_snapshot)
+            found.append(("held", hid))
+        return found
 
     def _load_held(self, obj):
         """get_checks_expired: reload a wholly expired held object; False if its row is gone.
@@ -468,7 +504,7 @@ class Model:
     # -- flush ----------------------------------------------------------------------------
 
     def autoflush(self):
-        if self.caps.autoflush:
+        if self.caps.autoflush and self.autoflushing:
             self.flush()
 
     def flush(self):

@@ -100,8 +100,8 @@ class SQLAlchemyAdapter(Adapter):
             self.registry.map_imperatively(self.classes[table.name], sql_table, properties=properties)
         self.table_of = {cls: name for name, cls in self.classes.items()}
 
-    def open_session(self):
-        self.session = orm.Session(self.engine, expire_on_commit=True, autoflush=True)
+    def open_session(self, autoflush=True):
+        self.session = orm.Session(self.engine, expire_on_commit=True, autoflush=autoflush)
 
     def close_session(self):
         self.session.close()
@@ -129,6 +129,10 @@ class SQLAlchemyAdapter(Adapter):
 
     def get(self, table, key):
         return self.session.get(self.classes[table.name], key)
+
+    def query(self, table, field, value):
+        cls = self.classes[table.name]
+        return list(self.session.scalars(sqlalchemy.select(cls).filter_by(**{field: value})))
 
     def flush(self):
         self.session.flush()

@@ -58,8 +58,8 @@ class UowAdapter(Adapter):
                 table.name.capitalize(), (base,), {"table": table.name},
                 lambda body, namespace=namespace: body.update(namespace))
 
-    def open_session(self):
-        self.session = uow.Session(self.connection)
+    def open_session(self, autoflush=True):
+        self.session = uow.Session(self.connection, autoflush=autoflush)
 
     def close_session(self):
         self.session.close()
@@ -84,6 +84,9 @@ class UowAdapter(Adapter):
 
     def get(self, table, key):
         return self.session.get(self.classes[table.name], key)
+
+    def query(self, table, field, value):
+        return self.session.filter(self.classes[table.name], **{field: value})
 
     def flush(self):
         self.session.flush()
