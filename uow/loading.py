@@ -233,24 +233,20 @@ class LoadingMixin:
         undo log's current epoch instead of a memento: rolling back expires it (see ``undo``).
         """
         objects = []
-        first_new = next(self._sequence)  # objects this load creates are numbered after it
+        created = []
         with collector_paused(len(rows)):
             try:
-                self._build_objects(mapper, rows, objects)
+                self._build_objects(mapper, rows, objects, created)
             except _NullKey as found:
-                self._forget_new_objects(objects, first_new)
+                # A load that fails leaves the session as it was: the objects it made leave the map.
+                for obj in created:
+                    state = obj.__dict__[STATE_ATTRIBUTE]
+                    self.identity.discard(state.key, obj)
+                    self.tracker.forget(state)
                 raise _null_key_error(mapper, found.row) from None
         return objects
 
-    def _forget_new_objects(self, objects, first_new):
-        """A load that fails leaves the session as it was: the objects it created leave the map."""
-        for obj in objects:
-            state = obj.__dict__[STATE_ATTRIBUTE]
-            if state.sequence > first_new:
-                self.identity.discard(state.key, obj)
-                self.tracker.forget(state)
-
-    def _build_objects(self, mapper, rows, objects):
+    def _build_objects(self, mapper, rows, objects, created):
         cls = mapper.cls
         names = mapper.column_names
         converters = mapper.load_converters
@@ -292,6 +288,7 @@ class LoadingMixin:
                 state = InstanceState(obj, mapper, PERSISTENT, self, key, snapshot, next(sequence), epoch)
                 values[STATE_ATTRIBUTE] = state
                 identity[key] = obj
+                created.append(obj)
                 if json_indexes:
                     watch(state)
             else:
