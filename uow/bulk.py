@@ -235,7 +235,7 @@ class BulkMixin:
         """Objects the session holds for updated rows take the new values (and snapshot)."""
         version = mapper.version_column
         for mapping in mappings:
-            key = (mapper.cls, tuple(mapping[name] for name in mapper.pk_names))
+            key = mapper.key_for([mapping[name] for name in mapper.pk_names])
             held = self.identity.get(key)
             if held is None:
                 continue

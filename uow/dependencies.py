@@ -176,7 +176,7 @@ def _foreign_key_edges(actions, writers):
                 key_values = tuple(values.get(name) for name in foreign_key.column_names)
                 if None in key_values:
                     continue
-                parent = keyed.get((foreign_key.target, key_values))
+                parent = keyed.get(foreign_key.target_key(key_values))
             if parent is None:
                 continue
             if parent is action and _known_key(state) is not None:
@@ -206,7 +206,7 @@ def _delete_edges(actions, deleted):
             old = tuple(committed[column.index] for column in foreign_key.columns)
             if None in old or NOT_LOADED in old:
                 continue
-            parent = deleted.get((foreign_key.target, old))
+            parent = deleted.get(foreign_key.target_key(old))
             if parent is None or parent is action:
                 continue
             if _leaves_alone(action, foreign_key):
@@ -234,7 +234,7 @@ def _refuse_dangling_children(deleted, actions, held_states):
             if foreign_key.target.__mapper__ not in deleted_mappers:
                 continue
             key_values = tuple(values.get(name) for name in foreign_key.column_names)
-            parent = deleted.get((foreign_key.target, key_values))
+            parent = deleted.get(foreign_key.target_key(key_values))
             if parent is not None:
                 fix = "set it to None, " if foreign_key.nullable else ""
                 raise InvalidStateError(

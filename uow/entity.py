@@ -125,7 +125,7 @@ class Entity:
         for name in mapper.column_names:
             if name not in namespace and state is not None and state.key is not None and name in mapper.pk_names:
                 # An expired key column: the identity key still knows its value.
-                parts.append(f"{name}={state.key[1][mapper.pk_names.index(name)]!r}")
+                parts.append(f"{name}={mapper.key_values(state.key)[mapper.pk_names.index(name)]!r}")
             elif name in namespace:
                 value = namespace[name]
                 text = repr(value)

@@ -165,7 +165,7 @@ def _row_getter(columns):
 def _key_params(mapper, state, checks_version=True):
     """The WHERE parameters that find a row by the key it had before this flush (and, for a
     versioned entity, the version this session loaded)."""
-    values = [to_db(column, value) for column, value in zip(mapper.primary_key, state.key[1])]
+    values = list(state.key[1])  # an identity key holds the stored forms (Mapper.key_for)
     if checks_version and mapper.version_column is not None:
         values.append(state.committed[mapper.version_column.index])
     return values

@@ -274,8 +274,11 @@ class FlushingMixin:
                     continue
                 if version is not None:
                     values[version.name] = state.committed[version.index] + 1
-                # The key columns may be expired (not reassigned): then the key did not change.
-                new_key = mapper.key_of(values) if values.keys() >= set(mapper.pk_names) else state.key
+                # Only an UPDATE that wrote a key column can have moved the row to a new key (the
+                # key columns may also be expired, not reassigned: then the key did not change).
+                new_key = state.key
+                if values.keys() >= set(mapper.pk_names) and not set(step.columns).isdisjoint(mapper.pk_names):
+                    new_key = mapper.key_of(values)
                 if new_key != state.key:
                     new_keys.append((state.key, new_key))
                     self.identity.discard(state.key, state.obj)
@@ -319,17 +322,18 @@ class FlushingMixin:
         loaded objects that referenced the old key now hold the new one, in memory and in their
         snapshots."""
         target = old_key[0]
+        new_values = target.__mapper__.key_values(new_key)
         for obj in list(self.identity.values()):
             state = obj.__dict__[STATE_ATTRIBUTE]
             for foreign_key in state.mapper.foreign_keys:
                 if foreign_key.target is not target:
                     continue
                 values = obj.__dict__
-                if tuple(values.get(name) for name in foreign_key.column_names) != old_key[1]:
+                if foreign_key.target_key([values.get(name) for name in foreign_key.column_names]) != old_key:
                     continue
                 self.undo.record(state)
                 snapshot = list(state.committed)
-                for column, value in zip(foreign_key.columns, new_key[1]):
+                for column, value in zip(foreign_key.columns, new_values):
                     values[column.name] = value
                     snapshot[column.index] = value
                 state.committed = tuple(snapshot)

@@ -1,7 +1,9 @@
 """The identity map: at most one object per row in a session.
 
 Fowler's Identity Map in a dozen lines.  Its key is ``(EntityClass, (primary-key values...))``
-(the same shape SQLAlchemy's ``identity_key`` returns), its value the one object that stands for
+(the same shape SQLAlchemy's ``identity_key`` returns), each value in the form SQLite stores and
+compares it (``Mapper.key_for``: two Decimals equal in Python but stored as different texts are
+two rows, so two keys), its value the one object that stands for
 that row.  Loading goes through it, so ``session.get(User, 3) is session.get(User, 3)``, and a
 query that returns the row again returns the same object instead of a copy that could
 disagree with it.
@@ -49,8 +51,9 @@ class IdentityMap(dict):
 
 def format_key(key):
     """``User(3)`` or ``Pair(1, 'x')``: an identity key as error messages print it."""
-    cls, values = key
-    return f"{cls.__name__}({', '.join(map(repr, values))})"
+    cls = key[0]
+    # The key holds stored forms (the text of a Decimal key); show the values the user knows.
+    return f"{cls.__name__}({', '.join(map(repr, cls.__mapper__.key_values(key)))})"
 
 
 @contextlib.contextmanager

@@ -150,14 +150,15 @@ class LoadingMixin:
                 values = obj.__dict__
                 if relationship.name in values:
                     continue
-                key_values = tuple(values.get(name) for name in relationship.column_names)
-                if None not in key_values and (target.cls, key_values) not in self.identity:
-                    wanted.append(key_values)
+                key_values = [values.get(name) for name in relationship.column_names]
+                key = relationship.foreign_key.target_key(key_values)
+                if None not in key_values and key not in self.identity:
+                    wanted.append(key[1])
             self._select_in(target, target.pk_names, sorted(set(wanted), key=repr))
             for obj in objects:
                 if relationship.name not in obj.__dict__:
-                    key_values = tuple(obj.__dict__.get(name) for name in relationship.column_names)
-                    held = self.identity.get((target.cls, key_values))
+                    key_values = [obj.__dict__.get(name) for name in relationship.column_names]
+                    held = self.identity.get(relationship.foreign_key.target_key(key_values))
                     if held is not None:
                         obj.__dict__[relationship.name] = held
             return
@@ -169,8 +170,8 @@ class LoadingMixin:
         children = self._select_in(child, reference.column_names, keys)
         by_parent = {}
         for item in children:
-            key_values = tuple(item.__dict__.get(name) for name in reference.column_names)
-            by_parent.setdefault(key_values, []).append(item)
+            key = reference.foreign_key.target_key([item.__dict__.get(name) for name in reference.column_names])
+            by_parent.setdefault(key[1], []).append(item)
         for obj, key in zip(parents, keys):
             items = [item for item in by_parent.get(key, []) if self._points_at(item, reference, obj)]
             for item in items:
@@ -178,40 +179,40 @@ class LoadingMixin:
             obj.__dict__[relationship.name] = RelatedList(obj, relationship, items)
 
     def _select_in(self, mapper, names, keys):
-        """Load the rows of ``mapper`` whose ``names`` columns hold one of ``keys``."""
+        """Load the rows of ``mapper`` whose ``names`` columns hold one of ``keys`` (stored forms, as an
+        identity key holds them: see ``Mapper.key_for``)."""
         if not keys:
             return []
         chunk = max(1, self.executor.variable_limit() // len(names))
         table = mapper.quoted_table
-        columns = [mapper.column(name) for name in names]
         objects = []
         for start in range(0, len(keys), chunk):
             part = keys[start:start + chunk]
             if len(names) == 1:
                 where = f"{table}.{quote(names[0])} IN ({', '.join('?' * len(part))})"
-                params = [self._bind(columns[0], key[0]) for key in part]
+                params = [key[0] for key in part]
             else:
                 row = "(" + ", ".join("?" * len(names)) + ")"
                 where = f"({', '.join(f'{table}.{quote(n)}' for n in names)}) IN (VALUES {', '.join([row] * len(part))})"
-                params = [self._bind(column, value) for key in part for column, value in zip(columns, key)]
+                params = [value for key in part for value in key]
             order = mapper.key_order
             objects.extend(self._load(mapper, self._query(
                 f"SELECT {mapper.select_list} FROM {table} WHERE {where} ORDER BY {order}", params)))
         return objects
 
-    def _select_by_key(self, mapper, key_values, select_list=None):
-        """The row (or none) whose primary key is ``key_values``, with ``select_list`` (default: every column)."""
+    def _select_by_key(self, mapper, stored_key, select_list=None):
+        """The row (or none) whose primary key is ``stored_key`` (an identity key's values, which are
+        the stored forms), with ``select_list`` (default: every column)."""
         if select_list is None:
             select_list = mapper.select_list
-        params = [self._bind(column, value) for column, value in zip(mapper.primary_key, key_values)]
-        return self._query(f"SELECT {select_list} FROM {mapper.quoted_table} WHERE {mapper.key_condition}", params)
+        return self._query(f"SELECT {select_list} FROM {mapper.quoted_table} WHERE {mapper.key_condition}",
+                           list(stored_key))
 
     def _select_referring(self, mapper, reference, owner_state):
         """Load the objects of ``mapper`` whose ``reference`` columns hold the owner's key in the
         database (as last flushed), in key order."""
         where = " AND ".join(f"{mapper.quoted_table}.{quote(name)} = ?" for name in reference.column_names)
-        owner_key = zip(owner_state.mapper.primary_key, owner_state.key[1])
-        params = [self._bind(column, value) for column, value in owner_key]
+        params = list(owner_state.key[1])  # stored forms (Mapper.key_for)
         return self._load(mapper, self._query(
             f"SELECT {mapper.select_list} FROM {mapper.quoted_table} WHERE {where} ORDER BY {mapper.key_order}",
             params))
@@ -259,7 +260,7 @@ class LoadingMixin:
         json_indexes = [column.index for column in mapper.json_columns]
         watch = self.tracker.watch
         for row in rows:
-            snapshot = row
+            snapshot = stored = row  # the key is made of the stored forms (Mapper.key_for)
             if converters:
                 row = list(row)
                 for index, convert in converters:
@@ -275,9 +276,9 @@ class LoadingMixin:
                 else:
                     snapshot = row
             if single_key is not None:
-                key = (cls, (row[single_key],))
+                key = (cls, (stored[single_key],))
             else:
-                key = (cls, tuple([row[index] for index in pk_indexes]))
+                key = (cls, tuple([stored[index] for index in pk_indexes]))
             obj = identity.get(key)
             if obj is None:
                 if None in key[1]:
@@ -439,5 +440,5 @@ class LoadingMixin:
         owner_key = owner.__dict__[STATE_ATTRIBUTE].key
         if owner_key is None:
             return False
-        return tuple(values.get(name) for name in reference.column_names) == owner_key[1]
+        return reference.foreign_key.target_key([values.get(name) for name in reference.column_names]) == owner_key
 

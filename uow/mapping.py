@@ -223,6 +223,10 @@ class ForeignKey:
         """True when every column of the key may be NULL, so a row can be written without it."""
         return all(column.nullable for column in self.columns)
 
+    def target_key(self, values):
+        """The identity key of the row that the foreign-key column ``values`` point at."""
+        return self.target.__mapper__.key_for(values)
+
     def describe(self):
         """``orders.user_id references users.id``: the reason an ordering edge gives."""
         if self._description is None:
@@ -340,8 +344,14 @@ class Mapper:
         self.load_converters = tuple(
             (column.index, column.type.from_db) for column in self.columns if column.type.from_db
         )
-        # get()'s fast path: a scalar of this type is a whole key (None for composite keys).
-        self.scalar_key_type = self.primary_key[0].type.python_type if len(self.primary_key) == 1 else None
+        # How each key value enters the identity key: as SQLite stores it (see key_for).  None
+        # for a column whose values are bound as they are (int, float, str, bytes, bool).
+        self.key_converters = tuple(column.type.to_db for column in self.primary_key)
+        self.plain_key = not any(self.key_converters)
+        # get()'s fast path: a scalar of this type is a whole key (None for composite keys, and
+        # for keys whose stored form differs from the value, such as Decimal).
+        self.scalar_key_type = (self.primary_key[0].type.python_type
+                                if len(self.primary_key) == 1 and self.plain_key else None)
         self.json_columns = tuple(column for column in self.columns if column.type.mutable)
         self.snapshot_getter = self._make_snapshot_getter()
         self.select_list = ", ".join(f"{self.quoted_table}.{quote(name)}" for name in self.column_names)
@@ -617,13 +627,40 @@ class Mapper:
             reason = "a primary key is never NULL" if value is None else column.type.problem(value)
             if reason is not None:
                 raise IdentityError(f"{column.qualified_name} key value {value!r}: {reason}")
-        return (self.cls, values)
+        return self.key_for(values)
+
+    def key_for(self, values):
+        """The identity key ``(cls, (stored values...))`` of the row whose key columns hold ``values``.
+
+        The key is what SQLite compares, not what Python's ``==`` says: ``Decimal("1.0")`` and
+        ``Decimal("1.00")`` are equal in Python but stored as the texts '1.0' and '1.00', two
+        rows; so are one instant written at two UTC offsets.  So each key value enters the key
+        in the form it is bound in (``columntypes``: the text for Decimal, date and datetime;
+        the value itself for the other types, whose equality SQLite shares).  A value of the
+        wrong type is left as it is: the flush refuses it, with a message, before any SQL.
+        :meth:`key_values` turns a key back into the values the user knows.
+        """
+        if self.plain_key:
+            return (self.cls, tuple(values))
+        return (self.cls, tuple(
+            value if convert is None or type(value) is not column.type.python_type else convert(value)
+            for column, convert, value in zip(self.primary_key, self.key_converters, values)
+        ))
+
+    def key_values(self, key):
+        """The key column values, as Python values, of an identity key made by :meth:`key_for`."""
+        if self.plain_key:
+            return key[1]
+        return tuple(
+            column.type.from_db(value) if convert is not None and type(value) is str else value
+            for column, convert, value in zip(self.primary_key, self.key_converters, key[1])
+        )
 
     def key_of(self, values):
-        """The identity key of an object given its instance dict."""
+        """The identity key of an object given its instance dict (see :meth:`key_for`)."""
         if self.scalar_key_type is not None:
             return (self.cls, (values.get(self.pk_names[0]),))
-        return (self.cls, tuple(values.get(name) for name in self.pk_names))
+        return self.key_for([values.get(name) for name in self.pk_names])
 
     def copy_values(self, values, committed=None):
         """A copy of an instance dict for the undo log.

@@ -70,13 +70,13 @@ class MergingMixin:
             return obj
         if state is not None and state.key is not None:
             key = state.key  # the key columns may be expired; the state remembers the key
-            source.update(zip(mapper.pk_names, key[1]))
+            source.update(zip(mapper.pk_names, mapper.key_values(key)))
         else:
             key_values = tuple(source.get(name) for name in mapper.pk_names)
             key = None if None in key_values else mapper.identity_key(key_values)
         if not load:
             return self._merge_without_loading(obj, mapper, key, state, source)
-        target = self.get(mapper.cls, key[1]) if key is not None else None
+        target = self.get(mapper.cls, mapper.key_values(key)) if key is not None else None
         if target is None:
             target = mapper.cls.__new__(mapper.cls)
             target.__dict__.update(
@@ -182,7 +182,7 @@ class MergingMixin:
             self._begin(None, for_writing=True)
         row = self.executor.execute(sql, params).fetchone()
         if row is None:  # DO NOTHING on an existing row returns nothing: read it
-            row = self._select_by_key(mapper, key_values)[0]
+            row = self._select_by_key(mapper, key[1])[0]
         stored = {column.name: from_db(column, value) for column, value in zip(mapper.columns, row)}
         held = self.identity.get(key)
         target = held if held is not None else obj

@@ -218,7 +218,7 @@ def _key_values(target, mapper):
     values = target.__dict__
     state = values.get(STATE_ATTRIBUTE)
     if state is not None and state.key is not None and not all(name in values for name in mapper.pk_names):
-        return state.key[1]
+        return mapper.key_values(state.key)
     return tuple(values.get(name) for name in mapper.pk_names)
 
 
