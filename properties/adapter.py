@@ -65,7 +65,8 @@ class Capabilities:
 
     failed_flush: str = "refuse_until_rollback"
     """"refuse_until_rollback": after a failed flush the database and objects are as before it
-    and flush/commit/savepoint operations raise pending_rollback until rollback().
+    and flush/commit/savepoint operations raise pending_rollback until rollback(), or until the
+    savepoint the flush failed in is rolled back (the enclosing transaction then goes on).
     "rolled_back": the innermost transaction or savepoint is rolled back at once (the rollback
     rule applied), commit raises pending_rollback, and rolling back the savepoint recovers."""
 

@@ -914,10 +914,12 @@ class Model:
         self.frames.pop().merge_into(self.frames[-1])
 
     def rollback_nested(self):
-        """Rolling back the innermost savepoint: the rollback rule, for the work since it began."""
+        """Rolling back the innermost savepoint: the rollback rule, for the work since it began.
+
+        A flush that failed while it was open failed inside it (nothing can be opened after a
+        failure), so it is undone with it and the enclosing transaction goes on."""
         self._end_frame()
-        if self.caps.failed_flush == "rolled_back":
-            self.failed = False
+        self.failed = False
 
     def close(self):
         """close(): the transaction rolls back and every object leaves the session.

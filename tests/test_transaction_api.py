@@ -30,8 +30,8 @@ def test_no_transaction_before_the_first_database_operation(session):
 
 
 def test_savepoints_nest_and_the_innermost_is_reported(session):
-    session.begin()
-    assert session.get_transaction() is session.transaction
+    transaction = session.begin()
+    assert session.get_transaction() is transaction and transaction.is_active
     outer = session.begin_nested()
     inner = session.begin_nested()
     assert session.get_nested_transaction() is inner

@@ -37,7 +37,7 @@ from .plan import Constraint, FlushPlan, Step, StepKind
 from .schema import create_all, create_table_sql
 from .session import Session, SessionStats, identity_key
 from .states import STATE_ATTRIBUTE, ObjectState, status_of as state_of
-from .transaction import NestedTransaction, TransactionState
+from .transaction import NestedTransaction, SessionTransaction, TransactionState
 from .events import EVENT_NAMES, listen, remove_listener
 from . import events
 from . import errors
@@ -64,6 +64,6 @@ def loaded_values(obj):
 __all__ = [
     "Column", "Entity", "ForeignKey", "Reference", "Collection", "Session", "SessionStats", "connect", "create_all",
     "create_table_sql", "capture_sql", "Statement", "ObjectState", "state_of", "object_session",
-    "identity_key", "loaded_values", "FlushPlan", "Step", "StepKind", "Constraint", "NestedTransaction",
+    "identity_key", "loaded_values", "FlushPlan", "Step", "StepKind", "Constraint", "NestedTransaction", "SessionTransaction",
     "TransactionState", "errors", "events", "listen", "remove_listener", "EVENT_NAMES",
 ]

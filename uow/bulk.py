@@ -17,7 +17,7 @@ updated to match (values and snapshot), so the session never shows a value the r
 
 Every value is checked before any SQL runs, as in a flush.  Each bulk call runs in a savepoint of
 its own: a failure rolls back that call's statements and leaves the session usable, unless SQLite
-rolled back the whole transaction itself (see ``_fail_if_transaction_lost``).
+rolled back the whole transaction itself (see ``Session._fail_if_transaction_lost``).
 """
 
 import sqlite3
@@ -119,13 +119,10 @@ class BulkMixin:
             return
         plan = build_plan(inserts, updates, [], held_states=list)
         bound = bind_plan(plan, self.executor.length_limit())
-        if not self.transaction.active:
-            self._begin(None, for_writing=True)
-        try:
+        with self._writing("bulk write"):
+            if not self.transaction.active:
+                self._begin(None, for_writing=True)
             filled, assigned = run_plan(self.executor, plan, bound)
-        except BaseException as error:
-            self._fail_if_transaction_lost(error)
-            raise
         for state in inserts:
             self.undo.record(state)  # before the keys arrive: a rollback takes them back
             values = state.obj.__dict__
@@ -195,8 +192,12 @@ class BulkMixin:
     def _bulk_run(self, statements, mapper, expect_each=False):
         """Run the statements inside a savepoint: all of them happen, or none.  Returns the number
         of rows they changed."""
-        if not self.transaction.active:
-            self._begin(None, for_writing=True)
+        with self._writing("bulk write"):
+            if not self.transaction.active:
+                self._begin(None, for_writing=True)
+            return self._bulk_run_in_savepoint(statements, mapper, expect_each)
+
+    def _bulk_run_in_savepoint(self, statements, mapper, expect_each):
         self.executor.execute(f"SAVEPOINT {BULK_SAVEPOINT}")
         changed = 0
         try:
@@ -216,20 +217,9 @@ class BulkMixin:
                 self.executor.execute(f"ROLLBACK TO {BULK_SAVEPOINT}")
                 self.executor.execute(f"RELEASE {BULK_SAVEPOINT}")
             if isinstance(error, sqlite3.Error):
-                failure = FlushError(f"bulk write to {mapper.table} failed: {error}", statement=None)
-                self._fail_if_transaction_lost(failure)
-                raise failure from error
-            self._fail_if_transaction_lost(error)
+                raise FlushError(f"bulk write to {mapper.table} failed: {error}", statement=None) from error
             raise
         return changed
-
-    def _fail_if_transaction_lost(self, error):
-        """A failed bulk write is undone by its savepoint and the transaction goes on, unless SQLite
-        rolled the whole transaction back by itself (a trigger's RAISE(ROLLBACK), a full disk):
-        then objects flushed earlier hold rows that are gone, and only rollback() puts the session
-        back in step, so the session refuses other work until it is called, as after a failed flush."""
-        if not self.executor.in_transaction:
-            self._fail(error, "bulk write")
 
     def _bulk_sync(self, mapper, mappings):
         """Objects the session holds for updated rows take the new values (and snapshot)."""

@@ -25,21 +25,51 @@ before the first query, or after a commit.  ``bind_mapper``, ``bind_table`` and 
 SQLAlchemy's names, adapted to SQLite, where every "bind" is a file on one connection.
 """
 
+import re
+import sqlite3
+
 from .errors import TransactionError, UowError
 from .entity import Entity
 from .mapping import check_identifier, mapper_of, quote
+
+# What SQLite skips before a statement's first word: whitespace, comments and empty statements.
+_LEADING = re.compile(r"(?:\s+|;|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*", re.DOTALL)
+_WORD = re.compile(r"[A-Za-z]+")
+
+# The statements that begin or end a transaction or savepoint, and what to use instead.
+_TRANSACTION_CONTROL = {
+    "BEGIN": "session.begin()",
+    "COMMIT": "session.commit()",
+    "END": "session.commit()",
+    "ROLLBACK": "session.rollback(), or rollback() on what begin_nested() returned",
+    "SAVEPOINT": "session.begin_nested()",
+    "RELEASE": "commit() on what begin_nested() returned",
+}
 
 
 class DatabasesMixin:
     """The Session's raw-SQL and attached-database methods (see the module docstring)."""
 
     def execute(self, sql, params=()):
-        """Run one SQL statement in the session's transaction (after an autoflush); return the cursor."""
+        """Run one SQL statement in the session's transaction (after an autoflush); return the cursor.
+
+        Statements that begin or end a transaction or savepoint (BEGIN, COMMIT, END, ROLLBACK,
+        SAVEPOINT, RELEASE) are refused before anything runs: the session owns the transaction, and
+        one it did not see end would leave its objects out of step with the database.
+        """
         self._check("execute")
+        _refuse_transaction_control(sql)
         self._autoflush()
-        if not self.transaction.active:
-            self._begin(None)
-        return self.executor.execute(sql, params)
+        with self._writing("execute"):
+            if not self.transaction.active:
+                self._begin(None)
+            try:
+                return self.executor.execute(sql, params)
+            except sqlite3.Error as error:
+                if not self.executor.in_transaction:
+                    error.add_note("uow: SQLite rolled back the session's whole transaction with this statement; "
+                                   "the session refuses other work until rollback()")
+                raise
 
     def scalar(self, sql, params=()):
         """The first column of the first row of a query, or None when it returns no row."""
@@ -115,3 +145,16 @@ class DatabasesMixin:
 
     def _attached(self):
         return {row[1]: row[2] for row in self.executor.fetchall("PRAGMA database_list")}
+
+
+def _refuse_transaction_control(sql):
+    if not isinstance(sql, str):
+        return  # sqlite3 refuses it with its own TypeError
+    word = _WORD.match(sql, _LEADING.match(sql).end())
+    verb = word.group().upper() if word is not None else None
+    if verb in _TRANSACTION_CONTROL:
+        raise TransactionError(
+            f"execute(): {sql.strip()!r} is transaction control ({verb}); the session owns the transaction and "
+            f"keeps its objects in step with it, so such statements cannot go through execute(): use "
+            f"{_TRANSACTION_CONTROL[verb]} instead"
+        )

@@ -125,6 +125,7 @@ class FlushingMixin:
         self._refuse_duplicate_keys(inserts, deletes)
         plan = build_plan(inserts, updates, deletes, held_states=self._held_states)
         bound = bind_plan(plan, self.executor.length_limit())
+        self._refuse_lost_transaction("dry_run")
         began = not self.transaction.active
         if began:
             self.transaction.begin(None, for_writing=True)
@@ -133,10 +134,8 @@ class FlushingMixin:
             with capture_sql() as statements:
                 run_plan(self.executor, plan, bound)
         except BaseException as error:
-            if not began and not self.executor.in_transaction:
-                # SQLite ended the whole transaction (a trigger's RAISE(ROLLBACK), a full disk):
-                # earlier flushes are undone, so only rollback() can put the objects back in step.
-                self._fail(error, "dry_run()")
+            if not began:  # (one the dry run began itself is ended below, whatever SQLite did)
+                self._fail_if_transaction_lost(error, "dry_run()")
             raise
         finally:
             if self.executor.in_transaction:
@@ -174,6 +173,7 @@ class FlushingMixin:
         self._refuse_duplicate_keys(inserts, deletes)
         plan = build_plan(inserts, updates, deletes, held_states=self._held_states)
         bound = bind_plan(plan, self.executor.length_limit())
+        self._refuse_lost_transaction("flush")
         self._flushing = True
         try:
             if not self.transaction.active:

@@ -16,8 +16,10 @@ one object per row:
   flush writes all its columns.
 """
 
+import sqlite3
+
 from .columntypes import first_invalid
-from .errors import ColumnValueError, InvalidStateError, StaleDataError
+from .errors import ColumnValueError, FlushError, InvalidStateError, StaleDataError
 from .flush import from_db
 from .mapping import MISSING, NOT_LOADED, mapper_of, quote
 from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
@@ -178,9 +180,14 @@ class MergingMixin:
         sql = (f"INSERT INTO {table} ({', '.join(map(quote, names))}) VALUES ({', '.join('?' * len(names))}) "
                f"ON CONFLICT ({conflict}) DO {action} RETURNING {', '.join(map(quote, mapper.column_names))}")
         params = [self._bind(mapper.column(name), values[name]) for name in names]
-        if not self.transaction.active:
-            self._begin(None, for_writing=True)
-        row = self.executor.execute(sql, params).fetchone()
+        with self._writing("upsert"):
+            if not self.transaction.active:
+                self._begin(None, for_writing=True)
+            try:
+                row = self.executor.execute(sql, params).fetchone()
+            except sqlite3.Error as error:
+                raise FlushError(f"upsert() of {mapper.describe(values)} failed: {error} (statement: {sql})",
+                                 statement=sql, obj=obj) from error
         if row is None:  # DO NOTHING on an existing row returns nothing: read it
             row = self._select_by_key(mapper, key[1])[0]
         stored = {column.name: from_db(column, value) for column, value in zip(mapper.columns, row)}

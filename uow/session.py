@@ -22,6 +22,7 @@ since the last commit back to exactly the state and values it had then.  Objects
 expired, so they reload on next access instead of keeping values the rollback undid.
 """
 
+import contextlib
 import dataclasses
 import itertools
 import threading
@@ -30,7 +31,7 @@ import types
 from .bulk import BulkMixin
 from .cascades import CascadesMixin
 from .databases import DatabasesMixin
-from .errors import DuplicateIdentityError, InvalidStateError, WrongThreadError
+from .errors import DuplicateIdentityError, InvalidStateError, TransactionError, WrongThreadError
 from .events import Listeners, dispatch
 from .executor import Executor
 from .flushing import FlushingMixin
@@ -102,7 +103,7 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
     def __init__(self, connection, *, autoflush=True, expire_on_commit=False, begin_mode=None,
                  read_only=False, busy_timeout=None, isolation_level=None, deferrable=None):
         self.executor = Executor(connection)
-        self.transaction = Transaction(self.executor)
+        self.transaction = Transaction(self.executor, self)
         self.transaction.configure(begin_mode=begin_mode, read_only=read_only,
                                    isolation_level=isolation_level, deferrable=deferrable)
         if busy_timeout is not None:
@@ -358,14 +359,17 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
     # -- transactions ---------------------------------------------------------------------
 
     def begin(self, mode=None, *, read_only=None, isolation_level=None, deferrable=None):
-        """Begin a transaction now (otherwise the first database operation begins one).
+        """Begin a transaction now (otherwise the first database operation begins one); return its
+        :class:`~uow.transaction.SessionTransaction`.
 
-        ``mode`` is SQLite's DEFERRED, IMMEDIATE or EXCLUSIVE; the options override the session's
-        for this transaction.  Beginning while a transaction is open is a TransactionError.
+        ``with session.begin():`` commits that transaction when the block ends (rolls it back if
+        the block raises) and leaves the session open.  ``mode`` is SQLite's DEFERRED, IMMEDIATE or
+        EXCLUSIVE; the options override the session's for this transaction.  Beginning while a
+        transaction is open is a TransactionError.
         """
         self._check("begin")
         self._begin(mode, read_only=read_only, isolation_level=isolation_level, deferrable=deferrable)
-        return self
+        return self.transaction.scope
 
     def begin_nested(self):
         """Open a savepoint; returns a NestedTransaction (also a context manager)."""
@@ -398,6 +402,8 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
             def roll_back_to():
                 self.transaction.rollback_to_savepoint(nested)
                 self._restore(*self.undo.pop())
+                if self.transaction.active:  # a failure inside the savepoint is undone with it
+                    self._ready_thread = self._owner_thread
 
             self._around("rollback_to_savepoint", roll_back_to, savepoint=nested)
 
@@ -410,8 +416,8 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         return bool(self.transaction.savepoints)
 
     def get_transaction(self):
-        """The session's Transaction while one is begun (or failed), else None."""
-        return self.transaction if self.in_transaction() else None
+        """The session's SessionTransaction while one is begun (or failed), else None."""
+        return self.transaction.scope
 
     def get_nested_transaction(self):
         """The innermost open NestedTransaction, or None."""
@@ -503,9 +509,50 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         self.undo.forget()
 
     def _fail(self, error, write="flush"):
-        """A write failed: refuse everything but rollback() until it is called (see ``transaction``)."""
-        self.transaction.fail(error, write)
+        """A write failed: refuse everything but rollback() until it is called (see ``transaction``).
+
+        The refusal says what SQLite did: whether it kept the transaction (only the failed write
+        was undone) or ended the whole of it by itself, earlier flushes included.
+        """
+        self.transaction.fail(error, write, lost=not self.executor.in_transaction)
         self._ready_thread = None
+
+    def _fail_if_transaction_lost(self, error, write):
+        """The one check every path that writes makes when it fails.
+
+        A failed upsert, bulk write, dry run or raw statement is undone by SQLite (or by its own
+        savepoint) and the transaction goes on, unless SQLite rolled the whole transaction back by
+        itself (a trigger's RAISE(ROLLBACK), a full disk, an interrupt): then objects flushed
+        earlier hold rows that are gone, and a later write would run outside any transaction and
+        be committed at once.  Only rollback() puts the session back in step, so the session
+        refuses other work until it is called, as after a failed flush.
+        """
+        if self.transaction.active and not self.executor.in_transaction:
+            self._fail(error, write)
+
+    def _refuse_lost_transaction(self, write):
+        """Before writing: the transaction this session began must still be open in SQLite.
+
+        SQLite can end it unseen (the raw connection, a statement whose error was caught by the
+        caller).  Writing then would run outside any transaction, committed at once; the session
+        fails instead, as if the write had failed, and nothing is sent.
+        """
+        if self.transaction.active and not self.executor.in_transaction:
+            self._fail(TransactionError(
+                "SQLite has no transaction open although this session began one: SQLite rolled it back by "
+                "itself, or the connection was used directly"), write)
+            self.transaction.check_usable(write)
+
+    @contextlib.contextmanager
+    def _writing(self, write):
+        """Around a write outside a flush (upsert, bulk writes, raw SQL): refuse to write when the
+        transaction is gone, and notice when the write made SQLite end it."""
+        self._refuse_lost_transaction(write)
+        try:
+            yield
+        except BaseException as error:
+            self._fail_if_transaction_lost(error, write)
+            raise
 
     def close(self):
         """reset(), then refuse any further use.  Closing twice is fine."""

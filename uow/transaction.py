@@ -10,6 +10,7 @@ The transaction is a small state machine with its moves declared in ``MOVES``::
 
     IDLE --begin--> ACTIVE --commit/rollback--> IDLE
     IDLE or ACTIVE --a flush fails--> FAILED --rollback--> IDLE
+    FAILED --rollback of the savepoint the failure happened in--> ACTIVE
     any --close--> CLOSED
 
 (A bulk write fails the transaction too, when SQLite rolled the whole of it back.)  Every move
@@ -44,16 +45,84 @@ class TransactionState(enum.Enum):
 MOVES = {
     TransactionState.IDLE: {TransactionState.ACTIVE, TransactionState.FAILED, TransactionState.CLOSED},
     TransactionState.ACTIVE: {TransactionState.IDLE, TransactionState.FAILED, TransactionState.CLOSED},
-    TransactionState.FAILED: {TransactionState.IDLE, TransactionState.CLOSED},
+    # FAILED -> ACTIVE: rolling back the savepoint a flush failed in (see rollback_to_savepoint).
+    TransactionState.FAILED: {TransactionState.IDLE, TransactionState.ACTIVE, TransactionState.CLOSED},
     TransactionState.CLOSED: set(),
 }
 
 
-class NestedTransaction:
+class _Scope:
+    """What ``begin()`` and ``begin_nested()`` return: one transaction or savepoint, which ends once.
+
+    As a context manager it ends *this* scope when the block ends: committed (released) on
+    success, rolled back on an exception, which then propagates.  If the commit itself fails,
+    the scope is rolled back and the commit's error propagates, so a ``with`` block never leaves
+    its scope open behind it.  A scope already ended inside the block (an explicit commit() or
+    rollback()) is left alone.  The session stays open either way: ``with Session(...)`` is the
+    block that closes a session.
+    """
+
+    is_active = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, error_type, error, traceback):
+        if not self.is_active:
+            return False
+        if error_type is not None:
+            self.rollback()
+            return False
+        try:
+            self.commit()
+        except BaseException:
+            if self.is_active:
+                self.rollback()
+            raise
+        return False
+
+
+class SessionTransaction(_Scope):
+    """The session's transaction, returned by ``session.begin()`` and ``session.get_transaction()``.
+
+    ::
+
+        with session.begin():
+            session.add(user)       # COMMIT when the block ends, ROLLBACK if it raises
+        session.get(User, 1)        # the session is still open
+
+    :meth:`commit` and :meth:`rollback` are the session's; the object only remembers which
+    transaction it stands for, so that ending it twice, or after the session moved on to the
+    next transaction, does nothing rather than ending someone else's work.
+    """
+
+    def __init__(self, session):
+        self.session = session
+        self.is_active = True
+
+    def commit(self):
+        """Flush and COMMIT this transaction (session.commit())."""
+        self._check_current("commit")
+        self.session.commit()
+
+    def rollback(self):
+        """ROLLBACK this transaction and restore the objects (session.rollback())."""
+        self._check_current("rollback")
+        self.session.rollback()
+
+    def _check_current(self, operation):
+        if not self.is_active:
+            raise TransactionError(f"{operation}(): {self!r} has already ended")
+
+    def __repr__(self):
+        return f"<SessionTransaction {'active' if self.is_active else 'ended'}>"
+
+
+class NestedTransaction(_Scope):
     """A savepoint, returned by ``session.begin_nested()``.
 
-    Use it as a context manager (released on success, rolled back on error) or call
-    :meth:`commit` / :meth:`rollback` yourself.  Rolling back puts the database *and* every
+    Use it as a context manager (released on success, rolled back on error; see ``_Scope``) or
+    call :meth:`commit` / :meth:`rollback` yourself.  Rolling back puts the database *and* every
     object the session touched since the savepoint back as they were when it began.
     """
 
@@ -71,18 +140,6 @@ class NestedTransaction:
         """ROLLBACK TO the savepoint and restore the session as it was when the savepoint began."""
         self.session._end_nested(self, commit=False)
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, error_type, error, traceback):
-        if not self.is_active:
-            return False
-        if error_type is None:
-            self.commit()
-        else:
-            self.rollback()
-        return False
-
     def __repr__(self):
         status = "active" if self.is_active else "ended"
         return f"<NestedTransaction {self.name} depth={self.depth} {status}>"
@@ -91,13 +148,16 @@ class NestedTransaction:
 class Transaction:
     """The state of the session's database transaction and its stack of savepoints."""
 
-    def __init__(self, executor):
+    def __init__(self, executor, session):
         self.executor = executor
+        self.session = session
         self.state = TransactionState.IDLE
+        self.scope = None  # the SessionTransaction of the transaction begun, while it lasts
         self.mode = None
         self.savepoints = []
         self.failure = None
         self.failed_write = None
+        self.lost = False
         self._savepoint_counter = 0
         self.default_mode = None
         self.default_read_only = False
@@ -119,6 +179,12 @@ class Transaction:
     def _move(self, new_state, operation):
         if new_state not in MOVES[self.state]:
             raise TransactionError(f"{operation}() is not allowed while the transaction is {self.state.value}")
+        if self.state is TransactionState.IDLE and new_state is not TransactionState.CLOSED:
+            self.scope = SessionTransaction(self.session)
+        elif new_state is TransactionState.IDLE or new_state is TransactionState.CLOSED:
+            if self.scope is not None:
+                self.scope.is_active = False
+                self.scope = None
         self.state = new_state
 
     def check_usable(self, operation):
@@ -126,10 +192,11 @@ class Transaction:
         if self.state is TransactionState.CLOSED:
             raise SessionClosedError(f"{operation}(): this session was closed; create a new Session")
         if self.state is TransactionState.FAILED:
-            if self.failed_write == "flush":
+            if self.lost:
+                where = ("SQLite rolled back the whole transaction, so earlier flushes are undone too "
+                         "(the objects still show them until rollback())")
+            else:  # a flush, undone by its own savepoint
                 where = "the database and the objects are as they were before that flush"
-            else:  # a bulk write that SQLite ended the whole transaction for
-                where = "SQLite rolled back the whole transaction, so earlier flushes are undone too"
             raise PendingRollbackError(
                 f"{operation}(): a previous {self.failed_write} failed ({self.failure}); {where}. "
                 f"Call session.rollback() to start over (or fix the cause and retry after rollback())",
@@ -203,11 +270,22 @@ class Transaction:
         nested.is_active = False
 
     def rollback_to_savepoint(self, nested):
+        """ROLLBACK TO and RELEASE the savepoint.
+
+        A write that failed inside the savepoint failed the transaction; rolling the savepoint back
+        undoes everything done since it began, the failure included, so the transaction goes on
+        (as in SQLAlchemy).  Not if SQLite ended the whole transaction itself: then only
+        rollback() can put the session back in step.
+        """
         if self.executor.in_transaction:
             self.executor.execute(f'ROLLBACK TO "{nested.name}"')
             self.executor.execute(f'RELEASE "{nested.name}"')
         self.savepoints.pop()
         nested.is_active = False
+        if self.state is TransactionState.FAILED and self.executor.in_transaction:
+            self._move(TransactionState.ACTIVE, "rollback_to_savepoint")
+            self.failure = None
+            self.failed_write = None
 
     def commit(self):
         """Send COMMIT.  If SQLite refuses (a lock, a deferred constraint), the transaction stays open."""
@@ -232,10 +310,14 @@ class Transaction:
         if self.state is not TransactionState.IDLE:  # rollback() with nothing begun is no move
             self._move(TransactionState.IDLE, "rollback")
 
-    def fail(self, error, write="flush"):
-        """A write failed: refuse everything but rollback() until it is called."""
+    def fail(self, error, write="flush", lost=False):
+        """A write failed: refuse everything but rollback() until it is called.
+
+        ``lost``: SQLite ended the whole transaction by itself, so more than the failed write is undone.
+        """
         self.failure = error
         self.failed_write = write
+        self.lost = lost
         if self.state is not TransactionState.FAILED:
             self._move(TransactionState.FAILED, "flush")
 

@@ -1,0 +1,127 @@
+"""When SQLite ends the session's transaction by itself (a trigger's RAISE(ROLLBACK), a full disk),
+every path that writes notices it, fails the session until rollback(), and says what really
+happened; and an exception arriving just after COMMIT, RELEASE or ROLLBACK ran leaves the session
+following what SQLite did."""
+
+import sqlite3
+
+import pytest
+
+import uow
+from uow import errors
+
+from .models import User
+
+LOST = "SQLite rolled back the whole transaction, so earlier flushes are undone too"
+
+
+def names(other):
+    return [row[0] for row in other.execute("SELECT name FROM users ORDER BY id")]
+
+
+@pytest.fixture
+def trap(file_conn):
+    """Inserting a user called 'bad' makes SQLite roll back the whole transaction."""
+    file_conn.execute("CREATE TRIGGER users_no_bad BEFORE INSERT ON users WHEN NEW.name = 'bad' "
+                      "BEGIN SELECT RAISE(ROLLBACK, 'no bad users'); END")
+    return file_conn
+
+
+WRITES = {
+    "upsert": lambda session: session.upsert(User(id=50, name="bad", score=0.0)),
+    "flush": lambda session: (session.add(User(name="bad")), session.flush()),
+    "bulk_insert_mappings": lambda session: session.bulk_insert_mappings(User, [{"name": "bad"}]),
+    "bulk_save_objects": lambda session: session.bulk_save_objects([User(name="bad")]),
+    "dry_run": lambda session: (session.add(User(name="bad")), session.dry_run()),
+    "execute": lambda session: session.execute("INSERT INTO users (name, score) VALUES ('bad', 0)"),
+}
+
+
+@pytest.mark.parametrize("write", list(WRITES))
+def test_every_write_notices_that_sqlite_ended_the_transaction(trap, other, write):
+    """Issue 10.3: upsert() raised a raw sqlite3.IntegrityError and left the session 'active'; its
+    next flush then ran outside any transaction (committed at its RELEASE) and rollback() left a
+    committed object transient with no key."""
+    session = uow.Session(trap)
+    ann = User(name="ann")
+    session.add(ann)
+    session.flush()
+    with pytest.raises((errors.UowError, sqlite3.IntegrityError)) as raised:
+        WRITES[write](session)
+    if write == "execute":  # the user's own SQL keeps sqlite3's error, with a note
+        assert isinstance(raised.value, sqlite3.IntegrityError)
+    else:
+        assert isinstance(raised.value, errors.FlushError)
+    assert "no bad users" in str(raised.value)
+    assert not trap.in_transaction and not session.is_active
+    with pytest.raises(errors.PendingRollbackError) as refused:
+        session.add(User(name="bob"))
+        session.flush()
+    assert LOST in str(refused.value)
+    assert names(other) == []
+    session.rollback()
+    assert uow.state_of(ann) is uow.ObjectState.TRANSIENT and ann.id is None
+    session.add(ann)
+    session.commit()
+    assert names(other) == ["ann"]
+    session.close()
+
+
+def test_upsert_that_sqlite_refuses_is_a_flush_error_naming_the_object(file_session, other):
+    file_session.add(User(name="ann", email="ann@example.org"))
+    file_session.flush()
+    with pytest.raises(errors.FlushError) as raised:
+        file_session.upsert(User(id=9, name="copy", email="ann@example.org", score=0.0))
+    assert str(raised.value).startswith("upsert() of User(id=9) failed: UNIQUE constraint failed: users.email")
+    assert isinstance(raised.value.__cause__, sqlite3.IntegrityError)
+    assert file_session.is_active  # SQLite kept the transaction: the statement alone failed
+    file_session.commit()
+    assert names(other) == ["ann"]
+
+
+def test_a_session_whose_transaction_sqlite_ended_unseen_refuses_to_write(file_session, other):
+    """However SQLite's transaction ended (here through the raw connection), a flush must not run
+    outside it: its RELEASE would commit at once."""
+    file_session.add(User(name="ann"))
+    file_session.flush()
+    file_session.connection().execute("ROLLBACK")
+    file_session.add(User(name="bob"))
+    with uow.capture_sql() as statements:
+        with pytest.raises(errors.PendingRollbackError) as raised:
+            file_session.flush()
+    assert statements == []
+    assert "SQLite has no transaction open although this session began one" in str(raised.value)
+    assert names(other) == []
+    file_session.rollback()
+    assert file_session.new == frozenset()
+
+
+def test_a_full_disk_at_a_second_flush_says_the_first_flush_is_undone_too(tmp_path):
+    """'A refused call must change nothing': SQLite rolled back the whole transaction, earlier
+    flush included, yet PendingRollbackError said the database and the objects were as they were
+    before the failed flush."""
+    path = str(tmp_path / "small.db")
+    connection = uow.connect(path)
+    uow.create_all(connection, [User])
+    pages = connection.execute("PRAGMA page_count").fetchone()[0]
+    connection.execute(f"PRAGMA max_page_count = {pages + 3}")
+    session = uow.Session(connection)
+    first = User(name="first")
+    session.add(first)
+    session.flush()
+    session.add_all([User(name="x" * 2000) for _ in range(50)])
+    with pytest.raises(errors.FlushError, match="database or disk is full"):
+        session.flush()
+    assert not connection.in_transaction
+    with pytest.raises(errors.PendingRollbackError) as raised:
+        session.get(User, 1)
+    message = str(raised.value)
+    assert "as they were before that flush" not in message
+    assert LOST in message
+    session.rollback()
+    assert uow.state_of(first) is uow.ObjectState.TRANSIENT and first.id is None
+    other = sqlite3.connect(path)
+    assert other.execute("SELECT count(*) FROM users").fetchone() == (0,)
+    other.close()
+    session.close()
+    connection.close()
