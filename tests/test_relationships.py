@@ -1117,3 +1117,66 @@ class TestChangingANaturalKey:
         ]
         assert nice.country_code == "fx"
         assert db.rows("SELECT country_code FROM cities WHERE name = 'Nice'") == [("fx",)]
+
+
+class TestCachedReferencesFollowTheirColumns:
+    """A reference caches the object it was read or set with only while its foreign-key columns
+    hold that object's key: expire() and refresh() of the columns forget it, and a rollback gives
+    back exactly the object the reference held (the conformance oracle found all three)."""
+
+    def test_expire_discards_an_unflushed_reference_change_with_its_column(self, db, session):
+        player = session.get(Player, 1)
+        reds = session.get(Team, 1)
+        blues = Team(name="blues")
+        session.add(blues)
+        session.flush()
+        player.team = blues
+        session.expire(player)
+        assert player.team is reds  # it was blues: the cached object outlived the column it set
+        assert player.team_id == 1
+        with capture_sql() as statements:
+            session.flush()
+        assert dml(statements) == []
+
+    def test_refresh_discards_an_unflushed_reference_change_with_its_column(self, db, session):
+        player = session.get(Player, 1)
+        reds = session.get(Team, 1)
+        blues = Team(name="blues")
+        session.add(blues)
+        session.flush()
+        player.team = blues
+        session.refresh(player)
+        assert player.team is reds
+        assert blues.players == []
+        assert player.team_id == 1
+
+    def test_a_rollback_gives_back_the_object_a_reference_held(self, db, session):
+        player = session.get(Player, 1)
+        reds = player.team
+        session.commit()
+        session.delete(player)  # first touch in the new transaction, with nothing assigned
+        session.rollback()
+        session.expunge(reds)
+        assert player.team is reds  # it loaded a second Team(id=1)
+
+    def test_refresh_cascades_once_over_a_node_that_is_its_own_child(self, db, session):
+        root = Node(name="root")
+        session.add(root)
+        root.children.append(root)
+        session.flush()
+        root.name = "changed"
+        session.refresh(root)  # RecursionError: the refresh cascade went round the cycle forever
+        assert root.name == "root"
+        assert root.children == [root]
+
+    def test_refresh_cascades_once_over_two_nodes_that_hold_each_other(self, db, session):
+        left = Node(name="left")
+        right = Node(name="right")
+        left.children.append(right)
+        right.children.append(left)
+        session.add(left)
+        session.flush()
+        right.name = "changed"
+        session.refresh(left)
+        assert right.name == "right"
+        assert db.rows("SELECT name, parent_id FROM nodes ORDER BY id") == [("left", 2), ("right", 1)]

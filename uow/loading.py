@@ -328,8 +328,13 @@ class LoadingMixin:
     def refresh(self, obj, fields=None):
         """Reload ``fields`` (default: all) from the database now, discarding unflushed changes to them.
 
-        refresh() does not autoflush: it exists to throw local changes away.
+        refresh() does not autoflush: it exists to throw local changes away.  The refresh cascade
+        reaches each object once, also when the loaded collections form a cycle (a node that is
+        its own child, or two that hold each other).
         """
+        self._refresh(obj, fields, set())
+
+    def _refresh(self, obj, fields, refreshed):
         self._check("refresh")
         state = self._persistent_state(obj, "refresh")
         mapper = state.mapper
@@ -348,11 +353,14 @@ class LoadingMixin:
             values[column.name] = value
             snapshot[column.index] = mapper.snapshot_value(column, value)
         state.committed = tuple(snapshot)
+        _forget_references(state, columns)
+        refreshed.add(state)
         if fields is None:
             for related in self._cascade(obj, "refresh"):
                 related_state = related.__dict__.get(STATE_ATTRIBUTE)
-                if related_state is not None and related_state.session is self and related_state.status is PERSISTENT:
-                    self.refresh(related)
+                if related_state is not None and related_state.session is self and \
+                        related_state.status is PERSISTENT and related_state not in refreshed:
+                    self._refresh(related, None, refreshed)
 
     def expire(self, obj, fields=None):
         """Forget ``fields`` (default: all) of a persistent object; they reload when next read.
@@ -378,6 +386,7 @@ class LoadingMixin:
             values.pop(column.name, None)
             snapshot[column.index] = NOT_LOADED
         state.committed = tuple(snapshot)
+        _forget_references(state, columns)
         if len(columns) == len(state.mapper.columns):
             self.tracker.clean(state)  # every assignment was just discarded: nothing to write
 
@@ -442,3 +451,15 @@ class LoadingMixin:
             return False
         return reference.foreign_key.target_key([values.get(name) for name in reference.column_names]) == owner_key
 
+
+def _forget_references(state, columns):
+    """A reference is cached only as long as its foreign-key columns hold the values it was read or
+    set with: when they are expired or reloaded, it is forgotten too, and reads back from the
+    columns (an unflushed ``child.parent = other`` is discarded with the column it set)."""
+    references_by_column = state.mapper.references_by_column
+    if not references_by_column:
+        return
+    values = state.obj.__dict__
+    for column in columns:
+        for reference in references_by_column.get(column.name, ()):
+            values.pop(reference.name, None)

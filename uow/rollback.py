@@ -75,10 +75,14 @@ class RollbackMixin:
             return Memento(state.status, None, state.key, state.committed, state.sequence,
                            state.mapper.copy_values(state.obj.__dict__))
         candidate = state in self.tracker.candidates
-        if state.status is PERSISTENT and not candidate and state.committed is not None:
+        cached = state.obj.__dict__
+        if state.status is PERSISTENT and not candidate and state.committed is not None and \
+                not any(reference.name in cached for reference in state.mapper.references):
             # Nothing was assigned since the last flush or load: the snapshot holds exactly the
             # object's column values (an expired column is absent from both), so the memento
             # need not copy them.  This is the common case of a first assignment in a scope.
+            # (A cached reference is not in the snapshot: an object holding one is copied, so
+            # that the rollback gives back the very object it referenced.)
             values = None
         else:
             values = state.mapper.copy_values(state.obj.__dict__, state.committed)
