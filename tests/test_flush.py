@@ -446,7 +446,10 @@ def test_a_flush_called_from_a_listener_while_a_flush_runs_is_refused(session, c
     session.add(User(name="ann"))
     with pytest.raises(uow.errors.TransactionError) as caught:
         session.flush()
-    assert str(caught.value) == "flush() was called while a flush is running"
+    assert str(caught.value) == (
+        "flush() was called from an after_begin listener, while beginning the transaction is in progress; a "
+        "listener cannot begin or end a flush, transaction or savepoint. Stage work there instead (add(), "
+        "delete(), changing objects), or call flush() once beginning the transaction has returned")
     session.rollback()
     assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 0
 

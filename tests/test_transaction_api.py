@@ -143,18 +143,21 @@ def test_close_ends_a_transaction_that_an_after_rollback_listener_began(conn):
     assert not conn.in_transaction
 
 
-def test_a_flush_whose_before_begin_listener_closes_the_session_fails_as_a_flush_on_a_closed_session(session):
-    """A failed flush moves the transaction to FAILED; from CLOSED that move is not allowed, and the
-    error names the operation and the state (the close is the error's context)."""
+def test_a_before_begin_listener_that_closes_the_session_is_refused_and_the_flush_sends_nothing(session):
+    """A listener cannot end the session whose flush called it (see uow.events): the refusal names
+    the call and the listener, the flush is aborted before any SQL, and the session stays usable."""
     session.add(Country(code="fr", name="France"))
-    uow.listen(session, "before_begin", lambda s, **info: s.close())
+    closing = lambda s, **info: s.close()  # noqa: E731
+    uow.listen(session, "before_begin", closing)
     with uow.capture_sql() as statements:
         with pytest.raises(errors.TransactionError) as raised:
             session.flush()
-    assert str(raised.value) == "flush() is not allowed while the transaction is closed"
-    assert isinstance(raised.value.__context__, errors.SessionClosedError)
+    assert str(raised.value).startswith("close() was called from a before_begin listener, while beginning the "
+                                        "transaction is in progress")
     assert statements == []
-    assert not session.is_active
+    assert session.is_active
+    uow.remove_listener(session, "before_begin", closing)
+    session.commit()
 
 
 class RefusesCommit(sqlite3.Connection):

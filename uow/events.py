@@ -25,6 +25,21 @@ the savepoint exists (``before_savepoint`` comes before it does).  An exception 
 ``before_*`` listener aborts the operation before it has changed anything, and propagates to
 the caller.
 
+**What a listener may do with its session.**  While a listener runs, the operation that emitted
+its event is in progress.  The listener may read (``get``, ``filter``, ``execute``; queries do not
+autoflush inside a listener) and stage work (``add``, ``delete``, changing objects).  It may not
+begin or end a flush, a transaction or a savepoint (``flush``, ``commit``, ``rollback``,
+``begin``, ``begin_nested``, a savepoint's ``commit``/``rollback``, ``close``, ``reset``): those
+raise TransactionError naming the operation and the listener, and the error propagates out of
+the operation that emitted the event (as a listener's own exception would).  Staged work goes
+where the event sits: into the flush in progress (``before_flush``, and ``before_begin`` /
+``after_begin`` of the transaction a flush begins: the flush is planned again), into the commit
+in progress (``before_commit``, ``after_flush``: commit() flushes until nothing is left), into the
+savepoint just opened, or to the next flush (``after_commit``, ``after_rollback``, ...); work
+staged in ``before_rollback`` or ``before_rollback_to_savepoint`` is undone by that rollback.  A
+``before_begin`` listener may not use the database at all: that would begin the very transaction
+being begun (use ``after_begin``).
+
 Class-wide listeners run before the session's own, each group in registration order.
 """
 
@@ -84,6 +99,12 @@ def remove_listener(target, name, listener):
     """Undo listen()."""
     _check_name(name)
     _listeners_of(target, "remove_listener").remove(name, listener)
+
+
+def has_listeners(session, *names):
+    """True when any listener (the class's or the session's) listens to one of ``names``."""
+    class_listeners = type(session).listeners
+    return any(class_listeners.get(name) or session.listeners.get(name) for name in names)
 
 
 def dispatch(session, name, **info):

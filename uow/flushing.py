@@ -25,8 +25,8 @@ from .errors import (
     ObjectDeletedError,
     ReadOnlyError,
     StaleDataError,
-    TransactionError,
 )
+from .events import has_listeners
 from .executor import capture_sql
 from .flush import bind_plan, run_plan
 from .identity import collector_paused, format_key
@@ -54,7 +54,9 @@ class FlushingMixin:
             self._autoflush_blocked -= 1
 
     def _autoflush(self):
-        if self.autoflush and not self._autoflush_blocked and not self._flushing:
+        # Not inside a listener: the operation that called it is flushing, or has flushed, or is
+        # ending the transaction (see uow.events); a query there must not start a flush of its own.
+        if self.autoflush and not self._autoflush_blocked and not self._flushing and self._listening is None:
             self._flush()
 
     def _reload_expired_snapshots(self):
@@ -148,8 +150,7 @@ class FlushingMixin:
     def flush(self):
         """Write pending INSERTs, UPDATEs and DELETEs to the database (inside the current transaction)."""
         self._check("flush")
-        if self._flushing:
-            raise TransactionError("flush() was called while a flush is running")
+        self._refuse_in_listener("flush")  # (a listener is the only code that runs during a flush)
         self._flush()
 
     def _flush(self):
@@ -160,24 +161,22 @@ class FlushingMixin:
             self._around("flush", self._flush_changes)
 
     def _flush_changes(self):
-        inserts, updates, deletes = self._collect_changes()
-        if not (inserts or updates or deletes):
-            self.tracker.clear()
+        planned = self._plan_flush()
+        if planned is None:
             return
-        if self.transaction.read_only or (not self.transaction.active and self.transaction.default_read_only):
-            raise ReadOnlyError(
-                f"flush(): this is a read-only transaction, and {len(inserts)} insert(s), {len(updates)} "
-                f"update(s) and {len(deletes)} delete(s) are waiting; nothing was sent. Roll back, or use "
-                f"a session without read_only=True"
-            )
-        self._refuse_duplicate_keys(inserts, deletes)
-        plan = build_plan(inserts, updates, deletes, held_states=self._held_states)
-        bound = bind_plan(plan, self.executor.length_limit())
         self._refuse_lost_transaction("flush")
         self._flushing = True
         try:
             if not self.transaction.active:
                 self._begin_for_flush()
+                if has_listeners(self, "before_begin", "after_begin"):
+                    # Their listeners ran in the middle of this flush: what they staged or changed is
+                    # part of it, so it is planned and checked again (a refusal now leaves the
+                    # transaction open with nothing written).
+                    planned = self._plan_flush()
+                    if planned is None:
+                        return
+            plan, bound = planned
             try:
                 filled, assigned = run_plan(self.executor, plan, bound)
                 self._apply_flush(plan, filled, assigned)
@@ -189,31 +188,51 @@ class FlushingMixin:
         finally:
             self._flushing = False
 
+    def _plan_flush(self):
+        """``(plan, bound rows)`` for what is staged, every value checked; None when nothing is."""
+        inserts, updates, deletes = self._collect_changes()
+        if not (inserts or updates or deletes):
+            self.tracker.clear()
+            return None
+        if self.transaction.read_only or (not self.transaction.active and self.transaction.default_read_only):
+            raise ReadOnlyError(
+                f"flush(): this is a read-only transaction, and {len(inserts)} insert(s), {len(updates)} "
+                f"update(s) and {len(deletes)} delete(s) are waiting; nothing was sent. Roll back, or use "
+                f"a session without read_only=True"
+            )
+        self._refuse_duplicate_keys(inserts, deletes)
+        plan = build_plan(inserts, updates, deletes, held_states=self._held_states)
+        return plan, bind_plan(plan, self.executor.length_limit())
+
     def _begin_for_flush(self):
         """Begin the transaction a flush writes in.
 
-        A ``before_begin`` listener that raises aborts the flush cleanly: nothing has happened.
-        A failure of BEGIN itself (a lock held past the busy timeout, an interrupt) is a failed
-        flush, like a failure of any other statement of the flush.
+        A listener of the begin that raises aborts the flush cleanly: nothing was written (after
+        ``after_begin`` the transaction stays open, as after ``begin()``).  A failure of BEGIN
+        itself (a lock held past the busy timeout, an interrupt) is a failed flush, like a failure
+        of any other statement of the flush.
         """
-        attempted = []
+        failed = []
 
         def begin():
-            attempted.append(True)
             try:
                 self.transaction.begin(None, for_writing=True)
             except sqlite3.Error as error:
+                failed.append(True)
                 mode = self.transaction.default_mode or "IMMEDIATE"
                 hint = ""
                 if getattr(error, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
                     hint = " (another connection held the write lock for longer than the busy timeout)"
                 raise FlushError(f"BEGIN {mode} failed: {error}{hint}; nothing was written",
                                  statement=f"BEGIN {mode}") from error
+            except BaseException:
+                failed.append(True)
+                raise
 
         try:
             self._around("begin", begin)
         except BaseException as error:
-            if attempted:
+            if failed:
                 self._fail(error)
             raise
 

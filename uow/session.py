@@ -32,7 +32,7 @@ from .bulk import BulkMixin
 from .cascades import CascadesMixin
 from .databases import DatabasesMixin
 from .errors import DuplicateIdentityError, InvalidStateError, TransactionError, WrongThreadError
-from .events import Listeners, dispatch
+from .events import Listeners, dispatch, has_listeners
 from .executor import Executor
 from .flushing import FlushingMixin
 from .identity import IdentityMap, collector_paused, format_key
@@ -47,6 +47,20 @@ from .undo import UndoLog
 
 _get_ident = threading.get_ident
 PERSISTENT = ObjectState.PERSISTENT
+
+# What is in progress while the listeners of each event run, for the re-entrancy refusal.
+_IN_PROGRESS = {
+    "begin": "beginning the transaction",
+    "flush": "the flush",
+    "commit": "the commit",
+    "rollback": "the rollback",
+    "savepoint": "begin_nested()",
+    "release_savepoint": "the release of a savepoint",
+    "rollback_to_savepoint": "the rollback of a savepoint",
+}
+
+# How many times commit() flushes work that after_flush listeners keep staging before it gives up.
+COMMIT_FLUSH_ROUNDS = 100
 
 
 def identity_key(entity=None, ident=None, *, instance=None):
@@ -124,6 +138,7 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         self._ready_thread = self._owner_thread
         self._autoflush_blocked = 0
         self._flushing = False
+        self._listening = None  # the event whose listeners are running (see uow.events)
         self._flush_count = 0
 
     # -- guards ---------------------------------------------------------------------------
@@ -280,18 +295,44 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         ``result_name``: the after-event also receives the operation's result under that name
         (``savepoint=`` for the NestedTransaction that begin_nested() creates).
         """
-        dispatch(self, "before_" + event, **info)
+        self._dispatch("before_" + event, info)
         try:
             result = operation()
         except BaseException as error:
-            dispatch(self, "after_" + event, error=error, **info)
+            self._dispatch("after_" + event, dict(info, error=error))
             raise
         if result_name is not None:
             info[result_name] = result
-        dispatch(self, "after_" + event, error=None, **info)
+        self._dispatch("after_" + event, dict(info, error=None))
         return result
 
+    def _dispatch(self, name, info):
+        outer = self._listening
+        self._listening = name
+        try:
+            dispatch(self, name, **info)
+        finally:
+            self._listening = outer
+
+    def _refuse_in_listener(self, operation):
+        """A listener cannot begin or end a flush, transaction or savepoint (see uow.events): the
+        operation that called it is in the middle of doing so."""
+        event = self._listening
+        if event is not None:
+            doing = _IN_PROGRESS[event.split("_", 1)[1]]
+            article = "an" if event.startswith("after") else "a"
+            raise TransactionError(
+                f"{operation}() was called from {article} {event} listener, while {doing} is in progress; a listener "
+                f"cannot begin or end a flush, transaction or savepoint. Stage work there instead (add(), "
+                f"delete(), changing objects), or call {operation}() once {doing} has returned"
+            )
+
     def _begin(self, mode, for_writing=False, **options):
+        if self._listening == "before_begin":
+            raise TransactionError(
+                "the database was used from a before_begin listener (a query, execute() or a write); that "
+                "would begin the very transaction being begun. Use an after_begin listener instead"
+            )
         self._around("begin", lambda: self.transaction.begin(mode, for_writing=for_writing, **options))
 
     # -- change tracking ------------------------------------------------------------------
@@ -368,12 +409,14 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         transaction is open is a TransactionError.
         """
         self._check("begin")
+        self._refuse_in_listener("begin")
         self._begin(mode, read_only=read_only, isolation_level=isolation_level, deferrable=deferrable)
         return self.transaction.scope
 
     def begin_nested(self):
         """Open a savepoint; returns a NestedTransaction (also a context manager)."""
         self._check("begin_nested")
+        self._refuse_in_listener("begin_nested")
 
         def open_savepoint():
             # Always, whatever autoflush says (as in SQLAlchemy): rolling back to the savepoint
@@ -388,6 +431,7 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         return self._around("savepoint", open_savepoint, result_name="savepoint")
 
     def _end_nested(self, nested, commit):
+        self._refuse_in_listener("commit" if commit else "rollback")
         self.transaction.check_innermost(nested, "commit" if commit else "rollback")
         if commit:
             self._check("commit")
@@ -431,10 +475,21 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
     def commit(self):
         """Flush, then COMMIT.  If SQLite refuses the COMMIT, the transaction stays open and nothing is lost."""
         self._check("commit")
+        self._refuse_in_listener("commit")
         self._around("commit", self._commit)
 
     def _commit(self):
         self._flush()
+        rounds = 1
+        while self._pending or self._marked or self.tracker.candidates:
+            # after_flush listeners staged more work: the commit writes that too (as SQLAlchemy's does).
+            if rounds == COMMIT_FLUSH_ROUNDS:
+                raise TransactionError(
+                    f"commit(): listeners staged new work after each of {rounds} flushes; nothing was committed. "
+                    f"An after_flush listener that stages work must stop doing so at some point"
+                )
+            self._flush()
+            rounds += 1
         if self.transaction.active:
             self.transaction.commit()
         for state in self._deleted_rows:
@@ -454,6 +509,7 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
             self._check("rollback")
         if self.transaction.state is TransactionState.CLOSED:
             self.transaction.check_usable("rollback")
+        self._refuse_in_listener("rollback")
         self._around("rollback", self._rollback)
 
     def _rollback(self):
@@ -502,6 +558,7 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
 
     def reset(self):
         """rollback(), then detach every object; the session stays usable."""
+        self._refuse_in_listener("reset")
         self.rollback()
         for state in self._all_states():
             self._unindex(state)
@@ -558,6 +615,7 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         """reset(), then refuse any further use.  Closing twice is fine."""
         if self.transaction.state is TransactionState.CLOSED:
             return
+        self._refuse_in_listener("close")
         self.reset()
         self.transaction.close()
         self._ready_thread = None
