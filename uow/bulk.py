@@ -22,7 +22,7 @@ rolled back the whole transaction itself (see ``Session._fail_if_transaction_los
 
 import sqlite3
 
-from .columntypes import first_invalid
+from .columntypes import Refusal, bind_column, oversized_row
 from .dependencies import build_plan
 from .errors import ColumnValueError, FlushError, InvalidStateError, StaleDataError, UnknownFieldError
 from .flush import bind_plan, run_plan
@@ -175,19 +175,30 @@ class BulkMixin:
                 and not (generated is not None and name == generated.name and mapping[name] is None)]
 
     def _bulk_params(self, mapper, names, rows, verb):
-        params = [[] for _ in rows]
+        """The parameter rows for ``names``, each value checked and converted as a flush does
+        (``columntypes.bind_column``), and each row's size checked: before any SQL runs."""
+        max_length = self.executor.length_limit()
+        bound_columns = []
         for name in names:
             column = mapper.column(name)
             values = [row.get(name) for row in rows]
-            found = first_invalid(column.type, values, column.nullable or column.generated)
-            if found is not None:
-                index, reason = found
-                raise ColumnValueError(f"bulk {verb} of {mapper.cls.__name__} row {rows[index]!r}: "
-                                       f"{column.qualified_name} = {values[index]!r} {reason}")
-            convert = column.type.to_db
-            for target, value in zip(params, values):
-                target.append(convert(value) if convert is not None and value is not None else value)
-        return [tuple(row) for row in params]
+            nullable = column.nullable or (column.generated and verb == "insert")
+            try:
+                bound_columns.append(bind_column(column.type, values, nullable, max_length))
+            except Refusal as refusal:
+                raise ColumnValueError(
+                    f"bulk {verb} of {mapper.cls.__name__} row {_shown(rows[refusal.index])}: "
+                    f"{refusal.explain(column.qualified_name, values[refusal.index])}"
+                ) from None
+        found = oversized_row(bound_columns, max_length)
+        if found is not None:
+            index, size = found
+            raise ColumnValueError(
+                f"bulk {verb} of {mapper.cls.__name__} row {_shown(rows[index])}: its {mapper.table} record "
+                f"({', '.join(names)}) takes at least {size:,} bytes, over this connection's limit of "
+                f"{max_length:,} (SQLITE_LIMIT_LENGTH), although each value fits; store less in one row"
+            )
+        return list(zip(*bound_columns)) if bound_columns else [() for _ in rows]
 
     def _bulk_run(self, statements, mapper, expect_each=False):
         """Run the statements inside a savepoint: all of them happen, or none.  Returns the number
@@ -246,3 +257,12 @@ class BulkMixin:
                     values[version.name] = bumped
                     snapshot[version.index] = bumped
             state.committed = tuple(snapshot)
+
+
+def _shown(mapping):
+    """A bulk row as an error message shows it: long values cut short."""
+    parts = []
+    for name, value in mapping.items():
+        text = repr(value)
+        parts.append(f"{name!r}: {text if len(text) <= 40 else text[:37] + '...'}")
+    return "{" + ", ".join(parts) + "}"

@@ -15,13 +15,18 @@ Python type                declared as     stored as
 ``bytes``                  BLOB            blob
 ``bool``                   BOOLEAN         0 or 1, converted back to ``bool``
 ``datetime.date``          TEXT            ``YYYY-MM-DD``
-``datetime.datetime``      TEXT            ISO 8601 (naive, or with a fixed ``timezone`` offset)
+``datetime.datetime``      TEXT            ISO 8601 (naive or a fixed unnamed offset; fold=0)
 ``decimal.Decimal``        TEXT            ``str(value)``: every digit and the exponent kept
 ``dict``, ``list``         TEXT            JSON; in-place changes are detected at flush
 =========================  ==============  ===============================================
 
 Dates and decimals are declared TEXT rather than DATE or DECIMAL on purpose: those names give
 the column NUMERIC affinity, and SQLite would then turn ``Decimal('1.10')`` into the REAL 1.1.
+
+Every channel that sends values to SQLite (a flush, the bulk writes, upsert, a get() key, a
+filter() condition) passes them through one gate, :func:`bind_column`: the value's own check,
+then the check of its bound form (UTF-8, the connection's length limit), and for writes
+:func:`oversized_row`, since SQLite's length limit also caps a whole row's record.
 
 Validation runs over a whole column of values at once (``first_invalid``): a fast pass made of
 C-level operations accepts the common case, and only when it fails does a per-value check find
@@ -31,6 +36,7 @@ single check.
 
 import datetime
 import decimal
+import functools
 import json
 import math
 
@@ -158,6 +164,16 @@ class DateType(ColumnType):
 
 
 class DateTimeType(ColumnType):
+    """A datetime, naive or with a fixed offset, stored as ISO 8601 text.
+
+    The text holds the wall time and the offset, nothing else, so only values it gives back
+    exactly are accepted (uow's change check compares them strictly, so anything lost would also
+    count as a change after every reload): no zone other than a fixed ``timezone``, no name on
+    that offset (``timezone(timedelta(hours=1), "CET")`` would come back unnamed), no ``fold=1``
+    (the text has no place for it), and no offset that the text does not give back as it was
+    (CPython 3.11 reads an offset under one second, "+00:00:00.500000", as UTC: the instant moved).
+    """
+
     python_type = datetime.datetime
     sql_type = "TEXT"
     to_db = staticmethod(datetime.datetime.isoformat)
@@ -166,16 +182,44 @@ class DateTimeType(ColumnType):
     def problem(self, value):
         if type(value) is not datetime.datetime:
             return f"expected datetime, got {type(value).__name__}"
-        if value.tzinfo is not None and type(value.tzinfo) is not datetime.timezone:
-            # ISO text keeps the offset, not the zone's name or rules: a ZoneInfo would come
-            # back as a fixed offset, so it would not be the value that was stored.
-            return "has a tzinfo other than a fixed datetime.timezone offset; convert it with .astimezone(timezone.utc)"
+        if value.fold:
+            return ("has fold=1, which ISO 8601 text cannot hold (it would come back as fold=0); "
+                    "use .replace(fold=0), or store it in UTC")
+        if value.tzinfo is not None:
+            return _offset_problem(value.tzinfo)
         return None
 
     def all_valid(self, values):
         if not set(map(type, values)) <= {datetime.datetime}:
             return False
-        return set(type(v.tzinfo) for v in values) <= {type(None), datetime.timezone}
+        if any(value.fold for value in values):
+            return False
+        return not any(_offset_problem(value.tzinfo) for value in values if value.tzinfo is not None)
+
+
+def _offset_problem(zone):
+    """Why a datetime carrying ``zone`` would not come back from its ISO text as it was, or None."""
+    if type(zone) is not datetime.timezone:
+        # ISO text keeps the offset, not the zone's name or rules: a ZoneInfo would come
+        # back as a fixed offset, so it would not be the value that was stored.
+        return "has a tzinfo other than a fixed datetime.timezone offset; convert it with .astimezone(timezone.utc)"
+    # Keyed by repr, which shows offset and name: timezone objects compare by offset alone.
+    return _fixed_offset_problem(repr(zone), zone)
+
+
+@functools.lru_cache(maxsize=1024)
+def _fixed_offset_problem(text, zone):
+    # (zone is only read on a cache miss; text alone is the cache key's meaning.)
+    offset = zone.utcoffset(None)
+    back = datetime.datetime.fromisoformat(datetime.datetime(2000, 1, 1, tzinfo=zone).isoformat()).tzinfo
+    if back.utcoffset(None) != offset:
+        return (f"has the UTC offset {offset!r}, which this Python reads back from ISO text as "
+                f"{back.utcoffset(None)!r} (the instant would move); round the offset to whole seconds or minutes")
+    if repr(back) != repr(zone):
+        # Equal offsets (timezone compares only those), but a name given to the offset is lost.
+        return (f"has an offset named {zone.tzname(None)!r}, but ISO text keeps only the offset, so it would "
+                f"come back as {back!r}; use that instead")
+    return None
 
 
 class DecimalType(ColumnType):
@@ -280,4 +324,123 @@ def first_invalid(column_type, values, nullable):
         reason = column_type.problem(value)
         if reason is not None:
             return index, reason
+    return None
+
+
+class Refusal(Exception):
+    """Internal: value number ``index`` of a column cannot be bound, for ``reason``.
+
+    Raised by :func:`bind_column`; every caller turns it into the uow error of its channel (a
+    flush names the object, get() the key, filter() the condition), so the check is one.
+    """
+
+    def __init__(self, index, reason, size=None):
+        super().__init__(reason)
+        self.index = index
+        self.reason = reason
+        self.size = size  # set when the value is refused for its length alone
+
+    def explain(self, name, value):
+        """``User.name = 'x' is ...`` -- or, for a value refused for its length, its size instead of it."""
+        if self.size is not None:
+            return f"{name} is {self.reason}"
+        return f"{name} = {value!r} {self.reason}"
+
+
+def bind_column(column_type, values, nullable, max_length=None):
+    """Check one column's values and return them as sqlite3 will bind them (None stays NULL).
+
+    This is the one gate every value passes on its way to SQLite, whatever the channel (a
+    flush, a bulk write, upsert(), a get() key, a filter() condition): first the value itself
+    (``first_invalid``: type, range, NaN...), then the form it is bound in, which is where
+    problems of converted values show (the JSON text of a dict holding a lone surrogate cannot be
+    encoded; a long list's JSON, a long Decimal's text can exceed SQLite's length limit, which
+    ``max_length`` is, in bytes).  Raises :class:`Refusal` for the first value that fails.
+    """
+    found = first_invalid(column_type, values, nullable)
+    if found is not None:
+        raise Refusal(*found)
+    convert = column_type.to_db
+    bound = values if convert is None else [None if value is None else convert(value) for value in values]
+    texts = [value for value in bound if type(value) is str]
+    blobs = [value for value in bound if type(value) is bytes]
+    if texts and not all(map(str.isascii, texts)) or max_length is not None and (
+            texts and max(map(len, texts)) * 4 > max_length or blobs and max(map(len, blobs)) > max_length):
+        for index, value in enumerate(bound):
+            refusal = bound_refusal(value, max_length)
+            if refusal is not None:
+                refusal.index = index
+                raise refusal
+    return bound
+
+
+def bound_refusal(value, max_length=None):
+    """The :class:`Refusal` SQLite's answer to one bound value would be (text that is not UTF-8, a
+    value over ``max_length`` bytes), or None."""
+    if type(value) is str:
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            return Refusal(0, "contains a lone surrogate (in its stored text), which cannot be stored as UTF-8")
+    elif type(value) is bytes:
+        size = len(value)
+    else:
+        return None
+    if max_length is not None and size > max_length:
+        return Refusal(0, f"{size:,} bytes long, over this connection's limit of {max_length:,} "
+                          f"(SQLITE_LIMIT_LENGTH)", size)
+    return None
+
+
+def _varint_size(number):
+    size = 1
+    while number >= 0x80 and size < 9:
+        number >>= 7
+        size += 1
+    return size
+
+
+def record_size_floor(bound_row):
+    """The least number of bytes SQLite's record of a row holding ``bound_row`` can take.
+
+    SQLite refuses a row whose record (a header of one type code per column, then the text and
+    blob bytes) exceeds the length limit, even when every value fits on its own.  Numbers are
+    counted as taking no bytes, and columns not given as taking one header byte, so the result
+    never exceeds the real size: a row refused by this measure would surely be refused by SQLite.
+    """
+    header = 0
+    body = 0
+    for value in bound_row:
+        if type(value) is str:
+            size = len(value.encode("utf-8", "surrogatepass"))
+            header += _varint_size(2 * size + 13)
+        elif type(value) is bytes:
+            size = len(value)
+            header += _varint_size(2 * size + 12)
+        else:
+            size = 0
+            header += 1
+        body += size
+    return header + _varint_size(header) + body
+
+
+def oversized_row(bound_columns, max_length):
+    """``(index, size)`` of the first row whose record surely exceeds ``max_length``, or None.
+
+    ``bound_columns`` holds one list of bound values per column (all of the same length).
+    """
+    if max_length is None or not bound_columns:
+        return None
+    # Four bytes per character and nine per column bound every record from above: when the
+    # widest values of each column fit together, no row needs to be measured.
+    rough = 9
+    for values in bound_columns:
+        sized = [value for value in values if type(value) is str or type(value) is bytes]
+        rough += 9 + (max(map(len, sized)) * 4 if sized else 0)
+    if rough <= max_length:
+        return None
+    for index, row in enumerate(zip(*bound_columns)):
+        size = record_size_floor(row)
+        if size > max_length:
+            return index, size
     return None

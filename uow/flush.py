@@ -24,7 +24,7 @@ import dataclasses
 import sqlite3
 from operator import itemgetter
 
-from .columntypes import FloatType, first_invalid
+from .columntypes import FloatType, Refusal, bind_column, oversized_row
 from .errors import ColumnValueError, FlushError, StaleDataError
 from .mapping import quote
 from .plan import CLEAR_REFERENCE, POST_UPDATE, ROW_SWITCH, WRITE, StepKind
@@ -76,42 +76,33 @@ def _bind_step(step, max_length=None):
             index for index, action in enumerate(step.actions)
             if (action.sources and column.name in action.sources) or column.name in action.null_columns
         }
-        checked = values if not exempt else [v for i, v in enumerate(values) if i not in exempt]
-        found = first_invalid(column.type, checked, column.nullable or column.generated)
-        if found is not None:
-            index = found[0]
-            if exempt:
-                index = [i for i in range(len(values)) if i not in exempt][index]
+        kept = values if not exempt else [i for i in range(len(values)) if i not in exempt]
+        checked = values if not exempt else [values[i] for i in kept]
+        # A generated key may be left None for SQLite to number at INSERT, never set to None after.
+        nullable = column.nullable or (column.generated and step.kind is StepKind.INSERT)
+        try:
+            bound = bind_column(column.type, checked, nullable, max_length)
+        except Refusal as refusal:
+            index = refusal.index if not exempt else kept[refusal.index]
             raise ColumnValueError(
                 f"cannot {step.kind.value.lower()} {step.states[index].describe()}: "
-                f"{column.qualified_name} = {values[index]!r} {found[1]}"
-            )
-        if max_length is not None and column.type.python_type in (str, bytes):
-            _check_length(step, column, checked, max_length)
-        convert = column.type.to_db
-        if convert is not None or exempt:
-            values = [None if value is None or index in exempt else (convert(value) if convert else value)
-                      for index, value in enumerate(values)]
-        converted.append(values)
+                f"{refusal.explain(column.qualified_name, values[index])}"
+            ) from None
+        if exempt:
+            bound_by_index = dict(zip(kept, bound))
+            bound = [bound_by_index.get(index) for index in range(len(values))]
+        converted.append(bound)
+    found = oversized_row(converted, max_length)
+    if found is not None:
+        index, size = found
+        raise ColumnValueError(
+            f"cannot {step.kind.value.lower()} {step.states[index].describe()}: the row's {mapper.table} record "
+            f"({', '.join(step.columns)}) takes at least {size:,} bytes, over this connection's limit of "
+            f"{max_length:,} (SQLITE_LIMIT_LENGTH), although each value fits; store less in one row"
+        )
     if any(isinstance(values, list) for values in converted):
         rows = list(zip(*converted))
     return rows
-
-
-def _check_length(step, column, values, max_length):
-    """SQLite refuses a string or blob longer than its length limit: name the attribute first."""
-    present = [value for value in values if value is not None]
-    if not present or max(map(len, present)) * 4 <= max_length:
-        return  # even four UTF-8 bytes per character would fit
-    for index, value in enumerate(values):
-        if value is None:
-            continue
-        size = len(value.encode("utf-8")) if isinstance(value, str) else len(value)
-        if size > max_length:
-            raise ColumnValueError(
-                f"cannot {step.kind.value.lower()} {step.states[index].describe()}: {column.qualified_name} is "
-                f"{size:,} bytes long, over this connection's limit of {max_length:,} (SQLITE_LIMIT_LENGTH)"
-            )
 
 
 def _fill_sources(step, rows, filled, assigned):

@@ -14,6 +14,7 @@ relationship for all the objects the query returned, instead of one per object o
 
 import threading
 
+from .columntypes import bound_refusal
 from .errors import (
     IdentityError,
     InvalidStateError,
@@ -80,9 +81,20 @@ class LoadingMixin:
         obj = self.identity.get(key)
         if obj is not None:
             return obj
+        self._check_bound_key(mapper, key)
         self._autoflush()
         loaded = self._load(mapper, self._select_by_key(mapper, key[1]))
         return loaded[0] if loaded else None
+
+    def _check_bound_key(self, mapper, key):
+        """The key's values passed identity_key()'s checks; what is left is what SQLite says of the
+        stored form (``columntypes.bind_column``'s last stage): its length, before any SQL runs."""
+        max_length = self.executor.length_limit()
+        for column, value in zip(mapper.primary_key, key[1]):
+            refusal = bound_refusal(value, max_length)
+            if refusal is not None:
+                raise IdentityError(f"get(): {refusal.explain(column.qualified_name + ' key value', value)}; "
+                                    f"no row can be found by it")
 
     def get_one(self, entity, ident):
         """Like get(), but a missing row raises NotFoundError."""
@@ -110,7 +122,7 @@ class LoadingMixin:
         self._check("filter")
         mapper = mapper_of(entity)
         relationships = [self._relationship(mapper, name) for name in load]
-        sql, params = select_sql(mapper, equals, order_by, limit)
+        sql, params = select_sql(mapper, equals, order_by, limit, self.executor.length_limit())
         self._autoflush()
         objects = self._load(mapper, self._query(sql, params))
         for relationship in relationships:
@@ -216,10 +228,6 @@ class LoadingMixin:
         return self._load(mapper, self._query(
             f"SELECT {mapper.select_list} FROM {mapper.quoted_table} WHERE {where} ORDER BY {mapper.key_order}",
             params))
-
-    def _bind(self, column, value):
-        convert = column.type.to_db
-        return convert(value) if convert is not None and value is not None else value
 
     def _query(self, sql, params):
         if not self.transaction.active:

@@ -18,7 +18,7 @@ one object per row:
 
 import sqlite3
 
-from .columntypes import first_invalid
+from .columntypes import Refusal, bind_column, oversized_row
 from .errors import ColumnValueError, FlushError, InvalidStateError, StaleDataError
 from .flush import from_db
 from .mapping import MISSING, NOT_LOADED, mapper_of, quote
@@ -169,9 +169,10 @@ class MergingMixin:
                 f"a new object with its key"
             )
         key = mapper.identity_key(key_values)
+        self._upsert_params(mapper, values)  # a value that cannot be stored is refused before the flush
         self._flush()
-        names = [name for name in mapper.column_names if values.get(name, MISSING) is not MISSING]
-        self._check_upsert_values(mapper, obj, names)
+        # (Again after the flush, which may have filled in a pending object's SQL defaults.)
+        names, params = self._upsert_params(mapper, values)
         table = mapper.quoted_table
         updates = [name for name in names if name not in mapper.pk_names]
         conflict = ", ".join(map(quote, mapper.pk_names))
@@ -179,7 +180,6 @@ class MergingMixin:
             f"{quote(name)} = excluded.{quote(name)}" for name in updates)
         sql = (f"INSERT INTO {table} ({', '.join(map(quote, names))}) VALUES ({', '.join('?' * len(names))}) "
                f"ON CONFLICT ({conflict}) DO {action} RETURNING {', '.join(map(quote, mapper.column_names))}")
-        params = [self._bind(mapper.column(name), values[name]) for name in names]
         with self._writing("upsert"):
             if not self.transaction.active:
                 self._begin(None, for_writing=True)
@@ -215,9 +215,25 @@ class MergingMixin:
             self.tracker.watch(target_state)
         return target
 
-    def _check_upsert_values(self, mapper, obj, names):
+    def _upsert_params(self, mapper, values):
+        """The columns an upsert writes (those the object holds) and their bound values, each
+        checked as a flush checks it (``columntypes.bind_column``), and the row's size."""
+        names = [name for name in mapper.column_names if values.get(name, MISSING) is not MISSING]
+        max_length = self.executor.length_limit()
+        bound = []
         for name in names:
             column = mapper.column(name)
-            found = first_invalid(column.type, [obj.__dict__[name]], column.nullable)
-            if found is not None:
-                raise ColumnValueError(f"upsert(): {column.qualified_name} = {obj.__dict__[name]!r} {found[1]}")
+            try:
+                bound.append(bind_column(column.type, [values[name]], column.nullable, max_length))
+            except Refusal as refusal:
+                raise ColumnValueError(
+                    f"upsert(): {refusal.explain(column.qualified_name, values[name])}; nothing was written"
+                ) from None
+        found = oversized_row(bound, max_length)
+        if found is not None:
+            raise ColumnValueError(
+                f"upsert(): the {mapper.table} record of {mapper.describe(values)} ({', '.join(names)}) takes at "
+                f"least {found[1]:,} bytes, over this connection's limit of {max_length:,} (SQLITE_LIMIT_LENGTH), "
+                f"although each value fits; store less in one row; nothing was written"
+            )
+        return names, [column[0] for column in bound]

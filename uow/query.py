@@ -7,13 +7,17 @@ ColumnValueError), every column is qualified with its table (so a typo can never
 double-quoted string literal), and every value is a bound parameter.
 """
 
-from .columntypes import first_invalid
+from .columntypes import Refusal, bind_column
 from .errors import ColumnValueError, UnknownFieldError
 from .mapping import Column, quote
 
 
-def select_sql(mapper, equals, order_by, limit):
-    """``(sql, params)`` selecting the entity's rows where each named column equals its value."""
+def select_sql(mapper, equals, order_by, limit, max_length=None):
+    """``(sql, params)`` selecting the entity's rows where each named column equals its value.
+
+    Each value passes the same gate as a value written by a flush (``columntypes.bind_column``,
+    with the connection's length limit ``max_length``), so what SQLite would refuse or
+    misread is refused here, before any SQL."""
     table = mapper.quoted_table
     conditions = []
     params = []
@@ -22,12 +26,11 @@ def select_sql(mapper, equals, order_by, limit):
         if value is None:
             conditions.append(f"{table}.{quote(name)} IS NULL")
             continue
-        found = first_invalid(column.type, [value], True)
-        if found is not None:
-            raise ColumnValueError(f"filter(): {column.qualified_name} = {value!r} {found[1]}")
+        try:
+            params.extend(bind_column(column.type, [value], True, max_length))
+        except Refusal as refusal:
+            raise ColumnValueError(f"filter(): {refusal.explain(column.qualified_name, value)}") from None
         conditions.append(f"{table}.{quote(name)} = ?")
-        convert = column.type.to_db
-        params.append(convert(value) if convert is not None else value)
     sql = f"SELECT {mapper.select_list} FROM {table}"
     if conditions:
         sql += " WHERE " + " AND ".join(conditions)
@@ -46,6 +49,11 @@ def _order_terms(mapper, order_by):
         return [f"{mapper.quoted_table}.{quote(name)}" for name in mapper.pk_names]
     if isinstance(order_by, (str, Column)):
         order_by = [order_by]
+    if not isinstance(order_by, (list, tuple)):
+        raise UnknownFieldError(
+            f"order_by: expected a field name of {mapper.cls.__name__}, a Column, or a list of them, "
+            f"got {order_by!r}"
+        )
     terms = []
     for item in order_by:
         descending = False
