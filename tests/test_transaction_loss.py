@@ -125,3 +125,127 @@ def test_a_full_disk_at_a_second_flush_says_the_first_flush_is_undone_too(tmp_pa
     other.close()
     session.close()
     connection.close()
+
+
+# -- an exception arriving just after COMMIT, RELEASE or ROLLBACK ran --------------------------
+
+class InterruptsAfter(sqlite3.Connection):
+    """A real sqlite3 connection that raises KeyboardInterrupt once, just after running the first
+    statement that starts with ``after`` (as Ctrl-C arriving when the statement has returned)."""
+
+    after = None
+
+    def execute(self, sql, *args):
+        cursor = super().execute(sql, *args)
+        if self.after is not None and sql.startswith(self.after):
+            self.after = None
+            raise KeyboardInterrupt(f"just after {sql}")
+        return cursor
+
+
+@pytest.fixture
+def interrupting(db_path):
+    connection = sqlite3.connect(db_path, isolation_level=None, factory=InterruptsAfter)
+    connection.execute("PRAGMA foreign_keys = ON")
+    yield connection
+    connection.close()
+
+
+def test_an_interrupt_just_after_commit_leaves_the_objects_committed(interrupting, other):
+    """Issue 10.5: the session believed the transaction still open, and the rollback() that
+    ``with Session`` then ran reverted the objects and took the new one's key although its row
+    was committed."""
+    ann = User(name="ann")
+    with pytest.raises(KeyboardInterrupt):
+        with uow.Session(interrupting) as session:
+            session.add(ann)
+            interrupting.after = "COMMIT"
+    assert names(other) == ["ann"]
+    assert uow.state_of(ann) is uow.ObjectState.DETACHED and ann.id == 1 and ann.name == "ann"
+
+
+def test_after_an_interrupted_commit_the_session_goes_on_from_what_was_committed(interrupting, other):
+    session = uow.Session(interrupting)
+    ann = User(name="ann")
+    session.add(ann)
+    interrupting.after = "COMMIT"
+    with pytest.raises(KeyboardInterrupt):
+        session.commit()
+    assert not session.in_transaction() and session.is_active
+    session.rollback()  # nothing to undo: the work was committed
+    assert uow.state_of(ann) is uow.ObjectState.PERSISTENT and ann.id == 1
+    ann.name = "annie"
+    session.commit()
+    assert names(other) == ["annie"]
+    session.close()
+
+
+def test_wb_an_interrupt_in_the_bookkeeping_after_commit_still_forgets_the_committed_work(file_session, other):
+    session = file_session
+    ann = User(name="ann")
+    session.add(ann)
+    forget = session.undo.forget
+
+    def interrupted():
+        session.undo.forget = forget
+        raise KeyboardInterrupt("in the bookkeeping after COMMIT")
+
+    session.undo.forget = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        session.commit()
+    session.rollback()
+    assert uow.state_of(ann) is uow.ObjectState.PERSISTENT and ann.id == 1
+    assert names(other) == ["ann"]
+
+
+def test_an_interrupt_just_after_release_leaves_the_savepoint_released(interrupting, other):
+    session = uow.Session(interrupting)
+    session.begin()
+    ann = User(name="ann")
+    with pytest.raises(KeyboardInterrupt):
+        with session.begin_nested() as nested:
+            session.add(ann)
+            interrupting.after = 'RELEASE "uow_sp'
+    assert not nested.is_active and not session.in_nested_transaction()
+    assert uow.state_of(ann) is uow.ObjectState.PERSISTENT  # its work joined the transaction
+    session.rollback()  # and an outer rollback still undoes it
+    assert uow.state_of(ann) is uow.ObjectState.TRANSIENT and ann.id is None
+    session.add(ann)
+    session.commit()
+    assert names(other) == ["ann"]
+    session.close()
+
+
+def test_an_interrupt_just_after_rollback_to_leaves_the_savepoint_rolled_back(interrupting, other):
+    session = uow.Session(interrupting)
+    ann = User(name="ann")
+    session.add(ann)
+    nested = session.begin_nested()
+    bob = User(name="bob")
+    session.add(bob)
+    session.flush()
+    interrupting.after = "ROLLBACK TO"
+    with pytest.raises(KeyboardInterrupt):
+        nested.rollback()
+    assert not nested.is_active and not session.in_nested_transaction()
+    assert uow.state_of(bob) is uow.ObjectState.TRANSIENT and bob.id is None
+    session.commit()
+    assert names(other) == ["ann"]
+    session.close()
+
+
+def test_an_interrupt_just_after_rollback_leaves_the_objects_rolled_back(interrupting, other):
+    session = uow.Session(interrupting)
+    ann = User(name="ann")
+    session.add(ann)
+    session.flush()
+
+    interrupting.after = "ROLLBACK"
+    with pytest.raises(KeyboardInterrupt):
+        session.rollback()
+    assert not session.in_transaction()
+    assert uow.state_of(ann) is uow.ObjectState.TRANSIENT and ann.id is None
+    session.add(User(name="bob"))
+    session.commit()
+    assert names(other) == ["bob"]
+    session.close()

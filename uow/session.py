@@ -438,14 +438,22 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
 
             def release():
                 self._flush()
-                self.transaction.release_savepoint(nested)
-                self.undo.release()
+                try:
+                    self.transaction.release_savepoint(nested)
+                finally:
+                    # Released, even if an exception arrived just after: its scope joins the enclosing one.
+                    if not nested.is_active and self.undo.depth > len(self.transaction.savepoints):
+                        self.undo.release()
 
             self._around("release_savepoint", release, savepoint=nested)
         else:
             def roll_back_to():
-                self.transaction.rollback_to_savepoint(nested)
-                self._restore(*self.undo.pop())
+                try:
+                    self.transaction.rollback_to_savepoint(nested)
+                finally:
+                    # Rolled back, even if an exception arrived just after: the objects follow.
+                    if not nested.is_active and self.undo.depth > len(self.transaction.savepoints):
+                        self._restore(*self.undo.pop())
                 if self.transaction.active:  # a failure inside the savepoint is undone with it
                     self._ready_thread = self._owner_thread
 
@@ -491,11 +499,26 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
             self._flush()
             rounds += 1
         if self.transaction.active:
-            self.transaction.commit()
-        for state in self._deleted_rows:
-            state.move(ObjectState.DETACHED, "commit")
+            try:
+                self.transaction.commit()
+                self._forget_committed()
+            except BaseException:
+                # The transaction moved to IDLE exactly when COMMIT ran: then the work is committed,
+                # even if an exception arrived just after, and must not be rolled back in memory.
+                if self.transaction.state is TransactionState.IDLE:
+                    self._forget_committed()
+                raise
+        else:
+            self._forget_committed()
+
+    def _forget_committed(self):
+        """What a COMMIT makes final; safe to run twice (an interrupt may stop it half way)."""
+        while self._deleted_rows:
+            state = next(iter(self._deleted_rows))
+            if state.status is not ObjectState.DETACHED:
+                state.move(ObjectState.DETACHED, "commit")
             state.session = None
-        self._deleted_rows.clear()
+            del self._deleted_rows[state]
         self.undo.forget()
         if self.expire_on_commit:
             for obj in self.identity.values():
@@ -514,12 +537,16 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
 
     def _rollback(self):
         failure = self.transaction.failure  # the rollback forgets it
-        self.transaction.rollback()
-        self._ready_thread = self._owner_thread
-        while self.undo.depth:
-            self._restore(*self.undo.pop())
-        self._restore(*self.undo.pop())
-        self._expire_stale(failure)
+        try:
+            self.transaction.rollback()
+        finally:
+            # SQLite rolled back (even if an exception arrived just after ROLLBACK ran): the objects follow.
+            if not self.executor.in_transaction:
+                self._ready_thread = self._owner_thread
+                while self.undo.depth:
+                    self._restore(*self.undo.pop())
+                self._restore(*self.undo.pop())
+                self._expire_stale(failure)
 
     # -- leaving the session --------------------------------------------------------------
 

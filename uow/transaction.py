@@ -265,9 +265,30 @@ class Transaction:
             )
 
     def release_savepoint(self, nested):
-        self.executor.execute(f'RELEASE "{nested.name}"')
+        try:
+            self.executor.execute(f'RELEASE "{nested.name}"')
+        except sqlite3.Error:
+            raise  # SQLite refused: the savepoint is still open
+        except BaseException:
+            # An exception (Ctrl-C) arrived around the RELEASE: whether it ran is not known, so it is
+            # finished, and the savepoint is released either way, as SQLite then says.
+            self._finish(f'RELEASE "{nested.name}"')
+            self._forget_savepoint(nested)
+            raise
+        self._forget_savepoint(nested)
+
+    def _forget_savepoint(self, nested):
         self.savepoints.pop()
         nested.is_active = False
+
+    def _finish(self, *statements):
+        """Run the statements an interrupted operation was running; stop at the first that finds
+        its savepoint gone (the interrupted run had got that far)."""
+        for sql in statements:
+            try:
+                self.executor.execute(sql)
+            except sqlite3.OperationalError:
+                return
 
     def rollback_to_savepoint(self, nested):
         """ROLLBACK TO and RELEASE the savepoint.
@@ -277,18 +298,31 @@ class Transaction:
         (as in SQLAlchemy).  Not if SQLite ended the whole transaction itself: then only
         rollback() can put the session back in step.
         """
-        if self.executor.in_transaction:
-            self.executor.execute(f'ROLLBACK TO "{nested.name}"')
-            self.executor.execute(f'RELEASE "{nested.name}"')
-        self.savepoints.pop()
-        nested.is_active = False
+        statements = (f'ROLLBACK TO "{nested.name}"', f'RELEASE "{nested.name}"')
+        try:
+            if self.executor.in_transaction:
+                for sql in statements:
+                    self.executor.execute(sql)
+        except sqlite3.Error:
+            raise
+        except BaseException:
+            # Arrived around ROLLBACK TO or RELEASE (Ctrl-C): finish both, as for release_savepoint.
+            if self.executor.in_transaction:
+                self._finish(*statements)
+            self._forget_savepoint(nested)
+            raise
+        self._forget_savepoint(nested)
         if self.state is TransactionState.FAILED and self.executor.in_transaction:
             self._move(TransactionState.ACTIVE, "rollback_to_savepoint")
             self.failure = None
             self.failed_write = None
 
     def commit(self):
-        """Send COMMIT.  If SQLite refuses (a lock, a deferred constraint), the transaction stays open."""
+        """Send COMMIT.  If SQLite refuses (a lock, a deferred constraint), the transaction stays open.
+
+        The state moves to IDLE exactly when COMMIT ran, even if an exception (Ctrl-C) arrived just
+        after it: the session then forgets the committed work instead of rolling it back.
+        """
         try:
             self.executor.execute("COMMIT")
         except sqlite3.Error as error:
@@ -299,16 +333,28 @@ class Transaction:
                 hint = (" Another connection holds a lock on the database (in rollback-journal mode an open "
                         "read transaction blocks COMMIT; WAL mode lets readers and one writer coexist).")
             raise TransactionError(f"COMMIT failed: {error}; the transaction is {still_open}.{hint}") from error
+        except BaseException:
+            if not self.executor.in_transaction:  # it arrived once COMMIT had run
+                self._end()
+                self._move(TransactionState.IDLE, "commit")
+            raise
         self._end()
         self._move(TransactionState.IDLE, "commit")
 
     def rollback(self):
-        """Send ROLLBACK unless SQLite already rolled back by itself (an interrupt, a full disk)."""
-        if self.executor.in_transaction:
-            self.executor.execute("ROLLBACK")
-        self._end()
-        if self.state is not TransactionState.IDLE:  # rollback() with nothing begun is no move
-            self._move(TransactionState.IDLE, "rollback")
+        """Send ROLLBACK unless SQLite already rolled back by itself (an interrupt, a full disk).
+
+        Even if an exception (Ctrl-C) arrives just after ROLLBACK ran, the state says what SQLite
+        says; the caller checks ``executor.in_transaction`` the same way to restore its objects.
+        """
+        try:
+            if self.executor.in_transaction:
+                self.executor.execute("ROLLBACK")
+        finally:
+            if not self.executor.in_transaction:
+                self._end()
+                if self.state is not TransactionState.IDLE:  # rollback() with nothing begun is no move
+                    self._move(TransactionState.IDLE, "rollback")
 
     def fail(self, error, write="flush", lost=False):
         """A write failed: refuse everything but rollback() until it is called.
