@@ -249,3 +249,20 @@ def test_an_interrupt_just_after_rollback_leaves_the_objects_rolled_back(interru
     session.commit()
     assert names(other) == ["bob"]
     session.close()
+
+
+def test_commit_after_the_transaction_ended_behind_the_session_says_so_instead_of_committing(file_session, other):
+    """The raw connection committed: COMMIT would fail with 'no transaction is active' and the
+    session claimed SQLite had rolled back; it now says what it knows and refuses until rollback()."""
+    ann = User(name="ann")
+    file_session.add(ann)
+    file_session.flush()
+    file_session.connection().execute("COMMIT")
+    with uow.capture_sql() as statements:
+        with pytest.raises(errors.PendingRollbackError) as raised:
+            file_session.commit()
+    assert statements == []
+    assert str(raised.value).startswith(
+        "commit(): a previous commit failed (SQLite has no transaction open although this session began one: "
+        "SQLite rolled it back by itself, or the connection was used directly)")
+    assert names(other) == ["ann"]

@@ -59,6 +59,13 @@ _IN_PROGRESS = {
     "rollback_to_savepoint": "the rollback of a savepoint",
 }
 
+# What a refusal says happened to the transaction when SQLite no longer has it open.
+ROLLED_BACK = ("SQLite rolled back the whole transaction, so earlier flushes are undone too (the objects "
+               "still show them until rollback())")
+ENDED_UNSEEN = ("it ended without this session (rolled back, or committed through the connection), so the work "
+                "of earlier flushes is no longer in it; rollback() puts the objects back as they were at the "
+                "last commit")
+
 # How many times commit() flushes work that after_flush listeners keep staging before it gives up.
 COMMIT_FLUSH_ROUNDS = 100
 
@@ -499,6 +506,7 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
             self._flush()
             rounds += 1
         if self.transaction.active:
+            self._refuse_lost_transaction("commit")
             try:
                 self.transaction.commit()
                 self._forget_committed()
@@ -598,7 +606,7 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         The refusal says what SQLite did: whether it kept the transaction (only the failed write
         was undone) or ended the whole of it by itself, earlier flushes included.
         """
-        self.transaction.fail(error, write, lost=not self.executor.in_transaction)
+        self.transaction.fail(error, write, lost=None if self.executor.in_transaction else ROLLED_BACK)
         self._ready_thread = None
 
     def _fail_if_transaction_lost(self, error, write):
@@ -622,9 +630,10 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         fails instead, as if the write had failed, and nothing is sent.
         """
         if self.transaction.active and not self.executor.in_transaction:
-            self._fail(TransactionError(
+            self.transaction.fail(TransactionError(
                 "SQLite has no transaction open although this session began one: SQLite rolled it back by "
-                "itself, or the connection was used directly"), write)
+                "itself, or the connection was used directly"), write, lost=ENDED_UNSEEN)
+            self._ready_thread = None
             self.transaction.check_usable(write)
 
     @contextlib.contextmanager

@@ -157,7 +157,7 @@ class Transaction:
         self.savepoints = []
         self.failure = None
         self.failed_write = None
-        self.lost = False
+        self.lost = None
         self._savepoint_counter = 0
         self.default_mode = None
         self.default_read_only = False
@@ -193,8 +193,7 @@ class Transaction:
             raise SessionClosedError(f"{operation}(): this session was closed; create a new Session")
         if self.state is TransactionState.FAILED:
             if self.lost:
-                where = ("SQLite rolled back the whole transaction, so earlier flushes are undone too "
-                         "(the objects still show them until rollback())")
+                where = self.lost
             else:  # a flush, undone by its own savepoint
                 where = "the database and the objects are as they were before that flush"
             raise PendingRollbackError(
@@ -356,10 +355,11 @@ class Transaction:
                 if self.state is not TransactionState.IDLE:  # rollback() with nothing begun is no move
                     self._move(TransactionState.IDLE, "rollback")
 
-    def fail(self, error, write="flush", lost=False):
+    def fail(self, error, write="flush", lost=None):
         """A write failed: refuse everything but rollback() until it is called.
 
-        ``lost``: SQLite ended the whole transaction by itself, so more than the failed write is undone.
+        ``lost``: what happened to the whole transaction, when SQLite no longer has it open (more
+        than the failed write is gone); None when only the failed write was undone.
         """
         self.failure = error
         self.failed_write = write
