@@ -87,7 +87,14 @@ class Capabilities:
     """Reading an expired field autoflushes before the SELECT."""
 
     get_checks_expired: bool = False
-    """get() of a held but wholly expired object reloads it (and answers None if its row is gone)."""
+    """get() of a held but wholly expired object reloads it (and answers None if its row is gone).
+    The reload autoflushes first when load_autoflushes says so."""
+
+    get_vanished_row: str = "detach"
+    """With get_checks_expired, what get() does when the expired object's row is gone: "detach"
+    (uow): the object leaves the session as if expunged (a rollback brings it back), and get()
+    answers None at once; "delete_then_query" (SQLAlchemy): the object becomes DELETED (detached
+    at commit), and get() goes on as for a key it does not hold (autoflush, then query)."""
 
     reload_completes_snapshot: bool = True
     """Reading back an expired object also takes the row's value as the snapshot of a field that

@@ -416,6 +416,8 @@ class Model:
             if self.caps.get_checks_expired and obj.expired_all:
                 if self._load_held(obj):
                     return ("held", hid)
+                if self.caps.get_vanished_row == "detach":
+                    return ("none", None)
             else:
                 return ("held", hid)
         if self.failed:
@@ -472,19 +474,27 @@ class Model:
     def _load_held(self, obj):
         """get_checks_expired: reload a wholly expired held object; False if its row is gone.
 
-        The reload autoflushes; SQLAlchemy reads a row_missing failure of that autoflush as
-        "this object's row is gone" too, and then goes on to query (see get()).
+        The reload autoflushes when ``load_autoflushes`` says so; SQLAlchemy reads a row_missing
+        failure of that autoflush as "this object's row is gone" too, and then goes on to query
+        (see get()).  The object whose row is gone is dropped as ``get_vanished_row`` says.
         """
         try:
-            self.autoflush()
+            if self.caps.load_autoflushes:
+                self.autoflush()
             row = self.db[obj.table.name].get(obj.key)
         except Refused as refusal:
             if refusal.cause != "row_missing":
                 raise
             row = None
         if row is None:
-            self._forget_deleted_row(obj)
+            self.situations.add("get() found an expired object's row gone")
+            if self.caps.get_vanished_row == "detach":
+                obj.state = DETACHED
+                obj.marked = False
+            else:
+                self._forget_deleted_row(obj)
             return False
+        self.situations.add("get() reloaded an expired held object")
         obj.load(row, self.caps.reload_completes_snapshot)
         return True
 

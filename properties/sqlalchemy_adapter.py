@@ -36,6 +36,7 @@ SQLALCHEMY_CAPABILITIES = Capabilities(
     refresh="expire_autoflush_reload",
     load_autoflushes=True,
     get_checks_expired=True,
+    get_vanished_row="delete_then_query",
     flush_order="tables",
     flush_loads_expired="per_table",
     writes_back_during_flush=True,

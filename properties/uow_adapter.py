@@ -26,6 +26,10 @@ UOW_CAPABILITIES = Capabilities(
     # flushing._reload_expired_snapshots: "Objects to update or delete whose snapshot was expired
     # are read back first (one SELECT each)".
     flush_loads_expired="ordering",
+    # Session.get: "An object already in the identity map is returned without any SQL, unless it
+    # was expired ...: then get() reloads it with one SELECT, and if its row is gone ... the object
+    # leaves the session, as if expunged, and get() returns None".
+    get_checks_expired=True,
 )
 
 

@@ -336,6 +336,71 @@ def test_expire_sees_what_another_connection_committed(file_session, other):
     assert user.name == "bob"
 
 
+SELECT_USER = ('SELECT "users"."id", "users"."name", "users"."email", "users"."score", "users"."joined" '
+               'FROM "users" WHERE "users"."id" = ?')
+
+
+def _committed_then_expired(file_session):
+    """A committed user, expired; and its key (read before the expiry: reading an expired field
+    would begin a read transaction, and the other connection could not write)."""
+    user = User(name="ann")
+    file_session.add(user)
+    file_session.commit()
+    key = user.id
+    file_session.expire(user)
+    return user, key
+
+
+def test_get_of_an_expired_object_whose_row_another_connection_deleted_returns_none(file_session, other):
+    """One SELECT finds the row gone: the object leaves the session, as for a key it does not hold."""
+    user, key = _committed_then_expired(file_session)
+    other.execute("DELETE FROM users WHERE id = ?", (key,))
+    with uow.capture_sql() as statements:
+        assert file_session.get(User, key) is None
+    assert [(sql, params) for sql, params in folded(statements) if sql.startswith("SELECT")] == [
+        (SELECT_USER, (key,))]
+    assert uow.state_of(user) is uow.ObjectState.DETACHED and user not in file_session
+    assert len(file_session.identity_map) == 0
+    assert file_session.get(User, key) is None  # a plain miss now
+    assert other.execute("SELECT count(*) FROM users").fetchone()[0] == 0
+
+
+def test_get_of_an_expired_object_reloads_it_with_what_was_committed_since(file_session, other):
+    user, key = _committed_then_expired(file_session)
+    other.execute("UPDATE users SET name = 'bob' WHERE id = ?", (key,))
+    with uow.capture_sql() as statements:
+        assert file_session.get(User, key) is user
+        assert user.name == "bob"
+    assert [sql for sql in sql_of(statements) if sql.startswith("SELECT")] == [SELECT_USER]
+
+
+def test_get_by_a_composite_key_of_an_expired_object_whose_row_is_gone_returns_none(file_session, other):
+    pair = Pair(a=1, b="x")
+    file_session.add(pair)
+    file_session.commit()
+    file_session.expire(pair)
+    other.execute("DELETE FROM pairs")
+    assert file_session.get(Pair, (1, "x")) is None
+    assert uow.state_of(pair) is uow.ObjectState.DETACHED
+
+
+def test_rollback_brings_back_an_object_get_found_without_a_row(file_session, other):
+    user, key = _committed_then_expired(file_session)
+    other.execute("DELETE FROM users WHERE id = ?", (key,))
+    assert file_session.get(User, key) is None
+    file_session.rollback()  # undoes the drop and the expire() before it: as at the last commit
+    assert uow.state_of(user) is uow.ObjectState.PERSISTENT
+    assert file_session.identity_map[(User, (key,))] is user
+    assert user.__dict__["name"] == "ann"
+
+
+def test_get_of_a_held_object_with_loaded_key_runs_no_sql_even_if_other_fields_were_expired(session, ann):
+    session.expire(ann, ["name"])
+    with uow.capture_sql() as statements:
+        assert session.get(User, ann.id) is ann
+    assert statements == []
+
+
 def test_expire_all(session):
     users = [User(name=f"u{i}") for i in range(3)]
     session.add_all(users)

@@ -63,7 +63,11 @@ class LoadingMixin:
     def get(self, entity, ident):
         """The object with this primary key (scalar, tuple or dict), or None if there is no such row.
 
-        An object already in the identity map is returned without any SQL.
+        An object already in the identity map is returned without any SQL, unless it was expired
+        (its key among the expired fields: expire(), a rollback, expire_on_commit): then get()
+        reloads it with one SELECT, and if its row is gone (another connection deleted it) the
+        object leaves the session, as if expunged, and get() returns None, as for a key it does
+        not hold.  rollback() brings the object back.
         """
         if _get_ident() != self._ready_thread:
             self._check("get")
@@ -76,11 +80,11 @@ class LoadingMixin:
         if type(ident) is mapper.scalar_key_type is not float:
             obj = self.identity.get((entity, (ident,)))
             if obj is not None:
-                return obj
+                return obj if mapper.pk_names[0] in obj.__dict__ else self._get_expired(obj)
         key = mapper.identity_key(ident)
         obj = self.identity.get(key)
         if obj is not None:
-            return obj
+            return obj if mapper.pk_names[0] in obj.__dict__ else self._get_expired(obj)
         self._check_bound_key(mapper, key)
         self._autoflush()
         loaded = self._load(mapper, self._select_by_key(mapper, key[1]))
@@ -95,6 +99,18 @@ class LoadingMixin:
             if refusal is not None:
                 raise IdentityError(f"get(): {refusal.explain(column.qualified_name + ' key value', value)}; "
                                     f"no row can be found by it")
+
+    def _get_expired(self, obj):
+        """get() of an expired held object: reload it, or drop it if its row is gone."""
+        state = obj.__dict__[STATE_ATTRIBUTE]
+        try:
+            self._load_expired(state)
+        except ObjectDeletedError:
+            self.undo.record(state)
+            self._unindex(state)
+            self._detach(state)
+            return None
+        return obj
 
     def get_one(self, entity, ident):
         """Like get(), but a missing row raises NotFoundError."""
