@@ -23,8 +23,9 @@ The rules, in the words of docs/api-sketch.md ("Semantics") and README.rst ("The
   commit gets back exactly the state and values it had at the last commit, with no SQL.
   Pending objects become transient again (values as they were when added, without keys a flush
   gave them); deleted objects are persistent again; objects first loaded during the rolled-back
-  transaction are expired (they reload on next access).  A savepoint rollback applies the same
-  rule to the work since the savepoint began.
+  transaction after its first write are expired (they reload on next access); objects read
+  before anything was written keep their values.  A savepoint rollback applies the same rule to
+  the work since the savepoint began (a write it undid stops counting for the frames around it).
 * Autoflush flushes before get-misses and queries, unless the session was opened with
   autoflush=False.  A query returns the objects whose *row* matches: a held object comes back
   as it is (its unflushed changes are never overwritten; only its expired fields are filled
@@ -83,7 +84,8 @@ class Obj:
     each field had when the row was last loaded or flushed.  ``marked`` means "persistent, in
     session.deleted"; ``gone`` means its row was deleted by a flush.  ``assigned`` records any
     assignment since the snapshot (SQLAlchemy's notion of dirty); ``expired_all`` a whole-object
-    expiry not yet reloaded.  ``seq`` is the order it entered the session.
+    expiry not yet reloaded.  ``seq`` is the order it entered the session; ``loaded_at`` the
+    model's clock when it was loaded from a row (None: it never was).
     """
 
     def __init__(self, table, values):
@@ -97,10 +99,11 @@ class Obj:
         self.assigned = False
         self.expired_all = False
         self.seq = 0
+        self.loaded_at = None
 
     def copy(self):
         twin = Obj(self.table, self.values)
-        for name in ("state", "key", "marked", "gone", "assigned", "expired_all", "seq"):
+        for name in ("state", "key", "marked", "gone", "assigned", "expired_all", "seq", "loaded_at"):
             setattr(twin, name, getattr(self, name))
         twin.snapshot = dict(self.snapshot)
         return twin
@@ -144,9 +147,14 @@ class Frame:
     means the object was loaded during the frame).
     ``inserted``/``updated``/``deleted`` are the objects flushed during the frame, which is what
     an implementation that expires on rollback (instead of restoring) works from.
+    ``started`` is the model's clock when the frame began, ``wrote`` when something was first
+    written in it or in a savepoint inside it (None: nothing, or only what a savepoint rollback
+    undid): a rollback expires only the objects loaded after that (see Model._restore).
     """
 
-    def __init__(self, db, objects):
+    def __init__(self, db, objects, started):
+        self.started = started
+        self.wrote = None
         self.db = copy_rows(db)
         self.objects = {hid: obj.copy() for hid, obj in objects.items()}
         self.entered = {}
@@ -175,7 +183,8 @@ class Model:
         self.objects = {}
         self.failed = False
         self.failed_depth = 0
-        self.frames = [Frame(self.db, self.objects)]
+        self._clock = itertools.count(1)  # orders loads, writes and frames (see Frame, _restore)
+        self.frames = [Frame(self.db, self.objects, next(self._clock))]
         self._sequence = itertools.count(1)
         self.situations = set()  # interesting things that happened, for the machine's statistics
         self._highest_id = {}
@@ -439,6 +448,7 @@ class Model:
         obj.key = key
         obj.snapshot = dict(row)
         obj.seq = next(self._sequence)
+        obj.loaded_at = next(self._clock)
         self.objects[hid] = obj
         self.frames[-1].entered[hid] = obj.copy()
         return hid
@@ -578,6 +588,7 @@ class Model:
                 self._fail()
                 raise refusal
         self.db = trial
+        self._note_write()
         frame = self.frames[-1]
         frame.updated |= self._flushed_persistent()
         switches = self._switches()
@@ -618,6 +629,14 @@ class Model:
                 obj.marked = False
                 frame.deleted.add(hid)
         self._clear_assigned()
+
+    def _note_write(self):
+        """A flush wrote rows: objects loaded from now on may read what a rollback undoes, in this
+        frame and every frame around it."""
+        now = next(self._clock)
+        for frame in self.frames:
+            if frame.wrote is None:
+                frame.wrote = now
 
     def _load_for_flush(self):
         """flush_loads_expired == "first": before planning, objects the flush may write (assigned
@@ -900,21 +919,21 @@ class Model:
                 obj.state = DETACHED
             elif obj.state == PERSISTENT and self.caps.expire_on_commit:
                 obj.expire()
-        self.frames = [Frame(self.db, self.objects)]
+        self.frames = [Frame(self.db, self.objects, next(self._clock))]
 
     def rollback(self):
         """rollback(): every savepoint and the transaction roll back, innermost first."""
         while self.frames:
             self._end_frame()
         self.failed = False
-        self.frames = [Frame(self.db, self.objects)]
+        self.frames = [Frame(self.db, self.objects, next(self._clock))]
 
     def begin_nested(self):
         """begin_nested(): flush, then open a savepoint."""
         if self.failed:
             raise Refused("pending_rollback", "begin_nested(): a previous flush failed")
         self.flush()
-        self.frames.append(Frame(self.db, self.objects))
+        self.frames.append(Frame(self.db, self.objects, next(self._clock)))
 
     def release(self):
         """Releasing the innermost savepoint: flush, and its work joins the enclosing frame."""
@@ -948,7 +967,7 @@ class Model:
                 obj.state = DETACHED
                 obj.marked = False
         self.failed = False
-        self.frames = [Frame(self.db, self.objects)]
+        self.frames = [Frame(self.db, self.objects, next(self._clock))]
 
     def _end_frame(self):
         """Roll back the innermost frame, unless a failed flush already did (failed_flush)."""
@@ -959,11 +978,16 @@ class Model:
         else:
             self._roll_back_frame(frame, nested=depth > 0)
         if self.frames:
-            # Objects loaded in a rolled-back savepoint stay, expired: they were still first
-            # loaded during the enclosing frame.
+            # The savepoint's writes are undone: they no longer count for the enclosing frames.
+            for outer in self.frames:
+                if outer.wrote is not None and outer.wrote > frame.started:
+                    outer.wrote = None
+            # Objects loaded in a rolled-back savepoint stay, as the rollback left them (expired
+            # if loaded after its first write): they were still first loaded during the
+            # enclosing frame, which restores that look.
             for hid, look in frame.entered.items():
                 if look.state == PERSISTENT and self.objects[hid].state == PERSISTENT:
-                    self.frames[-1].entered.setdefault(hid, look)
+                    self.frames[-1].entered.setdefault(hid, self.objects[hid].copy())
 
     def _roll_back_frame(self, frame, nested):
         if self.new() and (self.deleted() or any(obj.state == DELETED for obj in self.objects.values())):
@@ -978,19 +1002,21 @@ class Model:
 
     def _restore(self, frame):
         """Objects get back their look at the frame's start (or at entering it), with no SQL;
-        objects loaded during the frame stay, expired.
+        objects loaded during the frame after its first write stay, expired (their values may be
+        ones the rollback undid); objects loaded before it keep the look they were loaded with
+        (the database goes back to exactly what they read).
 
         A rollback never leaves two objects for one row (one expunged, the other loaded after):
         the object held at the frame's start keeps the key, else the one loaded first; the other
-        becomes DETACHED, expired if it was loaded during the frame (its values may be ones the
-        rollback undid), else with the values it entered with.
+        becomes DETACHED, expired if it was loaded during the frame after its first write, else
+        with the values it entered with.
         """
         for hid in list(self.objects):
             before = frame.objects.get(hid)
             entered = frame.entered.get(hid)
             if before is not None and before.state in IN_SESSION:
                 self.objects[hid] = before.copy()
-            elif entered is not None and entered.state == PERSISTENT:
+            elif entered is not None and entered.state == PERSISTENT and self._read_after_write(frame, entered):
                 obj = self.objects[hid]
                 obj.state = PERSISTENT
                 obj.marked = False
@@ -1010,10 +1036,19 @@ class Model:
             for hid in hids:
                 if hid != winner:
                     loser = frame.entered[hid].copy()
-                    if loser.state == PERSISTENT:  # loaded during the frame
+                    if loser.state == PERSISTENT and self._read_after_write(frame, loser):
                         loser.expire()
                     loser.state = DETACHED
                     self.objects[hid] = loser
+
+    def _read_after_write(self, frame, look):
+        """Was this object (loaded during ``frame``) loaded after the frame's first write?"""
+        if frame.wrote is None or look.loaded_at < frame.wrote:
+            self.situations.add("a rollback kept an object read before any write")
+            return False
+        if look.loaded_at > frame.wrote:
+            self.situations.add("a rollback expired an object read after a write")
+        return True
 
     def _expire_frame(self, frame, nested):
         """Rollback by expiry: inserted objects become transient (values as they are), deleted

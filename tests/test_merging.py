@@ -116,10 +116,11 @@ def test_merge_of_a_detached_object_is_committed_and_the_object_stays_detached(p
 
 
 def test_merge_of_an_expired_detached_object_uses_its_identity(path, file_session, other):
-    """close() rolls back, which expires what the transaction loaded; the object still knows its key."""
+    """expire_on_commit expires the object, close() detaches it; the object still knows its key."""
     connection = uow.connect(path)
-    first = Session(connection)
+    first = Session(connection, expire_on_commit=True)
     detached = first.get(Country, "fr")
+    first.commit()
     first.close()
     connection.close()
     assert "code" not in detached.__dict__ and uow.identity_key(instance=detached) == (Country, ("fr",))
@@ -305,10 +306,10 @@ def test_rollback_expires_an_object_merged_without_loading(file_session):
     result = file_session.merge(Country(code="fr", name="From cache"), load=False)
     file_session.rollback()
     assert state_of(result) is ObjectState.PERSISTENT
-    assert file_session.get(Country, "fr") is result
     with uow.capture_sql() as statements:
-        assert result.name == "France"
+        assert file_session.get(Country, "fr") is result  # expired: get() reloads it
     assert [sql.split()[0] for sql in without_begin(statements)] == ["SELECT"]
+    assert result.name == "France"
 
 
 def test_merge_without_loading_refuses_unflushed_changes(path, session):

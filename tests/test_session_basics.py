@@ -328,3 +328,59 @@ def test_references_loaded_up_front_stay_usable_after_the_session_closes(shelves
     assert [(book.title, book.shelf.room, book.shelf.number) for book in books] == [
         ("A", "hall", 2), ("B", "attic", 1), ("C", "hall", 2)]
     assert books[0].shelf is books[2].shelf
+
+
+# -- what close() leaves on objects that were only read ---------------------------------------
+
+def test_an_object_only_read_keeps_its_values_after_close(conn, people):
+    """close() rolls back, but nothing was written: the object holds what the database holds."""
+    session = uow.Session(conn)
+    user = session.get(User, 1)
+    session.close()
+    with uow.capture_sql() as statements:
+        assert user.name == "ann" and user.email == "ann@x"
+    assert statements == []
+    assert uow.state_of(user) is uow.ObjectState.DETACHED
+
+
+def test_collections_loaded_before_a_commit_survive_close_as_references_do(shelves):
+    session = uow.Session(shelves)
+    shelf = session.get(Shelf, ("hall", 2))
+    books = shelf.books
+    session.commit()
+    session.close()
+    assert shelf.books is books
+    assert [(book.title, book.shelf is shelf) for book in shelf.books] == [("A", True), ("C", True)]
+
+
+def test_collections_read_in_a_transaction_that_wrote_nothing_survive_close(shelves):
+    session = uow.Session(shelves)
+    shelves_read = session.all(Shelf, load=["books"])
+    session.close()
+    assert [[book.title for book in shelf.books] for shelf in shelves_read] == [["B"], [], ["A", "C"]]
+
+
+def test_close_after_a_write_expires_what_was_read_after_it_and_drops_collections(shelves):
+    session = uow.Session(shelves)
+    before = session.get(Shelf, ("attic", 1))
+    before.books
+    session.add(Book(title="D", room="hall", number=1))
+    session.flush()  # the transaction's first write
+    after = session.get(Book, 1)
+    session.close()
+    assert (before.room, before.number) == ("attic", 1)  # read before the write: kept
+    with pytest.raises(errors.DetachedInstanceError, match="Shelf.books"):
+        before.books  # it might have held the book the rollback removed
+    with pytest.raises(errors.DetachedInstanceError, match="Book.title"):
+        after.title  # read after the write: it may hold what the rollback undid
+
+
+def test_a_change_to_an_object_of_the_collections_class_drops_the_collection_at_close(shelves):
+    session = uow.Session(shelves)
+    shelf = session.get(Shelf, ("hall", 2))
+    moved = shelf.books[0]
+    moved.shelf = session.get(Shelf, ("hall", 1))  # not flushed: the rollback puts it back
+    session.close()
+    assert (moved.room, moved.number) == ("hall", 2)
+    with pytest.raises(errors.DetachedInstanceError, match="Shelf.books"):
+        shelf.books

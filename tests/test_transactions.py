@@ -189,11 +189,16 @@ def test_rollback_restores_an_object_changed_several_times(session):
     assert session.original_value(user, "name") == "a0"
 
 
-def test_objects_first_loaded_in_a_rolled_back_transaction_reload_on_access(file_session, other):
+def _write_something(session):
+    """A flush that writes a row no test object is about: the transaction's first write."""
+    session.add(Country(code="zz", name="Elsewhere"))
+    session.flush()
+
+
+def test_objects_first_loaded_after_the_transactions_first_write_reload_on_access(file_session, other):
     other.execute("INSERT INTO users (id, name, score) VALUES (10, 'ann', 0.0)")
-    user = file_session.get(User, 10)
-    user.name = "changed"
-    file_session.flush()
+    _write_something(file_session)
+    user = file_session.get(User, 10)  # read after a write: it may see what the rollback undoes
     with uow.capture_sql() as statements:
         file_session.rollback()
     assert sql_of(statements) == ["ROLLBACK"]
@@ -205,8 +210,21 @@ def test_objects_first_loaded_in_a_rolled_back_transaction_reload_on_access(file
     assert file_session.get(User, 10) is user
 
 
-def test_an_object_first_loaded_in_a_rolled_back_transaction_whose_row_is_gone(file_session, other):
+def test_objects_read_before_any_write_keep_their_values_through_a_rollback(file_session, other):
+    """The rollback puts the database back to exactly what they read: nothing of theirs is undone."""
     other.execute("INSERT INTO users (id, name, score) VALUES (10, 'ann', 0.0)")
+    user = file_session.get(User, 10)
+    user.name = "changed"  # assigned and written after it was read: the memento is what it read
+    file_session.flush()
+    with uow.capture_sql() as statements:
+        file_session.rollback()
+        assert user.name == "ann" and user.score == 0.0
+    assert sql_of(statements) == ["ROLLBACK"]
+
+
+def test_an_object_first_loaded_after_a_write_whose_row_is_gone(file_session, other):
+    other.execute("INSERT INTO users (id, name, score) VALUES (10, 'ann', 0.0)")
+    _write_something(file_session)
     user = file_session.get(User, 10)
     file_session.rollback()
     other.execute("DELETE FROM users")
@@ -232,8 +250,22 @@ def test_rollback_after_expunging_and_reloading_a_row(session):
     assert held == [country]
     assert state_of(reloaded) is ObjectState.DETACHED
     assert session.get(Country, "fr").name == "France"
-    # The copy loaded in the rolled-back transaction is expired, as every object loaded in it
-    # is (its values may be ones the rollback undid); detached, it cannot reload.
+    # The copy was read before anything was written: it keeps what it read, detached.
+    assert uow.loaded_values(reloaded) == {"code": "fr", "name": "France"}
+
+
+def test_rollback_after_expunging_and_reloading_a_row_after_a_write(session):
+    country = Country(code="fr", name="France")
+    session.add(country)
+    session.commit()
+    session.expunge_all()
+    _write_something(session)
+    reloaded = session.get(Country, "fr")
+    session.rollback()
+    assert session.get(Country, "fr") is country
+    # Loaded after the transaction's first write, the copy is expired (its values may be ones
+    # the rollback undid); detached, it cannot reload.
+    assert state_of(reloaded) is ObjectState.DETACHED
     assert uow.loaded_values(reloaded) == {}
     with pytest.raises(errors.DetachedInstanceError):
         reloaded.name
@@ -246,6 +278,7 @@ def test_a_copy_loaded_inside_a_savepoint_is_detached_and_expired_by_the_full_ro
     session.commit()
     session.expunge(country)
     session.begin_nested()
+    _write_something(session)
     reloaded = session.get(Country, "fr")
     session.rollback()
     assert session.get(Country, "fr") is country
@@ -567,6 +600,7 @@ def test_objects_first_loaded_inside_a_rolled_back_savepoint_reload_on_access(fi
     other.execute("INSERT INTO users (id, name, score) VALUES (10, 'ann', 0.0)")
     file_session.get(User, 99)  # begin the transaction
     nested = file_session.begin_nested()
+    _write_something(file_session)
     user = file_session.get(User, 10)
     user.name = "changed"
     file_session.flush()
@@ -574,6 +608,21 @@ def test_objects_first_loaded_inside_a_rolled_back_savepoint_reload_on_access(fi
     with uow.capture_sql() as statements:
         assert user.name == "ann"
     assert any(s.startswith("SELECT") for s in sql_of(statements))
+
+
+def test_a_savepoint_rollback_keeps_objects_read_before_its_first_write(file_session, other):
+    other.execute("INSERT INTO users (id, name, score) VALUES (10, 'ann', 0.0)")
+    _write_something(file_session)  # a write before the savepoint does not count for it
+    nested = file_session.begin_nested()
+    user = file_session.get(User, 10)
+    user.name = "changed"
+    file_session.flush()
+    nested.rollback()
+    with uow.capture_sql() as statements:
+        assert user.name == "ann"
+    assert statements == []
+    file_session.rollback()  # but it does for the transaction: now the object is expired
+    assert uow.loaded_values(user) == {}
 
 
 def test_rollback_after_a_key_was_deleted_and_reused(session, conn):
@@ -664,3 +713,14 @@ def test_rollback_of_a_re_added_detached_object_keeps_json_changes_made_while_de
     second.rollback()
     assert (note.title, note.tags) == ("first", ["a", "while detached"])
     second.close()
+
+
+def test_a_write_the_session_did_not_plan_counts_too(file_session, other):
+    """Raw SQL on the session's connection is a write like a flush: what is read after it expires."""
+    other.execute("INSERT INTO users (id, name, score) VALUES (10, 'ann', 0.0)")
+    file_session.connection().execute("UPDATE users SET name = 'uncommitted' WHERE id = 10")
+    user = file_session.get(User, 10)
+    assert user.name == "uncommitted"
+    file_session.rollback()
+    assert uow.loaded_values(user) == {}
+    assert user.name == "ann"

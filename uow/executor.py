@@ -145,6 +145,11 @@ class Executor:
             self._cursor.close()
             self._cursor = None
 
+    def rows_written(self):
+        """How many rows INSERT, UPDATE and DELETE statements changed on this connection so far
+        (SQLite's total_changes: whoever sent them, triggers included; never goes down)."""
+        return self.connection.total_changes
+
     def variable_limit(self):
         """How many ``?`` one statement may bind; read each time, because it can be lowered with setlimit()."""
         return self.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)

@@ -255,7 +255,8 @@ class LoadingMixin:
 
         A row whose object is already held never overwrites it (its unflushed changes win);
         only the object's expired columns are filled in from the row.  A new object records the
-        undo log's current epoch instead of a memento: rolling back expires it (see ``undo``).
+        undo log's current epoch instead of a memento: rolling back expires it if it was loaded
+        after the scope's first write (see ``undo``).
         """
         objects = []
         created = []
@@ -280,7 +281,7 @@ class LoadingMixin:
         identity = self.identity
         new = object.__new__
         sequence = self._sequence
-        epoch = self.undo.epoch
+        epoch = self.undo.loading_epoch()
         json_indexes = [column.index for column in mapper.json_columns]
         watch = self.tracker.watch
         for row in rows:

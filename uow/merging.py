@@ -118,6 +118,8 @@ class MergingMixin:
             target = mapper.cls.__new__(mapper.cls)
             target.__dict__.update(values)
             snapshot = mapper.snapshot_getter(target.__dict__)
+            # The values are the caller's, not the row's: a rollback expires the object.
+            self.undo.mark_written()
             target_state = InstanceState(target, mapper, PERSISTENT, self, key, snapshot,
                                          next(self._sequence), self.undo.epoch)
             target.__dict__[STATE_ATTRIBUTE] = target_state

@@ -6,11 +6,14 @@ collections it was in — and how to put all of that back.
 
 The rule, in the same words as the README: rolling back a scope (the transaction since the last
 commit, or a savepoint) puts every object the session touched in it back to exactly the state
-and values it had when the scope began, with no SQL; objects first *loaded* in the scope are
-expired instead, since their values may include what the rollback undid; loaded collections are
-dropped and reload on next access; an object whose row a failed flush found changed or
-deleted by another session (StaleDataError) is expired, so that a retry reads the row as it is
-now; and an object that has since moved to another session is that session's business.
+and values it had when the scope began, with no SQL; objects first *loaded* in the scope after
+its first write are expired instead, since their values may include what the rollback undid
+(objects read before anything was written keep their values: the database goes back to exactly
+what they read); loaded collections are dropped and reload on next access when the rollback
+undid a write or put back an object of their class, and otherwise stay; an object whose row a
+failed flush found changed or deleted by another session (StaleDataError) is expired, so that a
+retry reads the row as it is now; and an object that has since moved to another session is
+that session's business.
 """
 
 from .errors import StaleDataError
@@ -92,9 +95,10 @@ class RollbackMixin:
             candidate=candidate,
         )
 
-    def _restore(self, scope, start_epoch):
+    def _restore(self, scope, first_write):
         """Put every object of an undo scope back as its memento says, then expire the objects
-        loaded since the scope began (their values may include what the rollback undid).
+        loaded since the scope's first write (their values may include what the rollback undid;
+        ``first_write`` is None when nothing was written, and then no load is expired).
 
         An object that has since moved to another session is that session's now: it is left alone.
         """
@@ -146,20 +150,23 @@ class RollbackMixin:
         if scope:
             self._pending = dict(sorted(self._pending.items(), key=lambda item: item[0].sequence))
             self._marked = dict(sorted(self._marked.items(), key=lambda item: item[0].sequence))
-        # Objects loaded in the scope may hold values the rollback undid: they are expired, held
-        # or (a copy that lost its row to the one held first) detached alike.
-        for state in [obj.__dict__[STATE_ATTRIBUTE] for obj in self.identity.values()] + detached_copies:
-            obj = state.obj
-            values = obj.__dict__
-            if state.loaded_epoch >= start_epoch:
-                _expire(state)
-            # Loaded collections are views of other objects' references, which the rollback may
-            # have changed: drop them, and they reload (through the identity map) when next read.
+        # Objects loaded after the scope's first write may hold values the rollback undid: they
+        # are expired, held or (a copy that lost its row to the one held first) detached alike.
+        held = [obj.__dict__[STATE_ATTRIBUTE] for obj in self.identity.values()] + detached_copies
+        if first_write is not None:
+            for state in held:
+                if state.loaded_epoch >= first_write:
+                    _expire(state)
+        # Loaded collections are views of other objects' references.  A rollback that undid a
+        # write, or put back an object of the collection's class, may have changed them: they are
+        # dropped, and reload (through the identity map) when next read.  Otherwise they stay,
+        # as cached references do.
+        changed_classes = None if first_write is not None else {state.mapper.cls for state in scope}
+        for state in held + list(self._pending):
+            values = state.obj.__dict__
             for collection in state.mapper.collections:
-                values.pop(collection.name, None)
-        for state in self._pending:
-            for collection in state.mapper.collections:
-                state.obj.__dict__.pop(collection.name, None)
+                if changed_classes is None or collection.target in changed_classes:
+                    values.pop(collection.name, None)
         # A JSON value changed in place touched nothing the undo log could see; its snapshot
         # (JSON text) is what the object held when the scope began, so put that back.
         for state in self.tracker.watched:

@@ -18,8 +18,10 @@ only when every statement has succeeded updates the objects), ``loading``, ``cas
 The rules users can rely on are spelled out in the README; the most
 important one: ``rollback()`` rolls the database back and puts every object the session touched
 since the last commit back to exactly the state and values it had then.  Objects that entered by
-``add`` become transient again; objects first loaded during the rolled-back transaction are
-expired, so they reload on next access instead of keeping values the rollback undid.
+``add`` become transient again; objects first loaded during the rolled-back transaction after its
+first write are expired, so they reload on next access instead of keeping values the rollback
+undid, while objects read before anything was written keep what they read (so close() after
+reading leaves usable detached objects; see ``undo``).
 """
 
 import contextlib
@@ -131,7 +133,7 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
             self.transaction.set_busy_timeout(busy_timeout)
         self.listeners = Listeners()
         self.identity = IdentityMap()
-        self.undo = UndoLog(self._capture)
+        self.undo = UndoLog(self._capture, self.executor.rows_written)
         self.tracker = ChangeTracker()
         self.autoflush = autoflush
         self.expire_on_commit = expire_on_commit

@@ -217,9 +217,16 @@ def exercise(name, inject, check_error, plant_for=None, path=":memory:", journal
         lost = set(last_commit["identity"]) - set(after["identity"])
         assert not lost, f"after rollback(): identity-map entries of the last commit are gone: {sorted(lost)[:4]}"
         for key, obj in session.identity_map.items():
-            if id(obj) not in last_commit["objects"]:
-                assert not column_values(obj), f"after rollback(): {key} was loaded in the rolled-back " \
-                                               f"transaction but is not expired"
+            # An object loaded in the rolled-back transaction keeps its values only if it read
+            # them before anything was written; either way it holds nothing the rollback undid.
+            kept = column_values(obj)
+            if id(obj) not in last_commit["objects"] and kept:
+                mapper = type(obj).__mapper__
+                row = conn.execute(f"SELECT {', '.join(kept)} FROM {mapper.quoted_table} "
+                                   f"WHERE {mapper.key_condition}", key[1]).fetchone()
+                assert row is not None and dict(zip(kept, row)) == kept, (
+                    f"after rollback(): {key} was loaded in the rolled-back transaction and keeps {kept}, "
+                    f"but the row holds {row}")
         for obj, values in run.created:
             assert uow.state_of(obj) is uow.ObjectState.TRANSIENT, f"after rollback(): {obj!r} is not transient"
             assert id(obj) not in held and uow.object_session(obj) is None
