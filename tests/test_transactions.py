@@ -724,3 +724,25 @@ def test_a_write_the_session_did_not_plan_counts_too(file_session, other):
     file_session.rollback()
     assert uow.loaded_values(user) == {}
     assert user.name == "ann"
+
+
+def test_a_dry_run_is_no_write_for_the_rollback_rule(file_session, other):
+    """A dry run's statements are rolled back at once: what is read after it keeps its values."""
+    other.execute("INSERT INTO users (id, name, score) VALUES (10, 'ann', 0.0)")
+    file_session.add(Country(code="zz", name="Elsewhere"))
+    assert "INSERT" in [s.sql.split()[0] for s in file_session.dry_run()]
+    with file_session.no_autoflush:  # (an autoflush would write the country: a real write)
+        user = file_session.get(User, 10)
+    file_session.rollback()
+    assert uow.loaded_values(user)["name"] == "ann"
+
+
+def test_a_failed_bulk_write_is_no_write_for_the_rollback_rule(file_session, other):
+    """Its rows are rolled back to its own savepoint at once, and the session goes on."""
+    other.execute("INSERT INTO users (id, name, score) VALUES (10, 'ann', 0.0)")
+    with pytest.raises(errors.FlushError):
+        file_session.bulk_insert_mappings(User, [{"id": 11, "name": "new", "score": 0.0},
+                                                 {"id": 10, "name": "duplicate", "score": 0.0}])
+    user = file_session.get(User, 10)
+    file_session.rollback()
+    assert uow.loaded_values(user)["name"] == "ann"

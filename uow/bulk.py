@@ -209,6 +209,7 @@ class BulkMixin:
             return self._bulk_run_in_savepoint(statements, mapper, expect_each)
 
     def _bulk_run_in_savepoint(self, statements, mapper, expect_each):
+        self.undo.loading_epoch()  # writes before this one count; its own, if undone below, do not
         self.executor.execute(f"SAVEPOINT {BULK_SAVEPOINT}")
         changed = 0
         try:
@@ -227,6 +228,7 @@ class BulkMixin:
             if self.executor.in_transaction:
                 self.executor.execute(f"ROLLBACK TO {BULK_SAVEPOINT}")
                 self.executor.execute(f"RELEASE {BULK_SAVEPOINT}")
+                self.undo.writes_rolled_back()
             if isinstance(error, sqlite3.Error):
                 raise FlushError(f"bulk write to {mapper.table} failed: {error}", statement=None) from error
             raise

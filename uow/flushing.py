@@ -131,6 +131,7 @@ class FlushingMixin:
         began = not self.transaction.active
         if began:
             self.transaction.begin(None, for_writing=True)
+        self.undo.loading_epoch()  # writes before the dry run count; its own are undone below
         self.executor.execute('SAVEPOINT "uow_dry_run"')
         try:
             with capture_sql() as statements:
@@ -143,6 +144,7 @@ class FlushingMixin:
             if self.executor.in_transaction:
                 self.executor.execute('ROLLBACK TO "uow_dry_run"')
                 self.executor.execute('RELEASE "uow_dry_run"')
+                self.undo.writes_rolled_back()
             if began:
                 self.transaction.rollback()
         return statements

@@ -26,7 +26,7 @@ flush, a bulk write, an upsert, raw SQL): the log compares SQLite's count of cha
 when an object is loaded and when a scope begins or ends, which is all the rule needs, since only
 the epochs of loads are ever compared.  A write counts for the scope it was made in and every
 scope around it; a savepoint rollback undoes its writes, so they stop counting for the enclosing
-scopes.  merge(load=False) counts as a write: its values come from the caller, not the row.
+scopes (so do the session's own short savepoints: a dry run, a failed bulk write).  merge(load=False) counts as a write: its values come from the caller, not the row.
 
 The log does not know what a copy contains: the session gives it a ``capture`` function and
 restores copies itself, because only the session knows which of its collections an object was in.
@@ -59,6 +59,12 @@ class UndoLog:
             self._rows_seen = written
             self.mark_written()
         return self.epoch
+
+    def writes_rolled_back(self):
+        """The rows written since the last look were rolled back to a savepoint of the session's
+        own (a dry run, a failed bulk write): they do not count.  (Call loading_epoch() before
+        that savepoint, so that the writes before it still do.)"""
+        self._rows_seen = self._rows_written()
 
     def mark_written(self):
         """Something the rollback cannot vouch for entered the scope: a write, or values that did
