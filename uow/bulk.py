@@ -26,7 +26,7 @@ from .columntypes import Refusal, bind_column, oversized_row
 from .dependencies import build_plan
 from .errors import ColumnValueError, FlushError, InvalidStateError, StaleDataError, UnknownFieldError
 from .flush import bind_plan, run_plan
-from .mapping import mapper_of, quote
+from .mapping import entity_objects, mapper_of, quote
 from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
 from .tracking import changed_fields
 
@@ -41,7 +41,7 @@ class BulkMixin:
         counts them: fewer than given when the table's own triggers or conflict clauses skip some)."""
         self._check("bulk_insert_mappings")
         mapper = mapper_of(entity)
-        mappings = [self._with_defaults(mapper, mapping) for mapping in mappings]
+        mappings = [self._with_defaults(mapper, mapping) for mapping in _rows(mappings, "bulk_insert_mappings")]
         groups = {}
         for mapping in mappings:
             groups.setdefault(tuple(self._bulk_columns(mapper, mapping)), []).append(mapping)
@@ -58,7 +58,7 @@ class BulkMixin:
         self._check("bulk_update_mappings")
         mapper = mapper_of(entity)
         version = mapper.version_column
-        mappings = list(mappings)
+        mappings = _rows(mappings, "bulk_update_mappings")
         groups = {}
         for mapping in mappings:
             for name in mapper.pk_names:
@@ -99,7 +99,7 @@ class BulkMixin:
         self._check("bulk_save_objects")
         inserts = []
         updates = []
-        for obj in objects:
+        for obj in entity_objects(objects, "bulk_save_objects"):
             mapper = mapper_of(obj)
             mapper.configure()
             state = obj.__dict__.get(STATE_ATTRIBUTE)
@@ -268,3 +268,15 @@ def _shown(mapping):
         text = repr(value)
         parts.append(f"{name!r}: {text if len(text) <= 40 else text[:37] + '...'}")
     return "{" + ", ".join(parts) + "}"
+
+
+def _rows(mappings, operation):
+    """The rows of a bulk call as a list of dicts, refused before anything runs if they are not."""
+    try:
+        rows = list(mappings)
+    except TypeError:
+        raise ColumnValueError(f"{operation}(): expected a list of dicts of column values, got {mappings!r}") from None
+    for row in rows:
+        if not isinstance(row, dict):
+            raise ColumnValueError(f"{operation}(): each row is a dict of column values, got {row!r}")
+    return rows

@@ -27,11 +27,21 @@ class CascadesMixin:
                     f"{state.describe()}.{reference.name} = {target!r}: that object belongs to another session"
                 )
             if "save-update" in reference.cascade and (target_state is None or target_state.session is None):
+                self._refuse_to_add(target)
                 self._add(target)
         self.undo.record(state)
         set_reference(state.obj, reference, target)
         if state.status is PERSISTENT:
             self.tracker.note_assignment(state)
+
+    def _adopting(self, collection, item):
+        """``item`` is about to be appended to a collection of an object in this session: refuse it
+        now, before the list or the item changes, if the session cannot take it (the wrong
+        thread, an object of another session...)."""
+        self._check("append to " + collection.name)
+        item_state = item.__dict__.get(STATE_ATTRIBUTE)
+        if "save-update" in collection.cascade and (item_state is None or item_state.session is None):
+            self._refuse_to_add(item)
 
     def _adopted(self, collection, item):
         """``item`` was appended to a collection of an object in this session: save-update brings it in."""

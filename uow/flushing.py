@@ -124,7 +124,7 @@ class FlushingMixin:
         inserts, updates, deletes = self._collect_changes()
         if not (inserts or updates or deletes):
             return []
-        self._refuse_duplicate_keys(inserts, deletes)
+        self._refuse_duplicate_keys(inserts, updates, deletes)
         plan = build_plan(inserts, updates, deletes, held_states=self._held_states)
         bound = bind_plan(plan, self.executor.length_limit())
         self._refuse_lost_transaction("dry_run")
@@ -202,7 +202,7 @@ class FlushingMixin:
                 f"update(s) and {len(deletes)} delete(s) are waiting; nothing was sent. Roll back, or use "
                 f"a session without read_only=True"
             )
-        self._refuse_duplicate_keys(inserts, deletes)
+        self._refuse_duplicate_keys(inserts, updates, deletes)
         plan = build_plan(inserts, updates, deletes, held_states=self._held_states)
         return plan, bind_plan(plan, self.executor.length_limit())
 
@@ -238,12 +238,16 @@ class FlushingMixin:
                 self._fail(error)
             raise
 
-    def _refuse_duplicate_keys(self, inserts, deletes):
+    def _refuse_duplicate_keys(self, inserts, updates, deletes):
         """Two objects may not claim one natural key: say so before any SQL runs.
 
         A key held by an object marked for deletion is free to take: the flush turns the
-        DELETE and the INSERT into one UPDATE of the row (a "row switch").
+        DELETE and the INSERT into one UPDATE of the row (a "row switch").  An object whose key
+        is changed to one another object holds is refused too (SQLite's UNIQUE error came after
+        SQL), unless that other object's key changes in the same flush (a swap is the planner's
+        to order, or refuse as a cycle).
         """
+        self._refuse_taken_keys(updates, deletes)
         if not inserts:
             return
         claimed = {state.key: None for state in deletes}  # key -> its claimant; None: free to take once
@@ -265,6 +269,33 @@ class FlushingMixin:
                     f"change one key, or expunge one of them"
                 )
             claimed[key] = state.obj
+
+    def _refuse_taken_keys(self, updates, deletes):
+        moving = {}
+        for state, names in updates:
+            mapper = state.mapper
+            values = state.obj.__dict__
+            if state.key is None or set(names).isdisjoint(mapper.pk_names) or not values.keys() >= set(mapper.pk_names):
+                continue
+            new_key = mapper.key_of(values)
+            if new_key != state.key:
+                moving[state] = new_key
+        if not moving:
+            return
+        leaving = set(deletes) | set(moving)
+        claimed = {}
+        for state, new_key in moving.items():
+            other = claimed.get(new_key)
+            if other is None:
+                holder = self.identity.get(new_key)
+                if holder is not None and holder.__dict__[STATE_ATTRIBUTE] not in leaving:
+                    other = holder
+            if other is not None and other is not state.obj:
+                raise DuplicateIdentityError(
+                    f"flush(): {state.describe()} changes its key to {format_key(new_key)}, which {other!r} "
+                    f"holds in this session; choose another key, or delete that object first"
+                )
+            claimed[new_key] = state.obj
 
     def _apply_flush(self, plan, filled, assigned):
         """Bring the objects in line with what the flush wrote (runs only after every statement succeeded)."""

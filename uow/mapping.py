@@ -685,6 +685,23 @@ class Mapper:
         return f"{self.cls.__name__}({inside})"
 
 
+def entity_objects(objects, operation):
+    """``objects`` as a list, each checked to be an entity object, before a call changes anything."""
+    try:
+        objects = list(objects)
+    except TypeError:
+        raise UnmappedClassError(
+            f"{operation}(): expected a list (or other iterable) of entity objects, got {objects!r}"
+        ) from None
+    for obj in objects:
+        if isinstance(obj, type) or "__mapper__" not in type(obj).__dict__:
+            raise UnmappedClassError(
+                f"{operation}(): {obj!r} is not an entity object; pass instances of mapped classes "
+                f"(User(...), not User)"
+            )
+    return objects
+
+
 def mapper_of(cls_or_obj):
     """The Mapper of an entity class or object, or UnmappedClassError saying how to map it."""
     cls = cls_or_obj if isinstance(cls_or_obj, type) else type(cls_or_obj)

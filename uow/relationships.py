@@ -321,10 +321,13 @@ class RelatedList(list):
 
     def _adopt(self, item):
         self._check_item(item)
-        setattr(item, self.collection.reference.name, self.owner)
         state = self.owner.__dict__.get(STATE_ATTRIBUTE)
-        if state is not None and state.session is not None:
-            state.session._adopted(self.collection, item)
+        session = state.session if state is not None else None
+        if session is not None:
+            session._adopting(self.collection, item)  # refusals come before any change
+        setattr(item, self.collection.reference.name, self.owner)
+        if session is not None:
+            session._adopted(self.collection, item)
 
     def _release(self, item):
         if item.__dict__.get(self.collection.reference.name) is self.owner or \

@@ -39,7 +39,7 @@ from .executor import Executor
 from .flushing import FlushingMixin
 from .identity import IdentityMap, collector_paused, format_key
 from .loading import LoadingMixin
-from .mapping import mapper_of
+from .mapping import entity_objects, mapper_of
 from .merging import MergingMixin
 from .rollback import Memento, RollbackMixin
 from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
@@ -184,25 +184,62 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         another session, or one whose key another object in this session holds, is an error.
         """
         self._check("add")
+        self._refuse_to_add(obj)
         self._add(obj)
 
-    def _add(self, obj):
+    def _refuse_to_add(self, obj, seen=None):
+        """Raise the error adding ``obj`` would meet -- for it or for any object its save-update
+        cascade would bring in -- while changing nothing, so that a refused add() leaves the
+        session as it was (it had made the first objects pending before meeting a bad one).
+        Every path into :meth:`_add` calls this first."""
+        if seen is None:
+            seen = set()
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
         mapper = mapper_of(obj)
         values = obj.__dict__
         state = values.get(STATE_ATTRIBUTE)
-        if state is None:
-            mapper.configure()
-            state = InstanceState(obj, mapper, ObjectState.TRANSIENT, None)
-            values[STATE_ATTRIBUTE] = state
-        elif state.session is not None and state.session is not self:
+        if state is not None and state.session is self and state.status is not ObjectState.DELETED:
+            return  # already here: adding it again does nothing, and its cascade ran when it came
+        if state is not None and state.session is not None:
             raise InvalidStateError(
                 f"add(): {obj!r} belongs to another session; expunge() it there first, "
                 f"or merge() it into this one"
             )
-        status = state.status
+        status = ObjectState.TRANSIENT if state is None else state.status
         if status is ObjectState.TRANSIENT:
+            mapper.configure()
             if mapper.generated_key is None or values.get(mapper.generated_key.name) is not None:
                 self._refuse_held_key(mapper.key_of(values), obj)
+            if mapper.references or mapper.collections:
+                for related in self._cascade(obj, "save-update"):
+                    self._refuse_to_add(related, seen)
+        elif status is ObjectState.DETACHED:
+            # A detached object is re-attached under its key: no row switch can make room for it.
+            held = self.identity.get(state.key)
+            if held is not None and held is not obj:
+                raise DuplicateIdentityError(
+                    f"add(): {held!r} already holds the identity {format_key(state.key)} in this session "
+                    f"(even marked for deletion, its row is still there), so {obj!r} cannot be attached; "
+                    f"flush the delete first, or use merge()"
+                )
+        elif status is ObjectState.DELETED:
+            raise InvalidStateError(
+                f"add(): the row of {obj!r} was deleted in this transaction; rollback() to bring it back, "
+                f"or add a new object"
+            )
+
+    def _add(self, obj):
+        """Bring ``obj`` (and its save-update cascade) in; :meth:`_refuse_to_add` has checked it all."""
+        mapper = mapper_of(obj)
+        values = obj.__dict__
+        state = values.get(STATE_ATTRIBUTE)
+        if state is None:
+            state = InstanceState(obj, mapper, ObjectState.TRANSIENT, None)
+            values[STATE_ATTRIBUTE] = state
+        status = state.status
+        if status is ObjectState.TRANSIENT:
             # A transient object is in none of the session's collections: its memento is just
             # its values (cheaper than _capture, and add() is on the bulk-insert path).
             self.undo.record_memento(state, Memento(ObjectState.TRANSIENT, None, None, None, 0, mapper.copy_values(values)))
@@ -216,14 +253,6 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
                     if related_state is None or related_state.session is not self:
                         self._add(related)  # objects already here brought in their own cascade
         elif status is ObjectState.DETACHED:
-            # A detached object is re-attached under its key: no row switch can make room for it.
-            held = self.identity.get(state.key)
-            if held is not None and held is not obj:
-                raise DuplicateIdentityError(
-                    f"add(): {held!r} already holds the identity {format_key(state.key)} in this session "
-                    f"(even marked for deletion, its row is still there), so {obj!r} cannot be attached; "
-                    f"flush the delete first, or use merge()"
-                )
             self.undo.record(state)
             state.move(ObjectState.PERSISTENT, "add")
             state.session = self
@@ -232,16 +261,14 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
             self.tracker.note_assignment(state)
             if mapper.json_columns:
                 self.tracker.watch(state)
-        elif status is ObjectState.DELETED:
-            raise InvalidStateError(
-                f"add(): the row of {obj!r} was deleted in this transaction; rollback() to bring it back, "
-                f"or add a new object"
-            )
 
     def add_all(self, objects):
-        """add() each object, in order."""
+        """add() each object, in order; if any of them cannot be added, none is."""
         self._check("add_all")
-        objects = list(objects)
+        objects = entity_objects(objects, "add_all")
+        seen = set()
+        for obj in objects:
+            self._refuse_to_add(obj, seen)
         add = self._add
         with collector_paused(len(objects)):
             for obj in objects:
@@ -283,6 +310,7 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         if state.session is not None and state.session is not self:
             raise InvalidStateError(f"delete(): {obj!r} belongs to another session")
         if state.status is ObjectState.DETACHED:
+            self._refuse_to_add(obj)
             self._add(obj)
         if state.status is ObjectState.PENDING:
             self.expunge(obj)
