@@ -266,3 +266,68 @@ def test_commit_after_the_transaction_ended_behind_the_session_says_so_instead_o
         "commit(): a previous commit failed (SQLite has no transaction open although this session began one: "
         "SQLite rolled it back by itself, or the connection was used directly)")
     assert names(other) == ["ann"]
+
+
+STAYED = "its statements had all run when the error arrived, so the transaction holds them"
+
+
+def test_an_interrupt_just_after_a_bulk_writes_release_fails_the_session_and_rollback_undoes_it(interrupting, other):
+    """The bulk write's own savepoint was released when the interrupt arrived: rolling back to it
+    raised 'no such savepoint' instead, and the session went on unaware of the rows."""
+    session = uow.Session(interrupting)
+    interrupting.after = 'RELEASE "uow_bulk"'
+    with pytest.raises(KeyboardInterrupt):
+        session.bulk_insert_mappings(User, [{"name": "ann"}, {"name": "bob"}])
+    with pytest.raises(errors.PendingRollbackError) as raised:
+        session.commit()
+    assert STAYED in str(raised.value)
+    session.rollback()
+    session.commit()
+    assert names(other) == []
+    session.close()
+
+
+@pytest.mark.parametrize("write", ["flush", "bulk_save_objects"])
+def test_an_interrupt_just_after_a_flushs_release_says_its_statements_stayed(interrupting, other, write):
+    """After the flush's final RELEASE the statements are in the transaction: the refusal said 'the
+    database and the objects are as they were before that flush' (a flush), or there was none and
+    commit() committed rows whose objects never got their keys (bulk_save_objects)."""
+    session = uow.Session(interrupting)
+    ann = User(name="ann")
+    interrupting.after = 'RELEASE "uow_flush"'
+    with pytest.raises(KeyboardInterrupt):
+        if write == "flush":
+            session.add(ann)
+            session.flush()
+        else:
+            session.bulk_save_objects([ann])
+    with pytest.raises(errors.PendingRollbackError) as raised:
+        session.commit()
+    assert STAYED in str(raised.value)
+    assert names(other) == []
+    session.rollback()
+    assert ann.id is None
+    session.close()
+
+
+def test_a_savepoint_block_rolls_back_while_a_returning_statement_is_still_being_read(file_session, other):
+    """SQLite refuses RELEASE while a write statement is unfinished; the ROLLBACK TO before it has
+    undone the work, so the block's rollback completes instead of raising 'SQL statements in
+    progress' in place of the block's own error."""
+    session = file_session
+    session.begin()
+    ann = User(name="ann")
+    with pytest.raises(KeyError):
+        with session.begin_nested():
+            session.add(ann)
+            session.flush()
+            cursor = session.execute("INSERT INTO users (name, score) VALUES ('x', 0), ('y', 0) RETURNING id")
+            cursor.fetchone()
+            raise KeyError("the block's own error")
+    cursor.close()
+    assert not session.in_nested_transaction() and session.is_active
+    assert uow.state_of(ann) is uow.ObjectState.TRANSIENT
+    with session.begin_nested():
+        session.add(User(name="bob"))
+    session.commit()
+    assert names(other) == ["bob"]

@@ -25,10 +25,11 @@ import sqlite3
 from .columntypes import Refusal, bind_column, oversized_row
 from .dependencies import build_plan
 from .errors import ColumnValueError, FlushError, InvalidStateError, StaleDataError, UnknownFieldError
-from .flush import bind_plan, run_plan
+from .flush import bind_plan, run_plan, statements_stayed
 from .mapping import entity_objects, mapper_of, quote
 from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
 from .tracking import changed_fields
+from .transaction import STATEMENTS_STAYED
 
 BULK_SAVEPOINT = '"uow_bulk"'
 
@@ -122,7 +123,12 @@ class BulkMixin:
         with self._writing("bulk write"):
             if not self.transaction.active:
                 self._begin(None, for_writing=True)
-            filled, assigned = run_plan(self.executor, plan, bound)
+            try:
+                filled, assigned = run_plan(self.executor, plan, bound)
+            except BaseException as error:
+                if statements_stayed(error):
+                    self._fail(error, "bulk write", STATEMENTS_STAYED)
+                raise
         for state in inserts:
             self.undo.record(state)  # before the keys arrive: a rollback takes them back
             values = state.obj.__dict__
@@ -147,6 +153,18 @@ class BulkMixin:
                 values[version.name] = checked + 1
             state.committed = mapper.snapshot_getter(values)
             self._bulk_sync(mapper, [written])
+
+    def _undo_bulk(self):
+        """ROLLBACK TO the bulk savepoint; False when it is gone (already released)."""
+        try:
+            self.executor.execute(f"ROLLBACK TO {BULK_SAVEPOINT}")
+        except sqlite3.OperationalError:
+            return False
+        try:
+            self.executor.execute(f"RELEASE {BULK_SAVEPOINT}")
+        except sqlite3.OperationalError:
+            pass  # a statement still being read: the empty savepoint ends with the transaction
+        return True
 
     def _with_defaults(self, mapper, mapping):
         """The row a constructor would make: Python defaults filled in, NOT NULL columns required."""
@@ -226,8 +244,11 @@ class BulkMixin:
             self.executor.execute(f"RELEASE {BULK_SAVEPOINT}")
         except BaseException as error:
             if self.executor.in_transaction:
-                self.executor.execute(f"ROLLBACK TO {BULK_SAVEPOINT}")
-                self.executor.execute(f"RELEASE {BULK_SAVEPOINT}")
+                if not self._undo_bulk():
+                    # The error arrived once RELEASE had run (a Ctrl-C): the rows are written, but the
+                    # held objects were not brought in step with them; only rollback() can do that.
+                    self._fail(error, "bulk write", STATEMENTS_STAYED)
+                    raise
                 self.undo.writes_rolled_back()
             if isinstance(error, sqlite3.Error):
                 raise FlushError(f"bulk write to {mapper.table} failed: {error}", statement=None) from error

@@ -234,7 +234,14 @@ def run_plan(executor, plan, bound):
         if not undone and ran_all and executor.in_transaction:
             error.add_note("uow: the flush's statements had all run when this was raised; "
                            "rollback() undoes them and restores the objects")
+            error.uow_statements_stayed = True  # see statements_stayed()
         raise
+
+
+def statements_stayed(error):
+    """True when ``error`` left run_plan after its final RELEASE had run: the statements are in
+    the transaction, but the caller never learnt their results."""
+    return getattr(error, "uow_statements_stayed", False)
 
 
 class _ControlFailed(Exception):

@@ -28,11 +28,12 @@ from .errors import (
 )
 from .events import has_listeners
 from .executor import capture_sql
-from .flush import bind_plan, run_plan
+from .flush import bind_plan, run_plan, statements_stayed
 from .identity import collector_paused, format_key
 from .mapping import NOT_LOADED
 from .plan import CLEAR_REFERENCE, POST_UPDATE, ROW_SWITCH, StepKind
 from .states import STATE_ATTRIBUTE, ObjectState
+from .transaction import STATEMENTS_STAYED
 
 PERSISTENT = ObjectState.PERSISTENT
 
@@ -179,13 +180,16 @@ class FlushingMixin:
                     if planned is None:
                         return
             plan, bound = planned
+            ran = False
             try:
                 filled, assigned = run_plan(self.executor, plan, bound)
+                ran = True
                 self._apply_flush(plan, filled, assigned)
             except BaseException as error:
                 # (An error while applying, after every statement ran, has no savepoint left to
-                # undo: like a failure of the SQL, it leaves rollback() as the way back.)
-                self._fail(error)
+                # undo: like a failure of the SQL, it leaves rollback() as the way back, and the
+                # refusal says the statements stayed.)
+                self._fail(error, aftermath=STATEMENTS_STAYED if ran or statements_stayed(error) else None)
                 raise
         finally:
             self._flushing = False

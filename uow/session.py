@@ -44,7 +44,7 @@ from .merging import MergingMixin
 from .rollback import Memento, RollbackMixin
 from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
 from .tracking import ChangeTracker, changed_fields, original_value
-from .transaction import Transaction, TransactionState
+from .transaction import ENDED_UNSEEN, ROLLED_BACK, Transaction, TransactionState
 from .undo import UndoLog
 
 _get_ident = threading.get_ident
@@ -60,13 +60,6 @@ _IN_PROGRESS = {
     "release_savepoint": "the release of a savepoint",
     "rollback_to_savepoint": "the rollback of a savepoint",
 }
-
-# What a refusal says happened to the transaction when SQLite no longer has it open.
-ROLLED_BACK = ("SQLite rolled back the whole transaction, so earlier flushes are undone too (the objects "
-               "still show them until rollback())")
-ENDED_UNSEEN = ("it ended without this session (rolled back, or committed through the connection), so the work "
-                "of earlier flushes is no longer in it; rollback() puts the objects back as they were at the "
-                "last commit")
 
 # How many times commit() flushes work that after_flush listeners keep staging before it gives up.
 COMMIT_FLUSH_ROUNDS = 100
@@ -630,13 +623,16 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
             self._detach(state)
         self.undo.forget()
 
-    def _fail(self, error, write="flush"):
+    def _fail(self, error, write="flush", aftermath=None):
         """A write failed: refuse everything but rollback() until it is called (see ``transaction``).
 
         The refusal says what SQLite did: whether it kept the transaction (only the failed write
-        was undone) or ended the whole of it by itself, earlier flushes included.
+        was undone) or ended the whole of it by itself, earlier flushes included; ``aftermath``
+        says it when the caller knows better (the write's statements stayed).
         """
-        self.transaction.fail(error, write, lost=None if self.executor.in_transaction else ROLLED_BACK)
+        if aftermath is None and not self.executor.in_transaction:
+            aftermath = ROLLED_BACK
+        self.transaction.fail(error, write, aftermath=aftermath)
         self._ready_thread = None
 
     def _fail_if_transaction_lost(self, error, write):
@@ -662,7 +658,7 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         if self.transaction.active and not self.executor.in_transaction:
             self.transaction.fail(TransactionError(
                 "SQLite has no transaction open although this session began one: SQLite rolled it back by "
-                "itself, or the connection was used directly"), write, lost=ENDED_UNSEEN)
+                "itself, or the connection was used directly"), write, aftermath=ENDED_UNSEEN)
             self._ready_thread = None
             self.transaction.check_usable(write)
 

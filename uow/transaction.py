@@ -33,6 +33,16 @@ BEGIN_MODES = ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")
 ISOLATION_LEVELS = ("SERIALIZABLE",)
 
 
+# What a refusal after a failed write says it left, when that is more than the failed write undone.
+ROLLED_BACK = ("SQLite rolled back the whole transaction, so earlier flushes are undone too (the objects "
+               "still show them until rollback())")
+ENDED_UNSEEN = ("it ended without this session (rolled back, or committed through the connection), so the work "
+                "of earlier flushes is no longer in it; rollback() puts the objects back as they were at the "
+                "last commit")
+STATEMENTS_STAYED = ("its statements had all run when the error arrived, so the transaction holds them but the "
+                     "objects do not (all) show them; rollback() undoes them")
+
+
 class TransactionState(enum.Enum):
     """Where the session's transaction is; ``MOVES`` lists the states each one can move to."""
 
@@ -157,7 +167,7 @@ class Transaction:
         self.savepoints = []
         self.failure = None
         self.failed_write = None
-        self.lost = None
+        self.aftermath = None
         self._savepoint_counter = 0
         self.default_mode = None
         self.default_read_only = False
@@ -192,8 +202,8 @@ class Transaction:
         if self.state is TransactionState.CLOSED:
             raise SessionClosedError(f"{operation}(): this session was closed; create a new Session")
         if self.state is TransactionState.FAILED:
-            if self.lost:
-                where = self.lost
+            if self.aftermath:
+                where = self.aftermath
             else:  # a flush, undone by its own savepoint
                 where = "the database and the objects are as they were before that flush"
             raise PendingRollbackError(
@@ -300,8 +310,14 @@ class Transaction:
         statements = (f'ROLLBACK TO "{nested.name}"', f'RELEASE "{nested.name}"')
         try:
             if self.executor.in_transaction:
-                for sql in statements:
-                    self.executor.execute(sql)
+                self.executor.execute(statements[0])
+                try:
+                    self.executor.execute(statements[1])
+                except sqlite3.OperationalError:
+                    # The work is undone; SQLite only refuses to pop the now empty savepoint while a
+                    # statement is still being read ("SQL statements in progress").  It is left open
+                    # inside the enclosing scope, whose own end (RELEASE, COMMIT, ROLLBACK) ends it.
+                    pass
         except sqlite3.Error:
             raise
         except BaseException:
@@ -355,15 +371,15 @@ class Transaction:
                 if self.state is not TransactionState.IDLE:  # rollback() with nothing begun is no move
                     self._move(TransactionState.IDLE, "rollback")
 
-    def fail(self, error, write="flush", lost=None):
+    def fail(self, error, write="flush", aftermath=None):
         """A write failed: refuse everything but rollback() until it is called.
 
-        ``lost``: what happened to the whole transaction, when SQLite no longer has it open (more
-        than the failed write is gone); None when only the failed write was undone.
+        ``aftermath``: what the failure left, when it is more than "the failed write was undone"
+        (SQLite ended the whole transaction, or the write's statements stayed in it).
         """
         self.failure = error
         self.failed_write = write
-        self.lost = lost
+        self.aftermath = aftermath
         if self.state is not TransactionState.FAILED:
             self._move(TransactionState.FAILED, "flush")
 
