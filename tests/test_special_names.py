@@ -73,3 +73,25 @@ def test_generated_keys_are_read_back_without_naming_the_rowid(gadget_conn):
             [(1, "old"), (2, "A"), (3, "b"), (4, "c")]
         other.close()
     session.close()
+
+
+@pytest.mark.parametrize("name", ["limit", "order_by", "load", "entity"])
+def test_a_column_named_like_a_filter_parameter_is_refused(name):
+    """filter(Thing, limit=3) means LIMIT 3: a column called limit was silently never filtered on
+    (filter returned the first rows instead of the matching ones)."""
+    with pytest.raises(errors.MappingError) as caught:
+        declare(name)
+    assert str(caught.value) == (
+        f"Thing.{name}: {name!r} is a parameter of session.filter() (entity, limit, load, order_by), so "
+        f"filter(Thing, {name}=...) could not mean this column. Rename the attribute")
+
+
+def test_wb_the_refused_filter_names_are_filters_own_parameters():
+    import inspect
+
+    from uow.mapping import FILTER_OPTIONS
+
+    parameters = inspect.signature(uow.Session.filter).parameters
+    named = {name for name, parameter in parameters.items()
+             if name != "self" and parameter.kind is not inspect.Parameter.VAR_KEYWORD}
+    assert FILTER_OPTIONS == named

@@ -52,6 +52,9 @@ _MAX_IDENTIFIER_LENGTH = 128
 # shadowed, inside an upsert, by the pseudo-table of the row being inserted.
 _ROWID_NAMES = frozenset({"rowid", "oid", "_rowid_"})
 _SHADOWED_TABLE_NAMES = frozenset({"excluded"})
+# The parameters Session.filter() takes for itself: filter(Thing, limit=3) must mean LIMIT 3, so a
+# column of one of these names could never be filtered on (it silently became the LIMIT).
+FILTER_OPTIONS = frozenset({"entity", "order_by", "limit", "load"})
 
 
 def check_identifier(name, what):
@@ -433,6 +436,12 @@ class Mapper:
                     f"bookkeeping there); annotate it as ClassVar if it is not a column"
                 )
             check_identifier(name, f"column name in {cls.__name__}:")
+            if name in FILTER_OPTIONS:
+                raise MappingError(
+                    f"{cls.__name__}.{name}: {name!r} is a parameter of session.filter() ("
+                    f"{', '.join(sorted(FILTER_OPTIONS))}), so filter({cls.__name__}, {name}=...) could not mean "
+                    f"this column. Rename the attribute"
+                )
             if name.lower() in seen:
                 raise MappingError(
                     f"{cls.__name__}.{name} and {cls.__name__}.{seen[name.lower()]} differ only in case, "

@@ -22,6 +22,7 @@ cache on, a repeated SQL text is not prepared again and the authorizer is never 
 connections are opened with ``cached_statements=0``.
 """
 
+import os
 import sqlite3
 
 import uow
@@ -128,10 +129,11 @@ class Fault:
                     the whole transaction);
     ``error``       a RuntimeError is raised just before it is sent;
     ``kbint``       a KeyboardInterrupt is raised just before it is sent;
-    ``kbint_after`` a KeyboardInterrupt is raised just after it succeeded.
+    ``kbint_after`` a KeyboardInterrupt is raised just after it succeeded;
+    ``error_after`` a RuntimeError is raised just after it succeeded.
     """
 
-    KINDS = ("deny", "interrupt", "error", "kbint", "kbint_after")
+    KINDS = ("deny", "interrupt", "error", "kbint", "kbint_after", "error_after")
 
     def __init__(self, kind, k):
         assert kind in self.KINDS, kind
@@ -149,12 +151,13 @@ class Fault:
         if self.kind == "kbint":
             self.fired = True
             raise KeyboardInterrupt(f"injected before statement {self.k}: {sql}")
-        if self.kind == "kbint_after":
+        if self.kind in ("kbint_after", "error_after"):
             # Keep the cursor, as the frame of a read interrupted half-way would: a SELECT or
             # RETURNING statement that was stepped but not finished stays active meanwhile.
             self.cursor = send()
             self.fired = True
-            raise KeyboardInterrupt(f"injected after statement {self.k}: {sql}")
+            exception = KeyboardInterrupt if self.kind == "kbint_after" else RuntimeError
+            raise exception(f"injected after statement {self.k}: {sql}")
         if self.kind == "deny":
             def deny(*args):
                 self.fired = True
@@ -378,3 +381,31 @@ def session_shape(session):
         values = {name: getattr(obj, name) for name in type(obj).__mapper__.column_names}
         shape.append((repr(key), uow.state_of(obj).value, sorted(values.items())))
     return sorted(shape)
+
+
+# -- Hypothesis settings ------------------------------------------------------------------------
+
+HEAVY = bool(os.environ.get("UOW_RELIABILITY_HEAVY"))
+
+
+def hypothesis_settings(examples):
+    """Settings for a reliability property: the profile ``HYPOTHESIS_PROFILE`` names (see
+    properties/profiles.py) with this property's own example count, ``examples[profile]``.
+
+    An example here builds tables and sessions on real databases, so counts are far below the
+    profiles' own; ``UOW_RELIABILITY_HEAVY=1`` multiplies them by 20 for a run by hand.
+    """
+    from hypothesis import HealthCheck, settings
+    from hypothesis.errors import InvalidArgument
+
+    profile = os.environ.get("HYPOTHESIS_PROFILE", "dev")
+    try:
+        parent = settings.get_profile(profile)
+    except InvalidArgument:
+        parent = None  # properties/profiles.py was not imported (this file run on its own)
+    count = examples.get(profile, examples["dev"]) * (20 if HEAVY else 1)
+    options = dict(max_examples=count, deadline=None, report_multiple_bugs=False,
+                   suppress_health_check=list(HealthCheck))
+    if profile in ("ci", "mutation"):
+        options.update(derandomize=True, database=None)
+    return settings(parent, **options)

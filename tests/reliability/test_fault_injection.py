@@ -13,8 +13,10 @@ fails statement k and checks that
   the same database and session as a run that never failed.
 
 Fault kinds at statement k: ``deny`` (authorizer), ``interrupt`` (progress handler; SQLite rolls
-back the whole transaction), ``error`` (RuntimeError), ``kbint`` / ``kbint_after``
-(KeyboardInterrupt just before / just after the statement).  Faults at a row instead of a statement
+back the whole transaction), ``error`` / ``error_after`` (RuntimeError just before / just after
+the statement), ``kbint`` / ``kbint_after`` (KeyboardInterrupt just before / just after it).
+test_fault_after_statement.py does the same for whole operations (commit, savepoint blocks,
+bulk writes, upsert, rollback), whose COMMIT / RELEASE / ROLLBACK come after the flush.  Faults at a row instead of a statement
 position: a UNIQUE / FOREIGN KEY / version conflict planted by a raw write, and TEMP triggers that
 RAISE(ABORT) or RAISE(ROLLBACK) for one row.  Faults at events: exceptions from listeners.  And the
 disk filling up (``PRAGMA max_page_count``) on a file database, looped over every page the flush
@@ -272,6 +274,7 @@ CHECKS = {
     "error": check_runtime_error,
     "kbint": check_keyboard_interrupt,
     "kbint_after": check_keyboard_interrupt,
+    "error_after": check_runtime_error,
 }
 
 
