@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 import uow
-from uow import ObjectState, errors, state_of
+from uow import Column, Entity, ObjectState, Session, capture_sql, errors, state_of
 
 from .helpers import same
 from .models import Sample
@@ -360,3 +360,31 @@ def test_a_value_at_the_edge_is_accepted_and_the_one_past_it_is_named(session, c
     reader = uow.Session(conn)
     assert same(getattr(reader.all(Sample)[0], field)) == same(float(good) if field == "f" else good)
     reader.close()
+
+
+@pytest.mark.parametrize("key, message", [
+    (True, "Keyed.key key value True: expected int, got bool"),
+    (1.0, "Keyed.key key value 1.0: expected int, got float"),
+    (bytearray(b"1"), "Keyed.key key value bytearray(b'1'): expected int, got bytearray"),
+])
+def test_add_refuses_a_key_of_the_wrong_type_before_it_meets_the_identity_map(key, message):
+    """add(Keyed(key=True)) next to a held Keyed(key=1) said DuplicateIdentityError (True hashes
+    like 1), and a bytearray key raised a raw TypeError (unhashable)."""
+    class KeyedBase(Entity, abstract=True):
+        pass
+
+    class Keyed(KeyedBase, table="keyed_add"):
+        key: int = Column(primary_key=True)
+        label: str
+
+    connection = uow.connect()
+    uow.create_all(connection, [Keyed])
+    session = Session(connection)
+    session.add(Keyed(key=1, label="one"))
+    session.flush()
+    wrong = Keyed(key=key, label="wrong")
+    with capture_sql() as statements:
+        with pytest.raises(errors.IdentityError) as caught:
+            session.add(wrong)
+    assert str(caught.value) == message
+    assert statements == [] and uow.state_of(wrong) is uow.ObjectState.TRANSIENT and session.new == set()

@@ -204,7 +204,12 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         if status is ObjectState.TRANSIENT:
             mapper.configure()
             if mapper.generated_key is None or values.get(mapper.generated_key.name) is not None:
-                self._refuse_held_key(mapper.key_of(values), obj)
+                given = tuple(values.get(name) for name in mapper.pk_names)
+                # Checked as get() checks a key: True or 1.0 would find the identity of 1, and an
+                # unhashable bytearray could not be looked up at all.  (A missing part of a key is
+                # the flush's to refuse, with the NOT NULL message.)
+                key = mapper.key_of(values) if None in given else mapper.identity_key(given)
+                self._refuse_held_key(key, obj)
             if mapper.references or mapper.collections:
                 for related in self._cascade(obj, "save-update"):
                     self._refuse_to_add(related, seen)
