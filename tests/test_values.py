@@ -198,6 +198,7 @@ BAD_VALUES = [
     ("s", 123),
     ("dec", Decimal("NaN")),
     ("odec", Decimal("sNaN")),
+    ("dec", Decimal("sNaN")),  # over a Decimal: comparing with it raised InvalidOperation in the tracker
     ("dec", 1.1),
     ("dec", "1.10"),
     ("f", 2 ** 53 + 1),

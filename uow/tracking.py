@@ -122,7 +122,14 @@ def same_value(now, before):
     """True when writing ``now`` over ``before`` would change nothing in the database."""
     if now is before:
         return True
-    if type(now) is not type(before) or now != before:
+    if type(now) is not type(before):
+        return False
+    try:
+        if now != before:
+            return False
+    except ArithmeticError:
+        # A signalling Decimal NaN refuses to be compared at all: call it a change, so that the
+        # flush's value check names it instead of the comparison failing with InvalidOperation.
         return False
     # Equal values that are stored differently: repr shows the difference for the types
     # uow stores (a Decimal's exponent, -0.0, a datetime's UTC offset).
