@@ -345,3 +345,52 @@ def test_a_json_column_of_a_class_declared_at_run_time_tracks_in_place_changes(c
     assert writes(statements) == [('UPDATE "json_checklists" SET "items" = ? WHERE "json_checklists"."id" = ?',
                                    [('["tent","stove"]', 1)])]
     session.close()
+
+
+# -- values nested deeper than Python can encode ------------------------------------------------
+
+def _nested(depth):
+    value = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+TOO_DEEP = _nested(5000)  # past the recursion limit: json.dumps, deepcopy and repr all give up
+
+
+def test_a_json_value_nested_too_deeply_is_refused_by_add_naming_the_attribute(session):
+    """add() copies a new object's JSON for the undo log: the copy raised a raw RecursionError."""
+    doc = Doc(id=5, tags=TOO_DEEP)
+    with uow.capture_sql() as statements, pytest.raises(errors.ColumnValueError) as caught:
+        session.add(doc)
+    assert str(caught.value) == ("Doc.tags: the value is nested too deeply to be copied or stored as JSON "
+                                 "(Python gives up past its recursion limit); flatten it")
+    assert statements == [] and session.new == set()
+
+
+@pytest.mark.parametrize("channel", ["assign", "bulk_insert_mappings", "filter"])
+def test_a_json_value_nested_too_deeply_is_refused_before_any_sql(session, channel):
+    """The flush's, the bulk writes' and filter()'s value checks raised a raw RecursionError (from
+    json.dumps, then from repr in the message)."""
+    doc = session.get(Doc, 1)
+    with uow.capture_sql() as statements, pytest.raises(errors.ColumnValueError) as caught:
+        if channel == "assign":
+            doc.tags = TOO_DEEP
+            session.flush()
+        elif channel == "bulk_insert_mappings":
+            session.bulk_insert_mappings(Doc, [{"id": 7, "tags": TOO_DEEP}])
+        else:
+            session.filter(Doc, tags=TOO_DEEP)
+    message = str(caught.value)
+    assert "Doc.tags = <a list nested too deeply to print> is nested too deeply to be stored as JSON" in message
+    assert statements == []
+
+
+def test_a_refused_huge_value_is_shown_cut_short_in_the_message(session):
+    doc = session.get(Doc, 1)
+    doc.title = "x" * 100_000 + "\ud800"
+    with pytest.raises(errors.ColumnValueError) as caught:
+        session.flush()
+    assert len(str(caught.value)) < 700
+    assert "...(100,008 characters)..." in str(caught.value)  # the repr, quotes and escape included

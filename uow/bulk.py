@@ -22,7 +22,7 @@ rolled back the whole transaction itself (see ``Session._fail_if_transaction_los
 
 import sqlite3
 
-from .columntypes import Refusal, bind_column, oversized_row
+from .columntypes import Refusal, bind_column, oversized_row, shown
 from .dependencies import build_plan
 from .errors import ColumnValueError, FlushError, InvalidStateError, StaleDataError, UnknownFieldError
 from .flush import bind_plan, run_plan, statements_stayed
@@ -286,7 +286,7 @@ def _shown(mapping):
     """A bulk row as an error message shows it: long values cut short."""
     parts = []
     for name, value in mapping.items():
-        text = repr(value)
+        text = shown(value)
         parts.append(f"{name!r}: {text if len(text) <= 40 else text[:37] + '...'}")
     return "{" + ", ".join(parts) + "}"
 

@@ -267,9 +267,12 @@ class JsonType(ColumnType):
             return f"expected {self.python_type.__name__}, got {type(value).__name__}"
         try:
             text = _json_text(value)
+            same = _same_json(json.loads(text), value)
         except (TypeError, ValueError) as error:
             return f"cannot be stored as JSON ({error})"
-        if not _same_json(json.loads(text), value):
+        except RecursionError:
+            return "is nested too deeply to be stored as JSON (Python gives up past its recursion limit); flatten it"
+        if not same:
             return "would not come back the same from JSON (tuples become lists, dict keys become strings)"
         return None
 
@@ -299,6 +302,21 @@ COLUMN_TYPES = {
     dict: JsonType(dict),
     list: JsonType(list),
 }
+
+
+def shown(value, limit=400):
+    """``repr(value)`` for an error message, cut in the middle past ``limit`` characters.
+
+    The values that must be refused are the ones repr handles worst: a string of a billion
+    characters, or a list nested deeper than Python's recursion limit, which repr cannot print.
+    """
+    try:
+        text = repr(value)
+    except RecursionError:
+        return f"<a {type(value).__name__} nested too deeply to print>"
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit // 2]}...({len(text):,} characters)...{text[-limit // 4:]}"
 
 
 def column_type_for(python_type):
@@ -344,7 +362,7 @@ class Refusal(Exception):
         """``User.name = 'x' is ...`` -- or, for a value refused for its length, its size instead of it."""
         if self.size is not None:
             return f"{name} is {self.reason}"
-        return f"{name} = {value!r} {self.reason}"
+        return f"{name} = {shown(value)} {self.reason}"
 
 
 def bind_column(column_type, values, nullable, max_length=None):

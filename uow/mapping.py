@@ -37,6 +37,7 @@ from operator import itemgetter
 from . import columntypes
 from .relationships import Collection, Reference, Relationship
 from .errors import (
+    ColumnValueError,
     DetachedInstanceError,
     IdentityError,
     MappingError,
@@ -563,7 +564,7 @@ class Mapper:
         if column.type.mutable and value is not None and value is not NOT_LOADED:
             try:
                 return column.type.to_db(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, RecursionError):  # RecursionError: nested too deeply
                 return _Unencodable()
         return value
 
@@ -685,7 +686,13 @@ class Mapper:
             if isinstance(text, str):
                 copied[column.name] = column.type.from_db(text)
             elif copied.get(column.name) is not None:
-                copied[column.name] = copy.deepcopy(copied[column.name])
+                try:
+                    copied[column.name] = copy.deepcopy(copied[column.name])
+                except RecursionError:
+                    raise ColumnValueError(
+                        f"{column.qualified_name}: the value is nested too deeply to be copied or stored as JSON "
+                        f"(Python gives up past its recursion limit); flatten it"
+                    ) from None
         return copied
 
     def describe(self, values):
