@@ -25,6 +25,7 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
 * ``relationships`` Reference and Collection, kept in step in memory; cascade names
 * ``states``       the object lifecycle: transient, pending, persistent, deleted, detached
 * ``columntypes``  how each Python type is stored and read back unchanged
+* ``arguments``    the plain arguments of public calls (lists, SQL text, paths, seconds), checked
 * ``errors``       every exception uow raises
 """
 

@@ -28,6 +28,7 @@ SQLAlchemy's names, adapted to SQLite, where every "bind" is a file on one conne
 import re
 import sqlite3
 
+from . import arguments
 from .errors import TransactionError, UowError
 from .entity import Entity
 from .mapping import check_identifier, mapper_of, quote
@@ -58,6 +59,8 @@ class DatabasesMixin:
         one it did not see end would leave its objects out of step with the database.
         """
         self._check("execute")
+        arguments.sql_text(sql, "execute")
+        arguments.sql_params(params, "execute")
         _refuse_transaction_control(sql)
         self._autoflush()
         with self._writing("execute"):
@@ -95,6 +98,7 @@ class DatabasesMixin:
         """ATTACH the SQLite file ``path`` to the connection as database ``name``."""
         self._check("attach")
         check_identifier(name, "attach(): database name")  # quote() relies on it
+        arguments.path(path, "attach")
         if self.transaction.active:
             raise TransactionError(
                 f"attach({name!r}): SQLite cannot attach a database inside a transaction; "
@@ -148,8 +152,6 @@ class DatabasesMixin:
 
 
 def _refuse_transaction_control(sql):
-    if not isinstance(sql, str):
-        return  # sqlite3 refuses it with its own TypeError
     word = _WORD.match(sql, _LEADING.match(sql).end())
     verb = word.group().upper() if word is not None else None
     if verb in _TRANSACTION_CONTROL:

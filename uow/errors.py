@@ -30,6 +30,14 @@ class MappingError(UowError, TypeError):
     """
 
 
+class ArgumentError(UowError, TypeError):
+    """An argument of the wrong kind was handed to a uow call: None or a single object where a
+    list belongs, a number where SQL text or a path belongs, a duration that is not a number.
+
+    Raised before the call changes anything or sends any SQL (see ``arguments``).
+    """
+
+
 class UnmappedClassError(UowError, TypeError):
     """An object or class that is not a uow entity was handed to the session."""
 

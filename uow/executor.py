@@ -20,6 +20,7 @@ import logging
 import sqlite3
 import sys
 
+from . import arguments
 from .errors import UowError
 
 if sqlite3.sqlite_version_info < (3, 35, 0):
@@ -38,6 +39,8 @@ def connect(database=":memory:", *, timeout=5.0, uri=False):
     Foreign keys are switched on and read back: the pragma is silently ignored inside a
     transaction, so this must happen here, before uow ever sends BEGIN.
     """
+    arguments.path(database, "connect")
+    arguments.seconds(timeout, "connect", "timeout")
     options = {"timeout": timeout, "isolation_level": None, "uri": uri}
     if sys.version_info >= (3, 12):
         options["autocommit"] = sqlite3.LEGACY_TRANSACTION_CONTROL

@@ -23,6 +23,7 @@ from .errors import (
     UnknownFieldError,
     UnmappedClassError,
 )
+from .arguments import listed
 from .flush import from_db
 from .identity import collector_paused, format_key
 from .mapping import NOT_LOADED, mapper_of, quote
@@ -137,7 +138,7 @@ class LoadingMixin:
         """
         self._check("filter")
         mapper = mapper_of(entity)
-        relationships = [self._relationship(mapper, name) for name in load]
+        relationships = [self._relationship(mapper, name) for name in listed(load, "filter", "load")]
         sql, params = select_sql(mapper, equals, order_by, limit, self.executor.length_limit())
         self._autoflush()
         objects = self._load(mapper, self._query(sql, params))
@@ -152,7 +153,7 @@ class LoadingMixin:
         ``filter(..., load=[name])`` does after its query.
         """
         self._check("load_related")
-        objects = list(objects)
+        objects = listed(objects, "load_related", "objects")
         if objects:
             self._load_related(objects, self._relationship(mapper_of(objects[0]), name))
 

@@ -9,7 +9,8 @@ is what proves that it does.  They are ``ON UPDATE CASCADE``: when a natural pri
 SQLite re-points the rows that reference it, and the session updates the loaded children to match.
 """
 
-from .errors import MappingError
+from .arguments import listed
+from .errors import ArgumentError, MappingError
 from .executor import Executor
 from .graph import topological_order, CycleFound
 from .entity import Entity
@@ -72,8 +73,13 @@ def create_all(connection, classes=None):
     """
     if classes is None:
         classes = list(Entity.__registry__.classes.values())
-    elif isinstance(classes, type) and "__mapper__" not in vars(classes):
+    elif isinstance(classes, type) and "__mapper__" not in vars(classes) and hasattr(classes, "__registry__"):
         classes = list(classes.__registry__.classes.values())
+    elif isinstance(classes, type) and "__mapper__" in vars(classes):
+        raise ArgumentError(f"create_all(): classes must be a list of entity classes or an abstract base, got the "
+                            f"entity class {classes.__name__}; pass [{classes.__name__}]")
+    else:
+        classes = listed(classes, "create_all", "classes")
     seen_tables = {}
     for cls in classes:
         table = mapper_of(cls).table.lower()
