@@ -69,3 +69,33 @@ def test_a_busy_timeout_of_nan_is_refused_naming_it(conn):
     with pytest.raises(errors.TransactionError) as caught:
         uow.Session(conn, busy_timeout=math.nan)
     assert str(caught.value) == "busy_timeout must be a number of seconds >= 0, got nan"
+
+
+# -- an object where its class belongs ------------------------------------------------------------
+
+OBJECT_FOR_CLASS = [
+    ("get", lambda s, u: s.get(u, 1)),
+    ("get_one", lambda s, u: s.get_one(u, 1)),
+    ("filter", lambda s, u: s.filter(u)),
+    ("filter", lambda s, u: s.all(u)),
+    ("bulk_insert_mappings", lambda s, u: s.bulk_insert_mappings(u, [{"name": "b"}])),
+    ("bulk_update_mappings", lambda s, u: s.bulk_update_mappings(u, [{"id": 1, "name": "b"}])),
+    ("identity_key", lambda s, u: s.identity_key(u, 1)),
+    ("identity_key", lambda s, u: uow.identity_key(u, 1)),
+    ("get_bind", lambda s, u: s.get_bind(u)),
+    ("bind_mapper", lambda s, u: s.bind_mapper(u, ":memory:")),
+    ("create_table_sql", lambda s, u: uow.create_table_sql(u)),
+]
+
+
+@pytest.mark.parametrize("operation, call", OBJECT_FOR_CLASS, ids=[case[0] for case in OBJECT_FOR_CLASS])
+def test_an_object_handed_where_its_class_belongs_is_refused_naming_the_call(session, operation, call):
+    """get(user, 1) found User 1 (the object stood for its class); the bulk writes wrote rows of it."""
+    user = User(id=1, name="ann")
+    session.add(user)
+    session.flush()
+    with uow.capture_sql() as statements, pytest.raises(errors.UnmappedClassError) as caught:
+        call(session, user)
+    assert str(caught.value) == (f"{operation}(): the class User is needed, not an object of it ({user!r}); "
+                                 f"pass User itself")
+    assert statements == []

@@ -26,7 +26,7 @@ from .columntypes import Refusal, bind_column, oversized_row, shown
 from .dependencies import build_plan
 from .errors import ColumnValueError, FlushError, InvalidStateError, StaleDataError, UnknownFieldError
 from .flush import bind_plan, run_plan, statements_stayed
-from .mapping import entity_objects, mapper_of, quote
+from .mapping import entity_objects, mapper_of, mapper_of_class, quote
 from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
 from .tracking import changed_fields
 from .transaction import STATEMENTS_STAYED
@@ -41,7 +41,7 @@ class BulkMixin:
         """Insert one row per dict of column values; returns the number of rows inserted (as SQLite
         counts them: fewer than given when the table's own triggers or conflict clauses skip some)."""
         self._check("bulk_insert_mappings")
-        mapper = mapper_of(entity)
+        mapper = mapper_of_class(entity, "bulk_insert_mappings")
         mappings = [self._with_defaults(mapper, mapping) for mapping in _rows(mappings, "bulk_insert_mappings")]
         groups = {}
         for mapping in mappings:
@@ -57,7 +57,7 @@ class BulkMixin:
     def bulk_update_mappings(self, entity, mappings):
         """Update rows by primary key: each dict holds the key and the columns to set."""
         self._check("bulk_update_mappings")
-        mapper = mapper_of(entity)
+        mapper = mapper_of_class(entity, "bulk_update_mappings")
         version = mapper.version_column
         mappings = _rows(mappings, "bulk_update_mappings")
         groups = {}

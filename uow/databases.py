@@ -31,7 +31,7 @@ import sqlite3
 from . import arguments
 from .errors import TransactionError, UowError
 from .entity import Entity
-from .mapping import check_identifier, mapper_of, quote
+from .mapping import check_identifier, mapper_of_class, quote
 
 # What SQLite skips before a statement's first word: whitespace, comments and empty statements.
 _LEADING = re.compile(r"(?:\s+|;|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*", re.DOTALL)
@@ -119,7 +119,7 @@ class DatabasesMixin:
     def bind_mapper(self, entity, path):
         """Attach the file that holds ``entity``'s table, under the database name the class declares."""
         self._check("bind_mapper")
-        mapper = mapper_of(entity)
+        mapper = mapper_of_class(entity, "bind_mapper")
         if mapper.database == "main":
             raise UowError(
                 f"bind_mapper({mapper.cls.__name__}): the class lives in the connection's main database; "
@@ -140,7 +140,7 @@ class DatabasesMixin:
     def get_bind(self, entity):
         """The path of the file that holds ``entity``'s table ('' for an in-memory database)."""
         self._check("get_bind")
-        mapper = mapper_of(entity)
+        mapper = mapper_of_class(entity, "get_bind")
         attached = self._attached()
         if mapper.database not in attached:
             raise UowError(f"get_bind({mapper.cls.__name__}): database {mapper.database!r} is not attached; "

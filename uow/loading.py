@@ -26,7 +26,7 @@ from .errors import (
 from .arguments import listed
 from .flush import from_db
 from .identity import collector_paused, format_key
-from .mapping import NOT_LOADED, mapper_of, quote
+from .mapping import NOT_LOADED, mapper_of, mapper_of_class, quote
 from .query import select_sql
 from .relationships import Collection, Reference, RelatedList
 from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
@@ -72,6 +72,8 @@ class LoadingMixin:
         """
         if _get_ident() != self._ready_thread:
             self._check("get")
+        if not isinstance(entity, type):
+            mapper_of_class(entity, "get")  # an object in place of its class: refused, naming it
         try:
             mapper = entity.__mapper__
         except AttributeError:
@@ -115,9 +117,9 @@ class LoadingMixin:
 
     def get_one(self, entity, ident):
         """Like get(), but a missing row raises NotFoundError."""
+        mapper = mapper_of_class(entity, "get_one")
         obj = self.get(entity, ident)
         if obj is None:
-            mapper = mapper_of(entity)
             raise NotFoundError(f"get_one(): no {format_key(mapper.identity_key(ident))} in the database")
         return obj
 
@@ -137,7 +139,7 @@ class LoadingMixin:
         ``load`` names relationships to load up front, one SELECT each (see :meth:`load_related`).
         """
         self._check("filter")
-        mapper = mapper_of(entity)
+        mapper = mapper_of_class(entity, "filter")
         relationships = [self._relationship(mapper, name) for name in listed(load, "filter", "load")]
         sql, params = select_sql(mapper, equals, order_by, limit, self.executor.length_limit())
         self._autoflush()

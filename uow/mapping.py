@@ -727,3 +727,19 @@ def mapper_of(cls_or_obj):
             f"class {cls.__name__!r} is not mapped; declare it as class {cls.__name__}(uow.Entity, table='...')"
         )
     return mapper
+
+
+def mapper_of_class(entity, operation):
+    """The Mapper of an entity *class*, for every call that takes one (get, filter, all, the bulk
+    writes, identity_key, create_table_sql...).
+
+    mapper_of() accepts an object too, so an object handed over by mistake
+    (``session.get(user, 1)``) would silently stand for its class; here it is refused, naming the
+    call and the object.
+    """
+    if not isinstance(entity, type) and type(entity).__dict__.get("__mapper__") is not None:
+        name = type(entity).__name__
+        raise UnmappedClassError(
+            f"{operation}(): the class {name} is needed, not an object of it ({entity!r}); pass {name} itself"
+        )
+    return mapper_of(entity)

@@ -14,12 +14,12 @@ from .errors import ArgumentError, MappingError
 from .executor import Executor
 from .graph import topological_order, CycleFound
 from .entity import Entity
-from .mapping import mapper_of, quote
+from .mapping import mapper_of, mapper_of_class, quote
 
 
 def create_table_sql(cls):
     """The CREATE TABLE statement for one entity class."""
-    mapper = mapper_of(cls)
+    mapper = mapper_of_class(cls, "create_table_sql")
     mapper.configure()
     lines = []
     for column in mapper.columns:
@@ -82,7 +82,7 @@ def create_all(connection, classes=None):
         classes = listed(classes, "create_all", "classes")
     seen_tables = {}
     for cls in classes:
-        table = mapper_of(cls).table.lower()
+        table = mapper_of_class(cls, "create_all").table.lower()
         if table in seen_tables and seen_tables[table] is not cls:
             raise MappingError(f"{cls.__name__} and {seen_tables[table].__name__} both map to table {table!r}")
         seen_tables[table] = cls

@@ -39,7 +39,7 @@ from .executor import Executor
 from .flushing import FlushingMixin
 from .identity import IdentityMap, collector_paused, format_key
 from .loading import LoadingMixin
-from .mapping import entity_objects, mapper_of
+from .mapping import entity_objects, mapper_of, mapper_of_class
 from .merging import MergingMixin
 from .rollback import Memento, RollbackMixin
 from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
@@ -79,7 +79,7 @@ def identity_key(entity=None, ident=None, *, instance=None):
         if state is not None and state.key is not None:
             return state.key
         return mapper.key_of(instance.__dict__)
-    return mapper_of(entity).identity_key(ident)
+    return mapper_of_class(entity, "identity_key").identity_key(ident)
 
 
 @dataclasses.dataclass(frozen=True)
