@@ -283,7 +283,8 @@ class TestPersistentObjectsKeptInStep:
         session.expire(bob)
         order.user = bob
         assert order.user_id == 2
-        session.rollback()  # bob and order were loaded in it: both are expired now
+        session.rollback()  # both were read before any write: the rollback gives back what they read
+        session.expire(bob)
         order.user = bob
         assert order.user_id == 2
         session.commit()
