@@ -191,3 +191,69 @@ def test_a_datetime_its_text_gives_back_round_trips_exactly_and_stays_clean(sess
     again = session.get(Item, 1)
     assert repr(again.at) == repr(value)
     assert session.dirty_fields(again) == []
+
+
+# -- raw Python and sqlite3 errors that belong to uow ------------------------------------------
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), 2 ** 31, -1])
+def test_a_busy_timeout_sqlite_cannot_take_is_a_transaction_error(seconds):
+    connection = uow.connect()
+    with pytest.raises(errors.TransactionError, match="busy_timeout must be a number of seconds"):
+        uow.Session(connection, busy_timeout=seconds)
+    connection.close()
+
+
+@pytest.mark.parametrize("call", [
+    lambda s: s.get(Code, "b"),
+    lambda s: s.filter(Item, name="x"),
+    lambda s: (s.add(Item(id=5)), s.flush()),
+    lambda s: s.commit(),
+], ids=["get", "filter", "flush", "commit"])
+def test_a_connection_closed_underneath_the_session_is_a_uow_error_and_the_session_can_close(connection, call):
+    session = uow.Session(connection)
+    session.get(Item, 1)
+    connection.close()
+    with pytest.raises(errors.ConnectionClosedError, match="the sqlite3 connection under this session was closed"):
+        call(session)
+    session.close()
+    with pytest.raises(errors.SessionClosedError):
+        session.get(Item, 1)
+
+
+@pytest.mark.parametrize("call", [
+    lambda s: s.get(Item, 1),
+    lambda s: s.filter(Item, name="one"),
+], ids=["get", "filter"])
+def test_a_mapped_column_the_table_lacks_is_a_mapping_error_naming_the_class(call):
+    connection = uow.connect()
+    connection.execute("CREATE TABLE channel_items (id INTEGER PRIMARY KEY, name TEXT)")  # made outside uow
+    session = uow.Session(connection)
+    with pytest.raises(errors.MappingError) as caught:
+        call(session)
+    assert str(caught.value).startswith("Item cannot be read from table 'channel_items': no such column")
+    session.close()
+    connection.close()
+
+
+@pytest.mark.parametrize("expression, problem", [
+    ("(", "is not an expression SQLite takes as a DEFAULT"),
+    ("1), \"evil\" TEXT DEFAULT (2", "declares more than a default value"),
+    ("random() + name", "is not an expression SQLite takes as a DEFAULT"),
+    (42, "is not a string of SQL"),
+], ids=["malformed", "a second column", "not constant", "not a string"])
+def test_a_malformed_server_default_is_a_mapping_error_before_create_all_sends_anything(expression, problem):
+    class Odd(Entity, abstract=True):
+        pass
+
+    class Thing(Odd, table="odd_things"):
+        id: int = Column(primary_key=True)
+        name: str = Column(server_default=expression)
+
+    connection = uow.connect()
+    with uow.capture_sql() as statements, pytest.raises(errors.MappingError) as caught:
+        uow.create_all(connection, Odd)
+    assert statements == []
+    assert str(caught.value).startswith(f"Thing.name: server_default {expression!r} {problem}")
+    assert connection.execute("SELECT name FROM sqlite_master").fetchall() == []
+    connection.close()

@@ -100,6 +100,10 @@ class SessionClosedError(UowError):
     """The session was closed; it cannot be used again."""
 
 
+class ConnectionClosedError(SessionClosedError):
+    """The sqlite3 connection under a session was closed outside uow; the session cannot reach it."""
+
+
 class WrongThreadError(UowError):
     """A session was used from a thread other than the one that created it."""
 

@@ -21,7 +21,7 @@ import sqlite3
 import sys
 
 from . import arguments
-from .errors import UowError
+from .errors import ConnectionClosedError, UowError
 
 if sqlite3.sqlite_version_info < (3, 35, 0):
     raise ImportError(
@@ -128,13 +128,21 @@ class Executor:
     def execute(self, sql, params=()):
         """Run one statement and return its cursor."""
         self._log(sql, params, False)
-        self._cursor = self.connection.execute(sql, params)
+        try:
+            self._cursor = self.connection.execute(sql, params)
+        except sqlite3.ProgrammingError as error:
+            _refuse_if_closed(error)
+            raise
         return self._cursor
 
     def executemany(self, sql, rows):
         """Run one DML statement once per parameter row (never with RETURNING: the driver drops those rows)."""
         self._log(sql, rows, True)
-        return self.connection.executemany(sql, rows)
+        try:
+            return self.connection.executemany(sql, rows)
+        except sqlite3.ProgrammingError as error:
+            _refuse_if_closed(error)
+            raise
 
     def fetchall(self, sql, params=()):
         return self.execute(sql, params).fetchall()
@@ -151,17 +159,56 @@ class Executor:
     def rows_written(self):
         """How many rows INSERT, UPDATE and DELETE statements changed on this connection so far
         (SQLite's total_changes: whoever sent them, triggers included; never goes down)."""
-        return self.connection.total_changes
+        try:
+            return self.connection.total_changes
+        except sqlite3.ProgrammingError:
+            # Closed underneath the session: nothing more can be written, and the count is gone.
+            # None differs from every count, so a rollback treats the scope as written (the
+            # cautious answer), and it lets rollback() and close() end the session.
+            return None
 
     def variable_limit(self):
         """How many ``?`` one statement may bind; read each time, because it can be lowered with setlimit()."""
-        return self.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        return self._limit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
 
     def length_limit(self):
         """The longest string or blob, in bytes, this connection accepts (it can be lowered with setlimit())."""
-        return self.connection.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
+        return self._limit(sqlite3.SQLITE_LIMIT_LENGTH)
+
+    def _limit(self, category):
+        try:
+            return self.connection.getlimit(category)
+        except sqlite3.ProgrammingError as error:
+            _refuse_if_closed(error)
+            raise
+
+    def check_open(self):
+        """Raise ConnectionClosedError if the connection was closed underneath the session."""
+        try:
+            self.connection.in_transaction
+        except sqlite3.ProgrammingError as error:
+            _refuse_if_closed(error)
+            raise
 
     @property
     def in_transaction(self):
-        """SQLite's own answer; after an error it is the only one to trust (SQLite may have rolled back)."""
-        return self.connection.in_transaction
+        """SQLite's own answer; after an error it is the only one to trust (SQLite may have rolled back).
+
+        A connection closed underneath the session holds no transaction: False, so that
+        rollback() and close() can still put the session's objects back and end it.
+        """
+        try:
+            return self.connection.in_transaction
+        except sqlite3.ProgrammingError:
+            return False
+
+
+def _refuse_if_closed(error):
+    """Turn sqlite3's "Cannot operate on a closed database" into the uow error that explains it."""
+    if "closed database" not in str(error):
+        return
+    raise ConnectionClosedError(
+        "the sqlite3 connection under this session was closed outside uow (connection.close()), so "
+        "nothing can be read or written through it, and whatever its open transaction held was rolled "
+        "back by SQLite; rollback() or close() the session, then open a new connection and Session"
+    ) from error

@@ -12,11 +12,13 @@ and never overwrites its unflushed changes (only columns that were expired are f
 relationship for all the objects the query returned, instead of one per object on first access.
 """
 
+import sqlite3
 import threading
 
 from .columntypes import bound_refusal
 from .errors import (
     IdentityError,
+    MappingError,
     InvalidStateError,
     NotFoundError,
     ObjectDeletedError,
@@ -143,7 +145,7 @@ class LoadingMixin:
         relationships = [self._relationship(mapper, name) for name in listed(load, "filter", "load")]
         sql, params = select_sql(mapper, equals, order_by, limit, self.executor.length_limit())
         self._autoflush()
-        objects = self._load(mapper, self._query(sql, params))
+        objects = self._load(mapper, self._query(mapper, sql, params))
         for relationship in relationships:
             self._load_related(objects, relationship)
         return objects
@@ -228,7 +230,7 @@ class LoadingMixin:
                 params = [value for key in part for value in key]
             order = mapper.key_order
             objects.extend(self._load(mapper, self._query(
-                f"SELECT {mapper.select_list} FROM {table} WHERE {where} ORDER BY {order}", params)))
+                mapper, f"SELECT {mapper.select_list} FROM {table} WHERE {where} ORDER BY {order}", params)))
         return objects
 
     def _select_by_key(self, mapper, stored_key, select_list=None):
@@ -236,7 +238,7 @@ class LoadingMixin:
         the stored forms), with ``select_list`` (default: every column)."""
         if select_list is None:
             select_list = mapper.select_list
-        return self._query(f"SELECT {select_list} FROM {mapper.quoted_table} WHERE {mapper.key_condition}",
+        return self._query(mapper, f"SELECT {select_list} FROM {mapper.quoted_table} WHERE {mapper.key_condition}",
                            list(stored_key))
 
     def _select_referring(self, mapper, reference, owner_state):
@@ -245,13 +247,25 @@ class LoadingMixin:
         where = " AND ".join(f"{mapper.quoted_table}.{quote(name)} = ?" for name in reference.column_names)
         params = list(owner_state.key[1])  # stored forms (Mapper.key_for)
         return self._load(mapper, self._query(
-            f"SELECT {mapper.select_list} FROM {mapper.quoted_table} WHERE {where} ORDER BY {mapper.key_order}",
+            mapper, f"SELECT {mapper.select_list} FROM {mapper.quoted_table} WHERE {where} ORDER BY {mapper.key_order}",
             params))
 
-    def _query(self, sql, params):
+    def _query(self, mapper, sql, params):
+        """Run a SELECT of ``mapper``'s table (beginning the transaction if none is open)."""
         if not self.transaction.active:
             self._begin(None)
-        return self.executor.fetchall(sql, params)
+        try:
+            return self.executor.fetchall(sql, params)
+        except sqlite3.OperationalError as error:
+            if str(error).startswith(("no such column", "no such table")):
+                # A table made outside uow (create_all() would have said so) that lacks what the
+                # class declares: name the class and the fix, not SQLite's column reference.
+                raise MappingError(
+                    f"{mapper.cls.__name__} cannot be read from table {mapper.table!r}: {error}; the table "
+                    f"was made without a column (or under a name) that {mapper.cls.__name__} declares. "
+                    f"Migrate the table, or run uow.create_all() to check every table against its class"
+                ) from error
+            raise
 
     def _load(self, mapper, rows):
         """Turn rows into objects through the identity map.

@@ -9,6 +9,8 @@ is what proves that it does.  They are ``ON UPDATE CASCADE``: when a natural pri
 SQLite re-points the rows that reference it, and the session updates the loaded children to match.
 """
 
+import sqlite3
+
 from .arguments import listed
 from .errors import ArgumentError, MappingError
 from .executor import Executor
@@ -86,10 +88,12 @@ def create_all(connection, classes=None):
         if table in seen_tables and seen_tables[table] is not cls:
             raise MappingError(f"{cls.__name__} and {seen_tables[table].__name__} both map to table {table!r}")
         seen_tables[table] = cls
+    mappers = tables_in_dependency_order(classes)
+    _check_server_defaults(mappers)
     executor = Executor(connection)
     executor.execute("BEGIN")
     try:
-        for mapper in tables_in_dependency_order(classes):
+        for mapper in mappers:
             executor.execute(create_table_sql(mapper.cls))
             _check_existing_columns(executor, mapper)
         executor.execute("COMMIT")
@@ -97,6 +101,42 @@ def create_all(connection, classes=None):
         if executor.in_transaction:
             executor.execute("ROLLBACK")
         raise
+
+
+def _check_server_defaults(mappers):
+    """Each ``server_default`` is SQL pasted into CREATE TABLE: try it on a scratch database first.
+
+    A malformed expression, one SQLite does not take as a DEFAULT (not constant), or text that
+    closes the DEFAULT's parenthesis to declare more than the one column, is a MappingError naming
+    the attribute, before the real database sees any statement.
+    """
+    # A private in-memory database, not the user's: its statements are not uow's work, so they
+    # are not sent through (or logged by) an Executor.
+    scratch = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        for mapper in mappers:
+            for column in mapper.columns:
+                expression = column.server_default
+                if expression is None:
+                    continue
+                problem = None
+                if not isinstance(expression, str):
+                    problem = "is not a string of SQL"
+                else:
+                    try:
+                        scratch.execute(f'CREATE TABLE "scratch" ("value" DEFAULT ({expression}))')
+                        if len(scratch.execute('PRAGMA table_info("scratch")').fetchall()) != 1:
+                            problem = "declares more than a default value"
+                        scratch.execute('DROP TABLE "scratch"')
+                    except (sqlite3.Error, ValueError) as error:
+                        problem = f"is not an expression SQLite takes as a DEFAULT ({error})"
+                if problem is not None:
+                    raise MappingError(
+                        f"{column.qualified_name}: server_default {expression!r} {problem}; give one constant SQL "
+                        f"expression, such as server_default=\"0\", \"'text'\" or \"CURRENT_TIMESTAMP\""
+                    )
+    finally:
+        scratch.close()
 
 
 def _check_existing_columns(executor, mapper):

@@ -661,6 +661,7 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         fails instead, as if the write had failed, and nothing is sent.
         """
         if self.transaction.active and not self.executor.in_transaction:
+            self.executor.check_open()  # a connection closed underneath has its own error
             self.transaction.fail(TransactionError(
                 "SQLite has no transaction open although this session began one: SQLite rolled it back by "
                 "itself, or the connection was used directly"), write, aftermath=ENDED_UNSEEN)

@@ -182,7 +182,8 @@ class Transaction:
 
     def set_busy_timeout(self, seconds):
         """How long a statement waits for another connection's lock before "database is locked"."""
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0 or seconds == float("inf"):
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < 2 ** 31 / 1000:
+            # (NaN fails the comparison too; SQLite takes milliseconds as a 32-bit int.)
             raise TransactionError(f"busy_timeout must be a number of seconds >= 0, got {seconds!r}")
         self.executor.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
 
