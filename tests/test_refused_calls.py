@@ -100,13 +100,13 @@ def test_add_all_with_one_non_entity_adds_none_of_them(session):
 
 
 @pytest.mark.parametrize("call, error_class, message", [
-    (lambda s: s.add_all(None), errors.UnmappedClassError, "add_all(): expected a list (or other iterable) of entity objects, got None"),
+    (lambda s: s.add_all(None), errors.ArgumentError, "add_all(): objects must be a list, got None"),
     (lambda s: s.add_all([Customer]), errors.UnmappedClassError, "add_all(): <class"),
-    (lambda s: s.bulk_save_objects(None), errors.UnmappedClassError, "bulk_save_objects(): expected a list"),
+    (lambda s: s.bulk_save_objects(None), errors.ArgumentError, "bulk_save_objects(): objects must be a list"),
     (lambda s: s.bulk_save_objects([Customer(name="x"), 5]), errors.UnmappedClassError, "bulk_save_objects(): 5 is not an entity object"),
-    (lambda s: s.bulk_update_mappings(Customer, [None]), errors.ColumnValueError, "bulk_update_mappings(): each row is a dict of column values, got None"),
-    (lambda s: s.bulk_insert_mappings(Customer, None), errors.ColumnValueError, "bulk_insert_mappings(): expected a list of dicts"),
-    (lambda s: s.bulk_insert_mappings(Customer, [{"name": "x"}, 7]), errors.ColumnValueError, "bulk_insert_mappings(): each row is a dict"),
+    (lambda s: s.bulk_update_mappings(Customer, [None]), errors.ArgumentError, "bulk_update_mappings(): each row must be a dict of column values, got None"),
+    (lambda s: s.bulk_insert_mappings(Customer, None), errors.ArgumentError, "bulk_insert_mappings(): mappings must be a list"),
+    (lambda s: s.bulk_insert_mappings(Customer, [{"name": "x"}, 7]), errors.ArgumentError, "bulk_insert_mappings(): each row must be a dict"),
 ], ids=["add_all None", "add_all a class", "bulk_save_objects None", "bulk_save_objects an int",
         "bulk_update_mappings None row", "bulk_insert_mappings None", "bulk_insert_mappings an int row"])
 def test_a_wrong_argument_to_a_many_objects_call_is_a_uow_error_before_sql(session, call, error_class, message):

@@ -24,7 +24,8 @@ import sqlite3
 
 from .columntypes import Refusal, bind_column, oversized_row, shown
 from .dependencies import build_plan
-from .errors import ColumnValueError, FlushError, InvalidStateError, StaleDataError, UnknownFieldError
+from .arguments import listed
+from .errors import ArgumentError, ColumnValueError, FlushError, InvalidStateError, StaleDataError, UnknownFieldError
 from .flush import bind_plan, run_plan, statements_stayed
 from .mapping import entity_objects, mapper_of, mapper_of_class, quote
 from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
@@ -293,11 +294,8 @@ def _shown(mapping):
 
 def _rows(mappings, operation):
     """The rows of a bulk call as a list of dicts, refused before anything runs if they are not."""
-    try:
-        rows = list(mappings)
-    except TypeError:
-        raise ColumnValueError(f"{operation}(): expected a list of dicts of column values, got {mappings!r}") from None
+    rows = listed(mappings, operation, "mappings")
     for row in rows:
         if not isinstance(row, dict):
-            raise ColumnValueError(f"{operation}(): each row is a dict of column values, got {row!r}")
+            raise ArgumentError(f"{operation}(): each row must be a dict of column values, got {row!r}")
     return rows

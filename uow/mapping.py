@@ -35,6 +35,7 @@ import typing
 from operator import itemgetter
 
 from . import columntypes
+from .arguments import listed
 from .relationships import Collection, Reference, Relationship
 from .errors import (
     ColumnValueError,
@@ -703,12 +704,7 @@ class Mapper:
 
 def entity_objects(objects, operation):
     """``objects`` as a list, each checked to be an entity object, before a call changes anything."""
-    try:
-        objects = list(objects)
-    except TypeError:
-        raise UnmappedClassError(
-            f"{operation}(): expected a list (or other iterable) of entity objects, got {objects!r}"
-        ) from None
+    objects = listed(objects, operation, "objects")
     for obj in objects:
         if isinstance(obj, type) or "__mapper__" not in type(obj).__dict__:
             raise UnmappedClassError(
