@@ -56,12 +56,17 @@ class Capabilities:
     delete_deleted: str | None = "ignore"
     """delete() of an object whose row a flush deleted: "ignore", or None (not supported)."""
 
-    attach_deleted: bool = True
-    """add()/delete() of a detached object whose row was deleted re-attaches it (True), or is
-    refused with invalid_state (False).  With False, delete() of such an object is not drawn."""
+    attach_deleted: str = "refuse"
+    """add() or delete() of a detached object whose row a flush deleted (the delete committed,
+    or the object expunged after the flush): "refuse" (uow, SQLAlchemy's rule for add()): both
+    raise invalid_state, since the object has no row to be attached to; "refuse_add"
+    (SQLAlchemy): add() raises invalid_state, and delete() is not drawn (it re-attaches the
+    object, and the flush's DELETE matches no row); "attach": both re-attach it as persistent,
+    without a row (uow before it refused them)."""
 
-    add_cancels_delete: bool = False
-    """add() of a persistent object marked for deletion takes it out of session.deleted."""
+    add_cancels_delete: bool = True
+    """add() of a persistent object marked for deletion takes it out of session.deleted (the
+    delete is taken back, as in SQLAlchemy and Storm); False: it stays marked."""
 
     failed_flush: str = "refuse_until_rollback"
     """"refuse_until_rollback": after a failed flush the database and objects are as before it
@@ -339,7 +344,7 @@ SKIPPED_WHEN = {
     ("autoflush_off", False): "sessions opened with autoflush=False",
     ("filter_by", False): "the query rule (filter by equality on a data column)",
     ("delete_deleted", None): "delete() of an object whose DELETE was flushed",
-    ("attach_deleted", False): "delete() of a detached object whose row was deleted",
+    ("attach_deleted", "refuse_add"): "delete() of a detached object whose row was deleted",
     ("pending_key_conflict", None): "add()/delete() of an object whose key another object holds or claims",
     ("rollback_clears_deleted_mark", False): "add() of a transient object whose insert and delete were rolled back",
     ("close_detaches_deleted", False): "close() while an object's DELETE is flushed but not committed",

@@ -35,7 +35,7 @@ from hypothesis import event, note
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, multiple, precondition, rule
 
-from .oracle import DELETED, DETACHED, IN_SESSION, PENDING, TRANSIENT, Model, Refused
+from .oracle import DELETED, DETACHED, IN_SESSION, PENDING, PERSISTENT, TRANSIENT, Model, Refused
 from .schemas import NAMES, SHAPES, Schema
 
 TEXTS = ("ann", "bob", "cy")
@@ -214,7 +214,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         if operation == "delete":
             if self.caps.delete_deleted is None:
                 handles = [h for h in handles if objects[h.hid].state != DELETED]
-            if not self.caps.attach_deleted:
+            if self.caps.attach_deleted == "refuse_add":
                 handles = [h for h in handles if not (objects[h.hid].state == DETACHED and objects[h.hid].gone)]
         if operation == "expunge" and not self.caps.stable_insert_order:
             handles = [h for h in handles if objects[h.hid].state != PENDING]
@@ -376,13 +376,21 @@ class ConformanceMachine(RuleBasedStateMachine):
     @_handle_rule("add")
     def add(self, handle):
         self._event("rule: add")
-        if self.model.objects[handle.hid].state == DETACHED:
+        obj = self.model.objects[handle.hid]
+        if obj.state == DETACHED:
             self._event("add of a detached object")
+            if obj.gone:
+                self._event("add of a detached object whose row was deleted")
+        if obj.state == PERSISTENT and obj.marked:
+            self._event("add of an object marked for deletion")
         self._attempt(f"add({handle})", lambda: self.model.add(handle.hid), lambda: self.adapter.add(handle.obj))
 
     @_handle_rule("delete")
     def delete(self, handle):
         self._event("rule: delete")
+        obj = self.model.objects[handle.hid]
+        if obj.state == DETACHED and obj.gone:
+            self._event("delete of a detached object whose row was deleted")
         self._attempt(f"delete({handle})", lambda: self.model.delete(handle.hid),
                       lambda: self.adapter.delete(handle.obj))
 

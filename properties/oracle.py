@@ -288,8 +288,10 @@ class Model:
     def add(self, hid):
         """add() makes a transient object PENDING and re-attaches a detached one.
 
-        Adding an object already in the session does nothing.  A DELETED object cannot be
-        added (its row was deleted in this transaction): invalid_state.  A key another object
+        Adding an object already in the session does nothing, except that one marked for
+        deletion is taken out of session.deleted (add_cancels_delete).  A DELETED object cannot be
+        added (its row was deleted in this transaction): invalid_state; nor can a detached one
+        whose row a flush deleted, unless attach_deleted is "attach".  A key another object
         holds: conflict (unless, with ``pending_key_conflict == "row_switch"``, that object is
         marked for deletion: the flush then turns the DELETE and the INSERT into one UPDATE).
         """
@@ -308,7 +310,7 @@ class Model:
         elif obj.state == DELETED:
             raise Refused("invalid_state", "add(): the object's row was deleted in this transaction")
         elif obj.state == DETACHED:
-            if obj.gone and not self.caps.attach_deleted:
+            if obj.gone and self.caps.attach_deleted != "attach":
                 raise Refused("invalid_state", "add(): the object's row was deleted")
             self._attach(hid, "add")
 
@@ -316,7 +318,8 @@ class Model:
         """delete() of a persistent object marks it (it stays PERSISTENT, in session.deleted).
 
         Transient: invalid_state.  Pending: expunged (or refused, per caps).  Detached: re-attached
-        and marked.  DELETED: nothing more to do.
+        and marked, unless its row was deleted (invalid_state, per attach_deleted).  DELETED:
+        nothing more to do.
         """
         obj = self.objects[hid]
         if obj.state == TRANSIENT:
@@ -328,6 +331,8 @@ class Model:
         elif obj.state == PERSISTENT:
             obj.marked = True
         elif obj.state == DETACHED:
+            if obj.gone and self.caps.attach_deleted == "refuse":
+                raise Refused("invalid_state", "delete(): the object's row was deleted")
             self._attach(hid, "delete")
             obj.marked = True
 

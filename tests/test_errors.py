@@ -319,6 +319,43 @@ def test_objects_of_undeclared_classes_are_refused(session, call):
     assert statements == []
 
 
+# Every public call that takes an entity object, given the class instead.
+CLASS_INSTEAD_OF_AN_OBJECT = {
+    "add": lambda s: s.add(User),
+    "add_all": lambda s: s.add_all([User]),
+    "delete": lambda s: s.delete(User),
+    "merge": lambda s: s.merge(User),
+    "expire": lambda s: s.expire(User),
+    "refresh": lambda s: s.refresh(User),
+    "expunge": lambda s: s.expunge(User),
+    "__contains__": lambda s: User in s,
+    "update": lambda s: s.update(User),
+    "save_or_update": lambda s: s.save_or_update(User),
+    "mark_dirty": lambda s: s.mark_dirty(User),
+    "upsert": lambda s: s.upsert(User),
+    "dirty_fields": lambda s: s.dirty_fields(User),
+    "original_value": lambda s: s.original_value(User, "name"),
+    "is_modified": lambda s: s.is_modified(User),
+    "load_related": lambda s: s.load_related([User], "orders"),
+    "bulk_save_objects": lambda s: s.bulk_save_objects([User]),
+    "identity_key": lambda s: s.identity_key(instance=User),
+    "state_of": lambda s: uow.state_of(User),
+    "object_session": lambda s: uow.object_session(User),
+    "loaded_values": lambda s: uow.loaded_values(User),
+}
+
+
+@pytest.mark.parametrize("operation", list(CLASS_INSTEAD_OF_AN_OBJECT))
+def test_the_class_given_where_an_object_is_needed_is_refused_naming_the_call(session, operation):
+    with uow.capture_sql() as statements, pytest.raises(errors.UnmappedClassError) as caught:
+        CLASS_INSTEAD_OF_AN_OBJECT[operation](session)
+    assert str(caught.value) == (f"{operation}(): an instance of User is needed, not the class; create one with "
+                                 f"User(...), or load one with session.get(User, key)")
+    assert isinstance(caught.value, TypeError)
+    assert statements == []
+    assert session.new == session.deleted == frozenset() and len(session.identity_map) == 0
+
+
 def test_an_object_of_another_session_is_refused(conn):
     first, second = uow.Session(conn), uow.Session(conn)
     user = User(name="ann")

@@ -101,7 +101,7 @@ def test_add_all_with_one_non_entity_adds_none_of_them(session):
 
 @pytest.mark.parametrize("call, error_class, message", [
     (lambda s: s.add_all(None), errors.ArgumentError, "add_all(): objects must be a list, got None"),
-    (lambda s: s.add_all([Customer]), errors.UnmappedClassError, "add_all(): <class"),
+    (lambda s: s.add_all([Customer]), errors.UnmappedClassError, "add_all(): an instance of Customer is needed, not the class"),
     (lambda s: s.bulk_save_objects(None), errors.ArgumentError, "bulk_save_objects(): objects must be a list"),
     (lambda s: s.bulk_save_objects([Customer(name="x"), 5]), errors.UnmappedClassError, "bulk_save_objects(): 5 is not an entity object"),
     (lambda s: s.bulk_update_mappings(Customer, [None]), errors.ArgumentError, "bulk_update_mappings(): each row must be a dict of column values, got None"),

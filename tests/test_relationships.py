@@ -6,6 +6,8 @@ flush sends (captured with ``uow.capture_sql``) and the rows that result, read b
 The models are in ``relationship_models``.
 """
 
+import sqlite3
+
 import pytest
 
 import uow
@@ -25,6 +27,7 @@ from .relationship_models import (
     User,
     database_fixtures,
     dml,
+    writes,
 )
 
 SEED = """
@@ -151,6 +154,61 @@ def test_reference_and_collection_pair_up_before_anything_configures_the_mapping
     item = Item()
     item.shop = shop
     assert same_objects(shop.items, [item]), "item.shop is shop, but shop.items lacks it"
+
+
+def _read_only_mapping():
+    """Fresh classes over tables that exist already: nothing (no create_all, no earlier test)
+    has configured their mapping, as in a program that only reads a database made elsewhere."""
+
+    class FreshBase(uow.Entity, abstract=True):
+        pass
+
+    class Club(FreshBase, table="clubs"):
+        id: int = uow.Column(primary_key=True)
+        name: str
+        members = uow.Collection("Member", "club", cascade="all")
+        fans = uow.Collection("Fan", "club")
+
+    class Member(FreshBase, table="members"):
+        id: int = uow.Column(primary_key=True)
+        club_id: int = uow.Column(references="Club")
+        club = uow.Reference("club_id")
+
+    class Fan(FreshBase, table="fans"):
+        id: int = uow.Column(primary_key=True)
+        club_id: int | None = uow.Column(references="Club")
+        club = uow.Reference("club_id")
+
+    return Club, Member, Fan
+
+
+@pytest.mark.parametrize("where", ["memory", "file"])
+def test_a_mapping_used_only_for_reading_configures_itself_on_get_then_delete(where, tmp_path):
+    path = str(tmp_path / "made_elsewhere.db") if where == "file" else ":memory:"
+    connection = uow.connect(path)
+    connection.execute("BEGIN")
+    for statement in (
+            "CREATE TABLE clubs (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+            "CREATE TABLE members (id INTEGER PRIMARY KEY, club_id INTEGER NOT NULL REFERENCES clubs (id))",
+            "CREATE TABLE fans (id INTEGER PRIMARY KEY, club_id INTEGER REFERENCES clubs (id))",
+            "INSERT INTO clubs VALUES (1, 'chess'), (2, 'go')",
+            "INSERT INTO members VALUES (1, 1), (2, 1), (3, 2)",
+            "INSERT INTO fans VALUES (1, 1), (2, 2)"):
+        connection.execute(statement)
+    connection.execute("COMMIT")
+    Club, Member, Fan = _read_only_mapping()
+    session = Session(connection)
+    club = session.get(Club, 1)
+    session.delete(club)  # neither collection was ever read
+    session.commit()
+    session.close()
+    committed = connection if where == "memory" else sqlite3.connect(path)
+    assert committed.execute("SELECT id FROM clubs").fetchall() == [(2,)]
+    assert committed.execute("SELECT id, club_id FROM members").fetchall() == [(3, 2)]
+    assert committed.execute("SELECT id, club_id FROM fans ORDER BY id").fetchall() == [(1, None), (2, 2)]
+    committed.close()
+    if committed is not connection:
+        connection.close()
 
 
 def test_a_relationship_repr_names_its_class_and_attribute():
@@ -464,6 +522,68 @@ class TestForeignKeysFilledAtFlush:
 
 # -- loading -------------------------------------------------------------------------------------
 
+class LinkBase(uow.Entity, abstract=True):
+    pass
+
+
+class Post(LinkBase, table="posts"):
+    id: int = uow.Column(primary_key=True)
+    title: str
+
+
+class Tag(LinkBase, table="tags"):
+    id: int = uow.Column(primary_key=True)
+    name: str
+
+
+class PostTag(LinkBase, table="post_tags"):
+    """An association row: its key is two foreign keys, filled from the parents' keys."""
+
+    post_id: int = uow.Column(primary_key=True, references=Post)
+    tag_id: int = uow.Column(primary_key=True, references=Tag)
+    post = uow.Reference("post_id")
+    tag = uow.Reference("tag_id")
+
+
+@pytest.fixture(params=["memory", "file"])
+def links(request, tmp_path):
+    path = str(tmp_path / "links.db") if request.param == "file" else ":memory:"
+    connection = uow.connect(path)
+    uow.create_all(connection, [Post, Tag, PostTag])
+    yield connection, path
+    connection.close()
+
+
+def test_association_rows_keyed_by_the_new_keys_of_pending_parents_are_inserted_in_one_flush(links):
+    connection, path = links
+    session = Session(connection)
+    post, red, blue = Post(title="p"), Tag(name="red"), Tag(name="blue")
+    first, second = PostTag(post=post, tag=red), PostTag(post=post, tag=blue)
+    session.add_all([first, second])
+    session.commit()
+    assert (first.post_id, first.tag_id, second.post_id, second.tag_id) == (1, 1, 1, 2)
+    assert session.identity_key(instance=first) == (PostTag, (1, 1))
+    assert session.get(PostTag, (1, 2)) is second
+    read = connection if path == ":memory:" else sqlite3.connect(path)
+    assert read.execute("SELECT post_id, tag_id FROM post_tags ORDER BY tag_id").fetchall() == [(1, 1), (1, 2)]
+    if read is not connection:
+        read.close()
+    session.close()
+
+
+def test_two_association_rows_under_the_same_pending_parents_are_refused_before_any_sql(links):
+    connection, _ = links
+    session = Session(connection)
+    post, red = Post(title="p"), Tag(name="red")
+    session.add_all([PostTag(post=post, tag=red), PostTag(post=post, tag=red)])
+    with capture_sql() as statements, pytest.raises(errors.DuplicateIdentityError) as caught:
+        session.flush()
+    assert statements == []
+    assert "both claim the identity PostTag(<id of Post(new #2)>, <id of Tag(new #3)>)" in str(caught.value)
+    assert session.is_active  # refused before the flush began: nothing to roll back
+    session.close()
+
+
 class TestLazyLoading:
     def test_a_reference_loads_on_first_access_only(self, session):
         order = session.get(Order, 1)
@@ -721,6 +841,45 @@ class TestSaveUpdateCascade:
         assert dml(statements) == [(UPDATE_ORDER_USER, [(1, 3)])]
         assert db.rows("SELECT id, user_id FROM orders ORDER BY id") == [(1, 1), (2, 1), (3, 1)]
 
+    def test_a_child_appended_while_the_parent_was_detached_is_inserted_when_the_parent_is_added_back(self, db, session):
+        ann = session.get(User, 1)
+        first, second = ann.orders
+        session.commit()
+        session.expunge(ann)  # cascades to the loaded orders
+        new = Order(total=7)
+        ann.orders.append(new)
+        assert new.user is ann
+        session.add(ann)
+        assert state_of(new) is ObjectState.PENDING, "added a parent whose detached list held a new child, but not the child"
+        assert [state_of(order) for order in (first, second)] == [ObjectState.PERSISTENT] * 2
+        with capture_sql() as statements:
+            session.commit()
+        assert writes(statements) == [(INSERT_ORDER, (1, 7))]
+        assert db.committed("SELECT id, user_id, total FROM orders ORDER BY id") == [
+            (1, 1, 10), (2, 1, 20), (3, 2, 30), (4, 1, 7)]
+
+    def test_a_reference_set_while_detached_is_followed_when_the_object_is_added_back(self, db, session):
+        order = session.get(Order, 3)
+        session.commit()
+        session.expunge(order)
+        dee = User(name="dee")
+        order.user = dee
+        session.add(order)
+        assert state_of(dee) is ObjectState.PENDING
+        session.commit()
+        assert db.committed("SELECT o.id, u.name FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = 3") == [
+            (3, "dee")]
+
+    def test_adding_a_persistent_parent_again_re_attaches_an_expunged_child_it_still_holds(self, db, session):
+        ann = session.get(User, 1)
+        first, second = ann.orders
+        session.expunge(first)  # ann.orders still lists it
+        first.total = 99
+        session.add(ann)
+        assert state_of(first) is ObjectState.PERSISTENT, "ann.orders holds a detached order, but add(ann) left it out"
+        session.commit()
+        assert db.committed("SELECT id, total FROM orders WHERE user_id = 1 ORDER BY id") == [(1, 99), (2, 20)]
+
     def test_a_reference_without_save_update_leaves_its_target_out_of_the_session(self, session):
         class FreshBase(uow.Entity, abstract=True):
             pass
@@ -910,6 +1069,33 @@ class TestDeleteCascade:
         assert db.committed("SELECT id FROM albums") == [(2,)]
 
 
+    def test_adding_back_a_deleted_parent_takes_back_the_delete_of_its_children(self, db, session):
+        ann = session.get(User, 1)
+        first, second = ann.orders
+        new = Order(total=3)
+        ann.orders.append(new)
+        session.delete(ann)
+        assert session.deleted == {ann, first, second} and state_of(new) is ObjectState.TRANSIENT
+        session.add(ann)
+        assert session.deleted == frozenset()
+        assert session.new == {new}
+        assert same_objects(ann.orders, [first, second, new])
+        with capture_sql() as statements:
+            session.commit()
+        assert writes(statements) == [(INSERT_ORDER, (1, 3))]
+        assert db.committed("SELECT id, user_id FROM orders ORDER BY id") == [(1, 1), (2, 1), (3, 2), (4, 1)]
+
+    def test_a_child_deleted_on_its_own_stays_deleted_when_the_parent_is_added_back(self, db, session):
+        ann = session.get(User, 1)
+        first, second = ann.orders
+        session.delete(first)
+        session.delete(ann)
+        session.add(ann)
+        assert session.deleted == {first}
+        session.commit()
+        assert db.committed("SELECT id FROM orders ORDER BY id") == [(2,), (3,)]
+
+
 class TestExpungeAndRefreshCascades:
     def test_expunging_a_parent_expunges_its_loaded_children(self, session):
         ann = session.get(User, 1)
@@ -1069,6 +1255,33 @@ class TestDeletingParentsWithoutDeleteCascade:
         session.commit()
         assert db.committed("SELECT id, team_id FROM players ORDER BY id") == [(2, None), (3, None)]
         assert db.committed("SELECT count(*) FROM teams") == [(0,)]
+
+
+    def test_adding_back_a_deleted_parent_links_its_cleared_children_again(self, db, session):
+        team = session.get(Team, 1)
+        session.delete(team)  # clears p1 and p2, loaded or not
+        p1 = session.get(Player, 1)
+        assert p1.team_id is None
+        p2 = session.get(Player, 2)
+        p2.team = None  # cleared already; the user's own choice now (the same value)
+        session.add(team)
+        assert (p1.team_id, p2.team_id) == (1, 1)
+        assert p1.team is team
+        with capture_sql() as statements:
+            session.commit()
+        assert writes(statements) == []
+        assert db.committed("SELECT id, team_id FROM players ORDER BY id") == [(1, 1), (2, 1), (3, None)]
+
+    def test_a_cleared_child_pointed_elsewhere_keeps_its_new_parent_when_the_old_one_is_added_back(self, db, session):
+        team = session.get(Team, 1)
+        session.delete(team)
+        blues = Team(name="blues")
+        p1 = session.get(Player, 1)
+        p1.team = blues
+        session.add(team)
+        assert p1.team is blues
+        session.commit()
+        assert db.committed("SELECT id, team_id FROM players ORDER BY id") == [(1, 2), (2, 1), (3, None)]
 
 
 # -- natural keys that change ---------------------------------------------------------------------

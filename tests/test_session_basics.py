@@ -245,13 +245,22 @@ def test_delete_of_a_loaded_object_is_visible_after_flush(session, people):
     assert [u.id for u in session.all(User)] == [2, 3]
 
 
-def test_delete_and_add_of_a_marked_object_keeps_it_marked(session, people):
-    user = session.get(User, 1)
-    session.delete(user)
-    session.add(user)
-    assert session.deleted == {user}
-    session.flush()
-    assert people.execute("SELECT count(*) FROM users WHERE id = 1").fetchone()[0] == 0
+def test_add_of_an_object_marked_for_deletion_takes_the_delete_back_and_its_change_is_written(file_session, other):
+    """As in SQLAlchemy and Storm: add() after delete(), before the flush, keeps the row."""
+    other.execute("INSERT INTO users (id, name, score) VALUES (20, 'old', 0.0)")
+    user = file_session.get(User, 20)
+    user.name = "new"
+    file_session.delete(user)
+    file_session.add(user)
+    assert file_session.deleted == frozenset()
+    assert file_session.dirty == {user}
+    with uow.capture_sql() as statements:
+        file_session.flush()
+    assert [sql for sql in sql_of(statements) if not sql.startswith(("SAVEPOINT", "RELEASE", "BEGIN"))] == [
+        'UPDATE "users" SET "name" = ? WHERE "users"."id" = ?']
+    file_session.commit()
+    assert other.execute("SELECT id, name FROM users").fetchall() == [(20, "new")]
+    assert uow.state_of(user) is uow.ObjectState.PERSISTENT
 
 
 def test_wb_the_identity_map_refuses_a_second_object_for_a_held_key():

@@ -115,6 +115,72 @@ def test_add_of_an_object_whose_row_was_deleted_in_this_transaction_is_refused(s
     assert state_of(user) is DELETED
 
 
+def _deleted_and_committed(session):
+    user = User(name="ann")
+    session.add(user)
+    session.commit()
+    session.delete(user)
+    session.commit()
+    return user
+
+
+@pytest.mark.parametrize("operation", ["add", "delete", "update", "save_or_update"])
+def test_an_object_whose_row_was_deleted_and_committed_cannot_be_attached_again(session, operation):
+    """SQLAlchemy's rule (Storm re-inserts): the object mirrors a row that is gone, so attaching
+    it would make a persistent object without a row; merge() writes a copy as a new row."""
+    user = _deleted_and_committed(session)
+    with uow.capture_sql() as statements, pytest.raises(errors.InvalidStateError) as caught:
+        getattr(session, operation)(user)
+    assert str(caught.value) == (
+        f"{operation}(): the row of {user!r} was deleted and the delete committed, so the object has no row "
+        f"to be attached to; merge() it to write a copy as a new row, or add a new object")
+    assert statements == []
+    assert (state_of(user), object_session(user)) == (DETACHED, None)
+    assert session.get(User, user.id) is None
+
+
+def test_an_object_whose_deleted_row_was_expunged_and_committed_cannot_be_attached_again(session):
+    user = User(name="ann")
+    session.add(user)
+    session.commit()
+    session.delete(user)
+    session.flush()
+    session.expunge(user)
+    session.commit()
+    with pytest.raises(errors.InvalidStateError, match="was deleted and the delete committed"):
+        session.add(user)
+
+
+def test_an_object_whose_row_was_deleted_is_written_again_by_merge(session, file_session, other):
+    user = _deleted_and_committed(file_session)
+    copy = file_session.merge(user)
+    assert copy is not user and state_of(copy) is PENDING
+    file_session.commit()
+    assert other.execute("SELECT id, name FROM users").fetchall() == [(user.id, "ann")]
+    assert state_of(user) is DETACHED
+
+
+def test_merge_without_loading_refuses_an_object_whose_row_was_deleted(session):
+    user = _deleted_and_committed(session)
+    with uow.capture_sql() as statements, pytest.raises(errors.InvalidStateError, match="describes no existing row"):
+        session.merge(user, load=False)
+    assert statements == []
+    assert len(session.identity_map) == 0
+
+
+def test_a_rolled_back_delete_leaves_an_object_that_can_be_attached_again(session, conn):
+    user = User(name="ann")
+    session.add(user)
+    session.commit()
+    session.delete(user)
+    session.flush()
+    session.rollback()
+    session.expunge(user)
+    session.add(user)
+    assert state_of(user) is PERSISTENT
+    assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 1
+
+
 def test_expunge_all_detaches_everything(session):
     kept = User(name="ann")
     session.add(kept)
@@ -309,4 +375,5 @@ def test_wb_a_move_the_lifecycle_table_does_not_allow_is_refused_naming_the_call
 def test_state_of_something_that_is_not_an_entity_object_is_refused(thing):
     with pytest.raises(uow.errors.UnmappedClassError) as raised:
         uow.state_of(thing)
-    assert str(raised.value) == f"state_of(): {thing!r} is not an object of a mapped entity class"
+    assert str(raised.value) == (f"state_of(): {thing!r} is not an entity object; entity classes are declared as "
+                                 f"class Name(uow.Entity, table='...')")

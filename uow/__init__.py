@@ -32,21 +32,28 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
 from .errors import *  # noqa: F401,F403  (the exception hierarchy is part of the public API)
 from .executor import Statement, capture_sql, connect
 from .entity import Entity
-from .mapping import Column, ForeignKey, mapper_of
+from .mapping import Column, ForeignKey, mapper_of, mapper_of_object
 from .relationships import Collection, Reference
 from .plan import Constraint, FlushPlan, Step, StepKind
 from .schema import create_all, create_table_sql
 from .session import Session, SessionStats, identity_key
-from .states import STATE_ATTRIBUTE, ObjectState, status_of as state_of
+from .states import STATE_ATTRIBUTE, ObjectState
 from .transaction import NestedTransaction, SessionTransaction, TransactionState
 from .events import EVENT_NAMES, listen, remove_listener
 from . import events
 from . import errors
 
 
+def state_of(obj):
+    """The ObjectState of an entity object (TRANSIENT for one no session has seen)."""
+    mapper_of_object(obj, "state_of")
+    state = obj.__dict__.get(STATE_ATTRIBUTE)
+    return ObjectState.TRANSIENT if state is None else state.status
+
+
 def object_session(obj):
     """The Session an object belongs to, or None."""
-    mapper_of(obj)
+    mapper_of_object(obj, "object_session")
     state = obj.__dict__.get(STATE_ATTRIBUTE)
     return state.session if state is not None else None
 
@@ -57,7 +64,7 @@ def loaded_values(obj):
     Reading an attribute of an expired object loads it; this shows what is in memory, for tests,
     debuggers and conformance adapters.
     """
-    names = mapper_of(obj).column_names
+    names = mapper_of_object(obj, "loaded_values").column_names
     values = obj.__dict__
     return {name: values[name] for name in names if name in values}
 

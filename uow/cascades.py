@@ -112,8 +112,10 @@ class CascadesMixin:
 
         The children are looked up in the database too (one SELECT per collection), so that
         children never read into the session are found: a nullable reference is cleared; a NOT
-        NULL one is left for the flush to refuse before any write, naming the child.
+        NULL one is left for the flush to refuse before any write, naming the child.  Returns
+        ``(child, reference)`` for each reference cleared.
         """
+        cleared = []
         for collection in type(obj).__mapper__.collections:
             if "delete" in collection.cascade:
                 continue
@@ -123,3 +125,5 @@ class CascadesMixin:
                     continue
                 if collection.reference.nullable:
                     setattr(child, collection.reference.name, None)
+                    cleared.append((child, collection.reference))
+        return cleared

@@ -39,7 +39,8 @@ class ArgumentError(UowError, TypeError):
 
 
 class UnmappedClassError(UowError, TypeError):
-    """An object or class that is not a uow entity was handed to the session."""
+    """An object or class that is not a uow entity was handed to the session, or an entity class
+    was handed to a call that needs an instance of it (``session.add(User)``)."""
 
 
 class UnknownFieldError(UowError, AttributeError):

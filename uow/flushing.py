@@ -17,6 +17,7 @@ plan into SQL.
 
 import contextlib
 import sqlite3
+import typing
 
 from .dependencies import build_plan
 from .errors import (
@@ -36,6 +37,48 @@ from .states import STATE_ATTRIBUTE, ObjectState
 from .transaction import STATEMENTS_STAYED
 
 PERSISTENT = ObjectState.PERSISTENT
+
+
+class _KeyFromParent(typing.NamedTuple):
+    """A key value the flush copies from a parent the database has not numbered yet."""
+
+    parent: object  # the parent's InstanceState
+    position: int  # which of the parent's key columns
+
+    def __repr__(self):
+        return f"<{self.parent.mapper.pk_names[self.position]} of {self.parent.describe()}>"
+
+
+def _claimed_key(state):
+    """The identity a pending object claims before any SQL, or None when nothing can be said yet.
+
+    A key column left None for a reference to fill from a pending parent's new key (an
+    association row under two new parents) holds a stand-in for that parent's key: two rows
+    under the same new parents claim one identity and are refused, rows under different parents
+    do not collide.  The real key is taken once the parents' INSERTs ran (``_apply_inserts``).
+    None: the database generates the key, or a key column has no value at all (the value check
+    names it).
+    """
+    mapper = state.mapper
+    values = state.obj.__dict__
+    if mapper.generated_key is not None and values.get(mapper.generated_key.name) is None:
+        return None
+    key = mapper.key_of(values)
+    if None not in key[1]:
+        return key
+    claimed = []
+    for name, value in zip(mapper.pk_names, key[1]):
+        if value is None:
+            for reference in mapper.references_by_column.get(name, ()):
+                target = values.get(reference.name)
+                target_state = target.__dict__.get(STATE_ATTRIBUTE) if target is not None else None
+                if target_state is not None:
+                    value = _KeyFromParent(target_state, reference.column_names.index(name))
+                    break
+            else:
+                return None
+        claimed.append(value)
+    return (mapper.cls, tuple(claimed))
 
 
 class FlushingMixin:
@@ -256,11 +299,9 @@ class FlushingMixin:
             return
         claimed = {state.key: None for state in deletes}  # key -> its claimant; None: free to take once
         for state in inserts:
-            mapper = state.mapper
-            values = state.obj.__dict__
-            if mapper.generated_key is not None and values.get(mapper.generated_key.name) is None:
+            key = _claimed_key(state)
+            if key is None:
                 continue
-            key = mapper.key_of(values)
             if key in claimed and claimed[key] is None:
                 claimed[key] = state.obj  # the first to take a deleted object's key
                 continue

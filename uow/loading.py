@@ -28,7 +28,7 @@ from .errors import (
 from .arguments import listed
 from .flush import from_db
 from .identity import collector_paused, format_key
-from .mapping import NOT_LOADED, mapper_of, mapper_of_class, quote
+from .mapping import NOT_LOADED, mapper_of, mapper_of_class, mapper_of_object, quote
 from .query import select_sql
 from .relationships import Collection, Reference, RelatedList
 from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
@@ -159,7 +159,7 @@ class LoadingMixin:
         self._check("load_related")
         objects = listed(objects, "load_related", "objects")
         if objects:
-            self._load_related(objects, self._relationship(mapper_of(objects[0]), name))
+            self._load_related(objects, self._relationship(mapper_of_object(objects[0], "load_related"), name))
 
     def _relationship(self, mapper, name):
         # A name, or the relationship itself (Shelf.books) -- which must be one of this class's.
@@ -275,6 +275,9 @@ class LoadingMixin:
         undo log's current epoch instead of a memento: rolling back expires it if it was loaded
         after the scope's first write (see ``undo``).
         """
+        # A class may be used only for reading (its tables made elsewhere, create_all never
+        # called): the objects built here are then the first use of its mapping, so check it now.
+        mapper.configure()
         objects = []
         created = []
         with collector_paused(len(rows)):

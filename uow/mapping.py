@@ -706,12 +706,31 @@ def entity_objects(objects, operation):
     """``objects`` as a list, each checked to be an entity object, before a call changes anything."""
     objects = listed(objects, operation, "objects")
     for obj in objects:
-        if isinstance(obj, type) or "__mapper__" not in type(obj).__dict__:
-            raise UnmappedClassError(
-                f"{operation}(): {obj!r} is not an entity object; pass instances of mapped classes "
-                f"(User(...), not User)"
-            )
+        mapper_of_object(obj, operation)
     return objects
+
+
+def mapper_of_object(obj, operation):
+    """The Mapper of an entity *object*, for every call that acts on one (add, delete, merge,
+    expire, ``in``, state_of...).
+
+    Handing over the class instead (``session.add(User)``) is an easy slip that would otherwise
+    fail far from the call, about some attribute of the class, or pass as a transient object;
+    this one check refuses it for every such call, naming the call.
+    """
+    mapper = type(obj).__dict__.get("__mapper__")
+    if mapper is not None:
+        return mapper
+    if isinstance(obj, type) and "__mapper__" in vars(obj):
+        name = obj.__name__
+        raise UnmappedClassError(
+            f"{operation}(): an instance of {name} is needed, not the class; create one with "
+            f"{name}(...), or load one with session.get({name}, key)"
+        )
+    raise UnmappedClassError(
+        f"{operation}(): {obj!r} is not an entity object; entity classes are declared as "
+        f"class Name(uow.Entity, table='...')"
+    )
 
 
 def mapper_of(cls_or_obj):

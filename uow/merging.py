@@ -21,7 +21,7 @@ import sqlite3
 from .columntypes import Refusal, bind_column, oversized_row
 from .errors import ColumnValueError, FlushError, InvalidStateError, StaleDataError
 from .flush import from_db
-from .mapping import MISSING, NOT_LOADED, mapper_of, quote
+from .mapping import MISSING, NOT_LOADED, mapper_of_object, quote
 from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
 from .tracking import changed_fields
 
@@ -34,19 +34,21 @@ class MergingMixin:
     def update(self, obj):
         """Attach a detached object: it becomes persistent, and its changes are flushed next time."""
         self._check("update")
-        mapper_of(obj)
+        mapper_of_object(obj, "update")
         state = obj.__dict__.get(STATE_ATTRIBUTE)
         if state is None or state.status is not ObjectState.DETACHED:
             status = ObjectState.TRANSIENT if state is None else state.status
             raise InvalidStateError(
                 f"update(): {obj!r} is {status.value}, not detached; use add() for a new object"
             )
-        self.add(obj)
+        self._refuse_to_add(obj, "update")
+        self._add(obj)
 
     def save_or_update(self, obj):
         """add() a transient object, update() a detached one; objects already here are left alone."""
         self._check("save_or_update")
-        self.add(obj)
+        self._refuse_to_add(obj, "save_or_update")
+        self._add(obj)
 
     def mark_dirty(self, obj):
         """Make the next flush write every column of ``obj`` (for changes uow cannot see)."""
@@ -64,7 +66,7 @@ class MergingMixin:
         object returned is persistent and clean — use it to put objects from a cache into a session.
         """
         self._check("merge")
-        mapper = mapper_of(obj)
+        mapper = mapper_of_object(obj, "merge")
         mapper.configure()
         source = mapper.copy_values(obj.__dict__)  # JSON values are copied, never shared
         state = obj.__dict__.get(STATE_ATTRIBUTE)
@@ -107,6 +109,11 @@ class MergingMixin:
     def _merge_without_loading(self, obj, mapper, key, state, source):
         if key is None:
             raise InvalidStateError(f"merge(load=False): {obj!r} has no primary key; it must describe an existing row")
+        if state is not None and state.row_deleted:
+            raise InvalidStateError(
+                f"merge(load=False): the row of {obj!r} was deleted and the delete committed, so it describes "
+                f"no existing row; merge() it with loading to write a copy as a new row"
+            )
         if state is not None and state.committed is not None and changed_fields(state):
             raise InvalidStateError(
                 f"merge(load=False): {obj!r} has unflushed changes ({', '.join(changed_fields(state))}); "
@@ -143,7 +150,7 @@ class MergingMixin:
         upsert cannot check the version it overwrites; use merge() and commit() instead.
         """
         self._check("upsert")
-        mapper = mapper_of(obj)
+        mapper = mapper_of_object(obj, "upsert")
         mapper.configure()
         if mapper.version_column is not None:
             raise InvalidStateError(

@@ -25,7 +25,8 @@ loads them up front with one SELECT per relationship.
 **Cascades** say which operations travel along a relationship (``cascade="..."``, comma separated):
 
 =================  ===========================================================================
-``save-update``    adding an object adds the objects it references or holds (default on both)
+``save-update``    adding an object (from any state) adds the objects it references or holds
+                   that are not in the session yet (default on both)
 ``delete``         deleting a parent deletes its children, loaded or not (Collection only)
 ``delete-orphan``  a child removed from its parent's collection is deleted (Collection only)
 ``expunge``        expunging the parent expunges the objects it holds (default on Collection)
@@ -239,11 +240,11 @@ class Collection(Relationship):
             )
         self._target = target
         self.reference_name = reference
-        self.reference = None
+        self._reference = None
 
     def configure(self):
         """Resolve the target class and pair with its Reference (once every class is declared)."""
-        if self.reference is not None:
+        if self._reference is not None:
             return
         target = self._target
         if isinstance(target, str):
@@ -255,8 +256,17 @@ class Collection(Relationship):
                 f"{self.entity.__name__}.{self.name} = Collection({target.__name__}, {self.reference_name!r}): "
                 f"{target.__name__}.{self.reference_name} must be a Reference to {self.entity.__name__}"
             )
-        self.reference = reference
+        self._reference = reference
         reference.collection = self
+
+    # The target and its Reference are found on first use, by whichever path uses them first
+    # (a lazy load, a cascade, a flush), never by a step the user must remember to run first.
+
+    @property
+    def reference(self):
+        """The target's Reference that this collection is the other side of."""
+        self.configure()
+        return self._reference
 
     @property
     def target(self):

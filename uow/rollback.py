@@ -115,6 +115,7 @@ class RollbackMixin:
                     values[name] = saved[name]
             state.status = memento.status
             state.session = memento.session
+            state.row_deleted = False  # an object whose row is known gone never enters a scope (add() refuses it)
             state.key = memento.key
             state.committed = memento.committed
             state.sequence = memento.sequence

@@ -39,7 +39,7 @@ from .executor import Executor
 from .flushing import FlushingMixin
 from .identity import IdentityMap, collector_paused, format_key
 from .loading import LoadingMixin
-from .mapping import entity_objects, mapper_of, mapper_of_class
+from .mapping import entity_objects, mapper_of, mapper_of_class, mapper_of_object
 from .merging import MergingMixin
 from .rollback import Memento, RollbackMixin
 from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
@@ -74,7 +74,7 @@ def identity_key(entity=None, ident=None, *, instance=None):
                                       # were expired or changed and not flushed yet
     """
     if instance is not None:
-        mapper = mapper_of(instance)
+        mapper = mapper_of_object(instance, "identity_key")
         state = instance.__dict__.get(STATE_ATTRIBUTE)
         if state is not None and state.key is not None:
             return state.key
@@ -157,7 +157,7 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
 
     def _own_state(self, obj, operation):
         """The state of ``obj``, which must belong to this session."""
-        mapper_of(obj)
+        mapper_of_object(obj, operation)
         state = obj.__dict__.get(STATE_ATTRIBUTE)
         if state is None or state.session is not self:
             status = ObjectState.TRANSIENT if state is None else state.status
@@ -173,14 +173,26 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
     def add(self, obj):
         """Make a transient object pending (inserted at the next flush), or re-attach a detached one.
 
-        Adding an object that is already in this session does nothing.  Adding an object held by
-        another session, or one whose key another object in this session holds, is an error.
+        Adding an object that is already in this session changes nothing, except that an object
+        marked for deletion is not deleted after all: add() takes the delete back (see
+        :meth:`_take_back_delete`), as SQLAlchemy and Storm do.  Adding an object held by another
+        session, or one whose key another object in this session holds, is an error.
+
+        Whatever state the object comes from, add() follows its save-update references and loaded
+        collections and adds what they hold that is not in this session yet: a detached object
+        may have been given new children while it was away, and they must not be left out.
+
+        An object whose row was deleted and the delete committed is refused (SQLAlchemy's rule,
+        not Storm's re-insert): the object says it mirrors a row that is gone, and quietly
+        turning it into a new INSERT could bring back a row someone meant to remove (a cascade
+        from a re-added parent would do it without a word).  ``merge(obj)`` writes a copy of it
+        as a new row when that is what is wanted.
         """
         self._check("add")
         self._refuse_to_add(obj)
         self._add(obj)
 
-    def _refuse_to_add(self, obj, seen=None):
+    def _refuse_to_add(self, obj, operation="add", seen=None):
         """Raise the error adding ``obj`` would meet -- for it or for any object its save-update
         cascade would bring in -- while changing nothing, so that a refused add() leaves the
         session as it was (it had made the first objects pending before meeting a bad one).
@@ -190,14 +202,12 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         if id(obj) in seen:
             return
         seen.add(id(obj))
-        mapper = mapper_of(obj)
+        mapper = mapper_of_object(obj, operation)
         values = obj.__dict__
         state = values.get(STATE_ATTRIBUTE)
-        if state is not None and state.session is self and state.status is not ObjectState.DELETED:
-            return  # already here: adding it again does nothing, and its cascade ran when it came
-        if state is not None and state.session is not None:
+        if state is not None and state.session is not None and state.session is not self:
             raise InvalidStateError(
-                f"add(): {obj!r} belongs to another session; expunge() it there first, "
+                f"{operation}(): {obj!r} belongs to another session; expunge() it there first, "
                 f"or merge() it into this one"
             )
         status = ObjectState.TRANSIENT if state is None else state.status
@@ -210,27 +220,35 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
                 # the flush's to refuse, with the NOT NULL message.)
                 key = mapper.key_of(values) if None in given else mapper.identity_key(given)
                 self._refuse_held_key(key, obj)
-            if mapper.references or mapper.collections:
-                for related in self._cascade(obj, "save-update"):
-                    self._refuse_to_add(related, seen)
         elif status is ObjectState.DETACHED:
+            if state.row_deleted:
+                raise InvalidStateError(
+                    f"{operation}(): the row of {obj!r} was deleted and the delete committed, so the object "
+                    f"has no row to be attached to; merge() it to write a copy as a new row, or add a new object"
+                )
             # A detached object is re-attached under its key: no row switch can make room for it.
             held = self.identity.get(state.key)
             if held is not None and held is not obj:
                 raise DuplicateIdentityError(
-                    f"add(): {held!r} already holds the identity {format_key(state.key)} in this session "
+                    f"{operation}(): {held!r} already holds the identity {format_key(state.key)} in this session "
                     f"(even marked for deletion, its row is still there), so {obj!r} cannot be attached; "
                     f"flush the delete first, or use merge()"
                 )
         elif status is ObjectState.DELETED:
             raise InvalidStateError(
-                f"add(): the row of {obj!r} was deleted in this transaction; rollback() to bring it back, "
+                f"{operation}(): the row of {obj!r} was deleted in this transaction; rollback() to bring it back, "
                 f"or add a new object"
             )
+        # (An object already here, pending or persistent, is accepted as it is.)
+        if mapper.references or mapper.collections:
+            for related in self._cascade(obj, "save-update"):
+                related_state = related.__dict__.get(STATE_ATTRIBUTE)
+                if related_state is None or related_state.session is not self:
+                    self._refuse_to_add(related, operation, seen)
 
     def _add(self, obj):
         """Bring ``obj`` (and its save-update cascade) in; :meth:`_refuse_to_add` has checked it all."""
-        mapper = mapper_of(obj)
+        mapper = type(obj).__mapper__
         values = obj.__dict__
         state = values.get(STATE_ATTRIBUTE)
         if state is None:
@@ -245,11 +263,6 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
             state.session = self
             state.sequence = next(self._sequence)
             self._pending[state] = None
-            if mapper.references or mapper.collections:
-                for related in self._cascade(obj, "save-update"):
-                    related_state = related.__dict__.get(STATE_ATTRIBUTE)
-                    if related_state is None or related_state.session is not self:
-                        self._add(related)  # objects already here brought in their own cascade
         elif status is ObjectState.DETACHED:
             self.undo.record(state)
             state.move(ObjectState.PERSISTENT, "add")
@@ -259,6 +272,36 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
             self.tracker.note_assignment(state)
             if mapper.json_columns:
                 self.tracker.watch(state)
+        elif state in self._marked:
+            self._take_back_delete(state)
+        if mapper.references or mapper.collections:
+            for related in self._cascade(obj, "save-update"):
+                related_state = related.__dict__.get(STATE_ATTRIBUTE)
+                if related_state is None or related_state.session is not self:
+                    self._add(related)  # objects already here brought in their own cascade
+
+    def _take_back_delete(self, state):
+        """add() of an object marked for deletion: it stays, and so does what its delete() took
+        with it -- children its delete cascade deleted or cancelled, children whose reference
+        to it was cleared -- unless they were changed since (a child pointed elsewhere keeps its
+        new parent)."""
+        self.undo.record(state)
+        obj = state.obj
+        for child, cleared in self._marked.pop(state) or ():
+            child_state = child.__dict__[STATE_ATTRIBUTE]
+            if cleared is not None:
+                values = child.__dict__
+                if child_state.session is self and values.get(cleared.name) is None and \
+                        all(values.get(name) is None for name in cleared.column_names):
+                    setattr(child, cleared.name, obj)
+            elif child_state in self._marked:
+                self._take_back_delete(child_state)
+            elif child_state.status is ObjectState.TRANSIENT and child_state.session is None:
+                # A pending child whose insert the cascade cancelled.  (Should its key have been
+                # taken since, the refusal names it; what was taken back so far stays.)
+                self._refuse_to_add(child)
+                self._add(child)
+                self._join_parents(child)
 
     def add_all(self, objects):
         """add() each object, in order; if any of them cannot be added, none is."""
@@ -266,7 +309,7 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         objects = entity_objects(objects, "add_all")
         seen = set()
         for obj in objects:
-            self._refuse_to_add(obj, seen)
+            self._refuse_to_add(obj, "add_all", seen)
         add = self._add
         with collector_paused(len(objects)):
             for obj in objects:
@@ -274,13 +317,26 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
 
     def _leave_parents(self, obj):
         """A cancelled insert: the object no longer shows in its parents' loaded collections."""
+        for held in self._parents_collections(obj):
+            held._remove_quietly(obj)
+
+    def _join_parents(self, obj):
+        """A cancelled insert taken back: the object shows in its parents' loaded collections again."""
+        for held in self._parents_collections(obj):
+            if not any(item is obj for item in held):
+                held._append_quietly(obj)
+
+    def _parents_collections(self, obj):
+        """The loaded collections that list ``obj`` through its references."""
+        found = []
         for reference in type(obj).__mapper__.references:
             parent = obj.__dict__.get(reference.name)
             collection = reference.collection
             if parent is not None and collection is not None:
                 held = parent.__dict__.get(collection.name)
                 if held is not None:
-                    held._remove_quietly(obj)
+                    found.append(held)
+        return found
 
     def _refuse_held_key(self, key, obj):
         held = self.identity.get(key)
@@ -299,7 +355,7 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         detached object re-attaches it first.  Deleting a transient object is an error.
         """
         self._check("delete")
-        mapper_of(obj)
+        mapper_of_object(obj, "delete")
         state = obj.__dict__.get(STATE_ATTRIBUTE)
         if state is None or state.status is ObjectState.TRANSIENT:
             raise InvalidStateError(
@@ -308,19 +364,25 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         if state.session is not None and state.session is not self:
             raise InvalidStateError(f"delete(): {obj!r} belongs to another session")
         if state.status is ObjectState.DETACHED:
-            self._refuse_to_add(obj)
+            self._refuse_to_add(obj, "delete")
             self._add(obj)
         if state.status is ObjectState.PENDING:
             self.expunge(obj)
             self._leave_parents(obj)
         elif state.status is PERSISTENT and state not in self._marked:
             self.undo.record(state)
-            self._marked[state] = None
+            # What this delete does to other objects, so that add() can take it all back:
+            # (child, None) for a child it deletes, (child, reference) for one it unlinks.
+            done = []
+            self._marked[state] = done
             # Loading the children must not autoflush: that would delete the parent before them.
             with self.no_autoflush:
                 for child in self._cascade(obj, "delete"):
+                    child_state = child.__dict__[STATE_ATTRIBUTE]
+                    if child_state.status is ObjectState.PENDING or child_state not in self._marked:
+                        done.append((child, None))
                     self.delete(child)
-                self._unlink_children(obj)
+                done.extend(self._unlink_children(obj))
 
     # -- events -----------------------------------------------------------------------------
 
@@ -428,7 +490,7 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
 
     def __contains__(self, obj):
         """``obj in session``: True when the object is pending, persistent or deleted in this session."""
-        mapper_of(obj)
+        mapper_of_object(obj, "__contains__")
         state = obj.__dict__.get(STATE_ATTRIBUTE)
         return state is not None and state.session is self
 
@@ -554,6 +616,7 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
             if state.status is not ObjectState.DETACHED:
                 state.move(ObjectState.DETACHED, "commit")
             state.session = None
+            state.row_deleted = True
             del self._deleted_rows[state]
         self.undo.forget()
         if self.expire_on_commit:
@@ -616,6 +679,7 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         if state.status is ObjectState.PENDING:
             state.move(ObjectState.TRANSIENT, "expunge")
         elif state.status is not ObjectState.DETACHED:
+            state.row_deleted = state.status is ObjectState.DELETED
             state.move(ObjectState.DETACHED, "expunge")
         state.session = None
 

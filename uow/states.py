@@ -20,7 +20,7 @@ quietly wrong flush.
 
 import enum
 
-from .errors import InvalidStateError, UnmappedClassError
+from .errors import InvalidStateError
 
 # The instance-dict entry that holds an object's InstanceState: the one link from an object to
 # its session.  Entity, Column and the relationships read it; the session installs it.
@@ -59,13 +59,15 @@ class InstanceState:
     derived from it, never stored.  ``sequence`` is the order in which the object entered the
     session; flushes use it to break ties, so the same operations give the same statements.
     ``undo_scope`` is the undo-log scope that last recorded the object, so that recording it again
-    in the same scope costs one identity check (see ``undo``).  ``loaded_epoch`` is the undo-log
+    in the same scope costs one identity check (see ``undo``).  ``row_deleted`` marks a DETACHED
+    object that left its session DELETED (committed, or expunged after the flush): its row is
+    gone, so it cannot be attached again (see ``Session.add``).  ``loaded_epoch`` is the undo-log
     epoch in which the object was loaded from a row (-1 for an object that was added): a rollback
     expires the objects loaded since its scope began.
     """
 
     __slots__ = ("obj", "mapper", "status", "session", "key", "committed", "sequence", "undo_scope",
-                 "loaded_epoch")
+                 "loaded_epoch", "row_deleted")
 
     def __init__(self, obj, mapper, status, session, key=None, committed=None, sequence=0, loaded_epoch=-1):
         self.obj = obj
@@ -77,6 +79,7 @@ class InstanceState:
         self.sequence = sequence
         self.undo_scope = None
         self.loaded_epoch = loaded_epoch
+        self.row_deleted = False
 
     def move(self, new_status, operation):
         """Change state, refusing any move the lifecycle table does not allow."""
@@ -102,10 +105,3 @@ class InstanceState:
     def __repr__(self):
         return f"<state of {self.describe()}: {self.status.value}>"
 
-
-def status_of(obj):
-    """The ObjectState of any entity object (TRANSIENT for one no session has seen)."""
-    if not hasattr(type(obj), "__mapper__"):
-        raise UnmappedClassError(f"state_of(): {obj!r} is not an object of a mapped entity class")
-    state = obj.__dict__.get(STATE_ATTRIBUTE)
-    return ObjectState.TRANSIENT if state is None else state.status
