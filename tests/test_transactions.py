@@ -491,6 +491,24 @@ def test_savepoints_three_deep_released_inside_then_rolled_back_outside(file_ses
     assert [name for _, name in rows(other)] == ["kept"]
 
 
+def test_an_object_added_before_two_savepoints_rolled_back_is_transient_again_after_the_full_rollback(file_session, other):
+    """Touched only in the inner savepoint, then again after both rolled back: the transaction's
+    own copy (transient, as added) must survive, not the inner savepoint's (persistent)."""
+    session = file_session
+    user = User(name="a")
+    session.add(user)
+    outer = session.begin_nested()  # flushes: the row exists from here
+    inner = session.begin_nested()
+    session.delete(user)
+    inner.rollback()
+    outer.rollback()
+    session.delete(user)
+    session.rollback()
+    assert (state_of(user), object_session(user)) == (TRANSIENT, None)
+    assert dict(session.identity_map) == {}
+    assert rows(other) == []
+
+
 def test_a_change_after_a_released_savepoint_is_undone_back_to_the_start_of_the_transaction(file_session, other):
     user = User(name="a")
     file_session.add(user)

@@ -137,9 +137,12 @@ class UndoLog:
             self.scopes[0] = {}
             self.write_epochs = [None]
             self._new_epoch()
-        parent = self.scopes[-1]
+        # An object is remembered as recorded in the innermost scope left that holds its memento:
+        # an older scope's memento must never be overwritten (an object added before two
+        # savepoints and touched only in the inner one took the inner scope's copy as its state at
+        # the transaction's start, so a rollback kept it persistent with no row).
         for state in scope:
-            state.undo_scope = parent if state in parent else None
+            state.undo_scope = next((held for held in reversed(self.scopes) if state in held), None)
         return scope, first_write
 
     def forget(self):
