@@ -262,3 +262,21 @@ def test_work_an_after_begin_listener_does_during_a_flush_is_part_of_that_flush(
     other.close()
     session.close()
     connection.close()
+
+
+def test_upsert_from_a_flush_listener_is_refused_as_flush_is(database):
+    """upsert() flushes pending work first: from a before_flush listener it flushed inside the flush,
+    whose before_flush called upsert() again, until RecursionError."""
+    connection = uow.connect(database)
+    session = uow.Session(connection)
+    uow.listen(session, "before_flush", lambda s, **info: s.upsert(User(id=7, name="up", score=0.0)))
+    session.add(User(name="ann"))
+    with uow.capture_sql() as statements:
+        with pytest.raises(errors.TransactionError) as raised:
+            session.flush()
+    assert str(raised.value).startswith("upsert() was called from a before_flush listener, while the flush is in "
+                                        "progress")
+    assert statements == []
+    assert session.is_active
+    session.close()
+    connection.close()

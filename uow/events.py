@@ -29,7 +29,8 @@ the caller.
 its event is in progress.  The listener may read (``get``, ``filter``, ``execute``; queries do not
 autoflush inside a listener) and stage work (``add``, ``delete``, changing objects).  It may not
 begin or end a flush, a transaction or a savepoint (``flush``, ``commit``, ``rollback``,
-``begin``, ``begin_nested``, a savepoint's ``commit``/``rollback``, ``close``, ``reset``): those
+``begin``, ``begin_nested``, a savepoint's ``commit``/``rollback``, ``close``, ``reset``, and
+``upsert``, which flushes first): those
 raise TransactionError naming the operation and the listener, and the error propagates out of
 the operation that emitted the event (as a listener's own exception would).  Staged work goes
 where the event sits: into the flush in progress (``before_flush``, and ``before_begin`` /

@@ -144,12 +144,14 @@ class MergingMixin:
     def upsert(self, obj):
         """Insert the row, or update it if its key exists, in one statement; return the session's object.
 
-        Pending changes are flushed first.  ``obj`` must carry its primary key.  The object for
-        that row in the identity map (``obj`` itself when nothing held the row) ends with the
-        values the database returned, clean.  Entities with a version column are refused: an
+        Pending changes are flushed first (so a lifecycle listener cannot call it, as it cannot
+        call flush()).  ``obj`` must carry its primary key.  The object for that row in the
+        identity map (``obj`` itself when nothing held the row) ends with the values the database
+        returned, clean.  Entities with a version column are refused: an
         upsert cannot check the version it overwrites; use merge() and commit() instead.
         """
         self._check("upsert")
+        self._refuse_in_listener("upsert")  # it flushes first, and a listener cannot start a flush
         mapper = mapper_of_object(obj, "upsert")
         mapper.configure()
         if mapper.version_column is not None:
