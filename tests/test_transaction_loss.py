@@ -331,3 +331,33 @@ def test_a_savepoint_block_rolls_back_while_a_returning_statement_is_still_being
         session.add(User(name="bob"))
     session.commit()
     assert names(other) == ["bob"]
+
+
+class CommitRollsBack(sqlite3.Connection):
+    """A real sqlite3 connection whose COMMIT fails the way an I/O error can make it fail: SQLite
+    rolls the transaction back and reports the error."""
+
+    def execute(self, sql, *args):
+        if sql == "COMMIT":
+            super().execute("ROLLBACK")
+            raise sqlite3.OperationalError("disk I/O error")
+        return super().execute(sql, *args)
+
+
+def test_a_commit_that_sqlite_rolled_back_fails_the_session_until_rollback(db_path, other):
+    """The session stayed usable: get() handed out the new object for a row that no longer existed."""
+    connection = sqlite3.connect(db_path, isolation_level=None, factory=CommitRollsBack)
+    session = uow.Session(connection)
+    ann = User(name="ann")
+    session.add(ann)
+    with pytest.raises(errors.TransactionError, match="the transaction is gone: SQLite rolled it back"):
+        session.commit()
+    assert not session.is_active
+    with pytest.raises(errors.PendingRollbackError) as raised:
+        session.get(User, ann.id)
+    assert LOST in str(raised.value)
+    session.rollback()
+    assert uow.state_of(ann) is uow.ObjectState.TRANSIENT and ann.id is None
+    assert names(other) == []
+    session.close()
+    connection.close()

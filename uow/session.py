@@ -600,11 +600,13 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
             try:
                 self.transaction.commit()
                 self._forget_committed()
-            except BaseException:
+            except BaseException as error:
                 # The transaction moved to IDLE exactly when COMMIT ran: then the work is committed,
                 # even if an exception arrived just after, and must not be rolled back in memory.
                 if self.transaction.state is TransactionState.IDLE:
                     self._forget_committed()
+                elif not self.executor.in_transaction:
+                    self._fail(error, "commit")  # COMMIT failed and SQLite rolled back (an I/O error)
                 raise
         else:
             self._forget_committed()
