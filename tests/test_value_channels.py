@@ -257,3 +257,16 @@ def test_a_malformed_server_default_is_a_mapping_error_before_create_all_sends_a
     assert str(caught.value).startswith(f"Thing.name: server_default {expression!r} {problem}")
     assert connection.execute("SELECT name FROM sqlite_master").fetchall() == []
     connection.close()
+
+
+def test_an_update_that_makes_the_row_too_long_with_the_columns_it_leaves_alone_is_refused_before_sql(
+        session, connection):
+    """SQLite rewrites the whole record: a text that fits beside the key alone but not beside the
+    row's blob went to SQLite and failed there (the check measured only the columns set)."""
+    item = session.get(Item, 1)
+    item.blob = b"y" * (LIMIT // 2)
+    session.commit()
+    item.name = "x" * (LIMIT // 2)  # fits on its own and with the key, not with the blob
+    message = refused_before_sql(errors.ColumnValueError, session.flush)
+    assert message.startswith("cannot update Item(id=1): the row's channel_items record")
+    assert f"over this connection's limit of {LIMIT:,}" in message
