@@ -270,3 +270,12 @@ def test_an_update_that_makes_the_row_too_long_with_the_columns_it_leaves_alone_
     message = refused_before_sql(errors.ColumnValueError, session.flush)
     assert message.startswith("cannot update Item(id=1): the row's channel_items record")
     assert f"over this connection's limit of {LIMIT:,}" in message
+
+
+def test_an_upsert_whose_returned_row_would_be_too_long_is_refused_before_sql(session, connection):
+    """upsert() reads the whole row back with RETURNING, and SQLite builds a record of it in which
+    the INTEGER PRIMARY KEY takes bytes (in the table it takes none): a row that fits the table
+    by a few bytes failed in SQLite with 'string or blob too big'."""
+    message = refused_before_sql(errors.ColumnValueError, lambda: session.upsert(Item(id=300, name="x" * 991)))
+    assert message.startswith("upsert(): the channel_items record of Item(id=300)")
+    assert connection.execute("SELECT count(*) FROM channel_items").fetchone() == (1,)

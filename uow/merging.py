@@ -240,7 +240,8 @@ class MergingMixin:
                 raise ColumnValueError(
                     f"upsert(): {refusal.explain(column.qualified_name, values[name])}; nothing was written"
                 ) from None
-        found = oversized_row(bound, max_length)
+        # The upsert returns the whole row, and SQLite builds a record of it with its key stored.
+        found = oversized_row(bound, max_length, integers=True)
         if found is not None:
             raise ColumnValueError(
                 f"upsert(): the {mapper.table} record of {mapper.describe(values)} ({', '.join(names)}) takes at "
