@@ -24,7 +24,9 @@ Channels: ``add`` + commit, assignment to a persistent object + commit, ``bulk_i
 Each (value, channel) must either be stored and read back *exactly* (same type and repr, read
 by a fresh session on a second connection), or be refused with a uow error before any SQL runs,
 with the session and the database unchanged.  ``get`` and ``filter`` must find the row a value
-was stored in, or refuse a value no row can hold (or find nothing).
+was stored in, or refuse a value no row can hold (or find nothing).  One exception, by necessity:
+``bulk_update_mappings`` does not know the columns a row's mapping leaves out, so a record that
+only they make too long is refused by SQLite (a FlushError, nothing changed).
 
 Heavier run by hand (20 times the Hypothesis examples)::
 
@@ -45,7 +47,7 @@ import uow
 from uow import Column, Entity
 from uow.errors import UowError
 
-from .harness import hypothesis_settings, session_snapshot
+from .harness import hypothesis_settings, session_snapshot, sqlite_cause
 
 D = decimal.Decimal
 LIMIT = 1000  # SQLITE_LIMIT_LENGTH on the test connections, in bytes
@@ -88,8 +90,9 @@ EDGES = {
     float: [math.nan, math.inf, -math.inf, -0.0, 0.0, 5e-324, 1.7976931348623157e308, 2 ** 53, 2 ** 53 + 1,
             2 ** 64, D("1.5"), "1.5"],
     str: ["", "\x00", "a\x00b", "\ud800", "x\udfffy", "\U0001f600", "x" * LIMIT, "x" * (LIMIT + 1),
-          "\u00e9" * (LIMIT // 2), "\u00e9" * (LIMIT // 2 + 1), b"bytes", 1],
-    bytes: [b"", b"\x00", b"\xff" * LIMIT, b"\xff" * (LIMIT + 1), bytearray(b"ba"), memoryview(b"mv"), "text"],
+          "\u00e9" * (LIMIT // 2), "\u00e9" * (LIMIT // 2 + 1), b"bytes", 1, "x" * (LIMIT - 4), "x" * (LIMIT - 3)],
+    bytes: [b"", b"\x00", b"\xff" * LIMIT, b"\xff" * (LIMIT + 1), bytearray(b"ba"), memoryview(b"mv"), "text",
+            b"\xff" * (LIMIT - 4)],
     bool: [True, False, 1, 0, None],
     datetime.date: [datetime.date.min, datetime.date.max, datetime.datetime(2020, 1, 1), "2020-01-01"],
     datetime.datetime: [
@@ -178,8 +181,13 @@ class Refused(Exception):
     """The step raised a uow error (checked: no SQL, nothing changed)."""
 
 
-def step(session, path, tables, objects, action):
-    """Run one user-level call; a uow error must come before any SQL and change nothing."""
+def step(session, path, tables, objects, action, measurable=True):
+    """Run one user-level call; a uow error must come before any SQL and change nothing.
+
+    ``measurable=False`` (bulk_update_mappings): the call cannot know the row's other columns, so
+    a record that only they make too long is refused by SQLite itself -- accepted as a FlushError
+    whose cause is SQLITE_TOOBIG, with session and database unchanged.
+    """
     before = session_snapshot(session, objects)
     rows = {table: _raw_rows(path, table) for table in tables}
     with uow.capture_sql() as statements:
@@ -189,7 +197,9 @@ def step(session, path, tables, objects, action):
             refused = error
         except Exception as error:  # the defect this test exists to find
             raise AssertionError(f"raw {type(error).__name__}: {error}") from error
-    assert [statement.sql for statement in statements] == [], (
+    cause = sqlite_cause(refused)
+    unmeasurable = not measurable and cause is not None and cause.sqlite_errorname == "SQLITE_TOOBIG"
+    assert unmeasurable or [statement.sql for statement in statements] == [], (
         f"refused with {type(refused).__name__} after SQL ran: {[s.sql for s in statements]}")
     assert _equal(session_snapshot(session, objects), before), f"refused ({refused}) but the session changed"
     assert {table: _raw_rows(path, table) for table in tables} == rows, f"refused ({refused}) but the database changed"
@@ -212,7 +222,7 @@ def through_channel(python_type, value, channel, path):
         objects = [existing]
 
         def act(action):
-            return step(session, path, tables, objects, action)
+            return step(session, path, tables, objects, action, measurable=channel != "bulk_update")
 
         try:
             if channel == "add":
