@@ -435,6 +435,24 @@ def test_bulk_save_objects_refuses_an_object_of_a_session(session):
     assert statements == []
 
 
+def test_bulk_save_objects_refuses_an_object_whose_row_was_deleted_and_committed(file_session, other):
+    """As add() refuses it: the UPDATE it sent matched no row (and no INSERT may bring the row back)."""
+    user = file_session.get(User, 1)
+    file_session.delete(user)
+    file_session.commit()
+    user.name = "changed after the delete"
+    newcomer = User(name="bob")
+    with uow.capture_sql() as statements, pytest.raises(errors.InvalidStateError) as caught:
+        file_session.bulk_save_objects([newcomer, user])
+    assert str(caught.value) == (
+        f"bulk_save_objects(): the row of {user!r} was deleted and the delete committed, so there is no row "
+        f"to update; merge() it to write a copy as a new row, or save a new object")
+    assert statements == []
+    assert (state_of(user), state_of(newcomer)) == (ObjectState.DETACHED, ObjectState.TRANSIENT)
+    file_session.commit()
+    assert other.execute("SELECT id, name FROM users").fetchall() == []
+
+
 # -- every bulk method -------------------------------------------------------------------------
 
 BULK_WRITES = [

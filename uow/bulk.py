@@ -107,6 +107,13 @@ class BulkMixin:
             state = obj.__dict__.get(STATE_ATTRIBUTE)
             if state is not None and state.session is not None:
                 raise InvalidStateError(f"bulk_save_objects(): {obj!r} belongs to a session; flush it there instead")
+            if state is not None and state.row_deleted:
+                # As add() refuses it: an UPDATE would match no row, and an INSERT could bring back
+                # a row someone meant to remove.
+                raise InvalidStateError(
+                    f"bulk_save_objects(): the row of {obj!r} was deleted and the delete committed, so there "
+                    f"is no row to update; merge() it to write a copy as a new row, or save a new object"
+                )
             if state is None or state.status is ObjectState.TRANSIENT:
                 if state is None:
                     state = InstanceState(obj, mapper, ObjectState.TRANSIENT, None)
