@@ -89,3 +89,14 @@ def test_a_double_quoted_name_that_is_no_column_is_an_error_not_a_string_literal
         conn.execute('SELECT "nosuch" FROM users')
     with pytest.raises(sqlite3.OperationalError, match="no such column: nosuch"):
         conn.execute('UPDATE users SET name = "nosuch"')
+
+
+@pytest.mark.parametrize("where", ["memory", "file"])
+def test_session_on_a_connection_already_closed_is_a_connection_closed_error(tmp_path, where):
+    """sqlite3's own ProgrammingError named neither uow nor the way out."""
+    connection = uow.connect(":memory:" if where == "memory" else str(tmp_path / "app.db"))
+    connection.close()
+    with pytest.raises(errors.ConnectionClosedError) as caught:
+        uow.Session(connection)
+    assert str(caught.value).startswith("Session(): this sqlite3 connection was already closed")
+    assert "open a new one with uow.connect()" in str(caught.value)

@@ -110,10 +110,17 @@ class Executor:
     def __init__(self, connection):
         if not isinstance(connection, sqlite3.Connection):
             raise UowError(f"a Session needs a sqlite3.Connection (see uow.connect()), got {connection!r}")
-        if connection.isolation_level is not None:
+        try:
+            isolation_level = connection.isolation_level
+        except sqlite3.ProgrammingError as error:
+            _refuse_if_closed(error, "Session(): this sqlite3 connection was already closed (connection.close()), "
+                                     "so nothing can be read or written through it; open a new one with "
+                                     "uow.connect() and make the Session on that")
+            raise
+        if isolation_level is not None:
             raise UowError(
                 "this sqlite3 connection manages transactions itself (isolation_level is "
-                f"{connection.isolation_level!r}); open it with uow.connect(), or with isolation_level=None"
+                f"{isolation_level!r}); open it with uow.connect(), or with isolation_level=None"
             )
         self.connection = connection
         self.statement_count = 0
@@ -203,12 +210,15 @@ class Executor:
             return False
 
 
-def _refuse_if_closed(error):
+CLOSED_UNDER_SESSION = (
+    "the sqlite3 connection under this session was closed outside uow (connection.close()), so "
+    "nothing can be read or written through it, and whatever its open transaction held was rolled "
+    "back by SQLite; rollback() or close() the session, then open a new connection and Session"
+)
+
+
+def _refuse_if_closed(error, message=CLOSED_UNDER_SESSION):
     """Turn sqlite3's "Cannot operate on a closed database" into the uow error that explains it."""
     if "closed database" not in str(error):
         return
-    raise ConnectionClosedError(
-        "the sqlite3 connection under this session was closed outside uow (connection.close()), so "
-        "nothing can be read or written through it, and whatever its open transaction held was rolled "
-        "back by SQLite; rollback() or close() the session, then open a new connection and Session"
-    ) from error
+    raise ConnectionClosedError(message) from error
