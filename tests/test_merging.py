@@ -324,8 +324,25 @@ def test_merge_without_loading_refuses_unflushed_changes(path, session):
 
 def test_merge_without_loading_refuses_an_object_without_a_key(session):
     with uow.capture_sql() as statements:
-        with pytest.raises(errors.InvalidStateError, match=r"merge\(load=False\).*no primary key"):
+        with pytest.raises(errors.InvalidStateError, match=r"merge\(load=False\).*primary key column\(s\) User.id;"):
             session.merge(User(name="bob"), load=False)
+    assert statements == []
+    assert session.new == frozenset() and len(session.identity_map) == 0
+
+
+@pytest.mark.parametrize("given, missing", [
+    ({"section": "A", "number": None}, "Seat.number"),
+    ({"section": None, "number": 7}, "Seat.section"),
+    ({"section": None, "number": None}, "Seat.section, Seat.number"),
+])
+def test_merge_without_loading_names_the_key_columns_it_lacks(session, given, missing):
+    """A composite key set only in part was reported as "no primary key", which it had."""
+    seat = Seat(**given)
+    with uow.capture_sql() as statements, pytest.raises(errors.InvalidStateError) as caught:
+        session.merge(seat, load=False)
+    assert str(caught.value) == (
+        f"merge(load=False): {seat!r} has no value for the primary key column(s) {missing}; load=False "
+        f"needs the whole key of an existing row: set them, or merge() with loading to insert a new row")
     assert statements == []
     assert session.new == frozenset() and len(session.identity_map) == 0
 

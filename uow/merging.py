@@ -108,7 +108,13 @@ class MergingMixin:
 
     def _merge_without_loading(self, obj, mapper, key, state, source):
         if key is None:
-            raise InvalidStateError(f"merge(load=False): {obj!r} has no primary key; it must describe an existing row")
+            # Name the parts at fault: "no primary key" misled when a composite key was half set.
+            missing = [column.qualified_name for column in mapper.primary_key if source.get(column.name) is None]
+            raise InvalidStateError(
+                f"merge(load=False): {obj!r} has no value for the primary key column(s) {', '.join(missing)}; "
+                f"load=False needs the whole key of an existing row: set them, or merge() with loading "
+                f"to insert a new row"
+            )
         if state is not None and state.row_deleted:
             raise InvalidStateError(
                 f"merge(load=False): the row of {obj!r} was deleted and the delete committed, so it describes "
