@@ -1095,6 +1095,27 @@ class TestDeleteCascade:
         session.commit()
         assert db.committed("SELECT id FROM orders ORDER BY id") == [(2,), (3,)]
 
+    def test_expunging_a_deleted_parent_takes_back_the_delete_of_its_children(self, db, session):
+        ann = session.get(User, 1)
+        first, second = ann.orders
+        new = Order(total=3)
+        ann.orders.append(new)
+        session.delete(ann)
+        session.expunge(ann)
+        # As after add(): the cancelled insert is pending again, then the expunge cascade takes
+        # every child along (pending becomes transient, persistent detached).
+        assert same_objects(ann.orders, [first, second, new])
+        assert [state_of(obj) for obj in (ann, first, second)] == [ObjectState.DETACHED] * 3
+        assert state_of(new) is ObjectState.TRANSIENT
+        assert session.deleted == frozenset() and session.new == frozenset()
+        with capture_sql() as statements:
+            session.commit()
+        assert writes(statements) == []
+        assert db.committed("SELECT id, user_id FROM orders ORDER BY id") == [(1, 1), (2, 1), (3, 2)]
+        session.add(ann)  # the parent's collection still holds the new order: it is inserted now
+        session.commit()
+        assert db.committed("SELECT id, user_id FROM orders ORDER BY id") == [(1, 1), (2, 1), (3, 2), (4, 1)]
+
 
 class TestExpungeAndRefreshCascades:
     def test_expunging_a_parent_expunges_its_loaded_children(self, session):
@@ -1282,6 +1303,50 @@ class TestDeletingParentsWithoutDeleteCascade:
         assert p1.team is blues
         session.commit()
         assert db.committed("SELECT id, team_id FROM players ORDER BY id") == [(1, 2), (2, 1), (3, None)]
+
+    def test_expunging_a_deleted_parent_links_its_cleared_children_again(self, db, session):
+        """expunge() takes the delete back as add() does: before, p1 and p2 stayed in the session
+        with team_id cleared, and the commit wrote NULL under a team that was never deleted."""
+        team = session.get(Team, 1)
+        p1, p2 = team.players
+        session.delete(team)
+        session.expunge(team)
+        assert (p1.team_id, p2.team_id) == (1, 1)
+        assert p1.team is team and p2.team is team
+        # The default cascade includes expunge: the children linked again leave with their parent.
+        assert [state_of(obj) for obj in (team, p1, p2)] == [ObjectState.DETACHED] * 3
+        assert session.dirty == frozenset() and session.deleted == frozenset()
+        with capture_sql() as statements:
+            session.commit()
+        assert writes(statements) == []
+        assert db.committed("SELECT id, team_id FROM players ORDER BY id") == [(1, 1), (2, 1), (3, None)]
+        assert db.committed("SELECT id, name FROM teams") == [(1, "reds")]
+
+    def test_expunging_a_deleted_parent_leaves_a_child_pointed_elsewhere_with_its_new_parent(self, db, session):
+        team = session.get(Team, 1)
+        p1, p2 = team.players
+        session.delete(team)
+        blues = Team(name="blues")
+        p1.team = blues
+        session.expunge(team)
+        assert p1.team is blues and p2.team is team
+        assert state_of(p1) is ObjectState.PERSISTENT
+        session.commit()
+        assert db.committed("SELECT id, team_id FROM players ORDER BY id") == [(1, 2), (2, 1), (3, None)]
+
+    def test_expunge_all_after_a_delete_leaves_no_detached_child_with_its_reference_cleared(self, db, session):
+        """Re-attached later, such a child wrote NULL under a team whose delete was never flushed."""
+        team = session.get(Team, 1)
+        p1, p2 = team.players
+        session.delete(team)
+        session.expunge_all()
+        assert (p1.team_id, p2.team_id) == (1, 1)
+        assert [state_of(obj) for obj in (team, p1, p2)] == [ObjectState.DETACHED] * 3
+        session.add(p1)
+        with capture_sql() as statements:
+            session.commit()
+        assert writes(statements) == []
+        assert db.committed("SELECT id, team_id FROM players ORDER BY id") == [(1, 1), (2, 1), (3, None)]
 
 
 # -- natural keys that change ---------------------------------------------------------------------

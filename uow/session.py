@@ -281,7 +281,7 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
                     self._add(related)  # objects already here brought in their own cascade
 
     def _take_back_delete(self, state):
-        """add() of an object marked for deletion: it stays, and so does what its delete() took
+        """add() or expunge() of an object marked for deletion: it stays, and so does what its delete() took
         with it -- children its delete cascade deleted or cancelled, children whose reference
         to it was cleared -- unless they were changed since (a child pointed elsewhere keeps its
         new parent)."""
@@ -652,9 +652,21 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
     # -- leaving the session --------------------------------------------------------------
 
     def expunge(self, obj):
-        """Remove one object from the session: pending becomes transient, persistent becomes detached."""
+        """Remove one object from the session: pending becomes transient, persistent becomes detached.
+
+        An object marked for deletion and not yet flushed is not deleted after all, and neither is
+        what its delete() did to other objects: expunge() takes it all back as add() does (see
+        :meth:`_take_back_delete`) before the object leaves.  That is what a SQLAlchemy user sees,
+        where a delete touches nothing before the flush: expunging the object leaves its children's
+        rows and references as they were (before, a child whose reference the delete had cleared
+        stayed in the session and the next flush wrote NULL under a parent still there).  The
+        children the expunge cascade reaches then leave with it; the others stay, unchanged.
+        A delete already flushed is the transaction's: the object leaves, its row stays deleted.
+        """
         self._check("expunge")
         state = self._own_state(obj, "expunge")
+        if state in self._marked:
+            self._take_back_delete(state)
         self.undo.record(state)
         self._unindex(state)
         self._detach(state)
@@ -664,8 +676,12 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
                 self.expunge(related)
 
     def expunge_all(self):
-        """expunge() every object in the session."""
+        """expunge() every object in the session (deletes not yet flushed are taken back first, as
+        expunge() takes them back, so no detached child is left with a reference a delete cleared)."""
         self._check("expunge_all")
+        for state in list(self._marked):
+            if state in self._marked:  # taking back a parent's delete may have taken this one back
+                self._take_back_delete(state)
         for state in self._all_states():
             self.undo.record(state)
             self._unindex(state)
