@@ -121,12 +121,13 @@ class Capabilities:
     start of a flush, objects assigned since the last flush or marked for deletion reload their
     expired fields, and keep them even if the flush fails); "ordering" (uow: as "first", but an
     assigned object reloads only when an expired key, unique or foreign-key field was assigned,
-    the values that order a flush); "per_table" (SQLAlchemy: before a table's UPDATEs, or its
+    the values that order a flush, or when its version is expired: the version its UPDATE checks;
+    a versioned object whose row is gone is then refused with the stale error before any SQL); "per_table" (SQLAlchemy: before a table's UPDATEs, or its
     DELETEs, run, the expired objects among them reload)."""
 
     writes_back_during_flush: bool = False
-    """Generated keys (and fields a flush reloads) are written onto objects as each statement
-    runs, so a failed flush leaves them there (True); or only once every statement succeeded."""
+    """Generated keys (and fields a flush reloads, and new versions) are written onto objects as
+    each statement runs, so a failed flush leaves them there (True); or only once every statement succeeded."""
 
     self_ref_delete_order: str = "dependency"
     """With flush_order "tables": order of DELETEs within a self-referencing table, "entry" (the
@@ -181,6 +182,58 @@ class Capabilities:
     close_rolls_back_objects: bool = True
     """close() applies the rollback rule to objects before detaching them (else detaches as is)."""
 
+    versions: bool = True
+    """Tables with a version column (uow's Column(version=True), SQLAlchemy's version_id_col): an
+    UPDATE or DELETE checks the version the object holds and an UPDATE adds one; a row changed or
+    deleted by another connection fails the flush with the ``stale`` error.  False: no table is
+    drawn with a version column."""
+
+    stale_rollback_expires: bool = True
+    """The rollback() after a stale-data error expires the object the error named (so that the
+    natural retry reads the row's current version instead of failing the same way)."""
+
+    outside_writers: bool = True
+    """Another connection may commit an UPDATE, DELETE or INSERT while the session has no
+    transaction open (the connection is not in a transaction).  False: not drawn."""
+
+    field_lists: bool = True
+    """expire(obj, fields) and refresh(obj, fields) of a list of fields: only those fields are
+    forgotten or reloaded; other fields and their unflushed changes stay."""
+
+    expire_all: bool = True
+    """expire_all(): every object in the identity map is expired."""
+
+    expunge_all: bool = True
+    """expunge_all(): every object leaves the session (pending ones become transient)."""
+
+    merge: bool = True
+    """merge(obj) of a transient or detached object: its loaded values are assigned to the
+    session's object for its row (held, or loaded by get()), or to a new pending object when
+    there is no row; a versioned object must carry the row's version (else ``stale``)."""
+
+    merge_refuses_deleted: bool = True
+    """merge(obj, load=False) of a detached object whose row a flush deleted is refused with
+    invalid_state (it describes no row).  False: it is taken as the row's state like any other."""
+
+    merge_autoflushes: bool = False
+    """merge(obj) autoflushes before it looks for the row, always (SQLAlchemy); False: only the
+    get() it makes autoflushes, when the row's object is not held."""
+
+    merge_without_load: bool = True
+    """merge(obj, load=False) of a detached object without unflushed changes: its values are
+    taken as the row's current state, with no SQL (the held object, or a new persistent one,
+    takes them as loaded and clean)."""
+
+    compares_values: str = "strict"
+    """How a field's value is compared with its snapshot: "strict" (uow: a value of another type or
+    written differently, such as ``True`` for ``1`` in JSON or ``Decimal("1.10")`` for
+    ``Decimal("1.1")``, is a change, because writing it changes what the database holds);
+    "equal" (SQLAlchemy: ``==``, so such an assignment writes nothing)."""
+
+    json_in_place: bool = True
+    """A JSON dict or list changed in place (``obj.data["n"]["m"] = 1``), without an assignment, is
+    a change the next flush writes.  False: in-place changes are not drawn."""
+
     def differences(self):
         """``{name: value}`` for every capability that differs from the specification."""
         spec = Capabilities()
@@ -194,7 +247,7 @@ class Capabilities:
 
 # Error kinds the oracle predicts (see oracle.Refused); each adapter maps them to classes.
 ERROR_KINDS = ("invalid_state", "conflict", "flush", "invalid_value", "pending_rollback", "detached",
-               "row_missing")
+               "row_missing", "stale")
 
 
 class Adapter(abc.ABC):
@@ -261,6 +314,24 @@ class Adapter(abc.ABC):
     def query(self, table, field, value):
         """The objects whose row holds ``value`` in ``field`` (a list; capability filter_by)."""
         raise NotImplementedError(f"{self.name} declares filter_by=False")
+
+    def expire_fields(self, obj, fields):
+        """expire() of a list of fields (capability field_lists)."""
+        raise NotImplementedError(f"{self.name} declares field_lists=False")
+
+    def refresh_fields(self, obj, fields):
+        """refresh() of a list of fields (capability field_lists)."""
+        raise NotImplementedError(f"{self.name} declares field_lists=False")
+
+    def expire_all(self):
+        raise NotImplementedError(f"{self.name} declares expire_all=False")
+
+    def expunge_all(self):
+        raise NotImplementedError(f"{self.name} declares expunge_all=False")
+
+    def merge(self, obj, load):
+        """The session's object for ``obj``'s row (capabilities merge, merge_without_load)."""
+        raise NotImplementedError(f"{self.name} declares merge=False")
 
     def read(self, obj, columns):
         """Read the attributes as a user would (expired ones load); returns a dict."""
@@ -342,6 +413,14 @@ def load_adapter(spec=None):
 SKIPPED_WHEN = {
     ("savepoints", False): "savepoint rule (begin_nested, release, rollback of a savepoint)",
     ("autoflush_off", False): "sessions opened with autoflush=False",
+    ("versions", False): "tables with a version column",
+    ("outside_writers", False): "commits of another connection (outside_write)",
+    ("json_in_place", False): "in-place changes of a JSON value (change_json)",
+    ("field_lists", False): "expire() and refresh() of a field list",
+    ("expire_all", False): "expire_all()",
+    ("expunge_all", False): "expunge_all()",
+    ("merge", False): "merge()",
+    ("merge_without_load", False): "merge(load=False)",
     ("filter_by", False): "the query rule (filter by equality on a data column)",
     ("delete_deleted", None): "delete() of an object whose DELETE was flushed",
     ("attach_deleted", "refuse_add"): "delete() of a detached object whose row was deleted",

@@ -36,9 +36,15 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, multiple, precondition, rule
 
 from .oracle import DELETED, DETACHED, IN_SESSION, PENDING, PERSISTENT, TRANSIENT, Model, Refused
-from .schemas import NAMES, SHAPES, Schema
+from .schemas import NAMES, SHAPES, Schema, from_database, live
 
 TEXTS = ("ann", "bob", "cy")
+# Values that are equal in Python but not the same (1 == True == 1.0; Decimal("1.1") ==
+# Decimal("1.10")), in the stored form the oracle keeps (see schemas.stored).
+DATA_VALUES = (None, '{"n":1}', '{"n":true}', '{"n":1.0}', '{"n":[1]}', '{"n":{"m":1}}', '{"n":{"m":true}}')
+PRICE_VALUES = (None, "1.1", "1.10", "2")
+SCALARS = (1, True, 1.0, "s")  # what an in-place change of a JSON value writes
+FIELD_LISTS = (("name",), ("note", "data"), ("code", "price"), ("name", "note", "code", "data", "price"))
 MISSING_KEY = 0  # no generated or counted key is ever 0
 
 
@@ -93,6 +99,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         self.directory = None
         self.connection = None
         self.reader = None
+        self.writer = None
         self.autoflush = True
 
     # -- setup and teardown ---------------------------------------------------------------
@@ -104,12 +111,13 @@ class ConformanceMachine(RuleBasedStateMachine):
         unique=st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans()),
         seeded=st.integers(0, 3),
         autoflush=st.runner().flatmap(lambda machine: machine.autoflush_options()),
+        versioned=st.runner().flatmap(lambda machine: machine.version_options()),
     )
-    def setup(self, shape, names, generated, unique, seeded, autoflush=True):
+    def setup(self, shape, names, generated, unique, seeded, autoflush=True, versioned=(False, False, False, False)):
         """Draw a schema, create it in a fresh database file, and commit ``seeded`` rows per table
         (so objects can be loaded even in a program that creates none); sessions are opened with
         the drawn ``autoflush`` option."""
-        schema = Schema.build(shape, names, generated, unique)
+        schema = Schema.build(shape, names, generated, unique, versioned)
         note(f"schema: {schema!r}")
         self._event(f"schema: {shape}")
         where = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
@@ -127,8 +135,12 @@ class ConformanceMachine(RuleBasedStateMachine):
             marks = ", ".join("?" for _ in table.columns)
             for row in rows[table.name].values():
                 self.connection.execute(f"INSERT INTO {table.name} ({', '.join(table.columns)}) VALUES ({marks})",
-                                        [row[column] for column in table.columns])
+                                        [row[column] for column in table.columns])  # stored form is SQL's
         self.reader = sqlite3.connect(path, isolation_level=None)
+        self.writer = sqlite3.connect(path, isolation_level=None)  # the other connection that commits
+        self.writer.execute("PRAGMA foreign_keys = ON")
+        if any(table.versioned for table in schema.tables):
+            self._event("schema: a table with a version column")
         self.adapter.setup(self.connection, schema)
         self.autoflush = autoflush
         if not autoflush:
@@ -142,7 +154,8 @@ class ConformanceMachine(RuleBasedStateMachine):
         for table in schema.tables:
             rows[table.name] = {}
             for index in range(count):
-                row = {"name": TEXTS[index % len(TEXTS)], "note": None, "code": f"c{next(self.counter)}"}
+                row = {"name": TEXTS[index % len(TEXTS)], "note": None, "code": f"c{next(self.counter)}",
+                       "data": DATA_VALUES[1 + index % 2 * 4], "price": PRICE_VALUES[1]}
                 if table.key == ("id",):
                     row["id"] = index + 1 if table.generated else next(self.counter)
                 else:
@@ -152,6 +165,8 @@ class ConformanceMachine(RuleBasedStateMachine):
                     parent_keys = list(rows[parent])
                     target = index - 1 if parent == table.name else index
                     row[column] = parent_keys[target][0] if 0 <= target < len(parent_keys) else None
+                if table.versioned:
+                    row["version"] = 1
                 rows[table.name][table.key_of(row)] = {column: row[column] for column in table.columns}
         return rows
 
@@ -166,6 +181,12 @@ class ConformanceMachine(RuleBasedStateMachine):
         if self.caps.autoflush_off:
             return st.booleans().map(lambda off: not off)
         return st.just(True)
+
+    def version_options(self):
+        """Which tables get a version column (none where the implementation has none: versions)."""
+        if not self.caps.versions:
+            return st.just((False, False, False, False))
+        return st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans())
 
     def generated_keys(self):
         """Which tables get SQLite-generated keys (none, if the implementation says they are
@@ -186,7 +207,7 @@ class ConformanceMachine(RuleBasedStateMachine):
             if self.model is not None:
                 self.adapter.teardown()
         finally:
-            for connection in (self.reader, self.connection):
+            for connection in (self.writer, self.reader, self.connection):
                 if connection is not None:
                     connection.close()
             if self.directory is not None:
@@ -235,7 +256,9 @@ class ConformanceMachine(RuleBasedStateMachine):
         obj = model.objects[handle.hid]
         if obj.state == TRANSIENT:
             key = obj.table.key_of(obj.values)
-            return key is not None and model.held(obj.table, key) is not None
+            claimed = any(other.state == PENDING and other.table is obj.table and other.table.key_of(other.values) == key
+                          for other in model.objects.values())
+            return key is not None and (model.held(obj.table, key) is not None or claimed)
         if obj.state != DETACHED:
             return False
         for hid, other in model.objects.items():
@@ -347,7 +370,8 @@ class ConformanceMachine(RuleBasedStateMachine):
         return handle
 
     def _fresh_values(self, table, name, note_text, with_code):
-        values = {"name": name, "note": note_text, "code": f"c{next(self.counter)}" if with_code else None}
+        values = {"name": name, "note": note_text, "code": f"c{next(self.counter)}" if with_code else None,
+                  "data": None, "price": None}
         if table.key == ("id",):
             values["id"] = None if table.generated else next(self.counter)
         else:
@@ -355,6 +379,7 @@ class ConformanceMachine(RuleBasedStateMachine):
             values["k2"] = "x"
         for column, _ in table.refs:
             values[column] = None
+        values["version"] = 1  # where there is one: what a new object's version starts at
         return {column: values[column] for column in table.columns}
 
     # -- rules: objects -------------------------------------------------------------------
@@ -368,7 +393,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         schema_table = self.model.schema.table(table)
         values = self._fresh_values(schema_table, name, note_text, with_code)
         hid = self.model.create(schema_table, values)
-        handle = self._remember(hid, self.adapter.new(schema_table, values), schema_table)
+        handle = self._remember(hid, self.adapter.new(schema_table, schema_table.live(values)), schema_table)
         if then_add:
             self._attempt(f"add({handle})", lambda: self.model.add(hid), lambda: self.adapter.add(handle.obj))
         return handle
@@ -420,9 +445,92 @@ class ConformanceMachine(RuleBasedStateMachine):
             self._event("read of an expired field")
         refused, expected, actual = self._attempt(
             f"read({handle})", lambda: self.model.read(handle.hid),
-            lambda: self.adapter.read(handle.obj, handle.table.columns))
+            lambda: handle.table.stored(self.adapter.read(handle.obj, handle.table.columns)))
         if not refused and actual != expected:
             raise AssertionError(f"read({handle}) gave {actual}; the oracle expected {expected}")
+
+    @precondition(lambda self: self.usable() and self.caps.field_lists and bool(self.bundle_handles()))
+    @rule(handle=_from_machine("handles_to_edit"), action=st.sampled_from(("expire", "refresh")),
+          fields=st.sampled_from(FIELD_LISTS))
+    def some_fields(self, handle, action, fields):
+        """expire(obj, fields) or refresh(obj, fields): only those fields are forgotten or reloaded."""
+        self._event(f"rule: some_fields {action}")
+        label = f"{action}({handle}, {list(fields)})"
+        if action == "expire":
+            self._attempt(label, lambda: self.model.expire_fields(handle.hid, fields),
+                          lambda: self.adapter.expire_fields(handle.obj, fields))
+        else:
+            self._attempt(label, lambda: self.model.refresh(handle.hid, fields),
+                          lambda: self.adapter.refresh_fields(handle.obj, fields))
+
+    def session_wide_actions(self):
+        """expire_all and expunge_all, where the implementation has them (expunge_all only when
+        the objects it would take out are ones expunge() may take: see stable_insert_order and
+        close_detaches_deleted)."""
+        actions = []
+        if self.caps.expire_all:
+            actions.append("expire_all")
+        objects = self.model.objects.values()
+        if self.caps.expunge_all and (self.caps.stable_insert_order or not self.model.new()) and (
+                self.caps.close_detaches_deleted or all(obj.state != DELETED for obj in objects)):
+            actions.append("expunge_all")
+        return actions
+
+    @precondition(lambda self: self.usable() and bool(self.session_wide_actions()))
+    @rule(action=_from_machine("session_wide_actions"))
+    def session_wide(self, action):
+        """expire_all() or expunge_all()."""
+        self._event(f"rule: session_wide {action}")
+        self._attempt(f"{action}()", getattr(self.model, action), getattr(self.adapter, action))
+
+    def merge_sources(self):
+        """``(handle, load)``: transient or detached objects to merge (load=False: detached ones),
+        except one whose key a pending object claims (two new rows for one key).  load=True is
+        drawn for objects with every field loaded only: merging an expired object whose row is
+        gone makes a pending object whose fields were never set, which the model does not tell
+        apart from expired ones (a gap, not a rule)."""
+        model = self.model
+        claimed = {(obj.table.name, obj.table.key_of(obj.values)) for obj in model.objects.values()
+                   if obj.state == PENDING}
+        choices = []
+        for handle in self.bundle_handles():
+            obj = model.objects[handle.hid]
+            if obj.state not in (TRANSIENT, DETACHED):
+                continue
+            key = obj.key if obj.key is not None else obj.table.key_of(obj.values)
+            if key is not None and (obj.table.name, key) in claimed:
+                continue
+            if self.caps.merge and len(obj.values) == len(obj.table.columns):
+                choices.append((handle, True))
+            if self.caps.merge_without_load and obj.state == DETACHED:
+                choices.append((handle, False))
+        return choices
+
+    @precondition(lambda self: self.usable() and bool(self.merge_sources()))
+    @rule(target=objects, pick=_from_machine("merge_sources"))
+    def merge(self, pick):
+        """merge(obj, load=...): the session's object for the row gets the values (see Model.merge)."""
+        self._event("rule: merge")
+        handle, load = pick
+        label = f"merge({handle}, load={load})"
+        refused, expected, actual = self._attempt(label, lambda: self.model.merge(handle.hid, load),
+                                                  lambda: self.adapter.merge(handle.obj, load))
+        if refused:
+            # A stale version is found after the row's object was loaded: it stays loaded.
+            found = []
+            held = self.adapter.identity_map()
+            for hid in range(len(self.handles), len(self.model.objects)):
+                obj = self.model.objects[hid]
+                found.append(self._remember(hid, held.get((obj.table.name, obj.key)), obj.table))
+            return multiple(*found)
+        outcome, hid = expected
+        if outcome == "held":
+            if actual is not self.handles[hid].obj:
+                raise AssertionError(f"{label} returned {actual!r}, not the held object {self.handles[hid]}")
+            return multiple()
+        if actual is None or id(actual) in self.by_object:
+            raise AssertionError(f"{label} returned {actual!r}; the oracle expected a new object")
+        return multiple(self._remember(hid, actual, handle.table))
 
     @precondition(lambda self: self.usable() and bool(self.bundle_handles()))
     @rule(handle=_from_machine("handles_to_edit"), field=st.sampled_from(("name", "note")),
@@ -439,7 +547,59 @@ class ConformanceMachine(RuleBasedStateMachine):
         self._set(handle, "code", f"c{next(self.counter)}" if fresh else None)
 
     @precondition(lambda self: self.usable() and bool(self.bundle_handles()))
-    @rule(handle=_from_machine("handles_to_edit"), field=st.sampled_from(("name", "note", "code")))
+    @rule(handle=_from_machine("handles_to_edit"),
+          pick=st.one_of(st.tuples(st.just("data"), st.sampled_from(DATA_VALUES)),
+                         st.tuples(st.just("price"), st.sampled_from(PRICE_VALUES))))
+    def set_value(self, handle, pick):
+        """Assign a JSON or Decimal value: often one equal to the value held, but not the same (a
+        change under strict comparison, none under ==: see compares_values)."""
+        self._event("rule: set_value")
+        field, value = pick
+        obj = self.model.objects[handle.hid]
+        held = obj.values.get(field)
+        if field in obj.snapshot and value != obj.snapshot[field] and live(field, value) == live(field, obj.snapshot[field]):
+            self._event("assignment of an equal value that is not the same")
+        elif held is not None and value == held:
+            self._event("assignment of the same value")
+        self._set(handle, field, value)
+
+    def json_changes(self):
+        """``(handle, path, value)``: in-place changes of a loaded JSON value (``path`` is the list
+        of keys or "append"), on the objects whose data is a dict (see json_in_place)."""
+        choices = []
+        if not self.caps.json_in_place:
+            return choices
+        for handle in self.handles_to_edit():
+            text = self.model.objects[handle.hid].values.get("data")
+            if text is None:
+                continue
+            inner = live("data", text).get("n")
+            for value in SCALARS:
+                if isinstance(inner, dict):
+                    choices.append((handle, ("n", "m"), value))
+                elif isinstance(inner, list):
+                    choices.append((handle, ("n", "append"), value))
+                choices.append((handle, ("n",), value))
+        return choices
+
+    @precondition(lambda self: self.usable() and bool(self.json_changes()))
+    @rule(pick=_from_machine("json_changes"))
+    def change_json(self, pick):
+        """Change a loaded JSON dict in place, without an assignment (nested: a dict or list in it)."""
+        self._event("rule: change_json")
+        handle, path, value = pick
+        if len(path) > 1:
+            self._event("nested in-place change of a JSON value")
+
+        def perform():
+            target = self.adapter.loaded(handle.obj, ("data",))["data"]
+            _change_in_place(target, path, value)
+
+        self._attempt(f"{handle}.data{_path_text(path)} <- {value!r}",
+                      lambda: self.model.change_json(handle.hid, path, value), perform)
+
+    @precondition(lambda self: self.usable() and bool(self.bundle_handles()))
+    @rule(handle=_from_machine("handles_to_edit"), field=st.sampled_from(("name", "note", "code", "data", "price")))
     def revert_field(self, handle, field):
         """Set a field back to the value it was loaded or last flushed with: no change at all."""
         self._event("rule: revert_field")
@@ -456,7 +616,7 @@ class ConformanceMachine(RuleBasedStateMachine):
 
     def _set(self, handle, field, value):
         self._attempt(f"{handle}.{field} = {value!r}", lambda: self.model.set_field(handle.hid, field, value),
-                      lambda: self.adapter.set(handle.obj, field, value))
+                      lambda: self.adapter.set(handle.obj, field, live(field, value)))
 
     @precondition(lambda self: self.usable())
     @rule(target=objects, pick=_from_machine("key_choices"))
@@ -538,6 +698,62 @@ class ConformanceMachine(RuleBasedStateMachine):
         """The key of an object the implementation just loaded (it is loaded, so no SQL)."""
         loaded = self.adapter.loaded(obj, table.key)
         return table.key_of(loaded)
+
+    # -- rules: another connection -------------------------------------------------------
+
+    def outside_writes(self):
+        """``(verb, table name, key, values)`` another connection may commit now: only while the
+        session's connection has no transaction open (so nothing waits for a lock), rows of held
+        objects first.  UPDATEs set a value the row does not hold (and move a version on);
+        DELETEs take rows nothing references; an INSERT takes the next free key."""
+        model = self.model
+        if self.connection.in_transaction or model.depth() != 0:
+            return []
+        held = model.identity()
+        first = []
+        rest = []
+        for table in model.schema.tables:
+            rows = model.db[table.name]
+            for key, row in sorted(rows.items()):
+                bump = {"version": row["version"] + 1} if table.versioned else {}
+                choices = first if (table.name, key) in held else rest
+                choices.append(("UPDATE", table.name, key, dict(note=None if row["note"] == "w" else "w", **bump)))
+                new_name = TEXTS[(TEXTS.index(row["name"]) + 1) % len(TEXTS)] if row["name"] in TEXTS else "ann"
+                choices.append(("UPDATE", table.name, key,
+                                dict(name=new_name, price="1.10" if row["price"] == "1.1" else "1.1", **bump)))
+                if not self._referenced(table, key):
+                    choices.append(("DELETE", table.name, key, {}))
+            values = self._fresh_values(table, "bob", "w", False)
+            taken = [key[0] for key in rows] + [obj.key[0] for obj in model.objects.values()
+                                                if obj.table is table and obj.key is not None]
+            values[table.key[0]] = max(taken, default=0) + 1
+            rest.append(("INSERT", table.name, table.key_of(values), values))
+        return first + rest
+
+    def _referenced(self, table, key):
+        for child, column in self.model.schema.children(table.name):
+            if any(row[column] == key[0] for row in self.model.db[child.name].values()):
+                return True
+        return False
+
+    @precondition(lambda self: self.usable() and self.caps.outside_writers and bool(self.outside_writes()))
+    @rule(pick=_from_machine("outside_writes"))
+    def outside_write(self, pick):
+        """Another connection commits an UPDATE, DELETE or INSERT between the session's transactions."""
+        self._event("rule: outside_write")
+        verb, table_name, key, values = pick
+        table = self.model.schema.table(table_name)
+        self._event(f"outside {verb}" + (" of a versioned row" if table.versioned else ""))
+        where = " AND ".join(f"{column} = ?" for column in table.key)
+        if verb == "INSERT":
+            marks = ", ".join("?" for _ in values)
+            self.writer.execute(f"INSERT INTO {table_name} ({', '.join(values)}) VALUES ({marks})", list(values.values()))
+        elif verb == "DELETE":
+            self.writer.execute(f"DELETE FROM {table_name} WHERE {where}", list(key))
+        else:
+            assignments = ", ".join(f"{column} = ?" for column in values)
+            self.writer.execute(f"UPDATE {table_name} SET {assignments} WHERE {where}", list(values.values()) + list(key))
+        self.model.outside_write(verb, table, key, values)
 
     # -- rules: transactions --------------------------------------------------------------
 
@@ -628,7 +844,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         else:
             values.update(zip(table.key, key))
         hid = self.model.create(table, values)
-        handle = self._remember(hid, self.adapter.new(table, values), table, in_bundle=False)
+        handle = self._remember(hid, self.adapter.new(table, table.live(values)), table, in_bundle=False)
         self._attempt(f"add({handle})", lambda: self.model.add(hid), lambda: self.adapter.add(handle.obj))
         refused, refusal, _ = self._attempt(f"{action}()", getattr(self.model, action), getattr(self.adapter, action))
         if not refused or refusal.kind == "pending_rollback":
@@ -660,7 +876,7 @@ class ConformanceMachine(RuleBasedStateMachine):
             state = self.adapter.state(handle.obj)
             if state != obj.state:
                 problems.append(f"{handle} is {state}; oracle {obj.state}")
-            loaded = self.adapter.loaded(handle.obj, handle.table.columns)
+            loaded = handle.table.stored(self.adapter.loaded(handle.obj, handle.table.columns))
             if loaded != obj.values:
                 problems.append(f"{handle} holds {loaded}; oracle {obj.values}")
         for name, actual, expected in (("new", self.adapter.new_objects(), model.new()),
@@ -686,13 +902,27 @@ class ConformanceMachine(RuleBasedStateMachine):
         return handle.hid if handle is not None else f"unknown {obj!r}"
 
     def _rows(self, connection, table):
-        """The table's rows through the back door, keyed like the oracle's."""
+        """The table's rows through the back door, keyed like the oracle's, in stored form."""
         cursor = connection.execute(f"SELECT {', '.join(table.columns)} FROM {table.name}")
         rows = {}
         for values in cursor.fetchall():
-            row = dict(zip(table.columns, values))
+            row = {column: from_database(column, value) for column, value in zip(table.columns, values)}
             rows[table.key_of(row)] = row
         return rows
+
+
+def _change_in_place(target, path, value):
+    """``target["n"] = value``, ``target["n"]["m"] = value`` or ``target["n"].append(value)``."""
+    for name in path[:-1]:
+        target = target[name]
+    if path[-1] == "append":
+        target.append(value)
+    else:
+        target[path[-1]] = value
+
+
+def _path_text(path):
+    return "".join(".append()" if name == "append" else f"[{name!r}]" for name in path)
 
 
 def _short(rows):

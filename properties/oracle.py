@@ -19,6 +19,10 @@ The rules, in the words of docs/api-sketch.md ("Semantics") and README.rst ("The
   ``expunge`` makes a persistent object DETACHED.  ``close()`` detaches everything.
 * Dirty means "differs from the snapshot taken when the row was loaded or last flushed", not
   "was assigned".  Setting a field back to its loaded value is no change; no UPDATE is sent.
+  "Differs" is strict: the model keeps every value in the form the database stores it (JSON
+  text, a Decimal's digits; see schemas.stored), so ``{"n": 1}`` and ``{"n": True}``, or
+  ``Decimal("1.1")`` and ``Decimal("1.10")``, differ (``compares_values`` declares ==).
+  A JSON value changed in place is a change like any other.
 * rollback(): the database rolls back, and every object the session touched since the last
   commit gets back exactly the state and values it had at the last commit, with no SQL.
   Pending objects become transient again (values as they were when added, without keys a flush
@@ -32,6 +36,14 @@ The rules, in the words of docs/api-sketch.md ("Semantics") and README.rst ("The
   from the row), other rows load as new objects.
 * A flush that fails leaves the database and the session exactly as before that flush, and the
   session then refuses further work with PendingRollbackError until rollback() is called.
+* Version columns: an INSERT writes the version the object holds (1); the session's UPDATE or
+  DELETE of a versioned row checks that the row still holds the version the object was loaded
+  or last flushed with and (UPDATE) adds one.  A row another connection changed or deleted meanwhile
+  fails the flush with the stale-data error (``stale``) and nothing is written; the rollback that
+  follows expires the object the error names, so the retry reads the row as it is now.  Without a
+  version column an UPDATE writes only the changed columns, so another writer's columns stay.
+* Outside writers (:meth:`Model.outside_write`) commit on another connection while the session
+  has no transaction open: ``db`` and ``committed`` change, the objects do not.
 * Generated integer keys: SQLite reuses rowids after a rollback (next id = max(rowid) + 1 over
   the rows in the table when the INSERT runs).
 * Flush order (``flush_order``): "rows", uow's planner, orders rows one by one, in waves (see
@@ -49,6 +61,8 @@ implementation must raise; a refused operation changes nothing unless its docstr
 
 import itertools
 
+from .schemas import live, stored
+
 TRANSIENT = "transient"
 PENDING = "pending"
 PERSISTENT = "persistent"
@@ -63,7 +77,8 @@ class Refused(Exception):
     Kinds: ``invalid_state`` (not allowed in the object's state), ``conflict`` (another object
     holds the key), ``flush`` (a statement failed), ``invalid_value`` (a value refused before any
     SQL), ``pending_rollback``, ``detached`` (expired field, no session), ``row_missing``
-    (expired or refreshed object whose row is gone).
+    (expired or refreshed object whose row is gone), ``stale`` (a versioned row was changed or
+    deleted by someone else).
     """
 
     def __init__(self, kind, reason, cause=None):
@@ -88,8 +103,9 @@ class Obj:
     model's clock when it was loaded from a row (None: it never was).
     """
 
-    def __init__(self, table, values):
+    def __init__(self, table, values, same=None):
         self.table = table
+        self.same = same or same_stored
         self.state = TRANSIENT
         self.key = None
         self.values = dict(values)
@@ -102,7 +118,7 @@ class Obj:
         self.loaded_at = None
 
     def copy(self):
-        twin = Obj(self.table, self.values)
+        twin = Obj(self.table, self.values, self.same)
         for name in ("state", "key", "marked", "gone", "assigned", "expired_all", "seq", "loaded_at"):
             setattr(twin, name, getattr(self, name))
         twin.snapshot = dict(self.snapshot)
@@ -111,7 +127,7 @@ class Obj:
     def changed_fields(self):
         """Fields whose value differs from the snapshot; a field assigned while expired counts."""
         return [name for name, value in self.values.items()
-                if name not in self.snapshot or self.snapshot[name] != value]
+                if name not in self.snapshot or not self.same(name, self.snapshot[name], value)]
 
     def expire(self):
         self.values = {}
@@ -137,6 +153,16 @@ class Obj:
         key = self.key if self.key is not None else self.table.key_of(self.values)
         flags = "+marked" if self.marked else ""
         return f"{self.table.name}{key}<{self.state}{flags}>"
+
+
+def same_stored(name, before, now):
+    """Strict: the database would hold the very same thing (values are kept in stored form)."""
+    return before == now
+
+
+def same_equal(name, before, now):
+    """compares_values == "equal": the Python values compare equal (1 == True == 1.0)."""
+    return live(name, before) == live(name, now)
 
 
 class Frame:
@@ -178,6 +204,7 @@ class Model:
         self.schema = schema
         self.caps = caps
         self.autoflushing = autoflush  # the session's own autoflush option (see caps.autoflush_off)
+        self.same = same_equal if caps.compares_values == "equal" else same_stored
         self.db = copy_rows(rows) if rows else {table.name: {} for table in schema.tables}
         self.committed = copy_rows(self.db)
         self.objects = {}
@@ -188,6 +215,8 @@ class Model:
         self._sequence = itertools.count(1)
         self.situations = set()  # interesting things that happened, for the machine's statistics
         self._highest_id = {}
+        self.stale_hid = None  # the object a stale-data error named, until rollback() expires it
+        self.retry_hid = None  # that object, after the rollback (for the machine's statistics)
 
     # -- reading the model ----------------------------------------------------------------
 
@@ -243,7 +272,7 @@ class Model:
     def create(self, table, values):
         """A new transient object; returns its handle id."""
         hid = len(self.objects)
-        self.objects[hid] = Obj(table, values)
+        self.objects[hid] = Obj(table, values, self.same)
         return hid
 
     def _enter(self, hid):
@@ -357,8 +386,8 @@ class Model:
             raise Refused("invalid_state", f"expire(): the object is {obj.state}")
         obj.expire()
 
-    def refresh(self, hid):
-        """refresh(): reload every field from the row now.
+    def refresh(self, hid, fields=None):
+        """refresh(): reload every field (or only ``fields``) from the row now.
 
         Only persistent objects; a missing row is row_missing.  ``caps.refresh`` says whether an
         autoflush runs first ("autoflush_then_reload", so the object's own changes are written
@@ -370,17 +399,118 @@ class Model:
             raise Refused("invalid_state", f"refresh(): the object is {obj.state}")
         if self.caps.refresh != "reload":
             if self.caps.refresh == "expire_autoflush_reload":
-                obj.expire()
+                self._expire_fields(obj, fields)
             self.autoflush()
             if obj.state != PERSISTENT:
                 raise Refused("row_missing", "refresh(): the autoflush deleted the row")
         row = self.db[obj.table.name].get(obj.key)
         if row is None:
             raise Refused("row_missing", "refresh(): the row is gone")
+        if fields is not None:
+            self.situations.add("refresh() of a field list")
+            for name in fields:
+                obj.values[name] = row[name]
+                obj.snapshot[name] = row[name]
+            return
         obj.values = dict(row)
         obj.snapshot = dict(row)
         obj.assigned = False
         obj.expired_all = False
+
+    def expire_fields(self, hid, fields):
+        """expire(obj, fields): forget those fields (their unflushed changes too); they reload
+        from the row when next read.  Other fields, and other changes, stay."""
+        obj = self.objects[hid]
+        if obj.state != PERSISTENT:
+            raise Refused("invalid_state", f"expire(): the object is {obj.state}")
+        self._expire_fields(obj, fields)
+
+    def _expire_fields(self, obj, fields):
+        if fields is None:
+            obj.expire()
+            return
+        for name in fields:
+            obj.values.pop(name, None)
+            obj.snapshot.pop(name, None)
+
+    def expire_all(self):
+        """expire_all(): every object in the identity map (marked ones too) is expired."""
+        for hid in self.identity().values():
+            self.objects[hid].expire()
+
+    def expunge_all(self):
+        """expunge_all(): every object in the session leaves it (pending ones become transient);
+        objects whose DELETE was flushed are detached only where close_detaches_deleted says so."""
+        for hid, obj in self.objects.items():
+            if obj.state in (PENDING, PERSISTENT) or (obj.state == DELETED and self.caps.close_detaches_deleted):
+                self.expunge(hid)
+
+    def merge(self, hid, load):
+        """merge(obj, load=...): copy a transient or detached object's loaded values onto the
+        session's object for its row; returns ``("held" or "loaded" or "created", hid)``.
+
+        ``load=True``: the row's object is the held one, or get() loads it (autoflush first);
+        with no row (or no key) a new pending object gets the values.  A versioned source must
+        carry the version the row is at (else the stale error; the session stays usable).  Every
+        loaded field but the key and the version is then assigned (an assignment like any other).
+        ``load=False`` (detached sources only, without unflushed changes): the values are taken
+        as the row's state: the held object, or a new persistent one, takes them as loaded and
+        clean, with no SQL.
+        """
+        source = self.objects[hid]
+        table = source.table
+        key = source.key if source.key is not None else table.key_of(source.values)
+        values = {name: value for name, value in source.values.items() if name not in table.key}
+        if not load:
+            if source.gone and self.caps.merge_refuses_deleted:
+                raise Refused("invalid_state", "merge(load=False): the object's row was deleted")
+            if source.changed_fields() or (self.caps.dirty_set == "assigned" and source.assigned):
+                raise Refused("invalid_state", "merge(load=False): the object has unflushed changes")
+            values.update(zip(table.key, key))  # known from the source's identity, even if expired
+            held = self.held(table, key)
+            if held is None:
+                # Values that did not come from the database: a rollback cannot vouch for the new
+                # object, or for objects loaded from now on, as after a write.
+                self._note_write()
+                row = dict(values)
+                target = self._load_new(table, key, row)
+                self.objects[target].values = row
+                self.objects[target].snapshot = dict(row)
+                self.situations.add("merge(load=False) made a new persistent object")
+                return ("loaded", target)
+            obj = self.objects[held]
+            obj.values.update(values)
+            obj.snapshot = dict(obj.values)
+            obj.assigned = False
+            obj.expired_all = False  # its key, at least, is loaded again
+            self.situations.add("merge(load=False) onto a held object")
+            return ("held", held)
+        if self.failed:
+            raise Refused("pending_rollback", "merge(): a previous flush failed")
+        if self.caps.merge_autoflushes:
+            self.autoflush()
+        outcome, target = self.get(table, key) if key is not None else ("none", None)
+        if outcome == "none":
+            values = dict(source.values)
+            if key is not None:
+                values.update(zip(table.key, key))  # known from the source's identity, even if expired
+            new = self.create(table, values)
+            self.add(new)
+            self.situations.add("merge() of an object without a row made a pending one")
+            return ("created", new)
+        obj = self.objects[target]
+        if table.versioned and values.get("version") is not None:
+            if "version" not in obj.values:
+                obj.load(self.db[table.name][obj.key], self.caps.reload_completes_snapshot)
+            if obj.snapshot.get("version") != values["version"]:
+                self.situations.add("merge() of a stale versioned object")
+                raise Refused("stale", f"merge(): the object carries version {values['version']}, the row "
+                                       f"is at {obj.snapshot.get('version')}")
+        for name, value in values.items():
+            if name != "version":
+                self.set_field(target, name, value)
+        self.situations.add(f"merge() onto a {outcome} object")
+        return (outcome, target)
 
     def read(self, hid):
         """Reading every field: expired fields reload from the row (persistent or deleted objects).
@@ -406,6 +536,20 @@ class Model:
         obj = self.objects[hid]
         obj.values[name] = value
         obj.assigned = True
+
+    def change_json(self, hid, path, value):
+        """An in-place change of a loaded JSON dict (``path``: keys, the last may be "append").
+        No assignment happens: the session must see the change by comparing with the snapshot."""
+        obj = self.objects[hid]
+        data = live("data", obj.values["data"])
+        target = data
+        for name in path[:-1]:
+            target = target[name]
+        if path[-1] == "append":
+            target.append(value)
+        else:
+            target[path[-1]] = value
+        obj.values["data"] = stored("data", data)
 
     def original(self, hid, name):
         """The value a field was loaded or last flushed with (its current value if none)."""
@@ -448,7 +592,7 @@ class Model:
     def _load_new(self, table, key, row):
         """A row no object holds becomes a new PERSISTENT object; returns its handle id."""
         hid = len(self.objects)
-        obj = Obj(table, row)
+        obj = Obj(table, row, self.same)
         obj.state = PERSISTENT
         obj.key = key
         obj.snapshot = dict(row)
@@ -526,6 +670,34 @@ class Model:
                 return hid
         raise KeyError(obj)
 
+    # -- another connection -------------------------------------------------------------
+
+    def outside_write(self, verb, table, key, values):
+        """Another connection commits an UPDATE (``values``: the columns it sets), DELETE or
+        INSERT (``values``: the whole row) while the session has no transaction open.
+
+        The database changes and the objects do not: a held object keeps what it loaded until it
+        is expired, refreshed or reloaded, and its next UPDATE or DELETE meets the new row.
+        """
+        if self.depth() != 0:
+            raise AssertionError("machine bug: an outside write while a savepoint is open")
+        rows = self.db[table.name]
+        held = self.held(table, key)
+        if verb == "INSERT":
+            rows[key] = dict(values)
+            if table.generated:
+                self._highest_id[table.name] = max(key[0], self._highest_id.get(table.name, 0))
+        elif verb == "DELETE":
+            del rows[key]
+            if held is not None:
+                self.situations.add("another connection deleted the row of a held object")
+        else:
+            rows[key] = dict(rows[key], **values)
+            if held is not None:
+                self.situations.add("another connection changed the row of a held object")
+        self.committed = copy_rows(self.db)
+        self.frames[0].db = copy_rows(self.db)
+
     # -- flush ----------------------------------------------------------------------------
 
     def autoflush(self):
@@ -545,11 +717,17 @@ class Model:
             return
         if self.caps.flush_loads_expired in ("first", "ordering"):
             self._load_for_flush()
-        for obj in self.objects.values():
+        claims = set()
+        for obj in sorted(self.objects.values(), key=lambda obj: obj.seq):
             key = obj.table.key_of(obj.values)
             holder = self.held(obj.table, key) if obj.state == PENDING and key is not None else None
             if holder is not None and not self._switchable(holder):
                 raise Refused("conflict", f"flush(): {obj!r} claims a key another object holds")
+            if obj.state == PENDING and key is not None:
+                if (obj.table.name, key) in claims:
+                    self.situations.add("two pending objects claimed one key")
+                    raise Refused("conflict", f"flush(): {obj!r} claims a key another pending object claims")
+                claims.add((obj.table.name, key))
         statements = self._plan()
         if statements and self.caps.refuses_dangling_children:
             self._refuse_dangling_children(statements)
@@ -586,6 +764,9 @@ class Model:
                 batch.append((statement[1], keys[statement[1]][0]))
             if statement[0] == "UPDATE":
                 self.situations.add("a flush sent an UPDATE (dirty objects)")
+                obj = self.objects[statement[1]]
+                if obj.table.versioned and self.caps.writes_back_during_flush:
+                    obj.values["version"] = trial[obj.table.name][obj.key]["version"]
         if self.caps.flush_order == "rows":
             refusal = self._check_end_state(trial)
             if refusal is not None:
@@ -602,6 +783,8 @@ class Model:
             if verb == "SWITCH":
                 old = self.objects[switches[hid]]
                 obj.key = old.key
+                if obj.table.versioned:
+                    obj.values["version"] = self.db[obj.table.name][obj.key]["version"]
                 obj.snapshot = dict(obj.values)
                 obj.state = PERSISTENT
                 frame.inserted.add(hid)
@@ -626,6 +809,10 @@ class Model:
                 frame.inserted.add(hid)
                 continue
             if verb == "UPDATE":
+                if obj.table.versioned:
+                    obj.values["version"] = self.db[obj.table.name][obj.key]["version"]
+                    if self.retry_hid == hid:
+                        self.situations.add("the retry after a stale error succeeded")
                 obj.snapshot = dict(obj.values)
                 frame.updated.add(hid)
             else:
@@ -646,12 +833,16 @@ class Model:
     def _load_for_flush(self):
         """flush_loads_expired == "first": before planning, objects the flush may write (assigned
         since the last flush, or marked) read back their expired fields, when their row exists."""
-        if not self.has_work():
-            return
-        for obj in self.objects.values():
+        for obj in sorted(self.objects.values(), key=lambda obj: (obj.marked, obj.seq)):
             if obj.state != PERSISTENT or not (obj.assigned or obj.marked):
                 continue
-            if self.caps.flush_loads_expired == "ordering" and not obj.marked:
+            # The version its UPDATE or DELETE checks is expired: read the row's (the object
+            # never read one to compare with); no row means someone else deleted it.
+            unknown_version = obj.table.versioned and "version" not in obj.snapshot
+            if unknown_version and obj.key not in self.db[obj.table.name]:
+                self.situations.add("a flush found the row of an object with an expired version gone")
+                raise Refused("stale", f"flush(): {obj!r} has an expired version and its row is gone")
+            if self.caps.flush_loads_expired == "ordering" and not obj.marked and not unknown_version:
                 # Only an assignment over an expired key, unique or foreign-key field makes the
                 # flush read the row first (its old value orders the flush).
                 ordering = set(obj.table.key) | {column for column, _ in obj.table.refs}
@@ -698,7 +889,12 @@ class Model:
         loaded_groups.add((verb, table))
         for other_verb, other in statements:
             obj = self.objects[other]
-            if other_verb != verb or obj.table is not table or len(obj.values) == len(table.columns):
+            if other_verb != verb or obj.table is not table:
+                continue
+            # What the statement needs: the key, and the version it checks (fields expired by a
+            # field list stay expired).
+            needed = table.key + (("version",) if table.versioned else ())
+            if all(name in obj.values for name in needed):
                 continue
             row = trial[table.name].get(obj.key)
             if row is None:
@@ -854,10 +1050,19 @@ class Model:
             return self._check_statement(trial, table, row)
         if verb == "SWITCH":
             old = self.objects[self._switches()[hid]]
+            stale = self._stale(old, rows, "UPDATE (row switch)")
+            if stale is not None:
+                return stale
             if old.key not in rows:
                 return Refused("flush", f"UPDATE (row switch) {obj!r}: no row has that key")
-            rows[old.key] = {column: obj.values.get(column) for column in table.columns}
+            row = {column: obj.values.get(column) for column in table.columns}
+            if table.versioned:
+                row["version"] = rows[old.key]["version"] + 1
+            rows[old.key] = row
             return self._check_statement(trial, table, rows[old.key])
+        stale = self._stale(obj, rows, verb)
+        if stale is not None:
+            return stale
         if obj.key not in rows:
             if verb == "DELETE" and self.caps.delete_missing_row == "ignore":
                 return None
@@ -866,6 +1071,12 @@ class Model:
             row = dict(rows[obj.key])
             for name in obj.changed_fields():
                 row[name] = obj.values[name]
+            if table.versioned:
+                row["version"] += 1
+            untouched = [name for name in obj.snapshot if name not in obj.changed_fields()
+                         and name != "version" and row[name] != obj.snapshot[name]]
+            if untouched:
+                self.situations.add("an UPDATE left columns another connection changed")
             rows[obj.key] = row
             return self._check_statement(trial, table, row)
         del rows[obj.key]
@@ -877,6 +1088,18 @@ class Model:
                 if child_row[column] == obj.key[0]:
                     return Refused("flush", f"DELETE {obj!r}: still referenced by {child.name}.{column}")
         return None
+
+    def _stale(self, obj, rows, verb):
+        """A versioned row no longer at the version ``obj`` holds (or gone): the stale error."""
+        if not obj.table.versioned:
+            return None
+        row = rows.get(obj.key)
+        if row is not None and row["version"] == obj.snapshot.get("version"):
+            return None
+        self.stale_hid = self._hid(obj)
+        self.situations.add(f"a stale {verb.split()[0]} of a versioned row")
+        found = "no row" if row is None else f"version {row['version']}"
+        return Refused("stale", f"{verb} {obj!r}: expected version {obj.snapshot.get('version')}, found {found}")
 
     def _check_statement(self, trial, table, row):
         """flush_order == "tables": SQLite checks each statement's row when it runs."""
@@ -927,9 +1150,17 @@ class Model:
         self.frames = [Frame(self.db, self.objects, next(self._clock))]
 
     def rollback(self):
-        """rollback(): every savepoint and the transaction roll back, innermost first."""
+        """rollback(): every savepoint and the transaction roll back, innermost first; an object
+        a stale-data error named is then expired, so that the retry reads the row as it is now."""
         while self.frames:
             self._end_frame()
+        if self.stale_hid is not None and self.caps.stale_rollback_expires:
+            stale = self.objects[self.stale_hid]
+            if stale.state == PERSISTENT:
+                stale.expire()
+                self.situations.add("a rollback expired the object a stale error named")
+        self.retry_hid = self.stale_hid
+        self.stale_hid = None
         self.failed = False
         self.frames = [Frame(self.db, self.objects, next(self._clock))]
 

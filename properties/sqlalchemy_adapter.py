@@ -15,6 +15,8 @@ Setup details that matter:
   DELETE was committed in the "deleted" state forever instead of making them detached.
 """
 
+import decimal
+
 import sqlalchemy
 from sqlalchemy import event, exc, inspect, orm
 from sqlalchemy.orm import exc as orm_exc
@@ -48,6 +50,15 @@ SQLALCHEMY_CAPABILITIES = Capabilities(
     stable_insert_order=False,
     close_detaches_deleted=False,
     close_rolls_back_objects=False,
+    # A column's new value is compared with the loaded one by its type's compare_values, ==.
+    compares_values="equal",
+    # Plain JSON columns do not see in-place changes (sqlalchemy.ext.mutable tracks one level
+    # only, and the machine changes nested values too).
+    json_in_place=False,
+    # Session.merge(load=True) calls _autoflush() before looking anything up.
+    merge_autoflushes=True,
+    # merge(load=False) does not ask whether the object's row was deleted.
+    merge_refuses_deleted=False,
 )
 
 
@@ -66,6 +77,7 @@ class SQLAlchemyAdapter(Adapter):
         "pending_rollback": (exc.PendingRollbackError,),
         "detached": (orm_exc.DetachedInstanceError,),
         "row_missing": (orm_exc.ObjectDeletedError, exc.InvalidRequestError),
+        "stale": (orm_exc.StaleDataError,),
     }
 
     def setup(self, connection, schema):
@@ -82,8 +94,12 @@ class SQLAlchemyAdapter(Adapter):
             columns.append(sqlalchemy.Column("name", sqlalchemy.String))
             columns.append(sqlalchemy.Column("note", sqlalchemy.String))
             columns.append(sqlalchemy.Column("code", sqlalchemy.String, unique=table.unique_code))
+            columns.append(sqlalchemy.Column("data", sqlalchemy.JSON(none_as_null=True)))
+            columns.append(sqlalchemy.Column("price", _DecimalText))
             for column, parent in table.refs:
                 columns.append(sqlalchemy.Column(column, sqlalchemy.Integer, sqlalchemy.ForeignKey(f"{parent}.id")))
+            if table.versioned:
+                columns.append(sqlalchemy.Column("version", sqlalchemy.Integer, nullable=False))
             tables[table.name] = sqlalchemy.Table(table.name, metadata, *columns)
         self.classes = {}
         for table in schema.tables:
@@ -97,7 +113,8 @@ class SQLAlchemyAdapter(Adapter):
                     foreign_keys=[sql_table.c[column]],
                     remote_side=[tables[parent].c.id] if parent == table.name else None,
                 )
-            self.registry.map_imperatively(self.classes[table.name], sql_table, properties=properties)
+            options = {"version_id_col": sql_table.c.version} if table.versioned else {}
+            self.registry.map_imperatively(self.classes[table.name], sql_table, properties=properties, **options)
         self.table_of = {cls: name for name, cls in self.classes.items()}
 
     def open_session(self, autoflush=True):
@@ -126,6 +143,21 @@ class SQLAlchemyAdapter(Adapter):
 
     def expire(self, obj):
         self.session.expire(obj)
+
+    def expire_fields(self, obj, fields):
+        self.session.expire(obj, list(fields))
+
+    def refresh_fields(self, obj, fields):
+        self.session.refresh(obj, list(fields))
+
+    def expire_all(self):
+        self.session.expire_all()
+
+    def expunge_all(self):
+        self.session.expunge_all()
+
+    def merge(self, obj, load):
+        return self.session.merge(obj, load=load)
 
     def get(self, table, key):
         return self.session.get(self.classes[table.name], key)
@@ -183,6 +215,20 @@ class SQLAlchemyAdapter(Adapter):
         if session is not None:
             session.close()
         self.registry.dispose()
+
+
+class _DecimalText(sqlalchemy.types.TypeDecorator):
+    """A Decimal kept as its text, every digit and the exponent (SQLAlchemy's Numeric would store
+    a float on SQLite, turning Decimal("1.10") into 1.1)."""
+
+    impl = sqlalchemy.String
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else str(value)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else decimal.Decimal(value)
 
 
 class _Row:

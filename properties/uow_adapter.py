@@ -8,6 +8,7 @@ The capabilities are the specification's, except where uow's own docstrings choo
 differently; each such choice is listed below with the docstring that makes it.
 """
 
+import decimal
 import types
 
 import uow
@@ -46,6 +47,7 @@ class UowAdapter(Adapter):
         "pending_rollback": (errors.PendingRollbackError,),
         "detached": (errors.DetachedInstanceError,),
         "row_missing": (errors.ObjectDeletedError,),
+        "stale": (errors.StaleDataError,),
     }
 
     def connect(self, path):
@@ -85,6 +87,21 @@ class UowAdapter(Adapter):
 
     def expire(self, obj):
         self.session.expire(obj)
+
+    def expire_fields(self, obj, fields):
+        self.session.expire(obj, list(fields))
+
+    def refresh_fields(self, obj, fields):
+        self.session.refresh(obj, list(fields))
+
+    def expire_all(self):
+        self.session.expire_all()
+
+    def expunge_all(self):
+        self.session.expunge_all()
+
+    def merge(self, obj, load):
+        return self.session.merge(obj, load=load)
 
     def get(self, table, key):
         return self.session.get(self.classes[table.name], key)
@@ -150,7 +167,12 @@ def _declaration(table):
     annotations["note"] = str | None
     annotations["code"] = str | None
     namespace["code"] = uow.Column(unique=table.unique_code)
+    annotations["data"] = dict | None
+    annotations["price"] = decimal.Decimal | None
     for column, parent in table.refs:
         annotations[column] = int | None
         namespace[column] = uow.Column(references=parent.capitalize())
+    if table.versioned:
+        annotations["version"] = int
+        namespace["version"] = uow.Column(version=True)
     return namespace

@@ -221,6 +221,61 @@ def test_rollback_restores_a_flushed_in_place_change_and_the_row(file_session, o
     assert stored(other, "tags") == '["a"]'
 
 
+def test_an_object_whose_delete_was_flushed_is_no_longer_compared(file_session, other):
+    """Its row is gone: a later assignment (or in-place change) is nothing for a flush to write.
+    The tracker kept comparing its JSON columns at every flush, so it showed in session.dirty and
+    the next flush sent an UPDATE that matched no row and failed."""
+    doc = file_session.get(Doc, 1)
+    file_session.delete(doc)
+    file_session.flush()
+    doc.title = "renamed"
+    doc.tags.append("b")
+    assert file_session.dirty == frozenset()
+    with uow.capture_sql() as statements:
+        file_session.commit()
+    assert writes(statements) == []
+    assert other.execute("SELECT COUNT(*) FROM docs").fetchone()[0] == 0
+
+
+def test_a_savepoint_rollback_restores_an_in_place_change_of_an_object_whose_delete_was_flushed(session):
+    doc = session.get(Doc, 1)
+    session.delete(doc)
+    savepoint = session.begin_nested()  # flushes the DELETE
+    doc.tags.append("b")
+    savepoint.rollback()
+    assert doc.tags == ["a"]
+    assert uow.state_of(doc) is uow.ObjectState.DELETED
+
+
+def test_a_savepoint_rollback_keeps_what_an_object_was_deleted_with(session):
+    doc = session.get(Doc, 1)
+    doc.tags = ["z"]
+    session.delete(doc)  # the assignment is never written: the row goes
+    savepoint = session.begin_nested()
+    savepoint.rollback()
+    assert doc.tags == ["z"]
+
+
+def test_a_savepoint_rollback_keeps_what_a_deleted_object_was_assigned_before_it(session):
+    doc = session.get(Doc, 1)
+    session.delete(doc)
+    session.flush()
+    doc.tags = ["z"]
+    savepoint = session.begin_nested()
+    savepoint.rollback()
+    assert doc.tags == ["z"]
+
+
+def test_a_deleted_object_brought_back_by_rollback_is_compared_again(session):
+    doc = session.get(Doc, 1)
+    session.commit()
+    session.delete(doc)
+    session.flush()
+    session.rollback()
+    doc.tags.append("b")
+    assert session.dirty == frozenset({doc})
+
+
 def test_rollback_restores_an_in_place_change_made_before_an_assignment(file_session):
     doc = file_session.get(Doc, 1)
     file_session.commit()

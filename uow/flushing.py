@@ -413,6 +413,10 @@ class FlushingMixin:
         self.identity.discard(state.key, state.obj)
         state.move(ObjectState.DELETED, "flush")
         self._deleted_rows[state] = None
+        # Its row is gone: nothing about it is for a later flush to write, not even the JSON
+        # columns the tracker compared at every flush while it was persistent.
+        self.tracker.forget(state)
+
 
     def _follow_new_key(self, old_key, new_key):
         """A primary key changed: SQLite re-pointed the referencing rows (ON UPDATE CASCADE), so the

@@ -169,7 +169,8 @@ class RollbackMixin:
                 if changed_classes is None or collection.target in changed_classes:
                     values.pop(collection.name, None)
         # A JSON value changed in place touched nothing the undo log could see; its snapshot
-        # (JSON text) is what the object held when the scope began, so put that back.
+        # (JSON text) is what the object held when the scope began, so put that back.  (Objects
+        # whose DELETE was flushed are not watched: their mementos hold their values.)
         for state in self.tracker.watched:
             if state in scope or state.committed is None:
                 continue
@@ -178,6 +179,20 @@ class RollbackMixin:
                 text = state.committed[column.index]
                 if isinstance(text, str) and column.type.to_db(values.get(column.name)) != text:
                     values[column.name] = column.type.from_db(text)
+
+    def _remember_deleted_json(self):
+        """A savepoint begins: remember what objects whose DELETE was flushed hold, JSON values
+        copied, so that rolling the savepoint back restores what they held at its start.
+
+        The snapshot cannot tell: a deleted object may have been assigned before or after its
+        DELETE, and nothing writes that (a persistent object's snapshot is exact, because the
+        savepoint flushed first).
+        """
+        for state in self._deleted_rows:
+            if state.mapper.json_columns:
+                memento = Memento(state.status, state.session, state.key, state.committed, state.sequence,
+                                  state.mapper.copy_values(state.obj.__dict__))
+                self.undo.record_memento(state, memento)
 
     def _expire_stale(self, failure):
         """After a flush found that another session changed or deleted a row first

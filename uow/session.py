@@ -523,6 +523,7 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
                 self._begin(None)
             nested = self.transaction.open_savepoint(self)
             self.undo.push()
+            self._remember_deleted_json()
             return nested
 
         return self._around("savepoint", open_savepoint, result_name="savepoint")
