@@ -1459,3 +1459,36 @@ class TestCachedReferencesFollowTheirColumns:
         session.refresh(left)
         assert right.name == "right"
         assert db.rows("SELECT name, parent_id FROM nodes ORDER BY id") == [("left", 2), ("right", 1)]
+
+
+def test_a_loaded_collection_survives_the_rollback_after_a_failed_flush(db, session):
+    """A failed flush changes nothing, so the rollback it demands has nothing to undo in the
+    collections read before it (the statements that ran before the failing one counted as a write,
+    and the rollback dropped every loaded collection)."""
+    reds = session.get(Team, 1)
+    players = reds.players
+    assert [player.name for player in players] == ["p1", "p2"]
+    reds.name = "renamed"  # its UPDATE runs before the failing INSERT
+    session.add(User(name="dup", email="a@x"))  # users.email is UNIQUE, and a@x is taken
+    with pytest.raises(errors.FlushError):
+        session.flush()
+    session.rollback()
+    assert reds.__dict__.get("players") is players  # no SELECT needed to read them again
+    assert reds.name == "reds"
+
+
+def test_adding_an_object_whose_reference_holds_a_deleted_object_of_this_session_adds_it(db, session):
+    """The save-update cascade passes over objects of the session, one whose row this transaction
+    deleted too (the check made before add() changes anything called it 'another session's')."""
+    reds = session.get(Team, 1)
+    for player in list(reds.players):
+        session.delete(player)
+    session.delete(reds)
+    session.flush()
+    newcomer = Player(name="new")
+    newcomer.team = reds  # outside the session: only the objects change
+    session.add(newcomer)
+    assert state_of(newcomer) is ObjectState.PENDING
+    assert state_of(reds) is ObjectState.DELETED
+    with pytest.raises(errors.FlushError):
+        session.flush()  # players.team_id = 1 references no team row any more

@@ -224,8 +224,14 @@ class FlushingMixin:
                         return
             plan, bound = planned
             ran = False
+            self.undo.loading_epoch()  # writes before this flush count; its own, if undone below, do not
             try:
-                filled, assigned = run_plan(self.executor, plan, bound)
+                try:
+                    filled, assigned = run_plan(self.executor, plan, bound)
+                except BaseException as error:
+                    if self.executor.in_transaction and not statements_stayed(error):
+                        self.undo.writes_rolled_back()  # run_plan rolled back to its savepoint: nothing written
+                    raise
                 ran = True
                 self._apply_flush(plan, filled, assigned)
             except BaseException as error:
