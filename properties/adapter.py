@@ -234,6 +234,17 @@ class Capabilities:
     """A JSON dict or list changed in place (``obj.data["n"]["m"] = 1``), without an assignment, is
     a change the next flush writes.  False: in-place changes are not drawn."""
 
+    relationships: bool = True
+    """Foreign keys may be declared as relationships (a reference on the child, a collection with
+    a drawn cascade on the parent), driven by the relationship rules and followed by add, delete,
+    expunge, refresh and rollback (see relations_oracle).  False: every foreign key stays a plain
+    column and the relationship rules are not drawn."""
+
+    key_changes: bool = True
+    """Assigning a new natural or composite primary key is an UPDATE of the key: the identity map
+    re-keys the object, ON UPDATE CASCADE re-points the referencing rows, and held objects that
+    referenced the old key follow.  False: the key-change rule is not drawn."""
+
     def differences(self):
         """``{name: value}`` for every capability that differs from the specification."""
         spec = Capabilities()
@@ -244,6 +255,8 @@ class Capabilities:
                 found[field.name] = value
         return found
 
+
+NOT_CACHED = object()  # what cached_reference answers for a reference not held in memory
 
 # Error kinds the oracle predicts (see oracle.Refused); each adapter maps them to classes.
 ERROR_KINDS = ("invalid_state", "conflict", "flush", "invalid_value", "pending_rollback", "detached",
@@ -260,6 +273,7 @@ class Adapter(abc.ABC):
     name = "abstract"
     capabilities = Capabilities()
     errors = {}  # kind -> tuple of exception classes
+    reasons = {}  # capability name -> why this implementation declares it (shown by the report)
 
     def connect(self, path):
         """Open the connection the implementation will use (foreign keys on, no implicit BEGIN)."""
@@ -268,8 +282,42 @@ class Adapter(abc.ABC):
         return connection
 
     @abc.abstractmethod
-    def setup(self, connection, schema):
-        """Map classes onto the schema's tables (which already exist on ``connection``)."""
+    def setup(self, connection, schema, relations=()):
+        """Map classes onto the schema's tables (which already exist on ``connection``).
+
+        ``relations`` (``relations_oracle.Relation``): declare ``child.<ref_name>``, a many-to-one
+        reference through ``column``, and, when ``cascade`` is not None, ``parent.<list_name>``,
+        the one-to-many collection paired with it, with that cascade.
+        """
+        ...
+
+    # -- relationships (see relations_oracle; only called when relationships are declared) --
+
+    def read_reference(self, obj, relation):
+        """``obj.<ref_name>`` as a user reads it (it may load)."""
+        return getattr(obj, relation.ref_name)
+
+    def set_reference(self, obj, relation, target):
+        setattr(obj, relation.ref_name, target)
+
+    def read_collection(self, obj, relation):
+        """The objects of ``obj.<list_name>`` as a user reads them (it may load), as a list."""
+        return list(getattr(obj, relation.list_name))
+
+    def append(self, obj, relation, child):
+        getattr(obj, relation.list_name).append(child)
+
+    def remove(self, obj, relation, child):
+        getattr(obj, relation.list_name).remove(child)
+
+    @abc.abstractmethod
+    def cached_reference(self, obj, relation):
+        """The object (or None) the reference holds in memory, or ``NOT_CACHED``; loads nothing."""
+        ...
+
+    @abc.abstractmethod
+    def loaded_collection(self, obj, relation):
+        """The list the collection holds in memory, or None when it is not loaded; loads nothing."""
         ...
 
     @abc.abstractmethod
@@ -430,6 +478,8 @@ SKIPPED_WHEN = {
     ("keys_after_failed_flush", False): "schemas with SQLite-generated keys",
     ("deterministic_self_reference", False): "the self-referencing schema",
     ("stable_insert_order", False): "expunge() of a pending object",
+    ("relationships", False): "relationship declarations and rules (references, collections, cascades)",
+    ("key_changes", False): "assigning a new primary key",
 }
 
 

@@ -117,6 +117,10 @@ class ConformanceMachine(RuleBasedStateMachine):
         """Draw a schema, create it in a fresh database file, and commit ``seeded`` rows per table
         (so objects can be loaded even in a program that creates none); sessions are opened with
         the drawn ``autoflush`` option."""
+        self._build(shape, names, generated, unique, seeded, autoflush, versioned)
+
+    def _build(self, shape, names, generated, unique, seeded, autoflush=True, versioned=(False, False, False, False)):
+        """What ``setup`` does; a layered machine's own ``setup`` draws more and calls this."""
         schema = Schema.build(shape, names, generated, unique, versioned)
         note(f"schema: {schema!r}")
         self._event(f"schema: {shape}")
@@ -141,12 +145,20 @@ class ConformanceMachine(RuleBasedStateMachine):
         self.writer.execute("PRAGMA foreign_keys = ON")
         if any(table.versioned for table in schema.tables):
             self._event("schema: a table with a version column")
-        self.adapter.setup(self.connection, schema)
+        self._setup_adapter(schema)
         self.autoflush = autoflush
         if not autoflush:
             self._event("session: autoflush=False")
         self.adapter.open_session(autoflush=autoflush)
-        self.model = Model(schema, self.caps, rows, autoflush=autoflush)
+        self.model = self._new_model(schema, rows, autoflush)
+
+    def _setup_adapter(self, schema):
+        """Hook for a layered machine: map the implementation's classes onto the schema."""
+        self.adapter.setup(self.connection, schema)
+
+    def _new_model(self, schema, rows, autoflush):
+        """Hook for a layered machine: the oracle for this schema and these committed rows."""
+        return Model(schema, self.caps, rows, autoflush=autoflush)
 
     def _seed_rows(self, schema, count):
         """``count`` committed rows per table; row i references row i of each parent (i-1 for itself)."""
@@ -929,10 +941,10 @@ def _short(rows):
     return {key: tuple(row.values()) for key, row in sorted(rows.items())}
 
 
-def build_machine(adapter_factory):
+def build_machine(adapter_factory, base=ConformanceMachine):
     """A machine class for one implementation, named after it (``UowConformance``)."""
     name = adapter_factory().name
     class_name = re.sub(r"\W", "", name[:1].upper() + name[1:]) + "Conformance"
-    machine = type(class_name, (ConformanceMachine,), {"adapter_factory": staticmethod(adapter_factory)})
+    machine = type(class_name, (base,), {"adapter_factory": staticmethod(adapter_factory)})
     machine.__module__ = __name__
     return machine

@@ -59,6 +59,7 @@ Every operation either returns its result or raises :class:`Refused` naming the 
 implementation must raise; a refused operation changes nothing unless its docstring says so.
 """
 
+import copy
 import itertools
 
 from .schemas import live, stored
@@ -116,12 +117,13 @@ class Obj:
         self.expired_all = False
         self.seq = 0
         self.loaded_at = None
+        self.links = {}  # relationship state, kept by a model layer (see relations_oracle)
 
     def copy(self):
-        twin = Obj(self.table, self.values, self.same)
-        for name in ("state", "key", "marked", "gone", "assigned", "expired_all", "seq", "loaded_at"):
-            setattr(twin, name, getattr(self, name))
+        twin = copy.copy(self)  # every attribute, including those a model layer adds
+        twin.values = dict(self.values)
         twin.snapshot = dict(self.snapshot)
+        twin.links = {name: list(value) if isinstance(value, list) else value for name, value in self.links.items()}
         return twin
 
     def changed_fields(self):
@@ -272,8 +274,12 @@ class Model:
     def create(self, table, values):
         """A new transient object; returns its handle id."""
         hid = len(self.objects)
-        self.objects[hid] = Obj(table, values, self.same)
+        self.objects[hid] = self.new_obj(table, values)
         return hid
+
+    def new_obj(self, table, values):
+        """The record of one object (a model layer may use a subclass of Obj)."""
+        return Obj(table, values, self.same)
 
     def _enter(self, hid):
         """Remember how an object looked when it entered the session, for a rollback."""
@@ -592,7 +598,7 @@ class Model:
     def _load_new(self, table, key, row):
         """A row no object holds becomes a new PERSISTENT object; returns its handle id."""
         hid = len(self.objects)
-        obj = Obj(table, row, self.same)
+        obj = self.new_obj(table, row)
         obj.state = PERSISTENT
         obj.key = key
         obj.snapshot = dict(row)
@@ -767,8 +773,9 @@ class Model:
                 obj = self.objects[statement[1]]
                 if obj.table.versioned and self.caps.writes_back_during_flush:
                     obj.values["version"] = trial[obj.table.name][obj.key]["version"]
-        if self.caps.flush_order == "rows":
-            refusal = self._check_end_state(trial)
+        refusal = self._complete_rows(trial, statements, keys)
+        if refusal is not None or self.caps.flush_order == "rows":
+            refusal = refusal or self._check_end_state(trial)
             if refusal is not None:
                 self.situations.add(f"a flush failed ({refusal.kind})")
                 self._fail()
@@ -829,6 +836,11 @@ class Model:
         for frame in self.frames:
             if frame.wrote is None:
                 frame.wrote = now
+
+    def _complete_rows(self, trial, statements, keys):
+        """Hook for a model layer: fill what the flush writes after its statements ran (foreign
+        keys taken from keys generated in this flush); returns the Refused error of a statement
+        that could not have passed, or None."""
 
     def _load_for_flush(self):
         """flush_loads_expired == "first": before planning, objects the flush may write (assigned
@@ -980,6 +992,7 @@ class Model:
                     doomed = deleted.get((parent, (old,)))
                     if old is not None and doomed not in (None, action):
                         before[doomed].add(action)
+        self._more_prerequisites(actions, before)
         order = []
         done = set()
         while len(done) < len(actions):
@@ -990,6 +1003,9 @@ class Model:
                 order += [action for action in wave if action[0] in verbs]
             done |= set(wave)
         return order
+
+    def _more_prerequisites(self, actions, before):
+        """Hook for a model layer: add ``before[action]`` entries (see ``_waves``)."""
 
     def _children_first(self, table, hids):
         """Deletes of one self-referencing table ordered so a referencing row goes first."""
@@ -1255,6 +1271,7 @@ class Model:
             elif entered is not None and entered.state == PERSISTENT and self._read_after_write(frame, entered):
                 obj = self.objects[hid]
                 obj.state = PERSISTENT
+                obj.key = entered.key  # a key changed in the frame is undone with it
                 obj.marked = False
                 obj.gone = False
                 obj.expire()

@@ -20,7 +20,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from . import profiles  # noqa: F401  (registers the profiles)
 from .adapter import load_adapter, skipped
-from .machine import build_machine
+from .relations_machine import build_machine
 
 
 def main():
@@ -52,7 +52,8 @@ def main():
     print()
     print("Declared differences from the specification:")
     for name, value in sorted(adapter.capabilities.differences().items()):
-        print(f"  {name} = {value!r}")
+        reason = adapter.reasons.get(name)
+        print(f"  {name} = {value!r}" + (f"  ({reason})" if reason else ""))
     print("Not drawn, by capability:")
     for line in skipped(adapter.capabilities) or ["  (nothing)"]:
         print(f"  {line}")

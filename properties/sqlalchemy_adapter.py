@@ -22,7 +22,7 @@ from sqlalchemy import event, exc, inspect, orm
 from sqlalchemy.orm import exc as orm_exc
 from sqlalchemy.pool import StaticPool
 
-from .adapter import Adapter, Capabilities
+from .adapter import NOT_CACHED, Adapter, Capabilities
 
 SQLALCHEMY_CAPABILITIES = Capabilities(
     expire_on_commit=True,
@@ -59,7 +59,18 @@ SQLALCHEMY_CAPABILITIES = Capabilities(
     merge_autoflushes=True,
     # merge(load=False) does not ask whether the object's row was deleted.
     merge_refuses_deleted=False,
+    relationships=False,
+    key_changes=False,
 )
+
+SQLALCHEMY_REASONS = {
+    "relationships": "its relationship semantics differ from uow's in ways the oracle does not model yet: "
+                     "expire and rollback expire references and collections, delete() of a parent nulls its "
+                     "children's keys during the flush rather than at delete(), and a reference set on a "
+                     "transient child does not join it to the session (no backref cascade)",
+    "key_changes": "assigning a primary key column of an expired object loads the whole row first (active "
+                   "history on key columns), where the oracle expects only the assigned column",
+}
 
 
 class SQLAlchemyAdapter(Adapter):
@@ -67,6 +78,7 @@ class SQLAlchemyAdapter(Adapter):
 
     name = "SQLAlchemy"
     capabilities = SQLALCHEMY_CAPABILITIES
+    reasons = SQLALCHEMY_REASONS
     errors = {
         "invalid_state": (exc.InvalidRequestError,),
         "conflict": (exc.InvalidRequestError,),
@@ -80,7 +92,7 @@ class SQLAlchemyAdapter(Adapter):
         "stale": (orm_exc.StaleDataError,),
     }
 
-    def setup(self, connection, schema):
+    def setup(self, connection, schema, relations=()):
         self.engine = sqlalchemy.create_engine("sqlite://", creator=lambda: connection, poolclass=StaticPool)
         event.listen(self.engine, "begin", _send_begin)
         self.registry = orm.registry()
@@ -209,6 +221,13 @@ class SQLAlchemyAdapter(Adapter):
 
     def deleted_objects(self):
         return list(self.session.deleted)
+
+    def cached_reference(self, obj, relation):
+        return inspect(obj).dict.get(relation.ref_name, NOT_CACHED)
+
+    def loaded_collection(self, obj, relation):
+        held = inspect(obj).dict.get(relation.list_name)
+        return None if held is None else list(held)
 
     def teardown(self):
         session = getattr(self, "session", None)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from .adapter import load_adapter
 from .profiles import PROFILE
-from .machine import build_machine
+from .relations_machine import build_machine
 
 Machine = build_machine(load_adapter())
 TestConformance = Machine.TestCase

@@ -14,7 +14,7 @@ import types
 import uow
 from uow import errors
 
-from .adapter import Adapter, Capabilities
+from .adapter import NOT_CACHED, Adapter, Capabilities
 
 UOW_CAPABILITIES = Capabilities(
     # dependencies: "Deleting an object and adding a new one with the same primary key in one
@@ -53,13 +53,13 @@ class UowAdapter(Adapter):
     def connect(self, path):
         return uow.connect(path)
 
-    def setup(self, connection, schema):
+    def setup(self, connection, schema, relations=()):
         self.connection = connection
         self.session = None
         base = types.new_class("Base", (uow.Entity,), {"abstract": True})
         self.classes = {}
         for table in schema.tables:
-            namespace = _declaration(table)
+            namespace = _declaration(table, relations)
             self.classes[table.name] = types.new_class(
                 table.name.capitalize(), (base,), {"table": table.name},
                 lambda body, namespace=namespace: body.update(namespace))
@@ -146,13 +146,21 @@ class UowAdapter(Adapter):
     def deleted_objects(self):
         return self.session.deleted
 
+    def cached_reference(self, obj, relation):
+        return obj.__dict__.get(relation.ref_name, NOT_CACHED)
+
+    def loaded_collection(self, obj, relation):
+        held = obj.__dict__.get(relation.list_name)
+        return None if held is None else list(held)
+
     def teardown(self):
         if self.session is not None:
             self.session.close()
 
 
-def _declaration(table):
-    """The class body for one table: annotations and Column declarations."""
+def _declaration(table, relations):
+    """The class body for one table: annotations, Column declarations, and its relationships
+    (references first, then collections, in the order the oracle cascades along them)."""
     annotations = {}
     namespace = {"__annotations__": annotations}
     if table.key == ("id",):
@@ -175,4 +183,11 @@ def _declaration(table):
     if table.versioned:
         annotations["version"] = int
         namespace["version"] = uow.Column(version=True)
+    for relation in relations:
+        if relation.child is table:
+            namespace[relation.ref_name] = uow.Reference(relation.column)
+    for relation in relations:
+        if relation.parent is table and relation.cascade is not None:
+            namespace[relation.list_name] = uow.Collection(relation.child.name.capitalize(), relation.ref_name,
+                                                           cascade=relation.cascade)
     return namespace

@@ -1,0 +1,309 @@
+"""The conformance machine with relationships, cascades and key changes (see relations_oracle).
+
+It is the base machine (``machine.ConformanceMachine``) with one more thing drawn in ``setup``
+(how each foreign key is declared: a plain column, a reference, or a reference and a collection
+with a cascade), the oracle's relationship layer as its model, and these rules:
+
+* ``set_parent``     ``child.ref = parent`` (or None)
+* ``read_parent``    read ``child.ref`` (lazy load, also of an object not held yet)
+* ``read_children``  read ``parent.list`` (lazy load)
+* ``append_child``   ``parent.list.append(child)`` (also moving a child between parents)
+* ``remove_child``   ``parent.list.remove(child)`` (delete-orphan)
+* ``set_key``        assign a new natural or composite primary key
+
+Every base rule still runs, and the model makes each follow the relationships (add cascades
+save-update, delete cascades or unlinks, expunge and refresh follow collections, a rollback
+restores references and drops loaded collections).  Objects a rule loads without the machine
+asking (children of a loaded collection, a parent read through a reference, children a delete
+finds) become handles too, so later steps can use them.
+
+The invariant adds to the base one: each reference cached in memory and each loaded collection
+(compared as a multiset: no load order is specified) equals the oracle's.
+"""
+
+from hypothesis import strategies as st
+from hypothesis.stateful import initialize, invariant, precondition, rule
+
+from . import machine
+from .adapter import NOT_CACHED
+from .machine import ConformanceMachine, _from_machine
+from .relations_oracle import CASCADES, RelationsModel, build_relations
+from .schemas import NAMES
+
+_NOT_CACHED = object()
+
+READD_CASCADE = True  # False: draw no add of a detached object that would cascade (see cascades_on_readd)
+
+
+class RelationsMachine(ConformanceMachine):
+    """The base machine plus relationships, cascades and key changes."""
+
+    relations = ()
+    declared = (None,)
+
+    @initialize(
+        shape=st.runner().flatmap(lambda machine: st.sampled_from(machine.shapes())),
+        names=st.permutations(NAMES).map(tuple),
+        generated=st.runner().flatmap(lambda machine: machine.generated_keys()),
+        unique=st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans()),
+        seeded=st.integers(0, 3),
+        autoflush=st.runner().flatmap(lambda machine: machine.autoflush_options()),
+        versioned=st.runner().flatmap(lambda machine: machine.version_options()),
+        declared=st.runner().flatmap(lambda machine: machine.declarations()),
+    )
+    def setup(self, shape, names, generated, unique, seeded, autoflush=True, versioned=(False, False, False, False),
+              declared=(None,)):
+        """The base setup, and how each foreign key is declared (in schema order): None (a plain
+        column), "reference" (a reference alone), or a collection's cascade."""
+        self.declared = declared
+        self._build(shape, names, generated, unique, seeded, autoflush, versioned)
+
+    def declarations(self):
+        if not self.caps.relationships:
+            return st.just((None,))
+        return st.tuples(*[st.sampled_from(CASCADES)] * 4)
+
+    def _setup_adapter(self, schema):
+        self.relations = build_relations(schema, self.declared)
+        for relation in self.relations:
+            self._event(f"declared: {'reference' if relation.cascade is None else relation.cascade}")
+        self.adapter.setup(self.connection, schema, self.relations)
+
+    def _new_model(self, schema, rows, autoflush):
+        return RelationsModel(schema, self.caps, rows, autoflush, self.relations)
+
+    # -- what the new rules may draw ------------------------------------------------------
+
+    def eligible(self, operation):
+        handles = super().eligible(operation)
+        if not READD_CASCADE and operation in ("add", "delete"):
+            handles = [handle for handle in handles if not self.model.cascades_on_readd(handle.hid)]
+        return handles
+
+    def _readds(self, *handles):
+        """True if the step would add one of these detached handles, cascading (READD_CASCADE)."""
+        return not READD_CASCADE and any(h is not None and self.model.cascades_on_readd(h.hid) for h in handles)
+
+    def relation_rules(self):
+        return self.usable() and bool(self.relations)
+
+    def parent_choices(self):
+        """``(child handle, relation, parent handle or None)``."""
+        choices = []
+        handles = self.handles_to_edit()
+        for relation in self.relations:
+            for child in handles:
+                if child.table is not relation.child:
+                    continue
+                choices.append((child, relation, None))
+                choices.extend((child, relation, parent) for parent in handles
+                               if parent.table is relation.parent and not self._readds(parent))
+        return choices
+
+    def reference_reads(self):
+        return [(handle, relation) for relation in self.relations for handle in self.handles_to_edit()
+                if handle.table is relation.child]
+
+    def collection_reads(self):
+        return [(handle, relation) for relation in self.relations if relation.collection
+                for handle in self.handles_to_edit() if handle.table is relation.parent]
+
+    def appends(self):
+        """``(parent handle, relation, child handle)``."""
+        handles = self.handles_to_edit()
+        return [(parent, relation, child) for relation in self.relations if relation.collection
+                for parent in handles if parent.table is relation.parent and not self._readds(parent)
+                for child in handles if child.table is relation.child and not self._readds(child)]
+
+    def removals(self):
+        """``(parent handle, relation, child handle)`` for each child a loaded collection holds."""
+        found = []
+        for relation in self.relations:
+            if not relation.collection:
+                continue
+            for parent in self.handles_to_edit():
+                held = self.model.objects[parent.hid].links.get(relation.list_link)
+                if parent.table is relation.parent and held:
+                    found.extend((parent, relation, self.handles[hid]) for hid in held)
+        return found
+
+    def rekeyable(self):
+        """``(handle, key value or None)`` for handles of tables with a natural (not generated) or
+        composite key: None means a fresh value no row has; a pending object may also take the key
+        of an object marked for deletion (a row switch, where the implementation makes one)."""
+        if not self.caps.key_changes:
+            return []
+        model = self.model
+        choices = []
+        for handle in self.handles_to_edit():
+            if handle.table.generated or handle.table.versioned:
+                # (The oracle's key-changing UPDATE does not check and bump a version column.)
+                continue
+            choices.append((handle, None))
+            if model.objects[handle.hid].state == machine.PENDING:
+                choices.extend((handle, other.key[0]) for other in model.objects.values()
+                               if other.table is handle.table and other.state == "persistent" and other.marked)
+        return choices
+
+    # -- rules ----------------------------------------------------------------------------
+
+    @precondition(lambda self: self.relation_rules() and bool(self.parent_choices()))
+    @rule(pick=_from_machine("parent_choices"))
+    def set_parent(self, pick):
+        """``child.ref = parent``: both sides in step; a parent not in the session joins it."""
+        self._event("rule: set_parent")
+        child, relation, parent = pick
+        target = None if parent is None else parent.hid
+        if parent is not None and self.model.objects[child.hid].links.get(relation.ref_link) not in (None, target):
+            self._event("a child moved to another parent")
+        self._attempt(f"{child}.{relation.ref_name} = {parent}",
+                      lambda: self.model.set_parent(child.hid, relation, target),
+                      lambda: self.adapter.set_reference(child.obj, relation, None if parent is None else parent.obj))
+
+    @precondition(lambda self: self.relation_rules() and bool(self.reference_reads()))
+    @rule(pick=_from_machine("reference_reads"))
+    def read_parent(self, pick):
+        """Read ``child.ref`` (lazy loading through the identity map)."""
+        self._event("rule: read_parent")
+        handle, relation = pick
+        refused, expected, actual = self._attempt(
+            f"{handle}.{relation.ref_name}", lambda: self.model.read_parent(handle.hid, relation),
+            lambda: self.adapter.read_reference(handle.obj, relation))
+        if refused:
+            return
+        if (actual is None) == (expected is None):
+            self._adopt_loaded()
+        if (actual is None) != (expected is None) or (actual is not None and self._hid_of(actual) != expected):
+            raise AssertionError(f"{handle}.{relation.ref_name} gave {actual!r}; the oracle expected "
+                                 f"{None if expected is None else self.handles[expected]}")
+
+    @precondition(lambda self: self.relation_rules() and bool(self.collection_reads()))
+    @rule(pick=_from_machine("collection_reads"))
+    def read_children(self, pick):
+        """Read ``parent.list`` (lazy loading of the children)."""
+        self._event("rule: read_children")
+        handle, relation = pick
+        refused, expected, actual = self._attempt(
+            f"{handle}.{relation.list_name}", lambda: list(self.model.read_children(handle.hid, relation)),
+            lambda: self.adapter.read_collection(handle.obj, relation))
+        if refused:
+            return
+        self._adopt_loaded()
+        if sorted(map(str, map(self._hid_of, actual))) != sorted(map(str, expected)):
+            raise AssertionError(f"{handle}.{relation.list_name} holds {[self._hid_of(obj) for obj in actual]}; "
+                                 f"the oracle expected {expected}")
+
+    @precondition(lambda self: self.relation_rules() and bool(self.appends()))
+    @rule(pick=_from_machine("appends"))
+    def append_child(self, pick):
+        """``parent.list.append(child)`` (the child may move from another parent)."""
+        self._event("rule: append_child")
+        parent, relation, child = pick
+        if self.model.objects[parent.hid].state == machine.DETACHED:
+            self._event("append to a collection of a detached object")
+        self._attempt(f"{parent}.{relation.list_name}.append({child})",
+                      lambda: self.model.append_child(parent.hid, relation, child.hid),
+                      lambda: self.adapter.append(parent.obj, relation, child.obj))
+
+    @precondition(lambda self: self.relation_rules() and bool(self.removals()))
+    @rule(pick=_from_machine("removals"))
+    def remove_child(self, pick):
+        """``parent.list.remove(child)`` of a child the loaded collection holds."""
+        self._event("rule: remove_child")
+        parent, relation, child = pick
+        self._attempt(f"{parent}.{relation.list_name}.remove({child})",
+                      lambda: self.model.remove_child(parent.hid, relation, child.hid),
+                      lambda: self.adapter.remove(parent.obj, relation, child.obj))
+
+    @precondition(lambda self: self.usable() and bool(self.rekeyable()))
+    @rule(pick=_from_machine("rekeyable"))
+    def set_key(self, pick):
+        """Assign a new primary key (``id``, or ``k1`` of a composite key)."""
+        self._event("rule: set_key")
+        handle, value = pick
+        self._set(handle, handle.table.key[0], next(self.counter) if value is None else value)
+
+    def _attempt(self, label, predict, perform):
+        """As the base, and the objects the oracle's operation changed count as touched in the
+        frame it ran in (loads fill expired fields; see relations_oracle.touched_in)."""
+        model = self.model
+        frame = model.frames[-1]
+        before = model.looks()
+
+        def predict_and_touch():
+            try:
+                return predict()
+            finally:
+                if model.frames and model.frames[-1] is frame:
+                    model.touch_changed(before)
+        return super()._attempt(label, predict_and_touch, perform)
+
+    # -- the invariant --------------------------------------------------------------------
+
+    def _adopt_loaded(self):
+        """Objects the oracle loaded during a step (a collection's children, a referenced parent,
+        children a delete found) become handles: the implementation must hold each under its key."""
+        if len(self.handles) >= len(self.model.objects):
+            return
+        held = self.adapter.identity_map()
+        for hid in range(len(self.handles), len(self.model.objects)):
+            obj = self.model.objects[hid]
+            found = held.get((obj.table.name, obj.key))
+            if found is None:
+                raise AssertionError(f"the oracle loaded {obj!r}, but the implementation holds no object "
+                                     f"for {obj.table.name}{obj.key}")
+            self._remember(hid, found, obj.table)
+
+    @invariant()
+    def agrees_with_oracle(self):
+        """The base invariant, plus every cached reference and loaded collection."""
+        if self.model is None:
+            return
+        self._adopt_loaded()
+        super().agrees_with_oracle()
+        problems = []
+        held = {key: self._hid_of(obj) for key, obj in self.adapter.identity_map().items()}
+        for handle in self.handles:
+            obj = self.model.objects[handle.hid]
+            loaded = self.adapter.loaded(handle.obj, handle.table.columns)
+            for relation in self.model.references_of(handle.table):
+                expected = _resolved(obj.links.get(relation.ref_link, _NOT_CACHED), obj.values, relation, held)
+                actual = self.adapter.cached_reference(handle.obj, relation)
+                actual = _NOT_CACHED if actual is NOT_CACHED else (None if actual is None else self._hid_of(actual))
+                actual = _resolved(actual, loaded, relation, held)
+                if actual != expected:
+                    problems.append(f"{handle}.{relation.ref_name} holds {_shown(actual)}; oracle {_shown(expected)}")
+            for relation in self.model.collections_of(handle.table):
+                expected = obj.links.get(relation.list_link)
+                actual = self.adapter.loaded_collection(handle.obj, relation)
+                if actual is not None:
+                    actual = [self._hid_of(item) for item in actual]
+                if (actual is None) != (expected is None) or \
+                        (actual is not None and sorted(map(str, actual)) != sorted(map(str, expected))):
+                    problems.append(f"{handle}.{relation.list_name} holds {actual}; oracle {expected}")
+        if problems:
+            machine.note("oracle objects: " + ", ".join(f"#{hid}={obj!r}" for hid, obj in self.model.objects.items()))
+            raise AssertionError("the implementation disagrees with the oracle:\n  " + "\n  ".join(problems))
+
+
+def _resolved(cached, values, relation, held):
+    """What a reference stands for: the object it caches, else the held object its loaded foreign
+    key names (reading it would return that object without SQL), else not cached.  Whether a
+    reference that agrees with its column is cached is the implementation's business."""
+    if cached is not _NOT_CACHED:
+        return cached
+    value = values.get(relation.column)
+    if value is not None:
+        return held.get((relation.parent.name, (value,)), _NOT_CACHED)
+    return _NOT_CACHED
+
+
+def _shown(value):
+    if value is _NOT_CACHED:
+        return "nothing (not cached)"
+    return repr(value)
+
+
+def build_machine(adapter_factory):
+    """The machine test_conformance.py and report.py run: the base one with this layer."""
+    return machine.build_machine(adapter_factory, RelationsMachine)
