@@ -215,6 +215,11 @@ class Capabilities:
     """merge(obj, load=False) of a detached object whose row a flush deleted is refused with
     invalid_state (it describes no row).  False: it is taken as the row's state like any other."""
 
+    merge_copies_expired_key: bool = True
+    """merge(obj, load=False) of an object whose key fields are expired puts the key (known from
+    its identity) on the object it returns, as loaded.  False (SQLAlchemy): only the fields the
+    source has loaded are copied."""
+
     merge_autoflushes: bool = False
     """merge(obj) autoflushes before it looks for the row, always (SQLAlchemy); False: only the
     get() it makes autoflushes, when the row's object is not held."""

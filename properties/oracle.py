@@ -470,9 +470,10 @@ class Model:
         if not load:
             if source.gone and self.caps.merge_refuses_deleted:
                 raise Refused("invalid_state", "merge(load=False): the object's row was deleted")
-            if source.changed_fields() or (self.caps.dirty_set == "assigned" and source.assigned):
+            if source.changed_fields():
                 raise Refused("invalid_state", "merge(load=False): the object has unflushed changes")
-            values.update(zip(table.key, key))  # known from the source's identity, even if expired
+            if self.caps.merge_copies_expired_key:
+                values.update(zip(table.key, key))  # known from the source's identity, even if expired
             held = self.held(table, key)
             if held is None:
                 # Values that did not come from the database: a rollback cannot vouch for the new

@@ -61,6 +61,16 @@ SQLALCHEMY_CAPABILITIES = Capabilities(
     merge_refuses_deleted=False,
     relationships=False,
     key_changes=False,
+    # merge(load=False) copies the source's loaded attributes only, not a key it knows otherwise.
+    merge_copies_expired_key=False,
+    # Not drawn: whether merge(load=False) refuses a source "with changes" follows SQLAlchemy's
+    # internal modified flag (a field assigned while expired, then expunged, is not refused),
+    # which the model does not follow.
+    merge_without_load=False,
+    # Not drawn: after expire(obj), a refresh of a field list makes SQLAlchemy's get() trust the
+    # object again (its expired flag is cleared), while the model follows uow's rule (get()
+    # reloads while the key is expired).
+    field_lists=False,
 )
 
 SQLALCHEMY_REASONS = {
