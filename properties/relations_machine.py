@@ -32,7 +32,6 @@ from .schemas import NAMES
 
 _NOT_CACHED = object()
 
-READD_CASCADE = True  # False: draw no add of a detached object that would cascade (see cascades_on_readd)
 
 
 class RelationsMachine(ConformanceMachine):
@@ -74,16 +73,6 @@ class RelationsMachine(ConformanceMachine):
 
     # -- what the new rules may draw ------------------------------------------------------
 
-    def eligible(self, operation):
-        handles = super().eligible(operation)
-        if not READD_CASCADE and operation in ("add", "delete"):
-            handles = [handle for handle in handles if not self.model.cascades_on_readd(handle.hid)]
-        return handles
-
-    def _readds(self, *handles):
-        """True if the step would add one of these detached handles, cascading (READD_CASCADE)."""
-        return not READD_CASCADE and any(h is not None and self.model.cascades_on_readd(h.hid) for h in handles)
-
     def relation_rules(self):
         return self.usable() and bool(self.relations)
 
@@ -96,8 +85,7 @@ class RelationsMachine(ConformanceMachine):
                 if child.table is not relation.child:
                     continue
                 choices.append((child, relation, None))
-                choices.extend((child, relation, parent) for parent in handles
-                               if parent.table is relation.parent and not self._readds(parent))
+                choices.extend((child, relation, parent) for parent in handles if parent.table is relation.parent)
         return choices
 
     def reference_reads(self):
@@ -112,8 +100,8 @@ class RelationsMachine(ConformanceMachine):
         """``(parent handle, relation, child handle)``."""
         handles = self.handles_to_edit()
         return [(parent, relation, child) for relation in self.relations if relation.collection
-                for parent in handles if parent.table is relation.parent and not self._readds(parent)
-                for child in handles if child.table is relation.child and not self._readds(child)]
+                for parent in handles if parent.table is relation.parent
+                for child in handles if child.table is relation.child]
 
     def removals(self):
         """``(parent handle, relation, child handle)`` for each child a loaded collection holds."""

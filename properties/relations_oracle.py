@@ -170,7 +170,6 @@ class RelationsModel(Model):
         self.relations = relations
         self._fills = None
         self._adding = False
-        self._readd_cascaded = False
         self._early = []
 
     def new_obj(self, table, values):
@@ -219,25 +218,6 @@ class RelationsModel(Model):
             if name in rel.cascades:
                 related.extend(obj.links.get(rel.list_link) or ())
         return related
-
-    def cascades_on_readd(self, hid):
-        """Would adding this object make a detached object (it, or one its cascade reaches) cascade
-        save-update to an object not in the session?  (The machine asks, see
-        relations_machine.READD_CASCADE.)"""
-        if self.objects[hid].state not in (TRANSIENT, DETACHED) or \
-                not any(obj.state == DETACHED for obj in self.objects.values()):
-            return False
-        saved = self._saved()
-        situations = set(self.situations)
-        self._readd_cascaded = False
-        try:
-            self.add(hid)
-        except Refused:
-            pass
-        finally:
-            self._put_back(saved)
-            self.situations = situations
-        return self._readd_cascaded
 
     # -- setting a reference (both sides) -------------------------------------------------
 
@@ -464,8 +444,6 @@ class RelationsModel(Model):
             for related in self.cascade(hid, "save-update"):
                 if self.objects[related].state in (TRANSIENT, DETACHED):
                     self.situations.add(f"add of a {before} object cascaded save-update")
-                    if before == DETACHED:
-                        self._readd_cascaded = True
                     self._add_cascading(related)
 
     def _take_back(self, hid):
