@@ -304,16 +304,40 @@ COLUMN_TYPES = {
 }
 
 
+SHOWN_DEPTH = 100  # deeper containers are named, not printed: no message needs a hundred brackets
+
+
+def _nested_deeper_than(value, depth):
+    """True when lists, tuples and dicts are nested in ``value`` more than ``depth`` levels deep.
+
+    Iterative, because the values it guards against are too deep for a recursive walk.
+    """
+    waiting = [(value, 1)]
+    while waiting:
+        item, level = waiting.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        if level > depth:
+            return True
+        waiting.extend((child, level + 1) for child in children)
+    return False
+
+
 def shown(value, limit=400):
     """``repr(value)`` for an error message, cut in the middle past ``limit`` characters.
 
     The values that must be refused are the ones repr handles worst: a string of a billion
-    characters, or a list nested deeper than Python's recursion limit, which repr cannot print.
+    characters, or a list nested deeper than Python's recursion limit.  Whether repr can print
+    such a list depends on the Python version (3.11 and 3.12 raise RecursionError, 3.13 prints
+    it), so depth is measured here, the same way on every version, before repr is tried.
     """
-    try:
-        text = repr(value)
-    except RecursionError:
+    if _nested_deeper_than(value, SHOWN_DEPTH):
         return f"<a {type(value).__name__} nested too deeply to print>"
+    text = repr(value)
     if len(text) <= limit:
         return text
     return f"{text[:limit // 2]}...({len(text):,} characters)...{text[-limit // 4:]}"
