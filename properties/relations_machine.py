@@ -9,7 +9,16 @@ with a cascade), the oracle's relationship layer as its model, and these rules:
 * ``read_children``  read ``parent.list`` (lazy load)
 * ``append_child``   ``parent.list.append(child)`` (also moving a child between parents)
 * ``remove_child``   ``parent.list.remove(child)`` (delete-orphan)
-* ``set_key``        assign a new natural or composite primary key
+* ``set_key``        assign a new natural or composite primary key (keys loaded objects name
+                     in a foreign key are favoured)
+* ``switch_row``     ``delete(old)`` and add a new object with old's key (a row switch; objects
+                     with relationships favoured)
+* ``set_reference_ahead``  a foreign key set by value to the key SQLite generates for a pending
+                     object only in the next flush
+
+``set_parent`` favours references that close a cycle through rows the next flush inserts.
+These biases make the CI profile reach key changes that re-point loaded objects, row switches,
+foreign keys completed after their row (cycles) and foreign keys naming a key generated later.
 
 Every base rule still runs, and the model makes each follow the relationships (add cascades
 save-update, delete cascades or unlinks, expunge and refresh follow collections, a rollback
@@ -31,6 +40,8 @@ from .relations_oracle import CASCADES, RelationsModel, build_relations
 from .schemas import NAMES
 
 _NOT_CACHED = object()
+# How many times a favoured choice is offered among the others (see rekeyable, parent_choices).
+_FAVOURED = 4
 
 
 
@@ -85,8 +96,22 @@ class RelationsMachine(ConformanceMachine):
                 if child.table is not relation.child:
                     continue
                 choices.append((child, relation, None))
-                choices.extend((child, relation, parent) for parent in handles if parent.table is relation.parent)
+                for parent in handles:
+                    if parent.table is relation.parent:
+                        choices.extend([(child, relation, parent)] * self._cycle_weight(child, relation, parent))
         return choices
+
+    def _cycle_weight(self, child, relation, parent):
+        """How many times a choice is offered: a reference that closes a cycle through rows the
+        next flush inserts (an object pointing at itself, or at a pending object that points back)
+        counts several times, as only then is a foreign key completed after its row is written."""
+        objects = self.model.objects
+        target = objects[parent.hid]
+        if target.state != machine.PENDING or not relation.parent.generated:
+            return 1
+        if parent is child or target.links.get(relation.ref_link) == child.hid:
+            return _FAVOURED
+        return 1
 
     def reference_reads(self):
         return [(handle, relation) for relation in self.relations for handle in self.handles_to_edit()
@@ -118,7 +143,8 @@ class RelationsMachine(ConformanceMachine):
     def rekeyable(self):
         """``(handle, key value or None)`` for handles of tables with a natural (not generated) or
         composite key: None means a fresh value no row has; a pending object may also take the key
-        of an object marked for deletion (a row switch, where the implementation makes one)."""
+        of an object marked for deletion (a row switch, where the implementation makes one; see
+        also switch_row)."""
         if not self.caps.key_changes:
             return []
         model = self.model
@@ -127,10 +153,54 @@ class RelationsMachine(ConformanceMachine):
             if handle.table.generated or handle.table.versioned:
                 # (The oracle's key-changing UPDATE does not check and bump a version column.)
                 continue
-            choices.append((handle, None))
+            # A key that loaded objects name in a foreign key is favoured: only its change makes
+            # the implementation re-point them.
+            choices.extend([(handle, None)] * (_FAVOURED if self._key_referenced(handle) else 1))
             if model.objects[handle.hid].state == machine.PENDING:
                 choices.extend((handle, other.key[0]) for other in model.objects.values()
-                               if other.table is handle.table and other.state == "persistent" and other.marked)
+                               if other.table is handle.table and other.state == machine.PERSISTENT and other.marked)
+        return choices
+
+    def switch_candidates(self):
+        """Persistent objects of natural- or composite-key tables that ``switch_row`` may replace;
+        those with relationships (a loaded object names their key, or they hold references or
+        collections) are favoured."""
+        if self.caps.pending_key_conflict is None:
+            return []
+        model = self.model
+        found = []
+        for handle in self.handles_to_edit():
+            obj = model.objects[handle.hid]
+            if obj.state != machine.PERSISTENT or obj.marked or handle.table.generated or handle.table.versioned:
+                continue
+            linked = self._key_referenced(handle) or any(obj.links.get(link) for link in obj.links)
+            found.extend([handle] * (_FAVOURED if linked else 1))
+        return found
+
+    def _key_referenced(self, handle):
+        """Whether a persistent object holds this object's key in a loaded foreign key."""
+        obj = self.model.objects[handle.hid]
+        if obj.state != machine.PERSISTENT or obj.key is None:
+            return False
+        return any(other.state == machine.PERSISTENT and other.values.get(column) == obj.key[0]
+                   for other in self.model.objects.values()
+                   for column, parent in other.table.refs if parent == handle.table.name)
+
+    def ahead_references(self):
+        """``(handle, column, value)``: a foreign key set by value to the key SQLite will give a
+        pending object of the parent table in the next flush (max(id) + 1), a row that does not
+        exist when the statement writing the foreign key may run."""
+        model = self.model
+        choices = []
+        for table in model.schema.tables:
+            if not table.generated or not any(obj.table is table and obj.state == machine.PENDING and obj.key is None
+                                               and obj.values.get("id") is None for obj in model.objects.values()):
+                continue
+            value = max([key[0] for key in model.db[table.name]], default=0) + 1
+            for handle in self.handles_to_edit():
+                if model.objects[handle.hid].state in (machine.PENDING, machine.PERSISTENT):
+                    choices.extend((handle, column, value) for column, parent in handle.table.refs
+                                   if parent == table.name)
         return choices
 
     # -- rules ----------------------------------------------------------------------------
@@ -210,6 +280,33 @@ class RelationsMachine(ConformanceMachine):
         self._event("rule: set_key")
         handle, value = pick
         self._set(handle, handle.table.key[0], next(self.counter) if value is None else value)
+
+    @precondition(lambda self: self.usable() and bool(self.switch_candidates()))
+    @rule(target=ConformanceMachine.objects, handle=_from_machine("switch_candidates"), name=st.sampled_from(machine.TEXTS))
+    def switch_row(self, handle, name):
+        """``delete(old)``, then a new object with old's key is added: the flush turns the DELETE
+        and the INSERT into one UPDATE (a row switch), or the add is refused (conflict).  One rule
+        for the three steps, because drawn apart they rarely meet in one program."""
+        self._event("rule: switch_row")
+        refused, _, _ = self._attempt(f"delete({handle})", lambda: self.model.delete(handle.hid),
+                                      lambda: self.adapter.delete(handle.obj))
+        self._adopt_loaded()  # children the delete found come before the new object
+        table = handle.table
+        values = self._fresh_values(table, name, None, False)
+        values.update(zip(table.key, self.model.objects[handle.hid].key))
+        hid = self.model.create(table, values)
+        new = self._remember(hid, self.adapter.new(table, table.live(values)), table)
+        if not refused:
+            self._attempt(f"add({new})", lambda: self.model.add(hid), lambda: self.adapter.add(new.obj))
+        return new
+
+    @precondition(lambda self: self.relation_rules() and bool(self.ahead_references()))
+    @rule(pick=_from_machine("ahead_references"))
+    def set_reference_ahead(self, pick):
+        """Set a foreign key by value to a key SQLite generates only in the next flush."""
+        self._event("rule: set_reference_ahead")
+        handle, column, value = pick
+        self._set(handle, column, value)
 
     def _attempt(self, label, predict, perform):
         """As the base, and the objects the oracle's operation changed count as touched in the
