@@ -188,6 +188,11 @@ class Capabilities:
     deleted by another connection fails the flush with the ``stale`` error.  False: no table is
     drawn with a version column."""
 
+    insert_writes_first_version: bool = False
+    """An INSERT writes the version the object holds (False: uow; a new object starts at 1, one
+    that a rollback made transient again keeps the version it had reached); True (SQLAlchemy's
+    version_id_generator(None)): an INSERT always writes version 1."""
+
     stale_rollback_expires: bool = True
     """The rollback() after a stale-data error expires the object the error named (so that the
     natural retry reads the row's current version instead of failing the same way)."""
@@ -223,6 +228,18 @@ class Capabilities:
     merge_autoflushes: bool = False
     """merge(obj) autoflushes before it looks for the row, always (SQLAlchemy); False: only the
     get() it makes autoflushes, when the row's object is not held."""
+
+    merge_finds_like_get: bool = True
+    """merge(obj, load=True) finds the session's object for the row as get() does, so a wholly
+    expired held object whose row is gone is not the target (see get_checks_expired).  False
+    (SQLAlchemy: merge() looks in the identity map only): the held object is the target as it
+    is, and copying the source's values onto it reloads its expired fields first, which fails
+    with row_missing when its row is gone (the object stays held and expired)."""
+
+    merge_keeps_loaded: bool = True
+    """The object a refused merge(obj, load=True) loaded for the row stays in the session.
+    False (SQLAlchemy: its identity map holds objects weakly, and nothing else refers to the
+    object once merge() raised): it is gone again."""
 
     merge_without_load: bool = True
     """merge(obj, load=False) of a detached object without unflushed changes: its values are

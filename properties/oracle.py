@@ -496,7 +496,7 @@ class Model:
             raise Refused("pending_rollback", "merge(): a previous flush failed")
         if self.caps.merge_autoflushes:
             self.autoflush()
-        outcome, target = self.get(table, key) if key is not None else ("none", None)
+        outcome, target = self._merge_target(table, key)
         if outcome == "none":
             values = dict(source.values)
             if key is not None:
@@ -511,6 +511,11 @@ class Model:
                 obj.load(self.db[table.name][obj.key], self.caps.reload_completes_snapshot)
             if obj.snapshot.get("version") != values["version"]:
                 self.situations.add("merge() of a stale versioned object")
+                if outcome == "loaded" and not self.caps.merge_keeps_loaded:
+                    # Nothing refers to the object merge() loaded: it is forgotten (it is the
+                    # newest handle, so the others keep their numbers).
+                    del self.objects[target]
+                    del self.frames[-1].entered[target]
                 raise Refused("stale", f"merge(): the object carries version {values['version']}, the row "
                                        f"is at {obj.snapshot.get('version')}")
         for name, value in values.items():
@@ -518,6 +523,24 @@ class Model:
                 self.set_field(target, name, value)
         self.situations.add(f"merge() onto a {outcome} object")
         return (outcome, target)
+
+    def _merge_target(self, table, key):
+        """merge(load=True): the object the values go to, as ``get()`` answers it (see
+        merge_finds_like_get)."""
+        if key is None:
+            return ("none", None)
+        held = self.held(table, key)
+        if held is None or self.caps.merge_finds_like_get:
+            return self.get(table, key)
+        obj = self.objects[held]
+        if len(obj.values) < len(table.columns):
+            # Setting a field of an expired object first reads its old value: the row.
+            row = self.db[table.name].get(obj.key)
+            if row is None:
+                self.situations.add("merge() found an expired held object's row gone")
+                raise Refused("row_missing", f"merge(): {obj!r} is expired and its row is gone")
+            obj.load(row, self.caps.reload_completes_snapshot)
+        return ("held", held)
 
     def read(self, hid):
         """Reading every field: expired fields reload from the row (persistent or deleted objects).
@@ -1050,6 +1073,8 @@ class Model:
             if len(obj.values) < len(table.columns):
                 return Refused("invalid_state", f"INSERT {obj!r}: it has expired fields and no row to load them from")
             row = {column: obj.values.get(column) for column in table.columns}
+            if table.versioned and self.caps.insert_writes_first_version:
+                row["version"] = 1
             if table.generated and row["id"] is None:
                 row["id"] = max([key[0] for key in rows], default=0) + 1
                 if row["id"] <= self._highest_id.get(table.name, 0):

@@ -57,6 +57,13 @@ SQLALCHEMY_CAPABILITIES = Capabilities(
     json_in_place=False,
     # Session.merge(load=True) calls _autoflush() before looking anything up.
     merge_autoflushes=True,
+    # Session._merge() takes identity_map.get(key) as it is; only assigning onto an expired
+    # object reads its row (ObjectDeletedError when the row is gone).
+    merge_finds_like_get=False,
+    # The identity map is weak: the object a refused merge() loaded is collected at once.
+    merge_keeps_loaded=False,
+    # mapper.version_id_generator(None) gives every INSERT version 1.
+    insert_writes_first_version=True,
     # merge(load=False) does not ask whether the object's row was deleted.
     merge_refuses_deleted=False,
     relationships=False,
