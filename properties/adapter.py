@@ -285,6 +285,20 @@ ERROR_KINDS = ("invalid_state", "conflict", "flush", "invalid_value", "pending_r
                "row_missing", "stale")
 
 
+class UndeclaredOperation(Exception):
+    """The machine called an optional operation that the adapter's capabilities switch off.
+
+    Optional operations (queries, field lists, expire_all, expunge_all, merge) have this default
+    body so that an adapter for a session without them need not mention them: it declares the
+    capability False and the machine never draws the operation.  Reaching this error therefore
+    means a precondition of the machine is wrong, not that the implementation failed.
+    """
+
+    def __init__(self, adapter_name, capability):
+        super().__init__(f"the machine called an operation that {adapter_name} declares {capability}=False "
+                         f"for: a precondition of the machine (machine.py or relations_machine.py) forgot to check that capability")
+
+
 class Adapter(abc.ABC):
     """The operations the machine calls.  Objects are the implementation's own objects.
 
@@ -383,25 +397,25 @@ class Adapter(abc.ABC):
 
     def query(self, table, field, value):
         """The objects whose row holds ``value`` in ``field`` (a list; capability filter_by)."""
-        raise NotImplementedError(f"{self.name} declares filter_by=False")
+        raise UndeclaredOperation(self.name, "filter_by")
 
     def expire_fields(self, obj, fields):
         """expire() of a list of fields (capability field_lists)."""
-        raise NotImplementedError(f"{self.name} declares field_lists=False")
+        raise UndeclaredOperation(self.name, "field_lists")
 
     def refresh_fields(self, obj, fields):
         """refresh() of a list of fields (capability field_lists)."""
-        raise NotImplementedError(f"{self.name} declares field_lists=False")
+        raise UndeclaredOperation(self.name, "field_lists")
 
     def expire_all(self):
-        raise NotImplementedError(f"{self.name} declares expire_all=False")
+        raise UndeclaredOperation(self.name, "expire_all")
 
     def expunge_all(self):
-        raise NotImplementedError(f"{self.name} declares expunge_all=False")
+        raise UndeclaredOperation(self.name, "expunge_all")
 
     def merge(self, obj, load):
         """The session's object for ``obj``'s row (capabilities merge, merge_without_load)."""
-        raise NotImplementedError(f"{self.name} declares merge=False")
+        raise UndeclaredOperation(self.name, "merge")
 
     def read(self, obj, columns):
         """Read the attributes as a user would (expired ones load); returns a dict."""
