@@ -10,7 +10,8 @@ Setup details that matter:
   SQLAlchemy's documentation recommends for pysqlite; without it SAVEPOINTs would not nest.
 * Classes are mapped imperatively onto plain ``Table`` objects.  SQLAlchemy orders a flush by
   relationship() only, not by foreign-key columns, so each foreign key also gets a many-to-one
-  ``relationship`` (never touched by the machine, which sets the key column itself).
+  ``relationship`` (never touched by the machine, which sets the key column itself), with
+  ``passive_deletes=True`` so that it orders the flush and loads nothing.
 * ``expire_on_commit=True`` (the default): with False, SQLAlchemy 2.1 leaves objects whose
   DELETE was committed in the "deleted" state forever instead of making them detached.
 """
@@ -141,6 +142,11 @@ class SQLAlchemyAdapter(Adapter):
                     self.classes[parent],
                     foreign_keys=[sql_table.c[column]],
                     remote_side=[tables[parent].c.id] if parent == table.name else None,
+                    # Only for ordering: without it, a flush that deletes an object reads this
+                    # reference's history first, loading the object's expired fields when its
+                    # foreign key is expired (at the start of the flush, in set order), which a
+                    # mapping with plain foreign-key columns never does.
+                    passive_deletes=True,
                 )
             options = {"version_id_col": sql_table.c.version} if table.versioned else {}
             self.registry.map_imperatively(self.classes[table.name], sql_table, properties=properties, **options)
