@@ -109,8 +109,10 @@ class Capabilities:
     flush_order: str = "rows"
     """"rows" (uow's planner): rows are ordered one by one, so a flush fails only when the rows
     it leaves break a constraint; statements go in waves (see oracle.Model._waves), which fixes
-    which ids SQLite generates.  "tables" (SQLAlchemy): per table, parents first, UPDATEs then
-    INSERTs; then DELETEs in reverse table order; each statement must pass SQLite's checks."""
+    which ids SQLite generates.  "tables" (SQLAlchemy): per table a save (UPDATEs by key, then
+    INSERTs) and a delete (DELETEs by key), ordered only by the foreign keys between tables that
+    are both in the flush, in waves, deletes before saves and by table name within a wave (see
+    oracle.Model._table_actions); each statement must pass SQLite's checks."""
 
     refuses_dangling_children: bool = False
     """A flush that deletes a row a held (loaded, unchanged) object still references is refused

@@ -972,17 +972,65 @@ class Model:
                          if obj.state == PERSISTENT and not obj.marked and obj.changed_fields())
         if self.caps.flush_order == "rows":
             return self._waves(pending, changed, marked)
-        order = self.schema.parents_first()
         statements = []
-        for table in order:
-            statements += [("UPDATE", hid) for _, hid in changed if self.objects[hid].table is table]
-            statements += [("INSERT", hid) for _, hid in pending if self.objects[hid].table is table]
-        for table in reversed(order):
+        for verb, table in self._table_actions():
+            if verb == "save":
+                updates = sorted((self.objects[hid].key, hid) for _, hid in changed if self.objects[hid].table is table)
+                statements += [("UPDATE", hid) for _, hid in updates]
+                statements += [("INSERT", hid) for _, hid in pending if self.objects[hid].table is table]
+                continue
             rows = [hid for _, hid in marked if self.objects[hid].table is table]
-            if self.caps.self_ref_delete_order == "dependency":
-                rows = self._children_first(table, rows)
+            if any(parent == table.name for _, parent in table.refs):
+                if self.caps.self_ref_delete_order == "dependency":
+                    rows = self._children_first(table, rows)
+            else:
+                rows.sort(key=lambda hid: self.objects[hid].key)
             statements += [("DELETE", hid) for hid in rows]
         return statements
+
+    def _table_actions(self):
+        """flush_order == "tables": ``[("save" or "delete", table)]`` in the order SQLAlchemy's unit
+        of work runs them.
+
+        A table is in the flush when one of its objects is pending, marked, or assigned (even
+        with no net change).  Each table in the flush has a save action (its UPDATEs, by key,
+        then its INSERTs, in session order) and a delete action (its DELETEs, by key), the save
+        first.  A foreign key between two tables both in the flush orders the parent's save
+        before the child's save, one step apart (the step that processes the relationship), and
+        the child's save and delete before the parent's delete; tables not in the flush order
+        nothing, so a grandparent and a grandchild whose middle table is not in the flush are
+        unordered.  Actions run in waves, each holding every action whose prerequisites ran;
+        within a wave deletes come before saves, each by table name (SQLAlchemy sorts its
+        actions by kind, then class name, before its topological sort).
+        """
+        involved = set()
+        for obj in self.objects.values():
+            if obj.state == PENDING or (obj.state == PERSISTENT and (obj.marked or obj.assigned or obj.changed_fields())):
+                involved.add(obj.table.name)
+        tables = sorted((table for table in self.schema.tables if table.name in involved), key=lambda table: table.name)
+        before = {}
+        for table in tables:
+            before[("save", table.name)] = set()
+            before[("delete", table.name)] = {("save", table.name)}
+        for table in tables:
+            for column, parent in table.refs:
+                if parent == table.name or parent not in involved:
+                    continue
+                step = ("relationship", table.name, column)
+                before[step] = {("save", parent)}
+                before[("save", table.name)].add(step)
+                before[("delete", parent)] |= {("save", table.name), ("delete", table.name)}
+        kinds = {"delete": 0, "relationship": 1, "save": 2}
+        order = []
+        done = set()
+        while len(done) < len(before):
+            wave = sorted((action for action in before if action not in done and before[action] <= done),
+                          key=lambda action: (kinds[action[0]], action[1:]))
+            if not wave:
+                raise AssertionError("machine bug: a cycle of tables in a flush_order='tables' flush")
+            order += [(verb, self.schema.table(name)) for verb, name, *_ in wave if verb != "relationship"]
+            done |= set(wave)
+        return order
 
     def _waves(self, pending, changed, marked):
         """flush_order == "rows": statements in waves, each holding every row whose prerequisites
