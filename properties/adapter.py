@@ -150,8 +150,9 @@ class Capabilities:
     usable).  "row_switch" (uow): the same, except that a key held by an object marked for
     deletion may be taken, and the flush turns that DELETE and INSERT into one UPDATE of the row.
     None: not supported, so add() and delete() of an object whose key another object holds or
-    claims are not drawn (SQLAlchemy settles such pairs inside the flush in several ways,
-    depending on whether the holder is expired, marked or stale)."""
+    claims are not drawn, nor, in a session without autoflush, a get() or query that would load
+    a row whose key a pending object claims (SQLAlchemy settles such pairs inside the flush in
+    several ways, depending on whether the holder is expired, marked or stale)."""
 
     rollback_clears_deleted_mark: bool = True
     """An object inserted and then deleted in a transaction that rolls back comes back as a plain
@@ -510,7 +511,8 @@ SKIPPED_WHEN = {
     ("filter_by", False): "the query rule (filter by equality on a data column)",
     ("delete_deleted", None): "delete() of an object whose DELETE was flushed",
     ("attach_deleted", "refuse_add"): "delete() of a detached object whose row was deleted",
-    ("pending_key_conflict", None): "add()/delete() of an object whose key another object holds or claims",
+    ("pending_key_conflict", None): "add()/delete() of an object whose key another object holds or claims, "
+                                    "and (without autoflush) get()/query loading a row whose key a pending object claims",
     ("rollback_clears_deleted_mark", False): "add() of a transient object whose insert and delete were rolled back",
     ("close_detaches_deleted", False): "close() while an object's DELETE is flushed but not committed",
     ("keys_after_failed_flush", False): "schemas with SQLite-generated keys",
