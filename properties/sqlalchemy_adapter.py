@@ -82,6 +82,61 @@ SQLALCHEMY_CAPABILITIES = Capabilities(
 )
 
 SQLALCHEMY_REASONS = {
+    "expire_on_commit": "the adapter keeps SQLAlchemy's default: with False, SQLAlchemy 2.1 leaves objects whose "
+                        "DELETE was committed 'deleted' forever instead of detached",
+    "rollback": "a rollback expires objects instead of restoring their values; pending and inserted objects "
+                "become transient, deleted ones persistent",
+    "delete_pending": "delete() of a pending object raises InvalidRequestError (it is not persisted)",
+    "delete_deleted": "delete() of an object whose DELETE was flushed puts it back in the identity map and "
+                      "session.deleted (still in the 'deleted' state), where the specification ignores it",
+    "attach_deleted": "add() of a detached object whose row was deleted is refused, but delete() re-attaches it "
+                      "and the flush's DELETE then matches no row",
+    "failed_flush": "a failed flush rolls back the innermost transaction or savepoint at once",
+    "refuses_invalid_values": "a NOT NULL field holding None is left to SQLite, which fails the flush",
+    "dirty_set": "session.dirty holds every object with an assignment, even of the value it holds",
+    "reload_completes_snapshot": "a field assigned while expired counts as changed until the next flush",
+    "refresh": "refresh() expires the object, autoflushes the rest, then reloads it",
+    "load_autoflushes": "loading an expired field autoflushes first",
+    "get_checks_expired": "get() of a wholly expired object reloads it",
+    "get_vanished_row": "get() that finds an expired object's row gone marks it deleted and queries",
+    "flush_loads_expired": "before a mapper's UPDATEs or DELETEs run, the expired objects among them reload",
+    "writes_back_during_flush": "new versions are written onto objects as each statement runs, so a failed "
+                                "flush leaves them there",
+    "delete_missing_row": "a DELETE that matches no row only warns (confirm_deleted_rows)",
+    "refuses_reused_doomed_key": "it sends the DELETE of a stale object even when SQLite gave its key to a new "
+                                 "row in the same flush",
+    "rollback_clears_deleted_mark": "an object inserted and deleted in a rolled-back transaction keeps its "
+                                    "internal 'was deleted' flag",
+    "keys_after_failed_flush": "which generated keys a failed flush leaves follows its internal action sort",
+    "deterministic_self_reference": "it orders the rows of a self-referencing mapper one by one, popping them "
+                                    "from a set",
+    "stable_insert_order": "a pending object's insert order is len(session.new) when added, which repeats after "
+                           "an expunge",
+    "close_detaches_deleted": "after close() objects whose DELETE was flushed stay 'deleted'",
+    "close_rolls_back_objects": "close() detaches objects as they are",
+    "compares_values": "a column's new value is compared with the loaded one by its type's compare_values, ==",
+    "json_in_place": "plain JSON columns do not see in-place changes (sqlalchemy.ext.mutable tracks one level "
+                     "only, and the machine changes nested values too)",
+    "merge_autoflushes": "Session.merge(load=True) calls _autoflush() before looking anything up",
+    "merge_finds_like_get": "Session._merge() takes identity_map.get(key) as it is; only assigning onto an "
+                            "expired object reads its row (ObjectDeletedError when the row is gone)",
+    "merge_keeps_loaded": "the identity map is weak: the object a refused merge() loaded is collected at once",
+    "insert_writes_first_version": "mapper.version_id_generator gives every INSERT version 1",
+    "merge_refuses_deleted": "merge(load=False) does not ask whether the object's row was deleted",
+    "merge_copies_expired_key": "merge(load=False) copies the source's loaded attributes only, not a key it "
+                                "knows otherwise",
+    "merge_without_load": "whether merge(load=False) refuses a source 'with changes' follows SQLAlchemy's internal "
+                          "modified flag (a field assigned while expired, then expunged, is not refused), which the "
+                          "model does not follow",
+    "field_lists": "after expire(obj), a refresh of a field list makes get() trust the object again (its expired "
+                   "flag is cleared), while the model follows uow's rule (get() reloads while the key is expired)",
+    "flush_order": "its unit of work sorts a save and a delete action per mapper, ordered only by the "
+                   "relationships between mappers both in the flush, and runs unordered ones by kind and class "
+                   "name; UPDATEs and DELETEs of one mapper go by primary key",
+    "pending_key_conflict": "a pending object whose key a persistent object holds is not refused: the flush "
+                            "warns ('New instance ... conflicts with persistent instance') and sends the INSERT, "
+                            "which fails on the key; with the holder marked it is a row switch (an UPDATE), with "
+                            "the holder expired and its row gone the INSERT succeeds",
     "relationships": "its relationship semantics differ from uow's in ways the oracle does not model yet: "
                      "expire and rollback expire references and collections, delete() of a parent nulls its "
                      "children's keys during the flush rather than at delete(), and a reference set on a "
