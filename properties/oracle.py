@@ -637,7 +637,8 @@ class Model:
         in key order, as ``[("held", hid) or ("loaded", hid)]``.
 
         A held object is returned as it is: its unflushed changes stay, and only its expired
-        fields are filled from the row.  Objects whose unflushed values match but whose row does
+        fields are filled from the row (with reload_completes_snapshot, the row also becomes the
+        snapshot of fields assigned while expired).  Objects whose unflushed values match but whose row does
         not (pending, or changed without autoflush) are not returned: the query reads rows.
         """
         if self.failed:
@@ -657,6 +658,12 @@ class Model:
             if len(obj.values) < len(table.columns):
                 self.situations.add("a query filled a held object's expired fields")
                 obj.load(row, self.caps.reload_completes_snapshot)
+            elif self.caps.reload_completes_snapshot and len(obj.snapshot) < len(table.columns):
+                # Every field is set, some by an assignment made while it was expired (merge()
+                # assigns them all): the row read now is their snapshot, so an assigned value
+                # equal to the row's is no change (reload_completes_snapshot).
+                self.situations.add("a query completed the snapshot of fields assigned while expired")
+                obj.load(row, True)
             found.append(("held", hid))
         return found
 

@@ -126,3 +126,37 @@ def test_a_failed_flush_after_an_update_of_an_object_inserted_in_the_transaction
     because the model ordered the tables by the whole schema, not by those in the flush)."""
     for machine in dict.fromkeys((Machine, SQLAlchemyMachine)):
         _replay_a_failed_flush_after_an_update_of_an_object_inserted_in_the_transaction(machine)
+
+
+@settings(max_examples=1, database=None)
+@given(st.none())
+def _replay_a_query_after_merge_assigned_every_expired_field(_):
+    state = Machine()
+    try:
+        state.setup(shape="single", names=("ant", "bee", "cow", "doe"), generated=(False, False, False, False),
+                    unique=(False, False, False, False), seeded=1, autoflush=False)
+        (first,) = state.query(pick=("ant", "name", "ann"))
+        state.session_wide(action="expunge_all")
+        (copy,) = state.merge(pick=(first, True))  # a second object for the row, fully loaded
+        state.session_wide(action="expire_all")
+        state.session_wide(action="expunge_all")
+        (bare,) = state.merge(pick=(copy, False))  # held again, nothing but its key loaded
+        state.agrees_with_oracle()
+        state.merge(pick=(first, True))  # every field assigned, none loaded: all of them dirty
+        state.agrees_with_oracle()
+        state.query(pick=("ant", "name", "ann"))  # the row read now is their snapshot
+        state.agrees_with_oracle()
+        if Machine.adapter_factory().capabilities.reload_completes_snapshot:
+            assert "a query completed the snapshot of fields assigned while expired" in state.seen
+        state.boundary(action="flush")
+        state.agrees_with_oracle()
+    finally:
+        state.teardown()
+
+
+def test_a_query_completes_the_snapshot_of_fields_merge_assigned_while_expired():
+    """merge(load=False) of an expired object holds only its key; merge(load=True) onto it then
+    assigns every field without reading the row.  A query that reads the row makes it their
+    snapshot: values equal to the row are no change (uow drops the object from session.dirty;
+    the oracle kept it dirty, as it completed snapshots only of objects with fields missing)."""
+    _replay_a_query_after_merge_assigned_every_expired_field()
