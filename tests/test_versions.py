@@ -90,6 +90,27 @@ def test_an_expired_versioned_object_whose_row_is_gone_is_a_stale_data_error_bef
     expiring.commit()
 
 
+def test_a_stale_error_found_before_the_flush_writes_leaves_every_object_as_it_was(expiring, other):
+    """The flush reads the rows of expired objects it may write before it plans; when one of those
+    rows is gone (a stale error), the rows read for the others are not applied either, so the
+    refused flush changes no object: each stays expired and as dirty as it was."""
+    other.execute("INSERT INTO version_tickets (id, title, version) VALUES (2, 'two', 1)")
+    first = expiring.get(Ticket, 1)
+    second = expiring.get(Ticket, 2)
+    expiring.commit()  # expire_on_commit: both versions expired
+    other.execute("DELETE FROM version_tickets WHERE id = 2")
+    first.title = "old"  # the title its row holds: a change until the row is read
+    second.title = "mine"
+    assert set(expiring.dirty) == {first, second}
+    with pytest.raises(errors.StaleDataError, match=r"Ticket\(id=2\) was expired and its row is gone"):
+        expiring.flush()
+    assert set(expiring.dirty) == {first, second}
+    with capture_sql() as statements:
+        assert first.version == 1  # still expired: read only now
+    assert sql_of(statements) == [SELECT_TICKET]
+    assert first not in expiring.dirty  # the row, read now, holds the title assigned
+
+
 def test_after_a_stale_update_and_rollback_the_natural_retry_succeeds(file_session, other):
     ticket = file_session.get(Ticket, 1)
     file_session.commit()

@@ -23,7 +23,6 @@ from .dependencies import build_plan
 from .errors import (
     DuplicateIdentityError,
     FlushError,
-    ObjectDeletedError,
     ReadOnlyError,
     StaleDataError,
 )
@@ -112,7 +111,11 @@ class FlushingMixin:
         needs the version its UPDATE checks (as SQLAlchemy, uow reads the row's version then:
         the object never read one to compare with).  Other expired objects stay expired: they
         reload when read, not because a flush happened.
+
+        Every row is read before any is applied: a versioned row found gone is a stale error, and
+        the refused flush then leaves every object as it was (none half reloaded).
         """
+        found = []
         for state in list(self.tracker.candidates) + list(self._marked):
             committed = state.committed
             if committed is None or state.key is None or NOT_LOADED not in committed:
@@ -124,17 +127,20 @@ class FlushingMixin:
                 ordering = state.mapper.ordering_columns
                 if not any(committed[column.index] is NOT_LOADED and column.name in values for column in ordering):
                     continue
-            try:
-                self._load_expired(state)
-            except ObjectDeletedError:
-                if unknown_version:
-                    raise StaleDataError(
-                        f"flush(): {state.describe()} was expired and its row is gone: another session deleted "
-                        f"it, so there is no {version.qualified_name} to check. Nothing was written; "
-                        f"expunge() the object, or rollback()",
-                        obj=state.obj, expected=None, found=None,
-                    ) from None
-                # the flush's UPDATE or DELETE will report the missing row
+            self._check("load")
+            row = self._read_row(state)
+            if row is not None:
+                found.append((state, row))
+            elif unknown_version:
+                raise StaleDataError(
+                    f"flush(): {state.describe()} was expired and its row is gone: another session deleted "
+                    f"it, so there is no {version.qualified_name} to check. Nothing was written; "
+                    f"expunge() the object, or rollback()",
+                    obj=state.obj, expected=None, found=None,
+                )
+            # (no row and no version: the flush's UPDATE or DELETE will report the missing row)
+        for state, row in found:
+            self._fill_expired(state, row)
 
     def _collect_changes(self):
         self._reload_expired_snapshots()

@@ -357,18 +357,26 @@ class LoadingMixin:
     def _load_expired(self, state):
         """Reload an expired object's missing columns (called when one of them is read)."""
         self._check("load")
-        mapper = state.mapper
-        rows = self._select_by_key(mapper, state.key[1])
-        if not rows:
+        row = self._read_row(state)
+        if row is None:
             raise ObjectDeletedError(
                 f"{state.describe()} was expired and its row is no longer in the database; "
                 f"expunge() the object, or add a new one"
             )
+        self._fill_expired(state, row)
+
+    def _read_row(self, state):
+        """The row of a held object as it is now, its values converted (None: no row).  Apart
+        from _fill_expired, so that a caller may read several rows before it applies any."""
+        mapper = state.mapper
+        rows = self._select_by_key(mapper, state.key[1])
+        if not rows:
+            return None
         row = list(rows[0])
         for index, convert in mapper.load_converters:
             if row[index] is not None:
                 row[index] = convert(row[index])
-        self._fill_expired(state, tuple(row))
+        return tuple(row)
 
     def refresh(self, obj, fields=None):
         """Reload ``fields`` (default: all) from the database now, discarding unflushed changes to them.
