@@ -875,16 +875,19 @@ class Model:
 
     def _load_for_flush(self):
         """flush_loads_expired == "first": before planning, objects the flush may write (assigned
-        since the last flush, or marked) read back their expired fields, when their row exists."""
-        for obj in sorted(self.objects.values(), key=lambda obj: (obj.marked, obj.seq)):
-            if obj.state != PERSISTENT or not (obj.assigned or obj.marked):
-                continue
-            # The version its UPDATE or DELETE checks is expired: read the row's (the object
-            # never read one to compare with); no row means someone else deleted it.
-            unknown_version = obj.table.versioned and "version" not in obj.snapshot
-            if unknown_version and obj.key not in self.db[obj.table.name]:
+        since the last flush, or marked) read back their expired fields, when their row exists.
+
+        The version an UPDATE or DELETE checks may be expired: the row's is read (the object never
+        read one to compare with), and no row means someone else deleted it: the stale error,
+        found before anything is loaded, so the refused flush changes no object."""
+        writing = [obj for obj in sorted(self.objects.values(), key=lambda obj: (obj.marked, obj.seq))
+                   if obj.state == PERSISTENT and (obj.assigned or obj.marked)]
+        for obj in writing:
+            if obj.table.versioned and "version" not in obj.snapshot and obj.key not in self.db[obj.table.name]:
                 self.situations.add("a flush found the row of an object with an expired version gone")
                 raise Refused("stale", f"flush(): {obj!r} has an expired version and its row is gone")
+        for obj in writing:
+            unknown_version = obj.table.versioned and "version" not in obj.snapshot
             if self.caps.flush_loads_expired == "ordering" and not obj.marked and not unknown_version:
                 # Only an assignment over an expired key, unique or foreign-key field makes the
                 # flush read the row first (its old value orders the flush).
