@@ -95,6 +95,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         self.counter = itertools.count(1)
         self.reopened = False
         self.injections = 0
+        self.races = 0
         self.seen = set()
         self.directory = None
         self.connection = None
@@ -524,17 +525,22 @@ class ConformanceMachine(RuleBasedStateMachine):
             key = obj.key if obj.key is not None else obj.table.key_of(obj.values)
             if key is not None and (obj.table.name, key) in claimed:
                 continue
-            held = model.held(obj.table, key) if key is not None else None
-            # Not drawn where merge() takes the held object as it is (merge_finds_like_get): with
-            # its version expired, SQLAlchemy skips the version check and copies the source's
-            # version onto it, which the model does not follow.
-            unchecked = (not self.caps.merge_finds_like_get and obj.table.versioned and held is not None
-                         and "version" not in model.objects[held].values)
-            if self.caps.merge and len(obj.values) == len(obj.table.columns) and not unchecked:
+            if self._may_merge_loading(obj, key):
                 choices.append((handle, True))
             if self.caps.merge_without_load and obj.state == DETACHED:
                 choices.append((handle, False))
         return choices
+
+    def _may_merge_loading(self, obj, key):
+        """Whether merge(obj, load=True) may be drawn for an object with this key (see merge_sources)."""
+        model = self.model
+        held = model.held(obj.table, key) if key is not None else None
+        # Not drawn where merge() takes the held object as it is (merge_finds_like_get): with
+        # its version expired, SQLAlchemy skips the version check and copies the source's
+        # version onto it, which the model does not follow.
+        unchecked = (not self.caps.merge_finds_like_get and obj.table.versioned and held is not None
+                     and "version" not in model.objects[held].values)
+        return self.caps.merge and len(obj.values) == len(obj.table.columns) and not unchecked
 
     @precondition(lambda self: self.usable() and bool(self.merge_sources()))
     @rule(target=objects, pick=_from_machine("merge_sources"))
@@ -542,6 +548,10 @@ class ConformanceMachine(RuleBasedStateMachine):
         """merge(obj, load=...): the session's object for the row gets the values (see Model.merge)."""
         self._event("rule: merge")
         handle, load = pick
+        return multiple(*self._merge(handle, load))
+
+    def _merge(self, handle, load):
+        """Run merge(obj, load=...) on both sides; returns the new handles it made."""
         label = f"merge({handle}, load={load})"
         refused, expected, actual = self._attempt(label, lambda: self.model.merge(handle.hid, load),
                                                   lambda: self.adapter.merge(handle.obj, load))
@@ -552,15 +562,15 @@ class ConformanceMachine(RuleBasedStateMachine):
             for hid in range(len(self.handles), len(self.model.objects)):
                 obj = self.model.objects[hid]
                 found.append(self._remember(hid, held.get((obj.table.name, obj.key)), obj.table))
-            return multiple(*found)
+            return found
         outcome, hid = expected
         if outcome == "held":
             if actual is not self.handles[hid].obj:
                 raise AssertionError(f"{label} returned {actual!r}, not the held object {self.handles[hid]}")
-            return multiple()
+            return []
         if actual is None or id(actual) in self.by_object:
             raise AssertionError(f"{label} returned {actual!r}; the oracle expected a new object")
-        return multiple(self._remember(hid, actual, handle.table))
+        return [self._remember(hid, actual, handle.table)]
 
     @precondition(lambda self: self.usable() and bool(self.bundle_handles()))
     @rule(handle=_from_machine("handles_to_edit"), field=st.sampled_from(("name", "note")),
@@ -625,8 +635,13 @@ class ConformanceMachine(RuleBasedStateMachine):
             target = self.adapter.loaded(handle.obj, ("data",))["data"]
             _change_in_place(target, path, value)
 
-        self._attempt(f"{handle}.data{_path_text(path)} <- {value!r}",
-                      lambda: self.model.change_json(handle.hid, path, value), perform)
+        self._attempt_in_place(f"{handle}.data{_path_text(path)} <- {value!r}",
+                               lambda: self.model.change_json(handle.hid, path, value), perform)
+
+    def _attempt_in_place(self, label, predict, perform):
+        """``_attempt`` for a change made in place, which no assignment announces (a layered
+        machine may tell it apart)."""
+        return self._attempt(label, predict, perform)
 
     @precondition(lambda self: self.usable() and bool(self.bundle_handles()))
     @rule(handle=_from_machine("handles_to_edit"), field=st.sampled_from(("name", "note", "code", "data", "price")))
@@ -726,6 +741,10 @@ class ConformanceMachine(RuleBasedStateMachine):
             self._event("a query returned objects")
         return multiple(*new)
 
+    def _adopt_loaded(self):
+        """Hook for a layered machine: objects the oracle loaded without a rule asking become
+        handles (see relations_machine)."""
+
     def _key_of(self, obj, table):
         """The key of an object the implementation just loaded (it is loaded, so no SQL)."""
         loaded = self.adapter.loaded(obj, table.key)
@@ -746,21 +765,29 @@ class ConformanceMachine(RuleBasedStateMachine):
         rest = []
         for table in model.schema.tables:
             rows = model.db[table.name]
-            for key, row in sorted(rows.items()):
-                bump = {"version": row["version"] + 1} if table.versioned else {}
+            for key in sorted(rows):
                 choices = first if (table.name, key) in held else rest
-                choices.append(("UPDATE", table.name, key, dict(note=None if row["note"] == "w" else "w", **bump)))
-                new_name = TEXTS[(TEXTS.index(row["name"]) + 1) % len(TEXTS)] if row["name"] in TEXTS else "ann"
-                choices.append(("UPDATE", table.name, key,
-                                dict(name=new_name, price="1.10" if row["price"] == "1.1" else "1.1", **bump)))
-                if not self._referenced(table, key):
-                    choices.append(("DELETE", table.name, key, {}))
+                choices.extend(self._row_writes(table, key))
             values = self._fresh_values(table, "bob", "w", False)
             taken = [key[0] for key in rows] + [obj.key[0] for obj in model.objects.values()
                                                 if obj.table is table and obj.key is not None]
             values[table.key[0]] = max(taken, default=0) + 1
             rest.append(("INSERT", table.name, table.key_of(values), values))
         return first + rest
+
+    def _row_writes(self, table, key):
+        """``(verb, table name, key, values)``: what another connection may do to one row now: an
+        UPDATE of note, or of name and price (each a value the row does not hold, and the next
+        version), and a DELETE when no row references it."""
+        row = self.model.db[table.name][key]
+        bump = {"version": row["version"] + 1} if table.versioned else {}
+        new_name = TEXTS[(TEXTS.index(row["name"]) + 1) % len(TEXTS)] if row["name"] in TEXTS else "ann"
+        writes = [("UPDATE", table.name, key, dict(note=None if row["note"] == "w" else "w", **bump)),
+                  ("UPDATE", table.name, key, dict(name=new_name, price="1.10" if row["price"] == "1.1" else "1.1",
+                                                   **bump))]
+        if not self._referenced(table, key):
+            writes.append(("DELETE", table.name, key, {}))
+        return writes
 
     def _referenced(self, table, key):
         for child, column in self.model.schema.children(table.name):
@@ -773,7 +800,10 @@ class ConformanceMachine(RuleBasedStateMachine):
     def outside_write(self, pick):
         """Another connection commits an UPDATE, DELETE or INSERT between the session's transactions."""
         self._event("rule: outside_write")
-        verb, table_name, key, values = pick
+        self._write_outside(*pick)
+
+    def _write_outside(self, verb, table_name, key, values):
+        """Commit one write on the other connection, and tell the oracle."""
         table = self.model.schema.table(table_name)
         self._event(f"outside {verb}" + (" of a versioned row" if table.versioned else ""))
         where = " AND ".join(f"{column} = ?" for column in table.key)
@@ -786,6 +816,87 @@ class ConformanceMachine(RuleBasedStateMachine):
             assignments = ", ".join(f"{column} = ?" for column in values)
             self.writer.execute(f"UPDATE {table_name} SET {assignments} WHERE {where}", list(values.values()) + list(key))
         self.model.outside_write(verb, table, key, values)
+
+    def race_choices(self):
+        """``(handle, write, action)``: a held object, which of ``_row_writes`` another connection
+        commits to its row, and what the session then does with the object from what it loaded
+        (see race).  "merge" needs an object with every field loaded (see merge_sources)."""
+        model = self.model
+        if not self.caps.outside_writers or self.races >= 2:
+            return []  # (at most two a program: each commits, and a stale error ends in a rollback)
+        choices = []
+        for handle in self.bundle_handles():
+            obj = model.objects[handle.hid]
+            if obj.state != PERSISTENT or obj.marked or obj.key not in model.db[handle.table.name]:
+                continue
+            actions = ["change", "delete", "expire"]
+            if self.caps.merge and len(obj.values) == len(handle.table.columns):
+                actions.append("merge")
+            for write in range(len(self._row_writes(handle.table, obj.key))):
+                choices.extend((handle, write, action) for action in actions)
+        return choices
+
+    @precondition(lambda self: self.usable() and bool(self.race_choices()))
+    @rule(target=objects, pick=_from_machine("race_choices"), retry=st.booleans())
+    def race(self, pick, retry):
+        """Another connection writes the row of a held object, then the session goes on from
+        what it loaded: "change" assigns a name and flushes (a versioned row: the stale error;
+        otherwise the UPDATE must leave the other writer's columns as they are), "delete" deletes
+        and flushes, "expire" expires the object first (the flush reads the row: moved on, or
+        gone), "merge" expunges it before the write and merges it back after.
+
+        A transaction still open is committed first: the other connection writes only between
+        the session's transactions.  With ``retry``, a failed UPDATE is rolled back and the same
+        change flushed again, now against the row as it is.  One rule, because these steps drawn
+        apart rarely meet in one program (outside_write alone reaches few held rows).
+        """
+        self._event("rule: race")
+        self.races += 1
+        handle, write, action = pick
+        model = self.model
+        if self.connection.in_transaction or model.depth() != 0:
+            refused, _, _ = self._attempt("commit()", model.commit, self.adapter.commit)
+            self._sync_savepoints()
+            if refused or self.connection.in_transaction:
+                return multiple()
+        obj = model.objects[handle.hid]
+        if obj.state != PERSISTENT or obj.key not in model.db[handle.table.name]:
+            return multiple()  # the commit's flush deleted the row (a cascade)
+        writes = self._row_writes(handle.table, obj.key)
+        if write >= len(writes):
+            return multiple()  # the commit gave the row a referencing row
+        if action == "merge":
+            self._attempt(f"expunge({handle})", lambda: model.expunge(handle.hid),
+                          lambda: self.adapter.expunge(handle.obj))
+            self._write_outside(*writes[write])
+            return multiple(*self._merge(handle, True))
+        self._write_outside(*writes[write])
+        self._race_step(handle, action)
+        if model.failed and retry and action != "delete":
+            self._event("a rollback, and the same change flushed again")
+            self._attempt("rollback()", model.rollback, self.adapter.rollback)
+            self._sync_savepoints()
+            if model.objects[handle.hid].state == PERSISTENT:
+                self._race_step(handle, "change")
+        return multiple()
+
+    def _race_step(self, handle, action):
+        """What race() does after the outside write: change, delete or expire-and-change, then flush."""
+        if action == "expire":
+            self._attempt(f"expire({handle})", lambda: self.model.expire(handle.hid),
+                          lambda: self.adapter.expire(handle.obj))
+        if action == "delete":
+            self._attempt(f"delete({handle})", lambda: self.model.delete(handle.hid),
+                          lambda: self.adapter.delete(handle.obj))
+            self._adopt_loaded()  # children the delete found, while they are still held
+        else:
+            # Another name than the object holds, or (expired, as after the rollback) than its row
+            # holds: either way an UPDATE to send.
+            obj = self.model.objects[handle.hid]
+            row = self.model.db[handle.table.name].get(obj.key, {})
+            name = obj.values.get("name", row.get("name"))
+            self._set(handle, "name", TEXTS[(TEXTS.index(name) + 1) % len(TEXTS)] if name in TEXTS else "ann")
+        self._attempt("flush()", self.model.flush, self.adapter.flush)
 
     # -- rules: transactions --------------------------------------------------------------
 

@@ -274,12 +274,15 @@ class RelationsMachine(ConformanceMachine):
                       lambda: self.adapter.remove(parent.obj, relation, child.obj))
 
     @precondition(lambda self: self.usable() and bool(self.rekeyable()))
-    @rule(pick=_from_machine("rekeyable"))
-    def set_key(self, pick):
-        """Assign a new primary key (``id``, or ``k1`` of a composite key)."""
+    @rule(pick=_from_machine("rekeyable"), then_flush=st.booleans())
+    def set_key(self, pick, then_flush):
+        """Assign a new primary key (``id``, or ``k1`` of a composite key), maybe flushed at once
+        (drawn apart, a later step often expires, rolls back or changes the key again first)."""
         self._event("rule: set_key")
         handle, value = pick
         self._set(handle, handle.table.key[0], next(self.counter) if value is None else value)
+        if then_flush:
+            self._attempt("flush()", self.model.flush, self.adapter.flush)
 
     @precondition(lambda self: self.usable() and bool(self.switch_candidates()))
     @rule(target=ConformanceMachine.objects, handle=_from_machine("switch_candidates"), name=st.sampled_from(machine.TEXTS))
@@ -322,6 +325,12 @@ class RelationsMachine(ConformanceMachine):
                 if model.frames and model.frames[-1] is frame:
                     model.touch_changed(before)
         return super()._attempt(label, predict_and_touch, perform)
+
+    def _attempt_in_place(self, label, predict, perform):
+        """A JSON value changed in place is no touch: the session learns of it only by comparing
+        at the flush, and a rollback puts the value back without counting the object as changed
+        (a JSON column is no foreign key, so no loaded collection can differ for it)."""
+        return ConformanceMachine._attempt(self, label, predict, perform)
 
     # -- the invariant --------------------------------------------------------------------
 

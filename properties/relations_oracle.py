@@ -540,6 +540,14 @@ class RelationsModel(Model):
         self._touch(hid)
         self._forget_references(hid)
 
+    def rollback(self):
+        """The base rollback; an object it expires because a stale error named it forgets its
+        cached references too, as expire() does."""
+        stale = self.stale_hid
+        super().rollback()
+        if stale is not None and self.caps.stale_rollback_expires and self.objects[stale].state == PERSISTENT:
+            self._forget_references(stale)
+
     def refresh(self, hid, fields=None, visited=None):
         """refresh(), then (of the whole object) the loaded collections' persistent objects
         (refresh cascade, each object once)."""
@@ -672,10 +680,12 @@ class RelationsModel(Model):
         """Fill foreign keys from the keys this flush generated (the rows are all in by now).
 
         A foreign key set by value to a key SQLite generates only in this flush (a key it hands
-        out again) could not be ordered after that INSERT: its statement ran first and failed."""
+        out again) could not be ordered after that INSERT: its statement ran first and failed.
+        A row naming the key SQLite gives that very row passes: SQLite checks the foreign key
+        when the statement ends, with the row in."""
         for verb, hid, table_name, value in self._early:
             for other, (key, _) in keys.items():
-                if self.objects[other].table.name == table_name and key == (value,) and \
+                if other != hid and self.objects[other].table.name == table_name and key == (value,) and \
                         self.objects[other].values.get("id") is None:
                     self.situations.add("a foreign key named a key SQLite generated later in the flush")
                     return Refused("flush", f"{verb} {self.objects[hid]!r}: {table_name} row {value} did not exist "
@@ -727,6 +737,15 @@ class RelationsModel(Model):
         self.situations.add("a flush changed a " + ("composite" if len(obj.key) > 1 else "natural") + " primary key")
         return self._check_statement(trial, obj.table, row)
 
+    def _related(self, hid):
+        """Whether relationships take part in a row switch of this object: it caches a parent or
+        holds a loaded, non-empty collection, or another object caches it as its parent."""
+        obj = self.objects[hid]
+        if any(value is not None and value != [] for value in obj.links.values()):
+            return True
+        return any(other.links.get(rel.ref_link) == hid for other in self.objects.values()
+                   for rel in self.references_of(other.table) if rel.parent is obj.table)
+
     def _new_key(self, obj):
         """The key an object's row has once its UPDATE ran (its values' key; an expired key
         column has not changed)."""
@@ -752,7 +771,9 @@ class RelationsModel(Model):
         if fills is None:
             return
         for new, old in switches.items():
-            self.situations.add("a row switch of an object with relationships")
+            self.situations.add("a row switch")
+            if self._related(old) or self._related(new):
+                self.situations.add("a row switch of an object with relationships")
             # Children that cached the deleted object now belong to the row's new object.
             for rel in self.collections_of(self.objects[old].table):
                 for child in self.objects[old].links.get(rel.list_link) or ():
