@@ -868,6 +868,8 @@ class ConformanceMachine(RuleBasedStateMachine):
         if action == "merge":
             self._attempt(f"expunge({handle})", lambda: model.expunge(handle.hid),
                           lambda: self.adapter.expunge(handle.obj))
+            if not self._may_merge_loading(obj, obj.key):
+                return multiple()  # the commit expired it (expire_on_commit): see merge_sources
             self._write_outside(*writes[write])
             return multiple(*self._merge(handle, True))
         self._write_outside(*writes[write])
