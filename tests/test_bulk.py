@@ -536,3 +536,19 @@ def test_after_sqlite_rolls_back_a_bulk_write_entirely_the_refusal_names_the_cau
     assert "no xx here" in message
     assert "SQLite rolled back the whole transaction, so earlier flushes are undone too" in message
     assert raised.value.original is failed.value
+
+
+def test_bulk_save_objects_remembers_what_it_wrote_so_a_second_save_updates_only_what_changed(file_session, other):
+    """An inserted object leaves with a snapshot of the row it wrote (found by mutation testing:
+    without it a second save could not tell what changed)."""
+    user = User(name="ann2", email="a2@x.org")
+    file_session.bulk_save_objects([user])
+    with uow.capture_sql() as statements:
+        file_session.bulk_save_objects([user])
+    assert dml(statements) == []
+    user.email = "new@x.org"
+    with uow.capture_sql() as statements:
+        file_session.bulk_save_objects([user])
+    assert dml(statements) == [('UPDATE "users" SET "email" = ? WHERE "users"."id" = ?', True)]
+    file_session.commit()
+    assert other.execute("SELECT name, email FROM users WHERE id = ?", (user.id,)).fetchall() == [("ann2", "new@x.org")]

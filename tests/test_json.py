@@ -449,3 +449,19 @@ def test_a_refused_huge_value_is_shown_cut_short_in_the_message(session):
         session.flush()
     assert len(str(caught.value)) < 700
     assert "...(100,008 characters)..." in str(caught.value)  # the repr, quotes and escape included
+
+
+def test_a_savepoint_rollback_keeps_the_json_value_of_an_object_it_did_not_touch(file_session, other):
+    """A rollback puts back JSON values changed in place since the savepoint began; one that did
+    not change stays the same object, so a reference the user holds still edits the object (found
+    by mutation testing: replacing it by an equal copy lost the user's later changes)."""
+    doc = file_session.get(Doc, 1)
+    tags = doc.tags
+    with file_session.begin_nested() as savepoint:
+        file_session.add(Doc(id=5, tags=["x"]))
+        file_session.flush()
+        savepoint.rollback()
+    assert doc.tags is tags
+    tags.append("b")
+    file_session.commit()
+    assert stored(other, "tags") == '["a","b"]'

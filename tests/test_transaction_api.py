@@ -189,3 +189,25 @@ def test_wb_a_commit_refused_by_the_driver_leaves_the_transaction_open_for_a_ret
     assert connection.execute("SELECT code, name FROM countries").fetchall() == [("fr", "France")]
     session.close()
     connection.close()
+
+
+def test_an_error_in_a_transaction_block_whose_transaction_already_ended_still_propagates(session):
+    """``with session.begin():`` never swallows the block's exception, also when the block ended its
+    transaction itself (found by mutation testing)."""
+    with pytest.raises(ValueError, match="from the block"):
+        with session.begin() as transaction:
+            transaction.commit()
+            raise ValueError("from the block")
+    with pytest.raises(ValueError, match="from the block"):
+        with session.begin_nested() as savepoint:
+            savepoint.rollback()
+            raise ValueError("from the block")
+
+
+def test_busy_timeout_of_zero_seconds_means_fail_at_once():
+    connection = uow.connect(":memory:")
+    try:
+        uow.Session(connection, busy_timeout=0)
+        assert connection.execute("PRAGMA busy_timeout").fetchone()[0] == 0
+    finally:
+        connection.close()
