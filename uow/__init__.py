@@ -36,7 +36,8 @@ from .mapping import Column, ForeignKey, mapper_of, mapper_of_object
 from .relationships import Collection, Reference
 from .plan import Constraint, FlushPlan, Step, StepKind
 from .schema import create_all, create_table_sql
-from .session import Session, SessionStats, identity_key
+from .features import Session
+from .session import SessionStats, identity_key
 from .states import STATE_ATTRIBUTE, ObjectState
 from .transaction import NestedTransaction, SessionTransaction, TransactionState
 from .events import EVENT_NAMES, listen, remove_listener

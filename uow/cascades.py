@@ -1,67 +1,73 @@
 """The session's side of relationships: setting references, and cascading operations along them.
 
-Part of the Session (assembled in ``session``).  ``relationships`` keeps the two sides of a
+:class:`Cascades` is a part the session composes.  ``relationships`` keeps the two sides of a
 link in step in memory; this module adds what needs the session: a reference set on an object
 of the session (recorded in the undo log, a change for the next flush), an object appended to a
 collection joining the session (save-update), and the objects an add, delete, expunge or
-refresh reaches along relationships whose ``cascade`` names that operation.
+refresh reaches along relationships whose ``cascade`` names that operation.  The first four
+methods are what a relationship asks of its session (the hooks declared in ``hooks``).
 """
 
 from .errors import InvalidStateError
+from .loading import points_at
 from .relationships import set_reference
 from .states import STATE_ATTRIBUTE, ObjectState
 
 PERSISTENT = ObjectState.PERSISTENT
 
 
-class CascadesMixin:
-    """The Session's relationship bookkeeping (see the module docstring)."""
+class Cascades:
+    """The session's relationship bookkeeping (see the module docstring)."""
 
-    def _set_reference(self, state, reference, target):
+    def __init__(self, session):
+        self.session = session
+
+    def set_reference(self, state, reference, target):
         """``obj.user = target`` on an object of this session."""
-        self._check("set " + reference.name)
+        session = self.session
+        session._check("set " + reference.name)
         if target is not None:
             target_state = target.__dict__.get(STATE_ATTRIBUTE)
-            if target_state is not None and target_state.session not in (None, self):
+            if target_state is not None and target_state.session not in (None, session):
                 raise InvalidStateError(
                     f"{state.describe()}.{reference.name} = {target!r}: that object belongs to another session"
                 )
             if "save-update" in reference.cascade and (target_state is None or target_state.session is None):
-                self._refuse_to_add(target)
-                self._add(target)
-        self.undo.record(state)
+                session._refuse_to_add(target)
+                session._add(target)
+        session.undo.record(state)
         set_reference(state.obj, reference, target)
         if state.status is PERSISTENT:
-            self.tracker.note_assignment(state)
+            session.tracker.note_assignment(state)
 
-    def _adopting(self, collection, item):
+    def adopting(self, collection, item):
         """``item`` is about to be appended to a collection of an object in this session: refuse it
         now, before the list or the item changes, if the session cannot take it (the wrong
         thread, an object of another session...)."""
-        self._check("append to " + collection.name)
+        self.session._check("append to " + collection.name)
         item_state = item.__dict__.get(STATE_ATTRIBUTE)
         if "save-update" in collection.cascade and (item_state is None or item_state.session is None):
-            self._refuse_to_add(item)
+            self.session._refuse_to_add(item)
 
-    def _adopted(self, collection, item):
+    def adopted(self, collection, item):
         """``item`` was appended to a collection of an object in this session: save-update brings it in."""
         item_state = item.__dict__.get(STATE_ATTRIBUTE)
         if "save-update" in collection.cascade and (item_state is None or item_state.session is None):
-            self._add(item)
+            self.session._add(item)
 
-    def _orphaned(self, collection, item):
+    def orphaned(self, collection, item):
         """``item`` was removed from a collection: with delete-orphan it goes, otherwise it stays unlinked."""
         if "delete-orphan" not in collection.cascade:
             return
         state = item.__dict__.get(STATE_ATTRIBUTE)
-        if state is not None and state.session is self:
-            self.delete(item)
+        if state is not None and state.session is self.session:
+            self.session.delete(item)
 
-    def _cascade(self, obj, cascade):
+    def related(self, obj, cascade):
         """The objects one step from ``obj`` along relationships whose cascade includes ``cascade``.
 
         Only what is already in memory is followed (a cached reference, a loaded collection),
-        except for "delete", which finds every child, loaded or not (see :meth:`_children_of`).
+        except for "delete", which finds every child, loaded or not (see :meth:`children_of`).
         """
         mapper = type(obj).__mapper__
         values = obj.__dict__
@@ -74,14 +80,14 @@ class CascadesMixin:
             if cascade not in collection.cascade:
                 continue
             if cascade == "delete":
-                related.extend(self._children_of(obj, collection))
+                related.extend(self.children_of(obj, collection))
                 continue
             held = values.get(collection.name)
             if held is not None:
                 related.extend(held)
         return related
 
-    def _children_of(self, obj, collection):
+    def children_of(self, obj, collection):
         """Every object of this session that points at ``obj`` through ``collection``'s reference now.
 
         A loaded collection can be stale (a child re-pointed by setting its key column, a child
@@ -92,22 +98,23 @@ class CascadesMixin:
         reference = collection.reference
         mapper = collection.target.__mapper__
         state = obj.__dict__[STATE_ATTRIBUTE]
+        session = self.session
         candidates = []
         if state.key is not None:
-            candidates.extend(self._select_referring(mapper, reference, state))
-        candidates.extend(other.obj for other in list(self._pending) + list(self.tracker.candidates)
+            candidates.extend(session.loader.select_referring(mapper, reference, state))
+        candidates.extend(other.obj for other in list(session._pending) + list(session.tracker.candidates)
                           if other.mapper is mapper)
         candidates.extend(obj.__dict__.get(collection.name) or ())
         children = []
         for child in candidates:
             child_state = child.__dict__.get(STATE_ATTRIBUTE)
-            if child_state is None or child_state.session is not self or any(c is child for c in children):
+            if child_state is None or child_state.session is not session or any(c is child for c in children):
                 continue
-            if self._points_at(child, reference, obj):
+            if points_at(child, reference, obj):
                 children.append(child)
         return children
 
-    def _unlink_children(self, obj):
+    def unlink_children(self, obj):
         """Children without delete cascade no longer point at a deleted parent, loaded or not.
 
         The children are looked up in the database too (one SELECT per collection), so that
@@ -119,9 +126,9 @@ class CascadesMixin:
         for collection in type(obj).__mapper__.collections:
             if "delete" in collection.cascade:
                 continue
-            for child in self._children_of(obj, collection):
+            for child in self.children_of(obj, collection):
                 child_state = child.__dict__.get(STATE_ATTRIBUTE)
-                if child_state is not None and child_state in self._marked:
+                if child_state is not None and child_state in self.session._marked:
                     continue
                 if collection.reference.nullable:
                     setattr(child, collection.reference.name, None)

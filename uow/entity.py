@@ -99,7 +99,7 @@ class Entity:
     def __setattr__(self, name, value):
         state = self.__dict__.get(STATE_ATTRIBUTE)
         if state is not None and state.session is not None:
-            state.session._attribute_set(state, name, value)
+            state.session.hooks.attribute_set(state, name, value)
             return
         references = type(self).__mapper__.references_by_column.get(name)
         if references:

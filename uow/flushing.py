@@ -128,7 +128,7 @@ class FlushingMixin:
                 if not any(committed[column.index] is NOT_LOADED and column.name in values for column in ordering):
                     continue
             self._check("load")
-            row = self._read_row(state)
+            row = self.loader.read_row(state)
             if row is not None:
                 found.append((state, row))
             elif unknown_version:
@@ -140,7 +140,7 @@ class FlushingMixin:
                 )
             # (no row and no version: the flush's UPDATE or DELETE will report the missing row)
         for state, row in found:
-            self._fill_expired(state, row)
+            self.loader.fill_expired(state, row)
 
     def _collect_changes(self):
         self._reload_expired_snapshots()

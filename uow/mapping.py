@@ -173,7 +173,7 @@ class Column:
                 f"{owner.__name__}.{self.name} of {state.describe()} was expired and the object has no "
                 f"session to reload it from; add() it to a session first, or avoid expiring it"
             )
-        state.session._load_expired(state)
+        state.session.hooks.load_expired(state)
         return obj.__dict__[self.name]
 
     @property

@@ -170,7 +170,7 @@ class Reference(Relationship):
                     f"has no session to load it from; add() it to a session first"
                 )
             return None
-        return state.session._load_reference(state, self, key_values)
+        return state.session.hooks.load_reference(state, self, key_values)
 
     def __set__(self, obj, target):
         if target is not None and not isinstance(target, self.target):
@@ -179,7 +179,7 @@ class Reference(Relationship):
             )
         state = obj.__dict__.get(STATE_ATTRIBUTE)
         if state is not None and state.session is not None:
-            state.session._set_reference(state, self, target)
+            state.session.hooks.set_reference(state, self, target)
         else:
             set_reference(obj, self, target)
 
@@ -290,7 +290,7 @@ class Collection(Relationship):
                 f"has no session to load it from; add() it to a session first"
             )
         else:
-            items = state.session._load_collection(state, self)
+            items = state.session.hooks.load_collection(state, self)
         held = RelatedList(obj, self, items)
         values[self.name] = held
         return held
@@ -334,10 +334,10 @@ class RelatedList(list):
         state = self.owner.__dict__.get(STATE_ATTRIBUTE)
         session = state.session if state is not None else None
         if session is not None:
-            session._adopting(self.collection, item)  # refusals come before any change
+            session.hooks.adopting(self.collection, item)  # refusals come before any change
         setattr(item, self.collection.reference.name, self.owner)
         if session is not None:
-            session._adopted(self.collection, item)
+            session.hooks.adopted(self.collection, item)
 
     def _release(self, item):
         if item.__dict__.get(self.collection.reference.name) is self.owner or \
@@ -345,7 +345,7 @@ class RelatedList(list):
             setattr(item, self.collection.reference.name, None)
         state = self.owner.__dict__.get(STATE_ATTRIBUTE)
         if state is not None and state.session is not None:
-            state.session._orphaned(self.collection, item)
+            state.session.hooks.orphaned(self.collection, item)
 
     def append(self, item):
         self._adopt(item)  # set_reference appends it to this (loaded) list

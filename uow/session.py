@@ -30,17 +30,14 @@ import itertools
 import threading
 import types
 
-from .bulk import BulkMixin
-from .cascades import CascadesMixin
-from .databases import DatabasesMixin
+from .cascades import Cascades
 from .errors import DuplicateIdentityError, InvalidStateError, TransactionError, WrongThreadError
 from .events import Listeners, dispatch, has_listeners
 from .executor import Executor
 from .flushing import FlushingMixin
 from .identity import IdentityMap, collector_paused, format_key
-from .loading import LoadingMixin
-from .mapping import entity_objects, mapper_of, mapper_of_class, mapper_of_object
-from .merging import MergingMixin
+from .loading import Loader
+from .mapping import entity_objects, mapper_of_class, mapper_of_object
 from .rollback import Memento, RollbackMixin
 from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
 from .tracking import ChangeTracker, changed_fields, original_value
@@ -94,7 +91,7 @@ class SessionStats:
     flushes: int
 
 
-class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, MergingMixin, BulkMixin, DatabasesMixin):
+class Session(FlushingMixin, RollbackMixin):
     """A unit of work over one sqlite3 connection (open it with :func:`uow.connect`).
 
     ::
@@ -142,6 +139,10 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         self._flushing = False
         self._listening = None  # the event whose listeners are running (see uow.events)
         self._flush_count = 0
+        # The parts this session is composed of, each given the session it works for.
+        self.loader = Loader(self)
+        self.cascades = Cascades(self)
+        self.hooks = EntityHooks(self)  # what entity objects may call (see uow.hooks)
 
     # -- guards ---------------------------------------------------------------------------
 
@@ -165,6 +166,16 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
             raise InvalidStateError(
                 f"{operation}(): {obj!r} is {status.value} and belongs to {where}; "
                 f"it must be in this session (add() it first)"
+            )
+        return state
+
+    def _persistent_state(self, obj, operation):
+        """The state of ``obj``, which must be persistent in this session."""
+        state = self._own_state(obj, operation)
+        if state.status is not PERSISTENT:
+            raise InvalidStateError(
+                f"{operation}(): {obj!r} is {state.status.value}; only persistent objects have a row to "
+                f"{operation} from"
             )
         return state
 
@@ -241,7 +252,7 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
             )
         # (An object already here, pending or persistent, is accepted as it is.)
         if mapper.references or mapper.collections:
-            for related in self._cascade(obj, "save-update"):
+            for related in self.cascades.related(obj, "save-update"):
                 related_state = related.__dict__.get(STATE_ATTRIBUTE)
                 if related_state is None or related_state.session is not self:
                     self._refuse_to_add(related, operation, seen)
@@ -265,17 +276,12 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
             self._pending[state] = None
         elif status is ObjectState.DETACHED:
             self.undo.record(state)
-            state.move(ObjectState.PERSISTENT, "add")
-            state.session = self
-            state.sequence = next(self._sequence)
-            self.identity.add(state.key, obj)
-            self.tracker.note_assignment(state)
-            if mapper.json_columns:
-                self.tracker.watch(state)
+            self._make_persistent(state, state.key, state.committed, "add")
+            self.tracker.note_assignment(state)  # changed while it was away, perhaps: compare it
         elif state in self._marked:
             self._take_back_delete(state)
         if mapper.references or mapper.collections:
-            for related in self._cascade(obj, "save-update"):
+            for related in self.cascades.related(obj, "save-update"):
                 related_state = related.__dict__.get(STATE_ATTRIBUTE)
                 if related_state is None or related_state.session is not self:
                     self._add(related)  # objects already here brought in their own cascade
@@ -377,12 +383,12 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
             self._marked[state] = done
             # Loading the children must not autoflush: that would delete the parent before them.
             with self.no_autoflush:
-                for child in self._cascade(obj, "delete"):
+                for child in self.cascades.related(obj, "delete"):
                     child_state = child.__dict__[STATE_ATTRIBUTE]
                     if child_state.status is ObjectState.PENDING or child_state not in self._marked:
                         done.append((child, None))
                     self.delete(child)
-                done.extend(self._unlink_children(obj))
+                done.extend(self.cascades.unlink_children(obj))
 
     # -- events -----------------------------------------------------------------------------
 
@@ -432,24 +438,88 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
             )
         self._around("begin", lambda: self.transaction.begin(mode, for_writing=for_writing, **options))
 
-    # -- change tracking ------------------------------------------------------------------
+    # -- the identity map and change tracking ----------------------------------------------
 
-    def _attribute_set(self, state, name, value):
-        """Called by Entity.__setattr__ for objects in this session."""
-        values = state.obj.__dict__
-        if name not in state.mapper.init_names:
-            object.__setattr__(state.obj, name, value)
-            return
-        if _get_ident() != self._owner_thread:
-            self._check("set attribute")
-        self.undo.record(state)
-        values[name] = value
-        references = state.mapper.references_by_column.get(name)
-        if references:
-            for reference in references:
-                values.pop(reference.name, None)  # reloaded from the new key when next read
-        if state.status is PERSISTENT:
-            self.tracker.note_assignment(state)
+    def _make_persistent(self, state, key, committed, operation):
+        """The one way an object becomes persistent in this session: it moves to PERSISTENT under
+        ``key`` with the snapshot ``committed``, enters the identity map (which refuses a second
+        object for the row), and is watched when a JSON column can change in place (``tracking``).
+
+        An object coming from outside the session (a loaded row, an attached or upserted object)
+        takes the next sequence number; a pending one keeps the number it was added with, so that
+        flushes order objects by when they entered the session.
+        """
+        state.move(PERSISTENT, operation)
+        if state.session is not self:
+            state.session = self
+            state.sequence = next(self._sequence)
+        state.key = key
+        state.committed = committed
+        self.identity.add(key, state.obj)
+        if state.mapper.json_columns:
+            self.tracker.watch(state)
+
+    # -- loading (the Loader does the work) -----------------------------------------------
+
+    def get(self, entity, ident):
+        """The object with this primary key (scalar, tuple or dict), or None if there is no such row.
+
+        An object already in the identity map is returned without any SQL, unless it was expired
+        (its key among the expired fields: expire(), a rollback, expire_on_commit): then get()
+        reloads it with one SELECT, and if its row is gone (another connection deleted it) the
+        object leaves the session, as if expunged, and get() returns None, as for a key it does
+        not hold.  rollback() brings the object back.
+        """
+        if _get_ident() != self._ready_thread:
+            self._check("get")
+        return self.loader.get(entity, ident)
+
+    def get_one(self, entity, ident):
+        """Like get(), but a missing row raises NotFoundError."""
+        return self.loader.get_one(entity, ident)
+
+    def all(self, entity):
+        """Every row of the entity's table, as objects, ordered by primary key."""
+        self._check("all")
+        return self.filter(entity)
+
+    def filter(self, entity, *, order_by=None, limit=None, **equals):
+        """Objects whose columns equal the given values, ordered and limited::
+
+            session.filter(User, name="ann")
+            session.filter(User, active=True, order_by="-score", limit=10)
+
+        ``order_by`` is a field name (``"-name"`` for descending) or a list of them; the default
+        is the primary key.  ``None`` matches NULL.  Results go through the identity map.
+        """
+        self._check("filter")
+        return self.loader.filter(mapper_of_class(entity, "filter"), order_by, limit, equals)
+
+    def refresh(self, obj, fields=None):
+        """Reload ``fields`` (default: all) from the database now, discarding unflushed changes to them.
+
+        refresh() does not autoflush: it exists to throw local changes away.  The refresh cascade
+        reaches each object once, also when the loaded collections form a cycle (a node that is
+        its own child, or two that hold each other).
+        """
+        self.loader.refresh(obj, fields, set())
+
+    def expire(self, obj, fields=None):
+        """Forget ``fields`` (default: all) of a persistent object; they reload when next read.
+
+        Unflushed changes to those fields are discarded.
+        """
+        self._check("expire")
+        self.loader.expire(obj, fields)
+
+    def expire_all(self):
+        """expire() every object in the identity map."""
+        self._check("expire_all")
+        for obj in list(self.identity.values()):
+            state = obj.__dict__[STATE_ATTRIBUTE]
+            self.loader.expire_state(state, state.mapper.columns)
+
+    # -- change tracking ------------------------------------------------------------------
 
     def dirty_fields(self, obj):
         """Names of the fields whose value differs from the database's (empty for pending objects)."""
@@ -625,7 +695,7 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         if self.expire_on_commit:
             for obj in self.identity.values():
                 state = obj.__dict__[STATE_ATTRIBUTE]
-                self._expire_state(state, state.mapper.columns)
+                self.loader.expire_state(state, state.mapper.columns)
             self.undo.forget()
 
     def rollback(self):
@@ -671,7 +741,7 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         self.undo.record(state)
         self._unindex(state)
         self._detach(state)
-        for related in self._cascade(obj, "expunge"):
+        for related in self.cascades.related(obj, "expunge"):
             related_state = related.__dict__.get(STATE_ATTRIBUTE)
             if related_state is not None and related_state.session is self:
                 self.expunge(related)
@@ -806,3 +876,50 @@ class Session(FlushingMixin, LoadingMixin, CascadesMixin, RollbackMixin, Merging
         stats = self.stats()
         return (f"<Session {self.transaction.state.value}: {stats.pending} pending, "
                 f"{stats.persistent} persistent, {stats.marked_for_deletion} marked for deletion>")
+
+
+class EntityHooks:
+    """The session hooks of one session (the calls ``hooks.SessionHooks`` declares), each done
+    here or handed to the part that owns it: loads to the Loader, relationships to Cascades."""
+
+    def __init__(self, session):
+        self.session = session
+
+    def attribute_set(self, state, name, value):
+        """``Entity.__setattr__`` on an object of this session."""
+        values = state.obj.__dict__
+        if name not in state.mapper.init_names:
+            object.__setattr__(state.obj, name, value)
+            return
+        session = self.session
+        if _get_ident() != session._owner_thread:
+            session._check("set attribute")
+        session.undo.record(state)
+        values[name] = value
+        references = state.mapper.references_by_column.get(name)
+        if references:
+            for reference in references:
+                values.pop(reference.name, None)  # reloaded from the new key when next read
+        if state.status is PERSISTENT:
+            session.tracker.note_assignment(state)
+
+    def load_expired(self, state):
+        self.session.loader.load_expired(state)
+
+    def load_reference(self, state, reference, key_values):
+        return self.session.loader.load_reference(state, reference, key_values)
+
+    def load_collection(self, state, collection):
+        return self.session.loader.load_collection(state, collection)
+
+    def set_reference(self, state, reference, target):
+        self.session.cascades.set_reference(state, reference, target)
+
+    def adopting(self, collection, item):
+        self.session.cascades.adopting(collection, item)
+
+    def adopted(self, collection, item):
+        self.session.cascades.adopted(collection, item)
+
+    def orphaned(self, collection, item):
+        self.session.cascades.orphaned(collection, item)

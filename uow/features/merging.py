@@ -1,6 +1,6 @@
 """Bringing outside objects into a session: merge, upsert, save_or_update, update, mark_dirty.
 
-These are part of the Session (assembled in ``session``).  They exist because objects often come
+:class:`Merger` is a feature part the session composes (``features``).  It exists because objects often come
 from somewhere else — another session, a cache, a web form — and the identity map allows only
 one object per row:
 
@@ -18,22 +18,26 @@ one object per row:
 
 import sqlite3
 
-from .columntypes import Refusal, bind_column, oversized_row
-from .errors import ColumnValueError, FlushError, InvalidStateError, StaleDataError
-from .flush import from_db
-from .mapping import MISSING, NOT_LOADED, mapper_of_object, quote
-from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
-from .tracking import changed_fields
+from ..columntypes import Refusal, bind_column, oversized_row
+from ..errors import ColumnValueError, FlushError, InvalidStateError, StaleDataError
+from ..flush import from_db
+from ..mapping import MISSING, NOT_LOADED, mapper_of_object, quote
+from ..states import STATE_ATTRIBUTE, InstanceState, ObjectState
+from ..tracking import changed_fields
 
 PERSISTENT = ObjectState.PERSISTENT
 
 
-class MergingMixin:
-    """The Session's methods for objects that come from elsewhere (see the module docstring)."""
+class Merger:
+    """The session's part for objects that come from elsewhere (see the module docstring)."""
+
+    def __init__(self, session):
+        self.session = session
 
     def update(self, obj):
         """Attach a detached object: it becomes persistent, and its changes are flushed next time."""
-        self._check("update")
+        session = self.session
+        session._check("update")
         mapper_of_object(obj, "update")
         state = obj.__dict__.get(STATE_ATTRIBUTE)
         if state is None or state.status is not ObjectState.DETACHED:
@@ -41,21 +45,23 @@ class MergingMixin:
             raise InvalidStateError(
                 f"update(): {obj!r} is {status.value}, not detached; use add() for a new object"
             )
-        self._refuse_to_add(obj, "update")
-        self._add(obj)
+        session._refuse_to_add(obj, "update")
+        session._add(obj)
 
     def save_or_update(self, obj):
         """add() a transient object, update() a detached one; objects already here are left alone."""
-        self._check("save_or_update")
-        self._refuse_to_add(obj, "save_or_update")
-        self._add(obj)
+        session = self.session
+        session._check("save_or_update")
+        session._refuse_to_add(obj, "save_or_update")
+        session._add(obj)
 
     def mark_dirty(self, obj):
         """Make the next flush write every column of ``obj`` (for changes uow cannot see)."""
-        self._check("mark_dirty")
-        state = self._persistent_state(obj, "mark_dirty")
-        self.undo.record(state)
-        self.tracker.force(state)
+        session = self.session
+        session._check("mark_dirty")
+        state = session._persistent_state(obj, "mark_dirty")
+        session.undo.record(state)
+        session.tracker.force(state)
 
     def merge(self, obj, *, load=True):
         """Copy ``obj``'s column values onto this session's object for the same row, and return it.
@@ -65,12 +71,13 @@ class MergingMixin:
         ``load=False`` no SQL runs: the values are taken to be the row's current state, so the
         object returned is persistent and clean — use it to put objects from a cache into a session.
         """
-        self._check("merge")
+        session = self.session
+        session._check("merge")
         mapper = mapper_of_object(obj, "merge")
         mapper.configure()
         source = mapper.copy_values(obj.__dict__)  # JSON values are copied, never shared
         state = obj.__dict__.get(STATE_ATTRIBUTE)
-        if state is not None and state.session is self:
+        if state is not None and state.session is session:
             return obj
         if state is not None and state.key is not None:
             key = state.key  # the key columns may be expired; the state remembers the key
@@ -80,19 +87,19 @@ class MergingMixin:
             key = None if None in key_values else mapper.identity_key(key_values)
         if not load:
             return self._merge_without_loading(obj, mapper, key, state, source)
-        target = self.get(mapper.cls, mapper.key_values(key)) if key is not None else None
+        target = session.get(mapper.cls, mapper.key_values(key)) if key is not None else None
         if target is None:
             target = mapper.cls.__new__(mapper.cls)
             target.__dict__.update(
                 (name, source[name]) for name in mapper.column_names if name in source
             )
-            self.add(target)
+            session.add(target)
             return target
         version = mapper.version_column
         if version is not None and source.get(version.name) is not None:
             target_state = target.__dict__[STATE_ATTRIBUTE]
             if target_state.committed[version.index] is NOT_LOADED:
-                self._load_expired(target_state)  # expired: compare with the version its row holds
+                session.loader.load_expired(target_state)  # expired: compare with the version its row holds
             held_version = target_state.committed[version.index]
             if source[version.name] != held_version:
                 raise StaleDataError(
@@ -125,26 +132,23 @@ class MergingMixin:
                 f"merge(load=False): {obj!r} has unflushed changes ({', '.join(changed_fields(state))}); "
                 f"load=False trusts the values as the row's current state, so they must be clean"
             )
-        held = self.identity.get(key)
+        session = self.session
+        held = session.identity.get(key)
         values = {name: source[name] for name in mapper.column_names if name in source}
         if held is None:
             target = mapper.cls.__new__(mapper.cls)
             target.__dict__.update(values)
-            snapshot = mapper.snapshot_getter(target.__dict__)
             # The values are the caller's, not the row's: a rollback expires the object.
-            self.undo.mark_written()
-            target_state = InstanceState(target, mapper, PERSISTENT, self, key, snapshot,
-                                         next(self._sequence), self.undo.epoch)
+            session.undo.mark_written()
+            target_state = InstanceState(target, mapper, ObjectState.TRANSIENT, None, loaded_epoch=session.undo.epoch)
             target.__dict__[STATE_ATTRIBUTE] = target_state
-            self.identity.add(key, target)
-            if mapper.json_columns:
-                self.tracker.watch(target_state)
+            session._make_persistent(target_state, key, mapper.snapshot_getter(target.__dict__), "merge")
             return target
         held_state = held.__dict__[STATE_ATTRIBUTE]
-        self.undo.record(held_state)
+        session.undo.record(held_state)
         held.__dict__.update(values)
         held_state.committed = mapper.snapshot_getter(held.__dict__)
-        self.tracker.clean(held_state)
+        session.tracker.clean(held_state)
         return held
 
     def upsert(self, obj):
@@ -156,8 +160,9 @@ class MergingMixin:
         returned, clean.  Entities with a version column are refused: an
         upsert cannot check the version it overwrites; use merge() and commit() instead.
         """
-        self._check("upsert")
-        self._refuse_in_listener("upsert")  # it flushes first, and a listener cannot start a flush
+        session = self.session
+        session._check("upsert")
+        session._refuse_in_listener("upsert")  # it flushes first, and a listener cannot start a flush
         mapper = mapper_of_object(obj, "upsert")
         mapper.configure()
         if mapper.version_column is not None:
@@ -167,27 +172,27 @@ class MergingMixin:
             )
         values = obj.__dict__
         state = values.get(STATE_ATTRIBUTE)
-        if state is not None and state.session not in (None, self):
+        if state is not None and state.session not in (None, session):
             raise InvalidStateError(f"upsert(): {obj!r} belongs to another session")
-        if state is not None and state.session is self and state.key is not None and NOT_LOADED in state.committed:
+        if state is not None and state.session is session and state.key is not None and NOT_LOADED in state.committed:
             # Expired (after a rollback, say): its columns hold what its row holds; read them, rather
             # than upsert a key with nothing, or find no key at all.
-            self._load_expired(state)
+            session.loader.load_expired(state)
         key_values = tuple(values.get(name) for name in mapper.pk_names)
         if None in key_values:
             raise InvalidStateError(
                 f"upsert(): {obj!r} has no primary key value; an upsert needs the key it may collide on "
                 f"(for a new row with a generated key, use add())"
             )
-        if state is not None and state.session is self and (
-                state.status is ObjectState.DELETED or state in self._marked):
+        if state is not None and state.session is session and (
+                state.status is ObjectState.DELETED or state in session._marked):
             raise InvalidStateError(
                 f"upsert(): {obj!r} is deleted in this transaction; rollback() to bring it back, or upsert "
                 f"a new object with its key"
             )
         key = mapper.identity_key(key_values)
         self._upsert_params(mapper, values)  # a value that cannot be stored is refused before the flush
-        self._flush()
+        session._flush()
         # (Again after the flush, which may have filled in a pending object's SQL defaults.)
         names, params = self._upsert_params(mapper, values)
         table = mapper.quoted_table
@@ -197,46 +202,41 @@ class MergingMixin:
             f"{quote(name)} = excluded.{quote(name)}" for name in updates)
         sql = (f"INSERT INTO {table} ({', '.join(map(quote, names))}) VALUES ({', '.join('?' * len(names))}) "
                f"ON CONFLICT ({conflict}) DO {action} RETURNING {', '.join(map(quote, mapper.column_names))}")
-        with self._writing("upsert"):
-            if not self.transaction.active:
-                self._begin(None, for_writing=True)
+        with session._writing("upsert"):
+            if not session.transaction.active:
+                session._begin(None, for_writing=True)
             try:
-                row = self.executor.execute(sql, params).fetchone()
+                row = session.executor.execute(sql, params).fetchone()
             except sqlite3.Error as error:
                 raise FlushError(f"upsert() of {mapper.describe(values)} failed: {error} (statement: {sql})",
                                  statement=sql, obj=obj) from error
         if row is None:  # DO NOTHING on an existing row returns nothing: read it
-            row = self._select_by_key(mapper, key[1])[0]
+            row = session.loader.select_by_key(mapper, key[1])[0]
         stored = {column.name: from_db(column, value) for column, value in zip(mapper.columns, row)}
-        held = self.identity.get(key)
-        target = held if held is not None else obj
+        held = session.identity.get(key)
         if held is None:
             # (An object of this session is held by now: the flush above made a pending one
             # persistent, and deleted ones were refused.)  A transient or detached object
-            # becomes the row's object.
+            # becomes the row's object, with the values the database returned.
             if state is None:
                 state = InstanceState(obj, mapper, ObjectState.TRANSIENT, None)
                 values[STATE_ATTRIBUTE] = state
-            self.undo.record(state)
-            state.move(PERSISTENT, "upsert")
-            state.session = self
-            state.key = key
-            state.sequence = next(self._sequence)
-            self.identity.add(key, obj)
-        target_state = target.__dict__[STATE_ATTRIBUTE]
-        self.undo.record(target_state)
-        target.__dict__.update(stored)
-        target_state.committed = mapper.snapshot_getter(target.__dict__)
-        self.tracker.clean(target_state)
-        if mapper.json_columns:
-            self.tracker.watch(target_state)
-        return target
+            session.undo.record(state)
+            values.update(stored)
+            session._make_persistent(state, key, mapper.snapshot_getter(values), "upsert")
+            return obj
+        held_state = held.__dict__[STATE_ATTRIBUTE]
+        session.undo.record(held_state)
+        held.__dict__.update(stored)
+        held_state.committed = mapper.snapshot_getter(held.__dict__)
+        session.tracker.clean(held_state)
+        return held
 
     def _upsert_params(self, mapper, values):
         """The columns an upsert writes (those the object holds) and their bound values, each
         checked as a flush checks it (``columntypes.bind_column``), and the row's size."""
         names = [name for name in mapper.column_names if values.get(name, MISSING) is not MISSING]
-        max_length = self.executor.length_limit()
+        max_length = self.session.executor.length_limit()
         bound = []
         for name in names:
             column = mapper.column(name)

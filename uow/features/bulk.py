@@ -1,6 +1,6 @@
 """Bulk writes: many rows in one statement each, with less bookkeeping than a flush.
 
-Part of the Session (assembled in ``session``).  A bulk method writes *now*, inside the session's
+:class:`BulkWriter` is a feature part the session composes (``features``).  A bulk method writes *now*, inside the session's
 transaction, with one ``executemany`` per statement shape, and does not make the rows' objects
 part of the unit of work — that bookkeeping is what it saves.  What it does keep is the identity
 map's promise: an object the session already holds for a row that a bulk method changed is
@@ -22,26 +22,29 @@ rolled back the whole transaction itself (see ``Session._fail_if_transaction_los
 
 import sqlite3
 
-from .columntypes import Refusal, bind_column, oversized_row, shown
-from .dependencies import build_plan
-from .arguments import listed
-from .errors import ArgumentError, ColumnValueError, FlushError, InvalidStateError, StaleDataError, UnknownFieldError
-from .flush import bind_plan, run_plan, statements_stayed
-from .mapping import entity_objects, mapper_of, mapper_of_class, quote
-from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
-from .tracking import changed_fields
-from .transaction import STATEMENTS_STAYED
+from ..columntypes import Refusal, bind_column, oversized_row, shown
+from ..dependencies import build_plan
+from ..arguments import listed
+from ..errors import ArgumentError, ColumnValueError, FlushError, InvalidStateError, StaleDataError, UnknownFieldError
+from ..flush import bind_plan, run_plan, statements_stayed
+from ..mapping import entity_objects, mapper_of, mapper_of_class, quote
+from ..states import STATE_ATTRIBUTE, InstanceState, ObjectState
+from ..tracking import changed_fields
+from ..transaction import STATEMENTS_STAYED
 
 BULK_SAVEPOINT = '"uow_bulk"'
 
 
-class BulkMixin:
-    """The Session's bulk methods (see the module docstring)."""
+class BulkWriter:
+    """The session's bulk-writing part (see the module docstring)."""
+
+    def __init__(self, session):
+        self.session = session
 
     def bulk_insert_mappings(self, entity, mappings):
         """Insert one row per dict of column values; returns the number of rows inserted (as SQLite
         counts them: fewer than given when the table's own triggers or conflict clauses skip some)."""
-        self._check("bulk_insert_mappings")
+        self.session._check("bulk_insert_mappings")
         mapper = mapper_of_class(entity, "bulk_insert_mappings")
         mappings = [self._with_defaults(mapper, mapping) for mapping in _rows(mappings, "bulk_insert_mappings")]
         groups = {}
@@ -57,7 +60,7 @@ class BulkMixin:
 
     def bulk_update_mappings(self, entity, mappings):
         """Update rows by primary key: each dict holds the key and the columns to set."""
-        self._check("bulk_update_mappings")
+        self.session._check("bulk_update_mappings")
         mapper = mapper_of_class(entity, "bulk_update_mappings")
         version = mapper.version_column
         mappings = _rows(mappings, "bulk_update_mappings")
@@ -98,7 +101,8 @@ class BulkMixin:
         and batching, inside a savepoint (all or nothing).  Inserted objects get their generated
         keys and become detached; a rollback takes the keys back, as for pending objects.
         """
-        self._check("bulk_save_objects")
+        session = self.session
+        session._check("bulk_save_objects")
         inserts = []
         updates = []
         for obj in entity_objects(objects, "bulk_save_objects"):
@@ -118,7 +122,7 @@ class BulkMixin:
                 if state is None:
                     state = InstanceState(obj, mapper, ObjectState.TRANSIENT, None)
                     obj.__dict__[STATE_ATTRIBUTE] = state
-                state.sequence = next(self._sequence)
+                state.sequence = next(session._sequence)
                 inserts.append(state)
             else:
                 names = changed_fields(state)
@@ -127,18 +131,18 @@ class BulkMixin:
         if not (inserts or updates):
             return
         plan = build_plan(inserts, updates, [], held_states=list)
-        bound = bind_plan(plan, self.executor.length_limit())
-        with self._writing("bulk write"):
-            if not self.transaction.active:
-                self._begin(None, for_writing=True)
+        bound = bind_plan(plan, session.executor.length_limit())
+        with session._writing("bulk write"):
+            if not session.transaction.active:
+                session._begin(None, for_writing=True)
             try:
-                filled, assigned = run_plan(self.executor, plan, bound)
+                filled, assigned = run_plan(session.executor, plan, bound)
             except BaseException as error:
                 if statements_stayed(error):
-                    self._fail(error, "bulk write", STATEMENTS_STAYED)
+                    session._fail(error, "bulk write", STATEMENTS_STAYED)
                 raise
         for state in inserts:
-            self.undo.record(state)  # before the keys arrive: a rollback takes them back
+            session.undo.record(state)  # before the keys arrive: a rollback takes them back
             values = state.obj.__dict__
             if state in filled:
                 names, read_back = filled[state]
@@ -148,7 +152,7 @@ class BulkMixin:
             state.key = state.mapper.key_of(values)
             state.committed = state.mapper.snapshot_getter(values)
         for state, names in updates:
-            self.undo.record(state)
+            session.undo.record(state)
             mapper = state.mapper
             values = state.obj.__dict__
             written = {name: values[name] for name in mapper.column_names if name in values}
@@ -164,12 +168,13 @@ class BulkMixin:
 
     def _undo_bulk(self):
         """ROLLBACK TO the bulk savepoint; False when it is gone (already released)."""
+        executor = self.session.executor
         try:
-            self.executor.execute(f"ROLLBACK TO {BULK_SAVEPOINT}")
+            executor.execute(f"ROLLBACK TO {BULK_SAVEPOINT}")
         except sqlite3.OperationalError:
             return False
         try:
-            self.executor.execute(f"RELEASE {BULK_SAVEPOINT}")
+            executor.execute(f"RELEASE {BULK_SAVEPOINT}")
         except sqlite3.OperationalError:
             pass  # a statement still being read: the empty savepoint ends with the transaction
         return True
@@ -203,7 +208,7 @@ class BulkMixin:
     def _bulk_params(self, mapper, names, rows, verb):
         """The parameter rows for ``names``, each value checked and converted as a flush does
         (``columntypes.bind_column``), and each row's size checked: before any SQL runs."""
-        max_length = self.executor.length_limit()
+        max_length = self.session.executor.length_limit()
         bound_columns = []
         for name in names:
             column = mapper.column(name)
@@ -229,18 +234,21 @@ class BulkMixin:
     def _bulk_run(self, statements, mapper, expect_each=False):
         """Run the statements inside a savepoint: all of them happen, or none.  Returns the number
         of rows they changed."""
-        with self._writing("bulk write"):
-            if not self.transaction.active:
-                self._begin(None, for_writing=True)
+        session = self.session
+        with session._writing("bulk write"):
+            if not session.transaction.active:
+                session._begin(None, for_writing=True)
             return self._bulk_run_in_savepoint(statements, mapper, expect_each)
 
     def _bulk_run_in_savepoint(self, statements, mapper, expect_each):
-        self.undo.loading_epoch()  # writes before this one count; its own, if undone below, do not
-        self.executor.execute(f"SAVEPOINT {BULK_SAVEPOINT}")
+        session = self.session
+        executor = session.executor
+        session.undo.loading_epoch()  # writes before this one count; its own, if undone below, do not
+        executor.execute(f"SAVEPOINT {BULK_SAVEPOINT}")
         changed = 0
         try:
             for sql, params in statements:
-                cursor = self.executor.executemany(sql, params)
+                cursor = executor.executemany(sql, params)
                 changed += cursor.rowcount
                 if expect_each and cursor.rowcount != len(params):
                     error_class = StaleDataError if mapper.version_column is not None else FlushError
@@ -249,15 +257,15 @@ class BulkMixin:
                         f"matched; a key is missing or (with a version column) the row changed since it was read",
                         statement=sql,
                     )
-            self.executor.execute(f"RELEASE {BULK_SAVEPOINT}")
+            executor.execute(f"RELEASE {BULK_SAVEPOINT}")
         except BaseException as error:
-            if self.executor.in_transaction:
+            if executor.in_transaction:
                 if not self._undo_bulk():
                     # The error arrived once RELEASE had run (a Ctrl-C): the rows are written, but the
                     # held objects were not brought in step with them; only rollback() can do that.
-                    self._fail(error, "bulk write", STATEMENTS_STAYED)
+                    session._fail(error, "bulk write", STATEMENTS_STAYED)
                     raise
-                self.undo.writes_rolled_back()
+                session.undo.writes_rolled_back()
             if isinstance(error, sqlite3.Error):
                 raise FlushError(f"bulk write to {mapper.table} failed: {error}", statement=None) from error
             raise
@@ -268,11 +276,11 @@ class BulkMixin:
         version = mapper.version_column
         for mapping in mappings:
             key = mapper.key_for([mapping[name] for name in mapper.pk_names])
-            held = self.identity.get(key)
+            held = self.session.identity.get(key)
             if held is None:
                 continue
             state = held.__dict__[STATE_ATTRIBUTE]
-            self.undo.record(state)
+            self.session.undo.record(state)
             values = held.__dict__
             snapshot = list(state.committed)
             for name, value in mapping.items():

@@ -1,6 +1,6 @@
 """The session's connection: raw SQL, and several SQLite files attached to one connection.
 
-Part of the Session (assembled in ``session``).
+:class:`Databases` is a feature part the session composes (``features``).
 
 **Raw SQL.**  ``execute``, ``scalar`` and ``scalars`` run a statement on the session's own
 connection, inside its transaction, after an autoflush, so the statement sees everything the
@@ -28,10 +28,10 @@ SQLAlchemy's names, adapted to SQLite, where every "bind" is a file on one conne
 import re
 import sqlite3
 
-from . import arguments
-from .errors import TransactionError, UowError
-from .entity import Entity
-from .mapping import check_identifier, mapper_of_class, quote
+from .. import arguments
+from ..errors import TransactionError, UowError
+from ..entity import Entity
+from ..mapping import check_identifier, mapper_of_class, quote
 
 # What SQLite skips before a statement's first word: whitespace, comments and empty statements.
 _LEADING = re.compile(r"(?:\s+|;|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*", re.DOTALL)
@@ -48,8 +48,11 @@ _TRANSACTION_CONTROL = {
 }
 
 
-class DatabasesMixin:
-    """The Session's raw-SQL and attached-database methods (see the module docstring)."""
+class Databases:
+    """The session's raw-SQL and attached-database part (see the module docstring)."""
+
+    def __init__(self, session):
+        self.session = session
 
     def execute(self, sql, params=()):
         """Run one SQL statement in the session's transaction (after an autoflush); return the cursor.
@@ -58,18 +61,19 @@ class DatabasesMixin:
         SAVEPOINT, RELEASE) are refused before anything runs: the session owns the transaction, and
         one it did not see end would leave its objects out of step with the database.
         """
-        self._check("execute")
+        session = self.session
+        session._check("execute")
         arguments.sql_text(sql, "execute")
         arguments.sql_params(params, "execute")
         _refuse_transaction_control(sql)
-        self._autoflush()
-        with self._writing("execute"):
-            if not self.transaction.active:
-                self._begin(None)
+        session._autoflush()
+        with session._writing("execute"):
+            if not session.transaction.active:
+                session._begin(None)
             try:
-                return self.executor.execute(sql, params)
+                return session.executor.execute(sql, params)
             except sqlite3.Error as error:
-                if not self.executor.in_transaction:
+                if not session.executor.in_transaction:
                     error.add_note("uow: SQLite rolled back the session's whole transaction with this statement; "
                                    "the session refuses other work until rollback()")
                 raise
@@ -88,18 +92,19 @@ class DatabasesMixin:
 
         Do not commit or roll back on it directly: use the session, which keeps objects in step.
         """
-        self._check("connection")
-        self._autoflush()
-        if not self.transaction.active:
-            self._begin(None)
-        return self.executor.connection
+        session = self.session
+        session._check("connection")
+        session._autoflush()
+        if not session.transaction.active:
+            session._begin(None)
+        return session.executor.connection
 
     def attach(self, name, path):
         """ATTACH the SQLite file ``path`` to the connection as database ``name``."""
-        self._check("attach")
+        self.session._check("attach")
         check_identifier(name, "attach(): database name")  # quote() relies on it
         arguments.path(path, "attach")
-        if self.transaction.active:
+        if self.session.transaction.active:
             raise TransactionError(
                 f"attach({name!r}): SQLite cannot attach a database inside a transaction; "
                 f"commit() or rollback() first, or attach before the first query"
@@ -113,12 +118,12 @@ class DatabasesMixin:
                 raise UowError(f"attach(): database {name!r} is already attached to {held!r}; "
                                f"give this one another name, or detach it first")
             return
-        self.executor.execute(f"ATTACH DATABASE ? AS {quote(name)}", (str(path),))
-        self.executor.execute(f"PRAGMA {quote(name)}.foreign_keys")
+        self.session.executor.execute(f"ATTACH DATABASE ? AS {quote(name)}", (str(path),))
+        self.session.executor.execute(f"PRAGMA {quote(name)}.foreign_keys")
 
     def bind_mapper(self, entity, path):
         """Attach the file that holds ``entity``'s table, under the database name the class declares."""
-        self._check("bind_mapper")
+        self.session._check("bind_mapper")
         mapper = mapper_of_class(entity, "bind_mapper")
         if mapper.database == "main":
             raise UowError(
@@ -129,7 +134,7 @@ class DatabasesMixin:
 
     def bind_table(self, table, path, registry=None):
         """bind_mapper() for the entity whose table is ``table`` (looked up in ``registry``, default Entity's)."""
-        self._check("bind_table")
+        self.session._check("bind_table")
         classes = (registry or Entity.__registry__).classes.values()
         for cls in classes:
             if cls.__mapper__.table == table:
@@ -139,7 +144,7 @@ class DatabasesMixin:
 
     def get_bind(self, entity):
         """The path of the file that holds ``entity``'s table ('' for an in-memory database)."""
-        self._check("get_bind")
+        self.session._check("get_bind")
         mapper = mapper_of_class(entity, "get_bind")
         attached = self._attached()
         if mapper.database not in attached:
@@ -148,7 +153,7 @@ class DatabasesMixin:
         return attached[mapper.database]
 
     def _attached(self):
-        return {row[1]: row[2] for row in self.executor.fetchall("PRAGMA database_list")}
+        return {row[1]: row[2] for row in self.session.executor.fetchall("PRAGMA database_list")}
 
 
 def _refuse_transaction_control(sql):

@@ -1,0 +1,100 @@
+"""Eager loading: a relationship of many objects loaded with one SELECT, instead of one per object.
+
+:class:`EagerLoader` is a feature part the session composes (``features``).  Lazy loading
+(``loading``) reads ``order.user`` or ``user.orders`` on first access, one SELECT per object;
+for a list of objects that is the "N+1 queries" problem.  ``load_related(objects, "orders")``
+and ``filter(..., load=["orders"])`` load the relationship of the whole list up front: one
+``SELECT ... WHERE key IN (...)`` per relationship (per batch of keys, within SQLite's limit on
+bound variables), every row going through the identity map as any load does.
+"""
+
+from ..errors import UnknownFieldError
+from ..loading import points_at
+from ..mapping import quote
+from ..relationships import Collection, Reference, RelatedList
+from ..states import STATE_ATTRIBUTE
+
+
+class EagerLoader:
+    """The session's part for loading relationships up front (see the module docstring)."""
+
+    def __init__(self, session):
+        self.session = session
+
+    def relationship(self, mapper, name):
+        """The relationship ``name`` names on ``mapper``'s class (a name, or the relationship itself,
+        such as ``Shelf.books``, which must be one of this class's); refused with the class's list."""
+        relationship = getattr(mapper.cls, name, None) if isinstance(name, str) else name
+        if not isinstance(relationship, (Reference, Collection)) or relationship.entity is not mapper.cls:
+            names = [r.name for r in mapper.references] + [c.name for c in mapper.collections]
+            raise UnknownFieldError(
+                f"{mapper.cls.__name__} has no relationship {name!r} to load; its relationships are "
+                f"{', '.join(names) or '(none)'}"
+            )
+        if isinstance(relationship, Collection):
+            relationship.configure()
+        return relationship
+
+    def load(self, objects, relationship):
+        """One SELECT ... WHERE key IN (...) for a whole list of objects (chunked to SQLite's limit).
+
+        Objects whose relationship is already loaded are left alone.
+        """
+        identity = self.session.identity
+        if isinstance(relationship, Reference):
+            target = relationship.target.__mapper__
+            wanted = []
+            for obj in objects:
+                values = obj.__dict__
+                if relationship.name in values:
+                    continue
+                key_values = [values.get(name) for name in relationship.column_names]
+                key = relationship.foreign_key.target_key(key_values)
+                if None not in key_values and key not in identity:
+                    wanted.append(key[1])
+            self._select_in(target, target.pk_names, sorted(set(wanted), key=repr))
+            for obj in objects:
+                if relationship.name not in obj.__dict__:
+                    key_values = [obj.__dict__.get(name) for name in relationship.column_names]
+                    held = identity.get(relationship.foreign_key.target_key(key_values))
+                    if held is not None:
+                        obj.__dict__[relationship.name] = held
+            return
+        reference = relationship.reference
+        child = relationship.target.__mapper__
+        parents = [obj for obj in objects if relationship.name not in obj.__dict__
+                   and obj.__dict__[STATE_ATTRIBUTE].key is not None]
+        keys = [obj.__dict__[STATE_ATTRIBUTE].key[1] for obj in parents]
+        children = self._select_in(child, reference.column_names, keys)
+        by_parent = {}
+        for item in children:
+            key = reference.foreign_key.target_key([item.__dict__.get(name) for name in reference.column_names])
+            by_parent.setdefault(key[1], []).append(item)
+        for obj, key in zip(parents, keys):
+            items = [item for item in by_parent.get(key, []) if points_at(item, reference, obj)]
+            for item in items:
+                item.__dict__.setdefault(reference.name, obj)
+            obj.__dict__[relationship.name] = RelatedList(obj, relationship, items)
+
+    def _select_in(self, mapper, names, keys):
+        """Load the rows of ``mapper`` whose ``names`` columns hold one of ``keys`` (stored forms, as an
+        identity key holds them: see ``Mapper.key_for``)."""
+        if not keys:
+            return []
+        loader = self.session.loader
+        chunk = max(1, self.session.executor.variable_limit() // len(names))
+        table = mapper.quoted_table
+        objects = []
+        for start in range(0, len(keys), chunk):
+            part = keys[start:start + chunk]
+            if len(names) == 1:
+                where = f"{table}.{quote(names[0])} IN ({', '.join('?' * len(part))})"
+                params = [key[0] for key in part]
+            else:
+                row = "(" + ", ".join("?" * len(names)) + ")"
+                where = f"({', '.join(f'{table}.{quote(n)}' for n in names)}) IN (VALUES {', '.join([row] * len(part))})"
+                params = [value for key in part for value in key]
+            order = mapper.key_order
+            objects.extend(loader.load(mapper, loader.query(
+                mapper, f"SELECT {mapper.select_list} FROM {table} WHERE {where} ORDER BY {order}", params)))
+        return objects
