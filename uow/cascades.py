@@ -33,8 +33,8 @@ class Cascades:
                     f"{state.describe()}.{reference.name} = {target!r}: that object belongs to another session"
                 )
             if "save-update" in reference.cascade and (target_state is None or target_state.session is None):
-                session._refuse_to_add(target)
-                session._add(target)
+                session.lifecycle.refuse_to_add(target)
+                session.lifecycle.bring_in(target)
         session.undo.record(state)
         set_reference(state.obj, reference, target)
         if state.status is PERSISTENT:
@@ -47,13 +47,13 @@ class Cascades:
         self.session._check("append to " + collection.name)
         item_state = item.__dict__.get(STATE_ATTRIBUTE)
         if "save-update" in collection.cascade and (item_state is None or item_state.session is None):
-            self.session._refuse_to_add(item)
+            self.session.lifecycle.refuse_to_add(item)
 
     def adopted(self, collection, item):
         """``item`` was appended to a collection of an object in this session: save-update brings it in."""
         item_state = item.__dict__.get(STATE_ATTRIBUTE)
         if "save-update" in collection.cascade and (item_state is None or item_state.session is None):
-            self.session._add(item)
+            self.session.lifecycle.bring_in(item)
 
     def orphaned(self, collection, item):
         """``item`` was removed from a collection: with delete-orphan it goes, otherwise it stays unlinked."""

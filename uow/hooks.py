@@ -7,15 +7,19 @@ collection that gains or loses an item must let the session's cascades follow.  
 declared here, once, as :class:`SessionHooks`; an object reaches them through its state record
 (``state.session.hooks``), and nothing below the session calls anything else on it.
 
-The session implements the protocol (``session.SessionHooks`` routes each hook to the part that
-owns it); this module only says what each hook means, so that a reader of ``entity``,
-``mapping`` or ``relationships`` knows exactly what they may ask of a session.
+:class:`EntityHooks` implements the protocol for a session: it records an assignment itself
+(the undo log first, then change tracking) and hands every other hook to the part that owns it
+(loads to the session's ``Loader``, relationships to its ``Cascades``).  A reader of ``entity``,
+``mapping`` or ``relationships`` learns here exactly what they may ask of a session.
 """
 
+import threading
 import typing
 
 from .relationships import Collection, Reference
-from .states import InstanceState
+from .states import InstanceState, ObjectState
+
+_get_ident = threading.get_ident
 
 
 class SessionHooks(typing.Protocol):
@@ -44,3 +48,50 @@ class SessionHooks(typing.Protocol):
 
     def orphaned(self, collection: Collection, item: object) -> None:
         """``item`` left ``collection``: delete-orphan deletes it."""
+
+
+class EntityHooks:
+    """The :class:`SessionHooks` of one session: an assignment is recorded here, every other hook
+    is handed to the part that owns it (loads to the Loader, relationships to Cascades)."""
+
+    def __init__(self, session):
+        self.session = session
+
+    def attribute_set(self, state, name, value):
+        """``Entity.__setattr__`` on an object of this session."""
+        values = state.obj.__dict__
+        if name not in state.mapper.init_names:
+            object.__setattr__(state.obj, name, value)
+            return
+        session = self.session
+        if _get_ident() != session._owner_thread:
+            session._check("set attribute")
+        session.undo.record(state)
+        values[name] = value
+        references = state.mapper.references_by_column.get(name)
+        if references:
+            for reference in references:
+                values.pop(reference.name, None)  # reloaded from the new key when next read
+        if state.status is ObjectState.PERSISTENT:
+            session.tracker.note_assignment(state)
+
+    def load_expired(self, state):
+        self.session.loader.load_expired(state)
+
+    def load_reference(self, state, reference, key_values):
+        return self.session.loader.load_reference(state, reference, key_values)
+
+    def load_collection(self, state, collection):
+        return self.session.loader.load_collection(state, collection)
+
+    def set_reference(self, state, reference, target):
+        self.session.cascades.set_reference(state, reference, target)
+
+    def adopting(self, collection, item):
+        self.session.cascades.adopting(collection, item)
+
+    def adopted(self, collection, item):
+        self.session.cascades.adopted(collection, item)
+
+    def orphaned(self, collection, item):
+        self.session.cascades.orphaned(collection, item)

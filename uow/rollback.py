@@ -215,11 +215,3 @@ class RollbackMixin:
         self.tracker.forget(state)
         state.move(ObjectState.DETACHED, "rollback")
         state.session = None
-
-    def _unindex(self, state):
-        if state.key is not None:
-            self.identity.discard(state.key, state.obj)
-        self._pending.pop(state, None)
-        self._marked.pop(state, None)
-        self._deleted_rows.pop(state, None)
-        self.tracker.forget(state)

@@ -8,12 +8,19 @@ A session stands between your objects and one SQLite connection.  It keeps
   so that a rollback can put objects back exactly, without SQL;
 * a **transaction** (``transaction``): which BEGIN/SAVEPOINT is open on the connection.
 
-This module holds what ties those together: adding and deleting, change notification from the
-objects, transactions and savepoints, and leaving the session.  The rest of the Session lives in
-one module per concern, as mixins the class is assembled from: ``flushing`` (a flush asks the
-planner for a :class:`~uow.plan.FlushPlan`, checks every value, runs it inside a savepoint, and
-only when every statement has succeeded updates the objects), ``loading``, ``cascades``,
-``rollback``, ``merging``, ``bulk`` and ``databases``.
+The Session is a facade over parts, one per concern, each an object given the session it works
+for (as DBDB composes one object per layer): ``lifecycle`` (add, delete, expunge), ``loading``
+(get, filter, refresh, expire, lazy loads), ``cascades`` (references set through the session,
+cascades along relationships), ``flushing`` (collect, plan, write, apply) and ``rollback``
+(what a rollback puts back).  This module keeps the facts they share -- the object sets, the
+identity map, the tracker, the undo log, the transaction -- and the few operations on them that
+every part uses: the guards, ``_make_persistent`` (the one way an object becomes persistent),
+``_unindex`` and ``_detach``, and the transaction methods.  Entity objects reach the session only
+through the hooks declared in ``hooks``.
+
+This is the core session; ``uow.Session`` adds the features (merge and upsert, bulk writes, raw
+SQL and attached databases, eager loading) as parts of their own: see ``features``, which this
+module never imports.
 
 The rules users can rely on are spelled out in the README; the most
 important one: ``rollback()`` rolls the database back and puts every object the session touched
@@ -31,15 +38,17 @@ import threading
 import types
 
 from .cascades import Cascades
-from .errors import DuplicateIdentityError, InvalidStateError, TransactionError, WrongThreadError
-from .events import Listeners, dispatch, has_listeners
+from .errors import InvalidStateError, TransactionError, WrongThreadError
+from .events import Listeners, dispatch
 from .executor import Executor
+from .hooks import EntityHooks
 from .flushing import FlushingMixin
-from .identity import IdentityMap, collector_paused, format_key
+from .identity import IdentityMap
+from .lifecycle import Lifecycle
 from .loading import Loader
-from .mapping import entity_objects, mapper_of_class, mapper_of_object
-from .rollback import Memento, RollbackMixin
-from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
+from .mapping import mapper_of_class, mapper_of_object
+from .rollback import RollbackMixin
+from .states import STATE_ATTRIBUTE, ObjectState
 from .tracking import ChangeTracker, changed_fields, original_value
 from .transaction import ENDED_UNSEEN, ROLLED_BACK, Transaction, TransactionState
 from .undo import UndoLog
@@ -139,9 +148,13 @@ class Session(FlushingMixin, RollbackMixin):
         self._flushing = False
         self._listening = None  # the event whose listeners are running (see uow.events)
         self._flush_count = 0
-        # The parts this session is composed of, each given the session it works for.
+        # The parts this session is composed of, each given the session it works for.  (The
+        # collections above are the facts they share: pending, marked for deletion with what each
+        # delete did (see lifecycle), deleted rows not yet committed, and the sequence numbers
+        # that order objects by when they entered the session.)
         self.loader = Loader(self)
         self.cascades = Cascades(self)
+        self.lifecycle = Lifecycle(self)
         self.hooks = EntityHooks(self)  # what entity objects may call (see uow.hooks)
 
     # -- guards ---------------------------------------------------------------------------
@@ -179,14 +192,14 @@ class Session(FlushingMixin, RollbackMixin):
             )
         return state
 
-    # -- adding and deleting --------------------------------------------------------------
+    # -- adding and deleting (the Lifecycle part does the work) ------------------------------
 
     def add(self, obj):
         """Make a transient object pending (inserted at the next flush), or re-attach a detached one.
 
         Adding an object that is already in this session changes nothing, except that an object
-        marked for deletion is not deleted after all: add() takes the delete back (see
-        :meth:`_take_back_delete`), as SQLAlchemy and Storm do.  Adding an object held by another
+        marked for deletion is not deleted after all: add() takes the delete back, and what the
+        delete did to other objects, as SQLAlchemy and Storm do.  Adding an object held by another
         session, or one whose key another object in this session holds, is an error.
 
         Whatever state the object comes from, add() follows its save-update references and loaded
@@ -199,196 +212,21 @@ class Session(FlushingMixin, RollbackMixin):
         from a re-added parent would do it without a word).  ``merge(obj)`` writes a copy of it
         as a new row when that is what is wanted.
         """
-        self._check("add")
-        self._refuse_to_add(obj)
-        self._add(obj)
-
-    def _refuse_to_add(self, obj, operation="add", seen=None):
-        """Raise the error adding ``obj`` would meet -- for it or for any object its save-update
-        cascade would bring in -- while changing nothing, so that a refused add() leaves the
-        session as it was (it had made the first objects pending before meeting a bad one).
-        Every path into :meth:`_add` calls this first."""
-        if seen is None:
-            seen = set()
-        if id(obj) in seen:
-            return
-        seen.add(id(obj))
-        mapper = mapper_of_object(obj, operation)
-        values = obj.__dict__
-        state = values.get(STATE_ATTRIBUTE)
-        if state is not None and state.session is not None and state.session is not self:
-            raise InvalidStateError(
-                f"{operation}(): {obj!r} belongs to another session; expunge() it there first, "
-                f"or merge() it into this one"
-            )
-        status = ObjectState.TRANSIENT if state is None else state.status
-        if status is ObjectState.TRANSIENT:
-            mapper.configure()
-            if mapper.generated_key is None or values.get(mapper.generated_key.name) is not None:
-                given = tuple(values.get(name) for name in mapper.pk_names)
-                # Checked as get() checks a key: True or 1.0 would find the identity of 1, and an
-                # unhashable bytearray could not be looked up at all.  (A missing part of a key is
-                # the flush's to refuse, with the NOT NULL message.)
-                key = mapper.key_of(values) if None in given else mapper.identity_key(given)
-                self._refuse_held_key(key, obj)
-        elif status is ObjectState.DETACHED:
-            if state.row_deleted:
-                raise InvalidStateError(
-                    f"{operation}(): the row of {obj!r} was deleted and the delete committed, so the object "
-                    f"has no row to be attached to; merge() it to write a copy as a new row, or add a new object"
-                )
-            # A detached object is re-attached under its key: no row switch can make room for it.
-            held = self.identity.get(state.key)
-            if held is not None and held is not obj:
-                raise DuplicateIdentityError(
-                    f"{operation}(): {held!r} already holds the identity {format_key(state.key)} in this session "
-                    f"(even marked for deletion, its row is still there), so {obj!r} cannot be attached; "
-                    f"flush the delete first, or use merge()"
-                )
-        elif status is ObjectState.DELETED:
-            raise InvalidStateError(
-                f"{operation}(): the row of {obj!r} was deleted in this transaction; rollback() to bring it back, "
-                f"or add a new object"
-            )
-        # (An object already here, pending or persistent, is accepted as it is.)
-        if mapper.references or mapper.collections:
-            for related in self.cascades.related(obj, "save-update"):
-                related_state = related.__dict__.get(STATE_ATTRIBUTE)
-                if related_state is None or related_state.session is not self:
-                    self._refuse_to_add(related, operation, seen)
-
-    def _add(self, obj):
-        """Bring ``obj`` (and its save-update cascade) in; :meth:`_refuse_to_add` has checked it all."""
-        mapper = type(obj).__mapper__
-        values = obj.__dict__
-        state = values.get(STATE_ATTRIBUTE)
-        if state is None:
-            state = InstanceState(obj, mapper, ObjectState.TRANSIENT, None)
-            values[STATE_ATTRIBUTE] = state
-        status = state.status
-        if status is ObjectState.TRANSIENT:
-            # A transient object is in none of the session's collections: its memento is just
-            # its values (cheaper than _capture, and add() is on the bulk-insert path).
-            self.undo.record_memento(state, Memento(ObjectState.TRANSIENT, None, None, None, 0, mapper.copy_values(values)))
-            state.move(ObjectState.PENDING, "add")
-            state.session = self
-            state.sequence = next(self._sequence)
-            self._pending[state] = None
-        elif status is ObjectState.DETACHED:
-            self.undo.record(state)
-            self._make_persistent(state, state.key, state.committed, "add")
-            self.tracker.note_assignment(state)  # changed while it was away, perhaps: compare it
-        elif state in self._marked:
-            self._take_back_delete(state)
-        if mapper.references or mapper.collections:
-            for related in self.cascades.related(obj, "save-update"):
-                related_state = related.__dict__.get(STATE_ATTRIBUTE)
-                if related_state is None or related_state.session is not self:
-                    self._add(related)  # objects already here brought in their own cascade
-
-    def _take_back_delete(self, state):
-        """add() or expunge() of an object marked for deletion: it stays, and so does what its delete() took
-        with it -- children its delete cascade deleted or cancelled, children whose reference
-        to it was cleared -- unless they were changed since (a child pointed elsewhere keeps its
-        new parent)."""
-        self.undo.record(state)
-        obj = state.obj
-        for child, cleared in self._marked.pop(state) or ():
-            child_state = child.__dict__[STATE_ATTRIBUTE]
-            if cleared is not None:
-                values = child.__dict__
-                if child_state.session is self and values.get(cleared.name) is None and \
-                        all(values.get(name) is None for name in cleared.column_names):
-                    setattr(child, cleared.name, obj)
-            elif child_state in self._marked:
-                self._take_back_delete(child_state)
-            elif child_state.status is ObjectState.TRANSIENT and child_state.session is None:
-                # A pending child whose insert the cascade cancelled.  (Should its key have been
-                # taken since, the refusal names it; what was taken back so far stays.)
-                self._refuse_to_add(child)
-                self._add(child)
-                self._join_parents(child)
+        self.lifecycle.add(obj)
 
     def add_all(self, objects):
         """add() each object, in order; if any of them cannot be added, none is."""
-        self._check("add_all")
-        objects = entity_objects(objects, "add_all")
-        seen = set()
-        for obj in objects:
-            self._refuse_to_add(obj, "add_all", seen)
-        add = self._add
-        with collector_paused(len(objects)):
-            for obj in objects:
-                add(obj)
-
-    def _leave_parents(self, obj):
-        """A cancelled insert: the object no longer shows in its parents' loaded collections."""
-        for held in self._parents_collections(obj):
-            held._remove_quietly(obj)
-
-    def _join_parents(self, obj):
-        """A cancelled insert taken back: the object shows in its parents' loaded collections again."""
-        for held in self._parents_collections(obj):
-            if not any(item is obj for item in held):
-                held._append_quietly(obj)
-
-    def _parents_collections(self, obj):
-        """The loaded collections that list ``obj`` through its references."""
-        found = []
-        for reference in type(obj).__mapper__.references:
-            parent = obj.__dict__.get(reference.name)
-            collection = reference.collection
-            if parent is not None and collection is not None:
-                held = parent.__dict__.get(collection.name)
-                if held is not None:
-                    found.append(held)
-        return found
-
-    def _refuse_held_key(self, key, obj):
-        held = self.identity.get(key)
-        if held is not None and held.__dict__[STATE_ATTRIBUTE] in self._marked:
-            return  # the holder is being deleted: the flush will switch the row over (see dependencies)
-        if held is not None and held is not obj:
-            raise DuplicateIdentityError(
-                f"add(): {held!r} already holds the identity {format_key(key)} in this session, so {obj!r} "
-                f"cannot; change the new object's key, or use merge() to copy its values onto the held object"
-            )
+        self.lifecycle.add_all(objects)
 
     def delete(self, obj):
         """Mark a persistent object for deletion; its row is DELETEd at the next flush.
 
         Deleting a pending object cancels its insert (it becomes transient again); deleting a
-        detached object re-attaches it first.  Deleting a transient object is an error.
+        detached object re-attaches it first.  Deleting a transient object is an error.  The
+        delete cascade marks the children too, loaded or not; children without it have a
+        nullable reference to the object cleared.
         """
-        self._check("delete")
-        mapper_of_object(obj, "delete")
-        state = obj.__dict__.get(STATE_ATTRIBUTE)
-        if state is None or state.status is ObjectState.TRANSIENT:
-            raise InvalidStateError(
-                f"delete(): {obj!r} is transient, so there is no row to delete; add() and flush it first"
-            )
-        if state.session is not None and state.session is not self:
-            raise InvalidStateError(f"delete(): {obj!r} belongs to another session")
-        if state.status is ObjectState.DETACHED:
-            self._refuse_to_add(obj, "delete")
-            self._add(obj)
-        if state.status is ObjectState.PENDING:
-            self.expunge(obj)
-            self._leave_parents(obj)
-        elif state.status is PERSISTENT and state not in self._marked:
-            self.undo.record(state)
-            # What this delete does to other objects, so that add() can take it all back:
-            # (child, None) for a child it deletes, (child, reference) for one it unlinks.
-            done = []
-            self._marked[state] = done
-            # Loading the children must not autoflush: that would delete the parent before them.
-            with self.no_autoflush:
-                for child in self.cascades.related(obj, "delete"):
-                    child_state = child.__dict__[STATE_ATTRIBUTE]
-                    if child_state.status is ObjectState.PENDING or child_state not in self._marked:
-                        done.append((child, None))
-                    self.delete(child)
-                done.extend(self.cascades.unlink_children(obj))
+        self.lifecycle.delete(obj)
 
     # -- events -----------------------------------------------------------------------------
 
@@ -458,6 +296,26 @@ class Session(FlushingMixin, RollbackMixin):
         self.identity.add(key, state.obj)
         if state.mapper.json_columns:
             self.tracker.watch(state)
+
+    def _unindex(self, state):
+        """Take an object out of every set of this session (the identity map, pending, marked,
+        deleted, tracked); its state record is left as it is, for the caller to move."""
+        if state.key is not None:
+            self.identity.discard(state.key, state.obj)
+        self._pending.pop(state, None)
+        self._marked.pop(state, None)
+        self._deleted_rows.pop(state, None)
+        self.tracker.forget(state)
+
+    def _detach(self, state):
+        """An object leaves the session (after :meth:`_unindex`): pending becomes transient, any
+        other state detached, remembering whether its row was deleted."""
+        if state.status is ObjectState.PENDING:
+            state.move(ObjectState.TRANSIENT, "expunge")
+        elif state.status is not ObjectState.DETACHED:
+            state.row_deleted = state.status is ObjectState.DELETED
+            state.move(ObjectState.DETACHED, "expunge")
+        state.session = None
 
     # -- loading (the Loader does the work) -----------------------------------------------
 
@@ -726,51 +584,23 @@ class Session(FlushingMixin, RollbackMixin):
         """Remove one object from the session: pending becomes transient, persistent becomes detached.
 
         An object marked for deletion and not yet flushed is not deleted after all, and neither is
-        what its delete() did to other objects: expunge() takes it all back as add() does (see
-        :meth:`_take_back_delete`) before the object leaves.  That is what a SQLAlchemy user sees,
-        where a delete touches nothing before the flush: expunging the object leaves its children's
-        rows and references as they were (before, a child whose reference the delete had cleared
-        stayed in the session and the next flush wrote NULL under a parent still there).  The
-        children the expunge cascade reaches then leave with it; the others stay, unchanged.
-        A delete already flushed is the transaction's: the object leaves, its row stays deleted.
+        what its delete() did to other objects: expunge() takes it all back as add() does before
+        the object leaves.  That is what a SQLAlchemy user sees, where a delete touches nothing
+        before the flush.  The children the expunge cascade reaches then leave with it; the others
+        stay, unchanged.  A delete already flushed is the transaction's: the object leaves, its
+        row stays deleted.
         """
-        self._check("expunge")
-        state = self._own_state(obj, "expunge")
-        if state in self._marked:
-            self._take_back_delete(state)
-        self.undo.record(state)
-        self._unindex(state)
-        self._detach(state)
-        for related in self.cascades.related(obj, "expunge"):
-            related_state = related.__dict__.get(STATE_ATTRIBUTE)
-            if related_state is not None and related_state.session is self:
-                self.expunge(related)
+        self.lifecycle.expunge(obj)
 
     def expunge_all(self):
-        """expunge() every object in the session (deletes not yet flushed are taken back first, as
-        expunge() takes them back, so no detached child is left with a reference a delete cleared)."""
-        self._check("expunge_all")
-        for state in list(self._marked):
-            if state in self._marked:  # taking back a parent's delete may have taken this one back
-                self._take_back_delete(state)
-        for state in self._all_states():
-            self.undo.record(state)
-            self._unindex(state)
-            self._detach(state)
+        """expunge() every object in the session (deletes not yet flushed are taken back first)."""
+        self.lifecycle.expunge_all()
 
     def _all_states(self):
         states = list(self._pending)
         states.extend(obj.__dict__[STATE_ATTRIBUTE] for obj in self.identity.values())
         states.extend(self._deleted_rows)
         return states
-
-    def _detach(self, state):
-        if state.status is ObjectState.PENDING:
-            state.move(ObjectState.TRANSIENT, "expunge")
-        elif state.status is not ObjectState.DETACHED:
-            state.row_deleted = state.status is ObjectState.DELETED
-            state.move(ObjectState.DETACHED, "expunge")
-        state.session = None
 
     def reset(self):
         """rollback(), then detach every object; the session stays usable."""
@@ -877,49 +707,3 @@ class Session(FlushingMixin, RollbackMixin):
         return (f"<Session {self.transaction.state.value}: {stats.pending} pending, "
                 f"{stats.persistent} persistent, {stats.marked_for_deletion} marked for deletion>")
 
-
-class EntityHooks:
-    """The session hooks of one session (the calls ``hooks.SessionHooks`` declares), each done
-    here or handed to the part that owns it: loads to the Loader, relationships to Cascades."""
-
-    def __init__(self, session):
-        self.session = session
-
-    def attribute_set(self, state, name, value):
-        """``Entity.__setattr__`` on an object of this session."""
-        values = state.obj.__dict__
-        if name not in state.mapper.init_names:
-            object.__setattr__(state.obj, name, value)
-            return
-        session = self.session
-        if _get_ident() != session._owner_thread:
-            session._check("set attribute")
-        session.undo.record(state)
-        values[name] = value
-        references = state.mapper.references_by_column.get(name)
-        if references:
-            for reference in references:
-                values.pop(reference.name, None)  # reloaded from the new key when next read
-        if state.status is PERSISTENT:
-            session.tracker.note_assignment(state)
-
-    def load_expired(self, state):
-        self.session.loader.load_expired(state)
-
-    def load_reference(self, state, reference, key_values):
-        return self.session.loader.load_reference(state, reference, key_values)
-
-    def load_collection(self, state, collection):
-        return self.session.loader.load_collection(state, collection)
-
-    def set_reference(self, state, reference, target):
-        self.session.cascades.set_reference(state, reference, target)
-
-    def adopting(self, collection, item):
-        self.session.cascades.adopting(collection, item)
-
-    def adopted(self, collection, item):
-        self.session.cascades.adopted(collection, item)
-
-    def orphaned(self, collection, item):
-        self.session.cascades.orphaned(collection, item)

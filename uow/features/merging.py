@@ -45,15 +45,15 @@ class Merger:
             raise InvalidStateError(
                 f"update(): {obj!r} is {status.value}, not detached; use add() for a new object"
             )
-        session._refuse_to_add(obj, "update")
-        session._add(obj)
+        session.lifecycle.refuse_to_add(obj, "update")
+        session.lifecycle.bring_in(obj)
 
     def save_or_update(self, obj):
         """add() a transient object, update() a detached one; objects already here are left alone."""
         session = self.session
         session._check("save_or_update")
-        session._refuse_to_add(obj, "save_or_update")
-        session._add(obj)
+        session.lifecycle.refuse_to_add(obj, "save_or_update")
+        session.lifecycle.bring_in(obj)
 
     def mark_dirty(self, obj):
         """Make the next flush write every column of ``obj`` (for changes uow cannot see)."""

@@ -1,0 +1,282 @@
+"""Moving objects into and out of the session: add, delete and expunge, with their cascades.
+
+:class:`Lifecycle` is the part of the session that makes the moves of the lifecycle table
+(``states``) that users ask for: ``add`` (transient to pending, detached back to persistent),
+``delete`` (marked for deletion, or a pending insert cancelled), ``expunge`` (out of the
+session).  Each follows its cascade along relationships (``cascades``), and each can be taken
+back: ``add`` or ``expunge`` of an object marked for deletion takes back the delete and what it
+did to other objects, as a SQLAlchemy user sees (a delete touches nothing before the flush).
+
+A refused operation changes nothing: :meth:`Lifecycle.refuse_to_add` walks everything an add
+would bring in and raises before :meth:`Lifecycle.bring_in` changes anything.  The moves into
+the identity map go through ``Session._make_persistent``, the one place that makes an object
+persistent.
+"""
+
+from .errors import DuplicateIdentityError, InvalidStateError
+from .identity import collector_paused, format_key
+from .mapping import entity_objects, mapper_of_object
+from .rollback import Memento
+from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
+
+PERSISTENT = ObjectState.PERSISTENT
+
+
+class Lifecycle:
+    """The session's part for add, delete and expunge (see the module docstring)."""
+
+    def __init__(self, session):
+        self.session = session
+
+    def add(self, obj):
+        """Make a transient object pending (inserted at the next flush), or re-attach a detached one.
+
+        Adding an object that is already in this session changes nothing, except that an object
+        marked for deletion is not deleted after all: add() takes the delete back (see
+        :meth:`take_back_delete`), as SQLAlchemy and Storm do.  Adding an object held by another
+        session, or one whose key another object in this session holds, is an error.
+
+        Whatever state the object comes from, add() follows its save-update references and loaded
+        collections and adds what they hold that is not in this session yet: a detached object
+        may have been given new children while it was away, and they must not be left out.
+
+        An object whose row was deleted and the delete committed is refused (SQLAlchemy's rule,
+        not Storm's re-insert): the object says it mirrors a row that is gone, and quietly
+        turning it into a new INSERT could bring back a row someone meant to remove (a cascade
+        from a re-added parent would do it without a word).  ``merge(obj)`` writes a copy of it
+        as a new row when that is what is wanted.
+        """
+        self.session._check("add")
+        self.refuse_to_add(obj)
+        self.bring_in(obj)
+
+    def refuse_to_add(self, obj, operation="add", seen=None):
+        """Raise the error adding ``obj`` would meet -- for it or for any object its save-update
+        cascade would bring in -- while changing nothing, so that a refused add() leaves the
+        session as it was (it had made the first objects pending before meeting a bad one).
+        Every path into :meth:`bring_in` calls this first."""
+        session = self.session
+        if seen is None:
+            seen = set()
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        mapper = mapper_of_object(obj, operation)
+        values = obj.__dict__
+        state = values.get(STATE_ATTRIBUTE)
+        if state is not None and state.session is not None and state.session is not session:
+            raise InvalidStateError(
+                f"{operation}(): {obj!r} belongs to another session; expunge() it there first, "
+                f"or merge() it into this one"
+            )
+        status = ObjectState.TRANSIENT if state is None else state.status
+        if status is ObjectState.TRANSIENT:
+            mapper.configure()
+            if mapper.generated_key is None or values.get(mapper.generated_key.name) is not None:
+                given = tuple(values.get(name) for name in mapper.pk_names)
+                # Checked as get() checks a key: True or 1.0 would find the identity of 1, and an
+                # unhashable bytearray could not be looked up at all.  (A missing part of a key is
+                # the flush's to refuse, with the NOT NULL message.)
+                key = mapper.key_of(values) if None in given else mapper.identity_key(given)
+                self._refuse_held_key(key, obj)
+        elif status is ObjectState.DETACHED:
+            if state.row_deleted:
+                raise InvalidStateError(
+                    f"{operation}(): the row of {obj!r} was deleted and the delete committed, so the object "
+                    f"has no row to be attached to; merge() it to write a copy as a new row, or add a new object"
+                )
+            # A detached object is re-attached under its key: no row switch can make room for it.
+            held = session.identity.get(state.key)
+            if held is not None and held is not obj:
+                raise DuplicateIdentityError(
+                    f"{operation}(): {held!r} already holds the identity {format_key(state.key)} in this session "
+                    f"(even marked for deletion, its row is still there), so {obj!r} cannot be attached; "
+                    f"flush the delete first, or use merge()"
+                )
+        elif status is ObjectState.DELETED:
+            raise InvalidStateError(
+                f"{operation}(): the row of {obj!r} was deleted in this transaction; rollback() to bring it back, "
+                f"or add a new object"
+            )
+        # (An object already here, pending or persistent, is accepted as it is.)
+        if mapper.references or mapper.collections:
+            for related in session.cascades.related(obj, "save-update"):
+                related_state = related.__dict__.get(STATE_ATTRIBUTE)
+                if related_state is None or related_state.session is not session:
+                    self.refuse_to_add(related, operation, seen)
+
+    def bring_in(self, obj):
+        """Bring ``obj`` (and its save-update cascade) in; :meth:`refuse_to_add` has checked it all."""
+        session = self.session
+        mapper = type(obj).__mapper__
+        values = obj.__dict__
+        state = values.get(STATE_ATTRIBUTE)
+        if state is None:
+            state = InstanceState(obj, mapper, ObjectState.TRANSIENT, None)
+            values[STATE_ATTRIBUTE] = state
+        status = state.status
+        if status is ObjectState.TRANSIENT:
+            # A transient object is in none of the session's collections: its memento is just
+            # its values (cheaper than _capture, and add() is on the bulk-insert path).
+            session.undo.record_memento(state, Memento(ObjectState.TRANSIENT, None, None, None, 0, mapper.copy_values(values)))
+            state.move(ObjectState.PENDING, "add")
+            state.session = session
+            state.sequence = next(session._sequence)
+            session._pending[state] = None
+        elif status is ObjectState.DETACHED:
+            session.undo.record(state)
+            session._make_persistent(state, state.key, state.committed, "add")
+            session.tracker.note_assignment(state)  # changed while it was away, perhaps: compare it
+        elif state in session._marked:
+            self.take_back_delete(state)
+        if mapper.references or mapper.collections:
+            for related in session.cascades.related(obj, "save-update"):
+                related_state = related.__dict__.get(STATE_ATTRIBUTE)
+                if related_state is None or related_state.session is not session:
+                    self.bring_in(related)  # objects already here brought in their own cascade
+
+    def take_back_delete(self, state):
+        """add() or expunge() of an object marked for deletion: it stays, and so does what its delete() took
+        with it -- children its delete cascade deleted or cancelled, children whose reference
+        to it was cleared -- unless they were changed since (a child pointed elsewhere keeps its
+        new parent)."""
+        session = self.session
+        session.undo.record(state)
+        obj = state.obj
+        for child, cleared in session._marked.pop(state) or ():
+            child_state = child.__dict__[STATE_ATTRIBUTE]
+            if cleared is not None:
+                values = child.__dict__
+                if child_state.session is session and values.get(cleared.name) is None and \
+                        all(values.get(name) is None for name in cleared.column_names):
+                    setattr(child, cleared.name, obj)
+            elif child_state in session._marked:
+                self.take_back_delete(child_state)
+            elif child_state.status is ObjectState.TRANSIENT and child_state.session is None:
+                # A pending child whose insert the cascade cancelled.  (Should its key have been
+                # taken since, the refusal names it; what was taken back so far stays.)
+                self.refuse_to_add(child)
+                self.bring_in(child)
+                self.join_parents(child)
+
+    def add_all(self, objects):
+        """add() each object, in order; if any of them cannot be added, none is."""
+        self.session._check("add_all")
+        objects = entity_objects(objects, "add_all")
+        seen = set()
+        for obj in objects:
+            self.refuse_to_add(obj, "add_all", seen)
+        add = self.bring_in
+        with collector_paused(len(objects)):
+            for obj in objects:
+                add(obj)
+
+    def leave_parents(self, obj):
+        """A cancelled insert: the object no longer shows in its parents' loaded collections."""
+        for held in self._parents_collections(obj):
+            held._remove_quietly(obj)
+
+    def join_parents(self, obj):
+        """A cancelled insert taken back: the object shows in its parents' loaded collections again."""
+        for held in self._parents_collections(obj):
+            if not any(item is obj for item in held):
+                held._append_quietly(obj)
+
+    def _parents_collections(self, obj):
+        """The loaded collections that list ``obj`` through its references."""
+        found = []
+        for reference in type(obj).__mapper__.references:
+            parent = obj.__dict__.get(reference.name)
+            collection = reference.collection
+            if parent is not None and collection is not None:
+                held = parent.__dict__.get(collection.name)
+                if held is not None:
+                    found.append(held)
+        return found
+
+    def _refuse_held_key(self, key, obj):
+        held = self.session.identity.get(key)
+        if held is not None and held.__dict__[STATE_ATTRIBUTE] in self.session._marked:
+            return  # the holder is being deleted: the flush will switch the row over (see dependencies)
+        if held is not None and held is not obj:
+            raise DuplicateIdentityError(
+                f"add(): {held!r} already holds the identity {format_key(key)} in this session, so {obj!r} "
+                f"cannot; change the new object's key, or use merge() to copy its values onto the held object"
+            )
+
+    def delete(self, obj):
+        """Mark a persistent object for deletion; its row is DELETEd at the next flush.
+
+        Deleting a pending object cancels its insert (it becomes transient again); deleting a
+        detached object re-attaches it first.  Deleting a transient object is an error.
+        """
+        session = self.session
+        session._check("delete")
+        mapper_of_object(obj, "delete")
+        state = obj.__dict__.get(STATE_ATTRIBUTE)
+        if state is None or state.status is ObjectState.TRANSIENT:
+            raise InvalidStateError(
+                f"delete(): {obj!r} is transient, so there is no row to delete; add() and flush it first"
+            )
+        if state.session is not None and state.session is not session:
+            raise InvalidStateError(f"delete(): {obj!r} belongs to another session")
+        if state.status is ObjectState.DETACHED:
+            self.refuse_to_add(obj, "delete")
+            self.bring_in(obj)
+        if state.status is ObjectState.PENDING:
+            self.expunge(obj)
+            self.leave_parents(obj)
+        elif state.status is PERSISTENT and state not in session._marked:
+            session.undo.record(state)
+            # What this delete does to other objects, so that add() can take it all back:
+            # (child, None) for a child it deletes, (child, reference) for one it unlinks.
+            done = []
+            session._marked[state] = done
+            # Loading the children must not autoflush: that would delete the parent before them.
+            with session.no_autoflush:
+                for child in session.cascades.related(obj, "delete"):
+                    child_state = child.__dict__[STATE_ATTRIBUTE]
+                    if child_state.status is ObjectState.PENDING or child_state not in session._marked:
+                        done.append((child, None))
+                    self.delete(child)
+                done.extend(session.cascades.unlink_children(obj))
+
+    # -- leaving the session --------------------------------------------------------------
+
+    def expunge(self, obj):
+        """Remove one object from the session: pending becomes transient, persistent becomes detached.
+
+        An object marked for deletion and not yet flushed is not deleted after all, and neither is
+        what its delete() did to other objects: expunge() takes it all back as add() does (see
+        :meth:`take_back_delete`) before the object leaves.  That is what a SQLAlchemy user sees,
+        where a delete touches nothing before the flush: expunging the object leaves its children's
+        rows and references as they were (before, a child whose reference the delete had cleared
+        stayed in the session and the next flush wrote NULL under a parent still there).  The
+        children the expunge cascade reaches then leave with it; the others stay, unchanged.
+        A delete already flushed is the transaction's: the object leaves, its row stays deleted.
+        """
+        session = self.session
+        session._check("expunge")
+        state = session._own_state(obj, "expunge")
+        if state in session._marked:
+            self.take_back_delete(state)
+        session.undo.record(state)
+        session._unindex(state)
+        session._detach(state)
+        for related in session.cascades.related(obj, "expunge"):
+            related_state = related.__dict__.get(STATE_ATTRIBUTE)
+            if related_state is not None and related_state.session is session:
+                self.expunge(related)
+
+    def expunge_all(self):
+        """expunge() every object in the session (deletes not yet flushed are taken back first, as
+        expunge() takes them back, so no detached child is left with a reference a delete cleared)."""
+        session = self.session
+        session._check("expunge_all")
+        for state in list(session._marked):
+            if state in session._marked:  # taking back a parent's delete may have taken this one back
+                self.take_back_delete(state)
+        for state in session._all_states():
+            session.undo.record(state)
+            session._unindex(state)
+            session._detach(state)
