@@ -2,12 +2,13 @@
 
 A tour of the modules, from the one you use to the ones underneath it (imports point down):
 
-* ``session``      the Session: add, delete, commit, rollback, savepoints, close.  It is assembled
-  from one module per concern:
-  ``flushing`` (collect, plan, run, apply), ``loading`` (get, filter, refresh, expire, lazy and
-  eager loading), ``cascades`` (references and cascades), ``rollback`` (what a rollback puts
-  back), ``merging`` (merge, upsert, update), ``bulk`` (bulk writes), ``databases`` (raw SQL,
-  attached files)
+* ``features``     the Session you use: the core session plus merge/upsert, bulk writes, raw SQL and
+  attached databases, eager loading, each a part of its own that the core never imports
+* ``session``      the core Session: add, delete, commit, rollback, savepoints, close, as a facade
+  over one part per concern: ``lifecycle`` (add, delete, expunge), ``flushing`` (collect, plan,
+  run, apply), ``loading`` (get, filter, refresh, expire, lazy loading), ``cascades``
+  (references and cascades), ``rollback`` (what a rollback puts back)
+* ``hooks``        the only calls an entity object makes on its session, declared once
 * ``schema``       CREATE TABLE text from the mapping, and ``create_all`` to run it
 * ``transaction``  BEGIN / SAVEPOINT / RELEASE / ROLLBACK TO / COMMIT, as a declared state machine
 * ``events``       before/after listeners for begin, flush, commit, rollback and savepoints
