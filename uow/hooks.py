@@ -50,7 +50,7 @@ class SessionHooks(typing.Protocol):
         """``item`` left ``collection``: delete-orphan deletes it."""
 
 
-class EntityHooks:
+class EntityHooks(SessionHooks):
     """The :class:`SessionHooks` of one session: an assignment is recorded here, every other hook
     is handed to the part that owns it (loads to the Loader, relationships to Cascades)."""
 
