@@ -3,7 +3,8 @@
 A tour of the modules, from the one you use to the ones underneath it (imports point down):
 
 * ``features``     the Session you use: the core session plus merge/upsert, bulk writes, raw SQL and
-  attached databases, eager loading, each a part of its own that the core never imports
+  attached databases, eager loading and event listeners, each a part of its own that the core
+  never imports
 * ``session``      the core Session: add, delete, commit, rollback, savepoints, close, as a facade
   over one part per concern: ``lifecycle`` (add, delete, expunge), ``flushing`` (collect, plan,
   run, apply), ``loading`` (get, filter, refresh, expire, lazy loading), ``cascades``
@@ -11,7 +12,6 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
 * ``hooks``        the only calls an entity object makes on its session, declared once
 * ``schema``       CREATE TABLE text from the mapping, and ``create_all`` to run it
 * ``transaction``  BEGIN / SAVEPOINT / RELEASE / ROLLBACK TO / COMMIT, as a declared state machine
-* ``events``       before/after listeners for begin, flush, commit, rollback and savepoints
 * ``flush``        checks every value, then runs a flush plan as SQL and reads back generated values
 * ``executor``     the one place SQL is executed, counted and logged (``uow.sql`` logger)
 * ``dependencies`` which rows must be written before which, and why
@@ -41,8 +41,8 @@ from .features import Session
 from .session import SessionStats, identity_key
 from .states import STATE_ATTRIBUTE, ObjectState
 from .transaction import NestedTransaction, SessionTransaction, TransactionState
-from .events import EVENT_NAMES, listen, remove_listener
-from . import events
+from .features.events import EVENT_NAMES, listen, remove_listener
+from .features import events
 from . import errors
 
 

@@ -26,7 +26,6 @@ from .errors import (
     ReadOnlyError,
     StaleDataError,
 )
-from .events import has_listeners
 from .executor import capture_sql
 from .flush import bind_plan, run_plan, statements_stayed
 from .identity import collector_paused, format_key
@@ -98,7 +97,7 @@ class FlushingMixin:
 
     def _autoflush(self):
         # Not inside a listener: the operation that called it is flushing, or has flushed, or is
-        # ending the transaction (see uow.events); a query there must not start a flush of its own.
+        # ending the transaction (see features.events); a query there must not start a flush of its own.
         if self.autoflush and not self._autoflush_blocked and not self._flushing and self._listening is None:
             self._flush()
 
@@ -221,7 +220,7 @@ class FlushingMixin:
         try:
             if not self.transaction.active:
                 self._begin_for_flush()
-                if has_listeners(self, "before_begin", "after_begin"):
+                if self.observer.listens("before_begin", "after_begin"):
                     # Their listeners ran in the middle of this flush: what they staged or changed is
                     # part of it, so it is planned and checked again (a refusal now leaves the
                     # transaction open with nothing written).

@@ -19,8 +19,9 @@ every part uses: the guards, ``_make_persistent`` (the one way an object becomes
 through the hooks declared in ``hooks``.
 
 This is the core session; ``uow.Session`` adds the features (merge and upsert, bulk writes, raw
-SQL and attached databases, eager loading) as parts of their own: see ``features``, which this
-module never imports.
+SQL and attached databases, eager loading, event listeners) as parts of their own: see
+``features``, which this module never imports.  (The core emits its events all the same, through
+its ``observer``: where a listener may run is part of how a flush or a commit proceeds.)
 
 The rules users can rely on are spelled out in the README; the most
 important one: ``rollback()`` rolls the database back and puts every object the session touched
@@ -39,7 +40,6 @@ import types
 
 from .cascades import Cascades
 from .errors import InvalidStateError, TransactionError, WrongThreadError
-from .events import Listeners, dispatch
 from .executor import Executor
 from .hooks import EntityHooks
 from .flushing import FlushingMixin
@@ -88,6 +88,21 @@ def identity_key(entity=None, ident=None, *, instance=None):
     return mapper_of_class(entity, "identity_key").identity_key(ident)
 
 
+class Unobserved:
+    """The core session's observer: nobody listens to its events.  ``uow.Session`` replaces it
+    with the listeners of ``features.events``; the core emits its events all the same, so the
+    places where a listener may run are visible here."""
+
+    def listens(self, *names):
+        return False
+
+    def dispatch(self, name, info):
+        pass
+
+
+UNOBSERVED = Unobserved()
+
+
 @dataclasses.dataclass(frozen=True)
 class SessionStats:
     """Counts for ``session.stats()``: objects per state, and work done so far."""
@@ -120,8 +135,6 @@ class Session(FlushingMixin, RollbackMixin):
     honour except for "SERIALIZABLE" and are refused rather than ignored.
     """
 
-    listeners = Listeners()  # listeners of every session; see uow.events
-
     def __init__(self, connection, *, autoflush=True, expire_on_commit=False, begin_mode=None,
                  read_only=False, busy_timeout=None, isolation_level=None, deferrable=None):
         self.executor = Executor(connection)
@@ -130,7 +143,7 @@ class Session(FlushingMixin, RollbackMixin):
                                    isolation_level=isolation_level, deferrable=deferrable)
         if busy_timeout is not None:
             self.transaction.set_busy_timeout(busy_timeout)
-        self.listeners = Listeners()
+        self.observer = UNOBSERVED  # who is told of each event (see _dispatch)
         self.identity = IdentityMap()
         self.undo = UndoLog(self._capture, self.executor.rows_written)
         self.tracker = ChangeTracker()
@@ -146,7 +159,7 @@ class Session(FlushingMixin, RollbackMixin):
         self._ready_thread = self._owner_thread
         self._autoflush_blocked = 0
         self._flushing = False
-        self._listening = None  # the event whose listeners are running (see uow.events)
+        self._listening = None  # the event whose listeners are running (see features.events)
         self._flush_count = 0
         # The parts this session is composed of, each given the session it works for.  (The
         # collections above are the facts they share: pending, marked for deletion with what each
@@ -248,15 +261,20 @@ class Session(FlushingMixin, RollbackMixin):
         return result
 
     def _dispatch(self, name, info):
+        """Tell the observer of event ``name``.  The core session has none (``Unobserved``);
+        ``uow.Session`` calls its listeners (``features.events``).  While they run, the session
+        knows which event they belong to, to refuse what a listener may not do."""
+        if not self.observer.listens(name):
+            return
         outer = self._listening
         self._listening = name
         try:
-            dispatch(self, name, **info)
+            self.observer.dispatch(name, info)
         finally:
             self._listening = outer
 
     def _refuse_in_listener(self, operation):
-        """A listener cannot begin or end a flush, transaction or savepoint (see uow.events): the
+        """A listener cannot begin or end a flush, transaction or savepoint (see features.events): the
         operation that called it is in the middle of doing so."""
         event = self._listening
         if event is not None:

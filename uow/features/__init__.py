@@ -10,6 +10,7 @@ with these parts added, each given the session it works for:
 ``merging``        objects from elsewhere: merge, upsert, update, save_or_update, mark_dirty
 ``bulk``           many rows per statement, outside the unit of work
 ``databases``      raw SQL, and several SQLite files attached to one connection
+``events``         listeners called before and after each flush, transaction and savepoint
 =================  ======================================================================
 
 The methods below only check the session and hand over to the part: read the part's module for
@@ -22,6 +23,7 @@ from ..mapping import mapper_of_class, mapper_of_object
 from .bulk import BulkWriter
 from .databases import Databases
 from .eager import EagerLoader
+from .events import Listeners, SessionEvents
 from .merging import Merger
 
 
@@ -29,8 +31,12 @@ class Session(core.Session):
     """A unit of work over one sqlite3 connection, with every feature (see :class:`uow.session.Session`
     for the core, and the module docstring for the parts)."""
 
+    listeners = Listeners()  # listeners of every session; see features.events
+
     def __init__(self, connection, **options):
         super().__init__(connection, **options)
+        self.listeners = Listeners()  # this session's own
+        self.observer = SessionEvents(self)
         self.eager = EagerLoader(self)
         self.merger = Merger(self)
         self.bulk = BulkWriter(self)

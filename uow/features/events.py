@@ -42,9 +42,13 @@ staged in ``before_rollback`` or ``before_rollback_to_savepoint`` is undone by t
 being begun (use ``after_begin``).
 
 Class-wide listeners run before the session's own, each group in registration order.
+
+The core session (``uow.session``) emits every event at the place it happens, through its
+``observer``; in the core alone nobody listens.  ``uow.Session`` gives each session a
+:class:`SessionEvents` observer, which calls the listeners registered here.
 """
 
-from .errors import UowError
+from ..errors import UowError
 
 EVENT_NAMES = (
     "before_begin", "after_begin",
@@ -102,15 +106,22 @@ def remove_listener(target, name, listener):
     _listeners_of(target, "remove_listener").remove(name, listener)
 
 
-def has_listeners(session, *names):
-    """True when any listener (the class's or the session's) listens to one of ``names``."""
-    class_listeners = type(session).listeners
-    return any(class_listeners.get(name) or session.listeners.get(name) for name in names)
+class SessionEvents:
+    """The observer of one session (see ``Session._dispatch``): the listeners of its class, then its own."""
 
+    def __init__(self, session):
+        self.session = session
 
-def dispatch(session, name, **info):
-    """Call every listener of ``name``: the class-wide ones first, then the session's."""
-    for listener in type(session).listeners.get(name):
-        listener(session, **info)
-    for listener in session.listeners.get(name):
-        listener(session, **info)
+    def listens(self, *names):
+        """True when any listener (the class's or the session's) listens to one of ``names``."""
+        session = self.session
+        class_listeners = type(session).listeners
+        return any(class_listeners.get(name) or session.listeners.get(name) for name in names)
+
+    def dispatch(self, name, info):
+        """Call every listener of ``name``: the class-wide ones first, then the session's."""
+        session = self.session
+        for listener in type(session).listeners.get(name):
+            listener(session, **info)
+        for listener in session.listeners.get(name):
+            listener(session, **info)
