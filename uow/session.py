@@ -37,8 +37,11 @@ import dataclasses
 import itertools
 import threading
 import types
+import typing
+from collections.abc import Iterable, Sequence
 
 from .cascades import Cascades
+from .entity import Entity
 from .errors import InvalidStateError, TransactionError, WrongThreadError
 from .executor import Executor
 from .hooks import EntityHooks
@@ -54,6 +57,7 @@ from .transaction import ENDED_UNSEEN, ROLLED_BACK, Transaction, TransactionStat
 from .undo import UndoLog
 
 _get_ident = threading.get_ident
+E = typing.TypeVar("E", bound=Entity)
 PERSISTENT = ObjectState.PERSISTENT
 
 # What is in progress while the listeners of each event run, for the re-entrancy refusal.
@@ -207,7 +211,7 @@ class Session(FlushingMixin, RollbackMixin):
 
     # -- adding and deleting (the Lifecycle part does the work) ------------------------------
 
-    def add(self, obj):
+    def add(self, obj: Entity) -> None:
         """Make a transient object pending (inserted at the next flush), or re-attach a detached one.
 
         Adding an object that is already in this session changes nothing, except that an object
@@ -227,11 +231,11 @@ class Session(FlushingMixin, RollbackMixin):
         """
         self.lifecycle.add(obj)
 
-    def add_all(self, objects):
+    def add_all(self, objects: Iterable[Entity]) -> None:
         """add() each object, in order; if any of them cannot be added, none is."""
         self.lifecycle.add_all(objects)
 
-    def delete(self, obj):
+    def delete(self, obj: Entity) -> None:
         """Mark a persistent object for deletion; its row is DELETEd at the next flush.
 
         Deleting a pending object cancels its insert (it becomes transient again); deleting a
@@ -337,7 +341,7 @@ class Session(FlushingMixin, RollbackMixin):
 
     # -- loading (the Loader does the work) -----------------------------------------------
 
-    def get(self, entity, ident):
+    def get(self, entity: type[E], ident: object) -> E | None:
         """The object with this primary key (scalar, tuple or dict), or None if there is no such row.
 
         An object already in the identity map is returned without any SQL, unless it was expired
@@ -350,16 +354,17 @@ class Session(FlushingMixin, RollbackMixin):
             self._check("get")
         return self.loader.get(entity, ident)
 
-    def get_one(self, entity, ident):
+    def get_one(self, entity: type[E], ident: object) -> E:
         """Like get(), but a missing row raises NotFoundError."""
         return self.loader.get_one(entity, ident)
 
-    def all(self, entity):
+    def all(self, entity: type[E]) -> list[E]:
         """Every row of the entity's table, as objects, ordered by primary key."""
         self._check("all")
         return self.filter(entity)
 
-    def filter(self, entity, *, order_by=None, limit=None, **equals):
+    def filter(self, entity: type[E], *, order_by: str | Sequence[str] | None = None, limit: int | None = None,
+               **equals: object) -> list[E]:
         """Objects whose columns equal the given values, ordered and limited::
 
             session.filter(User, name="ann")
@@ -371,7 +376,7 @@ class Session(FlushingMixin, RollbackMixin):
         self._check("filter")
         return self.loader.filter(mapper_of_class(entity, "filter"), order_by, limit, equals)
 
-    def refresh(self, obj, fields=None):
+    def refresh(self, obj: Entity, fields: Iterable[str] | None = None) -> None:
         """Reload ``fields`` (default: all) from the database now, discarding unflushed changes to them.
 
         refresh() does not autoflush: it exists to throw local changes away.  The refresh cascade
@@ -380,7 +385,7 @@ class Session(FlushingMixin, RollbackMixin):
         """
         self.loader.refresh(obj, fields, set())
 
-    def expire(self, obj, fields=None):
+    def expire(self, obj: Entity, fields: Iterable[str] | None = None) -> None:
         """Forget ``fields`` (default: all) of a persistent object; they reload when next read.
 
         Unflushed changes to those fields are discarded.
@@ -388,7 +393,7 @@ class Session(FlushingMixin, RollbackMixin):
         self._check("expire")
         self.loader.expire(obj, fields)
 
-    def expire_all(self):
+    def expire_all(self) -> None:
         """expire() every object in the identity map."""
         self._check("expire_all")
         for obj in list(self.identity.values()):
@@ -598,7 +603,7 @@ class Session(FlushingMixin, RollbackMixin):
 
     # -- leaving the session --------------------------------------------------------------
 
-    def expunge(self, obj):
+    def expunge(self, obj: Entity) -> None:
         """Remove one object from the session: pending becomes transient, persistent becomes detached.
 
         An object marked for deletion and not yet flushed is not deleted after all, and neither is
@@ -610,7 +615,7 @@ class Session(FlushingMixin, RollbackMixin):
         """
         self.lifecycle.expunge(obj)
 
-    def expunge_all(self):
+    def expunge_all(self) -> None:
         """expunge() every object in the session (deletes not yet flushed are taken back first)."""
         self.lifecycle.expunge_all()
 

@@ -17,14 +17,22 @@ The methods below only check the session and hand over to the part: read the par
 how each works.
 """
 
+import os
+import sqlite3
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+
 from .. import session as core
+from ..entity import Entity
 from ..arguments import listed
-from ..mapping import mapper_of_class, mapper_of_object
+from ..mapping import Registry, mapper_of_class, mapper_of_object
 from .bulk import BulkWriter
 from .databases import Databases
 from .eager import EagerLoader
 from .events import Listeners, SessionEvents
 from .merging import Merger
+
+E = typing.TypeVar("E", bound=Entity)
 
 
 class Session(core.Session):
@@ -33,7 +41,7 @@ class Session(core.Session):
 
     listeners = Listeners()  # listeners of every session; see features.events
 
-    def __init__(self, connection, **options):
+    def __init__(self, connection: sqlite3.Connection, **options: typing.Any) -> None:
         super().__init__(connection, **options)
         self.listeners = Listeners()  # this session's own
         self.observer = SessionEvents(self)
@@ -44,12 +52,13 @@ class Session(core.Session):
 
     # -- eager loading --------------------------------------------------------------------
 
-    def all(self, entity, *, load=()):
+    def all(self, entity: type[E], *, load: Iterable[str] = ()) -> list[E]:
         """Every row of the entity's table, as objects, ordered by primary key."""
         self._check("all")
         return self.filter(entity, load=load)
 
-    def filter(self, entity, *, order_by=None, limit=None, load=(), **equals):
+    def filter(self, entity: type[E], *, order_by: str | Sequence[str] | None = None, limit: int | None = None,
+               load: Iterable[str] = (), **equals: object) -> list[E]:
         """Objects whose columns equal the given values, ordered and limited::
 
             session.filter(User, name="ann")
@@ -67,7 +76,7 @@ class Session(core.Session):
             self.eager.load(objects, relationship)
         return objects
 
-    def load_related(self, objects, name):
+    def load_related(self, objects: Sequence[Entity], name: str) -> None:
         """Load relationship ``name`` of every object in ``objects`` with one SELECT (per batch of keys).
 
         Objects whose relationship is already loaded are left alone.  This is what
@@ -81,73 +90,73 @@ class Session(core.Session):
 
     # -- objects from elsewhere -----------------------------------------------------------
 
-    def merge(self, obj, *, load=True):
+    def merge(self, obj: E, *, load: bool = True) -> E:
         """Copy ``obj``'s column values onto this session's object for the same row, and return it
         (see ``features.merging``)."""
         return self.merger.merge(obj, load=load)
 
-    def upsert(self, obj):
+    def upsert(self, obj: E) -> E:
         """Insert the row, or update it if its key exists, in one statement; return the session's
         object (see ``features.merging``)."""
         return self.merger.upsert(obj)
 
-    def update(self, obj):
+    def update(self, obj: Entity) -> None:
         """Attach a detached object: it becomes persistent, and its changes are flushed next time."""
         self.merger.update(obj)
 
-    def save_or_update(self, obj):
+    def save_or_update(self, obj: Entity) -> None:
         """add() a transient object, update() a detached one; objects already here are left alone."""
         self.merger.save_or_update(obj)
 
-    def mark_dirty(self, obj):
+    def mark_dirty(self, obj: Entity) -> None:
         """Make the next flush write every column of ``obj`` (for changes uow cannot see)."""
         self.merger.mark_dirty(obj)
 
     # -- bulk writes ----------------------------------------------------------------------
 
-    def bulk_insert_mappings(self, entity, mappings):
+    def bulk_insert_mappings(self, entity: type[Entity], mappings: Sequence[Mapping[str, object]]) -> int:
         """Insert one row per dict of column values; returns the number of rows inserted (see
         ``features.bulk``)."""
         return self.bulk.bulk_insert_mappings(entity, mappings)
 
-    def bulk_update_mappings(self, entity, mappings):
+    def bulk_update_mappings(self, entity: type[Entity], mappings: Sequence[Mapping[str, object]]) -> int:
         """Update rows by primary key: each dict holds the key and the columns to set."""
         return self.bulk.bulk_update_mappings(entity, mappings)
 
-    def bulk_save_objects(self, objects):
+    def bulk_save_objects(self, objects: Iterable[Entity]) -> None:
         """Insert transient objects and update detached ones, in batches, without adding them."""
         self.bulk.bulk_save_objects(objects)
 
     # -- raw SQL and attached databases ---------------------------------------------------
 
-    def execute(self, sql, params=()):
+    def execute(self, sql: str, params: Sequence[object] | Mapping[str, object] = ()) -> sqlite3.Cursor:
         """Run one SQL statement in the session's transaction (after an autoflush); return the cursor."""
         return self.databases.execute(sql, params)
 
-    def scalar(self, sql, params=()):
+    def scalar(self, sql: str, params: Sequence[object] | Mapping[str, object] = ()) -> object:
         """The first column of the first row of a query, or None when it returns no row."""
         return self.databases.scalar(sql, params)
 
-    def scalars(self, sql, params=()):
+    def scalars(self, sql: str, params: Sequence[object] | Mapping[str, object] = ()) -> list[object]:
         """The first column of every row of a query, as a list."""
         return self.databases.scalars(sql, params)
 
-    def connection(self):
+    def connection(self) -> sqlite3.Connection:
         """The session's sqlite3 connection, with its transaction begun (after an autoflush)."""
         return self.databases.connection()
 
-    def attach(self, name, path):
+    def attach(self, name: str, path: str | os.PathLike[str]) -> None:
         """ATTACH the SQLite file ``path`` to the connection as database ``name``."""
         self.databases.attach(name, path)
 
-    def bind_mapper(self, entity, path):
+    def bind_mapper(self, entity: type[Entity], path: str | os.PathLike[str]) -> None:
         """Attach the file that holds ``entity``'s table, under the database name the class declares."""
         self.databases.bind_mapper(entity, path)
 
-    def bind_table(self, table, path, registry=None):
+    def bind_table(self, table: str, path: str | os.PathLike[str], registry: Registry | None = None) -> None:
         """bind_mapper() for the entity whose table is ``table`` (looked up in ``registry``)."""
         self.databases.bind_table(table, path, registry)
 
-    def get_bind(self, entity):
+    def get_bind(self, entity: type[Entity]) -> str:
         """The path of the file that holds ``entity``'s table ('' for an in-memory database)."""
         return self.databases.get_bind(entity)
