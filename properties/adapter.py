@@ -48,7 +48,11 @@ class Capabilities:
     rollback: str = "restore"
     """"restore": objects get back their exact state and values, with no SQL.
     "expire": inserted objects become transient (values as they are), deleted ones persistent,
-    and persistent objects expire (SQLAlchemy)."""
+    and persistent objects expire (SQLAlchemy).
+    "discard" (Pony): the session lets go of every object it held: pending ones become transient,
+    all others detached, each keeping the values it has (unflushed changes and keys a flush gave
+    included); the session starts empty, and a later get() loads a new object for the row.
+    close() does the same."""
 
     delete_pending: str = "expunge"
     """"expunge": delete() of a pending object makes it transient; "refuse": invalid_state."""
@@ -73,7 +77,13 @@ class Capabilities:
     and flush/commit/savepoint operations raise pending_rollback until rollback(), or until the
     savepoint the flush failed in is rolled back (the enclosing transaction then goes on).
     "rolled_back": the innermost transaction or savepoint is rolled back at once (the rollback
-    rule applied), commit raises pending_rollback, and rolling back the savepoint recovers."""
+    rule applied), commit raises pending_rollback, and rolling back the savepoint recovers.
+    "partial" (Pony, with flush_order "changes"): the flush stops at the failing statement; the
+    rows written before it stay written in the open transaction and their objects are updated
+    (keys, states), the failing object and those after it keep their changes.  If nothing was
+    written, the session goes on as before the flush (the next flush tries the same statements
+    again); otherwise flush() and commit() raise pending_rollback until rollback().  A commit()
+    whose flush fails, or that is refused, rolls the transaction back (the rollback rule)."""
 
     refuses_invalid_values: bool = True
     """A NOT NULL field holding None is refused before any SQL (invalid_value, session still
@@ -82,11 +92,11 @@ class Capabilities:
     dirty_set: str = "net"
     """session.dirty holds objects with a net change ("net") or with any assignment ("assigned")."""
 
-    refresh: str = "reload"
+    refresh: str | None = "reload"
     """refresh(): "reload" (no autoflush: it exists to discard the object's unflushed changes);
     "autoflush_then_reload" (autoflush, so the object's own changes are written, then reload
     every field); "expire_autoflush_reload" (SQLAlchemy: expire the object, autoflush the rest,
-    reload)."""
+    reload); None: there is no refresh(), and it is never drawn."""
 
     load_autoflushes: bool = False
     """Reading an expired field autoflushes before the SELECT."""
@@ -112,7 +122,11 @@ class Capabilities:
     which ids SQLite generates.  "tables" (SQLAlchemy): per table a save (UPDATEs by key, then
     INSERTs) and a delete (DELETEs by key), ordered only by the foreign keys between tables that
     are both in the flush, in waves, deletes before saves and by table name within a wave (see
-    oracle.Model._table_actions); each statement must pass SQLite's checks."""
+    oracle.Model._table_actions); each statement must pass SQLite's checks.
+    "changes" (Pony): one statement per object, in the order objects were first changed since
+    the last flush (constructed, first assigned, or marked for deletion, which moves an object to
+    the end), each checked by SQLite when it runs.  An object assigned since the last flush is
+    UPDATEd even when its values equal its snapshot (with dirty_set "assigned")."""
 
     refuses_dangling_children: bool = False
     """A flush that deletes a row a held (loaded, unchanged) object still references is refused
@@ -270,6 +284,65 @@ class Capabilities:
     re-keys the object, ON UPDATE CASCADE re-points the referencing rows, and held objects that
     referenced the old key follow.  False: the key-change rule is not drawn."""
 
+    objects_join_on_construction: bool = False
+    """Constructing an object puts it in the session at once, as pending: there is no transient
+    object waiting for add() (Pony).  Refusals add() would make (a key another object holds)
+    are made by the constructor."""
+
+    add: bool = True
+    """session.add() exists.  False (Pony: objects join when constructed, and an object whose
+    session is over cannot join another): the add rule is never drawn."""
+
+    expunge: bool = True
+    """session.expunge(obj) exists (False: never drawn)."""
+
+    expire: bool = True
+    """session.expire(obj) exists (False: never drawn, and no object is ever expired by it)."""
+
+    detached_refuses_changes: bool = False
+    """An object outside the session (detached, or transient after a rollback "discard") refuses
+    assignment, in-place changes of its JSON value and delete() with the ``detached`` error: it
+    belongs to a session that is over (Pony).  Its loaded values can still be read.  An in-place
+    change is refused after it changed the value (the tracked dict changes, then asks its
+    object), so the value keeps the change."""
+
+    refuses_deleted_objects: bool = False
+    """delete() ends an object for its user (Pony): assigning to an object marked for deletion
+    is refused with ``invalid_state`` (so is an in-place change of its JSON value, which keeps
+    the change, as under detached_refuses_changes); once its DELETE is flushed, or once it was
+    deleted while pending, reading a field is refused too, also after commit or rollback, and a
+    further delete() does nothing."""
+
+    get_skips_marked: bool = False
+    """get() of the key of a held object marked for deletion answers None at once, with no
+    autoflush and no SQL: the object counts as gone as soon as delete() is called (Pony)."""
+
+    get_finds_pending: bool = False
+    """get() of the key a pending object was constructed with answers that object at once, with
+    no autoflush: the identity map holds new objects under their key too (Pony)."""
+
+    insert_expires_null_fields: bool = False
+    """After its INSERT, an object's fields that held None are expired (the database may have
+    filled them, with a default for instance): reading one loads the row (Pony).  False: the
+    object keeps every value it was inserted with."""
+
+    get_queries_after_autoflush: bool = False
+    """get() of a key no object held runs its SELECT even when its autoflush made an object
+    hold the key (an INSERT), and the row fills that object's expired fields (Pony).  False:
+    get() answers the object as the flush left it."""
+
+    commit_detaches_deleted: bool = True
+    """commit() makes objects whose DELETE it committed detached.  False (Pony): they stay
+    deleted, held by the session (and refusing use, see refuses_deleted_objects), until a
+    rollback or close() lets go of them."""
+
+    owns_connection: bool = False
+    """The session opens its own connection and cannot be handed one (Pony's provider and
+    pool).  The kit then creates the database file with a connection of its own, passes the
+    file's path to setup() instead of a connection, and reads the rows of the open
+    transaction through the connection the adapter's ``session_connection()`` returns (the
+    committed rows, through a second connection, as always)."""
+
     def differences(self):
         """``{name: value}`` for every capability that differs from the specification."""
         spec = Capabilities()
@@ -324,6 +397,9 @@ class Adapter(abc.ABC):
     def setup(self, connection, schema, relations=()):
         """Map classes onto the schema's tables (which already exist on ``connection``).
 
+        ``connection`` is what connect() returned, or, where the adapter declares
+        owns_connection, the path of the database file, which the session opens itself.
+
         ``relations`` (``relations_oracle.Relation``): declare ``child.<ref_name>``, a many-to-one
         reference through ``column``, and, when ``cascade`` is not None, ``parent.<list_name>``,
         the one-to-many collection paired with it, with that cascade.
@@ -370,7 +446,7 @@ class Adapter(abc.ABC):
 
     @abc.abstractmethod
     def new(self, table, values):
-        """A transient object with these values."""
+        """A transient object with these values (pending, where objects_join_on_construction)."""
         ...
 
     @abc.abstractmethod
@@ -419,6 +495,11 @@ class Adapter(abc.ABC):
     def merge(self, obj, load):
         """The session's object for ``obj``'s row (capabilities merge, merge_without_load)."""
         raise UndeclaredOperation(self.name, "merge")
+
+    def session_connection(self):
+        """owns_connection: the DB-API connection the session holds now, or None while it holds
+        none (then it has no transaction open).  The kit only runs SELECTs on it."""
+        raise UndeclaredOperation(self.name, "owns_connection")
 
     def read(self, obj, columns):
         """Read the attributes as a user would (expired ones load); returns a dict."""
@@ -520,6 +601,10 @@ SKIPPED_WHEN = {
     ("stable_insert_order", False): "expunge() of a pending object",
     ("relationships", False): "relationship declarations and rules (references, collections, cascades)",
     ("key_changes", False): "assigning a new primary key",
+    ("add", False): "add()",
+    ("expunge", False): "expunge()",
+    ("expire", False): "expire()",
+    ("refresh", None): "refresh()",
 }
 
 

@@ -98,6 +98,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         self.races = 0
         self.seen = set()
         self.directory = None
+        self.path = None
         self.connection = None
         self.reader = None
         self.writer = None
@@ -128,9 +129,14 @@ class ConformanceMachine(RuleBasedStateMachine):
         where = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
         self.directory = tempfile.TemporaryDirectory(prefix="uow-properties-", dir=where)
         path = os.path.join(self.directory.name, "test.db")
-        self.connection = self.adapter.connect(path)
-        if self.connection.execute("PRAGMA foreign_keys").fetchone()[0] != 1:
-            raise AssertionError(f"{self.adapter.name}'s connect() left PRAGMA foreign_keys off")
+        self.path = path
+        if self.caps.owns_connection:
+            # The session opens its own connection: this one only creates and seeds the file.
+            self.connection = sqlite3.connect(path, isolation_level=None)
+            self.connection.execute("PRAGMA foreign_keys = ON")
+        else:
+            self.connection = self.adapter.connect(path)
+            self._require_foreign_keys(self.connection, "connect()")
         self.connection.execute("PRAGMA journal_mode = WAL")
         self.connection.execute("PRAGMA synchronous = OFF")
         for statement in schema.ddl():
@@ -141,6 +147,9 @@ class ConformanceMachine(RuleBasedStateMachine):
             for row in rows[table.name].values():
                 self.connection.execute(f"INSERT INTO {table.name} ({', '.join(table.columns)}) VALUES ({marks})",
                                         [row[column] for column in table.columns])  # stored form is SQL's
+        if self.caps.owns_connection:
+            self.connection.close()
+            self.connection = None
         self.reader = sqlite3.connect(path, isolation_level=None)
         self.writer = sqlite3.connect(path, isolation_level=None)  # the other connection that commits
         self.writer.execute("PRAGMA foreign_keys = ON")
@@ -155,7 +164,28 @@ class ConformanceMachine(RuleBasedStateMachine):
 
     def _setup_adapter(self, schema):
         """Hook for a layered machine: map the implementation's classes onto the schema."""
-        self.adapter.setup(self.connection, schema)
+        self.adapter.setup(self._handed_to_adapter(), schema)
+
+    def _handed_to_adapter(self):
+        """What setup() gets: the connection connect() opened, or the database file's path where
+        the session owns its connection (owns_connection)."""
+        return self.path if self.caps.owns_connection else self.connection
+
+    def _transaction_connection(self):
+        """The connection that sees the rows of the session's open transaction: the session's
+        own.  Where the session owns it, it is the one the adapter says the session holds now
+        (its foreign keys checked), or, while it holds none, the committed-rows reader."""
+        if not self.caps.owns_connection:
+            return self.connection
+        held = self.adapter.session_connection()
+        if held is None:
+            return self.reader
+        self._require_foreign_keys(held, "the session's connection")
+        return held
+
+    def _require_foreign_keys(self, connection, what):
+        if connection.execute("PRAGMA foreign_keys").fetchone()[0] != 1:
+            raise AssertionError(f"{self.adapter.name}: {what} has PRAGMA foreign_keys off")
 
     def _new_model(self, schema, rows, autoflush):
         """Hook for a layered machine: the oracle for this schema and these committed rows."""
@@ -243,6 +273,10 @@ class ConformanceMachine(RuleBasedStateMachine):
 
     def eligible(self, operation):
         """Bundle handles ``operation`` may be drawn for (capabilities rule some out)."""
+        if operation in ("add", "expunge", "expire") and not getattr(self.caps, operation):
+            return []
+        if operation == "refresh" and self.caps.refresh is None:
+            return []
         handles = self.bundle_handles()
         objects = self.model.objects
         if operation == "delete":
@@ -413,15 +447,27 @@ class ConformanceMachine(RuleBasedStateMachine):
     @rule(target=objects, table=_from_machine("table_names"), name=st.sampled_from(TEXTS),
           note_text=st.sampled_from((None, "x")), with_code=st.booleans(), then_add=st.booleans())
     def create(self, table, name, note_text, with_code, then_add):
-        """A new transient object (foreign keys empty; set_reference fills them), maybe added."""
+        """A new transient object (foreign keys empty; set_reference fills them), maybe added
+        (where objects join the session on construction, it is pending at once)."""
         self._event("rule: create")
         schema_table = self.model.schema.table(table)
         values = self._fresh_values(schema_table, name, note_text, with_code)
         hid = self.model.create(schema_table, values)
+        if self.caps.objects_join_on_construction:
+            return self._construct(hid, schema_table, values)
         handle = self._remember(hid, self.adapter.new(schema_table, schema_table.live(values)), schema_table)
         if then_add:
             self._attempt(f"add({handle})", lambda: self.model.add(hid), lambda: self.adapter.add(handle.obj))
         return handle
+
+    def _construct(self, hid, table, values, in_bundle=True):
+        """objects_join_on_construction: constructing the object is its add(), refusals included."""
+        refused, _, obj = self._attempt(f"{table.name}({_short_values(values)})", lambda: self.model.add(hid),
+                                        lambda: self.adapter.new(table, table.live(values)))
+        if refused:
+            del self.model.objects[hid]  # never made: the newest model object, so ids stay aligned
+            return multiple()
+        return self._remember(hid, obj, table, in_bundle)
 
     @_handle_rule("add")
     def add(self, handle):
@@ -758,7 +804,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         objects first.  UPDATEs set a value the row does not hold (and move a version on);
         DELETEs take rows nothing references; an INSERT takes the next free key."""
         model = self.model
-        if self.connection.in_transaction or model.depth() != 0:
+        if self._transaction_connection().in_transaction or model.depth() != 0:
             return []
         held = model.identity()
         first = []
@@ -989,8 +1035,12 @@ class ConformanceMachine(RuleBasedStateMachine):
         else:
             values.update(zip(table.key, key))
         hid = self.model.create(table, values)
-        handle = self._remember(hid, self.adapter.new(table, table.live(values)), table, in_bundle=False)
-        self._attempt(f"add({handle})", lambda: self.model.add(hid), lambda: self.adapter.add(handle.obj))
+        if self.caps.objects_join_on_construction:
+            if not isinstance(self._construct(hid, table, values, in_bundle=False), Handle):
+                raise AssertionError(f"machine bug: constructing the {kind} object for {table_name} was refused")
+        else:
+            handle = self._remember(hid, self.adapter.new(table, table.live(values)), table, in_bundle=False)
+            self._attempt(f"add({handle})", lambda: self.model.add(hid), lambda: self.adapter.add(handle.obj))
         refused, refusal, _ = self._attempt(f"{action}()", getattr(self.model, action), getattr(self.adapter, action))
         if not refused or refusal.kind == "pending_rollback":
             raise AssertionError(f"machine bug: injecting {kind} into {table_name} did not fail the {action}")
@@ -1030,8 +1080,9 @@ class ConformanceMachine(RuleBasedStateMachine):
             found = {self._hid_of(obj) for obj in actual}
             if found != expected:
                 problems.append(f"session.{name} holds {sorted(found)}; oracle {sorted(expected)}")
+        session_connection = self._transaction_connection()
         for table in model.schema.tables:
-            rows = self._rows(self.connection, table)
+            rows = self._rows(session_connection, table)
             if rows != model.db[table.name]:
                 problems.append(f"table {table.name} holds {_short(rows)}; oracle {_short(model.db[table.name])}")
             committed = self._rows(self.reader, table)
@@ -1068,6 +1119,10 @@ def _change_in_place(target, path, value):
 
 def _path_text(path):
     return "".join(".append()" if name == "append" else f"[{name!r}]" for name in path)
+
+
+def _short_values(values):
+    return ", ".join(f"{column}={value!r}" for column, value in values.items())
 
 
 def _short(rows):

@@ -101,7 +101,10 @@ class Obj:
     session.deleted"; ``gone`` means its row was deleted by a flush.  ``assigned`` records any
     assignment since the snapshot (SQLAlchemy's notion of dirty); ``expired_all`` a whole-object
     expiry not yet reloaded.  ``seq`` is the order it entered the session; ``loaded_at`` the
-    model's clock when it was loaded from a row (None: it never was).
+    model's clock when it was loaded from a row (None: it never was).  ``queued`` orders its
+    next statement under flush_order "changes"; ``doomed`` means delete() ended it for its user
+    (deleted while pending, or its DELETE flushed: see refuses_deleted_objects); ``outside``
+    that the session it was in let go of it (rollback "discard": see detached_refuses_changes).
     """
 
     def __init__(self, table, values, same=None):
@@ -117,6 +120,9 @@ class Obj:
         self.expired_all = False
         self.seq = 0
         self.loaded_at = None
+        self.queued = 0
+        self.doomed = False
+        self.outside = False
         self.links = {}  # relationship state, kept by a model layer (see relations_oracle)
 
     def copy(self):
@@ -215,6 +221,7 @@ class Model:
         self._clock = itertools.count(1)  # orders loads, writes and frames (see Frame, _restore)
         self.frames = [Frame(self.db, self.objects, next(self._clock))]
         self._sequence = itertools.count(1)
+        self._queue = itertools.count(1)  # the order of statements under flush_order "changes"
         self.situations = set()  # interesting things that happened, for the machine's statistics
         self._highest_id = {}
         self.stale_hid = None  # the object a stale-data error named, until rollback() expires it
@@ -339,6 +346,7 @@ class Model:
             self._enter(hid)
             obj.state = PENDING
             obj.seq = next(self._sequence)
+            obj.queued = next(self._queue)
         elif obj.state == PERSISTENT:
             if obj.marked and self.caps.add_cancels_delete:
                 obj.marked = False
@@ -354,22 +362,35 @@ class Model:
 
         Transient: invalid_state.  Pending: expunged (or refused, per caps).  Detached: re-attached
         and marked, unless its row was deleted (invalid_state, per attach_deleted).  DELETED:
-        nothing more to do.
+        nothing more to do.  Under detached_refuses_changes an object whose session is over is
+        refused (detached); under refuses_deleted_objects delete() of a deleted object does nothing.
         """
         obj = self.objects[hid]
+        if self._delete_does_nothing(obj):
+            return
         if obj.state == TRANSIENT:
             raise Refused("invalid_state", "delete(): a transient object has no row")
         if obj.state == PENDING:
             if self.caps.delete_pending != "expunge":
                 raise Refused("invalid_state", "delete(): a pending object has no row yet")
             obj.state = TRANSIENT
+            obj.doomed = True
         elif obj.state == PERSISTENT:
+            if not obj.marked:
+                obj.queued = next(self._queue)  # a delete goes to the end of the queue
             obj.marked = True
         elif obj.state == DETACHED:
             if obj.gone and self.caps.attach_deleted == "refuse":
                 raise Refused("invalid_state", "delete(): the object's row was deleted")
             self._attach(hid, "delete")
             obj.marked = True
+
+    def _delete_does_nothing(self, obj):
+        """detached_refuses_changes: delete() of an object whose session is over is refused;
+        refuses_deleted_objects: delete() of a deleted object does nothing (True)."""
+        if self.caps.detached_refuses_changes and obj.outside:
+            raise Refused("detached", "delete(): the session the object was in is over")
+        return self.caps.refuses_deleted_objects and obj.doomed
 
     def expunge(self, hid):
         """expunge(): pending becomes TRANSIENT; persistent or deleted becomes DETACHED.
@@ -548,6 +569,8 @@ class Model:
         A detached (or never-flushed) object cannot reload: detached.  No row: row_missing.
         """
         obj = self.objects[hid]
+        if self.caps.refuses_deleted_objects and obj.doomed:
+            raise Refused("invalid_state", f"reading a field of {obj!r}, which was deleted")
         if len(obj.values) < len(obj.table.columns):
             if obj.state in (DETACHED, TRANSIENT):
                 raise Refused("detached", f"reading an expired field of a {obj.state} object")
@@ -562,9 +585,24 @@ class Model:
         return dict(obj.values)
 
     def set_field(self, hid, name, value):
-        """Assignment changes the value the user sees in any state; the flush decides what it means."""
+        """Assignment changes the value the user sees in any state; the flush decides what it
+        means (see _refuse_change for the sessions that refuse it)."""
         obj = self.objects[hid]
+        self._refuse_change(obj, f"assignment to {name}")
         obj.values[name] = value
+        self._note_assignment(obj)
+
+    def _refuse_change(self, obj, what):
+        """detached_refuses_changes and refuses_deleted_objects: the object refuses a change."""
+        if self.caps.detached_refuses_changes and obj.outside:
+            raise Refused("detached", f"{what}: the session {obj!r} was in is over")
+        if self.caps.refuses_deleted_objects and (obj.doomed or obj.marked):
+            raise Refused("invalid_state", f"{what}: {obj!r} was deleted")
+
+    def _note_assignment(self, obj):
+        """An assignment (flush_order "changes": the first since the last flush queues the UPDATE)."""
+        if obj.state == PERSISTENT and not obj.assigned and not obj.marked:
+            obj.queued = next(self._queue)
         obj.assigned = True
 
     def change_json(self, hid, path, value):
@@ -580,6 +618,10 @@ class Model:
         else:
             target[path[-1]] = value
         obj.values["data"] = stored("data", data)
+        # A refusing session is told of the change after it happened: the value keeps it.
+        self._refuse_change(obj, "an in-place change of data")
+        if self.caps.dirty_set == "assigned":
+            self._note_assignment(obj)  # the tracked value reports the change as an assignment
 
     def original(self, hid, name):
         """The value a field was loaded or last flushed with (its current value if none)."""
@@ -598,6 +640,9 @@ class Model:
 
         Returns ``("held", hid)``, ``("loaded", hid)`` for a new object, or ``("none", None)``.
         """
+        found = self._found_in_session(table, key)
+        if found is not None:
+            return found
         hid = self.held(table, key)
         if hid is not None:
             obj = self.objects[hid]
@@ -613,11 +658,30 @@ class Model:
         self.autoflush()
         hid = self.held(table, key)
         if hid is not None:
+            obj = self.objects[hid]
+            if self.caps.get_queries_after_autoflush and len(obj.values) < len(table.columns):
+                self.situations.add("get() filled the expired fields of an object its autoflush inserted")
+                obj.load(self.db[table.name][key], self.caps.reload_completes_snapshot)
             return ("held", hid)
         row = self.db[table.name].get(key)
         if row is None:
             return ("none", None)
         return ("loaded", self._load_new(table, key, row))
+
+    def _found_in_session(self, table, key):
+        """What get() answers with no SQL where the session says so: a pending object constructed
+        with the key (get_finds_pending), or None for a held object marked for deletion
+        (get_skips_marked); None where neither applies."""
+        if self.caps.get_finds_pending:
+            for hid, obj in self.objects.items():
+                if obj.state == PENDING and obj.table is table and table.key_of(obj.values) == key:
+                    self.situations.add("get() found a pending object by its key")
+                    return ("held", hid)
+        hid = self.held(table, key)
+        if hid is not None and self.caps.get_skips_marked and self.objects[hid].marked:
+            self.situations.add("get() of a key marked for deletion answered None")
+            return ("none", None)
+        return None
 
     def _load_new(self, table, key, row):
         """A row no object holds becomes a new PERSISTENT object; returns its handle id."""
@@ -749,7 +813,7 @@ class Model:
         error is ``flush`` (or ``invalid_value`` for a value refused before SQL).
         """
         if self.failed:
-            if self.caps.failed_flush == "refuse_until_rollback" or self.has_work():
+            if self.caps.failed_flush != "rolled_back" or self.has_work():
                 raise Refused("pending_rollback", "a previous flush failed; call rollback() first")
             return
         if self.caps.flush_loads_expired in ("first", "ordering"):
@@ -784,14 +848,18 @@ class Model:
         # Rows this flush deletes, until their DELETE has run (see refuses_reused_doomed_key).
         doomed = {(self.objects[hid].table.name, self.objects[hid].key) for verb, hid in statements
                   if verb == "DELETE"}
-        for statement in statements:
+        for index, statement in enumerate(statements):
             if batch and not self._same_batch(batch, statement):
                 self._write_back(batch)
+            before = copy_rows(trial) if self.caps.failed_flush == "partial" else None
             refusal = self._load_group(trial, statements, statement, loaded_groups)
             if refusal is None:
                 refusal = self._apply(trial, statement, keys, doomed)
             if refusal is not None:
                 self.situations.add(f"a flush failed ({refusal.kind})")
+                if self.caps.failed_flush == "partial":
+                    self._stop_partway(before, statements[:index], keys)
+                    raise refusal
                 self._fail()
                 if self.caps.flush_order == "tables":
                     # Which problem SQLAlchemy meets first depends on its own action order.
@@ -813,8 +881,28 @@ class Model:
                 raise refusal
         self.db = trial
         self._note_write()
+        self.frames[-1].updated |= self._flushed_persistent()
+        self._finish(statements, keys)
+        self._clear_assigned()
+
+    def _stop_partway(self, rows, done, keys):
+        """failed_flush == "partial": the statements before the failing one stay written (``rows``
+        is the database after them) and their objects are updated; with nothing written the
+        session goes on as before the flush, else it refuses flushes until rollback()."""
+        if not done:
+            self.situations.add("a flush failed at its first statement")
+            return
+        self.situations.add("a flush failed after writing some rows")
+        self.db = rows
+        self._note_write()
+        self.frames[-1].updated |= {hid for verb, hid in done if verb == "UPDATE"}
+        self._finish(done, keys)
+        self.failed = True
+        self.failed_depth = self.depth()
+
+    def _finish(self, statements, keys):
+        """The objects of statements that ran take their new keys, states and snapshots."""
         frame = self.frames[-1]
-        frame.updated |= self._flushed_persistent()
         switches = self._switches()
         for verb, hid in statements:
             obj = self.objects[hid]
@@ -842,8 +930,11 @@ class Model:
                     self.objects[stale].state = DETACHED
                     self.objects[stale].marked = False
                 obj.values = dict(row)
+                if self.caps.insert_expires_null_fields:
+                    obj.values = {name: value for name, value in row.items() if value is not None}
                 obj.snapshot = dict(obj.values)
                 obj.state = PERSISTENT
+                obj.assigned = False
                 frame.inserted.add(hid)
                 continue
             if verb == "UPDATE":
@@ -852,13 +943,14 @@ class Model:
                     if self.retry_hid == hid:
                         self.situations.add("the retry after a stale error succeeded")
                 obj.snapshot = dict(obj.values)
+                obj.assigned = False
                 frame.updated.add(hid)
             else:
                 obj.state = DELETED
                 obj.gone = True
+                obj.doomed = True
                 obj.marked = False
                 frame.deleted.add(hid)
-        self._clear_assigned()
 
     def _note_write(self):
         """A flush wrote rows: objects loaded from now on may read what a rollback undoes, in this
@@ -980,6 +1072,8 @@ class Model:
                         if obj.state == PERSISTENT and obj.marked)
         changed = sorted((obj.seq, hid) for hid, obj in self.objects.items()
                          if obj.state == PERSISTENT and not obj.marked and obj.changed_fields())
+        if self.caps.flush_order == "changes":
+            return self._queued(pending, marked)
         if self.caps.flush_order == "rows":
             return self._waves(pending, changed, marked)
         statements = []
@@ -1041,6 +1135,16 @@ class Model:
             order += [(verb, self.schema.table(name)) for verb, name, *_ in wave if verb != "relationship"]
             done |= set(wave)
         return order
+
+    def _queued(self, pending, marked):
+        """flush_order == "changes": one statement per object in the order of its queue number;
+        every object assigned since the last flush gets an UPDATE (dirty_set "assigned")."""
+        assigned = [hid for hid, obj in self.objects.items()
+                    if obj.state == PERSISTENT and not obj.marked and (obj.assigned or obj.changed_fields())]
+        work = [(self.objects[hid].queued, "UPDATE", hid) for hid in assigned]
+        work += [(self.objects[hid].queued, "INSERT", hid) for _, hid in pending]
+        work += [(self.objects[hid].queued, "DELETE", hid) for _, hid in marked]
+        return [(verb, hid) for _, verb, hid in sorted(work)]
 
     def _waves(self, pending, changed, marked):
         """flush_order == "rows": statements in waves, each holding every row whose prerequisites
@@ -1236,14 +1340,22 @@ class Model:
         stays DELETED, see ``_load_held``.)
         """
         if self.failed:
+            if self.caps.failed_flush == "partial":
+                self.rollback()
             raise Refused("pending_rollback", "commit(): a previous flush failed")
-        self.flush()
+        try:
+            self.flush()
+        except Refused:
+            if self.caps.failed_flush == "partial":
+                self.situations.add("a failed commit rolled back")
+                self.rollback()
+            raise
         self.committed = copy_rows(self.db)
         deleted = set()
         for frame in self.frames:
             deleted |= frame.deleted
         for hid, obj in self.objects.items():
-            if obj.state == DELETED and hid in deleted:
+            if obj.state == DELETED and hid in deleted and self.caps.commit_detaches_deleted:
                 obj.state = DETACHED
             elif obj.state == PERSISTENT and self.caps.expire_on_commit:
                 obj.expire()
@@ -1252,6 +1364,9 @@ class Model:
     def rollback(self):
         """rollback(): every savepoint and the transaction roll back, innermost first; an object
         a stale-data error named is then expired, so that the retry reads the row as it is now."""
+        if self.caps.rollback == "discard":
+            self._discard()
+            return
         while self.frames:
             self._end_frame()
         if self.stale_hid is not None and self.caps.stale_rollback_expires:
@@ -1292,6 +1407,9 @@ class Model:
         With ``close_rolls_back_objects`` objects first get the rollback rule, then are detached;
         otherwise they are detached as they are.  Pending objects become transient.
         """
+        if self.caps.rollback == "discard":
+            self._discard()
+            return
         if self.caps.close_rolls_back_objects:
             self.rollback()
         else:
@@ -1303,6 +1421,23 @@ class Model:
                 obj.state = DETACHED
                 obj.marked = False
         self.failed = False
+        self.frames = [Frame(self.db, self.objects, next(self._clock))]
+
+    def _discard(self):
+        """rollback == "discard": the database rolls back and the session lets go of every object,
+        which keeps the values it has: pending ones become transient, all others detached."""
+        if self.new() and (self.deleted() or any(obj.state == DELETED for obj in self.objects.values())):
+            self.situations.add("a rollback with pending and deleted objects")
+        self.db = copy_rows(self.committed)
+        for obj in self.objects.values():
+            if obj.state == PENDING:
+                obj.state = TRANSIENT
+            elif obj.state in (PERSISTENT, DELETED):
+                obj.state = DETACHED
+            obj.marked = False
+            obj.outside = True
+        self.failed = False
+        self.stale_hid = None
         self.frames = [Frame(self.db, self.objects, next(self._clock))]
 
     def _end_frame(self):

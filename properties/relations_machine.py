@@ -77,7 +77,7 @@ class RelationsMachine(ConformanceMachine):
         self.relations = build_relations(schema, self.declared)
         for relation in self.relations:
             self._event(f"declared: {'reference' if relation.cascade is None else relation.cascade}")
-        self.adapter.setup(self.connection, schema, self.relations)
+        self.adapter.setup(self._handed_to_adapter(), schema, self.relations)
 
     def _new_model(self, schema, rows, autoflush):
         return RelationsModel(schema, self.caps, rows, autoflush, self.relations)
@@ -298,6 +298,8 @@ class RelationsMachine(ConformanceMachine):
         values = self._fresh_values(table, name, None, False)
         values.update(zip(table.key, self.model.objects[handle.hid].key))
         hid = self.model.create(table, values)
+        if self.caps.objects_join_on_construction:
+            return self._construct(hid, table, values)
         new = self._remember(hid, self.adapter.new(table, table.live(values)), table)
         if not refused:
             self._attempt(f"add({new})", lambda: self.model.add(hid), lambda: self.adapter.add(new.obj))

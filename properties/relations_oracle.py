@@ -266,6 +266,9 @@ class RelationsModel(Model):
         """As the base; an expired held object whose key column was assigned since (a key change
         not flushed yet) is returned as it is: get() reloads a held object only when its key is
         among the expired fields."""
+        found = self._found_in_session(table, key)
+        if found is not None:
+            return found
         hid = self.held(table, key)
         if hid is not None and all(column in self.objects[hid].values for column in table.key):
             return ("held", hid)
@@ -476,6 +479,8 @@ class RelationsModel(Model):
         """delete(): a pending object also leaves its parents' loaded collections; a persistent one
         takes its children along (delete cascade) or unlinks them."""
         obj = self.objects[hid]
+        if self._delete_does_nothing(obj):
+            return
         if obj.state == DETACHED:
             self.add(hid)
         if obj.state == PENDING:
