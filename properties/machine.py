@@ -875,7 +875,7 @@ class ConformanceMachine(RuleBasedStateMachine):
             obj = model.objects[handle.hid]
             if obj.state != PERSISTENT or obj.marked or obj.key not in model.db[handle.table.name]:
                 continue
-            actions = ["change", "delete", "expire"]
+            actions = ["change", "delete"] + (["expire"] if self.caps.expire else [])
             if self.caps.merge and len(obj.values) == len(handle.table.columns):
                 actions.append("merge")
             for write in range(len(self._row_writes(handle.table, obj.key))):
@@ -900,10 +900,10 @@ class ConformanceMachine(RuleBasedStateMachine):
         self.races += 1
         handle, write, action = pick
         model = self.model
-        if self.connection.in_transaction or model.depth() != 0:
+        if self._transaction_connection().in_transaction or model.depth() != 0:
             refused, _, _ = self._attempt("commit()", model.commit, self.adapter.commit)
             self._sync_savepoints()
-            if refused or self.connection.in_transaction:
+            if refused or self._transaction_connection().in_transaction:
                 return multiple()
         obj = model.objects[handle.hid]
         if obj.state != PERSISTENT or obj.key not in model.db[handle.table.name]:
