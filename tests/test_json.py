@@ -237,6 +237,24 @@ def test_an_object_whose_delete_was_flushed_is_no_longer_compared(file_session, 
     assert other.execute("SELECT COUNT(*) FROM docs").fetchone()[0] == 0
 
 
+def test_an_object_that_took_over_a_row_is_compared_like_any_loaded_object(file_session, other):
+    """A row switch (delete an object, add a new one with its key: one UPDATE) makes the new object
+    persistent; its JSON columns must be watched from then on, as every other way in does.  The
+    switch skipped that step, so an in-place change after it was never written (one "make
+    persistent" for every path, Session._make_persistent, is what keeps such a step from being
+    left out)."""
+    file_session.delete(file_session.get(Doc, 1))
+    doc = Doc(id=1, title="new", tags=["n"])
+    file_session.add(doc)
+    file_session.flush()  # the row switch
+    doc.tags.append("m")
+    assert file_session.dirty == {doc}
+    with uow.capture_sql() as statements:
+        file_session.commit()
+    assert writes(statements) == [(UPDATE_TAGS, [('["n","m"]', 1)])]
+    assert json.loads(stored(other, "tags")) == ["n", "m"]
+
+
 def test_a_savepoint_rollback_restores_an_in_place_change_of_an_object_whose_delete_was_flushed(session):
     doc = session.get(Doc, 1)
     session.delete(doc)

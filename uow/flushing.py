@@ -408,10 +408,7 @@ class FlushingMixin:
         self._row_deleted(old)
         if mapper.version_column is not None:
             values[mapper.version_column.name] = old.committed[mapper.version_column.index] + 1
-        state.move(PERSISTENT, "flush")
-        state.key = old.key
-        state.committed = mapper.snapshot_getter(values)
-        self.identity.add(state.key, state.obj)
+        self._make_persistent(state, old.key, mapper.snapshot_getter(values), "flush")
         # Children loaded through the old object now belong to the row's new object.
         for collection in mapper.collections:
             for child in old.obj.__dict__.get(collection.name) or ():
