@@ -387,16 +387,16 @@ class Session:
 
     def _check(self, inserts, updates):
         """Refuse before any SQL what would fail anyway.  A key conflict or a NULL is the
-        user's to fix, so the session stays usable; an object with expired fields to insert
-        fails the flush, which then waits for rollback() like any failed flush."""
+        user's to fix, so the session stays usable; an object to insert with expired fields
+        (its values are unknown) fails the flush, which then waits for rollback()."""
         claimed = {}
         for obj in inserts:
             state = obj._state
             missing = [column for column in state.mapping.columns
                        if column not in state.values and not (state.mapping.generated and column in state.mapping.key)]
             if missing:
-                self._failed = True  # the flush has begun, and failed: like any failed flush
-                raise InvalidStateError(f"{obj!r} has expired fields {missing} and no row to load them from; "
+                self._failed = True  # a failed flush, as if SQLite had refused the INSERT
+                raise FlushError(f"{obj!r} has expired fields {missing} and no row to load them from; "
                                         f"assign them before the flush")
             key = state.mapping.key_of(state.values)
             if key is not None:

@@ -22,6 +22,10 @@ MINISESSION_CAPABILITIES = Capabilities(
     # a real session.  Inserted objects become transient, deleted ones persistent (SQLAlchemy's
     # rule, which the kit knows as "expire").
     rollback="expire",
+    # Its flush orders statements by table, parents' INSERTs before children's, as SQLAlchemy
+    # does ("tables"), not row by row as uow's planner does: a table's rows are written in the
+    # order they were added, so a row referencing one added after it in the same table fails.
+    flush_order="tables",
     # No begin_nested(): one transaction level is enough to learn from.  (The flush uses a
     # SAVEPOINT internally, to undo itself, but the user never sees one.)
     savepoints=False,
@@ -53,6 +57,7 @@ class MiniSessionAdapter(Adapter):
         "stale": (),  # no version counter (versions=False), so never predicted
     }
     reasons = {
+        "flush_order": "statements ordered by table (SQLAlchemy's order), not row by row",
         "rollback": "rollback() expires objects instead of restoring them (no undo log)",
         "savepoints": "no begin_nested(): one transaction level",
         "versions": "no version counter",
