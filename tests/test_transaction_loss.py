@@ -186,7 +186,7 @@ def test_wb_an_interrupt_in_the_bookkeeping_after_commit_still_forgets_the_commi
     session.add(ann)
     forget = session.undo.forget
 
-    def interrupted():
+    def interrupted(levels):
         session.undo.forget = forget
         raise KeyboardInterrupt("in the bookkeeping after COMMIT")
 

@@ -8,16 +8,18 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
 * ``session``      the core Session: add, delete, commit, rollback, savepoints, close, as a facade
   over one part per concern: ``lifecycle`` (add, delete, expunge), ``flushing`` (collect, plan,
   run, apply), ``loading`` (get, filter, refresh, expire, lazy loading), ``cascades``
-  (references and cascades), ``rollback`` (what a rollback puts back)
+  (references and cascades), ``rollback`` (the undo log: what a rollback puts back)
 * ``hooks``        the only calls an entity object makes on its session, declared once
 * ``schema``       CREATE TABLE text from the mapping, and ``create_all`` to run it
-* ``transaction``  BEGIN / SAVEPOINT / RELEASE / ROLLBACK TO / COMMIT, as a declared state machine
+* ``transaction``  the one transaction stack: BEGIN at level 0, a savepoint at each deeper level,
+  each level owning its undo scope; a declared state machine
 * ``flush``        checks every value, then runs a flush plan as SQL and reads back generated values
-* ``executor``     the one place SQL is executed, counted and logged (``uow.sql`` logger)
+* ``executor``     the one place SQL is executed, counted and logged (``uow.sql`` logger), with
+  ``Savepoint``, the one helper that sends SAVEPOINT / RELEASE / ROLLBACK TO
 * ``dependencies`` which rows must be written before which, and why
 * ``plan``         the flush plan as data: waves, batches, cycle breaking, reasons
 * ``graph``        a deterministic topological sort
-* ``undo``         the undo log that makes rollback exact without SQL
+* ``rollback``     exact rollback without SQL: the undo log, and how objects are put back from it
 * ``tracking``     what changed: current values against the snapshot of the row
 * ``identity``     the identity map: one object per row
 * ``query``        SELECT text from the mapping, for filter()

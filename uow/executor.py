@@ -21,7 +21,7 @@ import sqlite3
 import sys
 
 from . import arguments
-from .errors import ConnectionClosedError, UowError
+from .errors import ConnectionClosedError, TransactionError, UowError
 
 if sqlite3.sqlite_version_info < (3, 35, 0):
     raise ImportError(
@@ -151,6 +151,13 @@ class Executor:
             _refuse_if_closed(error)
             raise
 
+    def set_busy_timeout(self, seconds):
+        """How long a statement waits for another connection's lock before "database is locked"."""
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < 2 ** 31 / 1000:
+            # (NaN fails the comparison too; SQLite takes milliseconds as a 32-bit int.)
+            raise TransactionError(f"busy_timeout must be a number of seconds >= 0, got {seconds!r}")
+        self.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+
     def fetchall(self, sql, params=()):
         return self.execute(sql, params).fetchall()
 
@@ -208,6 +215,106 @@ class Executor:
             return self.connection.in_transaction
         except sqlite3.ProgrammingError:
             return False
+
+
+class Savepoint:
+    """One SAVEPOINT: the one place uow sends SAVEPOINT, RELEASE and ROLLBACK TO.
+
+    As a block, everything in it happens or nothing does (the flush, a bulk write)::
+
+        savepoint = Savepoint(executor, "uow_bulk")
+        with savepoint:                  # SAVEPOINT "uow_bulk"
+            executor.executemany(...)    # an exception: ROLLBACK TO and RELEASE, then it propagates
+                                         # none: RELEASE
+
+    By hand for one that outlives a call (``session.begin_nested()``) or that is always undone (a
+    dry run): :meth:`open`, then :meth:`release` or :meth:`roll_back`.  The caller opens it inside
+    a BEGIN: outside one SQLite starts a transaction for it that its RELEASE commits at once.
+
+    Three traps of the driver are handled here, once:
+
+    * SQLite may have rolled the whole transaction back by itself (an interrupt, a full disk):
+      there is then no savepoint to roll back to, and nothing left to undo.
+    * ROLLBACK TO leaves the savepoint open; only RELEASE ends it, and SQLite refuses that while a
+      statement is still being read ("SQL statements in progress").  The work is undone then, and
+      the empty savepoint ends with the transaction around it.
+    * An exception that is not SQLite's (Ctrl-C) can arrive after RELEASE or ROLLBACK TO ran: by
+      hand, the statements are finished, so the savepoint is ended as SQLite then says; a block
+      tries to roll back instead, and ``undone`` tells whether it could (False: RELEASE had run,
+      so the block's statements stayed in the transaction).
+    """
+
+    def __init__(self, executor, name):
+        self.executor = executor
+        self.name = name
+        self.quoted = f'"{name}"'
+        self.undone = True  # after a failed block: whether its statements were undone
+
+    def open(self):
+        self.executor.execute(f"SAVEPOINT {self.quoted}")
+
+    def release(self):
+        """RELEASE: the work joins the enclosing transaction.  If SQLite refuses, it stays open."""
+        sql = f"RELEASE {self.quoted}"
+        try:
+            self.executor.execute(sql)
+        except sqlite3.Error:
+            raise
+        except BaseException:
+            self._finish(sql)
+            raise
+
+    def roll_back(self):
+        """ROLLBACK TO and RELEASE: undo everything since :meth:`open` and end the savepoint."""
+        if not self.executor.in_transaction:
+            return  # SQLite rolled the whole transaction back by itself: nothing is left to undo
+        rollback_to = f"ROLLBACK TO {self.quoted}"
+        release = f"RELEASE {self.quoted}"
+        try:
+            self.executor.execute(rollback_to)
+        except sqlite3.Error:
+            raise
+        except BaseException:
+            self._finish(rollback_to, release)
+            raise
+        try:
+            self.executor.execute(release)
+        except sqlite3.OperationalError:
+            pass  # a statement still being read: the empty savepoint ends with the enclosing one
+        except BaseException:
+            self._finish(release)
+            raise
+
+    def _finish(self, *statements):
+        """Run the statements an interrupted call was running; stop at the first that finds the
+        savepoint gone (the interrupted run had got that far)."""
+        for sql in statements:
+            try:
+                self.executor.execute(sql)
+            except sqlite3.OperationalError:
+                return
+
+    def __enter__(self):
+        self.open()
+        return self
+
+    def __exit__(self, error_type, error, traceback):
+        if error_type is None:
+            try:
+                self.executor.execute(f"RELEASE {self.quoted}")
+                return False
+            except BaseException:
+                self._undo()  # RELEASE refused, or interrupted: undo the block if it is still there
+                raise
+        self._undo()
+        return False
+
+    def _undo(self):
+        self.executor.finish_statement()  # a half-read statement would block the RELEASE
+        try:
+            self.roll_back()
+        except sqlite3.Error:
+            self.undone = False  # no such savepoint: RELEASE had run, the statements stayed
 
 
 CLOSED_UNDER_SESSION = (

@@ -471,7 +471,7 @@ class FlushingMixin:
         snapshot_of = mapper.snapshot_getter
         single_key = mapper.pk_names[0] if mapper.scalar_key_type is not None else None
         identity = self.identity
-        scope = self.undo.scopes[-1]
+        scope = self.undo.scope
         for state in step.states:
             if state.undo_scope is not scope:
                 self.undo.record(state)

@@ -117,7 +117,7 @@ class Lifecycle:
         status = state.status
         if status is ObjectState.TRANSIENT:
             # A transient object is in none of the session's collections: its memento is just
-            # its values (cheaper than _capture, and add() is on the bulk-insert path).
+            # its values (cheaper than capture(), and add() is on the bulk-insert path).
             session.undo.record_memento(state, Memento(ObjectState.TRANSIENT, None, None, None, 0, mapper.copy_values(values)))
             state.move(ObjectState.PENDING, "add")
             state.session = session

@@ -166,7 +166,7 @@ class Loader:
         A row whose object is already held never overwrites it (its unflushed changes win);
         only the object's expired columns are filled in from the row.  A new object records the
         undo log's current epoch instead of a memento: rolling back expires it if it was loaded
-        after the scope's first write (see ``undo``).
+        after the scope's first write (see ``rollback``).
         """
         # A class may be used only for reading (its tables made elsewhere, create_all never
         # called): the objects built here are then the first use of its mapping, so check it now.

@@ -1,20 +1,38 @@
-"""What a rollback puts back: capturing objects into the undo log, and restoring them from it.
+"""Exact rollback: the undo log, and how a rollback puts objects back from it, without SQL.
 
-Part of the Session (assembled in ``session``).  ``undo`` keeps the mementos; this module knows
-what a memento holds — an object's state, key, snapshot, values and which of the session's
-collections it was in — and how to put all of that back.
+The rule, in the same words as the README: rolling back a level of the transaction (the
+transaction since the last commit, or a savepoint) puts every object the session touched in it
+back to exactly the state and values it had when the level began; objects first *loaded* in it
+after its first write are expired instead, since their values may include what the rollback
+undid (objects read before anything was written keep their values: the database goes back to
+exactly what they read); loaded collections are dropped and reload on next access when the
+rollback undid a write or put back an object of their class, and otherwise stay; an object whose
+row a failed flush found changed or deleted by another session (StaleDataError) is expired, so
+that a retry reads the row as it is now; and an object that has since moved to another session
+is that session's business.
 
-The rule, in the same words as the README: rolling back a scope (the transaction since the last
-commit, or a savepoint) puts every object the session touched in it back to exactly the state
-and values it had when the scope began, with no SQL; objects first *loaded* in the scope after
-its first write are expired instead, since their values may include what the rollback undid
-(objects read before anything was written keep their values: the database goes back to exactly
-what they read); loaded collections are dropped and reload on next access when the rollback
-undid a write or put back an object of their class, and otherwise stay; an object whose row a
-failed flush found changed or deleted by another session (StaleDataError) is expired, so that a
-retry reads the row as it is now; and an object that has since moved to another session is
-that session's business.
+**Mementos at first touch.**  Copying every object when a transaction begins would cost as much
+as everything the session holds.  Instead, each level of the transaction stack (see
+``transaction``: level 0 runs from one commit to the next, each savepoint is a level) owns an
+:class:`UndoScope`, and an object is copied into the innermost level's scope the *first* time
+anything touches it there (an assignment, add, delete, a flush writing it).  Rolling back a level
+puts those copies back; releasing a savepoint folds its copies into the enclosing level's scope,
+keeping the older copy where both have one; committing forgets them.  Each costs as much as what
+was touched, nothing more.
+
+**Epochs for loads.**  Objects *loaded* get no copy (a load is the commonest thing a session does,
+and the cheapest to undo): each remembers the *epoch* it was loaded in.  The log keeps the epochs
+of the writes still in effect (``writes``); a scope's first write is the first of them at or after
+the epoch the scope began in, and rolling a scope back expires the objects loaded at or after it.
+A write is anything that changed a row through the session's connection, whoever sent it (a
+flush, a bulk write, an upsert, raw SQL): the log compares SQLite's count of changed rows
+(``total_changes``) with the count it last saw, when an object is loaded and when a level begins
+or ends, which is all the rule needs.  A rolled-back savepoint's writes stop counting (so do the
+session's own short savepoints: a dry run, a failed bulk write).  merge(load=False) counts as a
+write: its values come from the caller, not the row.
 """
+
+import itertools
 
 from .errors import StaleDataError
 from .mapping import NOT_LOADED
@@ -22,9 +40,14 @@ from .states import STATE_ATTRIBUTE, ObjectState
 
 PERSISTENT = ObjectState.PERSISTENT
 
+# Epochs come from one counter shared by every session: an object can be loaded by one session
+# and attached to another, and its load epoch must still compare correctly with the scopes of
+# the session that holds it now.
+_epochs = itertools.count(1)
+
 
 class Memento:
-    """How one object looked at the start of an undo scope (see ``undo``).
+    """How one object looked when an undo scope first recorded it.
 
     ``values`` is a copy of the instance dict, or None when the snapshot (``committed``) holds
     exactly the object's column values.  The status says whether the object was pending or
@@ -43,6 +66,289 @@ class Memento:
         self.values = values
         self.marked = marked
         self.candidate = candidate
+
+
+class UndoScope:
+    """The undo scope of one level of the transaction stack: ``{state: Memento}`` recorded at first
+    touch, and ``start``, the epoch the level began in (0 for level 0: since the last commit)."""
+
+    __slots__ = ("mementos", "start")
+
+    def __init__(self, start=0):
+        self.mementos = {}
+        self.start = start
+
+    def absorb(self, child):
+        """A released savepoint's scope joins this one; where both hold a memento, this (older)
+        one is kept, so that rolling this level back still goes back to where it began."""
+        mementos = self.mementos
+        for state, memento in child.mementos.items():
+            if state not in mementos:
+                mementos[state] = memento
+            state.undo_scope = self
+
+
+class UndoLog:
+    """The session's part that records mementos and puts them back (see the module docstring).
+
+    ``levels`` is the transaction stack (``Transaction.levels``); mementos go to its innermost level.
+    """
+
+    def __init__(self, session, levels):
+        self.session = session
+        self.levels = levels
+        self._rows_written = session.executor.rows_written  # total_changes of the connection
+        self._rows_seen = self._rows_written()
+        self.epoch = next(_epochs)
+        self.writes = []  # the epochs of the writes not rolled back, oldest first
+
+    # -- recording -------------------------------------------------------------------------
+
+    @property
+    def scope(self):
+        """The innermost level's undo scope, where mementos go now."""
+        return self.levels[-1].undo
+
+    def record(self, state):
+        """Remember how ``state`` looks now, unless the innermost scope already remembers it."""
+        scope = self.levels[-1].undo
+        if state.undo_scope is not scope:
+            scope.mementos[state] = self.capture(state)
+            state.undo_scope = scope
+
+    def record_memento(self, state, memento):
+        """record() with a memento the caller built itself (add() builds a transient object's from
+        its values alone, more cheaply than ``capture``)."""
+        scope = self.levels[-1].undo
+        if state.undo_scope is not scope:
+            scope.mementos[state] = memento
+            state.undo_scope = scope
+
+    def capture(self, state):
+        """The memento of ``state`` as it is now."""
+        session = self.session
+        if state.session is None:
+            # Joining this session now: its values as they are now are what a rollback restores,
+            # JSON values included (a detached object's snapshot may predate changes made to them).
+            return Memento(state.status, None, state.key, state.committed, state.sequence,
+                           state.mapper.copy_values(state.obj.__dict__))
+        candidate = state in session.tracker.candidates
+        cached = state.obj.__dict__
+        if state.status is PERSISTENT and not candidate and state.committed is not None and \
+                not any(reference.name in cached for reference in state.mapper.references):
+            # Nothing was assigned since the last flush or load: the snapshot holds exactly the
+            # object's column values (an expired column is absent from both), so the memento
+            # need not copy them.  This is the common case of a first assignment in a scope.
+            # (A cached reference is not in the snapshot: an object holding one is copied, so
+            # that the rollback gives back the very object it referenced.)
+            values = None
+        else:
+            values = state.mapper.copy_values(state.obj.__dict__, state.committed)
+        return Memento(state.status, state.session, state.key, state.committed, state.sequence, values,
+                       marked=state in session._marked, candidate=candidate)
+
+    # -- epochs ----------------------------------------------------------------------------
+
+    def loading_epoch(self):
+        """The epoch to stamp on objects loaded now (a new one if rows were written since the last look)."""
+        written = self._rows_written()
+        if written != self._rows_seen:
+            self._rows_seen = written
+            self.mark_written()
+        return self.epoch
+
+    def writes_rolled_back(self):
+        """The rows written since the last look were rolled back to a savepoint of the session's
+        own (a dry run, a failed bulk write): they do not count.  (Call loading_epoch() before
+        that savepoint, so that the writes before it still do.)"""
+        self._rows_seen = self._rows_written()
+
+    def mark_written(self):
+        """Something the rollback cannot vouch for entered the transaction: a write, or values that
+        did not come from the database (merge(load=False)).  Objects loaded from now on are
+        expired by a rollback of any level open now."""
+        self.epoch = next(_epochs)
+        self.writes.append(self.epoch)
+
+    def new_scope(self):
+        """The undo scope of a savepoint about to open (writes before it belong to the enclosing levels)."""
+        self.loading_epoch()
+        self.epoch = next(_epochs)
+        return UndoScope(self.epoch)
+
+    def remember_deleted_json(self):
+        """A savepoint just opened: remember what objects whose DELETE was flushed hold, JSON values
+        copied, so that rolling the savepoint back restores what they held at its start.
+
+        The snapshot cannot tell: a deleted object may have been assigned before or after its
+        DELETE, and nothing writes that (a persistent object's snapshot is exact, because the
+        savepoint flushed first).
+        """
+        for state in self.session._deleted_rows:
+            if state.mapper.json_columns:
+                self.record_memento(state, Memento(state.status, state.session, state.key, state.committed,
+                                                   state.sequence, state.mapper.copy_values(state.obj.__dict__)))
+
+    # -- ending levels ---------------------------------------------------------------------
+
+    def forget(self, levels):
+        """The transaction committed: nothing in ``levels`` (the stack as it was) can be rolled back to."""
+        # Objects still point at the old scopes through ``undo_scope``; emptying them lets the
+        # mementos go now rather than when the last of those objects does.
+        for level in levels:
+            level.undo.mementos.clear()
+        self._start_afresh()
+
+    def roll_back(self, levels, failure):
+        """The database rolled the whole transaction back: put back every level of ``levels`` (the
+        stack as it was), innermost first, then expire the object a StaleDataError named."""
+        for level in reversed(levels):
+            self.roll_back_scope(level.undo)
+        self._start_afresh()
+        self._expire_stale(failure)
+
+    def _start_afresh(self):
+        self.levels[0].undo = UndoScope()
+        self.writes = []
+        self._rows_seen = self._rows_written()
+        self.epoch = next(_epochs)
+
+    def roll_back_scope(self, scope):
+        """The database rolled the level of ``scope`` back (it is off the stack): restore its objects."""
+        self.loading_epoch()
+        first_write = next((epoch for epoch in self.writes if epoch >= scope.start), None)
+        # Writes made in this level are undone: they no longer count for the enclosing levels.
+        self.writes = [epoch for epoch in self.writes if epoch < scope.start]
+        # An object is remembered as recorded in the innermost level left that holds its memento:
+        # an older memento must never be overwritten (an object added before two savepoints and
+        # touched only in the inner one took the inner memento as its state at the transaction's
+        # start, so a rollback kept it persistent with no row).
+        for state in scope.mementos:
+            state.undo_scope = next((level.undo for level in reversed(self.levels)
+                                     if state in level.undo.mementos), None)
+        self._restore(scope.mementos, first_write)
+
+    # -- putting objects back --------------------------------------------------------------
+
+    def _restore(self, mementos, first_write):
+        """Put every object back as its memento says, then expire what the rollback may have made
+        wrong: objects loaded since the scope's first write (``first_write``, None when nothing was
+        written), and the loaded collections that may list the wrong objects now.
+
+        An object that has since moved to another session is that session's now: it is left alone.
+        """
+        session = self.session
+        mementos = {state: memento for state, memento in mementos.items()
+                    if state.session is None or state.session is session}
+        for state in mementos:
+            session._unindex(state)
+        for state, memento in mementos.items():
+            _put_back(state, memento)
+        detached = self._reenter(mementos)
+        held = [obj.__dict__[STATE_ATTRIBUTE] for obj in session.identity.values()] + detached
+        if first_write is not None:
+            for state in held:
+                if state.loaded_epoch >= first_write:
+                    _expire(state)
+        # Loaded collections are views of other objects' references.  A rollback that undid a
+        # write, or put back an object of the collection's class, may have changed them: they are
+        # dropped, and reload (through the identity map) when next read.  Otherwise they stay,
+        # as cached references do.
+        changed_classes = None if first_write is not None else {state.mapper.cls for state in mementos}
+        for state in held + list(session._pending):
+            values = state.obj.__dict__
+            for collection in state.mapper.collections:
+                if changed_classes is None or collection.target in changed_classes:
+                    values.pop(collection.name, None)
+        self._restore_json_changed_in_place(mementos)
+
+    def _reenter(self, mementos):
+        """Put each restored object back in the session's collections its memento names; return
+        the copies detached because another copy of their row was held first."""
+        session = self.session
+        detached = []
+        for state, memento in mementos.items():
+            if memento.session is not session:
+                continue
+            if memento.status is ObjectState.PENDING:
+                session._pending[state] = None
+            elif memento.status is PERSISTENT:
+                held = session.identity.get(state.key)
+                if held is not None and held is not state.obj:
+                    # Two copies of one row: one expunged, the same row loaded again, both in the
+                    # rolled-back scope.  The copy that entered the session first wins (it is the one
+                    # held at the start of the scope, if either was); the other is detached.
+                    held_state = held.__dict__[STATE_ATTRIBUTE]
+                    loser = state if held_state.sequence < state.sequence else held_state
+                    self._detach_copy(loser)
+                    detached.append(loser)
+                    if loser is state:
+                        continue
+                session.identity.add(state.key, state.obj)
+                if state.mapper.json_columns:
+                    session.tracker.watch(state)
+                if memento.marked:
+                    session._marked[state] = None
+                if memento.candidate:
+                    session.tracker.note_assignment(state)
+            elif memento.status is ObjectState.DELETED:
+                session._deleted_rows[state] = None
+        if mementos:  # pending and marked objects in session order, which flushes rely on
+            _sort_by_sequence(session._pending)
+            _sort_by_sequence(session._marked)
+        return detached
+
+    def _restore_json_changed_in_place(self, mementos):
+        """A JSON value changed in place touched nothing the undo log could see; its snapshot (JSON
+        text) is what the object held when the scope began, so that is put back.  (Objects whose
+        DELETE was flushed are not watched: their mementos hold their values.)"""
+        for state in self.session.tracker.watched:
+            if state in mementos or state.committed is None:
+                continue
+            values = state.obj.__dict__
+            for column in state.mapper.json_columns:
+                text = state.committed[column.index]
+                if isinstance(text, str) and column.type.to_db(values.get(column.name)) != text:
+                    values[column.name] = column.type.from_db(text)
+
+    def _expire_stale(self, failure):
+        """After a flush found that another session changed or deleted a row first
+        (StaleDataError), the object it names still holds the old row, version included, and
+        the natural retry would fail the same way: it is expired, so that it reloads the row's
+        current values and version when next read (or get() finds the row gone)."""
+        if not isinstance(failure, StaleDataError) or failure.obj is None:
+            return
+        state = failure.obj.__dict__.get(STATE_ATTRIBUTE)
+        if state is None or state.session is not self.session or state.status is not PERSISTENT:
+            return
+        # No memento: a later rollback must not bring the stale values back.
+        _expire(state)
+        self.session.tracker.clean(state)
+
+    def _detach_copy(self, state):
+        session = self.session
+        session.identity.discard(state.key, state.obj)
+        session._marked.pop(state, None)
+        session._deleted_rows.pop(state, None)
+        session.tracker.forget(state)
+        state.move(ObjectState.DETACHED, "rollback")
+        state.session = None
+
+
+def _put_back(state, memento):
+    """Give ``state`` the values, status, key and snapshot its memento holds."""
+    values = state.obj.__dict__
+    saved = memento.values if memento.values is not None else _values_of_snapshot(state.mapper, memento.committed)
+    for name in state.mapper.restorable_names:
+        values.pop(name, None)
+        if name in saved:
+            values[name] = saved[name]
+    state.status = memento.status
+    state.session = memento.session
+    state.row_deleted = False  # an object whose row is known gone never enters a scope (add() refuses it)
+    state.key = memento.key
+    state.committed = memento.committed
+    state.sequence = memento.sequence
 
 
 def _values_of_snapshot(mapper, committed):
@@ -68,150 +374,8 @@ def _expire(state):
     state.committed = (NOT_LOADED,) * len(state.mapper.columns)
 
 
-class RollbackMixin:
-    """The Session's undo-log capture and restore (see the module docstring)."""
-
-    def _capture(self, state):
-        if state.session is None:
-            # Joining this session now: its values as they are now are what a rollback restores,
-            # JSON values included (a detached object's snapshot may predate changes made to them).
-            return Memento(state.status, None, state.key, state.committed, state.sequence,
-                           state.mapper.copy_values(state.obj.__dict__))
-        candidate = state in self.tracker.candidates
-        cached = state.obj.__dict__
-        if state.status is PERSISTENT and not candidate and state.committed is not None and \
-                not any(reference.name in cached for reference in state.mapper.references):
-            # Nothing was assigned since the last flush or load: the snapshot holds exactly the
-            # object's column values (an expired column is absent from both), so the memento
-            # need not copy them.  This is the common case of a first assignment in a scope.
-            # (A cached reference is not in the snapshot: an object holding one is copied, so
-            # that the rollback gives back the very object it referenced.)
-            values = None
-        else:
-            values = state.mapper.copy_values(state.obj.__dict__, state.committed)
-        return Memento(
-            state.status, state.session, state.key, state.committed, state.sequence, values,
-            marked=state in self._marked,
-            candidate=candidate,
-        )
-
-    def _restore(self, scope, first_write):
-        """Put every object of an undo scope back as its memento says, then expire the objects
-        loaded since the scope's first write (their values may include what the rollback undid;
-        ``first_write`` is None when nothing was written, and then no load is expired).
-
-        An object that has since moved to another session is that session's now: it is left alone.
-        """
-        scope = {state: memento for state, memento in scope.items()
-                 if state.session is None or state.session is self}
-        for state in scope:
-            self._unindex(state)
-        for state, memento in scope.items():
-            values = state.obj.__dict__
-            saved = memento.values if memento.values is not None else _values_of_snapshot(state.mapper, memento.committed)
-            for name in state.mapper.restorable_names:
-                values.pop(name, None)
-                if name in saved:
-                    values[name] = saved[name]
-            state.status = memento.status
-            state.session = memento.session
-            state.row_deleted = False  # an object whose row is known gone never enters a scope (add() refuses it)
-            state.key = memento.key
-            state.committed = memento.committed
-            state.sequence = memento.sequence
-        detached_copies = []
-        for state, memento in scope.items():
-            if memento.session is not self:
-                continue
-            if memento.status is ObjectState.PENDING:
-                self._pending[state] = None
-            elif memento.status is PERSISTENT:
-                held = self.identity.get(state.key)
-                if held is not None and held is not state.obj:
-                    # Two copies of one row: one expunged, the same row loaded again, both in the
-                    # rolled-back scope.  The copy that entered the session first wins (it is the one
-                    # held at the start of the scope, if either was); the other is detached.
-                    held_state = held.__dict__[STATE_ATTRIBUTE]
-                    if held_state.sequence < state.sequence:
-                        self._detach_copy(state)
-                        detached_copies.append(state)
-                        continue
-                    self._detach_copy(held_state)
-                    detached_copies.append(held_state)
-                self.identity.add(state.key, state.obj)
-                if state.mapper.json_columns:
-                    self.tracker.watch(state)
-                if memento.marked:
-                    self._marked[state] = None
-                if memento.candidate:
-                    self.tracker.note_assignment(state)
-            elif memento.status is ObjectState.DELETED:
-                self._deleted_rows[state] = None
-        # Keep pending and marked objects in session order, which flushes rely on.
-        if scope:
-            self._pending = dict(sorted(self._pending.items(), key=lambda item: item[0].sequence))
-            self._marked = dict(sorted(self._marked.items(), key=lambda item: item[0].sequence))
-        # Objects loaded after the scope's first write may hold values the rollback undid: they
-        # are expired, held or (a copy that lost its row to the one held first) detached alike.
-        held = [obj.__dict__[STATE_ATTRIBUTE] for obj in self.identity.values()] + detached_copies
-        if first_write is not None:
-            for state in held:
-                if state.loaded_epoch >= first_write:
-                    _expire(state)
-        # Loaded collections are views of other objects' references.  A rollback that undid a
-        # write, or put back an object of the collection's class, may have changed them: they are
-        # dropped, and reload (through the identity map) when next read.  Otherwise they stay,
-        # as cached references do.
-        changed_classes = None if first_write is not None else {state.mapper.cls for state in scope}
-        for state in held + list(self._pending):
-            values = state.obj.__dict__
-            for collection in state.mapper.collections:
-                if changed_classes is None or collection.target in changed_classes:
-                    values.pop(collection.name, None)
-        # A JSON value changed in place touched nothing the undo log could see; its snapshot
-        # (JSON text) is what the object held when the scope began, so put that back.  (Objects
-        # whose DELETE was flushed are not watched: their mementos hold their values.)
-        for state in self.tracker.watched:
-            if state in scope or state.committed is None:
-                continue
-            values = state.obj.__dict__
-            for column in state.mapper.json_columns:
-                text = state.committed[column.index]
-                if isinstance(text, str) and column.type.to_db(values.get(column.name)) != text:
-                    values[column.name] = column.type.from_db(text)
-
-    def _remember_deleted_json(self):
-        """A savepoint begins: remember what objects whose DELETE was flushed hold, JSON values
-        copied, so that rolling the savepoint back restores what they held at its start.
-
-        The snapshot cannot tell: a deleted object may have been assigned before or after its
-        DELETE, and nothing writes that (a persistent object's snapshot is exact, because the
-        savepoint flushed first).
-        """
-        for state in self._deleted_rows:
-            if state.mapper.json_columns:
-                memento = Memento(state.status, state.session, state.key, state.committed, state.sequence,
-                                  state.mapper.copy_values(state.obj.__dict__))
-                self.undo.record_memento(state, memento)
-
-    def _expire_stale(self, failure):
-        """After a flush found that another session changed or deleted a row first
-        (StaleDataError), the object it names still holds the old row, version included, and
-        the natural retry would fail the same way: it is expired, so that it reloads the row's
-        current values and version when next read (or get() finds the row gone)."""
-        if not isinstance(failure, StaleDataError) or failure.obj is None:
-            return
-        state = failure.obj.__dict__.get(STATE_ATTRIBUTE)
-        if state is None or state.session is not self or state.status is not PERSISTENT:
-            return
-        # No memento: a later rollback must not bring the stale values back.
-        _expire(state)
-        self.tracker.clean(state)
-
-    def _detach_copy(self, state):
-        self.identity.discard(state.key, state.obj)
-        self._marked.pop(state, None)
-        self._deleted_rows.pop(state, None)
-        self.tracker.forget(state)
-        state.move(ObjectState.DETACHED, "rollback")
-        state.session = None
+def _sort_by_sequence(table):
+    """Reorder ``{state: ...}`` in place by the order the objects entered the session."""
+    items = sorted(table.items(), key=lambda item: item[0].sequence)
+    table.clear()
+    table.update(items)

@@ -6,7 +6,8 @@ A session stands between your objects and one SQLite connection.  It keeps
 * **pending**, **marked-for-deletion** and **modified** objects: what the next flush must write;
 * an **undo log** (``undo``): how every touched object looked when the transaction or savepoint began,
   so that a rollback can put objects back exactly, without SQL;
-* a **transaction** (``transaction``): which BEGIN/SAVEPOINT is open on the connection.
+* a **transaction** (``transaction``): the stack of BEGIN and SAVEPOINTs open on the connection, each
+  level owning the undo log's scope for it.
 
 The Session is a facade over parts, one per concern, each an object given the session it works
 for (as DBDB composes one object per layer): ``lifecycle`` (add, delete, expunge), ``loading``
@@ -29,7 +30,7 @@ since the last commit back to exactly the state and values it had then.  Objects
 ``add`` become transient again; objects first loaded during the rolled-back transaction after its
 first write are expired, so they reload on next access instead of keeping values the rollback
 undid, while objects read before anything was written keep what they read (so close() after
-reading leaves usable detached objects; see ``undo``).
+reading leaves usable detached objects; see ``rollback``).
 """
 
 import contextlib
@@ -50,11 +51,10 @@ from .identity import IdentityMap
 from .lifecycle import Lifecycle
 from .loading import Loader
 from .mapping import mapper_of_class, mapper_of_object
-from .rollback import RollbackMixin
+from .rollback import UndoLog
 from .states import STATE_ATTRIBUTE, ObjectState
 from .tracking import ChangeTracker, changed_fields, original_value
 from .transaction import ENDED_UNSEEN, ROLLED_BACK, Transaction, TransactionState
-from .undo import UndoLog
 
 _get_ident = threading.get_ident
 E = typing.TypeVar("E", bound=Entity)
@@ -119,7 +119,7 @@ class SessionStats:
     flushes: int
 
 
-class Session(FlushingMixin, RollbackMixin):
+class Session(FlushingMixin):
     """A unit of work over one sqlite3 connection (open it with :func:`uow.connect`).
 
     ::
@@ -146,10 +146,10 @@ class Session(FlushingMixin, RollbackMixin):
         self.transaction.configure(begin_mode=begin_mode, read_only=read_only,
                                    isolation_level=isolation_level, deferrable=deferrable)
         if busy_timeout is not None:
-            self.transaction.set_busy_timeout(busy_timeout)
+            self.executor.set_busy_timeout(busy_timeout)
         self.observer = UNOBSERVED  # who is told of each event (see _dispatch)
         self.identity = IdentityMap()
-        self.undo = UndoLog(self._capture, self.executor.rows_written)
+        self.undo = UndoLog(self, self.transaction.levels)
         self.tracker = ChangeTracker()
         self.autoflush = autoflush
         self.expire_on_commit = expire_on_commit
@@ -472,14 +472,14 @@ class Session(FlushingMixin, RollbackMixin):
             self._flush()
             if not self.transaction.active:
                 self._begin(None)
-            nested = self.transaction.open_savepoint(self)
-            self.undo.push()
-            self._remember_deleted_json()
+            nested = self.transaction.open_savepoint(self.undo.new_scope(), self._end_nested)
+            self.undo.remember_deleted_json()
             return nested
 
         return self._around("savepoint", open_savepoint, result_name="savepoint")
 
     def _end_nested(self, nested, commit):
+        """What ``nested.commit()`` and ``nested.rollback()`` ask of the session (see NestedTransaction)."""
         self._refuse_in_listener("commit" if commit else "rollback")
         self.transaction.check_innermost(nested, "commit" if commit else "rollback")
         if commit:
@@ -487,12 +487,7 @@ class Session(FlushingMixin, RollbackMixin):
 
             def release():
                 self._flush()
-                try:
-                    self.transaction.release_savepoint(nested)
-                finally:
-                    # Released, even if an exception arrived just after: its scope joins the enclosing one.
-                    if not nested.is_active and self.undo.depth > len(self.transaction.savepoints):
-                        self.undo.release()
+                self.transaction.release_savepoint(nested)  # its undo scope joins the enclosing level's
 
             self._around("release_savepoint", release, savepoint=nested)
         else:
@@ -501,8 +496,8 @@ class Session(FlushingMixin, RollbackMixin):
                     self.transaction.rollback_to_savepoint(nested)
                 finally:
                     # Rolled back, even if an exception arrived just after: the objects follow.
-                    if not nested.is_active and self.undo.depth > len(self.transaction.savepoints):
-                        self._restore(*self.undo.pop())
+                    if not nested.is_active:
+                        self.undo.roll_back_scope(nested.undo)
                 if self.transaction.active:  # a failure inside the savepoint is undone with it
                     self._ready_thread = self._owner_thread
 
@@ -514,7 +509,7 @@ class Session(FlushingMixin, RollbackMixin):
 
     def in_nested_transaction(self):
         """True while a savepoint (begin_nested()) is open."""
-        return bool(self.transaction.savepoints)
+        return len(self.transaction.levels) > 1
 
     def get_transaction(self):
         """The session's SessionTransaction while one is begun (or failed), else None."""
@@ -522,7 +517,8 @@ class Session(FlushingMixin, RollbackMixin):
 
     def get_nested_transaction(self):
         """The innermost open NestedTransaction, or None."""
-        return self.transaction.savepoints[-1] if self.transaction.savepoints else None
+        levels = self.transaction.levels
+        return levels[-1] if len(levels) > 1 else None
 
     @property
     def is_active(self):
@@ -537,6 +533,7 @@ class Session(FlushingMixin, RollbackMixin):
 
     def _commit(self):
         self._flush()
+        levels = list(self.transaction.levels)  # what the COMMIT makes final
         rounds = 1
         while self._pending or self._marked or self.tracker.candidates:
             # after_flush listeners staged more work: the commit writes that too (as SQLAlchemy's does).
@@ -551,19 +548,19 @@ class Session(FlushingMixin, RollbackMixin):
             self._refuse_lost_transaction("commit")
             try:
                 self.transaction.commit()
-                self._forget_committed()
+                self._forget_committed(levels)
             except BaseException as error:
                 # The transaction moved to IDLE exactly when COMMIT ran: then the work is committed,
                 # even if an exception arrived just after, and must not be rolled back in memory.
                 if self.transaction.state is TransactionState.IDLE:
-                    self._forget_committed()
+                    self._forget_committed(levels)
                 elif not self.executor.in_transaction:
                     self._fail(error, "commit")  # COMMIT failed and SQLite rolled back (an I/O error)
                 raise
         else:
-            self._forget_committed()
+            self._forget_committed(levels)
 
-    def _forget_committed(self):
+    def _forget_committed(self, levels):
         """What a COMMIT makes final; safe to run twice (an interrupt may stop it half way)."""
         while self._deleted_rows:
             state = next(iter(self._deleted_rows))
@@ -572,12 +569,12 @@ class Session(FlushingMixin, RollbackMixin):
             state.session = None
             state.row_deleted = True
             del self._deleted_rows[state]
-        self.undo.forget()
+        self.undo.forget(levels)
         if self.expire_on_commit:
             for obj in self.identity.values():
                 state = obj.__dict__[STATE_ATTRIBUTE]
                 self.loader.expire_state(state, state.mapper.columns)
-            self.undo.forget()
+            self.undo.forget(self.transaction.levels)
 
     def rollback(self):
         """Roll the database back, and every object the session touched since the last commit with it."""
@@ -590,16 +587,14 @@ class Session(FlushingMixin, RollbackMixin):
 
     def _rollback(self):
         failure = self.transaction.failure  # the rollback forgets it
+        levels = list(self.transaction.levels)  # the rollback ends them all
         try:
             self.transaction.rollback()
         finally:
             # SQLite rolled back (even if an exception arrived just after ROLLBACK ran): the objects follow.
             if not self.executor.in_transaction:
                 self._ready_thread = self._owner_thread
-                while self.undo.depth:
-                    self._restore(*self.undo.pop())
-                self._restore(*self.undo.pop())
-                self._expire_stale(failure)
+                self.undo.roll_back(levels, failure)
 
     # -- leaving the session --------------------------------------------------------------
 
@@ -632,7 +627,7 @@ class Session(FlushingMixin, RollbackMixin):
         for state in self._all_states():
             self._unindex(state)
             self._detach(state)
-        self.undo.forget()
+        self.undo.forget(self.transaction.levels)
 
     def _fail(self, error, write="flush", aftermath=None):
         """A write failed: refuse everything but rollback() until it is called (see ``transaction``).

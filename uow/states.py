@@ -59,7 +59,7 @@ class InstanceState:
     derived from it, never stored.  ``sequence`` is the order in which the object entered the
     session; flushes use it to break ties, so the same operations give the same statements.
     ``undo_scope`` is the undo-log scope that last recorded the object, so that recording it again
-    in the same scope costs one identity check (see ``undo``).  ``row_deleted`` marks a DETACHED
+    in the same scope costs one identity check (see ``rollback``).  ``row_deleted`` marks a DETACHED
     object that left its session DELETED (committed, or expunged after the flush): its row is
     gone, so it cannot be attached again (see ``Session.add``).  ``loaded_epoch`` is the undo-log
     epoch in which the object was loaded from a row (-1 for an object that was added): a rollback

@@ -1,10 +1,14 @@
-"""The database side of a session's transaction: BEGIN, SAVEPOINTs, COMMIT and ROLLBACK.
+"""Transactions and savepoints: one stack of levels, each owning its undo scope.
 
 uow sends every transaction statement itself (see ``executor``).  The design is peewee's, nearly
-as is: depth 0 is ``BEGIN`` / ``COMMIT`` / ``ROLLBACK``; each level below is a
-``SAVEPOINT`` / ``RELEASE`` / ``ROLLBACK TO`` with a name uow generates (``uow_sp_1``, ...).
-A savepoint is only ever opened inside a BEGIN: SQLite would otherwise start a transaction for
-it that its RELEASE commits, and an outer rollback could no longer undo it.
+as is: ``Transaction.levels`` is the one stack.  Level 0 is the unit of work since the last
+commit: ``BEGIN`` / ``COMMIT`` / ``ROLLBACK`` (its BEGIN may not have been sent yet).  Each deeper
+level is a savepoint, a :class:`NestedTransaction` (``SAVEPOINT`` / ``RELEASE`` / ``ROLLBACK TO``,
+sent by ``executor.Savepoint``, named ``uow_sp_1``, ...), only ever opened inside a BEGIN: SQLite
+would otherwise start a transaction for it that its RELEASE commits.  Every level owns its undo
+scope (``level.undo``, see ``rollback``), so its database side and its memory side begin and end
+together: releasing a savepoint folds its scope into the enclosing one; rolling it back hands its
+scope to the session to restore.
 
 The transaction is a small state machine with its moves declared in ``MOVES``::
 
@@ -16,14 +20,16 @@ The transaction is a small state machine with its moves declared in ``MOVES``::
 (A bulk write fails the transaction too, when SQLite rolled the whole of it back.)  Every move
 goes through ``Transaction._move``, which refuses one the table does not list; an operation that
 does not fit the current state raises an error that says which operation, which state, and what
-to do.  The memory side (putting objects back on rollback) is the session's job, through the
-undo log; this module only keeps the database in step.
+to do.  Putting objects back is ``rollback``'s job; this module keeps the stack and the database
+in step.
 """
 
 import enum
 import sqlite3
 
 from .errors import PendingRollbackError, SessionClosedError, TransactionError
+from .executor import Savepoint
+from .rollback import UndoScope
 
 BEGIN_MODES = ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")
 
@@ -101,9 +107,9 @@ class SessionTransaction(_Scope):
             session.add(user)       # COMMIT when the block ends, ROLLBACK if it raises
         session.get(User, 1)        # the session is still open
 
-    :meth:`commit` and :meth:`rollback` are the session's; the object only remembers which
-    transaction it stands for, so that ending it twice, or after the session moved on to the
-    next transaction, does nothing rather than ending someone else's work.
+    :meth:`commit` and :meth:`rollback` are the session's (its public methods); the object only
+    remembers which transaction it stands for, so that ending it twice, or after the session moved
+    on to the next transaction, does nothing rather than ending someone else's work.
     """
 
     def __init__(self, session):
@@ -128,27 +134,40 @@ class SessionTransaction(_Scope):
         return f"<SessionTransaction {'active' if self.is_active else 'ended'}>"
 
 
+class Level:
+    """Level 0 of the stack: the unit of work since the last commit, and its undo scope."""
+
+    def __init__(self, undo):
+        self.undo = undo
+
+
 class NestedTransaction(_Scope):
-    """A savepoint, returned by ``session.begin_nested()``.
+    """A savepoint, returned by ``session.begin_nested()``: one level of the stack.
 
     Use it as a context manager (released on success, rolled back on error; see ``_Scope``) or
     call :meth:`commit` / :meth:`rollback` yourself.  Rolling back puts the database *and* every
     object the session touched since the savepoint back as they were when it began.
+
+    ``end`` is the one thing it asks of the session that opened it: ``end(nested, commit)``
+    releases it (``commit=True``) or rolls it back, with the flush, the events and the objects
+    that go with that.
     """
 
-    def __init__(self, session, name, depth):
-        self.session = session
-        self.name = name
+    def __init__(self, savepoint, depth, undo, end):
+        self.savepoint = savepoint
+        self.name = savepoint.name
         self.depth = depth
+        self.undo = undo  # this level's undo scope
         self.is_active = True
+        self._end = end
 
     def commit(self):
         """RELEASE the savepoint: its work becomes part of the enclosing transaction."""
-        self.session._end_nested(self, commit=True)
+        self._end(self, True)
 
     def rollback(self):
         """ROLLBACK TO the savepoint and restore the session as it was when the savepoint began."""
-        self.session._end_nested(self, commit=False)
+        self._end(self, False)
 
     def __repr__(self):
         status = "active" if self.is_active else "ended"
@@ -156,15 +175,14 @@ class NestedTransaction(_Scope):
 
 
 class Transaction:
-    """The state of the session's database transaction and its stack of savepoints."""
+    """The state of the session's database transaction, and the stack of its levels."""
 
     def __init__(self, executor, session):
         self.executor = executor
         self.session = session
         self.state = TransactionState.IDLE
         self.scope = None  # the SessionTransaction of the transaction begun, while it lasts
-        self.mode = None
-        self.savepoints = []
+        self.levels = [Level(UndoScope())]  # the one stack; changed in place, never replaced
         self.failure = None
         self.failed_write = None
         self.aftermath = None
@@ -179,13 +197,6 @@ class Transaction:
         self.default_mode = _check_mode(begin_mode) if begin_mode is not None else None
         _check_unsupported(isolation_level, deferrable)
         self.default_read_only = bool(read_only)
-
-    def set_busy_timeout(self, seconds):
-        """How long a statement waits for another connection's lock before "database is locked"."""
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < 2 ** 31 / 1000:
-            # (NaN fails the comparison too; SQLite takes milliseconds as a 32-bit int.)
-            raise TransactionError(f"busy_timeout must be a number of seconds >= 0, got {seconds!r}")
-        self.executor.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
 
     def _move(self, new_state, operation):
         if new_state not in MOVES[self.state]:
@@ -249,7 +260,6 @@ class Transaction:
             # Even if an exception arrives just after BEGIN ran, the state must say what SQLite says.
             if self.executor.in_transaction:
                 self._move(TransactionState.ACTIVE, "begin")
-                self.mode = mode
         self.read_only = read_only
         if read_only:
             # query_only can be switched inside a transaction (unlike foreign_keys); it is put back
@@ -257,81 +267,64 @@ class Transaction:
             self._query_only_before = self.executor.fetchall("PRAGMA query_only")[0][0]
             self.executor.execute("PRAGMA query_only = 1")
 
-    def open_savepoint(self, session):
+    def open_savepoint(self, undo, end):
+        """SAVEPOINT: push a level owning the undo scope ``undo``; ``end`` see NestedTransaction."""
         self._savepoint_counter += 1
-        name = f"uow_sp_{self._savepoint_counter}"
-        self.executor.execute(f'SAVEPOINT "{name}"')
-        nested = NestedTransaction(session, name, len(self.savepoints) + 1)
-        self.savepoints.append(nested)
+        savepoint = Savepoint(self.executor, f"uow_sp_{self._savepoint_counter}")
+        savepoint.open()
+        nested = NestedTransaction(savepoint, len(self.levels), undo, end)
+        self.levels.append(nested)
         return nested
 
     def check_innermost(self, nested, operation):
         if not nested.is_active:
             raise TransactionError(f"{operation}(): {nested!r} has already ended")
-        if self.savepoints[-1] is not nested:  # an active savepoint is always on the stack
+        if self.levels[-1] is not nested:  # an active savepoint is always on the stack
             raise TransactionError(
                 f"{operation}(): {nested!r} is not the innermost savepoint; end "
-                f"{self.savepoints[-1]!r} first"
+                f"{self.levels[-1]!r} first"
             )
 
     def release_savepoint(self, nested):
-        try:
-            self.executor.execute(f'RELEASE "{nested.name}"')
-        except sqlite3.Error:
-            raise  # SQLite refused: the savepoint is still open
-        except BaseException:
-            # An exception (Ctrl-C) arrived around the RELEASE: whether it ran is not known, so it is
-            # finished, and the savepoint is released either way, as SQLite then says.
-            self._finish(f'RELEASE "{nested.name}"')
-            self._forget_savepoint(nested)
-            raise
-        self._forget_savepoint(nested)
-
-    def _forget_savepoint(self, nested):
-        self.savepoints.pop()
-        nested.is_active = False
-
-    def _finish(self, *statements):
-        """Run the statements an interrupted operation was running; stop at the first that finds
-        its savepoint gone (the interrupted run had got that far)."""
-        for sql in statements:
-            try:
-                self.executor.execute(sql)
-            except sqlite3.OperationalError:
-                return
+        """RELEASE: the level's work, and its undo scope, join the enclosing level."""
+        self._end_level(nested, nested.savepoint.release, fold=True)
 
     def rollback_to_savepoint(self, nested):
-        """ROLLBACK TO and RELEASE the savepoint.
+        """ROLLBACK TO and RELEASE the savepoint and pop its level; the caller restores the objects
+        from ``nested.undo`` once ``nested`` is no longer active.
 
         A write that failed inside the savepoint failed the transaction; rolling the savepoint back
         undoes everything done since it began, the failure included, so the transaction goes on
         (as in SQLAlchemy).  Not if SQLite ended the whole transaction itself: then only
         rollback() can put the session back in step.
         """
-        statements = (f'ROLLBACK TO "{nested.name}"', f'RELEASE "{nested.name}"')
-        try:
-            if self.executor.in_transaction:
-                self.executor.execute(statements[0])
-                try:
-                    self.executor.execute(statements[1])
-                except sqlite3.OperationalError:
-                    # The work is undone; SQLite only refuses to pop the now empty savepoint while a
-                    # statement is still being read ("SQL statements in progress").  It is left open
-                    # inside the enclosing scope, whose own end (RELEASE, COMMIT, ROLLBACK) ends it.
-                    pass
-        except sqlite3.Error:
-            raise
-        except BaseException:
-            # Arrived around ROLLBACK TO or RELEASE (Ctrl-C): finish both, as for release_savepoint.
-            if self.executor.in_transaction:
-                self._finish(*statements)
-            self._forget_savepoint(nested)
-            raise
-        self._forget_savepoint(nested)
+        self._end_level(nested, nested.savepoint.roll_back, fold=False)
         if self.state is TransactionState.FAILED and self.executor.in_transaction:
             self._move(TransactionState.ACTIVE, "rollback_to_savepoint")
             self.failure = None
             self.failed_write = None
+
+    def _end_level(self, nested, send, fold):
+        """Send the savepoint's RELEASE or ROLLBACK TO (``send``), then pop its level.
+
+        If SQLite refuses, the savepoint and its level stay.  If another exception (Ctrl-C)
+        arrives around the statements, Savepoint has finished them: the level ends all the same.
+        ``fold``: the level's undo scope joins the enclosing one (a release).
+        """
+        try:
+            send()
+        except sqlite3.Error:
+            raise
+        except BaseException:
+            self._pop(nested, fold)
+            raise
+        self._pop(nested, fold)
+
+    def _pop(self, nested, fold):
+        self.levels.pop()
+        nested.is_active = False
+        if fold:
+            self.levels[-1].undo.absorb(nested.undo)
 
     def commit(self):
         """Send COMMIT.  If SQLite refuses (a lock, a deferred constraint), the transaction stays open.
@@ -391,16 +384,19 @@ class Transaction:
         self._move(TransactionState.CLOSED, "close")
 
     def _end(self):
-        """Forget what belonged to the transaction that just ended (the caller moves the state)."""
+        """Forget what belonged to the transaction that just ended (the caller moves the state).
+
+        The savepoint levels end with it; their undo scopes, and level 0's, are the caller's to
+        restore or forget (it took ``levels`` before ending the transaction).
+        """
         if self._query_only_before is not None:
             self.executor.execute(f"PRAGMA query_only = {int(self._query_only_before)}")
             self._query_only_before = None
         self.read_only = False
-        for nested in self.savepoints:
+        for nested in self.levels[1:]:
             nested.is_active = False
-        self.savepoints = []
+        del self.levels[1:]
         self.failure = None
-        self.mode = None
 
 
 def _check_mode(mode):
