@@ -295,7 +295,16 @@ class Savepoint:
                 return
 
     def __enter__(self):
-        self.open()
+        try:
+            self.open()
+        except sqlite3.Error:
+            raise
+        except BaseException:
+            try:
+                self.roll_back()  # an interrupt around SAVEPOINT: a block's savepoint never outlives it
+            except sqlite3.Error:
+                pass  # SAVEPOINT had not run
+            raise
         return self
 
     def __exit__(self, error_type, error, traceback):

@@ -26,13 +26,12 @@ from ..columntypes import Refusal, bind_column, oversized_row, shown
 from ..dependencies import build_plan
 from ..arguments import listed
 from ..errors import ArgumentError, ColumnValueError, FlushError, InvalidStateError, StaleDataError, UnknownFieldError
+from ..executor import Savepoint
 from ..flush import bind_plan, run_plan, statements_stayed
 from ..mapping import entity_objects, mapper_of, mapper_of_class, quote
 from ..states import STATE_ATTRIBUTE, InstanceState, ObjectState
 from ..tracking import changed_fields
 from ..transaction import STATEMENTS_STAYED
-
-BULK_SAVEPOINT = '"uow_bulk"'
 
 
 class BulkWriter:
@@ -166,19 +165,6 @@ class BulkWriter:
             state.committed = mapper.snapshot_getter(values)
             self._bulk_sync(mapper, [written])
 
-    def _undo_bulk(self):
-        """ROLLBACK TO the bulk savepoint; False when it is gone (already released)."""
-        executor = self.session.executor
-        try:
-            executor.execute(f"ROLLBACK TO {BULK_SAVEPOINT}")
-        except sqlite3.OperationalError:
-            return False
-        try:
-            executor.execute(f"RELEASE {BULK_SAVEPOINT}")
-        except sqlite3.OperationalError:
-            pass  # a statement still being read: the empty savepoint ends with the transaction
-        return True
-
     def _with_defaults(self, mapper, mapping):
         """The row a constructor would make: Python defaults filled in, NOT NULL columns required."""
         for name in mapping:
@@ -244,23 +230,24 @@ class BulkWriter:
         session = self.session
         executor = session.executor
         session.undo.loading_epoch()  # writes before this one count; its own, if undone below, do not
-        executor.execute(f"SAVEPOINT {BULK_SAVEPOINT}")
+        savepoint = Savepoint(executor, "uow_bulk")
         changed = 0
         try:
-            for sql, params in statements:
-                cursor = executor.executemany(sql, params)
-                changed += cursor.rowcount
-                if expect_each and cursor.rowcount != len(params):
-                    error_class = StaleDataError if mapper.version_column is not None else FlushError
-                    raise error_class(
-                        f"bulk update of {mapper.cls.__name__}: {len(params)} row(s) given, {cursor.rowcount} "
-                        f"matched; a key is missing or (with a version column) the row changed since it was read",
-                        statement=sql,
-                    )
-            executor.execute(f"RELEASE {BULK_SAVEPOINT}")
+            with savepoint:
+                for sql, params in statements:
+                    cursor = executor.executemany(sql, params)
+                    changed += cursor.rowcount
+                    if expect_each and cursor.rowcount != len(params):
+                        error_class = StaleDataError if mapper.version_column is not None else FlushError
+                        raise error_class(
+                            f"bulk update of {mapper.cls.__name__}: {len(params)} row(s) given, {cursor.rowcount} "
+                            f"matched; a key is missing or (with a version column) the row changed since it was "
+                            f"read",
+                            statement=sql,
+                        )
         except BaseException as error:
             if executor.in_transaction:
-                if not self._undo_bulk():
+                if not savepoint.undone:
                     # The error arrived once RELEASE had run (a Ctrl-C): the rows are written, but the
                     # held objects were not brought in step with them; only rollback() can do that.
                     session._fail(error, "bulk write", STATEMENTS_STAYED)
