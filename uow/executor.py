@@ -244,16 +244,17 @@ class Savepoint:
       so the block's statements stayed in the transaction).
     """
 
-    def __init__(self, executor, name):
+    def __init__(self, executor: "Executor", name: str) -> None:
         self.executor = executor
         self.name = name
         self.quoted = f'"{name}"'
         self.undone = True  # after a failed block: whether its statements were undone
 
-    def open(self):
+    def open(self) -> None:
+        """SAVEPOINT: what follows can be undone alone.  If SQLite refuses, nothing was opened."""
         self.executor.execute(f"SAVEPOINT {self.quoted}")
 
-    def release(self):
+    def release(self) -> None:
         """RELEASE: the work joins the enclosing transaction.  If SQLite refuses, it stays open."""
         sql = f"RELEASE {self.quoted}"
         try:
@@ -264,7 +265,7 @@ class Savepoint:
             self._finish(sql)
             raise
 
-    def roll_back(self):
+    def roll_back(self) -> None:
         """ROLLBACK TO and RELEASE: undo everything since :meth:`open` and end the savepoint."""
         if not self.executor.in_transaction:
             return  # SQLite rolled the whole transaction back by itself: nothing is left to undo
@@ -294,7 +295,7 @@ class Savepoint:
             except sqlite3.OperationalError:
                 return
 
-    def __enter__(self):
+    def __enter__(self) -> "Savepoint":
         try:
             self.open()
         except sqlite3.Error:

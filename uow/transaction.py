@@ -70,12 +70,10 @@ MOVES = {
 class _Scope:
     """What ``begin()`` and ``begin_nested()`` return: one transaction or savepoint, which ends once.
 
-    As a context manager it ends *this* scope when the block ends: committed (released) on
-    success, rolled back on an exception, which then propagates.  If the commit itself fails,
-    the scope is rolled back and the commit's error propagates, so a ``with`` block never leaves
-    its scope open behind it.  A scope already ended inside the block (an explicit commit() or
-    rollback()) is left alone.  The session stays open either way: ``with Session(...)`` is the
-    block that closes a session.
+    As a context manager it ends *this* scope with the block: committed (released) on success,
+    rolled back on an exception, which propagates; if the commit fails, the scope is rolled back
+    and the commit's error propagates, so a block never leaves its scope open.  A scope ended
+    inside the block is left alone; the session stays open (``with Session(...)`` closes one).
     """
 
     is_active = True
@@ -116,12 +114,12 @@ class SessionTransaction(_Scope):
         self.session = session
         self.is_active = True
 
-    def commit(self):
+    def commit(self) -> None:
         """Flush and COMMIT this transaction (session.commit())."""
         self._check_current("commit")
         self.session.commit()
 
-    def rollback(self):
+    def rollback(self) -> None:
         """ROLLBACK this transaction and restore the objects (session.rollback())."""
         self._check_current("rollback")
         self.session.rollback()
@@ -161,11 +159,11 @@ class NestedTransaction(_Scope):
         self.is_active = True
         self._end = end
 
-    def commit(self):
+    def commit(self) -> None:
         """RELEASE the savepoint: its work becomes part of the enclosing transaction."""
         self._end(self, True)
 
-    def rollback(self):
+    def rollback(self) -> None:
         """ROLLBACK TO the savepoint and restore the session as it was when the savepoint began."""
         self._end(self, False)
 
@@ -305,12 +303,9 @@ class Transaction:
             self.failed_write = None
 
     def _end_level(self, nested, send, fold):
-        """Send the savepoint's RELEASE or ROLLBACK TO (``send``), then pop its level.
-
-        If SQLite refuses, the savepoint and its level stay.  If another exception (Ctrl-C)
-        arrives around the statements, Savepoint has finished them: the level ends all the same.
-        ``fold``: the level's undo scope joins the enclosing one (a release).
-        """
+        """Send the savepoint's RELEASE or ROLLBACK TO, then pop its level (``fold``: its undo scope
+        joins the enclosing one).  If SQLite refuses, both stay; after another exception (Ctrl-C)
+        around the statements, which Savepoint then finished, the level ends all the same."""
         try:
             send()
         except sqlite3.Error:
@@ -384,11 +379,8 @@ class Transaction:
         self._move(TransactionState.CLOSED, "close")
 
     def _end(self):
-        """Forget what belonged to the transaction that just ended (the caller moves the state).
-
-        The savepoint levels end with it; their undo scopes, and level 0's, are the caller's to
-        restore or forget (it took ``levels`` before ending the transaction).
-        """
+        """Forget what belonged to the transaction that just ended (the caller moves the state); the
+        undo scopes of its levels are the caller's to restore or forget (it took ``levels`` before)."""
         if self._query_only_before is not None:
             self.executor.execute(f"PRAGMA query_only = {int(self._query_only_before)}")
             self._query_only_before = None
