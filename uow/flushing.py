@@ -462,19 +462,17 @@ class FlushingMixin:
     def _apply_inserts(self, step, filled, assigned):
         """Inserted objects become persistent, with the values the database filled in.
 
-        This is the hottest loop of a bulk insert, so the undo-log check and the identity-map
-        insert are written out here rather than called; they do what ``UndoLog.record`` and
-        ``IdentityMap.add`` do.  (Keys were checked for duplicates before any SQL ran.)
+        This is the hottest loop of a bulk insert, so the undo log records the whole step in one
+        call, and the identity-map insert is written out here rather than called; it does what
+        ``IdentityMap.add`` does.  (Keys were checked for duplicates before any SQL ran.)
         """
         mapper = step.mapper
         cls = mapper.cls
         snapshot_of = mapper.snapshot_getter
         single_key = mapper.pk_names[0] if mapper.scalar_key_type is not None else None
         identity = self.identity
-        scope = self.undo.scope
+        self.undo.record_all(step.states)  # before the keys arrive: a rollback takes them back
         for state in step.states:
-            if state.undo_scope is not scope:
-                self.undo.record(state)
             obj = state.obj
             values = obj.__dict__
             if state in filled:

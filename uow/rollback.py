@@ -104,17 +104,22 @@ class UndoLog:
 
     # -- recording -------------------------------------------------------------------------
 
-    @property
-    def scope(self):
-        """The innermost level's undo scope, where mementos go now."""
-        return self.levels[-1].undo
-
     def record(self, state):
         """Remember how ``state`` looks now, unless the innermost scope already remembers it."""
         scope = self.levels[-1].undo
         if state.undo_scope is not scope:
             scope.mementos[state] = self.capture(state)
             state.undo_scope = scope
+
+    def record_all(self, states):
+        """:meth:`record` each of ``states``, in one call (a flush applies a batch of thousands)."""
+        scope = self.levels[-1].undo
+        mementos = scope.mementos
+        capture = self.capture
+        for state in states:
+            if state.undo_scope is not scope:
+                mementos[state] = capture(state)
+                state.undo_scope = scope
 
     def record_memento(self, state, memento):
         """record() with a memento the caller built itself (add() builds a transient object's from
