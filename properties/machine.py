@@ -573,7 +573,8 @@ class ConformanceMachine(RuleBasedStateMachine):
                 continue
             if self._may_merge_loading(obj, key):
                 choices.append((handle, True))
-            if self.caps.merge_without_load and obj.state == DETACHED:
+            # merge=False means there is no merge() at all, so neither kind is drawn.
+            if self.caps.merge and self.caps.merge_without_load and obj.state == DETACHED:
                 choices.append((handle, False))
         return choices
 
