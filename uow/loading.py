@@ -9,8 +9,9 @@ Every row goes through the identity map: a row whose object is already held retu
 and never overwrites its unflushed changes (only columns that were expired are filled in).  A
 ``get`` that finds its object in the map runs no SQL at all.
 
-Every new object becomes persistent through ``Session._make_persistent``, the one place that
-does it.  Loading relationships up front (``filter(..., load=[...])``) is a feature layered on
+A new object made from a row is born persistent, in the one loop every load goes through
+(``Loader.load``); every object that moves to persistent from another state goes through
+``Session._make_persistent``.  Loading relationships up front (``filter(..., load=[...])``) is a feature layered on
 this part: see ``features.eager``.
 """
 
@@ -32,7 +33,6 @@ from .query import select_sql
 from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
 
 PERSISTENT = ObjectState.PERSISTENT
-TRANSIENT = ObjectState.TRANSIENT
 
 
 class _NullKey(Exception):
@@ -191,7 +191,8 @@ class Loader:
         single_key = pk_indexes[0] if len(pk_indexes) == 1 else None
         session = self.session
         identity = session.identity
-        make_persistent = session._make_persistent
+        sequence = session._sequence
+        watch = session.tracker.watch
         new = object.__new__
         epoch = session.undo.loading_epoch()
         json_indexes = [column.index for column in mapper.json_columns]
@@ -222,9 +223,16 @@ class Loader:
                 obj = new(cls)
                 values = obj.__dict__
                 values.update(zip(names, row))
-                state = InstanceState(obj, mapper, TRANSIENT, None, loaded_epoch=epoch)
+                # An object made from its row is born persistent: it gets in one step what
+                # Session._make_persistent gives an object that moves there (session, sequence,
+                # key, snapshot, a place in the identity map, a JSON watch).  This loop runs once
+                # per row loaded, so it writes those steps out; the lookup above is the identity
+                # map's guard (the key was free).
+                state = InstanceState(obj, mapper, PERSISTENT, session, key, snapshot, next(sequence), epoch)
                 values[STATE_ATTRIBUTE] = state
-                make_persistent(state, key, snapshot, "load")
+                identity[key] = obj
+                if json_indexes:
+                    watch(state)
                 created.append(obj)
             else:
                 self.fill_expired(obj.__dict__[STATE_ATTRIBUTE], row)

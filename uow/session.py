@@ -305,9 +305,10 @@ class Session(FlushingMixin):
         ``key`` with the snapshot ``committed``, enters the identity map (which refuses a second
         object for the row), and is watched when a JSON column can change in place (``tracking``).
 
-        An object coming from outside the session (a loaded row, an attached or upserted object)
-        takes the next sequence number; a pending one keeps the number it was added with, so that
-        flushes order objects by when they entered the session.
+        An object coming from outside the session (an attached, merged or upserted object) takes
+        the next sequence number; a pending one keeps the number it was added with, so that
+        flushes order objects by when they entered the session.  (An object made from a row is
+        born persistent instead, in the loader's loop over rows: it does the same in one step.)
         """
         state.move(PERSISTENT, operation)
         if state.session is not self:
@@ -352,6 +353,14 @@ class Session(FlushingMixin):
         """
         if _get_ident() != self._ready_thread:
             self._check("get")
+        # The identity map first, with no SQL: a key of the column's own type found as it is.
+        # (Not for float keys: -0.0 equals 0.0 in a dict, and identity_key refuses it.  Any other
+        # key, a miss or an expired object is the Loader's.)
+        mapper = getattr(entity, "__mapper__", None)
+        if mapper is not None and type(ident) is mapper.scalar_key_type is not float:
+            obj = self.identity.get((entity, (ident,)))
+            if obj is not None and mapper.pk_names[0] in obj.__dict__:
+                return obj
         return self.loader.get(entity, ident)
 
     def get_one(self, entity: type[E], ident: object) -> E:
