@@ -289,9 +289,7 @@ class UndoLog:
                     detached.append(loser)
                     if loser is state:
                         continue
-                session.identity.add(state.key, state.obj)
-                if state.mapper.json_columns:
-                    session.tracker.watch(state)
+                session._hold(state)
                 if memento.marked:
                     session._marked[state] = None
                 if memento.candidate:

@@ -316,7 +316,13 @@ class Session(FlushingMixin):
             state.sequence = next(self._sequence)
         state.key = key
         state.committed = committed
-        self.identity.add(key, state.obj)
+        self._hold(state)
+
+    def _hold(self, state):
+        """A persistent object enters the identity map under its key (which refuses a second
+        object for the row) and, when a JSON column can change in place, is watched.  A rollback
+        that puts a persistent object back does this too (``rollback``)."""
+        self.identity.add(state.key, state.obj)
         if state.mapper.json_columns:
             self.tracker.watch(state)
 
