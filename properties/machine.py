@@ -214,27 +214,27 @@ class ConformanceMachine(RuleBasedStateMachine):
         return rows
 
     def shapes(self):
-        """Schema shapes to draw (see deterministic_self_reference)."""
-        if self.caps.deterministic_self_reference:
+        """Schema shapes to draw (see reproducible_self_reference_flush)."""
+        if self.caps.reproducible_self_reference_flush:
             return sorted(SHAPES)
         return sorted(shape for shape in SHAPES if shape != "self_ref")
 
     def autoflush_options(self):
-        """Sessions with autoflush on, and off where the implementation allows (autoflush_off)."""
-        if self.caps.autoflush_off:
+        """Sessions with autoflush on, and off where the implementation allows (autoflush_can_be_off)."""
+        if self.caps.autoflush_can_be_off:
             return st.booleans().map(lambda off: not off)
         return st.just(True)
 
     def version_options(self):
         """Which tables get a version column (none where the implementation has none: versions)."""
-        if not self.caps.versions:
+        if not self.caps.version_columns:
             return st.just((False, False, False, False))
         return st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans())
 
     def generated_keys(self):
         """Which tables get SQLite-generated keys (none, if the implementation says they are
-        unpredictable after a failed flush: keys_after_failed_flush)."""
-        if not self.caps.keys_after_failed_flush:
+        unpredictable after a failed flush: predictable_keys_after_failed_flush)."""
+        if not self.caps.predictable_keys_after_failed_flush:
             return st.just((False, False, False, False))
         return st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans())
 
@@ -275,18 +275,18 @@ class ConformanceMachine(RuleBasedStateMachine):
         """Bundle handles ``operation`` may be drawn for (capabilities rule some out)."""
         if operation in ("add", "expunge", "expire") and not getattr(self.caps, operation):
             return []
-        if operation == "refresh" and self.caps.refresh is None:
+        if operation == "refresh" and self.caps.refresh_steps is None:
             return []
         handles = self.bundle_handles()
         objects = self.model.objects
         if operation == "delete":
-            if self.caps.delete_deleted is None:
+            if self.caps.delete_again is None:
                 handles = [h for h in handles if objects[h.hid].state != DELETED]
-            if self.caps.attach_deleted == "refuse_add":
+            if self.caps.attach_without_row == "refuse_add":
                 handles = [h for h in handles if not (objects[h.hid].state == DETACHED and objects[h.hid].gone)]
-        if operation == "expunge" and not self.caps.stable_insert_order:
+        if operation == "expunge" and not self.caps.inserts_in_add_order:
             handles = [h for h in handles if objects[h.hid].state != PENDING]
-        if operation == "add" and not self.caps.rollback_clears_deleted_mark:
+        if operation == "add" and not self.caps.rollback_forgets_delete_of_new_object:
             handles = [h for h in handles if not (objects[h.hid].state == TRANSIENT and objects[h.hid].gone)]
         if operation in ("add", "delete") and self.caps.pending_key_conflict is None:
             handles = [h for h in handles if not self._claims_taken_key(h)]
@@ -520,7 +520,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         if not refused and actual != expected:
             raise AssertionError(f"read({handle}) gave {actual}; the oracle expected {expected}")
 
-    @precondition(lambda self: self.usable() and self.caps.field_lists and bool(self.bundle_handles()))
+    @precondition(lambda self: self.usable() and self.caps.expire_refresh_fields and bool(self.bundle_handles()))
     @rule(handle=_from_machine("handles_to_edit"), action=st.sampled_from(("expire", "refresh")),
           fields=st.sampled_from(FIELD_LISTS))
     def some_fields(self, handle, action, fields):
@@ -536,13 +536,13 @@ class ConformanceMachine(RuleBasedStateMachine):
 
     def session_wide_actions(self):
         """expire_all and expunge_all, where the implementation has them (expunge_all only when
-        the objects it would take out are ones expunge() may take: see stable_insert_order and
+        the objects it would take out are ones expunge() may take: see inserts_in_add_order and
         close_detaches_deleted)."""
         actions = []
         if self.caps.expire_all:
             actions.append("expire_all")
         objects = self.model.objects.values()
-        if self.caps.expunge_all and (self.caps.stable_insert_order or not self.model.new()) and (
+        if self.caps.expunge_all and (self.caps.inserts_in_add_order or not self.model.new()) and (
                 self.caps.close_detaches_deleted or all(obj.state != DELETED for obj in objects)):
             actions.append("expunge_all")
         return actions
@@ -652,9 +652,9 @@ class ConformanceMachine(RuleBasedStateMachine):
 
     def json_changes(self):
         """``(handle, path, value)``: in-place changes of a loaded JSON value (``path`` is the list
-        of keys or "append"), on the objects whose data is a dict (see json_in_place)."""
+        of keys or "append"), on the objects whose data is a dict (see tracks_json_in_place)."""
         choices = []
-        if not self.caps.json_in_place:
+        if not self.caps.tracks_json_in_place:
             return choices
         for handle in self.handles_to_edit():
             text = self.model.objects[handle.hid].values.get("data")

@@ -211,7 +211,7 @@ class Model:
     def __init__(self, schema, caps, rows=None, autoflush=True):
         self.schema = schema
         self.caps = caps
-        self.autoflushing = autoflush  # the session's own autoflush option (see caps.autoflush_off)
+        self.autoflushing = autoflush  # the session's own autoflush option (see caps.autoflush_can_be_off)
         self.same = same_equal if caps.compares_values == "equal" else same_stored
         self.db = copy_rows(rows) if rows else {table.name: {} for table in schema.tables}
         self.committed = copy_rows(self.db)
@@ -252,7 +252,7 @@ class Model:
         for hid, obj in self.objects.items():
             if obj.state != PERSISTENT or obj.marked:
                 continue
-            if self.caps.dirty_set == "assigned":
+            if self.caps.dirty_means == "assigned":
                 if obj.assigned:
                     found.add(hid)
             elif obj.changed_fields():
@@ -322,7 +322,7 @@ class Model:
         obj.state = PERSISTENT
         obj.gone = False
         obj.seq = next(self._sequence)
-        if self.caps.flush_loads_expired in ("first", "ordering"):
+        if self.caps.flush_reloads_expired in ("at_start", "at_start_for_order"):
             obj.assigned = True  # uow notes it as changed: its values may have moved while detached
 
     # -- object operations ----------------------------------------------------------------
@@ -333,7 +333,7 @@ class Model:
         Adding an object already in the session does nothing, except that one marked for
         deletion is taken out of session.deleted (add_cancels_delete).  A DELETED object cannot be
         added (its row was deleted in this transaction): invalid_state; nor can a detached one
-        whose row a flush deleted, unless attach_deleted is "attach".  A key another object
+        whose row a flush deleted, unless attach_without_row is "attach".  A key another object
         holds: conflict (unless, with ``pending_key_conflict == "row_switch"``, that object is
         marked for deletion: the flush then turns the DELETE and the INSERT into one UPDATE).
         """
@@ -353,7 +353,7 @@ class Model:
         elif obj.state == DELETED:
             raise Refused("invalid_state", "add(): the object's row was deleted in this transaction")
         elif obj.state == DETACHED:
-            if obj.gone and self.caps.attach_deleted != "attach":
+            if obj.gone and self.caps.attach_without_row != "attach":
                 raise Refused("invalid_state", "add(): the object's row was deleted")
             self._attach(hid, "add")
 
@@ -361,7 +361,7 @@ class Model:
         """delete() of a persistent object marks it (it stays PERSISTENT, in session.deleted).
 
         Transient: invalid_state.  Pending: expunged (or refused, per caps).  Detached: re-attached
-        and marked, unless its row was deleted (invalid_state, per attach_deleted).  DELETED:
+        and marked, unless its row was deleted (invalid_state, per attach_without_row).  DELETED:
         nothing more to do.  Under detached_refuses_changes an object whose session is over is
         refused (detached); under refuses_deleted_objects delete() of a deleted object does nothing.
         """
@@ -380,7 +380,7 @@ class Model:
                 obj.queued = next(self._queue)  # a delete goes to the end of the queue
             obj.marked = True
         elif obj.state == DETACHED:
-            if obj.gone and self.caps.attach_deleted == "refuse":
+            if obj.gone and self.caps.attach_without_row == "refuse":
                 raise Refused("invalid_state", "delete(): the object's row was deleted")
             self._attach(hid, "delete")
             obj.marked = True
@@ -416,7 +416,7 @@ class Model:
     def refresh(self, hid, fields=None):
         """refresh(): reload every field (or only ``fields``) from the row now.
 
-        Only persistent objects; a missing row is row_missing.  ``caps.refresh`` says whether an
+        Only persistent objects; a missing row is row_missing.  ``caps.refresh_steps`` says whether an
         autoflush runs first ("autoflush_then_reload", so the object's own changes are written
         and read back), not at all ("reload": its unflushed changes are discarded), or after
         expiring the object ("expire_autoflush_reload", SQLAlchemy's order).
@@ -424,8 +424,8 @@ class Model:
         obj = self.objects[hid]
         if obj.state != PERSISTENT:
             raise Refused("invalid_state", f"refresh(): the object is {obj.state}")
-        if self.caps.refresh != "reload":
-            if self.caps.refresh == "expire_autoflush_reload":
+        if self.caps.refresh_steps != "reload":
+            if self.caps.refresh_steps == "expire_autoflush_reload":
                 self._expire_fields(obj, fields)
             self.autoflush()
             if obj.state != PERSISTENT:
@@ -489,7 +489,7 @@ class Model:
         key = source.key if source.key is not None else table.key_of(source.values)
         values = {name: value for name, value in source.values.items() if name not in table.key}
         if not load:
-            if source.gone and self.caps.merge_refuses_deleted:
+            if source.gone and self.caps.merge_refuses_deleted_row:
                 raise Refused("invalid_state", "merge(load=False): the object's row was deleted")
             if source.changed_fields():
                 raise Refused("invalid_state", "merge(load=False): the object has unflushed changes")
@@ -529,10 +529,10 @@ class Model:
         obj = self.objects[target]
         if table.versioned and values.get("version") is not None:
             if "version" not in obj.values:
-                obj.load(self.db[table.name][obj.key], self.caps.reload_completes_snapshot)
+                obj.load(self.db[table.name][obj.key], self.caps.reload_compares_expired_assignments)
             if obj.snapshot.get("version") != values["version"]:
                 self.situations.add("merge() of a stale versioned object")
-                if outcome == "loaded" and not self.caps.merge_keeps_loaded:
+                if outcome == "loaded" and not self.caps.refused_merge_keeps_loaded:
                     # Nothing refers to the object merge() loaded: it is forgotten (it is the
                     # newest handle, so the others keep their numbers).
                     del self.objects[target]
@@ -560,7 +560,7 @@ class Model:
             if row is None:
                 self.situations.add("merge() found an expired held object's row gone")
                 raise Refused("row_missing", f"merge(): {obj!r} is expired and its row is gone")
-            obj.load(row, self.caps.reload_completes_snapshot)
+            obj.load(row, self.caps.reload_compares_expired_assignments)
         return ("held", held)
 
     def read(self, hid):
@@ -576,12 +576,12 @@ class Model:
                 raise Refused("detached", f"reading an expired field of a {obj.state} object")
             if obj.state == PENDING:
                 raise Refused("invalid_state", "reading an expired field of a pending object: no row yet")
-            if self.caps.load_autoflushes:
+            if self.caps.expired_read_autoflushes:
                 self.autoflush()
             row = self.db[obj.table.name].get(obj.key)
             if row is None:
                 raise Refused("row_missing", "reading an expired field: the row is gone")
-            obj.load(row, self.caps.reload_completes_snapshot)
+            obj.load(row, self.caps.reload_compares_expired_assignments)
         return dict(obj.values)
 
     def set_field(self, hid, name, value):
@@ -620,7 +620,7 @@ class Model:
         obj.values["data"] = stored("data", data)
         # A refusing session is told of the change after it happened: the value keeps it.
         self._refuse_change(obj, "an in-place change of data")
-        if self.caps.dirty_set == "assigned":
+        if self.caps.dirty_means == "assigned":
             self._note_assignment(obj)  # the tracked value reports the change as an assignment
 
     def original(self, hid, name):
@@ -646,10 +646,10 @@ class Model:
         hid = self.held(table, key)
         if hid is not None:
             obj = self.objects[hid]
-            if self.caps.get_checks_expired and obj.expired_all:
+            if self.caps.get_reloads_expired and obj.expired_all:
                 if self._load_held(obj):
                     return ("held", hid)
-                if self.caps.get_vanished_row == "detach":
+                if self.caps.get_finds_row_gone == "detach":
                     return ("none", None)
             else:
                 return ("held", hid)
@@ -661,7 +661,7 @@ class Model:
             obj = self.objects[hid]
             if self.caps.get_queries_after_autoflush and len(obj.values) < len(table.columns):
                 self.situations.add("get() filled the expired fields of an object its autoflush inserted")
-                obj.load(self.db[table.name][key], self.caps.reload_completes_snapshot)
+                obj.load(self.db[table.name][key], self.caps.reload_compares_expired_assignments)
             return ("held", hid)
         row = self.db[table.name].get(key)
         if row is None:
@@ -701,7 +701,7 @@ class Model:
         in key order, as ``[("held", hid) or ("loaded", hid)]``.
 
         A held object is returned as it is: its unflushed changes stay, and only its expired
-        fields are filled from the row (with reload_completes_snapshot, the row also becomes the
+        fields are filled from the row (with reload_compares_expired_assignments, the row also becomes the
         snapshot of fields assigned while expired).  Objects whose unflushed values match but whose row does
         not (pending, or changed without autoflush) are not returned: the query reads rows.
         """
@@ -721,25 +721,25 @@ class Model:
                 self.situations.add("a query returned a held object with unflushed changes")
             if len(obj.values) < len(table.columns):
                 self.situations.add("a query filled a held object's expired fields")
-                obj.load(row, self.caps.reload_completes_snapshot)
-            elif self.caps.reload_completes_snapshot and len(obj.snapshot) < len(table.columns):
+                obj.load(row, self.caps.reload_compares_expired_assignments)
+            elif self.caps.reload_compares_expired_assignments and len(obj.snapshot) < len(table.columns):
                 # Every field is set, some by an assignment made while it was expired (merge()
                 # assigns them all): the row read now is their snapshot, so an assigned value
-                # equal to the row's is no change (reload_completes_snapshot).
+                # equal to the row's is no change (reload_compares_expired_assignments).
                 self.situations.add("a query completed the snapshot of fields assigned while expired")
                 obj.load(row, True)
             found.append(("held", hid))
         return found
 
     def _load_held(self, obj):
-        """get_checks_expired: reload a wholly expired held object; False if its row is gone.
+        """get_reloads_expired: reload a wholly expired held object; False if its row is gone.
 
-        The reload autoflushes when ``load_autoflushes`` says so; SQLAlchemy reads a row_missing
+        The reload autoflushes when ``expired_read_autoflushes`` says so; SQLAlchemy reads a row_missing
         failure of that autoflush as "this object's row is gone" too, and then goes on to query
-        (see get()).  The object whose row is gone is dropped as ``get_vanished_row`` says.
+        (see get()).  The object whose row is gone is dropped as ``get_finds_row_gone`` says.
         """
         try:
-            if self.caps.load_autoflushes:
+            if self.caps.expired_read_autoflushes:
                 self.autoflush()
             row = self.db[obj.table.name].get(obj.key)
         except Refused as refusal:
@@ -748,14 +748,14 @@ class Model:
             row = None
         if row is None:
             self.situations.add("get() found an expired object's row gone")
-            if self.caps.get_vanished_row == "detach":
+            if self.caps.get_finds_row_gone == "detach":
                 obj.state = DETACHED
                 obj.marked = False
             else:
                 self._forget_deleted_row(obj)
             return False
         self.situations.add("get() reloaded an expired held object")
-        obj.load(row, self.caps.reload_completes_snapshot)
+        obj.load(row, self.caps.reload_compares_expired_assignments)
         return True
 
     def _forget_deleted_row(self, obj):
@@ -809,14 +809,14 @@ class Model:
         """flush(): INSERT pending objects, UPDATE net changes, DELETE marked objects; all or nothing.
 
         If any statement would fail (a constraint, an UPDATE or DELETE matching no row), the
-        flush fails: ``failed_flush`` says what the session looks like afterwards, and the
+        flush fails: ``after_failed_flush`` says what the session looks like afterwards, and the
         error is ``flush`` (or ``invalid_value`` for a value refused before SQL).
         """
         if self.failed:
-            if self.caps.failed_flush != "rolled_back" or self.has_work():
+            if self.caps.after_failed_flush != "rolled_back" or self.has_work():
                 raise Refused("pending_rollback", "a previous flush failed; call rollback() first")
             return
-        if self.caps.flush_loads_expired in ("first", "ordering"):
+        if self.caps.flush_reloads_expired in ("at_start", "at_start_for_order"):
             self._load_for_flush()
         claims = set()
         for obj in sorted(self.objects.values(), key=lambda obj: obj.seq):
@@ -830,13 +830,13 @@ class Model:
                     raise Refused("conflict", f"flush(): {obj!r} claims a key another pending object claims")
                 claims.add((obj.table.name, key))
         statements = self._plan()
-        if statements and self.caps.refuses_dangling_children:
+        if statements and self.caps.refuses_deleting_referenced_rows:
             self._refuse_dangling_children(statements)
         if not statements:
             self.frames[-1].updated |= self._flushed_persistent()
             self._clear_assigned()
             return
-        if self.caps.refuses_invalid_values:
+        if self.caps.refuses_null_before_sql:
             for verb, hid in statements:
                 obj = self.objects[hid]
                 if verb != "DELETE" and obj.values.get("name", "") is None:
@@ -845,19 +845,19 @@ class Model:
         keys = {}
         batch = []
         loaded_groups = set()
-        # Rows this flush deletes, until their DELETE has run (see refuses_reused_doomed_key).
+        # Rows this flush deletes, until their DELETE has run (see stops_delete_of_reused_key).
         doomed = {(self.objects[hid].table.name, self.objects[hid].key) for verb, hid in statements
                   if verb == "DELETE"}
         for index, statement in enumerate(statements):
             if batch and not self._same_batch(batch, statement):
                 self._write_back(batch)
-            before = copy_rows(trial) if self.caps.failed_flush == "partial" else None
+            before = copy_rows(trial) if self.caps.after_failed_flush == "partial" else None
             refusal = self._load_group(trial, statements, statement, loaded_groups)
             if refusal is None:
                 refusal = self._apply(trial, statement, keys, doomed)
             if refusal is not None:
                 self.situations.add(f"a flush failed ({refusal.kind})")
-                if self.caps.failed_flush == "partial":
+                if self.caps.after_failed_flush == "partial":
                     self._stop_partway(before, statements[:index], keys)
                     raise refusal
                 self._fail()
@@ -865,12 +865,12 @@ class Model:
                     # Which problem SQLAlchemy meets first depends on its own action order.
                     raise Refused("flush", refusal.reason, cause=refusal.kind)
                 raise refusal
-            if statement[0] == "INSERT" and self.caps.writes_back_during_flush:
+            if statement[0] == "INSERT" and self.caps.failed_flush_keeps_keys_and_versions:
                 batch.append((statement[1], keys[statement[1]][0]))
             if statement[0] == "UPDATE":
                 self.situations.add("a flush sent an UPDATE (dirty objects)")
                 obj = self.objects[statement[1]]
-                if obj.table.versioned and self.caps.writes_back_during_flush:
+                if obj.table.versioned and self.caps.failed_flush_keeps_keys_and_versions:
                     obj.values["version"] = trial[obj.table.name][obj.key]["version"]
         refusal = self._complete_rows(trial, statements, keys)
         if refusal is not None or self.caps.flush_order == "rows":
@@ -886,7 +886,7 @@ class Model:
         self._clear_assigned()
 
     def _stop_partway(self, rows, done, keys):
-        """failed_flush == "partial": the statements before the failing one stay written (``rows``
+        """after_failed_flush == "partial": the statements before the failing one stay written (``rows``
         is the database after them) and their objects are updated; with nothing written the
         session goes on as before the flush, else it refuses flushes until rollback()."""
         if not done:
@@ -966,7 +966,7 @@ class Model:
         that could not have passed, or None."""
 
     def _load_for_flush(self):
-        """flush_loads_expired == "first": before planning, objects the flush may write (assigned
+        """flush_reloads_expired == "at_start": before planning, objects the flush may write (assigned
         since the last flush, or marked) read back their expired fields, when their row exists.
 
         The version an UPDATE or DELETE checks may be expired: the row's is read (the object never
@@ -980,7 +980,7 @@ class Model:
                 raise Refused("stale", f"flush(): {obj!r} has an expired version and its row is gone")
         for obj in writing:
             unknown_version = obj.table.versioned and "version" not in obj.snapshot
-            if self.caps.flush_loads_expired == "ordering" and not obj.marked and not unknown_version:
+            if self.caps.flush_reloads_expired == "at_start_for_order" and not obj.marked and not unknown_version:
                 # Only an assignment over an expired key, unique or foreign-key field makes the
                 # flush read the row first (its old value orders the flush).
                 ordering = set(obj.table.key) | {column for column, _ in obj.table.refs}
@@ -990,7 +990,7 @@ class Model:
                     continue
             row = self.db[obj.table.name].get(obj.key)
             if row is not None and len(obj.values) < len(obj.table.columns):
-                obj.load(row, self.caps.reload_completes_snapshot)
+                obj.load(row, self.caps.reload_compares_expired_assignments)
 
     def _refuse_dangling_children(self, statements):
         """A held object the flush does not write, whose loaded foreign key points at a row the
@@ -1018,11 +1018,11 @@ class Model:
         return None
 
     def _load_group(self, trial, statements, statement, loaded_groups):
-        """flush_loads_expired == "per_table": before a table's UPDATEs (or DELETEs) run, the
+        """flush_reloads_expired == "per_table": before a table's UPDATEs (or DELETEs) run, the
         expired objects among them reload their expired fields; a missing row fails the flush."""
         verb, hid = statement
         table = self.objects[hid].table
-        if self.caps.flush_loads_expired != "per_table" or verb == "INSERT" or (verb, table) in loaded_groups:
+        if self.caps.flush_reloads_expired != "per_table" or verb == "INSERT" or (verb, table) in loaded_groups:
             return None
         loaded_groups.add((verb, table))
         for other_verb, other in statements:
@@ -1037,7 +1037,7 @@ class Model:
             row = trial[table.name].get(obj.key)
             if row is None:
                 return Refused("row_missing", f"{verb} {obj!r}: loading its expired fields found no row")
-            obj.load(row, self.caps.reload_completes_snapshot)
+            obj.load(row, self.caps.reload_compares_expired_assignments)
         return None
 
     def _same_batch(self, batch, statement):
@@ -1049,7 +1049,7 @@ class Model:
         return verb == "INSERT" and obj.table is first.table and same_shape
 
     def _write_back(self, batch):
-        """writes_back_during_flush: the keys of a finished INSERT statement land on its objects."""
+        """failed_flush_keeps_keys_and_versions: the keys of a finished INSERT statement land on its objects."""
         for hid, key in batch:
             self.objects[hid].values.update(zip(self.objects[hid].table.key, key))
         batch.clear()
@@ -1085,7 +1085,7 @@ class Model:
                 continue
             rows = [hid for _, hid in marked if self.objects[hid].table is table]
             if any(parent == table.name for _, parent in table.refs):
-                if self.caps.self_ref_delete_order == "dependency":
+                if self.caps.self_reference_delete_order == "referencing_first":
                     rows = self._children_first(table, rows)
             else:
                 rows.sort(key=lambda hid: self.objects[hid].key)
@@ -1138,7 +1138,7 @@ class Model:
 
     def _queued(self, pending, marked):
         """flush_order == "changes": one statement per object in the order of its queue number;
-        every object assigned since the last flush gets an UPDATE (dirty_set "assigned")."""
+        every object assigned since the last flush gets an UPDATE (dirty_means "assigned")."""
         assigned = [hid for hid, obj in self.objects.items()
                     if obj.state == PERSISTENT and not obj.marked and (obj.assigned or obj.changed_fields())]
         work = [(self.objects[hid].queued, "UPDATE", hid) for hid in assigned]
@@ -1235,14 +1235,14 @@ class Model:
             if len(obj.values) < len(table.columns):
                 return Refused("invalid_state", f"INSERT {obj!r}: it has expired fields and no row to load them from")
             row = {column: obj.values.get(column) for column in table.columns}
-            if table.versioned and self.caps.insert_writes_first_version:
+            if table.versioned and self.caps.insert_writes_version_1:
                 row["version"] = 1
             if table.generated and row["id"] is None:
                 row["id"] = max([key[0] for key in rows], default=0) + 1
                 if row["id"] <= self._highest_id.get(table.name, 0):
                     self.situations.add("SQLite reused a generated id")
                 self._highest_id[table.name] = max(row["id"], self._highest_id.get(table.name, 0))
-                if self.caps.refuses_reused_doomed_key and (table.name, (row["id"],)) in doomed:
+                if self.caps.stops_delete_of_reused_key and (table.name, (row["id"],)) in doomed:
                     self.situations.add("a new row got the key of a row the flush deletes")
                     return Refused("flush", f"INSERT {obj!r}: SQLite gave it the key {row['id']} of a row "
                                             f"this flush deletes (deleted elsewhere since it was read)")
@@ -1268,7 +1268,7 @@ class Model:
         if stale is not None:
             return stale
         if obj.key not in rows:
-            if verb == "DELETE" and self.caps.delete_missing_row == "ignore":
+            if verb == "DELETE" and self.caps.delete_finding_no_row == "ignore":
                 return None
             return Refused("flush", f"{verb} {obj!r}: no row has that key")
         if verb == "UPDATE":
@@ -1325,10 +1325,10 @@ class Model:
         return None
 
     def _fail(self):
-        """A flush failed; see ``caps.failed_flush``."""
+        """A flush failed; see ``caps.after_failed_flush``."""
         self.failed = True
         self.failed_depth = self.depth()
-        if self.caps.failed_flush == "rolled_back":
+        if self.caps.after_failed_flush == "rolled_back":
             self._roll_back_frame(self.frames[-1], nested=len(self.frames) > 1)
 
     # -- transactions ---------------------------------------------------------------------
@@ -1340,13 +1340,13 @@ class Model:
         stays DELETED, see ``_load_held``.)
         """
         if self.failed:
-            if self.caps.failed_flush == "partial":
+            if self.caps.after_failed_flush == "partial":
                 self.rollback()
             raise Refused("pending_rollback", "commit(): a previous flush failed")
         try:
             self.flush()
         except Refused:
-            if self.caps.failed_flush == "partial":
+            if self.caps.after_failed_flush == "partial":
                 self.situations.add("a failed commit rolled back")
                 self.rollback()
             raise
@@ -1364,12 +1364,12 @@ class Model:
     def rollback(self):
         """rollback(): every savepoint and the transaction roll back, innermost first; an object
         a stale-data error named is then expired, so that the retry reads the row as it is now."""
-        if self.caps.rollback == "discard":
+        if self.caps.rollback_objects == "discard":
             self._discard()
             return
         while self.frames:
             self._end_frame()
-        if self.stale_hid is not None and self.caps.stale_rollback_expires:
+        if self.stale_hid is not None and self.caps.rollback_expires_stale_object:
             stale = self.objects[self.stale_hid]
             if stale.state == PERSISTENT:
                 stale.expire()
@@ -1407,7 +1407,7 @@ class Model:
         With ``close_rolls_back_objects`` objects first get the rollback rule, then are detached;
         otherwise they are detached as they are.  Pending objects become transient.
         """
-        if self.caps.rollback == "discard":
+        if self.caps.rollback_objects == "discard":
             self._discard()
             return
         if self.caps.close_rolls_back_objects:
@@ -1441,10 +1441,10 @@ class Model:
         self.frames = [Frame(self.db, self.objects, next(self._clock))]
 
     def _end_frame(self):
-        """Roll back the innermost frame, unless a failed flush already did (failed_flush)."""
+        """Roll back the innermost frame, unless a failed flush already did (after_failed_flush)."""
         depth = self.depth()
         frame = self.frames.pop()
-        if self.failed and self.caps.failed_flush == "rolled_back" and depth >= self.failed_depth:
+        if self.failed and self.caps.after_failed_flush == "rolled_back" and depth >= self.failed_depth:
             self.db = copy_rows(frame.db)
         else:
             self._roll_back_frame(frame, nested=depth > 0)
@@ -1466,7 +1466,7 @@ class Model:
         if nested:
             self.situations.add("a savepoint rolled back")
         self.db = copy_rows(frame.db)
-        if self.caps.rollback == "restore":
+        if self.caps.rollback_objects == "restore":
             self._restore(frame)
         else:
             self._expire_frame(frame, nested)
@@ -1534,7 +1534,7 @@ class Model:
             obj.state = TRANSIENT
             obj.key = None
             obj.marked = False
-            obj.gone = obj.gone and not self.caps.rollback_clears_deleted_mark
+            obj.gone = obj.gone and not self.caps.rollback_forgets_delete_of_new_object
         for hid in (frame.deleted | marked) - to_transient:
             obj = self.objects[hid]
             if obj.state not in (DELETED, PERSISTENT):

@@ -40,32 +40,32 @@ PONY_CAPABILITIES = Capabilities(
     add=False,
     expunge=False,
     expire=False,
-    refresh=None,
+    refresh_steps=None,
     expire_all=False,
     expunge_all=False,
     merge=False,
     merge_without_load=False,
-    field_lists=False,
+    expire_refresh_fields=False,
     savepoints=False,
-    autoflush_off=False,
-    rollback="discard",
+    autoflush_can_be_off=False,
+    rollback_objects="discard",
     detached_refuses_changes=True,
     refuses_deleted_objects=True,
     get_skips_marked=True,
     get_finds_pending=True,
     commit_detaches_deleted=False,
     insert_expires_null_fields=True,
-    load_autoflushes=True,
+    expired_read_autoflushes=True,
     get_queries_after_autoflush=True,
     owns_connection=True,
-    failed_flush="partial",
+    after_failed_flush="partial",
     flush_order="changes",
-    dirty_set="assigned",
-    refuses_invalid_values=False,
-    versions=False,
+    dirty_means="assigned",
+    refuses_null_before_sql=False,
+    version_columns=False,
     outside_writers=False,
     relationships=False,
-    key_changes=False,
+    primary_key_changes=False,
 )
 
 PONY_REASONS = {
@@ -75,16 +75,16 @@ PONY_REASONS = {
            "cannot join another",
     "expunge": "Pony has no expunge()",
     "expire": "Pony has no public expire()",
-    "refresh": "Pony has no refresh()",
+    "refresh_steps": "Pony has no refresh()",
     "expire_all": "Pony has no expire_all()",
     "expunge_all": "Pony has no expunge_all()",
     "merge": "Pony has no merge()",
     "merge_without_load": "Pony has no merge()",
-    "field_lists": "Pony has neither expire() nor refresh()",
+    "expire_refresh_fields": "Pony has neither expire() nor refresh()",
     "savepoints": "Pony has no savepoints (no nested transactions)",
-    "autoflush_off": "Pony always flushes a modified cache before a query (SessionCache."
+    "autoflush_can_be_off": "Pony always flushes a modified cache before a query (SessionCache."
                      "prepare_connection_for_query_execution)",
-    "rollback": "rollback() closes the db_session cache (SessionCache.close): every object keeps its _vals_ and "
+    "rollback_objects": "rollback() closes the db_session cache (SessionCache.close): every object keeps its _vals_ and "
                 "loses its session, and the next access starts a new cache",
     "detached_refuses_changes": "Attribute.__set__, Entity.delete() and a tracked JSON value's change check that "
                                 "the object's cache is alive (DatabaseSessionIsOver)",
@@ -99,27 +99,27 @@ PONY_REASONS = {
                                   "('because the value may be changed in the DB')",
     "get_queries_after_autoflush": "Entity._find_one_ looks in the cache before it flushes; the flush runs inside "
                                    "the query, whose row then loads into the object found in the identity map",
-    "load_autoflushes": "loading a field runs a query, and every query flushes a modified cache first",
+    "expired_read_autoflushes": "loading a field runs a query, and every query flushes a modified cache first",
     "commit_detaches_deleted": "commit() keeps the cache alive; a deleted object stays in it with status 'deleted'",
     "owns_connection": "Pony's provider opens its connections from its own pool (Database.bind)",
-    "failed_flush": "SessionCache.flush() saves objects one by one without a savepoint: the rows before the failing "
+    "after_failed_flush": "SessionCache.flush() saves objects one by one without a savepoint: the rows before the failing "
                     "one stay written, and SessionCache.saved_objects is left non-empty, so every later flush fails "
                     "its 'assert not self.saved_objects' (a bare AssertionError, mapped to pending_rollback here: a "
                     "defect of Pony, which names no cause and no remedy); commit() rolls back when its flush fails",
     "flush_order": "SessionCache.objects_to_save: an object is queued when constructed, when first assigned after a "
                    "save, and again at the end when marked for deletion; foreign keys declared as plain columns "
                    "give Pony no references to order by",
-    "dirty_set": "Attribute.__set__ marks the object 'modified' (and the column written) without comparing values",
-    "refuses_invalid_values": "None in a NOT NULL column is left to the database (name is mapped Optional, "
+    "dirty_means": "Attribute.__set__ marks the object 'modified' (and the column written) without comparing values",
+    "refuses_null_before_sql": "None in a NOT NULL column is left to the database (name is mapped Optional, "
                               "see the module docstring)",
-    "versions": "Pony has no version column (its optimistic check compares the values read instead)",
+    "version_columns": "Pony has no version column (its optimistic check compares the values read instead)",
     "outside_writers": "Pony's optimistic checks compare, at every UPDATE and every reload, the values the session "
                        "read (also in earlier transactions of one db_session) with the row, and refuse a row "
                        "another connection changed (OptimisticCheckError, UnrepeatableReadError): a rule the "
                        "oracle does not model yet",
     "relationships": "Pony's relationships (Required/Optional/Set pairs) are not mapped yet: foreign keys are "
                      "plain integer columns",
-    "key_changes": "Pony refuses to change a primary key ('Cannot change value of primary key')",
+    "primary_key_changes": "Pony refuses to change a primary key ('Cannot change value of primary key')",
 }
 
 # Pony's object statuses, by the state the protocol names while the object's cache is alive.
@@ -139,7 +139,7 @@ class PonyAdapter(Adapter):
         "conflict": (core.CacheIndexError,),
         # An INSERT's IntegrityError is wrapped in TransactionIntegrityError; an UPDATE's or DELETE's is not.
         "flush": (core.TransactionIntegrityError, dbapiprovider.IntegrityError, core.OptimisticCheckError),
-        # Pony's refusal after a flush that failed part-way (see PONY_REASONS["failed_flush"]).
+        # Pony's refusal after a flush that failed part-way (see PONY_REASONS["after_failed_flush"]).
         "pending_rollback": (AssertionError,),
         "detached": (core.DatabaseSessionIsOver,),
         # Loading the fields of an object whose row is gone: "Phantom object ... disappeared".

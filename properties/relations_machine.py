@@ -145,7 +145,7 @@ class RelationsMachine(ConformanceMachine):
         composite key: None means a fresh value no row has; a pending object may also take the key
         of an object marked for deletion (a row switch, where the implementation makes one; see
         also switch_row)."""
-        if not self.caps.key_changes:
+        if not self.caps.primary_key_changes:
             return []
         model = self.model
         choices = []

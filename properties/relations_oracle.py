@@ -343,7 +343,7 @@ class RelationsModel(Model):
                 child = self.objects[held]
                 if len(child.values) < len(child.table.columns):
                     self._touch(held)  # filling expired fields touches it (before its reference is cached)
-                    child.load(row, self.caps.reload_completes_snapshot)
+                    child.load(row, self.caps.reload_compares_expired_assignments)
             found.append(held)
         return found
 
@@ -550,7 +550,7 @@ class RelationsModel(Model):
         cached references too, as expire() does."""
         stale = self.stale_hid
         super().rollback()
-        if stale is not None and self.caps.stale_rollback_expires and self.objects[stale].state == PERSISTENT:
+        if stale is not None and self.caps.rollback_expires_stale_object and self.objects[stale].state == PERSISTENT:
             self._forget_references(stale)
 
     def refresh(self, hid, fields=None, visited=None):

@@ -53,7 +53,7 @@ def main():
     print("Declared differences from the specification:")
     for name, value in sorted(adapter.capabilities.differences().items()):
         reason = adapter.reasons.get(name)
-        print(f"  {name} = {value!r}" + (f"  ({reason})" if reason else ""))
+        print(f"  {name} = {value!r}  ({reason or 'no reason given'})")
     print("Not drawn, by capability:")
     for line in skipped(adapter.capabilities) or ["  (nothing)"]:
         print(f"  {line}")

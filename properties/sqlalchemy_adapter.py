@@ -27,109 +27,96 @@ from .adapter import NOT_CACHED, Adapter, Capabilities
 
 SQLALCHEMY_CAPABILITIES = Capabilities(
     expire_on_commit=True,
-    rollback="expire",
+    rollback_objects="expire",
     delete_pending="refuse",
-    delete_deleted=None,
-    attach_deleted="refuse_add",
-    failed_flush="rolled_back",
-    refuses_invalid_values=False,
-    dirty_set="assigned",
-    reload_completes_snapshot=False,
-    refresh="expire_autoflush_reload",
-    load_autoflushes=True,
-    get_checks_expired=True,
-    get_vanished_row="delete_then_query",
+    delete_again=None,
+    attach_without_row="refuse_add",
+    after_failed_flush="rolled_back",
+    refuses_null_before_sql=False,
+    dirty_means="assigned",
+    reload_compares_expired_assignments=False,
+    refresh_steps="expire_autoflush_reload",
+    expired_read_autoflushes=True,
+    get_reloads_expired=True,
+    get_finds_row_gone="delete_then_query",
     flush_order="tables",
-    flush_loads_expired="per_table",
-    writes_back_during_flush=True,
-    delete_missing_row="ignore",
-    refuses_reused_doomed_key=False,
+    flush_reloads_expired="per_table",
+    failed_flush_keeps_keys_and_versions=True,
+    delete_finding_no_row="ignore",
+    stops_delete_of_reused_key=False,
     pending_key_conflict=None,
-    rollback_clears_deleted_mark=False,
-    keys_after_failed_flush=False,
-    deterministic_self_reference=False,
-    stable_insert_order=False,
+    rollback_forgets_delete_of_new_object=False,
+    predictable_keys_after_failed_flush=False,
+    reproducible_self_reference_flush=False,
+    inserts_in_add_order=False,
     close_detaches_deleted=False,
     close_rolls_back_objects=False,
-    # A column's new value is compared with the loaded one by its type's compare_values, ==.
     compares_values="equal",
-    # Plain JSON columns do not see in-place changes (sqlalchemy.ext.mutable tracks one level
-    # only, and the machine changes nested values too).
-    json_in_place=False,
-    # Session.merge(load=True) calls _autoflush() before looking anything up.
+    tracks_json_in_place=False,
     merge_autoflushes=True,
-    # Session._merge() takes identity_map.get(key) as it is; only assigning onto an expired
-    # object reads its row (ObjectDeletedError when the row is gone).
     merge_finds_like_get=False,
-    # The identity map is weak: the object a refused merge() loaded is collected at once.
-    merge_keeps_loaded=False,
-    # mapper.version_id_generator(None) gives every INSERT version 1.
-    insert_writes_first_version=True,
-    # merge(load=False) does not ask whether the object's row was deleted.
-    merge_refuses_deleted=False,
+    refused_merge_keeps_loaded=False,
+    insert_writes_version_1=True,
+    merge_refuses_deleted_row=False,
     relationships=False,
-    key_changes=False,
-    # merge(load=False) copies the source's loaded attributes only, not a key it knows otherwise.
+    primary_key_changes=False,
     merge_copies_expired_key=False,
-    # Not drawn: whether merge(load=False) refuses a source "with changes" follows SQLAlchemy's
-    # internal modified flag (a field assigned while expired, then expunged, is not refused),
-    # which the model does not follow.
     merge_without_load=False,
-    # Not drawn: after expire(obj), a refresh of a field list makes SQLAlchemy's get() trust the
-    # object again (its expired flag is cleared), while the model follows uow's rule (get()
-    # reloads while the key is expired).
-    field_lists=False,
+    expire_refresh_fields=False,
 )
 
+# Why SQLAlchemy differs, per capability (the report prints each beside the declared difference).
 SQLALCHEMY_REASONS = {
     "expire_on_commit": "the adapter keeps SQLAlchemy's default: with False, SQLAlchemy 2.1 leaves objects whose "
                         "DELETE was committed 'deleted' forever instead of detached",
-    "rollback": "a rollback expires objects instead of restoring their values; pending and inserted objects "
-                "become transient, deleted ones persistent",
+    "rollback_objects": "a rollback expires objects instead of restoring their values; pending and inserted objects "
+                        "become transient, deleted ones persistent",
     "delete_pending": "delete() of a pending object raises InvalidRequestError (it is not persisted)",
-    "delete_deleted": "delete() of an object whose DELETE was flushed puts it back in the identity map and "
-                      "session.deleted (still in the 'deleted' state), where the specification ignores it",
-    "attach_deleted": "add() of a detached object whose row was deleted is refused, but delete() re-attaches it "
-                      "and the flush's DELETE then matches no row",
-    "failed_flush": "a failed flush rolls back the innermost transaction or savepoint at once",
-    "refuses_invalid_values": "a NOT NULL field holding None is left to SQLite, which fails the flush",
-    "dirty_set": "session.dirty holds every object with an assignment, even of the value it holds",
-    "reload_completes_snapshot": "a field assigned while expired counts as changed until the next flush",
-    "refresh": "refresh() expires the object, autoflushes the rest, then reloads it",
-    "load_autoflushes": "loading an expired field autoflushes first",
-    "get_checks_expired": "get() of a wholly expired object reloads it",
-    "get_vanished_row": "get() that finds an expired object's row gone marks it deleted and queries",
-    "flush_loads_expired": "before a mapper's UPDATEs or DELETEs run, the expired objects among them reload",
-    "writes_back_during_flush": "new versions are written onto objects as each statement runs, so a failed "
-                                "flush leaves them there",
-    "delete_missing_row": "a DELETE that matches no row only warns (confirm_deleted_rows)",
-    "refuses_reused_doomed_key": "it sends the DELETE of a stale object even when SQLite gave its key to a new "
-                                 "row in the same flush",
-    "rollback_clears_deleted_mark": "an object inserted and deleted in a rolled-back transaction keeps its "
-                                    "internal 'was deleted' flag",
-    "keys_after_failed_flush": "which generated keys a failed flush leaves follows its internal action sort",
-    "deterministic_self_reference": "it orders the rows of a self-referencing mapper one by one, popping them "
-                                    "from a set",
-    "stable_insert_order": "a pending object's insert order is len(session.new) when added, which repeats after "
-                           "an expunge",
+    "delete_again": "delete() of an object whose DELETE was flushed puts it back in the identity map and "
+                    "session.deleted (still in the 'deleted' state), where the specification ignores it",
+    "attach_without_row": "add() of a detached object whose row was deleted is refused, but delete() re-attaches it "
+                          "and the flush's DELETE then matches no row",
+    "after_failed_flush": "a failed flush rolls back the innermost transaction or savepoint at once",
+    "refuses_null_before_sql": "a NOT NULL field holding None is left to SQLite, which fails the flush",
+    "dirty_means": "session.dirty holds every object with an assignment, even of the value it holds",
+    "reload_compares_expired_assignments": "a field assigned while expired counts as changed until the next flush",
+    "refresh_steps": "refresh() expires the object, autoflushes the rest, then reloads it",
+    "expired_read_autoflushes": "loading an expired field autoflushes first",
+    "get_reloads_expired": "get() of a wholly expired object reloads it",
+    "get_finds_row_gone": "get() that finds an expired object's row gone marks it deleted and queries",
+    "flush_reloads_expired": "before a mapper's UPDATEs or DELETEs run, the expired objects among them reload",
+    "failed_flush_keeps_keys_and_versions": "new versions are written onto objects as each statement runs, so a failed "
+                                            "flush leaves them there",
+    "delete_finding_no_row": "a DELETE that matches no row only warns (confirm_deleted_rows)",
+    "stops_delete_of_reused_key": "it sends the DELETE of a stale object even when SQLite gave its key to a new "
+                                  "row in the same flush",
+    "rollback_forgets_delete_of_new_object": "an object inserted and deleted in a rolled-back transaction keeps its "
+                                             "internal 'was deleted' flag",
+    "predictable_keys_after_failed_flush": "which generated keys a failed flush leaves follows its internal "
+                                           "action sort",
+    "reproducible_self_reference_flush": "it orders the rows of a self-referencing mapper one by one, popping them "
+                                         "from a set",
+    "inserts_in_add_order": "a pending object's insert order is len(session.new) when added, which repeats after "
+                            "an expunge",
     "close_detaches_deleted": "after close() objects whose DELETE was flushed stay 'deleted'",
     "close_rolls_back_objects": "close() detaches objects as they are",
     "compares_values": "a column's new value is compared with the loaded one by its type's compare_values, ==",
-    "json_in_place": "plain JSON columns do not see in-place changes (sqlalchemy.ext.mutable tracks one level "
-                     "only, and the machine changes nested values too)",
+    "tracks_json_in_place": "plain JSON columns do not see in-place changes (sqlalchemy.ext.mutable tracks one level "
+                            "only, and the machine changes nested values too)",
     "merge_autoflushes": "Session.merge(load=True) calls _autoflush() before looking anything up",
     "merge_finds_like_get": "Session._merge() takes identity_map.get(key) as it is; only assigning onto an "
                             "expired object reads its row (ObjectDeletedError when the row is gone)",
-    "merge_keeps_loaded": "the identity map is weak: the object a refused merge() loaded is collected at once",
-    "insert_writes_first_version": "mapper.version_id_generator gives every INSERT version 1",
-    "merge_refuses_deleted": "merge(load=False) does not ask whether the object's row was deleted",
+    "refused_merge_keeps_loaded": "the identity map is weak: the object a refused merge() loaded is collected at once",
+    "insert_writes_version_1": "mapper.version_id_generator gives every INSERT version 1",
+    "merge_refuses_deleted_row": "merge(load=False) does not ask whether the object's row was deleted",
     "merge_copies_expired_key": "merge(load=False) copies the source's loaded attributes only, not a key it "
                                 "knows otherwise",
     "merge_without_load": "whether merge(load=False) refuses a source 'with changes' follows SQLAlchemy's internal "
                           "modified flag (a field assigned while expired, then expunged, is not refused), which the "
                           "model does not follow",
-    "field_lists": "after expire(obj), a refresh of a field list makes get() trust the object again (its expired "
-                   "flag is cleared), while the model follows uow's rule (get() reloads while the key is expired)",
+    "expire_refresh_fields": "after expire(obj), a refresh of a field list makes get() trust the object again "
+                             "(its expired flag is cleared), while the model follows uow's rule (get() reloads "
+                             "while the key is expired)",
     "flush_order": "its unit of work sorts a save and a delete action per mapper, ordered only by the "
                    "relationships between mappers both in the flush, and runs unordered ones by kind and class "
                    "name; UPDATEs and DELETEs of one mapper go by primary key",
@@ -141,8 +128,8 @@ SQLALCHEMY_REASONS = {
                      "expire and rollback expire references and collections, delete() of a parent nulls its "
                      "children's keys during the flush rather than at delete(), and a reference set on a "
                      "transient child does not join it to the session (no backref cascade)",
-    "key_changes": "assigning a primary key column of an expired object loads the whole row first (active "
-                   "history on key columns), where the oracle expects only the assigned column",
+    "primary_key_changes": "assigning a primary key column of an expired object loads the whole row first (active "
+                           "history on key columns), where the oracle expects only the assigned column",
 }
 
 

@@ -27,7 +27,7 @@ if Machine.adapter_factory is SQLAlchemyAdapter:
     SQLAlchemyMachine = Machine
 else:
     SQLAlchemyMachine = build_machine(SQLAlchemyAdapter)
-    # SQLAlchemy warns of each DELETE that matched no row, which it declares (delete_missing_row).
+    # SQLAlchemy warns of each DELETE that matched no row, which it declares (delete_finding_no_row).
     TestSQLAlchemyConformance = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")(
         SQLAlchemyMachine.TestCase)
     TestSQLAlchemyConformance.settings = settings(settings.get_profile(PROFILE))
@@ -48,7 +48,7 @@ def _replay_a_new_row_taking_the_key_of_a_re_added_deleted_object(_):
         state.create(name="ann", note_text=None, table="bee", then_add=True, with_code=False)
         state.boundary(action="flush")  # SQLite numbers the new row 1 again
         state.agrees_with_oracle()
-        attached = state.caps.attach_deleted == "attach"
+        attached = state.caps.attach_without_row == "attach"
         assert ("a new row took the key of a stale object" in state.seen) is attached
         state.boundary(action="rollback")
         state.agrees_with_oracle()
@@ -58,7 +58,7 @@ def _replay_a_new_row_taking_the_key_of_a_re_added_deleted_object(_):
 
 def test_a_new_row_given_the_key_of_a_re_added_deleted_object_detaches_that_object():
     """Found by the "dev" profile: the oracle kept both objects persistent under one key.  Where
-    the implementation refuses to re-add such an object (attach_deleted), the replay checks the
+    the implementation refuses to re-add such an object (attach_without_row), the replay checks the
     refusal and the new row instead."""
     _replay_a_new_row_taking_the_key_of_a_re_added_deleted_object()
 
@@ -79,7 +79,7 @@ def _replay_get_of_an_expired_object_whose_row_a_rollback_removed(_):
         state.agrees_with_oracle()
         state.get(pick=("ant", (1,)))
         state.agrees_with_oracle()
-        if Machine.adapter_factory().capabilities.get_checks_expired:
+        if Machine.adapter_factory().capabilities.get_reloads_expired:
             assert "get() found an expired object's row gone" in state.seen
         state.boundary(action="commit")
         state.agrees_with_oracle()
@@ -146,7 +146,7 @@ def _replay_a_query_after_merge_assigned_every_expired_field(_):
         state.agrees_with_oracle()
         state.query(pick=("ant", "name", "ann"))  # the row read now is their snapshot
         state.agrees_with_oracle()
-        if Machine.adapter_factory().capabilities.reload_completes_snapshot:
+        if Machine.adapter_factory().capabilities.reload_compares_expired_assignments:
             assert "a query completed the snapshot of fields assigned while expired" in state.seen
         state.boundary(action="flush")
         state.agrees_with_oracle()

@@ -142,7 +142,7 @@ def test_delete_ends_an_object_for_its_user(pony):
 
 
 def test_an_insert_expires_the_fields_that_were_none(pony):
-    """insert_expires_null_fields, get_queries_after_autoflush, load_autoflushes."""
+    """insert_expires_null_fields, get_queries_after_autoflush, expired_read_autoflushes."""
     Ant = pony.classes["ant"]
     bob = Ant(name="bob")
     assert set(pony.loaded(bob, ("id", "name", "note", "code", "data", "price"))) == {
@@ -156,7 +156,7 @@ def test_an_insert_expires_the_fields_that_were_none(pony):
 
 
 def test_a_flush_runs_one_statement_per_object_in_the_order_objects_changed(pony):
-    """flush_order='changes', dirty_set='assigned': the bee assigned first is UPDATEd first,
+    """flush_order='changes', dirty_means='assigned': the bee assigned first is UPDATEd first,
     though it references a row inserted after it (so the flush fails there)."""
     Ant = pony.classes["ant"]
     Bee = pony.classes["bee"]
@@ -174,7 +174,7 @@ def test_a_flush_runs_one_statement_per_object_in_the_order_objects_changed(pony
 
 
 def test_a_failed_flush_keeps_the_rows_written_before_it(pony):
-    """failed_flush='partial': rows before the failing statement stay in the transaction; a
+    """after_failed_flush='partial': rows before the failing statement stay in the transaction; a
     flush failing at its first statement leaves the session as it was (the retry succeeds)."""
     Ant = pony.classes["ant"]
     Bee = pony.classes["bee"]

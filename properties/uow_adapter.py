@@ -5,7 +5,8 @@ every example has its own registry.  The connection comes from ``uow.connect`` (
 on, ``isolation_level=None``); the tables already exist, created by the machine.
 
 The capabilities are the specification's, except where uow's own docstrings choose
-differently; each such choice is listed below with the docstring that makes it.
+differently; each such choice is in ``UOW_REASONS`` with the docstring that makes it (the
+conformance report prints them).
 """
 
 import decimal
@@ -17,21 +18,25 @@ from uow import errors
 from .adapter import NOT_CACHED, Adapter, Capabilities
 
 UOW_CAPABILITIES = Capabilities(
-    # dependencies: "Deleting an object and adding a new one with the same primary key in one
-    # flush becomes a single UPDATE of that row"; Session._refuse_held_key lets add() take the
-    # key of an object marked for deletion.
     pending_key_conflict="row_switch",
-    # dependencies._refuse_dangling_children: "A loaded child left referencing a deleted row would
-    # fail at the DELETE: say so before any SQL."
-    refuses_dangling_children=True,
-    # flushing._reload_expired_snapshots: "Objects to update or delete whose snapshot was expired
-    # are read back first (one SELECT each)".
-    flush_loads_expired="ordering",
-    # Session.get: "An object already in the identity map is returned without any SQL, unless it
-    # was expired ...: then get() reloads it with one SELECT, and if its row is gone ... the object
-    # leaves the session, as if expunged, and get() returns None".
-    get_checks_expired=True,
+    refuses_deleting_referenced_rows=True,
+    flush_reloads_expired="at_start_for_order",
+    get_reloads_expired=True,
 )
+
+# Why uow differs from the specification's defaults: the docstring of uow that makes each choice.
+UOW_REASONS = {
+    "pending_key_conflict": "dependencies: 'Deleting an object and adding a new one with the same primary key in "
+                            "one flush becomes a single UPDATE of that row'; Session._refuse_held_key lets add() "
+                            "take the key of an object marked for deletion",
+    "refuses_deleting_referenced_rows": "dependencies._refuse_dangling_children: 'A loaded child left referencing a "
+                                        "deleted row would fail at the DELETE: say so before any SQL.'",
+    "flush_reloads_expired": "flushing._reload_expired_snapshots: 'Objects to update or delete whose snapshot was "
+                             "expired are read back first (one SELECT each)', when the flush's order depends on them",
+    "get_reloads_expired": "Session.get: 'An object already in the identity map is returned without any SQL, unless "
+                           "it was expired ...: then get() reloads it with one SELECT, and if its row is gone ... the "
+                           "object leaves the session, as if expunged, and get() returns None'",
+}
 
 
 class UowAdapter(Adapter):
@@ -39,6 +44,7 @@ class UowAdapter(Adapter):
 
     name = "uow"
     capabilities = UOW_CAPABILITIES
+    reasons = UOW_REASONS
     errors = {
         "invalid_state": (errors.InvalidStateError,),
         "conflict": (errors.DuplicateIdentityError,),

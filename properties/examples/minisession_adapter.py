@@ -21,7 +21,7 @@ MINISESSION_CAPABILITIES = Capabilities(
     # the transaction: restoring needs an undo log of every object touched, the largest piece of
     # a real session.  Inserted objects become transient, deleted ones persistent (SQLAlchemy's
     # rule, which the kit knows as "expire").
-    rollback="expire",
+    rollback_objects="expire",
     # Its flush orders statements by table, parents' INSERTs before children's, as SQLAlchemy
     # does ("tables"), not row by row as uow's planner does: a table's rows are written in the
     # order they were added, so a row referencing one added after it in the same table fails.
@@ -30,14 +30,14 @@ MINISESSION_CAPABILITIES = Capabilities(
     # SAVEPOINT internally, to undo itself, but the user never sees one.)
     savepoints=False,
     # No version counter for optimistic locking; the kit then draws no versioned table.
-    versions=False,
+    version_columns=False,
     # No merge(): copying a detached object's state onto the session's needs rules of its own.
     merge=False,
     merge_without_load=False,  # merge(obj, load=False) is a merge() too
     # No relationships: foreign keys are plain integer columns the user sets.
     relationships=False,
     # A primary key is fixed once the object has a row (the identity map is keyed by it).
-    key_changes=False,
+    primary_key_changes=False,
 )
 
 
@@ -54,17 +54,17 @@ class MiniSessionAdapter(Adapter):
         "pending_rollback": (minisession.PendingRollbackError,),
         "detached": (minisession.DetachedError,),
         "row_missing": (minisession.RowMissingError,),
-        "stale": (),  # no version counter (versions=False), so never predicted
+        "stale": (),  # no version counter (version_columns=False), so never predicted
     }
     reasons = {
         "flush_order": "statements ordered by table (SQLAlchemy's order), not row by row",
-        "rollback": "rollback() expires objects instead of restoring them (no undo log)",
+        "rollback_objects": "rollback() expires objects instead of restoring them (no undo log)",
         "savepoints": "no begin_nested(): one transaction level",
-        "versions": "no version counter",
+        "version_columns": "no version counter",
         "merge": "no merge()",
         "merge_without_load": "no merge()",
         "relationships": "foreign keys are plain columns",
-        "key_changes": "a primary key is fixed once the object has a row",
+        "primary_key_changes": "a primary key is fixed once the object has a row",
     }
 
     # connect() is the protocol's default: sqlite3 with isolation_level=None and foreign keys on,
