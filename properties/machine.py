@@ -390,37 +390,50 @@ class ConformanceMachine(RuleBasedStateMachine):
     # -- running one operation on both sides ----------------------------------------------
 
     def _attempt(self, label, predict, perform):
-        """Predict with the oracle, then run the implementation; returns (refused, expected, actual)."""
+        """Predict with the oracle, then run the implementation; returns (refused, expected, actual).
+
+        A disagreement cites the rule that predicted the error, or the rules the oracle applied
+        (FAIL-6: an operation raises exactly what is predicted, and only then)."""
         try:
             expected = predict()
         except Refused as refusal:
-            note(f"{label}: the oracle expects {refusal.kind} ({refusal.reason})")
+            note(f"{label}: the oracle expects {refusal.kind} ({refusal.rule}: {refusal.reason})")
+            self.model.cite(refusal.rule)
             self._event(f"expected error: {refusal.kind}")
             try:
                 perform()
             except Exception as error:
-                self._check_error(label, refusal.kind, error)
+                self._check_error(label, refusal, error)
+                self.model.cite("FAIL-5")  # the invariant then checks that nothing changed
                 return True, refusal, None
-            raise AssertionError(f"{label} succeeded; the oracle expected {refusal.kind}: {refusal.reason}")
+            raise self._broken(refusal.rule, f"{label} succeeded; the oracle expected {refusal.kind}: {refusal.reason}")
         try:
             actual = perform()
         except Exception as error:
-            raise AssertionError(
-                f"{label} raised {type(error).__name__}: {error}; the oracle expected success"
-            ) from error
+            raise self._broken("FAIL-6", f"{label} raised {type(error).__name__}: {error}; the oracle expected "
+                                         f"success") from error
         return False, expected, actual
 
-    def _check_error(self, label, kind, error):
+    def _check_error(self, label, refusal, error):
         """The error must be of the kind's classes, and no more specific class of another kind."""
         listed = [cls for classes in self.adapter.errors.values() for cls in classes if isinstance(error, cls)]
-        expected = self.adapter.errors.get(kind, ())
+        expected = self.adapter.errors.get(refusal.kind, ())
         if listed:
             most_specific = max(listed, key=lambda cls: len(cls.__mro__))
             if any(issubclass(cls, most_specific) for cls in expected):
                 return
-        raise AssertionError(
-            f"{label} raised {type(error).__name__}: {error}; the oracle expected {kind}"
-        ) from error
+        raise self._broken("FAIL-6", f"{label} raised {type(error).__name__}: {error}; the oracle expected "
+                                     f"{refusal.kind} ({refusal.rule}: {refusal.reason})") from error
+
+    def _broken(self, rule, message):
+        """The failure of a step that broke ``rule`` (a RULES.rst id): the message names it, then
+        every rule the oracle applied in the step (the report prints their text)."""
+        return AssertionError(f"[{rule}] {message}{self._applied()}")
+
+    def _applied(self):
+        if not self.model.cited:
+            return ""
+        return "\n  rules the oracle applied in this step: " + ", ".join(self.model.cited)
 
     def _remember(self, hid, obj, table, in_bundle=True):
         handle = Handle(hid, obj, table, in_bundle)
@@ -518,7 +531,7 @@ class ConformanceMachine(RuleBasedStateMachine):
             f"read({handle})", lambda: self.model.read(handle.hid),
             lambda: handle.table.stored(self.adapter.read(handle.obj, handle.table.columns)))
         if not refused and actual != expected:
-            raise AssertionError(f"read({handle}) gave {actual}; the oracle expected {expected}")
+            raise self._broken("EXP-1", f"read({handle}) gave {actual}; the oracle expected {expected}")
 
     @precondition(lambda self: self.usable() and self.caps.expire_refresh_fields and bool(self.bundle_handles()))
     @rule(handle=_from_machine("handles_to_edit"), action=st.sampled_from(("expire", "refresh")),
@@ -613,10 +626,11 @@ class ConformanceMachine(RuleBasedStateMachine):
         outcome, hid = expected
         if outcome == "held":
             if actual is not self.handles[hid].obj:
-                raise AssertionError(f"{label} returned {actual!r}, not the held object {self.handles[hid]}")
+                raise self._broken("MRG-1", f"{label} returned {actual!r}, not the held object {self.handles[hid]}")
             return []
         if actual is None or id(actual) in self.by_object:
-            raise AssertionError(f"{label} returned {actual!r}; the oracle expected a new object")
+            raise self._broken("MRG-1" if load else "MRG-3",
+                               f"{label} returned {actual!r}; the oracle expected a new object")
         return [self._remember(hid, actual, handle.table)]
 
     @precondition(lambda self: self.usable() and bool(self.bundle_handles()))
@@ -724,15 +738,16 @@ class ConformanceMachine(RuleBasedStateMachine):
         outcome, hid = expected
         if outcome == "none":
             if actual is not None:
-                raise AssertionError(f"get({table_name}, {key}) returned {actual!r}; the oracle expected None")
+                raise self._broken("ID-2", f"get({table_name}, {key}) returned {actual!r}; the oracle expected None")
             return multiple()
         if outcome == "held":
             if actual is not self.handles[hid].obj:
-                raise AssertionError(
-                    f"get({table_name}, {key}) returned {actual!r}, not the held object {self.handles[hid]}")
+                raise self._broken(
+                    "ID-2", f"get({table_name}, {key}) returned {actual!r}, not the held object {self.handles[hid]}")
             return multiple()
         if actual is None or id(actual) in self.by_object:
-            raise AssertionError(f"get({table_name}, {key}) returned {actual!r}; the oracle expected a new object")
+            raise self._broken("ID-2", f"get({table_name}, {key}) returned {actual!r}; the oracle expected a new "
+                                       f"object")
         self._event("load from the database")
         if self.reopened:
             self._event("load from the database after a reopen")
@@ -774,7 +789,7 @@ class ConformanceMachine(RuleBasedStateMachine):
                 found = [obj for obj in actual if id(obj) not in self.by_object and self._key_of(obj, schema_table)
                          == self.model.objects[hid].key]
                 if len(found) != 1:
-                    raise AssertionError(f"{label} returned {actual!r}; the oracle expected a new object for "
+                    raise self._broken("QRY-1", f"{label} returned {actual!r}; the oracle expected a new object for "
                                          f"{table}{self.model.objects[hid].key}")
                 new.append(self._remember(hid, found[0], schema_table))
                 self._event("load from the database by a query")
@@ -782,7 +797,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         actual_objects = {id(obj) for obj in actual}
         if len(actual) != len(expected) or actual_objects != expected_objects:
             shown = [self.by_object[id(obj)] if id(obj) in self.by_object else obj for obj in actual]
-            raise AssertionError(f"{label} returned {shown}; the oracle expected "
+            raise self._broken("QRY-1", f"{label} returned {shown}; the oracle expected "
                                  f"{[self.handles[hid] for _, hid in expected]}")
         if expected:
             self._event("a query returned objects")
@@ -1052,47 +1067,56 @@ class ConformanceMachine(RuleBasedStateMachine):
 
     @invariant()
     def agrees_with_oracle(self):
-        """Everything observable equals the oracle's expectation."""
+        """Everything observable equals the oracle's expectation.  Each problem is tagged with the
+        rule (RULES.rst) it breaks; the rules the oracle applied in the step follow."""
         if self.model is None:
             return
         for situation in self.model.situations:
             self._event(situation)
+        problems = self._problems()
+        if problems:
+            note("oracle objects: " + ", ".join(f"#{hid}={obj!r}" for hid, obj in self.model.objects.items()))
+            raise AssertionError("the implementation disagrees with the oracle:\n  " + "\n  ".join(problems)
+                                 + self._applied())
+        self.model.cited = []
+
+    def _problems(self):
+        """What the implementation shows that the oracle does not expect, each as ``[rule] text``."""
         problems = []
         model = self.model
         expected_map = model.identity()
         actual_map = self.adapter.identity_map()
         if set(actual_map) != set(expected_map):
-            problems.append(f"identity map keys {sorted(actual_map)}; oracle {sorted(expected_map)}")
+            problems.append(f"[ID-1] identity map keys {sorted(actual_map)}; oracle {sorted(expected_map)}")
         else:
             for key, hid in expected_map.items():
                 if actual_map[key] is not self.handles[hid].obj:
-                    problems.append(f"identity map {key} holds {actual_map[key]!r}, not {self.handles[hid]}")
+                    problems.append(f"[ID-1] identity map {key} holds {actual_map[key]!r}, not {self.handles[hid]}")
         for handle in self.handles:
             obj = model.objects[handle.hid]
             state = self.adapter.state(handle.obj)
             if state != obj.state:
-                problems.append(f"{handle} is {state}; oracle {obj.state}")
+                problems.append(f"[LIF-1] {handle} is {state}; oracle {obj.state}")
             loaded = handle.table.stored(self.adapter.loaded(handle.obj, handle.table.columns))
             if loaded != obj.values:
-                problems.append(f"{handle} holds {loaded}; oracle {obj.values}")
-        for name, actual, expected in (("new", self.adapter.new_objects(), model.new()),
-                                       ("dirty", self.adapter.dirty_objects(), model.dirty()),
-                                       ("deleted", self.adapter.deleted_objects(), model.deleted())):
+                problems.append(f"[TRK-4] {handle} holds {loaded}; oracle {obj.values}")
+        for name, rule, actual, expected in (("new", "TRK-1", self.adapter.new_objects(), model.new()),
+                                             ("dirty", "TRK-2", self.adapter.dirty_objects(), model.dirty()),
+                                             ("deleted", "TRK-1", self.adapter.deleted_objects(), model.deleted())):
             found = {self._hid_of(obj) for obj in actual}
             if found != expected:
-                problems.append(f"session.{name} holds {sorted(found)}; oracle {sorted(expected)}")
+                problems.append(f"[{rule}] session.{name} holds {sorted(found)}; oracle {sorted(expected)}")
         session_connection = self._transaction_connection()
         for table in model.schema.tables:
             rows = self._rows(session_connection, table)
             if rows != model.db[table.name]:
-                problems.append(f"table {table.name} holds {_short(rows)}; oracle {_short(model.db[table.name])}")
+                problems.append(f"[FLU-4] table {table.name} holds {_short(rows)}; "
+                                f"oracle {_short(model.db[table.name])}")
             committed = self._rows(self.reader, table)
             if committed != model.committed[table.name]:
-                problems.append(f"committed {table.name} holds {_short(committed)}; "
+                problems.append(f"[TXN-1] committed {table.name} holds {_short(committed)}; "
                                 f"oracle {_short(model.committed[table.name])}")
-        if problems:
-            note("oracle objects: " + ", ".join(f"#{hid}={obj!r}" for hid, obj in model.objects.items()))
-            raise AssertionError("the implementation disagrees with the oracle:\n  " + "\n  ".join(problems))
+        return problems
 
     def _hid_of(self, obj):
         handle = self.by_object.get(id(obj))

@@ -10,46 +10,10 @@ or any ORM: if it did, a bug shared by both would go unseen.  It models three la
 A transaction and each savepoint inside it is a :class:`Frame` holding copies taken when it
 began; rolling back puts the copies back.
 
-The rules, in the words of docs/api-sketch.md ("Semantics") and README.rst ("The rules"):
-
-* States follow SQLAlchemy 2.x: ``add`` makes a transient object PENDING; a flush makes it
-  PERSISTENT.  ``delete`` of a persistent object keeps it PERSISTENT and puts it in
-  ``session.deleted``; the flush that deletes its row makes it DELETED; commit makes DELETED
-  objects DETACHED.  ``delete`` of a PENDING object simply expunges it (it becomes TRANSIENT).
-  ``expunge`` makes a persistent object DETACHED.  ``close()`` detaches everything.
-* Dirty means "differs from the snapshot taken when the row was loaded or last flushed", not
-  "was assigned".  Setting a field back to its loaded value is no change; no UPDATE is sent.
-  "Differs" is strict: the model keeps every value in the form the database stores it (JSON
-  text, a Decimal's digits; see schemas.stored), so ``{"n": 1}`` and ``{"n": True}``, or
-  ``Decimal("1.1")`` and ``Decimal("1.10")``, differ (``compares_values`` declares ==).
-  A JSON value changed in place is a change like any other.
-* rollback(): the database rolls back, and every object the session touched since the last
-  commit gets back exactly the state and values it had at the last commit, with no SQL.
-  Pending objects become transient again (values as they were when added, without keys a flush
-  gave them); deleted objects are persistent again; objects first loaded during the rolled-back
-  transaction after its first write are expired (they reload on next access); objects read
-  before anything was written keep their values.  A savepoint rollback applies the same rule to
-  the work since the savepoint began (a write it undid stops counting for the frames around it).
-* Autoflush flushes before get-misses and queries, unless the session was opened with
-  autoflush=False.  A query returns the objects whose *row* matches: a held object comes back
-  as it is (its unflushed changes are never overwritten; only its expired fields are filled
-  from the row), other rows load as new objects.
-* A flush that fails leaves the database and the session exactly as before that flush, and the
-  session then refuses further work with PendingRollbackError until rollback() is called.
-* Version columns: an INSERT writes the version the object holds (1); the session's UPDATE or
-  DELETE of a versioned row checks that the row still holds the version the object was loaded
-  or last flushed with and (UPDATE) adds one.  A row another connection changed or deleted meanwhile
-  fails the flush with the stale-data error (``stale``) and nothing is written; the rollback that
-  follows expires the object the error names, so the retry reads the row as it is now.  Without a
-  version column an UPDATE writes only the changed columns, so another writer's columns stay.
-* Outside writers (:meth:`Model.outside_write`) commit on another connection while the session
-  has no transaction open: ``db`` and ``committed`` change, the objects do not.
-* Generated integer keys: SQLite reuses rowids after a rollback (next id = max(rowid) + 1 over
-  the rows in the table when the INSERT runs).
-* Flush order (``flush_order``): "rows", uow's planner, orders rows one by one, in waves (see
-  ``Model._waves``), so a flush fails only when the rows it leaves break a constraint; "tables",
-  SQLAlchemy's, orders whole tables by foreign key (parents' UPDATEs then INSERTs first, DELETEs
-  in reverse table order).  Either way, ties go to the order objects entered the session.
+The rules it follows are written in RULES.rst, the specification a person reads, each with a
+short id.  The model cites a rule's id where it applies it (``Model.cite``, and the ``rule`` of
+every :class:`Refused`), so that a failure the machine reports names the rules involved;
+``test_rules.py`` checks that the ids cited here and the ids written there are the same.
 
 Where an implementation legitimately differs (SQLAlchemy expires on rollback instead of
 restoring, ...) the difference is a declared capability (see ``adapter.Capabilities``) and the
@@ -79,13 +43,14 @@ class Refused(Exception):
     holds the key), ``flush`` (a statement failed), ``invalid_value`` (a value refused before any
     SQL), ``pending_rollback``, ``detached`` (expired field, no session), ``row_missing``
     (expired or refreshed object whose row is gone), ``stale`` (a versioned row was changed or
-    deleted by someone else).
+    deleted by someone else).  ``rule`` is the id, in RULES.rst, of the rule that predicts it.
     """
 
-    def __init__(self, kind, reason, cause=None):
-        super().__init__(f"{kind}: {reason}")
+    def __init__(self, kind, reason, *, rule, cause=None):
+        super().__init__(f"{kind} ({rule}): {reason}")
         self.kind = kind
         self.reason = reason
+        self.rule = rule  # the id of the rule in RULES.rst that predicts the error
         self.cause = cause or kind
 
 
@@ -226,8 +191,16 @@ class Model:
         self._highest_id = {}
         self.stale_hid = None  # the object a stale-data error named, until rollback() expires it
         self.retry_hid = None  # that object, after the rollback (for the machine's statistics)
+        self.cited = []  # ids (RULES.rst) of the rules applied since the machine last checked
 
     # -- reading the model ----------------------------------------------------------------
+
+    def cite(self, *rules):
+        """Note that the current step applied these rules (RULES.rst ids): a failure the machine
+        finds after the step names them."""
+        for rule in rules:
+            if rule not in self.cited:
+                self.cited.append(rule)
 
     def identity(self):
         """``{(table name, key): handle id}`` for every object the identity map must hold."""
@@ -317,12 +290,13 @@ class Model:
         obj = self.objects[hid]
         other = self.held(obj.table, obj.key)
         if other is not None and other != hid:
-            raise Refused("conflict", f"{operation}(): another object holds {obj.table.name}{obj.key}")
+            raise Refused("conflict", f"{operation}(): another object holds {obj.table.name}{obj.key}", rule="LIF-2")
         self._enter(hid)
         obj.state = PERSISTENT
         obj.gone = False
         obj.seq = next(self._sequence)
         if self.caps.flush_reloads_expired in ("at_start", "at_start_for_order"):
+            self.cite("FLU-6")
             obj.assigned = True  # uow notes it as changed: its values may have moved while detached
 
     # -- object operations ----------------------------------------------------------------
@@ -337,12 +311,13 @@ class Model:
         holds: conflict (unless, with ``pending_key_conflict == "row_switch"``, that object is
         marked for deletion: the flush then turns the DELETE and the INSERT into one UPDATE).
         """
+        self.cite("LIF-2")
         obj = self.objects[hid]
         if obj.state == TRANSIENT:
             key = obj.table.key_of(obj.values)
             other = self.held(obj.table, key) if key is not None else None
             if other is not None and not self._switchable(other):
-                raise Refused("conflict", f"add(): another object holds {obj.table.name}{key}")
+                raise Refused("conflict", f"add(): another object holds {obj.table.name}{key}", rule="ID-4")
             self._enter(hid)
             obj.state = PENDING
             obj.seq = next(self._sequence)
@@ -351,10 +326,10 @@ class Model:
             if obj.marked and self.caps.add_cancels_delete:
                 obj.marked = False
         elif obj.state == DELETED:
-            raise Refused("invalid_state", "add(): the object's row was deleted in this transaction")
+            raise Refused("invalid_state", "add(): the object's row was deleted in this transaction", rule="LIF-3")
         elif obj.state == DETACHED:
             if obj.gone and self.caps.attach_without_row != "attach":
-                raise Refused("invalid_state", "add(): the object's row was deleted")
+                raise Refused("invalid_state", "add(): the object's row was deleted", rule="LIF-4")
             self._attach(hid, "add")
 
     def delete(self, hid):
@@ -365,14 +340,15 @@ class Model:
         nothing more to do.  Under detached_refuses_changes an object whose session is over is
         refused (detached); under refuses_deleted_objects delete() of a deleted object does nothing.
         """
+        self.cite("LIF-5")
         obj = self.objects[hid]
         if self._delete_does_nothing(obj):
             return
         if obj.state == TRANSIENT:
-            raise Refused("invalid_state", "delete(): a transient object has no row")
+            raise Refused("invalid_state", "delete(): a transient object has no row", rule="LIF-5")
         if obj.state == PENDING:
             if self.caps.delete_pending != "expunge":
-                raise Refused("invalid_state", "delete(): a pending object has no row yet")
+                raise Refused("invalid_state", "delete(): a pending object has no row yet", rule="LIF-5")
             obj.state = TRANSIENT
             obj.doomed = True
         elif obj.state == PERSISTENT:
@@ -381,7 +357,7 @@ class Model:
             obj.marked = True
         elif obj.state == DETACHED:
             if obj.gone and self.caps.attach_without_row == "refuse":
-                raise Refused("invalid_state", "delete(): the object's row was deleted")
+                raise Refused("invalid_state", "delete(): the object's row was deleted", rule="LIF-4")
             self._attach(hid, "delete")
             obj.marked = True
 
@@ -389,7 +365,7 @@ class Model:
         """detached_refuses_changes: delete() of an object whose session is over is refused;
         refuses_deleted_objects: delete() of a deleted object does nothing (True)."""
         if self.caps.detached_refuses_changes and obj.outside:
-            raise Refused("detached", "delete(): the session the object was in is over")
+            raise Refused("detached", "delete(): the session the object was in is over", rule="LIF-5")
         return self.caps.refuses_deleted_objects and obj.doomed
 
     def expunge(self, hid):
@@ -397,9 +373,10 @@ class Model:
 
         An object not in the session: invalid_state.
         """
+        self.cite("LIF-6")
         obj = self.objects[hid]
         if obj.state not in IN_SESSION:
-            raise Refused("invalid_state", f"expunge(): the object is {obj.state}, not in the session")
+            raise Refused("invalid_state", f"expunge(): the object is {obj.state}, not in the session", rule="LIF-6")
         if obj.state == PENDING:
             obj.state = TRANSIENT
         else:
@@ -408,9 +385,10 @@ class Model:
 
     def expire(self, hid):
         """expire(): forget every field of a persistent object; unflushed changes are discarded."""
+        self.cite("EXP-2")
         obj = self.objects[hid]
         if obj.state != PERSISTENT:
-            raise Refused("invalid_state", f"expire(): the object is {obj.state}")
+            raise Refused("invalid_state", f"expire(): the object is {obj.state}", rule="EXP-2")
         obj.expire()
 
     def refresh(self, hid, fields=None):
@@ -421,18 +399,19 @@ class Model:
         and read back), not at all ("reload": its unflushed changes are discarded), or after
         expiring the object ("expire_autoflush_reload", SQLAlchemy's order).
         """
+        self.cite("EXP-5" if fields is None else "EXP-3")
         obj = self.objects[hid]
         if obj.state != PERSISTENT:
-            raise Refused("invalid_state", f"refresh(): the object is {obj.state}")
+            raise Refused("invalid_state", f"refresh(): the object is {obj.state}", rule="EXP-5")
         if self.caps.refresh_steps != "reload":
             if self.caps.refresh_steps == "expire_autoflush_reload":
                 self._expire_fields(obj, fields)
             self.autoflush()
             if obj.state != PERSISTENT:
-                raise Refused("row_missing", "refresh(): the autoflush deleted the row")
+                raise Refused("row_missing", "refresh(): the autoflush deleted the row", rule="EXP-5")
         row = self.db[obj.table.name].get(obj.key)
         if row is None:
-            raise Refused("row_missing", "refresh(): the row is gone")
+            raise Refused("row_missing", "refresh(): the row is gone", rule="EXP-5")
         if fields is not None:
             self.situations.add("refresh() of a field list")
             for name in fields:
@@ -447,9 +426,10 @@ class Model:
     def expire_fields(self, hid, fields):
         """expire(obj, fields): forget those fields (their unflushed changes too); they reload
         from the row when next read.  Other fields, and other changes, stay."""
+        self.cite("EXP-3")
         obj = self.objects[hid]
         if obj.state != PERSISTENT:
-            raise Refused("invalid_state", f"expire(): the object is {obj.state}")
+            raise Refused("invalid_state", f"expire(): the object is {obj.state}", rule="EXP-3")
         self._expire_fields(obj, fields)
 
     def _expire_fields(self, obj, fields):
@@ -462,12 +442,14 @@ class Model:
 
     def expire_all(self):
         """expire_all(): every object in the identity map (marked ones too) is expired."""
+        self.cite("EXP-4")
         for hid in self.identity().values():
             self.objects[hid].expire()
 
     def expunge_all(self):
         """expunge_all(): every object in the session leaves it (pending ones become transient);
         objects whose DELETE was flushed are detached only where close_detaches_deleted says so."""
+        self.cite("LIF-7")
         for hid, obj in self.objects.items():
             if obj.state in (PENDING, PERSISTENT) or (obj.state == DELETED and self.caps.close_detaches_deleted):
                 self.expunge(hid)
@@ -488,11 +470,12 @@ class Model:
         table = source.table
         key = source.key if source.key is not None else table.key_of(source.values)
         values = {name: value for name, value in source.values.items() if name not in table.key}
+        self.cite("MRG-1" if load else "MRG-3")
         if not load:
             if source.gone and self.caps.merge_refuses_deleted_row:
-                raise Refused("invalid_state", "merge(load=False): the object's row was deleted")
+                raise Refused("invalid_state", "merge(load=False): the object's row was deleted", rule="MRG-3")
             if source.changed_fields():
-                raise Refused("invalid_state", "merge(load=False): the object has unflushed changes")
+                raise Refused("invalid_state", "merge(load=False): the object has unflushed changes", rule="MRG-3")
             if self.caps.merge_copies_expired_key:
                 values.update(zip(table.key, key))  # known from the source's identity, even if expired
             held = self.held(table, key)
@@ -514,7 +497,7 @@ class Model:
             self.situations.add("merge(load=False) onto a held object")
             return ("held", held)
         if self.failed:
-            raise Refused("pending_rollback", "merge(): a previous flush failed")
+            raise Refused("pending_rollback", "merge(): a previous flush failed", rule="FAIL-2")
         if self.caps.merge_autoflushes:
             self.autoflush()
         outcome, target = self._merge_target(table, key)
@@ -529,7 +512,7 @@ class Model:
         obj = self.objects[target]
         if table.versioned and values.get("version") is not None:
             if "version" not in obj.values:
-                obj.load(self.db[table.name][obj.key], self.caps.reload_compares_expired_assignments)
+                self._reload(obj, self.db[table.name][obj.key])
             if obj.snapshot.get("version") != values["version"]:
                 self.situations.add("merge() of a stale versioned object")
                 if outcome == "loaded" and not self.caps.refused_merge_keeps_loaded:
@@ -538,7 +521,7 @@ class Model:
                     del self.objects[target]
                     del self.frames[-1].entered[target]
                 raise Refused("stale", f"merge(): the object carries version {values['version']}, the row "
-                                       f"is at {obj.snapshot.get('version')}")
+                                       f"is at {obj.snapshot.get('version')}", rule="MRG-2")
         for name, value in values.items():
             if name != "version":
                 self.set_field(target, name, value)
@@ -559,8 +542,8 @@ class Model:
             row = self.db[table.name].get(obj.key)
             if row is None:
                 self.situations.add("merge() found an expired held object's row gone")
-                raise Refused("row_missing", f"merge(): {obj!r} is expired and its row is gone")
-            obj.load(row, self.caps.reload_compares_expired_assignments)
+                raise Refused("row_missing", f"merge(): {obj!r} is expired and its row is gone", rule="MRG-1")
+            self._reload(obj, row)
         return ("held", held)
 
     def read(self, hid):
@@ -568,36 +551,43 @@ class Model:
 
         A detached (or never-flushed) object cannot reload: detached.  No row: row_missing.
         """
+        self.cite("EXP-1")
         obj = self.objects[hid]
         if self.caps.refuses_deleted_objects and obj.doomed:
-            raise Refused("invalid_state", f"reading a field of {obj!r}, which was deleted")
+            raise Refused("invalid_state", f"reading a field of {obj!r}, which was deleted", rule="EXP-1")
         if len(obj.values) < len(obj.table.columns):
             if obj.state in (DETACHED, TRANSIENT):
-                raise Refused("detached", f"reading an expired field of a {obj.state} object")
+                raise Refused("detached", f"reading an expired field of a {obj.state} object", rule="EXP-1")
             if obj.state == PENDING:
-                raise Refused("invalid_state", "reading an expired field of a pending object: no row yet")
+                raise Refused("invalid_state", "reading an expired field of a pending object: no row yet", rule="EXP-1")
             if self.caps.expired_read_autoflushes:
                 self.autoflush()
             row = self.db[obj.table.name].get(obj.key)
             if row is None:
-                raise Refused("row_missing", "reading an expired field: the row is gone")
-            obj.load(row, self.caps.reload_compares_expired_assignments)
+                raise Refused("row_missing", "reading an expired field: the row is gone", rule="EXP-1")
+            self._reload(obj, row)
         return dict(obj.values)
 
     def set_field(self, hid, name, value):
         """Assignment changes the value the user sees in any state; the flush decides what it
         means (see _refuse_change for the sessions that refuse it)."""
+        self.cite("TRK-5")
         obj = self.objects[hid]
         self._refuse_change(obj, f"assignment to {name}")
+        if obj.state == PERSISTENT and name not in obj.snapshot:
+            self.cite("TRK-3")
+        elif name in obj.snapshot and value != obj.snapshot[name] and \
+                live(name, value) == live(name, obj.snapshot[name]):
+            self.cite("VAL-1")  # equal in Python, not the same stored value
         obj.values[name] = value
         self._note_assignment(obj)
 
     def _refuse_change(self, obj, what):
         """detached_refuses_changes and refuses_deleted_objects: the object refuses a change."""
         if self.caps.detached_refuses_changes and obj.outside:
-            raise Refused("detached", f"{what}: the session {obj!r} was in is over")
+            raise Refused("detached", f"{what}: the session {obj!r} was in is over", rule="TRK-5")
         if self.caps.refuses_deleted_objects and (obj.doomed or obj.marked):
-            raise Refused("invalid_state", f"{what}: {obj!r} was deleted")
+            raise Refused("invalid_state", f"{what}: {obj!r} was deleted", rule="TRK-5")
 
     def _note_assignment(self, obj):
         """An assignment (flush_order "changes": the first since the last flush queues the UPDATE)."""
@@ -608,6 +598,7 @@ class Model:
     def change_json(self, hid, path, value):
         """An in-place change of a loaded JSON dict (``path``: keys, the last may be "append").
         No assignment happens: the session must see the change by comparing with the snapshot."""
+        self.cite("VAL-2")
         obj = self.objects[hid]
         data = live("data", obj.values["data"])
         target = data
@@ -643,6 +634,7 @@ class Model:
         found = self._found_in_session(table, key)
         if found is not None:
             return found
+        self.cite("ID-2")
         hid = self.held(table, key)
         if hid is not None:
             obj = self.objects[hid]
@@ -654,14 +646,14 @@ class Model:
             else:
                 return ("held", hid)
         if self.failed:
-            raise Refused("pending_rollback", "get(): a previous flush failed")
+            raise Refused("pending_rollback", "get(): a previous flush failed", rule="FAIL-2")
         self.autoflush()
         hid = self.held(table, key)
         if hid is not None:
             obj = self.objects[hid]
             if self.caps.get_queries_after_autoflush and len(obj.values) < len(table.columns):
                 self.situations.add("get() filled the expired fields of an object its autoflush inserted")
-                obj.load(self.db[table.name][key], self.caps.reload_compares_expired_assignments)
+                self._reload(obj, self.db[table.name][key])
             return ("held", hid)
         row = self.db[table.name].get(key)
         if row is None:
@@ -682,6 +674,12 @@ class Model:
             self.situations.add("get() of a key marked for deletion answered None")
             return ("none", None)
         return None
+
+    def _reload(self, obj, row):
+        """Fill an object's expired fields from its row (see Obj.load and TRK-3)."""
+        if any(name in obj.values and name not in obj.snapshot for name in row):
+            self.cite("TRK-3")
+        obj.load(row, complete_snapshot=self.caps.reload_compares_expired_assignments)
 
     def _load_new(self, table, key, row):
         """A row no object holds becomes a new PERSISTENT object; returns its handle id."""
@@ -705,8 +703,9 @@ class Model:
         snapshot of fields assigned while expired).  Objects whose unflushed values match but whose row does
         not (pending, or changed without autoflush) are not returned: the query reads rows.
         """
+        self.cite("QRY-1", "QRY-3")
         if self.failed:
-            raise Refused("pending_rollback", "query: a previous flush failed")
+            raise Refused("pending_rollback", "query: a previous flush failed", rule="FAIL-2")
         self.autoflush()
         found = []
         for key, row in sorted(self.db[table.name].items()):
@@ -718,10 +717,12 @@ class Model:
                 continue
             obj = self.objects[hid]
             if obj.changed_fields():
+                self.cite("QRY-2")
                 self.situations.add("a query returned a held object with unflushed changes")
             if len(obj.values) < len(table.columns):
+                self.cite("QRY-2")
                 self.situations.add("a query filled a held object's expired fields")
-                obj.load(row, self.caps.reload_compares_expired_assignments)
+                self._reload(obj, row)
             elif self.caps.reload_compares_expired_assignments and len(obj.snapshot) < len(table.columns):
                 # Every field is set, some by an assignment made while it was expired (merge()
                 # assigns them all): the row read now is their snapshot, so an assigned value
@@ -738,6 +739,7 @@ class Model:
         failure of that autoflush as "this object's row is gone" too, and then goes on to query
         (see get()).  The object whose row is gone is dropped as ``get_finds_row_gone`` says.
         """
+        self.cite("ID-3")
         try:
             if self.caps.expired_read_autoflushes:
                 self.autoflush()
@@ -755,7 +757,7 @@ class Model:
                 self._forget_deleted_row(obj)
             return False
         self.situations.add("get() reloaded an expired held object")
-        obj.load(row, self.caps.reload_compares_expired_assignments)
+        self._reload(obj, row)
         return True
 
     def _forget_deleted_row(self, obj):
@@ -780,6 +782,7 @@ class Model:
         The database changes and the objects do not: a held object keeps what it loaded until it
         is expired, refreshed or reloaded, and its next UPDATE or DELETE meets the new row.
         """
+        self.cite("OUT-1")
         if self.depth() != 0:
             raise AssertionError("machine bug: an outside write while a savepoint is open")
         rows = self.db[table.name]
@@ -803,6 +806,7 @@ class Model:
 
     def autoflush(self):
         if self.caps.autoflush and self.autoflushing:
+            self.cite("FLU-2")
             self.flush()
 
     def flush(self):
@@ -814,8 +818,9 @@ class Model:
         """
         if self.failed:
             if self.caps.after_failed_flush != "rolled_back" or self.has_work():
-                raise Refused("pending_rollback", "a previous flush failed; call rollback() first")
+                raise Refused("pending_rollback", "a previous flush failed; call rollback() first", rule="FAIL-2")
             return
+        self.cite("FLU-1")
         if self.caps.flush_reloads_expired in ("at_start", "at_start_for_order"):
             self._load_for_flush()
         claims = set()
@@ -823,11 +828,12 @@ class Model:
             key = obj.table.key_of(obj.values)
             holder = self.held(obj.table, key) if obj.state == PENDING and key is not None else None
             if holder is not None and not self._switchable(holder):
-                raise Refused("conflict", f"flush(): {obj!r} claims a key another object holds")
+                raise Refused("conflict", f"flush(): {obj!r} claims a key another object holds", rule="ID-4")
             if obj.state == PENDING and key is not None:
                 if (obj.table.name, key) in claims:
                     self.situations.add("two pending objects claimed one key")
-                    raise Refused("conflict", f"flush(): {obj!r} claims a key another pending object claims")
+                    raise Refused("conflict", f"flush(): {obj!r} claims a key another pending object claims",
+                                  rule="ID-4")
                 claims.add((obj.table.name, key))
         statements = self._plan()
         if statements and self.caps.refuses_deleting_referenced_rows:
@@ -840,7 +846,7 @@ class Model:
             for verb, hid in statements:
                 obj = self.objects[hid]
                 if verb != "DELETE" and obj.values.get("name", "") is None:
-                    raise Refused("invalid_value", f"{obj!r}: name is None but NOT NULL")
+                    raise Refused("invalid_value", f"{obj!r}: name is None but NOT NULL", rule="FAIL-3")
         trial = copy_rows(self.db)
         keys = {}
         batch = []
@@ -863,11 +869,12 @@ class Model:
                 self._fail()
                 if self.caps.flush_order == "tables":
                     # Which problem SQLAlchemy meets first depends on its own action order.
-                    raise Refused("flush", refusal.reason, cause=refusal.kind)
+                    raise Refused("flush", refusal.reason, rule=refusal.rule, cause=refusal.kind)
                 raise refusal
             if statement[0] == "INSERT" and self.caps.failed_flush_keeps_keys_and_versions:
                 batch.append((statement[1], keys[statement[1]][0]))
             if statement[0] == "UPDATE":
+                self.cite("OUT-2")
                 self.situations.add("a flush sent an UPDATE (dirty objects)")
                 obj = self.objects[statement[1]]
                 if obj.table.versioned and self.caps.failed_flush_keeps_keys_and_versions:
@@ -907,6 +914,7 @@ class Model:
         for verb, hid in statements:
             obj = self.objects[hid]
             if verb == "SWITCH":
+                self.cite("ORD-4")
                 old = self.objects[switches[hid]]
                 obj.key = old.key
                 if obj.table.versioned:
@@ -926,6 +934,7 @@ class Model:
                     # SQLite handed out the key of a row that is gone while an object still
                     # holds it (re-added after its row was deleted): that object is detached,
                     # as if expunged, and the new one takes the key.
+                    self.cite("ID-5")
                     self.situations.add("a new row took the key of a stale object")
                     self.objects[stale].state = DETACHED
                     self.objects[stale].marked = False
@@ -972,12 +981,13 @@ class Model:
         The version an UPDATE or DELETE checks may be expired: the row's is read (the object never
         read one to compare with), and no row means someone else deleted it: the stale error,
         found before anything is loaded, so the refused flush changes no object."""
+        self.cite("FLU-6")
         writing = [obj for obj in sorted(self.objects.values(), key=lambda obj: (obj.marked, obj.seq))
                    if obj.state == PERSISTENT and (obj.assigned or obj.marked)]
         for obj in writing:
             if obj.table.versioned and "version" not in obj.snapshot and obj.key not in self.db[obj.table.name]:
                 self.situations.add("a flush found the row of an object with an expired version gone")
-                raise Refused("stale", f"flush(): {obj!r} has an expired version and its row is gone")
+                raise Refused("stale", f"flush(): {obj!r} has an expired version and its row is gone", rule="VER-3")
         for obj in writing:
             unknown_version = obj.table.versioned and "version" not in obj.snapshot
             if self.caps.flush_reloads_expired == "at_start_for_order" and not obj.marked and not unknown_version:
@@ -990,11 +1000,12 @@ class Model:
                     continue
             row = self.db[obj.table.name].get(obj.key)
             if row is not None and len(obj.values) < len(obj.table.columns):
-                obj.load(row, self.caps.reload_compares_expired_assignments)
+                self._reload(obj, row)
 
     def _refuse_dangling_children(self, statements):
         """A held object the flush does not write, whose loaded foreign key points at a row the
         flush deletes, is refused before any SQL (invalid_state; the session stays usable)."""
+        self.cite("FLU-8")
         written = {hid for _, hid in statements}
         doomed = {(self.objects[hid].table.name, self.objects[hid].key)
                   for verb, hid in statements if verb == "DELETE"}
@@ -1005,11 +1016,12 @@ class Model:
                 value = obj.values.get(column)
                 if value is not None and (parent, (value,)) in doomed:
                     raise Refused("invalid_state", f"flush(): deleting {parent}({value},) would leave {obj!r} "
-                                                   f"pointing at no row")
+                                                   f"pointing at no row", rule="FLU-8")
 
     def _check_end_state(self, trial):
         """flush_order == "rows": rows are ordered so that a flush fails only if the rows it leaves
         break a constraint: NOT NULL, UNIQUE, or a foreign key pointing at no row."""
+        self.cite("ORD-1")
         for table in self.schema.tables:
             for row in trial[table.name].values():
                 refusal = self._check_row(trial, table, row)
@@ -1025,6 +1037,7 @@ class Model:
         if self.caps.flush_reloads_expired != "per_table" or verb == "INSERT" or (verb, table) in loaded_groups:
             return None
         loaded_groups.add((verb, table))
+        self.cite("FLU-6")
         for other_verb, other in statements:
             obj = self.objects[other]
             if other_verb != verb or obj.table is not table:
@@ -1036,8 +1049,8 @@ class Model:
                 continue
             row = trial[table.name].get(obj.key)
             if row is None:
-                return Refused("row_missing", f"{verb} {obj!r}: loading its expired fields found no row")
-            obj.load(row, self.caps.reload_compares_expired_assignments)
+                return Refused("row_missing", f"{verb} {obj!r}: loading its expired fields found no row", rule="FLU-6")
+            self._reload(obj, row)
         return None
 
     def _same_batch(self, batch, statement):
@@ -1050,6 +1063,7 @@ class Model:
 
     def _write_back(self, batch):
         """failed_flush_keeps_keys_and_versions: the keys of a finished INSERT statement land on its objects."""
+        self.cite("FAIL-4")
         for hid, key in batch:
             self.objects[hid].values.update(zip(self.objects[hid].table.key, key))
         batch.clear()
@@ -1074,6 +1088,7 @@ class Model:
                          if obj.state == PERSISTENT and not obj.marked and obj.changed_fields())
         if self.caps.flush_order == "changes":
             return self._queued(pending, marked)
+        self.cite("ORD-1", "ORD-2")
         if self.caps.flush_order == "rows":
             return self._waves(pending, changed, marked)
         statements = []
@@ -1198,6 +1213,7 @@ class Model:
         own = [column for column, parent in table.refs if parent == table.name]
         if not own:
             return hids
+        self.cite("ORD-3")
         column = own[0]
         remaining = sorted(hids, key=lambda hid: self.objects[hid].key)
         ordered = []
@@ -1233,11 +1249,15 @@ class Model:
         rows = trial[table.name]
         if verb == "INSERT":
             if len(obj.values) < len(table.columns):
-                return Refused("invalid_state", f"INSERT {obj!r}: it has expired fields and no row to load them from")
+                return Refused("invalid_state", f"INSERT {obj!r}: it has expired fields and no row to load them from",
+                               rule="FLU-5")
             row = {column: obj.values.get(column) for column in table.columns}
             if table.versioned and self.caps.insert_writes_version_1:
                 row["version"] = 1
+            if table.versioned:
+                self.cite("VER-1")
             if table.generated and row["id"] is None:
+                self.cite("FLU-3")
                 row["id"] = max([key[0] for key in rows], default=0) + 1
                 if row["id"] <= self._highest_id.get(table.name, 0):
                     self.situations.add("SQLite reused a generated id")
@@ -1245,10 +1265,10 @@ class Model:
                 if self.caps.stops_delete_of_reused_key and (table.name, (row["id"],)) in doomed:
                     self.situations.add("a new row got the key of a row the flush deletes")
                     return Refused("flush", f"INSERT {obj!r}: SQLite gave it the key {row['id']} of a row "
-                                            f"this flush deletes (deleted elsewhere since it was read)")
+                                            f"this flush deletes (deleted elsewhere since it was read)", rule="FLU-9")
             key = table.key_of(row)
             if key in rows:
-                return Refused("flush", f"INSERT {obj!r}: key {key} exists")
+                return Refused("flush", f"INSERT {obj!r}: key {key} exists", rule="FAIL-1")
             rows[key] = row
             keys[hid] = (key, dict(row))
             return self._check_statement(trial, table, row)
@@ -1258,7 +1278,7 @@ class Model:
             if stale is not None:
                 return stale
             if old.key not in rows:
-                return Refused("flush", f"UPDATE (row switch) {obj!r}: no row has that key")
+                return Refused("flush", f"UPDATE (row switch) {obj!r}: no row has that key", rule="FLU-7")
             row = {column: obj.values.get(column) for column in table.columns}
             if table.versioned:
                 row["version"] = rows[old.key]["version"] + 1
@@ -1270,7 +1290,7 @@ class Model:
         if obj.key not in rows:
             if verb == "DELETE" and self.caps.delete_finding_no_row == "ignore":
                 return None
-            return Refused("flush", f"{verb} {obj!r}: no row has that key")
+            return Refused("flush", f"{verb} {obj!r}: no row has that key", rule="FLU-7")
         if verb == "UPDATE":
             row = dict(rows[obj.key])
             for name in obj.changed_fields():
@@ -1290,7 +1310,7 @@ class Model:
         for child, column in self.schema.children(table.name):
             for child_row in trial[child.name].values():
                 if child_row[column] == obj.key[0]:
-                    return Refused("flush", f"DELETE {obj!r}: still referenced by {child.name}.{column}")
+                    return Refused("flush", f"DELETE {obj!r}: still referenced by {child.name}.{column}", rule="ORD-1")
         return None
 
     def _stale(self, obj, rows, verb):
@@ -1300,10 +1320,12 @@ class Model:
         row = rows.get(obj.key)
         if row is not None and row["version"] == obj.snapshot.get("version"):
             return None
+        self.cite("VER-2")
         self.stale_hid = self._hid(obj)
         self.situations.add(f"a stale {verb.split()[0]} of a versioned row")
         found = "no row" if row is None else f"version {row['version']}"
-        return Refused("stale", f"{verb} {obj!r}: expected version {obj.snapshot.get('version')}, found {found}")
+        return Refused("stale", f"{verb} {obj!r}: expected version {obj.snapshot.get('version')}, found {found}",
+                       rule="VER-2")
 
     def _check_statement(self, trial, table, row):
         """flush_order == "tables": SQLite checks each statement's row when it runs."""
@@ -1314,18 +1336,20 @@ class Model:
     def _check_row(self, trial, table, row):
         """The constraints SQLite checks when a statement ends: NOT NULL, UNIQUE, foreign keys."""
         if row["name"] is None:
-            return Refused("flush", f"{table.name}.name is NOT NULL")
+            return Refused("flush", f"{table.name}.name is NOT NULL", rule="FAIL-1")
         if table.unique_code and row["code"] is not None:
             same = [key for key, other in trial[table.name].items() if other["code"] == row["code"]]
             if len(same) > 1:
-                return Refused("flush", f"{table.name}.code {row['code']!r} is not unique")
+                return Refused("flush", f"{table.name}.code {row['code']!r} is not unique", rule="FAIL-1")
         for column, parent in table.refs:
             if row[column] is not None and (row[column],) not in trial[parent]:
-                return Refused("flush", f"{table.name}.{column} = {row[column]} references no {parent} row")
+                return Refused("flush", f"{table.name}.{column} = {row[column]} references no {parent} row",
+                               rule="FAIL-1")
         return None
 
     def _fail(self):
         """A flush failed; see ``caps.after_failed_flush``."""
+        self.cite("FAIL-1")
         self.failed = True
         self.failed_depth = self.depth()
         if self.caps.after_failed_flush == "rolled_back":
@@ -1342,7 +1366,7 @@ class Model:
         if self.failed:
             if self.caps.after_failed_flush == "partial":
                 self.rollback()
-            raise Refused("pending_rollback", "commit(): a previous flush failed")
+            raise Refused("pending_rollback", "commit(): a previous flush failed", rule="FAIL-2")
         try:
             self.flush()
         except Refused:
@@ -1350,6 +1374,7 @@ class Model:
                 self.situations.add("a failed commit rolled back")
                 self.rollback()
             raise
+        self.cite("TXN-1")
         self.committed = copy_rows(self.db)
         deleted = set()
         for frame in self.frames:
@@ -1358,6 +1383,7 @@ class Model:
             if obj.state == DELETED and hid in deleted and self.caps.commit_detaches_deleted:
                 obj.state = DETACHED
             elif obj.state == PERSISTENT and self.caps.expire_on_commit:
+                self.cite("EXP-6")
                 obj.expire()
         self.frames = [Frame(self.db, self.objects, next(self._clock))]
 
@@ -1372,6 +1398,7 @@ class Model:
         if self.stale_hid is not None and self.caps.rollback_expires_stale_object:
             stale = self.objects[self.stale_hid]
             if stale.state == PERSISTENT:
+                self.cite("VER-4")
                 stale.expire()
                 self.situations.add("a rollback expired the object a stale error named")
         self.retry_hid = self.stale_hid
@@ -1382,15 +1409,17 @@ class Model:
     def begin_nested(self):
         """begin_nested(): flush, then open a savepoint."""
         if self.failed:
-            raise Refused("pending_rollback", "begin_nested(): a previous flush failed")
+            raise Refused("pending_rollback", "begin_nested(): a previous flush failed", rule="FAIL-2")
         self.flush()
+        self.cite("SVP-1")
         self.frames.append(Frame(self.db, self.objects, next(self._clock)))
 
     def release(self):
         """Releasing the innermost savepoint: flush, and its work joins the enclosing frame."""
         if self.failed:
-            raise Refused("pending_rollback", "release of a savepoint: a previous flush failed")
+            raise Refused("pending_rollback", "release of a savepoint: a previous flush failed", rule="FAIL-2")
         self.flush()
+        self.cite("SVP-2")
         self.frames.pop().merge_into(self.frames[-1])
 
     def rollback_nested(self):
@@ -1398,6 +1427,9 @@ class Model:
 
         A flush that failed while it was open failed inside it (nothing can be opened after a
         failure), so it is undone with it and the enclosing transaction goes on."""
+        self.cite("SVP-3")
+        if self.failed:
+            self.cite("SVP-4")
         self._end_frame()
         self.failed = False
 
@@ -1410,6 +1442,7 @@ class Model:
         if self.caps.rollback_objects == "discard":
             self._discard()
             return
+        self.cite("TXN-2")
         if self.caps.close_rolls_back_objects:
             self.rollback()
         else:
@@ -1466,6 +1499,7 @@ class Model:
         if nested:
             self.situations.add("a savepoint rolled back")
         self.db = copy_rows(frame.db)
+        self.cite("RBK-1")
         if self.caps.rollback_objects == "restore":
             self._restore(frame)
         else:
@@ -1503,6 +1537,7 @@ class Model:
         for hids in claims.values():
             if len(hids) < 2:
                 continue
+            self.cite("RBK-3")
             held = [hid for hid in hids if hid in frame.objects and frame.objects[hid].state == PERSISTENT]
             winner = held[0] if held else min(hids, key=lambda hid: frame.entered[hid].seq)
             for hid in hids:
@@ -1515,6 +1550,7 @@ class Model:
 
     def _read_after_write(self, frame, look):
         """Was this object (loaded during ``frame``) loaded after the frame's first write?"""
+        self.cite("RBK-2")
         if frame.wrote is None or look.loaded_at < frame.wrote:
             self.situations.add("a rollback kept an object read before any write")
             return False
@@ -1534,6 +1570,8 @@ class Model:
             obj.state = TRANSIENT
             obj.key = None
             obj.marked = False
+            if obj.gone and self.caps.rollback_forgets_delete_of_new_object:
+                self.cite("RBK-4")
             obj.gone = obj.gone and not self.caps.rollback_forgets_delete_of_new_object
         for hid in (frame.deleted | marked) - to_transient:
             obj = self.objects[hid]

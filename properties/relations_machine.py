@@ -31,7 +31,7 @@ The invariant adds to the base one: each reference cached in memory and each loa
 """
 
 from hypothesis import strategies as st
-from hypothesis.stateful import initialize, invariant, precondition, rule
+from hypothesis.stateful import initialize, precondition, rule
 
 from . import machine
 from .adapter import NOT_CACHED
@@ -232,7 +232,7 @@ class RelationsMachine(ConformanceMachine):
         if (actual is None) == (expected is None):
             self._adopt_loaded()
         if (actual is None) != (expected is None) or (actual is not None and self._hid_of(actual) != expected):
-            raise AssertionError(f"{handle}.{relation.ref_name} gave {actual!r}; the oracle expected "
+            raise self._broken("REL-3", f"{handle}.{relation.ref_name} gave {actual!r}; the oracle expected "
                                  f"{None if expected is None else self.handles[expected]}")
 
     @precondition(lambda self: self.relation_rules() and bool(self.collection_reads()))
@@ -248,7 +248,7 @@ class RelationsMachine(ConformanceMachine):
             return
         self._adopt_loaded()
         if sorted(map(str, map(self._hid_of, actual))) != sorted(map(str, expected)):
-            raise AssertionError(f"{handle}.{relation.list_name} holds {[self._hid_of(obj) for obj in actual]}; "
+            raise self._broken("REL-4", f"{handle}.{relation.list_name} holds {[self._hid_of(obj) for obj in actual]}; "
                                  f"the oracle expected {expected}")
 
     @precondition(lambda self: self.relation_rules() and bool(self.appends()))
@@ -346,18 +346,14 @@ class RelationsMachine(ConformanceMachine):
             obj = self.model.objects[hid]
             found = held.get((obj.table.name, obj.key))
             if found is None:
-                raise AssertionError(f"the oracle loaded {obj!r}, but the implementation holds no object "
-                                     f"for {obj.table.name}{obj.key}")
+                raise self._broken("ID-1", f"the oracle loaded {obj!r}, but the implementation holds no object "
+                                           f"for {obj.table.name}{obj.key}")
             self._remember(hid, found, obj.table)
 
-    @invariant()
-    def agrees_with_oracle(self):
-        """The base invariant, plus every cached reference and loaded collection."""
-        if self.model is None:
-            return
+    def _problems(self):
+        """The base invariant's, plus every cached reference and loaded collection (REL-14)."""
         self._adopt_loaded()
-        super().agrees_with_oracle()
-        problems = []
+        problems = super()._problems()
         held = {key: self._hid_of(obj) for key, obj in self.adapter.identity_map().items()}
         for handle in self.handles:
             obj = self.model.objects[handle.hid]
@@ -368,7 +364,8 @@ class RelationsMachine(ConformanceMachine):
                 actual = _NOT_CACHED if actual is NOT_CACHED else (None if actual is None else self._hid_of(actual))
                 actual = _resolved(actual, loaded, relation, held)
                 if actual != expected:
-                    problems.append(f"{handle}.{relation.ref_name} holds {_shown(actual)}; oracle {_shown(expected)}")
+                    problems.append(f"[REL-14] {handle}.{relation.ref_name} holds {_shown(actual)}; "
+                                    f"oracle {_shown(expected)}")
             for relation in self.model.collections_of(handle.table):
                 expected = obj.links.get(relation.list_link)
                 actual = self.adapter.loaded_collection(handle.obj, relation)
@@ -376,10 +373,8 @@ class RelationsMachine(ConformanceMachine):
                     actual = [self._hid_of(item) for item in actual]
                 if (actual is None) != (expected is None) or \
                         (actual is not None and sorted(map(str, actual)) != sorted(map(str, expected))):
-                    problems.append(f"{handle}.{relation.list_name} holds {actual}; oracle {expected}")
-        if problems:
-            machine.note("oracle objects: " + ", ".join(f"#{hid}={obj!r}" for hid, obj in self.model.objects.items()))
-            raise AssertionError("the implementation disagrees with the oracle:\n  " + "\n  ".join(problems))
+                    problems.append(f"[REL-14] {handle}.{relation.list_name} holds {actual}; oracle {expected}")
+        return problems
 
 
 def _resolved(cached, values, relation, held):

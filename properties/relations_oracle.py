@@ -11,43 +11,8 @@ What an object remembers of them lives in ``Obj.links``: ``("ref", column)`` is 
 reference holds once read or assigned (absent: not cached, so it follows the column), and
 ``("list", child table, column)`` the handles a loaded collection holds (absent: not loaded).
 
-The rules, as uow's relationships and cascades modules state them:
-
-* **Both sides in step.**  ``child.ref = parent`` caches the parent, takes the child out of the
-  loaded collection of the parent it cached before, puts it in the new parent's collection when
-  that is loaded (or when the parent has no row yet, so that its collection is exactly what is
-  linked in memory), and sets the foreign key to the parent's key (None while the database has
-  not numbered it).  ``parent.list.append(child)`` does the same from the other side;
-  ``remove(child)`` clears the child's reference if it points at the parent.  Setting the
-  foreign-key column by value forgets the cached reference (it reloads from the new key), and
-  does not touch loaded collections (they may then be stale, as uow documents).
-* **Lazy loading.**  Reading an uncached reference loads the parent through the identity map
-  (get(): held object, or autoflush and SELECT); an expired foreign key is loaded first, as
-  reading the column would (a detached object raises detached).  Reading an unloaded collection
-  autoflushes and selects the rows that reference the parent; held objects keep their unflushed
-  values (only expired fields are filled), and each child caches the parent as its reference.
-  A collection of an object without a row is empty; of a detached object with a row: detached.
-* **Keys from the same flush.**  A foreign key whose cached reference is an object inserted in
-  the same flush is filled from the key SQLite gave it; the parent's INSERT comes first (a cycle
-  is completed after every row is in).  While the parent has no key, the column of a child
-  assigned since the last flush counts as changed (the flush will fill it), so the child is dirty.
-* **Cascades.**  save-update: adding an object (transient, or detached and re-added) adds the
-  objects its cached references and loaded collections hold that are not in the session, and
-  so on from them; assigning a reference or appending to a collection of an object in the
-  session adds the newcomer.  delete: deleting a parent deletes every child, loaded or not (the
-  rows that reference it as last flushed, and the objects that point at it in memory); without
-  delete, those children get their reference cleared.  delete-orphan: a child removed from its
-  parent's collection is deleted.  expunge and refresh: the objects of a loaded collection
-  follow the parent.  Deleting a pending object takes it out of its parents' loaded collections.
-* **Expiry.**  expire() and refresh() forget the cached references of the object (they come
-  from the columns, which are reloaded); loaded collections stay.  A rollback restores columns
-  and cached references of the objects it restores, forgets the cached references of objects
-  loaded in the rolled-back scope, and drops the loaded collections of every object in the
-  session (they are views of other objects' references, which the rollback may have changed).
-* **Key changes.**  Assigning a new primary key (a natural or composite key) is an UPDATE of
-  the key: the identity map re-keys the object, SQLite re-points the referencing rows (the
-  schemas' foreign keys are ON UPDATE CASCADE), and held objects whose loaded foreign key held
-  the old key get the new one, in their values and snapshot.  A rollback restores all of it.
+The rules it follows are RULES.rst's groups REL (relationships) and KEY (key changes); each is
+cited by its id where the model applies it.
 """
 
 from .oracle import DELETED, DETACHED, IN_SESSION, PENDING, PERSISTENT, TRANSIENT, Model, Obj, Refused
@@ -242,10 +207,12 @@ class RelationsModel(Model):
 
     def set_parent(self, hid, rel, target):
         """``child.ref = target``: in the session, a target not in it is added (save-update)."""
+        self.cite("REL-1")
         obj = self.objects[hid]
         if obj.state in IN_SESSION:
             self._touch(hid)
             if target is not None and self.objects[target].state in (TRANSIENT, DETACHED):
+                self.cite("REL-7")
                 self.add(target)
             self._link(hid, rel, target)
             if obj.state == PERSISTENT:
@@ -258,7 +225,10 @@ class RelationsModel(Model):
         if self.in_session(hid):
             self._touch(hid)
         super().set_field(hid, name, value)
-        self.objects[hid].links.pop(("ref", name), None)
+        if self.objects[hid].links.pop(("ref", name), None) is not None:
+            self.cite("REL-2")
+        if name in self.objects[hid].table.key and self.objects[hid].state == PERSISTENT:
+            self.cite("KEY-1")
 
     # -- reading --------------------------------------------------------------------------
 
@@ -271,11 +241,15 @@ class RelationsModel(Model):
             return found
         hid = self.held(table, key)
         if hid is not None and all(column in self.objects[hid].values for column in table.key):
+            self.cite("ID-2")
+            if self._new_key(self.objects[hid]) != key:
+                self.cite("KEY-1")
             return ("held", hid)
         return super().get(table, key)
 
     def read_parent(self, hid, rel):
         """Reading ``child.ref``: the cached object, else the object the column points at."""
+        self.cite("REL-3")
         obj = self.objects[hid]
         if rel.ref_link in obj.links:
             return obj.links[rel.ref_link]
@@ -288,7 +262,7 @@ class RelationsModel(Model):
             return None
         if obj.state not in IN_SESSION:
             if obj.key is not None:
-                raise Refused("detached", "reading a reference that is not loaded, with no session")
+                raise Refused("detached", "reading a reference that is not loaded, with no session", rule="REL-3")
             return None
         outcome, target = self.get(rel.parent, (value,))
         if outcome == "none":
@@ -300,6 +274,7 @@ class RelationsModel(Model):
 
     def read_children(self, hid, rel):
         """Reading ``parent.list``: the loaded list, else load it (autoflush, then SELECT)."""
+        self.cite("REL-4")
         obj = self.objects[hid]
         held = obj.links.get(rel.list_link)
         if held is not None:
@@ -308,9 +283,9 @@ class RelationsModel(Model):
             held = obj.links[rel.list_link] = []
             return held
         if obj.state not in IN_SESSION:
-            raise Refused("detached", "reading a collection that is not loaded, with no session")
+            raise Refused("detached", "reading a collection that is not loaded, with no session", rule="REL-4")
         if self.failed:
-            raise Refused("pending_rollback", "loading a collection: a previous flush failed")
+            raise Refused("pending_rollback", "loading a collection: a previous flush failed", rule="FAIL-2")
         self.autoflush()
         items = [child for child in self._select_children(hid, rel) if self.points_at(child, rel, hid)]
         # Without autoflush the rows may not show what is linked in memory yet.
@@ -343,7 +318,7 @@ class RelationsModel(Model):
                 child = self.objects[held]
                 if len(child.values) < len(child.table.columns):
                     self._touch(held)  # filling expired fields touches it (before its reference is cached)
-                    child.load(row, self.caps.reload_compares_expired_assignments)
+                    self._reload(child, row)
             found.append(held)
         return found
 
@@ -377,21 +352,25 @@ class RelationsModel(Model):
         """``parent.list.append(child)``: load the list, set the child's reference, and (parent
         in the session, save-update) add the child."""
         self.read_children(hid, rel)
+        self.cite("REL-1")
         adopts = self.in_session(hid) and "save-update" in rel.cascades and not self.in_session(child)
         if adopts:
             self._would_add(child)  # refused before the list or the child changes
         self.set_parent(child, rel, hid)
         if adopts and not self.in_session(child):
+            self.cite("REL-7")
             self.situations.add("append cascaded save-update to a new child")
             self.add(child)
 
     def remove_child(self, hid, rel, child):
         """``parent.list.remove(child)``: unlink it; with delete-orphan the child is deleted."""
+        self.cite("REL-1")
         self.objects[hid].links[rel.list_link].remove(child)
         obj = self.objects[child]
         if obj.links.get(rel.ref_link) == hid or self.read_parent(child, rel) == hid:
             self.set_parent(child, rel, None)
         if self.in_session(hid) and "delete-orphan" in rel.cascades and self.in_session(child):
+            self.cite("REL-9")
             self.situations.add("delete-orphan deleted a removed child")
             self.delete(child)
 
@@ -421,6 +400,7 @@ class RelationsModel(Model):
         try:
             self._add_cascading(hid)
         except Refused:
+            self.cite("FAIL-5")
             self._put_back(saved)
             raise
         finally:
@@ -446,6 +426,7 @@ class RelationsModel(Model):
         if obj.state in (PENDING, PERSISTENT):
             for related in self.cascade(hid, "save-update"):
                 if self.objects[related].state in (TRANSIENT, DETACHED):
+                    self.cite("REL-7")
                     self.situations.add(f"add of a {before} object cascaded save-update")
                     self._add_cascading(related)
 
@@ -458,6 +439,7 @@ class RelationsModel(Model):
         obj.marked = False
         took, obj.took = obj.took, ()
         if took:
+            self.cite("REL-11")
             self.situations.add("add() took back what a delete() did to children")
         for child, rel in took:
             other = self.objects[child]
@@ -487,6 +469,8 @@ class RelationsModel(Model):
             super().delete(hid)
             self._touch(hid)
             if obj.state == TRANSIENT:
+                if self.references_of(obj.table):
+                    self.cite("REL-8")
                 for rel in self.references_of(obj.table):
                     parent = obj.links.get(rel.ref_link)
                     held = self.objects[parent].links.get(rel.list_link) if parent is not None else None
@@ -499,6 +483,8 @@ class RelationsModel(Model):
             return
         self._touch(hid)
         super().delete(hid)
+        if self.collections_of(obj.table):
+            self.cite("REL-8")
         took = []  # what add() would take back: (child, None) deleted, (child, relation) unlinked
         doomed = []
         for rel in self.collections_of(obj.table):
@@ -537,6 +523,7 @@ class RelationsModel(Model):
     def _expunge_cascade(self, hid):
         for related in self.cascade(hid, "expunge"):
             if self.in_session(related):
+                self.cite("REL-10")
                 self.situations.add("expunge cascaded")
                 self.expunge(related)
 
@@ -565,6 +552,7 @@ class RelationsModel(Model):
         visited.add(hid)
         for related in self.cascade(hid, "refresh"):
             if related not in visited and self.objects[related].state == PERSISTENT:
+                self.cite("REL-10")
                 self.situations.add("refresh cascaded")
                 self.refresh(related, None, visited)
 
@@ -591,6 +579,7 @@ class RelationsModel(Model):
         """The references cached for these foreign-key columns (all, by default) are forgotten."""
         obj = self.objects[hid]
         for name in [name for name in obj.links if name[0] == "ref" and (fields is None or name[1] in fields)]:
+            self.cite("REL-12")
             del obj.links[name]
 
     def _restore(self, frame):
@@ -600,12 +589,15 @@ class RelationsModel(Model):
         the frame wrote or touched an object of the children's table."""
         for hid, before in frame.objects.items():
             if before.key is not None and hid in self.objects and self.objects[hid].key not in (None, before.key):
+                self.cite("KEY-3")
                 self.situations.add("a rollback restored a changed primary key")
         touched = touched_in(frame)
         refs = {hid: touched[hid] if hid in touched else _refs(obj) for hid, obj in self.objects.items()}
         lists = {hid: {name: value for name, value in obj.links.items() if name[0] == "list"}
                  for hid, obj in self.objects.items()}
         tables = {self.objects[hid].table.name for hid in touched}
+        if self.relations:
+            self.cite("REL-13")
         super()._restore(frame)
         for hid in touched:
             self.objects[hid].took = ()  # a restored mark forgets what its delete() did
@@ -694,7 +686,7 @@ class RelationsModel(Model):
                         self.objects[other].values.get("id") is None:
                     self.situations.add("a foreign key named a key SQLite generated later in the flush")
                     return Refused("flush", f"{verb} {self.objects[hid]!r}: {table_name} row {value} did not exist "
-                                            f"yet (SQLite generated that key later in the flush)")
+                                            f"yet (SQLite generated that key later in the flush)", rule="REL-6")
         self._fills = {}
         position = {hid: index for index, (_, hid) in enumerate(statements)}
         for (hid, column), parent in self._sources(statements).items():
@@ -706,6 +698,7 @@ class RelationsModel(Model):
             key = keys[hid][0] if hid in keys else self._new_key(obj)
             trial[obj.table.name][key][column] = value
             self._fills[(hid, column)] = value
+            self.cite("REL-5")
             self.situations.add("a foreign key filled from a key generated in the same flush")
 
     def _apply(self, trial, statement, keys, doomed):
@@ -729,7 +722,7 @@ class RelationsModel(Model):
             return super()._apply(trial, statement, keys, doomed)
         rows = trial[obj.table.name]
         if new_key in rows:
-            return Refused("flush", f"UPDATE {obj!r}: key {new_key} exists")
+            return Refused("flush", f"UPDATE {obj!r}: key {new_key} exists", rule="KEY-1")
         row = dict(rows.pop(obj.key))
         for name in obj.changed_fields():
             row[name] = obj.values[name]
@@ -738,7 +731,9 @@ class RelationsModel(Model):
             for child_row in trial[child.name].values():
                 if child_row[column] == obj.key[0]:
                     child_row[column] = new_key[0]
+                    self.cite("KEY-2")
                     self.situations.add("a key change re-pointed referencing rows")
+        self.cite("KEY-1")
         self.situations.add("a flush changed a " + ("composite" if len(obj.key) > 1 else "natural") + " primary key")
         return self._check_statement(trial, obj.table, row)
 
@@ -778,7 +773,8 @@ class RelationsModel(Model):
         for new, old in switches.items():
             self.situations.add("a row switch")
             if self._related(old) or self._related(new):
-                self.situations.add("a row switch of an object with relationships")
+                self.cite("ORD-4")
+            self.situations.add("a row switch of an object with relationships")
             # Children that cached the deleted object now belong to the row's new object.
             for rel in self.collections_of(self.objects[old].table):
                 for child in self.objects[old].links.get(rel.list_link) or ():
@@ -798,4 +794,5 @@ class RelationsModel(Model):
                             and column in other.values:
                         other.values[column] = new_key[0]
                         other.snapshot[column] = new_key[0]
+                        self.cite("KEY-2")
                         self.situations.add("a key change re-pointed loaded objects")

@@ -2,9 +2,10 @@
 
 The implementation is the one ``UOW_IMPL`` names (default: uow), the settings are the Hypothesis
 profile ``HYPOTHESIS_PROFILE`` names (default: ci).  The report lists the capabilities the
-implementation declares where it differs from the specification, what the machine therefore
-does not draw, how many programs reached each rule and each interesting situation, and the
-shrunk program of a failure, if there is one.  The exit status is 1 when the run failed.
+implementation declares where it differs from the specification (RULES.rst), each with the
+adapter's reason, what the machine therefore does not draw, how many programs reached each rule
+and each interesting situation, and the shrunk program of a failure, if there is one, followed by
+the text of every rule the failure cites.  The exit status is 1 when the run failed.
 """
 
 import collections
@@ -19,6 +20,7 @@ from hypothesis.reporting import with_reporter
 from hypothesis.stateful import run_state_machine_as_test
 
 from . import profiles  # noqa: F401  (registers the profiles)
+from . import rules
 from .adapter import load_adapter, skipped
 from .relations_machine import build_machine
 
@@ -75,7 +77,20 @@ def main():
     for line in getattr(failure, "__notes__", []):
         print(line)
     print(output.getvalue().rstrip())
+    print_rules(str(failure))
     return 1
+
+
+def print_rules(text):
+    """The id and text (RULES.rst) of every rule a failure's message cites."""
+    written = rules.load()
+    cited = [rule for rule in rules.cited(text) if rule in written]
+    if not cited:
+        return
+    print()
+    print("Rules cited (properties/RULES.rst):")
+    for rule in cited:
+        print(f"  {rule}  {written[rule]}")
 
 
 if __name__ == "__main__":
