@@ -4,6 +4,7 @@ are refused before any SQL."""
 
 import enum
 import json
+import sqlite3
 
 import pytest
 
@@ -483,3 +484,56 @@ def test_a_savepoint_rollback_keeps_the_json_value_of_an_object_it_did_not_touch
     tags.append("b")
     file_session.commit()
     assert stored(other, "tags") == '["a","b"]'
+
+
+# -- a savepoint that changed nothing ---------------------------------------------------------
+
+class JsonShelf(JsonBase, table="json_shelves"):
+    id: int = Column(primary_key=True)
+    cards = uow.Collection("JsonCard", "shelf")
+
+
+class JsonCard(JsonBase, table="json_cards"):
+    id: int = Column(primary_key=True)
+    shelf_id: int | None = Column(references="JsonShelf")
+    shelf = uow.Reference("shelf_id")
+    data: dict | None = None
+
+
+@pytest.mark.parametrize("where", ["memory", "file"])
+def test_rolling_back_an_empty_savepoint_keeps_collections_of_the_class_of_a_deleted_object(where, tmp_path):
+    """Opening a savepoint copies the JSON values of objects whose DELETE was flushed (nothing else
+    says what they held); that precaution is no change, so rolling back a savepoint that changed
+    nothing keeps loaded collections of their class, as it keeps every other (found by the
+    conformance machine: a loaded collection was dropped that the oracle kept)."""
+    path = ":memory:" if where == "memory" else str(tmp_path / "shelves.db")
+    connection = uow.connect(path)
+    uow.create_all(connection, [JsonShelf, JsonCard])
+    session = Session(connection)
+    session.add(JsonShelf(id=1))
+    session.add_all([JsonCard(id=1, shelf_id=1, data={"n": 1}), JsonCard(id=2, shelf_id=1, data={"n": 2})])
+    session.commit()
+    gone = session.get(JsonCard, 2)
+    session.delete(gone)
+    session.flush()
+    shelf = session.get(JsonShelf, 1)
+    assert [card.id for card in shelf.cards] == [1]
+    savepoint = session.begin_nested()
+    savepoint.rollback()
+    with uow.capture_sql() as statements:
+        assert [card.id for card in shelf.cards] == [1]
+    assert statements == []  # still loaded: not dropped and read again
+    gone.data["n"] = 3  # what the deleted object holds when the next savepoint begins
+    savepoint = session.begin_nested()
+    gone.data["n"] = 4
+    savepoint.rollback()
+    assert gone.data == {"n": 3}  # the precaution still puts back what the savepoint changed
+    session.commit()
+    if where == "file":
+        other = sqlite3.connect(path)
+        assert other.execute("SELECT id FROM json_cards").fetchall() == [(1,)]
+        other.close()
+    else:
+        assert connection.execute("SELECT id FROM json_cards").fetchall() == [(1,)]
+    session.close()
+    connection.close()

@@ -6,10 +6,10 @@ back to exactly the state and values it had when the level began; objects first 
 after its first write are expired instead, since their values may include what the rollback
 undid (objects read before anything was written keep their values: the database goes back to
 exactly what they read); loaded collections are dropped and reload on next access when the
-rollback undid a write or put back an object of their class, and otherwise stay; an object whose
-row a failed flush found changed or deleted by another session (StaleDataError) is expired, so
-that a retry reads the row as it is now; and an object that has since moved to another session
-is that session's business.
+rollback undid a write or put back an object of their class that the level changed, and
+otherwise stay; an object whose row a failed flush found changed or deleted by another session
+(StaleDataError) is expired, so that a retry reads the row as it is now; and an object that
+has since moved to another session is that session's business.
 
 **Mementos at first touch.**  Copying every object when a transaction begins would cost as much
 as everything the session holds.  Instead, each level of the transaction stack (see
@@ -55,9 +55,11 @@ class Memento:
     deletion, and whether it was a change-tracking candidate.
     """
 
-    __slots__ = ("status", "session", "key", "committed", "sequence", "values", "marked", "candidate")
+    __slots__ = ("status", "session", "key", "committed", "sequence", "values", "marked", "candidate",
+                 "precaution")
 
-    def __init__(self, status, session, key, committed, sequence, values, marked=False, candidate=False):
+    def __init__(self, status, session, key, committed, sequence, values, marked=False, candidate=False,
+                 precaution=False):
         self.status = status
         self.session = session
         self.key = key
@@ -66,6 +68,9 @@ class Memento:
         self.values = values
         self.marked = marked
         self.candidate = candidate
+        # Recorded before anything touched the object (remember_deleted_json): it counts as put
+        # back by a rollback only if the object differs from it by then.
+        self.precaution = precaution
 
 
 class UndoScope:
@@ -192,7 +197,8 @@ class UndoLog:
         for state in self.session._deleted_rows:
             if state.mapper.json_columns:
                 self.record_memento(state, Memento(state.status, state.session, state.key, state.committed,
-                                                   state.sequence, state.mapper.copy_values(state.obj.__dict__)))
+                                                   state.sequence, state.mapper.copy_values(state.obj.__dict__),
+                                                   precaution=True))
 
     # -- ending levels ---------------------------------------------------------------------
 
@@ -245,6 +251,10 @@ class UndoLog:
         session = self.session
         mementos = {state: memento for state, memento in mementos.items()
                     if state.session is None or state.session is session}
+        # An object the scope did not change is no reason to drop collections (its memento may
+        # be only a precaution: see remember_deleted_json).
+        changed = {state.mapper.cls for state, memento in mementos.items()
+                   if not memento.precaution or _differs(state, memento)}
         for state in mementos:
             session._unindex(state)
         for state, memento in mementos.items():
@@ -259,7 +269,7 @@ class UndoLog:
         # write, or put back an object of the collection's class, may have changed them: they are
         # dropped, and reload (through the identity map) when next read.  Otherwise they stay,
         # as cached references do.
-        changed_classes = None if first_write is not None else {state.mapper.cls for state in mementos}
+        changed_classes = None if first_write is not None else changed
         for state in held + list(session._pending):
             values = state.obj.__dict__
             for collection in state.mapper.collections:
@@ -352,6 +362,29 @@ def _put_back(state, memento):
     state.key = memento.key
     state.committed = memento.committed
     state.sequence = memento.sequence
+
+
+def _differs(state, memento):
+    """Whether ``state`` is no longer as ``memento`` (one holding values) recorded it: status, key,
+    or a value, JSON ones compared as the text they are written as (1 and True differ there)."""
+    if state.status is not memento.status or state.key != memento.key:
+        return True
+    values = state.obj.__dict__
+    saved = memento.values
+    json_columns = {column.name: column for column in state.mapper.json_columns}
+    for name in state.mapper.restorable_names:
+        if (name in values) != (name in saved):
+            return True
+        if name not in values:
+            continue
+        mine, theirs = values[name], saved[name]
+        column = json_columns.get(name)
+        if column is not None:
+            if column.type.to_db(mine) != column.type.to_db(theirs):
+                return True
+        elif mine is not theirs and (type(mine) is not type(theirs) or repr(mine) != repr(theirs)):
+            return True
+    return False
 
 
 def _values_of_snapshot(mapper, committed):
