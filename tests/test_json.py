@@ -537,3 +537,22 @@ def test_rolling_back_an_empty_savepoint_keeps_collections_of_the_class_of_a_del
         assert connection.execute("SELECT id FROM json_cards").fetchall() == [(1,)]
     session.close()
     connection.close()
+
+
+def test_a_copy_the_rollback_detaches_loses_its_in_place_change_too(session, conn):
+    """A rollback puts back JSON values changed in place in the objects the session holds, also
+    in a second copy of a row that the same rollback then detaches (the expunged copy comes back
+    first): it was the session's when the change was made, and detached it must not keep a value
+    no row ever held."""
+    first = session.get(Doc, 1)
+    session.commit()
+    session.expunge(first)
+    second = session.get(Doc, 1)
+    assert second is not first
+    second.meta["k"] = True
+    second.tags.append("b")
+    session.rollback()
+    assert session.get(Doc, 1) is first
+    assert second.meta == {"k": 1, "nested": {"x": [1]}} and repr(second.meta["k"]) == "1"
+    assert second.tags == ["a"]
+    assert stored(conn, "meta") == '{"k":1,"nested":{"x":[1]}}'

@@ -259,6 +259,8 @@ class UndoLog:
             session._unindex(state)
         for state, memento in mementos.items():
             _put_back(state, memento)
+        # Before _reenter: a copy of a row it detaches was the session's when changed in place.
+        self._restore_json_changed_in_place(mementos)
         detached = self._reenter(mementos)
         held = [obj.__dict__[STATE_ATTRIBUTE] for obj in session.identity.values()] + detached
         if first_write is not None:
@@ -275,7 +277,6 @@ class UndoLog:
             for collection in state.mapper.collections:
                 if changed_classes is None or collection.target in changed_classes:
                     values.pop(collection.name, None)
-        self._restore_json_changed_in_place(mementos)
 
     def _reenter(self, mementos):
         """Put each restored object back in the session's collections its memento names; return
