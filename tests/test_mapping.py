@@ -152,6 +152,36 @@ def test_create_all_creates_referenced_tables_first_the_rest_by_name_and_allows_
     assert created == ["audit", "teams", "employees"]
 
 
+def test_create_all_creates_tables_one_level_at_a_time_each_level_by_name():
+    """The flush planner's sort (uow.planner.topological) orders the tables: first every table
+    that references none of the others, by name, then every table whose references are created,
+    by name, and so on."""
+    base = fresh_base()
+    area = declare("a_areas", {"id": int}, {"id": Column(primary_key=True)}, base=base, name="Area")
+    shop = declare("b_shops", {"id": int, "area_id": int},
+                   {"id": Column(primary_key=True), "area_id": Column(references=area)}, base=base, name="Shop")
+    clerk = declare("c_clerks", {"id": int}, {"id": Column(primary_key=True)}, base=base, name="Clerk")
+    connection = uow.connect(":memory:")
+    with uow.capture_sql() as statements:
+        uow.create_all(connection, [shop, clerk, area])
+    created = [sql.split('"')[1] for sql in sql_of(statements) if sql.startswith("CREATE")]
+    assert created == ["a_areas", "c_clerks", "b_shops"]
+
+
+def test_create_all_creates_tables_that_reference_each_other_in_a_circle_by_name():
+    base = fresh_base()
+    first = declare("z_first", {"id": int, "other_id": int | None},
+                    {"id": Column(primary_key=True), "other_id": Column(references="Second")}, base=base, name="First")
+    second = declare("y_second", {"id": int, "first_id": int | None},
+                     {"id": Column(primary_key=True), "first_id": Column(references=first)}, base=base, name="Second")
+    lone = declare("x_lone", {"id": int}, {"id": Column(primary_key=True)}, base=base, name="Lone")
+    connection = uow.connect(":memory:")
+    with uow.capture_sql() as statements:
+        uow.create_all(connection, [first, second, lone])
+    created = [sql.split('"')[1] for sql in sql_of(statements) if sql.startswith("CREATE")]
+    assert created == ["x_lone", "y_second", "z_first"]
+
+
 def test_create_all_may_create_a_table_before_the_table_it_references():
     """SQLite accepts a reference to a table that does not exist yet."""
     connection = uow.connect(":memory:")

@@ -31,7 +31,7 @@ from hypothesis.errors import InvalidArgument
 
 import uow
 from uow import Column
-from uow.plan import CLEAR_REFERENCE, POST_UPDATE, ROW_SWITCH, WRITE, StepKind
+from uow.planner import StepKind, StepPurpose
 from uow.relationships import Collection, Reference
 
 from .helpers import folded, verb_and_table
@@ -68,12 +68,12 @@ def _settings():
 _tags = itertools.count(1)
 
 _ACTION_NAMES = {
-    (StepKind.INSERT, WRITE): "insert",
-    (StepKind.UPDATE, WRITE): "update",
-    (StepKind.DELETE, WRITE): "delete",
-    (StepKind.UPDATE, ROW_SWITCH): "switch",
-    (StepKind.UPDATE, POST_UPDATE): "post-update",
-    (StepKind.UPDATE, CLEAR_REFERENCE): "clear reference",
+    (StepKind.INSERT, StepPurpose.WRITE): "insert",
+    (StepKind.UPDATE, StepPurpose.WRITE): "update",
+    (StepKind.DELETE, StepPurpose.WRITE): "delete",
+    (StepKind.UPDATE, StepPurpose.ROW_SWITCH): "switch",
+    (StepKind.UPDATE, StepPurpose.POST_UPDATE): "post-update",
+    (StepKind.UPDATE, StepPurpose.CLEAR_REFERENCE): "clear reference",
 }
 
 
@@ -207,8 +207,8 @@ class Run:
             raise AssertionError(f"the flush failed with {type(error).__name__}: {error}\n{plan}") from error
         sent = statements[mark:]
         for step in plan.steps:
-            if step.purpose != WRITE:
-                event(f"plan has a {step.purpose} step")
+            if step.purpose is not StepPurpose.WRITE:
+                event(f"plan has a {step.purpose.value} step")
         if any(need.column is None for need in expected.needs):
             event("a unique value changes hands")
         self.check_plan(plan, expected)
@@ -638,7 +638,7 @@ def test_a_row_switch_and_a_plain_update_of_the_same_columns_stay_separate_steps
     a2.u = None
     session.add(A(code="k5", val=0, u=1))
     purposes = [step.purpose for step in session.plan().steps]
-    assert purposes.count("row switch") == 1 and purposes.count("write") == 2
+    assert purposes.count(StepPurpose.ROW_SWITCH) == 1 and purposes.count(StepPurpose.WRITE) == 2
     session.flush()
     assert session.get(A, "k0") is a4
     assert connection.execute("SELECT code, val, u FROM a ORDER BY code").fetchall() == [

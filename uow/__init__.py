@@ -6,19 +6,20 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
   attached databases, eager loading and event listeners, each a part of its own that the core
   never imports
 * ``session``      the core Session: add, delete, commit, rollback, savepoints, close, as a facade
-  over one part per concern: ``lifecycle`` (add, delete, expunge), ``flushing`` (collect, plan,
-  run, apply), ``loading`` (get, filter, refresh, expire, lazy loading), ``cascades``
+  over one part per concern: ``lifecycle`` (add, delete, expunge), ``flush`` (collect, plan,
+  write, apply), ``loading`` (get, filter, refresh, expire, lazy loading), ``cascades``
   (references and cascades), ``rollback`` (the undo log: what a rollback puts back)
 * ``hooks``        the only calls an entity object makes on its session, declared once
 * ``schema``       CREATE TABLE text from the mapping, and ``create_all`` to run it
 * ``transaction``  the one transaction stack: BEGIN at level 0, a savepoint at each deeper level,
   each level owning its undo scope; a declared state machine
-* ``flush``        checks every value, then runs a flush plan as SQL and reads back generated values
+* ``writing``      a flush plan sent as SQL, step by step; generated values read back
+* ``binding``      every value of a flush plan checked and converted, before any SQL
 * ``executor``     the one place SQL is executed, counted and logged (``uow.sql`` logger), with
   ``Savepoint``, the one helper that sends SAVEPOINT / RELEASE / ROLLBACK TO
-* ``dependencies`` which rows must be written before which, and why
-* ``plan``         the flush plan as data: waves, batches, cycle breaking, reasons
-* ``graph``        a deterministic topological sort
+* ``planner``      the flush planner: the plan as data (``records``), one action per row
+  (``actions``), edges with their reasons (``edges``), the one topological sort in waves
+  (``topological``, which CREATE TABLE uses too), steps and cycle breaking (``schedule``)
 * ``rollback``     exact rollback without SQL: the undo log, and how objects are put back from it
 * ``tracking``     what changed: current values against the snapshot of the row
 * ``identity``     the identity map: one object per row
@@ -37,7 +38,7 @@ from .executor import Statement, capture_sql, connect
 from .entity import Entity
 from .mapping import Column, ForeignKey, mapper_of, mapper_of_object
 from .relationships import Collection, Reference
-from .plan import Constraint, FlushPlan, Step, StepKind
+from .planner import Constraint, FlushPlan, Step, StepKind, StepPurpose
 from .schema import create_all, create_table_sql
 from .features import Session
 from .session import SessionStats, identity_key
@@ -76,6 +77,6 @@ def loaded_values(obj):
 __all__ = [
     "Column", "Entity", "ForeignKey", "Reference", "Collection", "Session", "SessionStats", "connect", "create_all",
     "create_table_sql", "capture_sql", "Statement", "ObjectState", "state_of", "object_session",
-    "identity_key", "loaded_values", "FlushPlan", "Step", "StepKind", "Constraint", "NestedTransaction", "SessionTransaction",
+    "identity_key", "loaded_values", "FlushPlan", "Step", "StepKind", "StepPurpose", "Constraint", "NestedTransaction", "SessionTransaction",
     "TransactionState", "errors", "events", "listen", "remove_listener", "EVENT_NAMES",
 ]

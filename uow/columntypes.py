@@ -389,6 +389,26 @@ class Refusal(Exception):
         return f"{name} = {shown(value)} {self.reason}"
 
 
+def to_db(column_type, value):
+    """A value as sqlite3 binds it for a column of ``column_type`` (None stays NULL).
+
+    The one conversion to the database (with :func:`bind_column`, which checks a whole column of
+    values first): the flush, the loaders and merge all call it."""
+    convert = column_type.to_db
+    return convert(value) if convert is not None and value is not None else value
+
+
+def from_db(column_type, value):
+    """A value read from SQLite back as the Python value of a column of ``column_type``."""
+    if value is None:
+        return None
+    if type(column_type) is FloatType and type(value) is int:
+        # RETURNING skips REAL affinity's conversion: 5.0 comes back as the integer 5.
+        return float(value)
+    convert = column_type.from_db
+    return convert(value) if convert is not None else value
+
+
 def bind_column(column_type, values, nullable, max_length=None):
     """Check one column's values and return them as sqlite3 will bind them (None stays NULL).
 

@@ -1,581 +1,441 @@
-"""Running a flush plan: checking every value, then sending each step as SQL.
+"""The flush: collect, plan, write, apply -- one :class:`Flush` object per flush.
 
-This module turns :class:`~uow.plan.Step` records into statements and reports what the database
-filled in.  It never changes an object: the session applies the results only after every
-statement has succeeded, which is what lets a failed flush leave the session exactly as it was.
+A flush goes:
 
-**Values are checked before any SQL runs.**  :func:`bind_plan` walks every value the plan
-will write and raises :class:`~uow.errors.ColumnValueError` naming the class, attribute, object
-and value that SQLite would reject or silently change.
+1. **collect** the changes: pending objects, objects with a net change (``tracking``), objects
+   marked for deletion -- reading back expired snapshots the planner needs;
+2. **plan** them (``planner``): row actions in a safe order, each constraint with its reason;
+   then check and convert every value (``writing.bind_plan``): any refusal happens here,
+   before any SQL;
+3. **write** the plan inside a savepoint (``writing.run_plan``): any failure undoes it;
+4. **apply** what was written to the objects: pending objects become persistent with their new
+   keys, snapshots are brought up to date, deleted objects become DELETED.
 
-**Generated keys are read back, never guessed.**  For a table whose key SQLite generates, the
-step reads the table's largest key (the rowid, named by its column: the word ``rowid`` would name
-a column of the table's own if it had one), inserts the rows with one ``executemany``, and reads back
-the rows above that old maximum in rowid order.  SQLite documents that a new row gets a rowid
-one larger than the largest in the table, and the flush holds the write lock, so those rows are
-exactly the new ones, in the order they were inserted; the count is checked anyway.
-(``executemany`` cannot be combined with RETURNING — the driver drops the returned rows — and
-RETURNING lists rows in no guaranteed order, so neither can tell which key belongs to which
-object.)  A natural-key table with SQL DEFAULTs uses ``INSERT ... RETURNING`` and matches the
-returned rows by their primary key.
+Only step 4 changes objects, and only after every statement has succeeded, which is what lets a
+failed flush leave the session exactly as it was.  Everything one flush knows lives on its
+:class:`Flush` object (as in SQLAlchemy's ``UOWTransaction``), and :meth:`Flush.run` reads as
+the four steps in order.  :class:`Flusher` is the session's part that starts flushes and holds
+what outlives one: the autoflush switch and the count of flushes.
 """
 
-import dataclasses
+import contextlib
 import sqlite3
-from operator import itemgetter
 
-from .columntypes import FloatType, Refusal, bind_column, oversized_row
-from .errors import ColumnValueError, FlushError, StaleDataError
-from .mapping import NOT_LOADED, quote
-from .plan import CLEAR_REFERENCE, POST_UPDATE, ROW_SWITCH, WRITE, StepKind
+from .binding import bind_plan
+from .errors import FlushError, ReadOnlyError, StaleDataError
+from .executor import capture_sql
+from .identity import collector_paused, refuse_duplicate_claims
+from .mapping import NOT_LOADED
+from .planner import StepKind, StepPurpose, build_plan
+from .states import STATE_ATTRIBUTE, ObjectState
+from .transaction import STATEMENTS_STAYED
+from .writing import run_plan, statements_stayed
 
-ROWID_MAX = 2 ** 63 - 1
-FLUSH_SAVEPOINT = '"uow_flush"'
-
-
-def bind_plan(plan, max_length=None):
-    """Build, check and convert the parameter rows of every step, before any SQL runs.
-
-    Returns one list of rows per step (deletes have none: they bind only keys).  Raises
-    ColumnValueError naming the class, attribute, object and value for the first value that
-    cannot be stored unchanged.  Checking a whole column at once (``columntypes.first_invalid``)
-    keeps this cheap for large flushes.
-    """
-    return [_bind_step(step, max_length) if step.kind is not StepKind.DELETE else None for step in plan.steps]
+PERSISTENT = ObjectState.PERSISTENT
 
 
-def _bind_step(step, max_length=None):
-    mapper = step.mapper
-    version = mapper.version_column
-    if step.kind is StepKind.UPDATE and step.purpose == WRITE and version is not None and version.name in step.columns:
-        state = step.states[0]
-        raise ColumnValueError(
-            f"cannot update {state.describe()}: {version.qualified_name} is its version counter, which uow "
-            f"manages (it was changed from {state.committed[version.index]!r} to "
-            f"{state.obj.__dict__.get(version.name)!r}); leave it alone"
-        )
-    if step.purpose == CLEAR_REFERENCE:
-        return [(None,) * len(step.columns) for _ in step.actions]
-    if step.purpose == POST_UPDATE:
-        # The foreign keys a cycle left NULL at INSERT: the object's own values, or (for a parent
-        # the database numbers) the parent's new key, filled in while the flush runs.
-        columns = [mapper.column(name) for name in step.columns]
-        return [tuple(to_db(column, state.obj.__dict__.get(column.name)) for column in columns)
-                for state in step.states]
-    get = _row_getter(step.columns)
-    rows = [get(state.obj.__dict__) for state in step.states]
-    if not rows or not step.columns:
-        return rows
-    columns = [mapper.column(name) for name in step.columns]
-    converted = []
-    special = [action for action in step.actions if action.sources or action.null_columns]
-    for column, values in zip(columns, zip(*rows)):
-        # Values the flush fills in later (a parent's new key) or binds as NULL for now (a cycle
-        # broken by a follow-up UPDATE) are not the object's to check.
-        exempt = set() if not special else {
-            index for index, action in enumerate(step.actions)
-            if (action.sources and column.name in action.sources) or column.name in action.null_columns
-        }
-        kept = values if not exempt else [i for i in range(len(values)) if i not in exempt]
-        checked = values if not exempt else [values[i] for i in kept]
-        # A generated key may be left None for SQLite to number at INSERT, never set to None after.
-        nullable = column.nullable or (column.generated and step.kind is StepKind.INSERT)
+class Flusher:
+    """The session's flushing part: it starts each flush, and holds what lasts between flushes."""
+
+    def __init__(self, session):
+        self.session = session  # the Session whose staged changes each flush writes
+        self.paused = 0         # how many ``with session.no_autoflush:`` blocks are open
+        self.running = False    # True while a flush writes and applies: a query then must not flush
+        self.count = 0          # flushes that wrote something (session.stats())
+
+    @contextlib.contextmanager
+    def no_autoflush(self):
+        """Suspend autoflush inside the block (blocks nest)."""
+        self.paused += 1
         try:
-            bound = bind_column(column.type, checked, nullable, max_length)
-        except Refusal as refusal:
-            index = refusal.index if not exempt else kept[refusal.index]
-            raise ColumnValueError(
-                f"cannot {step.kind.value.lower()} {step.states[index].describe()}: "
-                f"{refusal.explain(column.qualified_name, values[index])}"
-            ) from None
-        if exempt:
-            bound_by_index = dict(zip(kept, bound))
-            bound = [bound_by_index.get(index) for index in range(len(values))]
-        converted.append(bound)
-    found = oversized_row(converted + _unchanged_columns(step, max_length), max_length)
-    if found is not None:
-        index, size = found
-        raise ColumnValueError(
-            f"cannot {step.kind.value.lower()} {step.states[index].describe()}: the row's {mapper.table} record "
-            f"({', '.join(step.columns)}) takes at least {size:,} bytes, over this connection's limit of "
-            f"{max_length:,} (SQLITE_LIMIT_LENGTH), although each value fits; store less in one row"
-        )
-    if any(isinstance(values, list) for values in converted):
-        rows = list(zip(*converted))
-    return rows
+            yield self.session
+        finally:
+            self.paused -= 1
 
+    def autoflush(self):
+        """Flush before a query, so that it sees what is staged, unless autoflush is off or paused."""
+        session = self.session
+        # Not inside a listener: the operation that called it is flushing, or has flushed, or is
+        # ending the transaction (see features.events); a query there must not start a flush of its own.
+        if session.autoflush and not self.paused and not self.running and session._listening is None:
+            self.flush()
 
-def _unchanged_columns(step, max_length):
-    """For an UPDATE, the bound values of the columns it leaves alone, one list per column.
-
-    SQLite rewrites the whole record, so a value that fits on its own can still make the row too
-    long with the columns beside it (a 997-byte text next to a key passed every check and failed
-    in SQLite).  An object's value of a column the UPDATE does not set is the stored one; one it
-    does not hold (expired) counts as nothing, so the measure stays a floor.
-    """
-    if step.kind is not StepKind.UPDATE or max_length is None:
-        return []
-    columns = [column for column in step.mapper.columns if column.name not in step.columns]
-    return [[None if value is NOT_LOADED else to_db(column, value)
-             for value in (state.obj.__dict__.get(column.name, NOT_LOADED) for state in step.states)]
-            for column in columns]
-
-
-def _fill_sources(step, rows, filled, assigned):
-    """Put the keys of parent rows written earlier in this flush into the rows about to be sent."""
-    if not any(action.sources for action in step.actions):
-        return rows
-    # Where each column sits in the row, and how its value is stored: the same for every row of
-    # the step, so looked up once rather than once per row.
-    slot = {name: (index, step.mapper.column(name).type.to_db) for index, name in enumerate(step.columns)}
-    filled_rows = []
-    for action, row in zip(step.actions, rows):
-        if action.sources:
-            row = list(row)
-            given = assigned.setdefault(action.state, {})
-            for name, (parent, parent_column) in action.sources.items():
-                value = given[name] = _current_value(parent, parent_column, filled)
-                index, convert = slot[name]
-                row[index] = convert(value) if convert is not None and value is not None else value
-            row = tuple(row)
-        filled_rows.append(row)
-    return filled_rows
-
-
-def _current_value(state, name, filled):
-    """A column's value as of now in the flush: read back by the database, or the object's own."""
-    if state in filled:
-        names, values = filled[state]
-        if name in names:
-            return values[names.index(name)]
-    return state.obj.__dict__.get(name)
-
-
-def _row_getter(columns):
-    """A function returning a row's values for ``columns`` as a tuple (itemgetter is C-fast)."""
-    if not columns:
-        return lambda values: ()
-    if len(columns) == 1:
-        name = columns[0]
-        return lambda values: (values.get(name),)
-    getter = itemgetter(*columns)
-
-    def get(values):
-        try:
-            return getter(values)
-        except KeyError:
-            return tuple(values.get(name) for name in columns)
-
-    return get
-
-
-def _key_params(mapper, state, checks_version=True):
-    """The WHERE parameters that find a row by the key it had before this flush (and, for a
-    versioned entity, the version this session loaded)."""
-    values = list(state.key[1])  # an identity key holds the stored forms (Mapper.key_for)
-    if checks_version and mapper.version_column is not None:
-        values.append(state.committed[mapper.version_column.index])
-    return values
-
-
-def _where_params(action, filled):
-    """Where an UPDATE finds its row: by the old key, the switched-from row's key, or (for a row
-    inserted earlier in this same flush) by the key it was just given."""
-    mapper = action.mapper
-    if action.switch_from is not None:
-        return _key_params(mapper, action.switch_from)
-    if action.state.key is None:
-        return [to_db(column, _current_value(action.state, column.name, filled)) for column in mapper.primary_key]
-    return _key_params(mapper, action.state, checks_version=action.purpose == WRITE)
-
-
-def to_db(column, value):
-    """Convert a value to what is bound for the column (None stays NULL)."""
-    convert = column.type.to_db
-    return convert(value) if convert is not None and value is not None else value
-
-
-def from_db(column, value):
-    """Convert a value read from SQLite back to the column's Python type."""
-    if value is None:
-        return None
-    if type(column.type) is FloatType and type(value) is int:
-        # RETURNING skips REAL affinity's conversion: 5.0 comes back as the integer 5.
-        return float(value)
-    convert = column.type.from_db
-    return convert(value) if convert is not None else value
-
-
-def run_plan(executor, plan, bound):
-    """Run every step with its rows from :func:`bind_plan`, atomically.
-
-    The plan runs inside ``SAVEPOINT uow_flush``: if any statement fails, the savepoint is rolled
-    back (unless SQLite already rolled back the whole transaction by itself) and the database is
-    as it was before the flush.  Returns ``(filled, assigned)``: ``{state: (column names, values
-    read back)}`` for inserted rows, and ``{state: {column: value}}`` for foreign keys filled in
-    from parent rows.
-
-    Every error leaves as a FlushError (or StaleDataError) naming the statement, except
-    BaseExceptions such as KeyboardInterrupt, which propagate unchanged after the cleanup.  An
-    error while cleaning up never replaces the error that caused the cleanup.
-    """
-    ran_all = False
-    try:
-        _execute_control(executor, f"SAVEPOINT {FLUSH_SAVEPOINT}")
-        results = _run_steps(executor, plan.steps, bound)
-        ran_all = True
-        _execute_control(executor, f"RELEASE {FLUSH_SAVEPOINT}")
-        return results
-    except _FailedStep as failure:
-        _undo_flush(executor)
-        located = None
-        if failure.locatable and executor.in_transaction:
-            located = _locate_failing_row(executor, plan, bound, failure.index)
-        raise _flush_error(plan.steps[failure.index], failure.error, located) from failure.error
-    except _Unmatched as failure:
-        # Probe only after the flush is undone: rows of the batch that did match were already
-        # changed (a version bumped), and would otherwise be blamed instead of the stale one.
-        _undo_flush(executor)
-        raise _describe_unmatched(executor, failure.step, failure.sql, failure.verb) from None
-    except _ReadBackMismatch as failure:
-        _undo_flush(executor)
-        raise FlushError(str(failure), statement=failure.sql) from None
-    except _ControlFailed as failure:
-        _undo_flush(executor)
-        raise FlushError(
-            f"{failure.sql} failed: {failure.error}{_busy_hint(failure.error)}", statement=failure.sql
-        ) from failure.error
-    except BaseException as error:
-        undone = _undo_flush(executor)
-        if not undone and ran_all and executor.in_transaction:
-            error.add_note("uow: the flush's statements had all run when this was raised; "
-                           "rollback() undoes them and restores the objects")
-            error.uow_statements_stayed = True  # see statements_stayed()
-        raise
-
-
-def statements_stayed(error):
-    """True when ``error`` left run_plan after its final RELEASE had run: the statements are in
-    the transaction, but the caller never learnt their results."""
-    return getattr(error, "uow_statements_stayed", False)
-
-
-class _ControlFailed(Exception):
-    """Internal: a transaction-control statement of the flush (SAVEPOINT, RELEASE) failed."""
-
-    def __init__(self, sql, error):
-        super().__init__(str(error))
-        self.sql = sql
-        self.error = error
-
-
-def _execute_control(executor, sql):
-    try:
-        executor.execute(sql)
-    except sqlite3.Error as error:
-        raise _ControlFailed(sql, error) from error
-
-
-def _undo_flush(executor):
-    """Roll the database back to before the flush; return False when the savepoint is gone.
-
-    When SQLite already rolled the whole transaction back there is nothing to undo (True).  The
-    savepoint is gone when it was already released — an exception (a KeyboardInterrupt) that
-    arrived as the final RELEASE returned — or when SAVEPOINT itself failed: ROLLBACK TO then
-    finds no savepoint (False); the statements that ran (if any) stay until rollback() ends
-    the whole transaction.
-    """
-    executor.finish_statement()
-    if not executor.in_transaction:
-        return True
-    try:
-        executor.execute(f"ROLLBACK TO {FLUSH_SAVEPOINT}")
-        executor.execute(f"RELEASE {FLUSH_SAVEPOINT}")
-    except sqlite3.Error:
-        return False  # no such savepoint: it was released, or SAVEPOINT itself failed
-    return True
-
-
-def _busy_hint(error):
-    if "statements in progress" in str(error):
-        # SQLITE_BUSY from this very connection, not from another one.
-        return (" -- a statement on this connection is still being read (a cursor from session.connection() "
-                "or execute() not read to the end); fetch its rows or close it first")
-    if getattr(error, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
-        return (" -- another connection holds the write lock. If this transaction began with a read "
-                "(BEGIN DEFERRED), SQLite cannot wait for it: roll back and retry the whole unit of work, "
-                "or open the session with begin_mode='IMMEDIATE'")
-    return ""
-
-
-class _FailedStep(Exception):
-    """Internal: SQLite refused step ``index``; ``locatable`` when replaying can name the row."""
-
-    def __init__(self, index, error, locatable):
-        super().__init__(str(error))
-        self.index = index
-        self.error = error
-        self.locatable = locatable
-
-
-def _run_steps(executor, steps, bound, stop=None):
-    filled = {}
-    assigned = {}
-    # Rows this flush will delete, until their DELETE has run (see _refuse_a_doomed_key).
-    doomed = {action.state.key: action.state for step in steps if step.kind is StepKind.DELETE
-              for action in step.actions}
-    for index, (step, rows) in enumerate(zip(steps, bound)):
-        if index == stop:
-            break
-        try:
-            if step.kind is StepKind.INSERT:
-                _run_insert(executor, step, _fill_sources(step, rows, filled, assigned), filled)
-                if doomed and step.mapper.generated_key is not None:
-                    _refuse_a_doomed_key(step, filled, doomed)
-            elif step.kind is StepKind.UPDATE:
-                _run_update(executor, step, _fill_sources(step, rows, filled, assigned), filled)
-            else:
-                _run_delete(executor, step)
-                for action in step.actions:
-                    doomed.pop(action.state.key, None)  # gone now: an INSERT may take its key
-        except sqlite3.Error as error:
-            # A constraint or a too-long value belongs to one row; other errors (a lock, an
-            # interrupt, a full disk) belong to the statement as a whole.
-            locatable = len(step.actions) > 1 and isinstance(error, (sqlite3.IntegrityError, sqlite3.DataError))
-            raise _FailedStep(index, error, locatable) from error
-    return filled, assigned
-
-
-def _refuse_a_doomed_key(step, filled, doomed):
-    """SQLite hands out the largest free rowid again.  If the row of an object this flush deletes
-    is already gone (another connection deleted it, or an earlier transaction did and the object
-    was deleted again once detached), a new row can get its key, and the DELETE later in this
-    flush would delete the new row instead.  Stop before it does (the flush is undone)."""
-    mapper = step.mapper
-    name = mapper.generated_key.name
-    for state in step.states:
-        names, values = filled.get(state, ((), ()))
-        if name not in names:
-            continue  # the key was given, not generated: checked before any SQL ran
-        key = (mapper.cls, (values[names.index(name)],))
-        if key in doomed:
-            raise _ReadBackMismatch(
-                f"SQLite gave the new {state.describe()} the key {key[1][0]!r} of {doomed[key].describe()}, "
-                f"which this flush deletes: that row was already deleted after the object was read (by another "
-                f"connection, or in an earlier transaction). rollback() and load the objects again; nothing "
-                f"was written",
-                None,
-            )
-
-
-def _insert_sql(mapper, columns):
-    if not columns:
-        return f"INSERT INTO {mapper.quoted_table} DEFAULT VALUES"
-    names = ", ".join(map(quote, columns))
-    marks = ", ".join("?" * len(columns))
-    return f"INSERT INTO {mapper.quoted_table} ({names}) VALUES ({marks})"
-
-
-def _run_insert(executor, step, rows, filled):
-    mapper = step.mapper
-    sql = _insert_sql(mapper, step.columns)
-    if not step.returning:
-        executor.executemany(sql, rows)
-        return
-    generated = mapper.generated_key
-    if generated is not None and step.returning[0] == generated.name and len(rows) > 1:
-        key = f"{mapper.quoted_table}.{quote(generated.name)}"
-        before = executor.fetchall(f"SELECT max({key}) FROM {mapper.quoted_table}")[0][0] or 0
-        if before + len(rows) < ROWID_MAX:
-            _insert_and_read_back(executor, step, sql, rows, before, filled)
+    def flush(self):
+        """Write what is staged, between the before_flush and after_flush events."""
+        session = self.session
+        if not (session._pending or session._marked or session.tracker.candidates or session.tracker.watched):
             return
-    _insert_returning(executor, step, sql, rows, filled)
+        size = len(session._pending) + len(session.tracker.candidates) + len(session._marked)
+        with collector_paused(size):
+            session._around("flush", Flush(session, self).run)
+
+    def plan(self):
+        """The FlushPlan the next flush would run, without running anything."""
+        flush = Flush(self.session, self)
+        flush.collect()
+        return build_plan(flush.inserts, flush.updates, flush.deletes, held_states=flush.held_states)
+
+    def dry_run(self):
+        """The statements the next flush would send: it runs inside a savepoint rolled back after."""
+        session = self.session
+        flush = Flush(session, self)
+        if not flush.collect():
+            return []
+        flush.plan_and_check()
+        session._refuse_lost_transaction("dry_run")
+        began = not session.transaction.active
+        if began:
+            session.transaction.begin(None, for_writing=True)
+        session.undo.loading_epoch()  # writes before the dry run count; its own are undone below
+        session.executor.execute('SAVEPOINT "uow_dry_run"')
+        try:
+            with capture_sql() as statements:
+                run_plan(session.executor, flush.plan, flush.bound)
+        except BaseException as error:
+            if not began:  # (one the dry run began itself is ended below, whatever SQLite did)
+                session._fail_if_transaction_lost(error, "dry_run()")
+            raise
+        finally:
+            if session.executor.in_transaction:
+                session.executor.execute('ROLLBACK TO "uow_dry_run"')
+                session.executor.execute('RELEASE "uow_dry_run"')
+                session.undo.writes_rolled_back()
+            if began:
+                session.transaction.rollback()
+        return statements
 
 
-def _insert_and_read_back(executor, step, sql, rows, before, filled):
-    mapper = step.mapper
-    # The generated key column is the rowid itself (an INTEGER PRIMARY KEY is its alias), named
-    # by the mapped name: the word "rowid" would mean a column of the table's own if it had one.
-    key = f"{mapper.quoted_table}.{quote(mapper.generated_key.name)}"
-    executor.executemany(sql, rows)
-    columns = [mapper.column(name) for name in step.returning]
-    select = (
-        f"SELECT {', '.join(f'{mapper.quoted_table}.{quote(c.name)}' for c in columns)} "
-        f"FROM {mapper.quoted_table} WHERE {key} > ? ORDER BY {key}"
-    )
-    returned = executor.fetchall(select, (before,))
-    if len(returned) != len(rows):
-        raise _ReadBackMismatch(
-            f"inserted {len(rows)} row(s) into {mapper.table} but found {len(returned)} new row(s) when "
-            f"reading back generated values; a trigger or another writer changed the table",
-            select,
-        )
-    names = step.returning
-    if all(c.type.from_db is None for c in columns):
-        for state, row in zip(step.states, returned):
-            filled[state] = (names, row)
-    else:
-        for state, row in zip(step.states, returned):
-            filled[state] = (names, tuple(from_db(c, value) for c, value in zip(columns, row)))
+class Flush:
+    """Everything one flush knows, from the changes it collects to the values SQLite gave back."""
 
+    def __init__(self, session, flusher):
+        self.session = session  # the Session being flushed: its identity map, tracker, undo log
+        self.flusher = flusher  # the session's Flusher (its ``running`` flag and flush count)
+        self.inserts = []       # pending states, in the order they entered the session
+        self.updates = []       # (persistent state, names of the columns that changed), session order
+        self.deletes = []       # states marked for deletion, session order
+        self.plan = None        # the FlushPlan: steps in order, and the edges that ordered them
+        self.bound = None       # per step, its parameter rows, every value checked and converted
+        self.filled = {}        # {state: (column names, values)} SQLite filled in at INSERT
+        self.assigned = {}      # {state: {column: value}} foreign keys copied from a parent's new key
+        self.new_keys = []      # (old key, new key) of each row whose primary key an UPDATE changed
 
-def _insert_returning(executor, step, sql, rows, filled):
-    """One statement per row with RETURNING: for a single row, for natural keys with SQL DEFAULTs
-    (the returned key names the row), and when rowids are too close to their maximum to be read back."""
-    mapper = step.mapper
-    columns = [mapper.column(name) for name in step.returning]
-    returning_sql = f"{sql} RETURNING {', '.join(quote(c.name) for c in columns)}"
-    for state, row in zip(step.states, rows):
-        values = executor.execute(returning_sql, row).fetchall()[0]  # read to the end: the statement finishes
-        filled[state] = (step.returning, tuple(from_db(c, value) for c, value in zip(columns, values)))
-
-
-def _where_key(mapper, checks_version=True):
-    names = list(mapper.pk_names)
-    if checks_version and mapper.version_column is not None:
-        names.append(mapper.version_column.name)
-    return " AND ".join(f"{mapper.quoted_table}.{quote(name)} = ?" for name in names)
-
-
-def _versioned(step):
-    """The user's own writes check and bump the version; the flush's internal fix-ups do not."""
-    return step.mapper.version_column is not None and step.purpose in (WRITE, ROW_SWITCH) and \
-        not (step.purpose == WRITE and step.actions and step.actions[0].state.key is None)
-
-
-def _update_sql(step):
-    mapper = step.mapper
-    assignments = [f"{quote(name)} = ?" for name in step.columns]
-    versioned = _versioned(step)
-    if versioned:
-        name = quote(mapper.version_column.name)
-        assignments.append(f"{name} = {name} + 1")
-    return f"UPDATE {mapper.quoted_table} SET {', '.join(assignments)} WHERE {_where_key(mapper, versioned)}"
-
-
-def _run_update(executor, step, new_values, filled):
-    sql = _update_sql(step)
-    rows = [values + tuple(_where_params(action, filled)) for values, action in zip(new_values, step.actions)]
-    cursor = executor.executemany(sql, rows)
-    if cursor.rowcount != len(rows):
-        raise _Unmatched(step, sql, "UPDATE")
-
-
-def _delete_sql(mapper):
-    return f"DELETE FROM {mapper.quoted_table} WHERE {_where_key(mapper)}"
-
-
-def _run_delete(executor, step):
-    mapper = step.mapper
-    sql = _delete_sql(mapper)
-    rows = [tuple(_key_params(mapper, state)) for state in step.states]
-    cursor = executor.executemany(sql, rows)
-    if cursor.rowcount != len(rows):
-        raise _Unmatched(step, sql, "DELETE")
-
-
-class _ReadBackMismatch(Exception):
-    """Internal: the rows read back after an INSERT do not match the rows inserted."""
-
-    def __init__(self, message, sql):
-        super().__init__(message)
-        self.sql = sql
-
-
-class _Unmatched(Exception):
-    """Internal: an UPDATE or DELETE batch matched fewer rows than it had objects."""
-
-    def __init__(self, step, sql, verb):
-        super().__init__(f"{verb} on {step.table} matched fewer rows than expected")
-        self.step = step
-        self.sql = sql
-        self.verb = verb
-
-
-def _describe_unmatched(executor, step, sql, verb):
-    """Name the first object whose row moved on (run after the flush was undone).
-
-    With a version column this is a lost race (StaleDataError: someone else committed a change
-    to the row first); without one, the row was deleted or re-keyed behind the session's back.
-    """
-    mapper = step.mapper
-    version = mapper.version_column
-    where = mapper.key_condition
-    probe = f"SELECT {quote(version.name) if version else 1} FROM {mapper.quoted_table} WHERE {where}"
-    for action in step.actions:
-        state = action.switch_from or action.state
-        if state.key is None:
-            continue
-        found = executor.fetchall(probe, _key_params(mapper, state, checks_version=False))
-        if version is not None and _versioned(step):
-            expected = state.committed[version.index]
-            now = found[0][0] if found else None
-            if now != expected:
-                what = "the row was deleted" if not found else f"found version {now}"
-                return StaleDataError(
-                    f"{verb} of {state.describe()} expected {version.qualified_name} = {expected}, but {what}: "
-                    f"another session changed it first. Nothing was overwritten; rollback(), reload the "
-                    f"object and apply your change again",
-                    statement=sql, obj=state.obj, expected=expected, found=now,
-                )
-        elif not found:
-            return FlushError(
-                f"{verb} of {state.describe()} matched no row: the row was deleted or its key changed "
-                f"outside this session; refresh or expunge the object",
-                statement=sql, obj=state.obj,
-            )
-    return FlushError(f"{verb} on {mapper.table} matched fewer rows than expected", statement=sql)
-
-
-def _flush_error(step, error, located=None):
-    """Wrap a sqlite3 error as a FlushError that names the statement and, where possible, the object."""
-    state = step.states[0] if len(step.states) == 1 else located
-    what = state.describe() if state is not None else f"{len(step.states)} {step.table} rows"
-    sql = _step_sql(step)
-    hint = _busy_hint(error)
-    return FlushError(f"{step.kind.value} of {what} failed: {error} (statement: {sql}){hint}", statement=sql,
-                      obj=state.obj if state is not None else None)
-
-
-def _step_sql(step):
-    mapper = step.mapper
-    if step.kind is StepKind.INSERT:
-        return _insert_sql(mapper, step.columns)
-    if step.kind is StepKind.UPDATE:
-        return _update_sql(step)
-    return _delete_sql(mapper)
-
-
-def _locate_failing_row(executor, plan, bound, failed):
-    """Name the row SQLite refused in a failed batch.
-
-    ``executemany`` stops at the failing row but keeps the rows before it, so the batch cannot
-    simply be replayed.  Instead, inside a savepoint that is rolled back afterwards, the steps
-    before the failed one run again (the same statements on the same data give the same result),
-    and then the failed step runs one row at a time until a row fails.  This costs nothing
-    unless a batch fails.
-    """
-    executor.execute('SAVEPOINT "uow_locate"')
-    try:
-        filled, _ = _run_steps(executor, plan.steps, bound, stop=failed)
-        step = plan.steps[failed]
-        for action in step.actions:
-            single = dataclasses.replace(step, actions=[action])
+    def run(self):
+        """Collect, plan, write, apply (the session's before/after_flush events are around this)."""
+        session = self.session
+        # Collect and plan, every value checked: a refusal here leaves everything as it was.
+        if not self.prepare():
+            return
+        session._refuse_lost_transaction("flush")
+        self.flusher.running = True
+        try:
+            if not session.transaction.active:
+                self.begin()
+                if session.observer.listens("before_begin", "after_begin"):
+                    # Their listeners ran in the middle of this flush: what they staged or changed is
+                    # part of it, so it is collected, planned and checked again (a refusal now
+                    # leaves the transaction open with nothing written).
+                    if not self.prepare():
+                        return
+            written = False
+            session.undo.loading_epoch()  # writes before this flush count; its own, if undone below, do not
             try:
-                if step.kind is StepKind.DELETE:
-                    _run_delete(executor, single)
+                # Write: the whole plan in one savepoint, so a failure takes back every statement.
+                try:
+                    self.filled, self.assigned = run_plan(session.executor, self.plan, self.bound)
+                except BaseException as error:
+                    if session.executor.in_transaction and not statements_stayed(error):
+                        session.undo.writes_rolled_back()  # run_plan rolled back to its savepoint: nothing written
+                    raise
+                written = True
+                # Apply: only now, with every statement done, do the objects change.
+                self.apply()
+            except BaseException as error:
+                # (An error while applying, after every statement ran, has no savepoint left to
+                # undo: like a failure of the SQL, it leaves rollback() as the way back, and the
+                # refusal says the statements stayed.)
+                session._fail(error, aftermath=STATEMENTS_STAYED if written or statements_stayed(error) else None)
+                raise
+        finally:
+            self.flusher.running = False
+
+    # -- collect and plan -----------------------------------------------------------------------
+
+    def prepare(self):
+        """Collect and plan what is staged, every value checked; False when nothing is."""
+        if not self.collect():
+            self.session.tracker.clear()  # (candidates that turned out unchanged)
+            return False
+        transaction = self.session.transaction
+        if transaction.read_only or (not transaction.active and transaction.default_read_only):
+            raise ReadOnlyError(
+                f"flush(): this is a read-only transaction, and {len(self.inserts)} insert(s), "
+                f"{len(self.updates)} update(s) and {len(self.deletes)} delete(s) are waiting; nothing was "
+                f"sent. Roll back, or use a session without read_only=True"
+            )
+        self.plan_and_check()
+        return True
+
+    def plan_and_check(self):
+        """Plan the collected changes and check every value the plan writes (no SQL yet)."""
+        refuse_duplicate_claims(self.session.identity, self.inserts, self.updates, self.deletes)
+        self.plan = build_plan(self.inserts, self.updates, self.deletes, held_states=self.held_states)
+        self.bound = bind_plan(self.plan, self.session.executor.length_limit())
+
+    def collect(self):
+        """Gather what the flush must write; False when there is nothing."""
+        session = self.session
+        self.reload_expired_snapshots()
+        marked = session._marked
+        self.inserts = list(session._pending)
+        self.updates = [(state, names) for state, names in session.tracker.changed_states() if state not in marked]
+        self.deletes = list(marked)
+        return bool(self.inserts or self.updates or self.deletes)
+
+    def held_states(self):
+        """The session's persistent states (the planner reads them only for a delete)."""
+        return [obj.__dict__[STATE_ATTRIBUTE] for obj in self.session.identity.values()]
+
+    def reload_expired_snapshots(self):
+        """Read back the expired snapshot entries the planner needs (one SELECT per object).
+
+        An object to delete needs the foreign keys and unique values its row holds now, to be
+        ordered correctly; an object whose expired key, foreign key or unique column was
+        assigned needs the value it replaces; and a versioned object whose version is expired
+        needs the version its UPDATE checks (as SQLAlchemy, uow reads the row's version then:
+        the object never read one to compare with).  Other expired objects stay expired: they
+        reload when read, not because a flush happened.
+
+        Every row is read before any is applied: a versioned row found gone is a stale error, and
+        the refused flush then leaves every object as it was (none half reloaded).
+        """
+        session = self.session
+        marked = session._marked
+        found = []
+        for state in list(session.tracker.candidates) + list(marked):
+            committed = state.committed
+            if committed is None or state.key is None or NOT_LOADED not in committed:
+                continue
+            version = state.mapper.version_column
+            unknown_version = version is not None and committed[version.index] is NOT_LOADED
+            if state not in marked and not unknown_version:
+                values = state.obj.__dict__
+                ordering = state.mapper.ordering_columns
+                if not any(committed[column.index] is NOT_LOADED and column.name in values for column in ordering):
                     continue
-                rows = _fill_sources(single, _bind_step(single), filled, {})
-                if step.kind is StepKind.INSERT:
-                    _run_insert(executor, single, rows, filled)
-                else:
-                    _run_update(executor, single, rows, filled)
-            except (sqlite3.Error, _Unmatched):
-                return action.state
-        return None
-    except (sqlite3.Error, _FailedStep, _Unmatched):
-        return None
-    finally:
-        if executor.in_transaction:
-            executor.execute('ROLLBACK TO "uow_locate"')
-            executor.execute('RELEASE "uow_locate"')
+            session._check("load")
+            row = session.loader.read_row(state)
+            if row is not None:
+                found.append((state, row))
+            elif unknown_version:
+                raise StaleDataError(
+                    f"flush(): {state.describe()} was expired and its row is gone: another session deleted "
+                    f"it, so there is no {version.qualified_name} to check. Nothing was written; "
+                    f"expunge() the object, or rollback()",
+                    obj=state.obj, expected=None, found=None,
+                )
+            # (no row and no version: the flush's UPDATE or DELETE will report the missing row)
+        for state, row in found:
+            session.loader.fill_expired(state, row)
+
+    def begin(self):
+        """Begin the transaction this flush writes in.
+
+        A listener of the begin that raises aborts the flush cleanly: nothing was written (after
+        ``after_begin`` the transaction stays open, as after ``begin()``).  A failure of BEGIN
+        itself (a lock held past the busy timeout, an interrupt) is a failed flush, like a failure
+        of any other statement of the flush.
+        """
+        session = self.session
+        failed = []
+
+        def begin():
+            try:
+                session.transaction.begin(None, for_writing=True)
+            except sqlite3.Error as error:
+                failed.append(True)
+                mode = session.transaction.default_mode or "IMMEDIATE"
+                hint = ""
+                if getattr(error, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+                    hint = " (another connection held the write lock for longer than the busy timeout)"
+                raise FlushError(f"BEGIN {mode} failed: {error}{hint}; nothing was written",
+                                 statement=f"BEGIN {mode}") from error
+            except BaseException:
+                failed.append(True)
+                raise
+
+        try:
+            session._around("begin", begin)
+        except BaseException as error:
+            if failed:
+                session._fail(error)
+            raise
+
+    # -- apply ----------------------------------------------------------------------------------
+
+    def apply(self):
+        """Bring the objects in line with what the flush wrote (runs only after every statement succeeded)."""
+        session = self.session
+        # In the plan's order, so that each object ends with the snapshot of the last statement
+        # that wrote its row (an INSERT, then the follow-up UPDATE that completes a foreign key).
+        # The loop is chosen per step, not per row: a step is one statement shape.
+        for step in self.plan.steps:
+            purpose = step.purpose
+            if step.kind is StepKind.INSERT:
+                self.apply_inserts(step)
+            elif step.kind is StepKind.DELETE:
+                for state in step.states:
+                    self.row_deleted(state)
+            elif purpose is StepPurpose.CLEAR_REFERENCE:
+                pass  # the row is deleted later in this flush; the object keeps its values
+            elif purpose is StepPurpose.POST_UPDATE:
+                self.apply_post_updates(step)
+            elif purpose is StepPurpose.ROW_SWITCH:
+                for action in step.actions:
+                    self.apply_row_switch(action)
+            else:
+                self.apply_updates(step)
+        # Loaded children follow a changed key once every step is applied: by then every row this
+        # flush inserted is in the identity map as well, so none of them is missed.
+        for old_key, new_key in self.new_keys:
+            self.follow_new_key(old_key, new_key)
+        session._pending.clear()
+        session._marked.clear()
+        session.tracker.clear()
+        self.flusher.count += 1
+
+    def apply_updates(self, step):
+        """The user's UPDATEs: new snapshots, the version bumped, the identity moved with a new key."""
+        mapper = step.mapper
+        record = self.session.undo.record
+        identity = self.session.identity
+        assigned = self.assigned
+        version = mapper.version_column
+        # Only an UPDATE that wrote a key column can have moved the row to a new key (the key
+        # columns may also be expired, not reassigned: then the key did not change).
+        writes_key = not set(step.columns).isdisjoint(mapper.pk_names)
+        for action in step.actions:
+            state = action.state
+            record(state)
+            values = state.obj.__dict__
+            if state in assigned:
+                values.update(assigned[state])
+            if version is not None:
+                values[version.name] = state.committed[version.index] + 1
+            if writes_key and values.keys() >= set(mapper.pk_names):
+                new_key = mapper.key_of(values)
+                if new_key != state.key:
+                    self.new_keys.append((state.key, new_key))
+                    identity.discard(state.key, state.obj)
+                    state.key = new_key
+                    identity.add(new_key, state.obj)
+            state.committed = mapper.snapshot_getter(values)
+
+    def apply_post_updates(self, step):
+        """The follow-up UPDATEs that completed foreign keys left NULL to break a cycle."""
+        mapper = step.mapper
+        record = self.session.undo.record
+        for action in step.actions:
+            state = action.state
+            record(state)
+            values = state.obj.__dict__
+            values.update(self.assigned.get(state, ()))
+            state.committed = mapper.snapshot_getter(values)
+
+    def apply_inserts(self, step):
+        """Inserted objects become persistent, with the values the database filled in.
+
+        (Keys were checked for duplicates before any SQL ran; a key already held here belongs to
+        a stale object, see :meth:`evict_stale`.)
+        """
+        session = self.session
+        mapper = step.mapper
+        cls = mapper.cls
+        snapshot_of = mapper.snapshot_getter
+        single_key = mapper.pk_names[0] if mapper.scalar_key_type is not None else None
+        identity = session.identity
+        filled = self.filled
+        assigned = self.assigned
+        states = step.states
+        session.undo.record_all(states)  # before the keys arrive: a rollback takes them back
+        for state in states:
+            obj = state.obj
+            values = obj.__dict__
+            if state in filled:
+                names, read_back = filled[state]
+                values.update(zip(names, read_back))
+            if state in assigned:
+                values.update(assigned[state])
+            key = (cls, (values[single_key],)) if single_key is not None else mapper.key_of(values)
+            state.move(PERSISTENT, "flush")
+            state.key = key
+            state.committed = snapshot_of(values)
+            # One lookup both enters the object and finds a stale one holding its key.
+            if identity.setdefault(key, obj) is not obj:
+                self.evict_stale(key, obj)
+            if mapper.json_columns:
+                session.tracker.watch(state)
+
+    def apply_row_switch(self, action):
+        """The new object takes over the deleted object's row (see ``planner.actions``)."""
+        state = action.state
+        self.session.undo.record(state)
+        values = state.obj.__dict__
+        values.update(self.assigned.get(state, ()))
+        old = action.switch_from
+        mapper = state.mapper
+        self.row_deleted(old)
+        if mapper.version_column is not None:
+            values[mapper.version_column.name] = old.committed[mapper.version_column.index] + 1
+        self.session._make_persistent(state, old.key, mapper.snapshot_getter(values), "flush")
+        # Children loaded through the old object now belong to the row's new object.
+        for collection in mapper.collections:
+            for child in old.obj.__dict__.get(collection.name) or ():
+                if child.__dict__.get(collection.reference.name) is old.obj:
+                    child.__dict__[collection.reference.name] = state.obj
+
+    def row_deleted(self, state):
+        """The flush deleted (or, for a row switch, handed over) this object's row."""
+        session = self.session
+        session.undo.record(state)
+        session.identity.discard(state.key, state.obj)
+        state.move(ObjectState.DELETED, "flush")
+        session._deleted_rows[state] = None
+        # Its row is gone: nothing about it is for a later flush to write, not even the JSON
+        # columns the tracker compared at every flush while it was persistent.
+        session.tracker.forget(state)
+
+    def follow_new_key(self, old_key, new_key):
+        """A primary key changed: SQLite re-pointed the referencing rows (ON UPDATE CASCADE), so the
+        loaded objects that referenced the old key now hold the new one, in memory and in their
+        snapshots."""
+        session = self.session
+        target = old_key[0]
+        new_values = target.__mapper__.key_values(new_key)
+        for obj in list(session.identity.values()):
+            state = obj.__dict__[STATE_ATTRIBUTE]
+            for foreign_key in state.mapper.foreign_keys:
+                if foreign_key.target is not target:
+                    continue
+                values = obj.__dict__
+                if foreign_key.target_key([values.get(name) for name in foreign_key.column_names]) != old_key:
+                    continue
+                session.undo.record(state)
+                snapshot = list(state.committed)
+                for column, value in zip(foreign_key.columns, new_values):
+                    values[column.name] = value
+                    snapshot[column.index] = value
+                state.committed = tuple(snapshot)
+
+    def evict_stale(self, key, obj):
+        """SQLite gave a new row the key of an object this session holds (a natural key would have
+        been refused before any SQL).  SQLite hands out the largest free rowid again, so that
+        object's row was deleted by another connection after this session read it: the held
+        object is stale.  It is detached, as if expunged, and the new object takes the key.
+        (SQLAlchemy also replaces it, with a warning.)  rollback() puts both back."""
+        session = self.session
+        stale = session.identity[key].__dict__[STATE_ATTRIBUTE]
+        session.undo.record(stale)
+        session._unindex(stale)
+        session._detach(stale)
+        session.identity.add(key, obj)

@@ -197,7 +197,7 @@ class Lifecycle:
     def _refuse_held_key(self, key, obj):
         held = self.session.identity.get(key)
         if held is not None and held.__dict__[STATE_ATTRIBUTE] in self.session._marked:
-            return  # the holder is being deleted: the flush will switch the row over (see dependencies)
+            return  # the holder is being deleted: the flush will switch the row over (see planner.actions)
         if held is not None and held is not obj:
             raise DuplicateIdentityError(
                 f"add(): {held!r} already holds the identity {format_key(key)} in this session, so {obj!r} "

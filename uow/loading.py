@@ -17,7 +17,7 @@ this part: see ``features.eager``.
 
 import sqlite3
 
-from .columntypes import bound_refusal
+from .columntypes import bound_refusal, from_db
 from .errors import (
     IdentityError,
     MappingError,
@@ -26,7 +26,6 @@ from .errors import (
     UnknownFieldError,
     UnmappedClassError,
 )
-from .flush import from_db
 from .identity import collector_paused, format_key
 from .mapping import NOT_LOADED, mapper_of_class, quote
 from .query import select_sql
@@ -295,7 +294,7 @@ class Loader:
         values = obj.__dict__
         snapshot = list(state.committed)
         for column, raw in zip(columns, rows[0]):
-            value = from_db(column, raw)
+            value = from_db(column.type, raw)
             values[column.name] = value
             snapshot[column.index] = mapper.snapshot_value(column, value)
         state.committed = tuple(snapshot)

@@ -364,7 +364,7 @@ class Mapper:
         self.key_condition = " AND ".join(f"{self.quoted_table}.{quote(name)} = ?" for name in self.pk_names)
         self.key_order = ", ".join(f"{self.quoted_table}.{quote(name)}" for name in self.pk_names)
         # (columns bound, columns read back) of the two usual INSERT shapes, the second only for a
-        # generated key; see dependencies.insert_shape.
+        # generated key; see planner.actions.insert_shape.
         self.shape_with_all_columns = (self.column_names, ())
         if self.generated_key is not None:
             key_name = self.generated_key.name

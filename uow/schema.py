@@ -14,9 +14,9 @@ import sqlite3
 from .arguments import listed
 from .errors import ArgumentError, MappingError
 from .executor import Executor
-from .graph import topological_order, CycleFound
 from .entity import Entity
 from .mapping import mapper_of, mapper_of_class, quote
+from .planner.topological import waves
 
 
 def create_table_sql(cls):
@@ -48,22 +48,27 @@ def create_table_sql(cls):
 
 
 def tables_in_dependency_order(classes):
-    """Referenced tables first (ties by table name); a table that references itself is fine."""
-    mappers = [mapper_of(cls) for cls in classes]
+    """Referenced tables first, one level at a time, each level by table name; a table that
+    references itself is fine.
+
+    The order comes from the topological sort the flush planner uses (``planner.topological``):
+    given the tables by name, it places every table whose referenced tables are placed, level by
+    level.  SQLite accepts a reference to a table created later, so a cycle of tables only loses
+    the nice order (the tables then go by name); the flush planner deals with cycles between rows.
+    """
+    mappers = sorted((mapper_of(cls) for cls in classes), key=lambda mapper: mapper.table)
     by_class = {mapper.cls: mapper for mapper in mappers}
-    edges = set()
+    edges = []
     for mapper in mappers:
         mapper.configure()
         for foreign_key in mapper.foreign_keys:
             target = by_class.get(foreign_key.target)
             if target is not None and target is not mapper:
-                edges.add((target, mapper))
-    try:
-        return topological_order(mappers, sorted(edges, key=lambda e: (e[0].table, e[1].table)), lambda m: m.table)
-    except CycleFound:
-        # SQLite accepts a reference to a table created later, so a cycle of tables only loses
-        # the nice order; the flush planner deals with cycles between rows.
-        return sorted(mappers, key=lambda m: m.table)
+                edges.append((target, mapper))  # (two foreign keys to one table: the pair twice, harmless)
+    levels, stuck = waves(mappers, edges)
+    if stuck:
+        return mappers
+    return [mapper for level in levels for mapper in level]
 
 
 def create_all(connection, classes=None):

@@ -12,7 +12,7 @@ A session stands between your objects and one SQLite connection.  It keeps
 The Session is a facade over parts, one per concern, each an object given the session it works
 for (as DBDB composes one object per layer): ``lifecycle`` (add, delete, expunge), ``loading``
 (get, filter, refresh, expire, lazy loads), ``cascades`` (references set through the session,
-cascades along relationships), ``flushing`` (collect, plan, write, apply) and ``rollback``
+cascades along relationships), ``flush`` (collect, plan, write, apply) and ``rollback``
 (what a rollback puts back).  This module keeps the facts they share -- the object sets, the
 identity map, the tracker, the undo log, the transaction -- and the few operations on them that
 every part uses: the guards, ``_make_persistent`` (the one way an object becomes persistent),
@@ -44,13 +44,14 @@ from collections.abc import Iterable, Sequence
 from .cascades import Cascades
 from .entity import Entity
 from .errors import InvalidStateError, TransactionError, WrongThreadError
-from .executor import Executor
+from .executor import Executor, Statement
+from .flush import Flusher
 from .hooks import EntityHooks
-from .flushing import FlushingMixin
 from .identity import IdentityMap
 from .lifecycle import Lifecycle
 from .loading import Loader
 from .mapping import mapper_of_class, mapper_of_object
+from .planner import FlushPlan
 from .rollback import UndoLog
 from .states import STATE_ATTRIBUTE, ObjectState
 from .tracking import ChangeTracker, changed_fields, original_value
@@ -119,7 +120,7 @@ class SessionStats:
     flushes: int
 
 
-class Session(FlushingMixin):
+class Session:
     """A unit of work over one sqlite3 connection (open it with :func:`uow.connect`).
 
     ::
@@ -161,15 +162,13 @@ class Session(FlushingMixin):
         # The owner's thread id while the session is usable, None while it is failed or closed:
         # get() decides "fast path or explain the problem" with a single comparison.
         self._ready_thread = self._owner_thread
-        self._autoflush_blocked = 0
-        self._flushing = False
         self._listening = None  # the event whose listeners are running (see features.events)
-        self._flush_count = 0
         # The parts this session is composed of, each given the session it works for.  (The
         # collections above are the facts they share: pending, marked for deletion with what each
         # delete did (see lifecycle), deleted rows not yet committed, and the sequence numbers
         # that order objects by when they entered the session.)
         self.loader = Loader(self)
+        self.flusher = Flusher(self)  # runs each flush (see flush); autoflush, flush count
         self.cascades = Cascades(self)
         self.lifecycle = Lifecycle(self)
         self.hooks = EntityHooks(self)  # what entity objects may call (see uow.hooks)
@@ -244,6 +243,46 @@ class Session(FlushingMixin):
         nullable reference to the object cleared.
         """
         self.lifecycle.delete(obj)
+
+    # -- flushing (the Flusher does the work) -------------------------------------------------
+
+    def flush(self) -> None:
+        """Write pending INSERTs, UPDATEs and DELETEs to the database (inside the current transaction)."""
+        self._check("flush")
+        self._refuse_in_listener("flush")  # (a listener is the only code that runs during a flush)
+        self.flusher.flush()
+
+    def plan(self) -> FlushPlan:
+        """The FlushPlan the next flush would run, without running anything.
+
+        It prints as a numbered listing with the reason for every ordering constraint, and
+        renders as a graph with ``to_dot()`` or ``to_mermaid()``.  See also :meth:`dry_run`.
+        """
+        self._check("plan")
+        return self.flusher.plan()
+
+    def dry_run(self) -> list[Statement]:
+        """The exact statements the next flush would send, as a list of :class:`~uow.Statement`.
+
+        The flush really runs -- inside a savepoint that is then rolled back -- so the list shows
+        the statements and parameters SQLite would see, including keys it generates.  Nothing
+        changes: not the database, not any object.  A flush that would fail raises its error here;
+        if SQLite itself ended the whole transaction (a trigger's ``RAISE(ROLLBACK)``), the session
+        then refuses other work until ``rollback()``, as after a failed flush.
+        """
+        self._check("dry_run")
+        return self.flusher.dry_run()
+
+    @property
+    def no_autoflush(self) -> typing.ContextManager["Session"]:
+        """``with session.no_autoflush:`` suspends autoflush inside the block."""
+        return self.flusher.no_autoflush()
+
+    def _flush(self):
+        self.flusher.flush()
+
+    def _autoflush(self):
+        self.flusher.autoflush()
 
     # -- events -----------------------------------------------------------------------------
 
@@ -732,7 +771,7 @@ class Session(FlushingMixin):
             marked_for_deletion=len(self._marked),
             deleted=len(self._deleted_rows),
             statements=self.executor.statement_count,
-            flushes=self._flush_count,
+            flushes=self.flusher.count,
         )
 
     def __repr__(self):

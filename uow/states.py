@@ -27,7 +27,10 @@ from .errors import InvalidStateError
 STATE_ATTRIBUTE = "_uow_state"
 
 
-class ObjectState(enum.Enum):
+class ObjectState(enum.StrEnum):
+    """The five states; each member is its name in lower case (a StrEnum, so that looking up
+    its allowed moves, once per row a flush writes, hashes a string, in C)."""
+
     TRANSIENT = "transient"
     PENDING = "pending"
     PERSISTENT = "persistent"
@@ -44,11 +47,6 @@ ALLOWED_MOVES = {
     ObjectState.DELETED: (ObjectState.DETACHED,),
     ObjectState.DETACHED: (ObjectState.PERSISTENT,),
 }
-
-# The same table on the members themselves: a flush moves every row it writes, and looking the
-# moves up by attribute avoids hashing an Enum member (a Python-level __hash__) each time.
-for _status, _moves in ALLOWED_MOVES.items():
-    _status.allowed_moves = _moves
 
 
 class InstanceState:
@@ -83,7 +81,7 @@ class InstanceState:
 
     def move(self, new_status, operation):
         """Change state, refusing any move the lifecycle table does not allow."""
-        if new_status not in self.status.allowed_moves:
+        if new_status not in ALLOWED_MOVES[self.status]:
             raise InvalidStateError(
                 f"{operation}() cannot move {self.describe()} from {self.status.value} to {new_status.value}"
             )

@@ -23,11 +23,12 @@ rolled back the whole transaction itself (see ``Session._fail_if_transaction_los
 import sqlite3
 
 from ..columntypes import Refusal, bind_column, oversized_row, shown
-from ..dependencies import build_plan
 from ..arguments import listed
 from ..errors import ArgumentError, ColumnValueError, FlushError, InvalidStateError, StaleDataError, UnknownFieldError
+from ..binding import bind_plan
 from ..executor import Savepoint
-from ..flush import bind_plan, run_plan, statements_stayed
+from ..planner import build_plan
+from ..writing import run_plan, statements_stayed
 from ..mapping import entity_objects, mapper_of, mapper_of_class, quote
 from ..states import STATE_ATTRIBUTE, InstanceState, ObjectState
 from ..tracking import changed_fields

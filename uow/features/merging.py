@@ -18,9 +18,8 @@ one object per row:
 
 import sqlite3
 
-from ..columntypes import Refusal, bind_column, oversized_row
+from ..columntypes import Refusal, bind_column, from_db, oversized_row
 from ..errors import ColumnValueError, FlushError, InvalidStateError, StaleDataError
-from ..flush import from_db
 from ..mapping import MISSING, NOT_LOADED, mapper_of_object, quote
 from ..states import STATE_ATTRIBUTE, InstanceState, ObjectState
 from ..tracking import changed_fields
@@ -212,7 +211,7 @@ class Merger:
                                  statement=sql, obj=obj) from error
         if row is None:  # DO NOTHING on an existing row returns nothing: read it
             row = session.loader.select_by_key(mapper, key[1])[0]
-        stored = {column.name: from_db(column, value) for column, value in zip(mapper.columns, row)}
+        stored = {column.name: from_db(column.type, value) for column, value in zip(mapper.columns, row)}
         held = session.identity.get(key)
         if held is None:
             # (An object of this session is held by now: the flush above made a pending one

@@ -1,4 +1,5 @@
-"""uow.graph, the deterministic topological sort and cycle finder the planner and create_all use.
+"""uow.planner.topological, the one topological sort (in waves) and the cycle finder that the
+flush planner and create_all use.
 
 White-box tests (``test_wb_*``, house rule 11): the module knows nothing about databases, so
 these call it directly with plain strings as nodes.
@@ -6,9 +7,7 @@ these call it directly with plain strings as nodes.
 
 import collections
 
-import pytest
-
-from uow.graph import CycleFound, find_cycle, topological_order
+from uow.planner.topological import find_cycle, waves
 
 
 class CountingSuccessors(dict):
@@ -23,30 +22,38 @@ class CountingSuccessors(dict):
         return super().__getitem__(node)
 
 
-def test_wb_ties_go_to_the_smallest_tiebreak_key():
-    order = topological_order(["c", "a", "b"], [], str)
-    assert order == ["a", "b", "c"]
+def test_wb_nodes_free_together_form_one_wave_in_the_order_given():
+    placed, stuck = waves(["c", "a", "b"], [])
+    assert placed == [["c", "a", "b"]]
+    assert stuck == []
 
 
 def test_wb_a_node_waits_for_every_node_before_it():
-    # "c" has the smallest key, so it goes as soon as it is free: only after both "a" and "b".
-    rank = {"c": 0, "a": 1, "b": 2}
-    order = topological_order(["a", "b", "c"], [("a", "c"), ("b", "c")], rank.get)
-    assert order == ["a", "b", "c"]
+    # "c" comes first in the given order, but goes only once both "a" and "b" are placed.
+    placed, stuck = waves(["c", "a", "b"], [("a", "c"), ("b", "c")])
+    assert placed == [["a", "b"], ["c"]]
+    assert stuck == []
 
 
-def test_wb_a_cycle_is_reported_with_its_nodes_in_order_first_repeated_last():
-    with pytest.raises(CycleFound) as caught:
-        topological_order(["a", "b", "c"], [("a", "b"), ("b", "c"), ("c", "b")], str)
-    assert caught.value.cycle == ["b", "c", "b"]
-    assert str(caught.value) == "cycle: b -> c -> b"
+def test_wb_a_wave_keeps_the_given_order_whatever_order_its_nodes_were_freed_in():
+    # "z" frees "d" before "y" frees "b", but "b" is given first, so it goes first in its wave.
+    placed, _ = waves(["y", "z", "b", "d"], [("z", "d"), ("y", "b")])
+    assert placed == [["y", "z"], ["b", "d"]]
 
 
-def test_wb_the_cycle_is_searched_among_the_nodes_that_could_not_be_ordered():
-    # "a" was ordered before the sort got stuck; the report starts at "b", the first stuck node.
-    with pytest.raises(CycleFound) as caught:
-        topological_order(["a", "b", "c"], [("a", "c"), ("b", "c"), ("c", "b")], str)
-    assert caught.value.cycle == ["b", "c", "b"]
+def test_wb_the_same_edge_twice_is_waited_for_once_per_copy():
+    placed, stuck = waves(["a", "b"], [("a", "b"), ("a", "b")])
+    assert placed == [["a"], ["b"]]
+    assert stuck == []
+
+
+def test_wb_nodes_on_a_cycle_or_waiting_for_one_are_stuck():
+    # "a" is placed; "b" and "c" wait for each other; "d" waits for "c".
+    placed, stuck = waves(["a", "b", "c", "d"], [("a", "b"), ("b", "c"), ("c", "b"), ("c", "d")])
+    assert placed == [["a"]]
+    assert stuck == ["b", "c", "d"]
+    successors = {"a": ["b"], "b": ["c"], "c": ["b", "d"], "d": []}
+    assert find_cycle(stuck, successors) == ["b", "c", "b"]
 
 
 def test_wb_find_cycle_returns_only_the_cycle_not_the_path_to_it():

@@ -1,7 +1,6 @@
-"""Which rows of a flush must be written before which, and why.
+"""Which rows of a flush must be written before which, and why: the ordering edges.
 
-:func:`build_plan` turns the session's changes into row actions (see ``plan``) and finds every
-ordering edge between them, each with its reason:
+Each rule below adds :class:`~uow.planner.records.Edge` records, ``(before, after, reason)``:
 
 * **Foreign keys, inserting and updating.**  A row that references a row inserted in the same
   flush is written after it: ``INSERT orders#7 after INSERT users#3: orders.user_id references
@@ -14,113 +13,35 @@ ordering edge between them, each with its reason:
   parent's DELETE, which breaks cycles.
 * **Unique values.**  A row that frees a unique value (deleting the row, or updating it away) is
   written before the row that takes that value.  The primary key counts as a unique value.
-* **Row switch.**  Deleting an object and adding a new one with the same primary key in one
-  flush becomes a single UPDATE of that row (SQLAlchemy's rule): no INSERT that would collide,
-  no DELETE that would orphan the row's children.
 
 Before any SQL runs, it also refuses a delete that would leave a loaded child's foreign key
 pointing at a row that no longer exists.
 """
 
-from .errors import InvalidStateError
-from .mapping import MISSING, NOT_LOADED
-from .plan import (
-    CLEAR_REFERENCE,
-    POST_UPDATE,
-    ROW_SWITCH,
-    WRITE,
-    Edge,
-    FlushPlan,
-    RowAction,
-    StepKind,
-    schedule,
-)
-from .states import STATE_ATTRIBUTE
+from ..errors import InvalidStateError
+from ..mapping import NOT_LOADED
+from ..states import STATE_ATTRIBUTE
+from .actions import known_key
+from .records import Edge, StepKind, StepPurpose
+
+WRITE = StepPurpose.WRITE
+ROW_SWITCH = StepPurpose.ROW_SWITCH
 
 
-def insert_shape(state):
-    """(columns bound, columns read back) for inserting one pending object."""
-    mapper = state.mapper
-    values = state.obj.__dict__
-    if values.keys() >= mapper.init_names:
-        # The common case, decided with one set comparison: every column has a value.
-        key = mapper.generated_key
-        if key is not None and values[key.name] is None:
-            return mapper.shape_with_generated_key
-        return mapper.shape_with_all_columns
-    bound = []
-    returning = []
-    for column in mapper.columns:
-        value = values.get(column.name, MISSING)
-        if column.generated and value is None:
-            returning.insert(0, column.name)
-        elif value is MISSING and column.server_default is not None:
-            returning.append(column.name)
-        else:
-            bound.append(column.name)  # a missing value without a default is an explicit NULL
-    return tuple(bound), tuple(returning)
+def find_edges(actions, writers, held_states):
+    """Every ordering edge between ``actions`` (see the module docstring).
 
-
-def _known_key(state):
-    """The identity key a pending object will have, or None if the database will generate it."""
-    mapper = state.mapper
-    values = state.obj.__dict__
-    if mapper.generated_key is not None and values.get(mapper.generated_key.name) is None:
-        return None
-    return mapper.key_of(values)
-
-
-def build_plan(inserts, updates, deletes, held_states):
-    """Plan a flush.
-
-    ``inserts``: pending states in session order; ``updates``: ``(state, changed names)`` in
-    session order; ``deletes``: states marked for deletion in session order; ``held_states``:
-    a callable returning the session's persistent states, used only to refuse deletes that would
-    leave a loaded child pointing nowhere.
+    ``writers`` maps a state to its INSERT or UPDATE action; ``held_states`` returns the
+    session's persistent states, read only to refuse deletes that would leave a loaded child
+    pointing nowhere.
     """
-    actions, writers = _make_actions(inserts, updates, deletes)
-    edges = []
-    edges.extend(_foreign_key_edges(actions, writers))
+    edges = _foreign_key_edges(actions, writers)
     deleted = {action.state.key: action for action in actions if action.kind is StepKind.DELETE}
     if deleted:
         edges.extend(_delete_edges(actions, deleted))
         _refuse_dangling_children(deleted, actions, held_states)
     edges.extend(_unique_edges(actions))
-    steps, edges = schedule(actions, edges)
-    return FlushPlan(steps, edges)
-
-
-def _make_actions(inserts, updates, deletes):
-    actions = []
-    writers = {}
-    marked = {state.key: state for state in deletes}
-    switched = set()
-    for state in inserts:
-        columns, returning = insert_shape(state)
-        key = _known_key(state) if marked else None
-        old = marked.get(key) if key is not None else None
-        if old is not None and old not in switched:
-            mapper = state.mapper
-            values = state.obj.__dict__
-            version = mapper.version_column
-            columns = tuple(
-                name for name in mapper.column_names
-                if name not in mapper.pk_names and name in values and (version is None or name != version.name)
-            )
-            action = RowAction(StepKind.UPDATE, state, columns, purpose=ROW_SWITCH, switch_from=old)
-            switched.add(old)
-        else:
-            action = RowAction(StepKind.INSERT, state, columns, returning)
-        actions.append(action)
-        writers[state] = action
-    for state, names in updates:
-        action = RowAction(StepKind.UPDATE, state, names)
-        actions.append(action)
-        writers[state] = action
-    for state in deletes:
-        if state not in switched:
-            actions.append(RowAction(StepKind.DELETE, state))
-    return actions, writers
+    return edges
 
 
 def _changes_key(action):
@@ -129,7 +50,7 @@ def _changes_key(action):
 
 def _leaves_alone(action, foreign_key):
     """True for the user's UPDATE that sets none of ``foreign_key``'s columns: it orders nothing."""
-    return action.kind is StepKind.UPDATE and action.purpose == WRITE and \
+    return action.kind is StepKind.UPDATE and action.purpose is WRITE and \
         set(foreign_key.column_names).isdisjoint(action.columns)
 
 
@@ -145,7 +66,7 @@ def _foreign_key_edges(actions, writers):
             continue
         if action.kind is StepKind.INSERT or _changes_key(action):
             # (A row switch is not listed: its row exists already, so nothing waits for it.)
-            key = _known_key(action.state) if action.kind is StepKind.INSERT else action.mapper.key_of(action.state.obj.__dict__)
+            key = known_key(action.state) if action.kind is StepKind.INSERT else action.mapper.key_of(action.state.obj.__dict__)
             if key is not None:
                 keyed[key] = action
     edges = []
@@ -179,7 +100,7 @@ def _foreign_key_edges(actions, writers):
                 parent = keyed.get(foreign_key.target_key(key_values))
             if parent is None:
                 continue
-            if parent is action and _known_key(state) is not None:
+            if parent is action and known_key(state) is not None:
                 # A row pointing at its own key, known in advance: SQLite checks the foreign key
                 # once the row is in, so the one INSERT is enough.  (A key the database generates
                 # is not known in advance: the row waits on itself, a cycle of one.)
@@ -188,7 +109,7 @@ def _foreign_key_edges(actions, writers):
                         action.sources.pop(name, None)
                 continue
             nullable = foreign_key.nullable
-            breakable = POST_UPDATE if action.kind is StepKind.INSERT and nullable else None
+            breakable = StepPurpose.POST_UPDATE if action.kind is StepKind.INSERT and nullable else None
             edges.append(Edge(parent, action, foreign_key.describe(), breakable, foreign_key))
     return edges
 
@@ -212,7 +133,7 @@ def _delete_edges(actions, deleted):
             if _leaves_alone(action, foreign_key):
                 continue
             nullable = foreign_key.nullable
-            breakable = CLEAR_REFERENCE if action.kind is StepKind.DELETE and nullable else None
+            breakable = StepPurpose.CLEAR_REFERENCE if action.kind is StepKind.DELETE and nullable else None
             edges.append(Edge(action, parent, foreign_key.describe(), breakable, foreign_key))
     return edges
 
@@ -283,7 +204,7 @@ def _unique_edges(actions):
         if action.purpose not in (WRITE, ROW_SWITCH) and action.kind is not StepKind.INSERT:
             continue  # the flush's own fix-ups set foreign keys, never unique values
         groups = groups_of[mapper]
-        if action.kind is StepKind.UPDATE and action.purpose == WRITE:
+        if action.kind is StepKind.UPDATE and action.purpose is WRITE:
             # Only the unique values this UPDATE changes can be freed or taken by it.
             if unique_names[mapper].isdisjoint(action.columns):
                 continue
@@ -322,5 +243,5 @@ def _unique_edges(actions):
 
 def _old_values(action, indexes):
     """The values a row holds before this flush (for a row switch: the deleted object's row)."""
-    committed = action.switch_from.committed if action.purpose == ROW_SWITCH else action.state.committed
+    committed = action.switch_from.committed if action.purpose is ROW_SWITCH else action.state.committed
     return tuple(committed[index] for index in indexes)

@@ -1,0 +1,189 @@
+"""Scheduling a flush: row actions and their edges in, ordered steps out, cycles broken on the way.
+
+1. The actions are sorted in *waves* by the one topological sort (``topological.waves``): each
+   wave holds every action whose prerequisites are done, so a tree of rows in one table goes out
+   one level per wave.
+2. If actions are left over, they form a cycle.  A cycle through a nullable foreign key is broken
+   by inserting NULL and setting the key with a follow-up UPDATE (POST_UPDATE), or by clearing it
+   with an UPDATE before the parent's DELETE (CLEAR_REFERENCE); then the sort runs again.  A cycle
+   with no nullable edge raises CycleError, before any SQL runs, listing the rows, columns and
+   values involved.
+3. Within a wave, actions are gathered per (kind, table); gatherings go UPDATEs that clear a
+   reference, other UPDATEs (and row switches), INSERTs, follow-up UPDATEs, DELETEs, then by the
+   order their first object entered the session, then by table name.  Rows inside a gathering
+   keep session order.  UPDATEs that set the same columns (for the same purpose) are one step;
+   for INSERTs and DELETEs each run of consecutive rows of the same shape is one step, which the
+   flush sends as a single ``executemany``.
+
+The same actions and edges, in the same order, always give the same steps.
+"""
+
+import operator
+
+from ..errors import CycleError
+from .records import Edge, RowAction, Step, StepKind, StepPurpose
+from .topological import find_cycle, waves
+
+POST_UPDATE = StepPurpose.POST_UPDATE
+CLEAR_REFERENCE = StepPurpose.CLEAR_REFERENCE
+
+# Where a gathering of each (kind, purpose) goes within its wave (rule 3 above).
+_GROUP_RANK = {
+    (StepKind.UPDATE, CLEAR_REFERENCE): 0,
+    (StepKind.UPDATE, StepPurpose.WRITE): 1,
+    (StepKind.UPDATE, StepPurpose.ROW_SWITCH): 1,
+    (StepKind.INSERT, StepPurpose.WRITE): 2,
+    (StepKind.UPDATE, POST_UPDATE): 3,
+    (StepKind.DELETE, StepPurpose.WRITE): 4,
+}
+
+
+def schedule(actions, edges):
+    """Order actions in steps, breaking nullable cycles; returns (steps, the edges kept).
+
+    ``actions`` must be in session order (their position is the tie-break of last resort).
+    """
+    actions = list(actions)
+    edges = list(edges)
+    if not edges:
+        return _group(actions), edges
+    while True:
+        placed, stuck = waves(actions, [(edge.before, edge.after) for edge in edges])
+        if not stuck:
+            break
+        # Each round breaks one cycle; the edges it replaces cannot close that cycle again, so
+        # this ends after at most one round per breakable edge.
+        actions, edges = _break_cycle(actions, edges, stuck)
+    steps = []
+    for wave in placed:
+        steps.extend(_group(wave))
+    return steps, edges
+
+
+_by_sequence = operator.attrgetter("state.sequence")
+
+
+def _group(wave):
+    """Split one wave into steps, in the documented order.
+
+    Actions are gathered per (kind, table); inside each gathering, rows keep session order.
+    UPDATEs are grouped by the set of columns they change; for INSERTs and DELETEs each run of
+    consecutive rows with the same shape becomes one step (merging rows that are not
+    consecutive would change the order in which one table's rows are inserted, and with it the
+    keys SQLite hands out).
+    """
+    gatherings = {}
+    for action in wave:
+        rank = _GROUP_RANK[(action.kind, action.purpose)]
+        gatherings.setdefault((rank, action.state.mapper), []).append(action)
+
+    def order(item):
+        (rank, mapper), members = item
+        return (rank, min(map(_by_sequence, members)), mapper.table)
+
+    steps = []
+    for (_, mapper), members in sorted(gatherings.items(), key=order):
+        members.sort(key=_by_sequence)
+        by_columns = {}
+        current = None
+        previous = None
+        for action in members:
+            if action.kind is StepKind.UPDATE:
+                # UPDATEs are grouped by the set of columns they change, wherever they stand:
+                # their order within a table changes nothing.
+                current = by_columns.get((action.columns, action.purpose, action.null_columns))
+            elif previous is not None and not _same_shape(action, previous):
+                current = None
+            if current is None:
+                current = Step(action.kind, mapper, [], action.columns, action.returning, action.purpose)
+                by_columns[(action.columns, action.purpose, action.null_columns)] = current
+                steps.append(current)
+            previous = action
+            current.actions.append(action)
+    return steps
+
+
+def _same_shape(one, other):
+    """Can two rows of one table and kind go out as one executemany?  (Tuples compare by
+    identity first, and rows of the usual shape share the mapper's tuples, so this is quick.)"""
+    return (one.columns == other.columns and one.returning == other.returning
+            and one.purpose is other.purpose and one.null_columns == other.null_columns)
+
+
+def _find_cycle(stuck, edges):
+    """One cycle among the stuck actions, as the list of edges that form it."""
+    successors = {action: [] for action in stuck}
+    edge_between = {}
+    for edge in edges:
+        if edge.before in successors and edge.after in successors:
+            successors[edge.before].append(edge.after)
+            edge_between.setdefault((edge.before, edge.after), edge)
+    nodes = find_cycle(stuck, successors)
+    return [edge_between[pair] for pair in zip(nodes, nodes[1:])]
+
+
+def _break_cycle(actions, edges, stuck):
+    """Break one cycle among the ``stuck`` actions at a nullable foreign key, or raise CycleError.
+
+    Returns the actions and edges with the chosen edge replaced by a NULL now and a follow-up
+    UPDATE (POST_UPDATE), or by an UPDATE to NULL before the parent's DELETE (CLEAR_REFERENCE).
+    A row broken out of several cycles still gets one such UPDATE, setting all those columns.
+    """
+    cycle = _find_cycle(stuck, edges)
+    breakable = [edge for edge in cycle if edge.breakable is not None]
+    if not breakable:
+        if any(edge.foreign_key is not None for edge in cycle):
+            why = "no foreign key in it is nullable, so no row can be written first and completed later"
+            fix = "Make one of these foreign-key columns nullable, or write the rows in two flushes."
+        else:
+            why = "unique values change hands in a circle, so every row must be written before another"
+            fix = ("Move one value out of the way first (set it to a temporary value and flush), "
+                   "then finish the exchange in a second flush.")
+        raise CycleError(
+            f"cannot order this flush: these rows depend on each other in a cycle, and {why}:\n"
+            + "\n".join(f"  {edge.after.label()} needs {edge.before.label()} first: {edge.reason}" for edge in cycle)
+            + f"\n{fix}",
+            cycle=[(edge.before.label(), edge.after.label(), edge.reason) for edge in cycle],
+        )
+    # Deterministic choice: the breakable edge whose child entered the session first.
+    edge = min(breakable, key=lambda e: (e.after.state.sequence, e.before.state.sequence))
+    edges = [other for other in edges if other is not edge]
+    names = edge.foreign_key.column_names
+    if edge.breakable is POST_UPDATE:
+        child = edge.after
+        child.null_columns = tuple(sorted(set(child.null_columns) | set(names)))
+        sources = {name: child.sources.pop(name) for name in names if child.sources and name in child.sources}
+        follow_up = _fix_up_of(actions, child.state, POST_UPDATE)
+        if follow_up is None:
+            follow_up = RowAction(StepKind.UPDATE, child.state, names, purpose=POST_UPDATE, sources=sources)
+            actions.append(follow_up)
+            edges.append(Edge(child, follow_up, "the row must exist before its foreign key is completed"))
+        else:
+            _add_columns(follow_up, names)
+            follow_up.sources.update(sources)
+        edges.append(Edge(edge.before, follow_up, edge.reason + " (set after the insert, to break a cycle)"))
+    else:
+        child = edge.before
+        clear = _fix_up_of(actions, child.state, CLEAR_REFERENCE)
+        first = clear is None
+        if first:
+            clear = RowAction(StepKind.UPDATE, child.state, names, purpose=CLEAR_REFERENCE)
+            actions.append(clear)
+        else:
+            _add_columns(clear, names)
+        edges.append(Edge(clear, edge.after, edge.reason + " (cleared before the delete, to break a cycle)"))
+        if first:
+            edges.append(Edge(clear, child, "the reference is cleared before the row is deleted"))
+    return actions, edges
+
+
+def _fix_up_of(actions, state, purpose):
+    """The POST_UPDATE or CLEAR_REFERENCE action an earlier broken cycle gave this row, if any."""
+    for action in actions:
+        if action.purpose is purpose and action.state is state:
+            return action
+    return None
+
+
+def _add_columns(action, names):
+    action.columns += tuple(name for name in names if name not in action.columns)

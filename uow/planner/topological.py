@@ -1,0 +1,91 @@
+"""The one topological sort of uow: deterministic, one whole level ("wave") at a time.
+
+This module knows nothing about databases.  Two callers give it ``(before, after)`` pairs:
+
+* ``schema`` orders CREATE TABLE statements (a referenced table before the tables that
+  reference it), giving the tables sorted by name;
+* the flush planner orders row actions (a parent row before its child), giving them in the
+  order their objects entered the session.
+
+Ties are broken by that given order, never by hashing or chance, so the same input always gives
+the same order.  (An early SQLAlchemy docstring traced its hardest unit-of-work bugs to partial
+orders that came out differently from run to run.)  Waves rather than a single sequence are what
+the flush needs: every row of a wave can go in the same batch.
+"""
+
+
+def waves(nodes, edges):
+    """Kahn's algorithm, one whole level at a time: ``(waves, stuck)``.
+
+    ``nodes`` are hashable and given in tie-break order; ``edges`` are ``(before, after)`` pairs
+    between them.  Each wave lists, in the given order, the nodes whose every predecessor is in
+    an earlier wave::
+
+        waves(["a", "b", "c"], [("a", "c"), ("b", "c")])  ==  ([["a", "b"], ["c"]], [])
+
+    ``stuck`` lists (in the given order) the nodes that could not be placed because they sit on
+    a cycle or wait for a node that does; it is empty when the edges have no cycle.
+    """
+    nodes = list(nodes)
+    waiting = dict.fromkeys(nodes, 0)  # node -> how many of its predecessors are not placed yet
+    successors = {node: [] for node in nodes}
+    for before, after in edges:
+        waiting[after] += 1
+        successors[before].append(after)
+    position = {node: index for index, node in enumerate(nodes)}
+    ready = [node for node in nodes if waiting[node] == 0]
+    placed = []
+    count = 0
+    while ready:
+        placed.append(ready)
+        count += len(ready)
+        following = []
+        # Walk the whole wave before sorting the next one: a node freed by the last node of a
+        # wave must not go before one freed by the first merely because it was found later.
+        for node in ready:
+            for after in successors[node]:
+                waiting[after] -= 1
+                if waiting[after] == 0:
+                    following.append(after)
+        following.sort(key=position.__getitem__)
+        ready = following
+    if count == len(nodes):
+        return placed, []
+    return placed, [node for node in nodes if waiting[node] > 0]
+
+
+def find_cycle(nodes, successors):
+    """One cycle among ``nodes`` as a list ``[a, b, ..., a]``, or ``[]`` (depth-first, deterministic).
+
+    ``successors`` maps each node to the nodes that must come after it; nodes not in ``nodes``
+    are ignored.  Each node's successors are read once, so this costs as much as the nodes and
+    edges, not as much as the paths between them.
+    """
+    allowed = set(nodes)
+    explored = set()
+    for start in nodes:
+        if start in explored:
+            continue
+        path = [start]
+        on_path = {start: 0}
+        iterators = [iter(successors[start])]
+        while iterators:
+            advanced = False
+            for following in iterators[-1]:
+                if following not in allowed or following in explored:
+                    continue
+                if following in on_path:
+                    return path[on_path[following]:] + [following]
+                on_path[following] = len(path)
+                path.append(following)
+                iterators.append(iter(successors[following]))
+                advanced = True
+                break
+            if not advanced:
+                # Every successor of the node at the end of the path was explored: it is on no
+                # cycle, so it is never entered again (what keeps this linear).
+                iterators.pop()
+                finished = path.pop()
+                del on_path[finished]
+                explored.add(finished)
+    return []
