@@ -23,7 +23,7 @@ import sqlite3
 
 from .binding import bind_plan
 from .errors import FlushError, ReadOnlyError, StaleDataError
-from .executor import capture_sql
+from .executor import Savepoint, capture_sql
 from .identity import collector_paused, refuse_duplicate_claims
 from .mapping import NOT_LOADED
 from .planner import StepKind, StepPurpose, build_plan
@@ -87,7 +87,8 @@ class Flusher:
         if began:
             session.transaction.begin(None, for_writing=True)
         session.undo.loading_epoch()  # writes before the dry run count; its own are undone below
-        session.executor.execute('SAVEPOINT "uow_dry_run"')
+        savepoint = Savepoint(session.executor, "uow_dry_run")  # always rolled back
+        savepoint.open()
         try:
             with capture_sql() as statements:
                 run_plan(session.executor, flush.plan, flush.bound)
@@ -97,8 +98,7 @@ class Flusher:
             raise
         finally:
             if session.executor.in_transaction:
-                session.executor.execute('ROLLBACK TO "uow_dry_run"')
-                session.executor.execute('RELEASE "uow_dry_run"')
+                savepoint.roll_back()
                 session.undo.writes_rolled_back()
             if began:
                 session.transaction.rollback()

@@ -23,11 +23,12 @@ import sqlite3
 from .binding import bind_step
 from .columntypes import from_db, to_db
 from .errors import FlushError, StaleDataError
+from .executor import Savepoint
 from .mapping import quote
 from .planner import StepKind, StepPurpose
 
 ROWID_MAX = 2 ** 63 - 1
-FLUSH_SAVEPOINT = '"uow_flush"'
+FLUSH_SAVEPOINT = "uow_flush"
 
 
 def _fill_sources(step, rows, filled, assigned):
@@ -94,15 +95,16 @@ def run_plan(executor, plan, bound):
     BaseExceptions such as KeyboardInterrupt, which propagate unchanged after the cleanup.  An
     error while cleaning up never replaces the error that caused the cleanup.
     """
+    savepoint = Savepoint(executor, FLUSH_SAVEPOINT)
     ran_all = False
     try:
-        _execute_control(executor, f"SAVEPOINT {FLUSH_SAVEPOINT}")
-        results = _run_steps(executor, plan.steps, bound)
-        ran_all = True
-        _execute_control(executor, f"RELEASE {FLUSH_SAVEPOINT}")
+        # Any error inside the block rolls the savepoint back before it reaches the handlers
+        # below, so each handler explains a failure whose statements are already undone.
+        with savepoint:
+            results = _run_steps(executor, plan.steps, bound)
+            ran_all = True
         return results
     except _FailedStep as failure:
-        _undo_flush(executor)
         located = None
         if failure.locatable and executor.in_transaction:
             located = _locate_failing_row(executor, plan, bound, failure.index)
@@ -110,19 +112,15 @@ def run_plan(executor, plan, bound):
     except _Unmatched as failure:
         # Probe only after the flush is undone: rows of the batch that did match were already
         # changed (a version bumped), and would otherwise be blamed instead of the stale one.
-        _undo_flush(executor)
         raise _describe_unmatched(executor, failure.step, failure.sql, failure.verb) from None
     except _ReadBackMismatch as failure:
-        _undo_flush(executor)
         raise FlushError(str(failure), statement=failure.sql) from None
-    except _ControlFailed as failure:
-        _undo_flush(executor)
-        raise FlushError(
-            f"{failure.sql} failed: {failure.error}{_busy_hint(failure.error)}", statement=failure.sql
-        ) from failure.error
+    except sqlite3.Error as error:
+        # SAVEPOINT or RELEASE refused (each step's own errors arrive as a _FailedStep).
+        sql = f'{"RELEASE" if ran_all else "SAVEPOINT"} "{FLUSH_SAVEPOINT}"'
+        raise FlushError(f"{sql} failed: {error}{_busy_hint(error)}", statement=sql) from error
     except BaseException as error:
-        undone = _undo_flush(executor)
-        if not undone and ran_all and executor.in_transaction:
+        if not savepoint.undone and ran_all and executor.in_transaction:
             error.add_note("uow: the flush's statements had all run when this was raised; "
                            "rollback() undoes them and restores the objects")
             error.uow_statements_stayed = True  # see statements_stayed()
@@ -133,42 +131,6 @@ def statements_stayed(error):
     """True when ``error`` left run_plan after its final RELEASE had run: the statements are in
     the transaction, but the caller never learnt their results."""
     return getattr(error, "uow_statements_stayed", False)
-
-
-class _ControlFailed(Exception):
-    """Internal: a transaction-control statement of the flush (SAVEPOINT, RELEASE) failed."""
-
-    def __init__(self, sql, error):
-        super().__init__(str(error))
-        self.sql = sql
-        self.error = error
-
-
-def _execute_control(executor, sql):
-    try:
-        executor.execute(sql)
-    except sqlite3.Error as error:
-        raise _ControlFailed(sql, error) from error
-
-
-def _undo_flush(executor):
-    """Roll the database back to before the flush; return False when the savepoint is gone.
-
-    When SQLite already rolled the whole transaction back there is nothing to undo (True).  The
-    savepoint is gone when it was already released — an exception (a KeyboardInterrupt) that
-    arrived as the final RELEASE returned — or when SAVEPOINT itself failed: ROLLBACK TO then
-    finds no savepoint (False); the statements that ran (if any) stay until rollback() ends
-    the whole transaction.
-    """
-    executor.finish_statement()
-    if not executor.in_transaction:
-        return True
-    try:
-        executor.execute(f"ROLLBACK TO {FLUSH_SAVEPOINT}")
-        executor.execute(f"RELEASE {FLUSH_SAVEPOINT}")
-    except sqlite3.Error:
-        return False  # no such savepoint: it was released, or SAVEPOINT itself failed
-    return True
 
 
 def _busy_hint(error):
@@ -432,7 +394,8 @@ def _locate_failing_row(executor, plan, bound, failed):
     and then the failed step runs one row at a time until a row fails.  This costs nothing
     unless a batch fails.
     """
-    executor.execute('SAVEPOINT "uow_locate"')
+    savepoint = Savepoint(executor, "uow_locate")
+    savepoint.open()
     try:
         filled, _ = _run_steps(executor, plan.steps, bound, stop=failed)
         step = plan.steps[failed]
@@ -453,6 +416,4 @@ def _locate_failing_row(executor, plan, bound, failed):
     except (sqlite3.Error, _FailedStep, _Unmatched):
         return None
     finally:
-        if executor.in_transaction:
-            executor.execute('ROLLBACK TO "uow_locate"')
-            executor.execute('RELEASE "uow_locate"')
+        savepoint.roll_back()
