@@ -26,13 +26,13 @@ UOW_CAPABILITIES = Capabilities(
 
 # Why uow differs from the specification's defaults: the docstring of uow that makes each choice.
 UOW_REASONS = {
-    "pending_key_conflict": "dependencies: 'Deleting an object and adding a new one with the same primary key in "
+    "pending_key_conflict": "planner.actions: 'Deleting an object and adding a new one with the same primary key in "
                             "one flush becomes a single UPDATE of that row'; Session._refuse_held_key lets add() "
                             "take the key of an object marked for deletion",
-    "refuses_deleting_referenced_rows": "dependencies._refuse_dangling_children: 'A loaded child left referencing a "
-                                        "deleted row would fail at the DELETE: say so before any SQL.'",
-    "flush_reloads_expired": "flushing._reload_expired_snapshots: 'Objects to update or delete whose snapshot was "
-                             "expired are read back first (one SELECT each)', when the flush's order depends on them",
+    "refuses_deleting_referenced_rows": "planner.edges._refuse_dangling_children: 'A loaded child left "
+                                        "referencing a deleted row would fail at the DELETE: say so before any SQL.'",
+    "flush_reloads_expired": "flush.Flush.reload_expired_snapshots: 'Read back the expired snapshot entries the "
+                             "planner needs (one SELECT per object)', when the flush's order depends on them",
     "get_reloads_expired": "Session.get: 'An object already in the identity map is returned without any SQL, unless "
                            "it was expired ...: then get() reloads it with one SELECT, and if its row is gone ... the "
                            "object leaves the session, as if expunged, and get() returns None'",
