@@ -1001,6 +1001,12 @@ class Model:
             row = self.db[obj.table.name].get(obj.key)
             if row is not None and len(obj.values) < len(obj.table.columns):
                 self._reload(obj, row)
+            elif row is not None and self.caps.reload_compares_expired_assignments and \
+                    len(obj.snapshot) < len(obj.table.columns):
+                # Every field is set, some by an assignment made while it was expired (merge()
+                # assigns them all): the row read now is their snapshot, as a query's is.
+                self.situations.add("a flush completed the snapshot of fields assigned while expired")
+                obj.load(row, True)
 
     def _refuse_dangling_children(self, statements):
         """A held object the flush does not write, whose loaded foreign key points at a row the
