@@ -183,15 +183,16 @@ class Capabilities:
 
     flush_order: str = "rows"
     """How a flush orders its statements: "rows" (uow), row by row, so that it fails only when the
-    rows it leaves break a constraint, and in waves (see oracle.Model._waves), which fixes which
+    rows it leaves break a constraint, and in waves (ORD-1 says which), which fixes which
     keys SQLite generates; "tables" (SQLAlchemy), per table a save (UPDATEs by key, then INSERTs)
-    and a delete (DELETEs by key), ordered only by the foreign keys between tables that are both
-    in the flush, in waves, deletes before saves and by table name within a wave (see
-    oracle.Model._table_actions), each statement passing SQLite's checks when it runs; "changes"
+    and a delete (DELETEs by key), a table's save before its delete, ordered otherwise only by
+    the foreign keys between tables that are both in the flush, in waves, deletes before saves
+    and by table name within a wave (ORD-1), each statement passing SQLite's checks when it runs;
+    "changes"
     (Pony), one statement per object, in the order objects were first changed since the last
     flush (constructed, first assigned, or marked for deletion, which moves an object to the end),
     each checked by SQLite when it runs (an object assigned since the last flush is UPDATEd even
-    when its values equal its snapshot, with dirty_means "assigned").  Rules: ORD-1, ORD-3."""
+    when its values equal its snapshot, with dirty_means "assigned").  Rules: ORD-1, ORD-3, FLU-5."""
 
     self_reference_delete_order: str = "referencing_first"
     """With flush_order "tables", the order of DELETEs within a table that references itself:
@@ -288,9 +289,9 @@ class Capabilities:
 
     rollback_objects: str = "restore"
     """What a rollback does to objects: "restore", every object gets back its exact state and
-    values, with no SQL; "expire" (SQLAlchemy), objects inserted in the transaction become
-    transient (with the values they have), deleted ones persistent, and persistent objects are
-    expired; "discard" (Pony), the session lets go of every object it held: pending ones become
+    values, with no SQL; "expire" (SQLAlchemy), pending objects, and objects inserted in the
+    transaction (also those expunged since), become transient (with the values they have),
+    deleted ones persistent, and persistent objects are expired; "discard" (Pony), the session lets go of every object it held: pending ones become
     transient, all others detached, each keeping the values it has (unflushed changes and keys a
     flush gave included); the session starts empty, and a later get() loads a new object for the
     row.  close() does the same.  Rules: RBK-1, TXN-2."""
@@ -347,8 +348,8 @@ class Capabilities:
     merge: bool = True
     """merge(obj) exists: a transient or detached object's loaded values are assigned to the
     session's object for its row (held, or loaded by get()), or to a new pending object when there
-    is no row; a versioned object must carry the row's version (else stale).  False: not drawn.
-    Rules: MRG-1."""
+    is no row; a versioned object must carry the row's version (else stale).  False: not drawn,
+    merge(obj, load=False) neither.  Rules: MRG-1."""
 
     merge_autoflushes: bool = False
     """merge(obj) autoflushes before it looks for the row, always (SQLAlchemy).  False: only the
@@ -407,7 +408,7 @@ class Capabilities:
 
 NOT_CACHED = object()  # what cached_reference answers for a reference not held in memory
 
-# Error kinds the oracle predicts (see oracle.Refused); each adapter maps them to classes.
+# Error kinds the oracle predicts (RULES.rst lists them); each adapter maps them to classes.
 ERROR_KINDS = ("invalid_state", "conflict", "flush", "invalid_value", "pending_rollback", "detached",
                "row_missing", "stale")
 
@@ -415,10 +416,11 @@ ERROR_KINDS = ("invalid_state", "conflict", "flush", "invalid_value", "pending_r
 class UndeclaredOperation(Exception):
     """The machine called an optional operation that the adapter's capabilities switch off.
 
-    Optional operations (queries, field lists, expire_all, expunge_all, merge) have this default
-    body so that an adapter for a session without them need not mention them: it declares the
-    capability False and the machine never draws the operation.  Reaching this error therefore
-    means a precondition of the machine is wrong, not that the implementation failed.
+    Optional operations (queries, field lists, expire_all, expunge_all, merge, savepoints, and the
+    observers of relationships) have this default body so that an adapter for a session without
+    them need not mention them: it declares the capability False and the machine never draws the
+    operation.  Reaching this error therefore means a precondition of the machine is wrong, not
+    that the implementation failed.
     """
 
     def __init__(self, adapter_name, capability):
@@ -476,15 +478,13 @@ class Adapter(abc.ABC):
     def remove(self, obj, relation, child):
         getattr(obj, relation.list_name).remove(child)
 
-    @abc.abstractmethod
     def cached_reference(self, obj, relation):
         """The object (or None) the reference holds in memory, or ``NOT_CACHED``; loads nothing."""
-        ...
+        raise UndeclaredOperation(self.name, 'relationships')
 
-    @abc.abstractmethod
     def loaded_collection(self, obj, relation):
         """The list the collection holds in memory, or None when it is not loaded; loads nothing."""
-        ...
+        raise UndeclaredOperation(self.name, 'relationships')
 
     @abc.abstractmethod
     def open_session(self, autoflush=True):
@@ -571,18 +571,15 @@ class Adapter(abc.ABC):
     def rollback(self):
         ...
 
-    @abc.abstractmethod
     def begin_nested(self):
         """Open a savepoint; returns a token for release/rollback_nested."""
-        ...
+        raise UndeclaredOperation(self.name, 'savepoints')
 
-    @abc.abstractmethod
     def release(self, token):
-        ...
+        raise UndeclaredOperation(self.name, 'savepoints')
 
-    @abc.abstractmethod
     def rollback_nested(self, token):
-        ...
+        raise UndeclaredOperation(self.name, 'savepoints')
 
     # -- observing the session (must not load anything) ------------------------------------
 
@@ -638,7 +635,7 @@ SKIPPED_WHEN = {
     ("expire_refresh_fields", False): "expire() and refresh() of a field list",
     ("expire_all", False): "expire_all()",
     ("expunge_all", False): "expunge_all()",
-    ("merge", False): "merge()",
+    ("merge", False): "merge(), with and without loading",
     ("merge_without_load", False): "merge(load=False)",
     ("filter_by", False): "the query rule (filter by equality on a data column)",
     ("delete_again", None): "delete() of an object whose DELETE was flushed",

@@ -13,7 +13,7 @@ and the kit then expects that exact behaviour (or never draws the operation).  E
 carries its reason, which the report prints.
 """
 
-from ..adapter import Adapter, Capabilities, UndeclaredOperation
+from ..adapter import Adapter, Capabilities
 from . import minisession
 
 MINISESSION_CAPABILITIES = Capabilities(
@@ -33,7 +33,6 @@ MINISESSION_CAPABILITIES = Capabilities(
     version_columns=False,
     # No merge(): copying a detached object's state onto the session's needs rules of its own.
     merge=False,
-    merge_without_load=False,  # merge(obj, load=False) is a merge() too
     # No relationships: foreign keys are plain integer columns the user sets.
     relationships=False,
     # A primary key is fixed once the object has a row (the identity map is keyed by it).
@@ -62,7 +61,6 @@ class MiniSessionAdapter(Adapter):
         "savepoints": "no begin_nested(): one transaction level",
         "version_columns": "no version counter",
         "merge": "no merge()",
-        "merge_without_load": "no merge()",
         "relationships": "foreign keys are plain columns",
         "primary_key_changes": "a primary key is fixed once the object has a row",
     }
@@ -135,22 +133,9 @@ class MiniSessionAdapter(Adapter):
     def rollback(self):
         self.session.rollback()
 
-    # The protocol requires these; the capabilities above make sure the machine never calls them.
-
-    def begin_nested(self):
-        raise UndeclaredOperation(self.name, "savepoints")
-
-    def release(self, token):
-        raise UndeclaredOperation(self.name, "savepoints")
-
-    def rollback_nested(self, token):
-        raise UndeclaredOperation(self.name, "savepoints")
-
-    def cached_reference(self, obj, relation):
-        raise UndeclaredOperation(self.name, "relationships")
-
-    def loaded_collection(self, obj, relation):
-        raise UndeclaredOperation(self.name, "relationships")
+    # Not written: begin_nested/release/rollback_nested, merge and the relationship observers.
+    # The protocol's defaults raise UndeclaredOperation, and the capabilities above keep the
+    # machine from calling them.
 
     # -- observers: answer from the session's bookkeeping, never by reading attributes ---------
 
