@@ -18,7 +18,15 @@ import importlib
 import os
 import sqlite3
 
-DEFAULT_IMPL = "properties.uow_adapter:UowAdapter"
+# The adapters that ship with the kit, by the short names the command line accepts.  A module
+# starting with a dot is the kit's own, whatever name the kit was imported under ("properties" in
+# a checkout of uow, "uow_conformance" when installed).
+SHIPPED = {
+    "uow": ".uow_adapter:UowAdapter",
+    "sqlalchemy": ".sqlalchemy_adapter:SQLAlchemyAdapter",
+    "pony": ".pony_adapter:PonyAdapter",
+}
+DEFAULT_IMPL = "uow"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -614,14 +622,28 @@ class Adapter(abc.ABC):
         """Release everything but the connection (the machine closes that)."""
 
 
+class AdapterNotFound(Exception):
+    """The adapter named on the command line or in ``$UOW_IMPL`` cannot be loaded."""
+
+
 def load_adapter(spec=None):
-    """The adapter factory named by ``spec`` or ``$UOW_IMPL`` ("module:factory")."""
+    """The adapter factory named by ``spec`` or ``$UOW_IMPL`` (default: uow's): "module:factory",
+    or the short name of an adapter that ships with the kit (see SHIPPED)."""
     if spec is None:
         spec = os.environ.get("UOW_IMPL") or DEFAULT_IMPL
-    module_name, _, attribute = spec.partition(":")
-    if not attribute:
-        raise ValueError(f"UOW_IMPL must look like 'package.module:factory', got {spec!r}")
-    module = importlib.import_module(module_name)
+    module_name, _, attribute = SHIPPED.get(spec, spec).partition(":")
+    if not module_name or not attribute:
+        raise AdapterNotFound(f"an adapter is named 'package.module:factory' (say mypkg.adapter:Adapter) or is one "
+                              f"of {', '.join(SHIPPED)}; got {spec!r}")
+    try:
+        module = importlib.import_module(module_name, package=__package__)
+    except ModuleNotFoundError as error:
+        hint = ""
+        if spec in SHIPPED:
+            hint = f"; the adapters for other ORMs need them installed: pip install 'uow[peers]'"
+        raise AdapterNotFound(f"cannot load the adapter {spec!r}: {error}{hint}") from error
+    if not hasattr(module, attribute):
+        raise AdapterNotFound(f"cannot load the adapter {spec!r}: module {module.__name__} has no {attribute!r}")
     return getattr(module, attribute)
 
 

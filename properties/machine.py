@@ -25,17 +25,19 @@ Design points:
 ``state = UowConformance()``.
 """
 
+import collections
 import itertools
 import os
 import re
 import sqlite3
+import sys
 import tempfile
 
-from hypothesis import event, note
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, multiple, precondition, rule
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, multiple, precondition
 
 from .oracle import DELETED, DETACHED, IN_SESSION, PENDING, PERSISTENT, TRANSIENT, Model, Refused
+from .program import event, initialize, note, offered, rule
 from .schemas import NAMES, SHAPES, Schema, from_database, live
 
 TEXTS = ("ann", "bob", "cy")
@@ -49,30 +51,39 @@ MISSING_KEY = 0  # no generated or counted key is ever 0
 
 
 class Handle:
-    """One object under test: the implementation's object and the oracle's id for it."""
+    """One object under test: the implementation's object and the oracle's id for it.
 
-    __slots__ = ("hid", "obj", "table", "in_bundle")
+    Its ``name`` is the one the printed program gives it: ``objects_3`` for the objects a rule
+    returned to the bundle (Hypothesis's name), ``loaded_1`` for one the oracle loaded along a
+    relationship, ``injected_0`` for the object of an injected failure.  Messages name it so too.
+    """
 
-    def __init__(self, hid, obj, table, in_bundle):
+    __slots__ = ("hid", "obj", "table", "in_bundle", "name")
+
+    def __init__(self, hid, obj, table, in_bundle, name):
         self.hid = hid
         self.obj = obj
         self.table = table
         self.in_bundle = in_bundle
+        self.name = name
 
     def __repr__(self):
-        return f"<{self.table.name} #{self.hid}>"
+        return self.name
 
 
 def _from_machine(method_name):
     """A strategy drawing from what the running machine offers (its bundle handles, keys...)."""
-    return st.runner().flatmap(lambda machine: st.sampled_from(getattr(machine, method_name)()))
+    # The lambda's text is part of the strategy's description, from which Hypothesis derives the
+    # programs a derandomized profile draws: it stays as it was, so that CI's programs do too.
+    return offered(st.runner().flatmap(lambda machine: st.sampled_from(getattr(machine, method_name)())),
+                   method_name)
 
 
 def _handle_rule(operation):
     """``@rule(handle=...)`` drawing a bundle handle eligible for ``operation``, when there is one."""
     def decorate(function):
         strategy = st.runner().flatmap(lambda machine: st.sampled_from(machine.eligible(operation)))
-        function = rule(handle=strategy)(function)
+        function = rule(handle=offered(strategy, "eligible", operation))(function)
         return precondition(lambda machine: machine.usable() and bool(machine.eligible(operation)))(function)
     return decorate
 
@@ -103,6 +114,10 @@ class ConformanceMachine(RuleBasedStateMachine):
         self.reader = None
         self.writer = None
         self.autoflush = True
+        self.program = []  # the steps run so far (see program.py)
+        self.names = collections.Counter()  # handles named so far, by kind (see Handle)
+        self.reserved_names = []  # during a replay: the names the step's handles had
+        self.replayed = False  # a replay (program.py) is no program to count
 
     # -- setup and teardown ---------------------------------------------------------------
 
@@ -244,8 +259,10 @@ class ConformanceMachine(RuleBasedStateMachine):
         self.seen.add(name)
 
     def teardown(self):
-        if type(self).observer is not None:
-            type(self).observer(self.seen)
+        if type(self).observer is not None and not self.replayed:
+            # Called while the program's exception, if any, propagates: it tells a failed program.
+            failed = sys.exc_info()[1]
+            type(self).observer(self.seen, self.program, isinstance(failed, Exception))
         try:
             if self.model is not None:
                 self.adapter.teardown()
@@ -440,8 +457,16 @@ class ConformanceMachine(RuleBasedStateMachine):
             return ""
         return "\n  rules the oracle applied in this step: " + ", ".join(self.model.cited)
 
-    def _remember(self, hid, obj, table, in_bundle=True):
-        handle = Handle(hid, obj, table, in_bundle)
+    def _remember(self, hid, obj, table, kind="objects"):
+        """A handle for the oracle's object ``hid``: ``kind`` "objects" for one the rule returns to
+        the bundle, "loaded" for one the oracle loaded, "injected" for one no rule may draw."""
+        if self.reserved_names:
+            name = self.reserved_names.pop(0)  # a replay names it as the program did
+        else:
+            name = f"{kind}_{self.names[kind]}"
+            self.names[kind] += 1
+        handle = Handle(hid, obj, table, kind != "injected", name)
+        self.program[-1].created.append(name)
         self.handles.append(handle)
         self.by_object[id(obj)] = handle
         return handle
@@ -478,14 +503,14 @@ class ConformanceMachine(RuleBasedStateMachine):
             self._attempt(f"add({handle})", lambda: self.model.add(hid), lambda: self.adapter.add(handle.obj))
         return handle
 
-    def _construct(self, hid, table, values, in_bundle=True):
+    def _construct(self, hid, table, values, kind="objects"):
         """objects_join_on_construction: constructing the object is its add(), refusals included."""
         refused, _, obj = self._attempt(f"{table.name}({_short_values(values)})", lambda: self.model.add(hid),
                                         lambda: self.adapter.new(table, table.live(values)))
         if refused:
             del self.model.objects[hid]  # never made: the newest model object, so ids stay aligned
             return multiple()
-        return self._remember(hid, obj, table, in_bundle)
+        return self._remember(hid, obj, table, kind)
 
     @_handle_rule("add")
     def add(self, handle):
@@ -1059,10 +1084,10 @@ class ConformanceMachine(RuleBasedStateMachine):
             values.update(zip(table.key, key))
         hid = self.model.create(table, values)
         if self.caps.objects_join_on_construction:
-            if not isinstance(self._construct(hid, table, values, in_bundle=False), Handle):
+            if not isinstance(self._construct(hid, table, values, kind="injected"), Handle):
                 raise AssertionError(f"machine bug: constructing the {kind} object for {table_name} was refused")
         else:
-            handle = self._remember(hid, self.adapter.new(table, table.live(values)), table, in_bundle=False)
+            handle = self._remember(hid, self.adapter.new(table, table.live(values)), table, kind="injected")
             self._attempt(f"add({handle})", lambda: self.model.add(hid), lambda: self.adapter.add(handle.obj))
         refused, refusal, _ = self._attempt(f"{action}()", getattr(self.model, action), getattr(self.adapter, action))
         if not refused or refusal.kind == "pending_rollback":
@@ -1082,10 +1107,13 @@ class ConformanceMachine(RuleBasedStateMachine):
             self._event(situation)
         problems = self._problems()
         if problems:
-            note("oracle objects: " + ", ".join(f"#{hid}={obj!r}" for hid, obj in self.model.objects.items()))
+            note("oracle objects: " + self._oracle_objects())
             raise AssertionError("the implementation disagrees with the oracle:\n  " + "\n  ".join(problems)
                                  + self._applied())
         self.model.cited = []
+        for name, value in self.names_to_values.items():
+            if isinstance(value, Handle) and value.name != name:
+                raise AssertionError(f"machine bug: the program calls {value.name} {name}")
 
     def _problems(self):
         """What the implementation shows that the oracle does not expect, each as ``[rule] text``."""
@@ -1112,7 +1140,7 @@ class ConformanceMachine(RuleBasedStateMachine):
                                              ("deleted", "TRK-1", self.adapter.deleted_objects(), model.deleted())):
             found = {self._hid_of(obj) for obj in actual}
             if found != expected:
-                problems.append(f"[{rule}] session.{name} holds {sorted(found)}; oracle {sorted(expected)}")
+                problems.append(f"[{rule}] session.{name} holds {self._named(found)}; oracle {self._named(expected)}")
         session_connection = self._transaction_connection()
         for table in model.schema.tables:
             rows = self._rows(session_connection, table)
@@ -1128,6 +1156,16 @@ class ConformanceMachine(RuleBasedStateMachine):
     def _hid_of(self, obj):
         handle = self.by_object.get(id(obj))
         return handle.hid if handle is not None else f"unknown {obj!r}"
+
+    def _named(self, hids):
+        """Oracle ids as the program names their objects (``[objects_0, loaded_2]``), sorted."""
+        return "[" + ", ".join(sorted(self.handles[hid].name if isinstance(hid, int) and hid < len(self.handles)
+                                      else str(hid) for hid in hids)) + "]"
+
+    def _oracle_objects(self):
+        """The oracle's objects under the program's names (``#5`` for one no handle holds yet)."""
+        return ", ".join(f"{self.handles[hid].name if hid < len(self.handles) else f'#{hid}'}={obj!r}"
+                         for hid, obj in self.model.objects.items())
 
     def _rows(self, connection, table):
         """The table's rows through the back door, keyed like the oracle's, in stored form."""

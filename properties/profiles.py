@@ -22,6 +22,7 @@ import os
 from hypothesis import HealthCheck, Phase, settings
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "dev")
+NAMES = ("dev", "ci", "thorough", "mutation")
 
 _common = dict(deadline=None, suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
 # The explain phase re-runs a failure many times to point at lines; slow for a state machine.

@@ -31,11 +31,12 @@ The invariant adds to the base one: each reference cached in memory and each loa
 """
 
 from hypothesis import strategies as st
-from hypothesis.stateful import initialize, precondition, rule
+from hypothesis.stateful import precondition
 
 from . import machine
 from .adapter import NOT_CACHED
 from .machine import ConformanceMachine, _from_machine
+from .program import initialize, rule
 from .relations_oracle import CASCADES, RelationsModel, build_relations
 from .schemas import NAMES
 
@@ -248,8 +249,8 @@ class RelationsMachine(ConformanceMachine):
             return
         self._adopt_loaded()
         if sorted(map(str, map(self._hid_of, actual))) != sorted(map(str, expected)):
-            raise self._broken("REL-4", f"{handle}.{relation.list_name} holds {[self._hid_of(obj) for obj in actual]}; "
-                                 f"the oracle expected {expected}")
+            raise self._broken("REL-4", f"{handle}.{relation.list_name} holds {self._named(map(self._hid_of, actual))}; "
+                                        f"the oracle expected {self._named(expected)}")
 
     @precondition(lambda self: self.relation_rules() and bool(self.appends()))
     @rule(pick=_from_machine("appends"))
@@ -348,7 +349,8 @@ class RelationsMachine(ConformanceMachine):
             if found is None:
                 raise self._broken("ID-1", f"the oracle loaded {obj!r}, but the implementation holds no object "
                                            f"for {obj.table.name}{obj.key}")
-            self._remember(hid, found, obj.table)
+            handle = self._remember(hid, found, obj.table, kind="loaded")
+            machine.note(f"{handle} = the object of {obj.table.name}{obj.key}, which the step loaded")
 
     def _problems(self):
         """The base invariant's, plus every cached reference and loaded collection (REL-14)."""
@@ -364,8 +366,8 @@ class RelationsMachine(ConformanceMachine):
                 actual = _NOT_CACHED if actual is NOT_CACHED else (None if actual is None else self._hid_of(actual))
                 actual = _resolved(actual, loaded, relation, held)
                 if actual != expected:
-                    problems.append(f"[REL-14] {handle}.{relation.ref_name} holds {_shown(actual)}; "
-                                    f"oracle {_shown(expected)}")
+                    problems.append(f"[REL-14] {handle}.{relation.ref_name} holds {self._shown(actual)}; "
+                                    f"oracle {self._shown(expected)}")
             for relation in self.model.collections_of(handle.table):
                 expected = obj.links.get(relation.list_link)
                 actual = self.adapter.loaded_collection(handle.obj, relation)
@@ -373,8 +375,20 @@ class RelationsMachine(ConformanceMachine):
                     actual = [self._hid_of(item) for item in actual]
                 if (actual is None) != (expected is None) or \
                         (actual is not None and sorted(map(str, actual)) != sorted(map(str, expected))):
-                    problems.append(f"[REL-14] {handle}.{relation.list_name} holds {actual}; oracle {expected}")
+                    problems.append(f"[REL-14] {handle}.{relation.list_name} holds {self._shown(actual)}; "
+                                    f"oracle {self._shown(expected)}")
         return problems
+
+    def _shown(self, value):
+        """A reference (an oracle id, None, or not cached) or a collection (a list of them, or
+        None: not loaded) as the program names the objects."""
+        if value is _NOT_CACHED:
+            return "nothing (not cached)"
+        if isinstance(value, list):
+            return self._named(value)
+        if isinstance(value, int) and value < len(self.handles):
+            return self.handles[value].name
+        return repr(value)
 
 
 def _resolved(cached, values, relation, held):
@@ -387,12 +401,6 @@ def _resolved(cached, values, relation, held):
     if value is not None:
         return held.get((relation.parent.name, (value,)), _NOT_CACHED)
     return _NOT_CACHED
-
-
-def _shown(value):
-    if value is _NOT_CACHED:
-        return "nothing (not cached)"
-    return repr(value)
 
 
 def build_machine(adapter_factory):

@@ -185,7 +185,7 @@ def test_a_failure_names_the_rule_it_broke_and_the_rules_the_step_applied(capsys
     with pytest.raises(AssertionError) as failure:
         _run_expire_then_check()
     message = str(failure.value)
-    assert "[TRK-4] <ant #0> holds {" in message
+    assert "[TRK-4] objects_0 holds {" in message
     assert message.endswith("rules the oracle applied in this step: EXP-2")
     report.print_rules(message)
     printed = capsys.readouterr().out
