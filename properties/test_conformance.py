@@ -1,41 +1,51 @@
-"""The conformance suite for the implementation named by ``UOW_IMPL`` (default: uow itself), and
-for SQLAlchemy through its adapter.
+"""The conformance suite: the machine against uow and against each ORM whose adapter ships with
+the kit (adapter.SHIPPED), so that every change of the oracle is checked against mature units of
+work too: a rule the oracle states wrongly for everyone shows up there as an undeclared
+difference (each adapter's module says what it declares).
 
-Run it with ``pytest properties`` or ``python -m properties.report``; ``HYPOTHESIS_PROFILE``
-chooses the settings (see conftest.py).  The programs the "ci" profile draws are fixed by the
-machine's source, so a program another profile found is kept below as a plain replay.
-
-SQLAlchemy runs too, so that every change of the oracle is checked against a mature unit of
-work: a rule the oracle states wrongly for everyone shows up there as an undeclared difference
-(see sqlalchemy_adapter.py for the differences it declares).
+``UOW_IMPL`` names the implementation in place of uow ("module:factory" or a short name), and
+``UOW_CONFORMANCE_ADAPTERS`` (names separated by spaces) chooses the adapters outright: CI runs
+the peers on one interpreter only.  Run the suite with ``pytest properties``, or for a report
+``python -m properties ADAPTER``; ``HYPOTHESIS_PROFILE`` chooses the settings (see profiles.py).
+The programs the "ci" profile draws are fixed by the machine's source, so a program another
+profile found is kept below as a plain replay, run against every adapter too.
 """
+
+import os
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import run_state_machine_as_test
 
-from .adapter import load_adapter
+from .adapter import SHIPPED, load_adapter
 from .profiles import PROFILE
 from .relations_machine import build_machine
-from .sqlalchemy_adapter import SQLAlchemyAdapter
 
-Machine = build_machine(load_adapter())
-TestConformance = Machine.TestCase
-TestConformance.settings = settings(settings.get_profile(PROFILE))
 
-if Machine.adapter_factory is SQLAlchemyAdapter:
-    SQLAlchemyMachine = Machine
-else:
-    SQLAlchemyMachine = build_machine(SQLAlchemyAdapter)
-    # SQLAlchemy warns of each DELETE that matched no row, which it declares (delete_finding_no_row).
-    TestSQLAlchemyConformance = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")(
-        SQLAlchemyMachine.TestCase)
-    TestSQLAlchemyConformance.settings = settings(settings.get_profile(PROFILE))
+def _adapters():
+    chosen = os.environ.get("UOW_CONFORMANCE_ADAPTERS")
+    if chosen:
+        return chosen.split()
+    first = os.environ.get("UOW_IMPL") or "uow"
+    return list(dict.fromkeys([first] + [name for name in SHIPPED if name != "uow"]))
+
+
+@pytest.fixture(scope="module", params=_adapters())
+def Machine(request):
+    """The machine class for one adapter."""
+    return build_machine(load_adapter(request.param))
+
+
+# SQLAlchemy warns of each DELETE that matched no row, which it declares (delete_finding_no_row).
+@pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
+def test_conformance(Machine):
+    run_state_machine_as_test(Machine, settings=settings(settings.get_profile(PROFILE)))
 
 
 @settings(max_examples=1, database=None)
 @given(st.none())  # the machine's note() and event() need a running Hypothesis test
-def _replay_a_new_row_taking_the_key_of_a_re_added_deleted_object(_):
+def _replay_a_new_row_taking_the_key_of_a_re_added_deleted_object(Machine, _):
     state = Machine()
     try:
         state.setup(shape="parent_child", names=("ant", "bee", "cow", "doe"), generated=(False, True, False, False),
@@ -56,16 +66,16 @@ def _replay_a_new_row_taking_the_key_of_a_re_added_deleted_object(_):
         state.teardown()
 
 
-def test_a_new_row_given_the_key_of_a_re_added_deleted_object_detaches_that_object():
+def test_a_new_row_given_the_key_of_a_re_added_deleted_object_detaches_that_object(Machine):
     """Found by the "dev" profile: the oracle kept both objects persistent under one key.  Where
     the implementation refuses to re-add such an object (attach_without_row), the replay checks the
     refusal and the new row instead."""
-    _replay_a_new_row_taking_the_key_of_a_re_added_deleted_object()
+    _replay_a_new_row_taking_the_key_of_a_re_added_deleted_object(Machine)
 
 
 @settings(max_examples=1, database=None)
 @given(st.none())
-def _replay_get_of_an_expired_object_whose_row_a_rollback_removed(_):
+def _replay_get_of_an_expired_object_whose_row_a_rollback_removed(Machine, _):
     state = Machine()
     try:
         state.setup(shape="single", names=("ant", "bee", "cow", "doe"), generated=(False, False, False, False),
@@ -87,10 +97,10 @@ def _replay_get_of_an_expired_object_whose_row_a_rollback_removed(_):
         state.teardown()
 
 
-def test_get_of_an_expired_object_whose_row_is_gone():
+def test_get_of_an_expired_object_whose_row_is_gone(Machine):
     """The machine rarely builds this under the CI profile: a rollback that removes the row of an
     object loaded after the transaction's first write, then get() of its key."""
-    _replay_get_of_an_expired_object_whose_row_a_rollback_removed()
+    _replay_get_of_an_expired_object_whose_row_a_rollback_removed(Machine)
 
 
 def _replay_a_failed_flush_after_an_update_of_an_object_inserted_in_the_transaction(machine):
@@ -121,16 +131,15 @@ def _replay_a_failed_flush_after_an_update_of_an_object_inserted_in_the_transact
     replay()
 
 
-def test_a_failed_flush_after_an_update_of_an_object_inserted_in_the_transaction():
+def test_a_failed_flush_after_an_update_of_an_object_inserted_in_the_transaction(Machine):
     """The lead's SQLAlchemy report found it (a failed flush left version 2 where the model said 1,
     because the model ordered the tables by the whole schema, not by those in the flush)."""
-    for machine in dict.fromkeys((Machine, SQLAlchemyMachine)):
-        _replay_a_failed_flush_after_an_update_of_an_object_inserted_in_the_transaction(machine)
+    _replay_a_failed_flush_after_an_update_of_an_object_inserted_in_the_transaction(Machine)
 
 
 @settings(max_examples=1, database=None)
 @given(st.none())
-def _replay_a_query_after_merge_assigned_every_expired_field(_):
+def _replay_a_query_after_merge_assigned_every_expired_field(Machine, _):
     state = Machine()
     try:
         state.setup(shape="single", names=("ant", "bee", "cow", "doe"), generated=(False, False, False, False),
@@ -154,17 +163,17 @@ def _replay_a_query_after_merge_assigned_every_expired_field(_):
         state.teardown()
 
 
-def test_a_query_completes_the_snapshot_of_fields_merge_assigned_while_expired():
+def test_a_query_completes_the_snapshot_of_fields_merge_assigned_while_expired(Machine):
     """merge(load=False) of an expired object holds only its key; merge(load=True) onto it then
     assigns every field without reading the row.  A query that reads the row makes it their
     snapshot: values equal to the row are no change (uow drops the object from session.dirty;
     the oracle kept it dirty, as it completed snapshots only of objects with fields missing)."""
-    _replay_a_query_after_merge_assigned_every_expired_field()
+    _replay_a_query_after_merge_assigned_every_expired_field(Machine)
 
 
 @settings(max_examples=1, database=None)
 @given(st.none())
-def _replay_a_pending_row_naming_the_key_sqlite_gives_it(_):
+def _replay_a_pending_row_naming_the_key_sqlite_gives_it(Machine, _):
     state = Machine()
     try:
         state.setup(shape="self_ref", names=("ant", "bee", "cow", "doe"), generated=(True, False, False, False),
@@ -180,16 +189,16 @@ def _replay_a_pending_row_naming_the_key_sqlite_gives_it(_):
         state.teardown()
 
 
-def test_a_pending_row_may_name_the_key_sqlite_generates_for_it():
+def test_a_pending_row_may_name_the_key_sqlite_generates_for_it(Machine):
     """Found by the CI profile once the machine drew more: a self-referencing foreign key set by
     value to the key SQLite then generates for the same row passes (SQLite checks it when the
     INSERT ends, with the row in); the oracle took it for a key generated later in the flush."""
-    _replay_a_pending_row_naming_the_key_sqlite_gives_it()
+    _replay_a_pending_row_naming_the_key_sqlite_gives_it(Machine)
 
 
 @settings(max_examples=1, database=None)
 @given(st.none())
-def _replay_a_stale_delete_behind_a_foreign_key(_):
+def _replay_a_stale_delete_behind_a_foreign_key(Machine, _):
     state = Machine()
     try:
         state.setup(shape="diamond", names=("ant", "bee", "cow", "doe"), generated=(False, False, False, False),
@@ -206,19 +215,19 @@ def _replay_a_stale_delete_behind_a_foreign_key(_):
         state.teardown()
 
 
-def test_a_flush_failing_at_a_foreign_key_before_a_stale_row_names_no_stale_object():
+def test_a_flush_failing_at_a_foreign_key_before_a_stale_row_names_no_stale_object(Machine):
     """Found by the CI profile once race retried deletes: with flush_order "rows" the oracle
     checks foreign keys after every statement ran, so it expected the stale DELETE of the ant
     and, after the rollback, the ant expired.  The implementation's first failing statement is
     the cow's DELETE (a foreign key); it never read the ant's row, and the rollback keeps the ant
     as it was read before the transaction wrote anything.  The oracle now follows the error the
     implementation raised (see Model.stale_not_met)."""
-    _replay_a_stale_delete_behind_a_foreign_key()
+    _replay_a_stale_delete_behind_a_foreign_key(Machine)
 
 
 @settings(max_examples=1, database=None)
 @given(st.none())
-def _replay_a_row_switch_of_a_child_whose_parent_is_deleted(_):
+def _replay_a_row_switch_of_a_child_whose_parent_is_deleted(Machine, _):
     state = Machine()
     try:
         state.setup(shape="chain", names=("ant", "bee", "cow", "doe"), generated=(False, False, False, False),
@@ -236,16 +245,16 @@ def _replay_a_row_switch_of_a_child_whose_parent_is_deleted(_):
         state.teardown()
 
 
-def test_a_row_switch_replaces_a_child_that_pointed_at_a_deleted_parent():
+def test_a_row_switch_replaces_a_child_that_pointed_at_a_deleted_parent(Machine):
     """Found by the CI profile once its draws moved: the oracle refused the flush (a held child
     left pointing at a deleted parent) for the marked bee a row switch replaces, whose row takes
     the new bee's values and names no ant.  uow runs the switch's UPDATE and the DELETE."""
-    _replay_a_row_switch_of_a_child_whose_parent_is_deleted()
+    _replay_a_row_switch_of_a_child_whose_parent_is_deleted(Machine)
 
 
 @settings(max_examples=1, database=None)
 @given(st.none())
-def _replay_a_failed_flush_that_read_the_row_of_fields_merge_assigned_while_expired(_):
+def _replay_a_failed_flush_that_read_the_row_of_fields_merge_assigned_while_expired(Machine, _):
     state = Machine()
     try:
         state.setup(shape="diamond", names=("ant", "bee", "cow", "doe"), generated=(False, False, False, False),
@@ -270,9 +279,9 @@ def _replay_a_failed_flush_that_read_the_row_of_fields_merge_assigned_while_expi
         state.teardown()
 
 
-def test_a_flush_completes_the_snapshot_of_fields_merge_assigned_while_expired():
+def test_a_flush_completes_the_snapshot_of_fields_merge_assigned_while_expired(Machine):
     """Found by the CI profile once the machine drew more: a flush that reads back an object whose
     fields merge() assigned while expired makes the row their snapshot, as a query does (values
     equal to the row are no change: uow dropped the cow from session.dirty, even though the flush
     then failed; the oracle read back only objects with fields missing, and kept it dirty)."""
-    _replay_a_failed_flush_that_read_the_row_of_fields_merge_assigned_while_expired()
+    _replay_a_failed_flush_that_read_the_row_of_fields_merge_assigned_while_expired(Machine)
