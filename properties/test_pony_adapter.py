@@ -2,9 +2,8 @@
 shown with Pony alone (no machine, no oracle), so that a declaration is a verified fact about
 Pony 0.7 and not a guess fitted to make the machine pass.
 
-The conformance machine runs against Pony here too (TestPonyConformance), beside uow and SQLAlchemy
-(test_conformance.py).  Pony is a test extra (``pip install 'uow[test]'``); without it these tests
-are skipped, saying so.
+The conformance machine runs against Pony in test_conformance.py, beside uow and SQLAlchemy.
+Pony is a test extra (``pip install 'uow[test]'``); without it these tests are skipped, saying so.
 The one place where Pony breaks a rule that no declaration covers is the last test, a strict
 xfail: after a flush that failed part-way, Pony refuses further flushes with a bare
 AssertionError instead of an error of its own that says to roll back.
@@ -20,18 +19,8 @@ orm = pytest.importorskip("pony.orm", reason="Pony ORM is not installed (it is i
 core = pytest.importorskip("pony.orm.core")
 dbapiprovider = pytest.importorskip("pony.orm.dbapiprovider")
 
-from hypothesis import settings  # noqa: E402  (after the skip)
-
-from .adapter import load_adapter  # noqa: E402
-from .pony_adapter import PONY_CAPABILITIES, PonyAdapter  # noqa: E402
-from .profiles import PROFILE  # noqa: E402
-from .relations_machine import build_machine  # noqa: E402
+from .pony_adapter import PONY_CAPABILITIES, PonyAdapter  # noqa: E402  (after the skip)
 from .schemas import Schema  # noqa: E402
-
-if load_adapter() is not PonyAdapter:  # (UOW_IMPL naming Pony runs it in test_conformance.py)
-    # The conformance machine against Pony, with its declared differences, under the profile.
-    TestPonyConformance = build_machine(PonyAdapter).TestCase
-    TestPonyConformance.settings = settings(settings.get_profile(PROFILE))
 
 ANT = """CREATE TABLE ant (id INTEGER PRIMARY KEY, name TEXT NOT NULL, note TEXT, code TEXT UNIQUE,
                            data TEXT, price TEXT)"""
