@@ -305,4 +305,8 @@ def test_a_flush_completes_the_snapshot_of_fields_merge_assigned_while_expired(R
     fields merge() assigned while expired makes the row their snapshot, as a query does (values
     equal to the row are no change: uow dropped the cow from session.dirty, even though the flush
     then failed; the oracle read back only objects with fields missing, and kept it dirty)."""
+    declared = Replayed.adapter_factory().capabilities.flush_reloads_expired
+    if declared not in ("at_start", "at_start_for_order"):
+        pytest.skip(f"{Replayed.adapter_factory().name} declares flush_reloads_expired={declared!r} (the replay is "
+                    "about a flush that reads back at its start)")
     _replay_a_failed_flush_that_read_the_row_of_fields_merge_assigned_while_expired(Replayed)
