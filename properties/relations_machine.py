@@ -13,8 +13,9 @@ with a cascade), the oracle's relationship layer as its model, and these rules:
                      in a foreign key are favoured)
 * ``switch_row``     ``delete(old)`` and add a new object with old's key (a row switch; objects
                      with relationships favoured)
-* ``set_reference_ahead``  a foreign key set by value to the key SQLite generates for a pending
-                     object only in the next flush
+* ``set_reference_ahead``  a new object added to the table of an object whose foreign key then
+                     names it, by value (a key SQLite generates only later in the next flush)
+                     or as a reference (a key filled after the row is written)
 
 ``set_parent`` favours references that close a cycle through rows the next flush inserts.
 These biases make the CI profile reach key changes that re-point loaded objects, row switches,
@@ -188,20 +189,25 @@ class RelationsMachine(ConformanceMachine):
                    for column, parent in other.table.refs if parent == handle.table.name)
 
     def ahead_references(self):
-        """``(handle, column, value)``: a foreign key set by value to the key SQLite will give a
-        pending object of the parent table in the next flush (max(id) + 1), a row that does not
-        exist when the statement writing the foreign key may run."""
+        """``(handle, column, value)``: a foreign key to the handle's own table, to be set to the
+        key SQLite will give the next object added to that table (max(id) + 1 + the pending
+        objects still without a key), which set_reference_ahead adds after the handle.
+
+        Only within one table: there the flush inserts in the order objects were added, which the
+        oracle's flush_order 'rows' models; across tables uow inserts parent tables first, which
+        it does not (see ORD in RULES.rst)."""
         model = self.model
         choices = []
         for table in model.schema.tables:
-            if not table.generated or not any(obj.table is table and obj.state == machine.PENDING and obj.key is None
-                                               and obj.values.get("id") is None for obj in model.objects.values()):
+            columns = [column for column, parent in table.refs if parent == table.name]
+            if not table.generated or not columns:
                 continue
-            value = max([key[0] for key in model.db[table.name]], default=0) + 1
+            waiting = sum(1 for obj in model.objects.values() if obj.table is table and obj.state == machine.PENDING
+                          and obj.key is None and obj.values.get("id") is None)
+            value = max([key[0] for key in model.db[table.name]], default=0) + 1 + waiting
             for handle in self.handles_to_edit():
-                if model.objects[handle.hid].state in (machine.PENDING, machine.PERSISTENT):
-                    choices.extend((handle, column, value) for column, parent in handle.table.refs
-                                   if parent == table.name)
+                if handle.table is table and model.objects[handle.hid].state in (machine.PENDING, machine.PERSISTENT):
+                    choices.extend((handle, column, value) for column in columns)
         return choices
 
     # -- rules ----------------------------------------------------------------------------
@@ -306,13 +312,41 @@ class RelationsMachine(ConformanceMachine):
             self._attempt(f"add({new})", lambda: self.model.add(hid), lambda: self.adapter.add(new.obj))
         return new
 
-    @precondition(lambda self: self.relation_rules() and bool(self.ahead_references()))
-    @rule(pick=_from_machine("ahead_references"))
-    def set_reference_ahead(self, pick):
-        """Set a foreign key by value to a key SQLite generates only in the next flush."""
+    @precondition(lambda self: self.usable() and bool(self.ahead_references()))
+    @rule(target=ConformanceMachine.objects, pick=_from_machine("ahead_references"), by_reference=st.booleans(),
+          then_flush=st.booleans())
+    def set_reference_ahead(self, pick, by_reference=False, then_flush=False):
+        """A new object of the handle's table is added after it, and the handle's foreign key
+        names the new object: by value, the key SQLite generates for it only later in the next
+        flush (a row named before it exists), or (``by_reference``, where the key is a reference)
+        as the object, so that the flush fills the key after the handle's row is written (a
+        cycle).  Maybe flushed at once.  One rule, because drawn apart (a pending object, then a
+        foreign key naming it) these steps rarely meet in one program."""
         self._event("rule: set_reference_ahead")
         handle, column, value = pick
-        self._set(handle, column, value)
+        table = handle.table
+        values = self._fresh_values(table, "cy", None, False)
+        hid = self.model.create(table, values)
+        if self.caps.objects_join_on_construction:
+            new = self._construct(hid, table, values)
+            if not isinstance(new, machine.Handle):
+                return new
+        else:
+            new = self._remember(hid, self.adapter.new(table, table.live(values)), table)
+            refused, _, _ = self._attempt(f"add({new})", lambda: self.model.add(hid), lambda: self.adapter.add(new.obj))
+            if refused:
+                return new
+        relation = next((relation for relation in self.relations
+                         if relation.child is table and relation.column == column), None)
+        if by_reference and relation is not None:
+            self._attempt(f"{handle}.{relation.ref_name} = {new}",
+                          lambda: self.model.set_parent(handle.hid, relation, new.hid),
+                          lambda: self.adapter.set_reference(handle.obj, relation, new.obj))
+        else:
+            self._set(handle, column, value)
+        if then_flush:
+            self._attempt("flush()", self.model.flush, self.adapter.flush)
+        return new
 
     def _attempt(self, label, predict, perform):
         """As the base, and the objects the oracle's operation changed count as touched in the
