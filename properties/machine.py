@@ -640,6 +640,50 @@ class ConformanceMachine(RuleBasedStateMachine):
         handle, load = pick
         return multiple(*self._merge(handle, load))
 
+    def bare_merge_sources(self):
+        """Handles merge(load=True) may take whose row exists, where merge(load=False), expire,
+        expunge and queries exist (see merge_onto_bare)."""
+        caps = self.caps
+        if not (caps.merge_without_load and caps.expire and caps.expunge and caps.filter_by):
+            return []
+        model = self.model
+        return [handle for handle, load in self.merge_sources() if load
+                and model.objects[handle.hid].key in model.db[handle.table.name]]
+
+    @precondition(lambda self: self.usable() and bool(self.bare_merge_sources()))
+    @rule(target=objects, source=_from_machine("bare_merge_sources"))
+    def merge_onto_bare(self, source):
+        """merge(source, load=True) makes or finds the row's object; it is expired, expunged and
+        merged back with load=False (held again with nothing but its key loaded); merge(source,
+        load=True) then assigns every field without reading the row, and a query reads it: the
+        row becomes the snapshot of fields assigned while expired.  One rule, because these six
+        steps drawn apart almost never meet."""
+        self._event("rule: merge_onto_bare")
+        model = self.model
+        table = source.table
+        made = self._merge(source, True)
+        key = model.objects[source.hid].key or table.key_of(model.objects[source.hid].values)
+        held = model.held(table, key)
+        if model.failed or held is None:
+            return multiple(*made)
+        handle = self.handles[held]
+        for step in ("expire", "expunge"):
+            refused, _, _ = self._attempt(f"{step}({handle})", lambda: getattr(model, step)(handle.hid),
+                                          lambda: getattr(self.adapter, step)(handle.obj))
+            if refused:
+                return multiple(*made)
+        if model.objects[handle.hid].state != DETACHED:
+            return multiple(*made)
+        made += self._merge(handle, False)
+        if model.failed or not self._may_merge_loading(model.objects[source.hid], key):
+            return multiple(*made)
+        made += self._merge(source, True)
+        row = model.db[table.name].get(key)
+        if model.failed or row is None or (table.name, "name", row["name"]) not in self.query_choices():
+            return multiple(*made)
+        found = self.query(pick=(table.name, "name", row["name"]))
+        return multiple(*made, *found.values)
+
     def _merge(self, handle, load):
         """Run merge(obj, load=...) on both sides; returns the new handles it made."""
         label = f"merge({handle}, load={load})"
