@@ -278,10 +278,10 @@ class Capabilities:
     the transaction back (the rollback rule).  Rules: FAIL-1, FAIL-2."""
 
     failed_flush_keeps_keys_and_versions: bool = False
-    """Generated keys (and fields a flush reloads, and new versions) land on objects as each
-    statement runs, so a failed flush leaves those of the statements before the failing one
-    (True, SQLAlchemy); or only once every statement succeeded (False).  Rules: FAIL-1,
-    FAIL-4."""
+    """Generated keys (and fields a flush reloads, and new versions, an INSERT's included) land on
+    objects as each statement runs, so a failed flush leaves those of the statements before the
+    failing one (True, SQLAlchemy); or only once every statement succeeded (False).  Rules:
+    FAIL-1, FAIL-4."""
 
     predictable_keys_after_failed_flush: bool = True
     """Which generated keys a failed flush leaves on objects is predictable (none, or those of the
