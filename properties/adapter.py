@@ -640,7 +640,7 @@ def load_adapter(spec=None):
     except ModuleNotFoundError as error:
         hint = ""
         if spec in SHIPPED:
-            hint = f"; the adapters for other ORMs need them installed: pip install 'uow[peers]'"
+            hint = f"; the adapters for other ORMs need them installed: pip install 'uow[conformance]'"
         raise AdapterNotFound(f"cannot load the adapter {spec!r}: {error}{hint}") from error
     if not hasattr(module, attribute):
         raise AdapterNotFound(f"cannot load the adapter {spec!r}: module {module.__name__} has no {attribute!r}")
