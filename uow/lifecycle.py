@@ -29,23 +29,8 @@ class Lifecycle:
         self.session = session
 
     def add(self, obj):
-        """Make a transient object pending (inserted at the next flush), or re-attach a detached one.
-
-        Adding an object that is already in this session changes nothing, except that an object
-        marked for deletion is not deleted after all: add() takes the delete back (see
-        :meth:`take_back_delete`), as SQLAlchemy and Storm do.  Adding an object held by another
-        session, or one whose key another object in this session holds, is an error.
-
-        Whatever state the object comes from, add() follows its save-update references and loaded
-        collections and adds what they hold that is not in this session yet: a detached object
-        may have been given new children while it was away, and they must not be left out.
-
-        An object whose row was deleted and the delete committed is refused (SQLAlchemy's rule,
-        not Storm's re-insert): the object says it mirrors a row that is gone, and quietly
-        turning it into a new INSERT could bring back a row someone meant to remove (a cascade
-        from a re-added parent would do it without a word).  ``merge(obj)`` writes a copy of it
-        as a new row when that is what is wanted.
-        """
+        """The work of ``Session.add`` (its docstring states the rules a user relies on: re-attaching,
+        taking a delete back, cascading from any state, refusing an object whose row is gone)."""
         self.session._check("add")
         self.refuse_to_add(obj)
         self.bring_in(obj)
