@@ -622,6 +622,68 @@ class Adapter(abc.ABC):
         """Release everything but the connection (the machine closes that)."""
 
 
+
+class SessionShapedAdapter(Adapter):
+    """The operations of an adapter whose session names them as SQLAlchemy's ``Session`` does (so
+    do uow's, and many others'): each is one call on ``self.session``, the session ``open_session``
+    made, and ``self.classes`` maps a table name to its mapped class.  Subclass it and write the
+    rest: connecting, the mapping, creating objects, the observers and the error kinds.  (Not the
+    protocol's default: a session shaped otherwise, Pony's for one, writes these itself.)"""
+
+    def close_session(self):
+        self.session.close()
+
+    def add(self, obj):
+        self.session.add(obj)
+
+    def delete(self, obj):
+        self.session.delete(obj)
+
+    def expunge(self, obj):
+        self.session.expunge(obj)
+
+    def refresh(self, obj):
+        self.session.refresh(obj)
+
+    def expire(self, obj):
+        self.session.expire(obj)
+
+    def expire_fields(self, obj, fields):
+        self.session.expire(obj, list(fields))
+
+    def refresh_fields(self, obj, fields):
+        self.session.refresh(obj, list(fields))
+
+    def expire_all(self):
+        self.session.expire_all()
+
+    def expunge_all(self):
+        self.session.expunge_all()
+
+    def merge(self, obj, load):
+        return self.session.merge(obj, load=load)
+
+    def get(self, table, key):
+        return self.session.get(self.classes[table.name], key)
+
+    def flush(self):
+        self.session.flush()
+
+    def commit(self):
+        self.session.commit()
+
+    def rollback(self):
+        self.session.rollback()
+
+    def begin_nested(self):
+        return self.session.begin_nested()
+
+    def release(self, token):
+        token.commit()
+
+    def rollback_nested(self, token):
+        token.rollback()
+
 class AdapterNotFound(Exception):
     """The adapter named on the command line or in ``$UOW_IMPL`` cannot be loaded."""
 
@@ -640,7 +702,7 @@ def load_adapter(spec=None):
     except ModuleNotFoundError as error:
         hint = ""
         if spec in SHIPPED:
-            hint = f"; the adapters for other ORMs need them installed: pip install 'uow[conformance]'"
+            hint = "; the adapters for other ORMs need them installed: pip install 'uow[conformance]'"
         raise AdapterNotFound(f"cannot load the adapter {spec!r}: {error}{hint}") from error
     if not hasattr(module, attribute):
         raise AdapterNotFound(f"cannot load the adapter {spec!r}: module {module.__name__} has no {attribute!r}")

@@ -23,7 +23,7 @@ from sqlalchemy import event, exc, inspect, orm
 from sqlalchemy.orm import exc as orm_exc
 from sqlalchemy.pool import StaticPool
 
-from .adapter import NOT_CACHED, Adapter, Capabilities
+from .adapter import NOT_CACHED, Capabilities, SessionShapedAdapter
 
 SQLALCHEMY_CAPABILITIES = Capabilities(
     expire_on_commit=True,
@@ -133,7 +133,7 @@ SQLALCHEMY_REASONS = {
 }
 
 
-class SQLAlchemyAdapter(Adapter):
+class SQLAlchemyAdapter(SessionShapedAdapter):
     """SQLAlchemy's Session, driven through the adapter protocol."""
 
     name = "SQLAlchemy"
@@ -197,69 +197,15 @@ class SQLAlchemyAdapter(Adapter):
     def open_session(self, autoflush=True):
         self.session = orm.Session(self.engine, expire_on_commit=True, autoflush=autoflush)
 
-    def close_session(self):
-        self.session.close()
-
     def new(self, table, values):
         obj = self.classes[table.name]()
         for name, value in values.items():
             setattr(obj, name, value)
         return obj
 
-    def add(self, obj):
-        self.session.add(obj)
-
-    def delete(self, obj):
-        self.session.delete(obj)
-
-    def expunge(self, obj):
-        self.session.expunge(obj)
-
-    def refresh(self, obj):
-        self.session.refresh(obj)
-
-    def expire(self, obj):
-        self.session.expire(obj)
-
-    def expire_fields(self, obj, fields):
-        self.session.expire(obj, list(fields))
-
-    def refresh_fields(self, obj, fields):
-        self.session.refresh(obj, list(fields))
-
-    def expire_all(self):
-        self.session.expire_all()
-
-    def expunge_all(self):
-        self.session.expunge_all()
-
-    def merge(self, obj, load):
-        return self.session.merge(obj, load=load)
-
-    def get(self, table, key):
-        return self.session.get(self.classes[table.name], key)
-
     def query(self, table, field, value):
         cls = self.classes[table.name]
         return list(self.session.scalars(sqlalchemy.select(cls).filter_by(**{field: value})))
-
-    def flush(self):
-        self.session.flush()
-
-    def commit(self):
-        self.session.commit()
-
-    def rollback(self):
-        self.session.rollback()
-
-    def begin_nested(self):
-        return self.session.begin_nested()
-
-    def release(self, token):
-        token.commit()
-
-    def rollback_nested(self, token):
-        token.rollback()
 
     def state(self, obj):
         info = inspect(obj)

@@ -15,7 +15,7 @@ import types
 import uow
 from uow import errors
 
-from .adapter import NOT_CACHED, Adapter, Capabilities
+from .adapter import NOT_CACHED, Capabilities, SessionShapedAdapter
 
 UOW_CAPABILITIES = Capabilities(
     pending_key_conflict="row_switch",
@@ -39,7 +39,7 @@ UOW_REASONS = {
 }
 
 
-class UowAdapter(Adapter):
+class UowAdapter(SessionShapedAdapter):
     """uow's Session, driven through the adapter protocol."""
 
     name = "uow"
@@ -73,65 +73,11 @@ class UowAdapter(Adapter):
     def open_session(self, autoflush=True):
         self.session = uow.Session(self.connection, autoflush=autoflush)
 
-    def close_session(self):
-        self.session.close()
-
     def new(self, table, values):
         return self.classes[table.name](**values)
 
-    def add(self, obj):
-        self.session.add(obj)
-
-    def delete(self, obj):
-        self.session.delete(obj)
-
-    def expunge(self, obj):
-        self.session.expunge(obj)
-
-    def refresh(self, obj):
-        self.session.refresh(obj)
-
-    def expire(self, obj):
-        self.session.expire(obj)
-
-    def expire_fields(self, obj, fields):
-        self.session.expire(obj, list(fields))
-
-    def refresh_fields(self, obj, fields):
-        self.session.refresh(obj, list(fields))
-
-    def expire_all(self):
-        self.session.expire_all()
-
-    def expunge_all(self):
-        self.session.expunge_all()
-
-    def merge(self, obj, load):
-        return self.session.merge(obj, load=load)
-
-    def get(self, table, key):
-        return self.session.get(self.classes[table.name], key)
-
     def query(self, table, field, value):
         return self.session.filter(self.classes[table.name], **{field: value})
-
-    def flush(self):
-        self.session.flush()
-
-    def commit(self):
-        self.session.commit()
-
-    def rollback(self):
-        self.session.rollback()
-
-    def begin_nested(self):
-        return self.session.begin_nested()
-
-    def release(self, token):
-        token.commit()
-
-    def rollback_nested(self, token):
-        token.rollback()
 
     def state(self, obj):
         return uow.state_of(obj).value
