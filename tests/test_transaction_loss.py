@@ -361,3 +361,37 @@ def test_a_commit_that_sqlite_rolled_back_fails_the_session_until_rollback(db_pa
     assert names(other) == []
     session.close()
     connection.close()
+
+
+def test_begin_nested_after_the_transaction_ended_behind_the_session_refuses_to_open_a_savepoint(file_session, other):
+    """With nothing to flush, begin_nested() sent SAVEPOINT outside any transaction: SQLite began
+    one for it, whose RELEASE committed the savepoint's writes at once, and rollback() could not
+    take them back."""
+    file_session.add(User(name="ann"))
+    file_session.flush()
+    connection = file_session.connection()
+    connection.execute("ROLLBACK")
+    with uow.capture_sql() as statements:
+        with pytest.raises(errors.PendingRollbackError) as raised:
+            file_session.begin_nested()
+    assert statements == []
+    assert str(raised.value).startswith("begin_nested(): a previous begin_nested failed (SQLite has no transaction open")
+    assert not connection.in_transaction
+    file_session.rollback()
+    assert names(other) == []
+
+
+def test_releasing_a_savepoint_after_the_transaction_ended_behind_the_session_says_so(file_session, other):
+    """With nothing to flush, the savepoint's commit() sent RELEASE, which SQLite refused with a
+    bare 'no such savepoint', and the session stayed active as if its transaction were open."""
+    file_session.add(User(name="ann"))
+    nested = file_session.begin_nested()
+    file_session.connection().execute("ROLLBACK")
+    with uow.capture_sql() as statements:
+        with pytest.raises(errors.PendingRollbackError) as raised:
+            nested.commit()
+    assert statements == []
+    assert "SQLite has no transaction open although this session began one" in str(raised.value)
+    assert not file_session.is_active
+    file_session.rollback()
+    assert names(other) == []

@@ -526,6 +526,9 @@ class Session:
             self._flush()
             if not self.transaction.active:
                 self._begin(None)
+            # With nothing to flush, no flush has checked: a SAVEPOINT outside any transaction would
+            # begin one that the savepoint's RELEASE commits at once.
+            self._refuse_lost_transaction("begin_nested")
             nested = self.transaction.open_savepoint(self.undo.new_scope(), self._end_nested)
             self.undo.remember_deleted_json()
             return nested
@@ -541,6 +544,7 @@ class Session:
 
             def release():
                 self._flush()
+                self._refuse_lost_transaction("release of a savepoint")  # (unchecked if nothing was flushed)
                 self.transaction.release_savepoint(nested)  # its undo scope joins the enclosing level's
 
             self._around("release_savepoint", release, savepoint=nested)
