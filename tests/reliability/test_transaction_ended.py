@@ -1,0 +1,226 @@
+"""Every public entry point, called after SQLite ended the session's transaction behind its back.
+
+Class of defect searched for: **a call that writes, or opens or ends a transaction level, without
+checking that SQLite still holds the transaction the session began**.  SQLite can end it unseen:
+the application runs ROLLBACK or COMMIT on the raw connection, or catches the error of a statement
+that made SQLite roll back.  A write sent then runs outside any transaction and is committed at
+once, and a SAVEPOINT sent then *begins* a transaction whose RELEASE commits it.  The last defect
+of this class was found by reading (``begin_nested()`` with nothing to flush sent a bare SAVEPOINT);
+this table makes the search mechanical.
+
+Each case: a file database; a session that loaded and changed an object and flushed a new one (so
+its transaction holds work); then the raw connection ends that transaction (ROLLBACK, or COMMIT), with a change left unflushed
+or with nothing left to flush;
+then one public call, with valid arguments.  Whatever the call does, it must:
+
+* raise a ``uow`` error, or return -- never a raw sqlite3 error;
+* if it is a call that writes or opens/ends a transaction level (``MUST_REFUSE``), raise, naming
+  what happened, and send nothing;
+* leave the database as the raw connection left it (read from a second connection), with no
+  transaction open on the session's connection;
+* leave a session that ``rollback()`` brings back into step: after it, the changed object holds
+  what its row holds, and a new object commits normally.
+
+``test_every_public_entry_point_is_in_the_table`` fails when a method is added to Session
+without a row here.
+"""
+
+import collections
+import sqlite3
+
+import pytest
+
+import uow
+from uow import errors
+
+from uow import Collection, Column, Entity, Reference
+
+from .harness import db_rows
+
+
+class EndedBase(Entity, abstract=True):
+    """This module's own registry."""
+
+
+class Item(EndedBase, table="ended_items"):
+    id: int = Column(primary_key=True)
+    tag: str = Column(unique=True)
+    name: str
+    qty: int = 0
+    parts = Collection("Part", "item")
+
+
+class Part(EndedBase, table="ended_parts"):
+    id: int = Column(primary_key=True)
+    item_id: int | None = Column(references=Item)
+    item = Reference("item_id")
+
+TALLY = collections.Counter()
+
+# label -> call(run).  ``run.obj`` is a loaded Item with an unflushed change, ``run.flushed`` an Item
+# flushed in the transaction SQLite ended, ``run.session`` their session.
+CALLS = {
+    "add": lambda r: r.session.add(Item(tag="added", name="added")),
+    "add_all": lambda r: r.session.add_all([Item(tag="added", name="added")]),
+    "all": lambda r: r.session.all(Item),
+    "all(no autoflush)": lambda r: r.no_autoflush(lambda: r.session.all(Item)),
+    "attach": lambda r: r.session.attach("other_db", ":memory:"),
+    "begin": lambda r: r.session.begin(),
+    "begin_nested": lambda r: r.session.begin_nested(),
+    "begin_nested(no autoflush)": lambda r: r.no_autoflush(r.session.begin_nested),
+    "bind_mapper": lambda r: r.session.bind_mapper(Item, ":memory:"),
+    "bind_table": lambda r: r.session.bind_table("ended_items", ":memory:"),
+    "bulk_insert_mappings": lambda r: r.session.bulk_insert_mappings(Item, [{"tag": "bulk", "name": "bulk"}]),
+    "bulk_save_objects": lambda r: r.session.bulk_save_objects([Item(tag="bulk", name="bulk")]),
+    "bulk_update_mappings": lambda r: r.session.bulk_update_mappings(Item, [{"id": 2, "name": "bulk"}]),
+    "close": lambda r: r.session.close(),
+    "commit": lambda r: r.session.commit(),
+    "connection": lambda r: r.session.connection(),
+    "delete": lambda r: r.session.delete(r.session.get(Item, 3)),
+    "deleted": lambda r: r.session.deleted,
+    "dirty": lambda r: r.session.dirty,
+    "dirty_fields": lambda r: r.session.dirty_fields(r.obj),
+    "dry_run": lambda r: r.session.dry_run(),
+    "execute(SELECT)": lambda r: r.session.execute("SELECT count(*) FROM ended_items"),
+    "execute(INSERT)": lambda r: r.session.execute("INSERT INTO ended_items (tag, name) VALUES ('raw', 'raw')"),
+    "expire": lambda r: r.session.expire(r.obj),
+    "expire_all": lambda r: r.session.expire_all(),
+    "expunge": lambda r: r.session.expunge(r.obj),
+    "expunge_all": lambda r: r.session.expunge_all(),
+    "filter": lambda r: r.session.filter(Item, tag="item-2"),
+    "flush": lambda r: r.session.flush(),
+    "get": lambda r: r.session.get(Item, 4),
+    "get(held)": lambda r: r.session.get(Item, 1),
+    "get_bind": lambda r: r.session.get_bind(Item),
+    "get_nested_transaction": lambda r: r.session.get_nested_transaction(),
+    "get_one": lambda r: r.session.get_one(Item, 4),
+    "get_transaction": lambda r: r.session.get_transaction(),
+    "identity_key": lambda r: r.session.identity_key(instance=r.obj),
+    "identity_map": lambda r: r.session.identity_map,
+    "in_nested_transaction": lambda r: r.session.in_nested_transaction(),
+    "in_transaction": lambda r: r.session.in_transaction(),
+    "is_active": lambda r: r.session.is_active,
+    "is_modified": lambda r: r.session.is_modified(r.obj),
+    "listeners": lambda r: r.session.listeners,
+    "load_related": lambda r: r.session.load_related([r.obj], "parts"),
+    "mark_dirty": lambda r: r.session.mark_dirty(r.session.get(Item, 1)),
+    "merge": lambda r: r.session.merge(Item(id=5, tag="item-5", name="merged")),
+    "new": lambda r: r.session.new,
+    "no_autoflush": lambda r: r.no_autoflush(lambda: None),
+    "original_value": lambda r: r.session.original_value(r.obj, "name"),
+    "plan": lambda r: r.session.plan(),
+    "refresh": lambda r: r.session.refresh(r.obj),
+    "reset": lambda r: r.session.reset(),
+    "rollback": lambda r: r.session.rollback(),
+    "save_or_update": lambda r: r.session.save_or_update(Item(tag="saved", name="saved")),
+    "scalar": lambda r: r.session.scalar("SELECT count(*) FROM ended_items"),
+    "scalars": lambda r: r.session.scalars("SELECT id FROM ended_items"),
+    "stats": lambda r: r.session.stats(),
+    "update": lambda r: r.session.update(Item(id=5, tag="item-5", name="updated")),
+    "upsert": lambda r: r.session.upsert(Item(id=6, tag="item-6", name="upserted")),
+    # A savepoint opened while the transaction still stood, ended after SQLite ended it.
+    "nested.commit": lambda r: r.nested.commit(),
+    "nested.rollback": lambda r: r.nested.rollback(),
+    "transaction.commit": lambda r: r.session.get_transaction().commit(),
+}
+
+# Calls that write, or open or end a transaction level: each must refuse.  (rollback(), close()
+# and reset() end the session's side and are what the refusal tells the user to call;
+# transaction.rollback() is the same as rollback().)
+MUST_REFUSE = {"begin_nested", "begin_nested(no autoflush)", "bulk_insert_mappings", "bulk_save_objects",
+               "bulk_update_mappings", "commit", "dry_run", "execute(INSERT)", "flush", "upsert",
+               "nested.commit", "transaction.commit",
+               # with autoflush on, these flush the unflushed change first
+               "all", "filter", "get", "get_one", "merge"}
+
+# Calls in MUST_REFUSE only because autoflush writes first: with nothing to flush they only read.
+FLUSH_ONLY = {"all", "filter", "get", "get_one", "merge", "flush", "dry_run"}
+
+# Methods that need no row: they are rows above under another label, or take nothing to call.
+NOT_CALLS = set()
+
+
+class Run:
+    def __init__(self, path, ending, with_savepoint, unflushed):
+        self.setup = uow.connect(path)
+        uow.create_all(self.setup, [Item, Part])
+        for i in range(1, 7):
+            self.setup.execute("INSERT INTO ended_items (id, tag, name, qty) VALUES (?, ?, ?, ?)",
+                               (i, f"item-{i}", f"item {i}", i))
+        self.conn = uow.connect(path)
+        self.session = uow.Session(self.conn)
+        self.obj = self.session.get(Item, 1)
+        self.flushed = Item(tag="flushed", name="flushed")
+        self.session.add(self.flushed)
+        self.session.flush()
+        if unflushed:
+            self.obj.name = "changed, not flushed"
+        self.nested = self.session.begin_nested() if with_savepoint else None
+        # Behind the session's back.  (A savepoint's ROLLBACK would leave the outer transaction.)
+        sqlite3.Connection.execute(self.conn, ending)
+        assert not self.conn.in_transaction
+
+    def no_autoflush(self, call):
+        with self.session.no_autoflush:
+            return call()
+
+
+def cases():
+    for label in CALLS:
+        for ending in ("ROLLBACK", "COMMIT"):
+            for unflushed in (True, False):
+                changes = "unflushed change" if unflushed else "nothing to flush"
+                yield pytest.param(label, ending, unflushed, id=f"{label}-{ending}-{changes}")
+
+
+@pytest.mark.parametrize("label, ending, unflushed", list(cases()))
+def test_a_call_after_sqlite_ended_the_transaction_writes_nothing_and_rollback_recovers(
+        label, ending, unflushed, tmp_path):
+    nested_call = label.startswith("nested.")
+    run = Run(str(tmp_path / "ended.db"), ending, with_savepoint=nested_call, unflushed=unflushed)
+    other = uow.connect(str(tmp_path / "ended.db"))
+    try:
+        before = db_rows(other)
+        TALLY[ending] += 1
+        with uow.capture_sql() as statements:
+            try:
+                CALLS[label](run)
+            except errors.UowError as error:
+                refused = error
+            except sqlite3.Error as error:  # the defect this test exists to find
+                pytest.fail(f"{label} after SQLite's {ending} raised a raw {type(error).__name__}: {error}")
+            else:
+                refused = None
+        if label in MUST_REFUSE and (unflushed or label not in FLUSH_ONLY):
+            assert refused is not None, (
+                f"{label} after SQLite's {ending} went on as if the transaction stood; it sent "
+                f"{[s.sql for s in statements]}")
+            assert "rolled back" in str(refused) or "transaction" in str(refused), str(refused)
+            sent = [s.sql for s in statements if not s.sql.lstrip().upper().startswith("SELECT")]
+            assert sent == [], f"{label} refused but sent {sent}"
+        assert db_rows(other) == before, f"{label} after SQLite's {ending} changed the database"
+        assert not run.conn.in_transaction, f"{label} after SQLite's {ending} left a transaction open"
+        if label == "close":
+            return
+        run.session.rollback()
+        if label not in ("expunge", "expunge_all", "reset"):
+            assert uow.object_session(run.obj) is run.session
+            run.session.refresh(run.obj)
+            assert run.obj.name == other.execute("SELECT name FROM ended_items WHERE id = 1").fetchone()[0]
+        run.session.add(Item(tag="after", name="after"))
+        run.session.commit()
+        tags = [row[0] for row in other.execute("SELECT tag FROM ended_items ORDER BY id")]
+        assert tags[:6] == [f"item-{i}" for i in range(1, 7)] and tags[-1] == "after"
+        assert ("flushed" in tags) == (ending == "COMMIT")
+    finally:
+        run.session.close()
+        run.conn.close()
+        run.setup.close()
+        other.close()
+
+
+def test_every_public_entry_point_is_in_the_table():
+    listed = {label.split("(")[0] for label in CALLS} | NOT_CALLS
+    public = {name for name in dir(uow.Session) if not name.startswith("_") and "__mutmut_" not in name}
+    missing = public - listed
+    assert not missing, f"public Session members with no row in CALLS: {sorted(missing)}"
