@@ -11,7 +11,7 @@ import pytest
 
 import uow
 from uow import Column, Entity, ForeignKey, errors
-from uow.mapping import Registry
+from uow.declaration import Registry
 
 from .helpers import sql_of
 from .models import City, Country, Order, Pair, PairNote, Sample, Stamp, User

@@ -89,7 +89,7 @@ def test_a_column_named_like_a_filter_parameter_is_refused(name):
 def test_wb_the_refused_filter_names_are_filters_own_parameters():
     import inspect
 
-    from uow.mapping import FILTER_OPTIONS
+    from uow.identifiers import FILTER_OPTIONS
 
     parameters = inspect.signature(uow.Session.filter).parameters
     named = {name for name, parameter in parameters.items()

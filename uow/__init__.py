@@ -25,9 +25,13 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
 * ``identity``     the identity map: one object per row
 * ``query``        SELECT text from the mapping, for filter()
 * ``entity``       the Entity base class: constructor, repr, attribute hooks
-* ``mapping``      declaring entities: columns, keys, the Mapper
+* ``mapper``       the Mapper: what uow knows of one entity class (table, columns, keys), computed once
+* ``declaration``  the checks a class statement runs, and the Registry where classes find each other
+* ``columns``      Column and ForeignKey, the objects a class body declares
 * ``relationships`` Reference and Collection, kept in step in memory; cascade names
+* ``identifiers``  table and column names: which ones are accepted, and how they are quoted
 * ``states``       the object lifecycle: transient, pending, persistent, deleted, detached
+* ``sentinels``    MISSING and NOT_LOADED, the markers used where None is a real value
 * ``columntypes``  how each Python type is stored and read back unchanged
 * ``arguments``    the plain arguments of public calls (lists, SQL text, paths, seconds), checked
 * ``errors``       every exception uow raises
@@ -36,7 +40,8 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
 from .errors import *  # noqa: F401,F403  (the exception hierarchy is part of the public API)
 from .executor import Statement, capture_sql, connect
 from .entity import Entity
-from .mapping import Column, ForeignKey, mapper_of, mapper_of_object
+from .columns import Column, ForeignKey
+from .mapper import mapper_of, mapper_of_object
 from .relationships import Collection, Reference
 from .planner import Constraint, FlushPlan, Step, StepKind, StepPurpose
 from .schema import create_all, create_table_sql

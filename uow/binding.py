@@ -13,7 +13,7 @@ from operator import itemgetter
 
 from .columntypes import Refusal, bind_column, oversized_row, to_db
 from .errors import ColumnValueError
-from .mapping import NOT_LOADED
+from .sentinels import NOT_LOADED
 from .planner import StepKind, StepPurpose
 
 

@@ -6,11 +6,11 @@
         id: int = Column(primary_key=True)
         name: str
 
-Declaring the class builds its :class:`~uow.mapping.Mapper` (the table, columns and keys, see
-``mapping``).  Objects get a keyword-only constructor like a dataclass's, a short repr, and the
+Declaring the class builds its :class:`~uow.mapper.Mapper` (the table, columns and keys, see
+``declaration``).  Objects get a keyword-only constructor like a dataclass's, a short repr, and the
 two hooks that are all the instrumentation columns need: ``__setattr__`` tells the object's
 session that a column was assigned, and each Column is a descriptor that reloads an expired value
-when it is read (see ``mapping.Column``); References and Collections are descriptors of their own
+when it is read (see ``columns.Column``); References and Collections are descriptors of their own
 (see ``relationships``).  Equality is identity, as for any object: two objects are "the same row"
 only when the identity map made them one object.
 """
@@ -18,7 +18,9 @@ only when the identity map made them one object.
 import typing
 
 from .errors import InvalidStateError, MappingError, MissingFieldError, UnknownFieldError
-from .mapping import Column, Mapper, Registry
+from .columns import Column
+from .declaration import Registry
+from .mapper import Mapper
 from .relationships import Relationship
 from .states import STATE_ATTRIBUTE
 
@@ -27,7 +29,7 @@ class Entity:
     """Base class of mapped classes; see the module docstring for how to declare one.
 
     ``abstract=True`` declares a base that maps no table and starts a registry of its own, so
-    that separate models can each have their own ``User`` (see ``mapping.Registry``).
+    that separate models can each have their own ``User`` (see ``declaration.Registry``).
     """
 
     __registry__ = Registry()

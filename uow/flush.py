@@ -25,7 +25,7 @@ from .binding import bind_plan
 from .errors import FlushError, ReadOnlyError, StaleDataError
 from .executor import Savepoint, capture_sql
 from .identity import collector_paused, refuse_duplicate_claims
-from .mapping import NOT_LOADED
+from .sentinels import NOT_LOADED
 from .planner import StepKind, StepPurpose, build_plan
 from .states import STATE_ATTRIBUTE, ObjectState
 from .transaction import STATEMENTS_STAYED

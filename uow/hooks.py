@@ -10,7 +10,7 @@ declared here, once, as :class:`SessionHooks`; an object reaches them through it
 :class:`EntityHooks` implements the protocol for a session: it records an assignment itself
 (the undo log first, then change tracking) and hands every other hook to the part that owns it
 (loads to the session's ``Loader``, relationships to its ``Cascades``).  A reader of ``entity``,
-``mapping`` or ``relationships`` learns here exactly what they may ask of a session.
+``columns`` or ``relationships`` learns here exactly what they may ask of a session.
 """
 
 import threading

@@ -15,7 +15,7 @@ persistent.
 
 from .errors import DuplicateIdentityError, InvalidStateError
 from .identity import collector_paused, format_key
-from .mapping import entity_objects, mapper_of_object
+from .mapper import entity_objects, mapper_of_object
 from .rollback import Memento
 from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
 

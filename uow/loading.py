@@ -27,7 +27,9 @@ from .errors import (
     UnmappedClassError,
 )
 from .identity import collector_paused, format_key
-from .mapping import NOT_LOADED, mapper_of_class, quote
+from .identifiers import quote
+from .mapper import mapper_of_class
+from .sentinels import NOT_LOADED
 from .query import select_sql
 from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
 

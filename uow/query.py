@@ -9,7 +9,8 @@ double-quoted string literal), and every value is a bound parameter.
 
 from .columntypes import Refusal, bind_column
 from .errors import ColumnValueError, UnknownFieldError
-from .mapping import Column, quote
+from .columns import Column
+from .identifiers import quote
 
 
 def select_sql(mapper, equals, order_by, limit, max_length=None):

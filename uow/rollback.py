@@ -35,7 +35,7 @@ write: its values come from the caller, not the row.
 import itertools
 
 from .errors import StaleDataError
-from .mapping import NOT_LOADED
+from .sentinels import NOT_LOADED
 from .states import STATE_ATTRIBUTE, ObjectState
 
 PERSISTENT = ObjectState.PERSISTENT

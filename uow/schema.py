@@ -15,7 +15,8 @@ from .arguments import listed
 from .errors import ArgumentError, MappingError
 from .executor import Executor
 from .entity import Entity
-from .mapping import mapper_of, mapper_of_class, quote
+from .identifiers import quote
+from .mapper import mapper_of, mapper_of_class
 from .planner.topological import waves
 
 

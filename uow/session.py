@@ -50,7 +50,7 @@ from .hooks import EntityHooks
 from .identity import IdentityMap
 from .lifecycle import Lifecycle
 from .loading import Loader
-from .mapping import mapper_of_class, mapper_of_object
+from .mapper import mapper_of_class, mapper_of_object
 from .planner import FlushPlan
 from .rollback import UndoLog
 from .states import STATE_ATTRIBUTE, ObjectState

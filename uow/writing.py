@@ -24,7 +24,7 @@ from .binding import bind_step
 from .columntypes import from_db, to_db
 from .errors import FlushError, StaleDataError
 from .executor import Savepoint
-from .mapping import quote
+from .identifiers import quote
 from .planner import StepKind, StepPurpose
 
 ROWID_MAX = 2 ** 63 - 1

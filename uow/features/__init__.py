@@ -25,7 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from .. import session as core
 from ..entity import Entity
 from ..arguments import listed
-from ..mapping import Registry, mapper_of_class, mapper_of_object
+from ..declaration import Registry
+from ..mapper import mapper_of_class, mapper_of_object
 from .bulk import BulkWriter
 from .databases import Databases
 from .eager import EagerLoader

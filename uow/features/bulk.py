@@ -29,7 +29,8 @@ from ..binding import bind_plan
 from ..executor import Savepoint
 from ..planner import build_plan
 from ..writing import run_plan, statements_stayed
-from ..mapping import entity_objects, mapper_of, mapper_of_class, quote
+from ..identifiers import quote
+from ..mapper import entity_objects, mapper_of, mapper_of_class
 from ..states import STATE_ATTRIBUTE, InstanceState, ObjectState
 from ..tracking import changed_fields
 from ..transaction import STATEMENTS_STAYED

@@ -31,7 +31,8 @@ import sqlite3
 from .. import arguments
 from ..errors import TransactionError, UowError
 from ..entity import Entity
-from ..mapping import check_identifier, mapper_of_class, quote
+from ..identifiers import check_identifier, quote
+from ..mapper import mapper_of_class
 
 # What SQLite skips before a statement's first word: whitespace, comments and empty statements.
 _LEADING = re.compile(r"(?:\s+|;|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*", re.DOTALL)

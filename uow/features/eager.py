@@ -10,7 +10,7 @@ bound variables), every row going through the identity map as any load does.
 
 from ..errors import UnknownFieldError
 from ..loading import points_at
-from ..mapping import quote
+from ..identifiers import quote
 from ..relationships import Collection, Reference, RelatedList
 from ..states import STATE_ATTRIBUTE
 

@@ -20,7 +20,9 @@ import sqlite3
 
 from ..columntypes import Refusal, bind_column, from_db, oversized_row
 from ..errors import ColumnValueError, FlushError, InvalidStateError, StaleDataError
-from ..mapping import MISSING, NOT_LOADED, mapper_of_object, quote
+from ..identifiers import quote
+from ..mapper import mapper_of_object
+from ..sentinels import MISSING, NOT_LOADED
 from ..states import STATE_ATTRIBUTE, InstanceState, ObjectState
 from ..tracking import changed_fields
 

@@ -8,7 +8,7 @@ flush becomes a single UPDATE of that row (SQLAlchemy's rule): no INSERT that wo
 no DELETE that would orphan the row's children.
 """
 
-from ..mapping import MISSING
+from ..sentinels import MISSING
 from .records import RowAction, StepKind, StepPurpose
 
 

@@ -19,7 +19,7 @@ pointing at a row that no longer exists.
 """
 
 from ..errors import InvalidStateError
-from ..mapping import NOT_LOADED
+from ..sentinels import NOT_LOADED
 from ..states import STATE_ATTRIBUTE
 from .actions import known_key
 from .records import Edge, StepKind, StepPurpose
