@@ -242,7 +242,7 @@ def test_an_object_that_took_over_a_row_is_compared_like_any_loaded_object(file_
     """A row switch (delete an object, add a new one with its key: one UPDATE) makes the new object
     persistent; its JSON columns must be watched from then on, as every other way in does.  The
     switch skipped that step, so an in-place change after it was never written (one "make
-    persistent" for every path, Session._make_persistent, is what keeps such a step from being
+    persistent" for every path, Registers.make_persistent, is what keeps such a step from being
     left out)."""
     file_session.delete(file_session.get(Doc, 1))
     doc = Doc(id=1, title="new", tags=["n"])

@@ -8,8 +8,13 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
 * ``session``      the core Session: add, delete, commit, rollback, savepoints, close, as a facade
   over one part per concern: ``lifecycle`` (add, delete, expunge), ``flush`` (collect, plan,
   write, apply), ``loading`` (get, filter, refresh, expire, lazy loading), ``cascades``
-  (references and cascades), ``rollback`` (the undo log: what a rollback puts back)
+  (references and cascades), ``rollback`` (the undo log: what a rollback puts back),
+  ``boundaries`` (begin, savepoints, commit, rollback, close)
 * ``hooks``        the only calls an entity object makes on its session, declared once
+* ``observer``     the session's events, and what a listener may not do while they run
+* ``guard``        the checks every session call makes, and failing the session after a failed write
+* ``registers``    the unit of work's registers (pending, marked for deletion, deleted rows), kept
+  in step with the identity map and tracker; the one ``make_persistent``
 * ``schema``       CREATE TABLE text from the mapping, and ``create_all`` to run it
 * ``transaction``  the one transaction stack: BEGIN at level 0, a savepoint at each deeper level,
   each level owning its undo scope; a declared state machine

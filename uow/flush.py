@@ -57,17 +57,17 @@ class Flusher:
         session = self.session
         # Not inside a listener: the operation that called it is flushing, or has flushed, or is
         # ending the transaction (see features.events); a query there must not start a flush of its own.
-        if session.autoflush and not self.paused and not self.running and session._listening is None:
+        if session.autoflush and not self.paused and not self.running and session.observer.listening is None:
             self.flush()
 
     def flush(self):
         """Write what is staged, between the before_flush and after_flush events."""
         session = self.session
-        if not (session._pending or session._marked or session.tracker.candidates or session.tracker.watched):
+        if not (session.registers.pending or session.registers.marked or session.tracker.candidates or session.tracker.watched):
             return
-        size = len(session._pending) + len(session.tracker.candidates) + len(session._marked)
+        size = len(session.registers.pending) + len(session.tracker.candidates) + len(session.registers.marked)
         with collector_paused(size):
-            session._around("flush", Flush(session, self).run)
+            session.observer.around("flush", Flush(session, self).run)
 
     def plan(self):
         """The FlushPlan the next flush would run, without running anything."""
@@ -82,7 +82,7 @@ class Flusher:
         if not flush.collect():
             return []
         flush.plan_and_check()
-        session._refuse_lost_transaction("dry_run")
+        session.guard.refuse_lost_transaction("dry_run")
         began = not session.transaction.active
         if began:
             session.transaction.begin(None, for_writing=True)
@@ -94,7 +94,7 @@ class Flusher:
                 run_plan(session.executor, flush.plan, flush.bound)
         except BaseException as error:
             if not began:  # (one the dry run began itself is ended below, whatever SQLite did)
-                session._fail_if_transaction_lost(error, "dry_run()")
+                session.guard.fail_if_transaction_lost(error, "dry_run()")
             raise
         finally:
             if session.executor.in_transaction:
@@ -126,7 +126,7 @@ class Flush:
         # Collect and plan, every value checked: a refusal here leaves everything as it was.
         if not self.prepare():
             return
-        session._refuse_lost_transaction("flush")
+        session.guard.refuse_lost_transaction("flush")
         self.flusher.running = True
         try:
             if not session.transaction.active:
@@ -154,7 +154,7 @@ class Flush:
                 # (An error while applying, after every statement ran, has no savepoint left to
                 # undo: like a failure of the SQL, it leaves rollback() as the way back, and the
                 # refusal says the statements stayed.)
-                session._fail(error, aftermath=STATEMENTS_STAYED if written or statements_stayed(error) else None)
+                session.guard.fail(error, aftermath=STATEMENTS_STAYED if written or statements_stayed(error) else None)
                 raise
         finally:
             self.flusher.running = False
@@ -186,8 +186,8 @@ class Flush:
         """Gather what the flush must write; False when there is nothing."""
         session = self.session
         self.reload_expired_snapshots()
-        marked = session._marked
-        self.inserts = list(session._pending)
+        marked = session.registers.marked
+        self.inserts = list(session.registers.pending)
         self.updates = [(state, names) for state, names in session.tracker.changed_states() if state not in marked]
         self.deletes = list(marked)
         return bool(self.inserts or self.updates or self.deletes)
@@ -210,7 +210,7 @@ class Flush:
         the refused flush then leaves every object as it was (none half reloaded).
         """
         session = self.session
-        marked = session._marked
+        marked = session.registers.marked
         found = []
         for state in list(session.tracker.candidates) + list(marked):
             committed = state.committed
@@ -223,7 +223,7 @@ class Flush:
                 ordering = state.mapper.ordering_columns
                 if not any(committed[column.index] is NOT_LOADED and column.name in values for column in ordering):
                     continue
-            session._check("load")
+            session.guard.check("load")
             row = session.loader.read_row(state)
             if row is not None:
                 found.append((state, row))
@@ -265,10 +265,10 @@ class Flush:
                 raise
 
         try:
-            session._around("begin", begin)
+            session.observer.around("begin", begin)
         except BaseException as error:
             if failed:
-                session._fail(error)
+                session.guard.fail(error)
             raise
 
     # -- apply ----------------------------------------------------------------------------------
@@ -299,8 +299,8 @@ class Flush:
         # flush inserted is in the identity map as well, so none of them is missed.
         for old_key, new_key in self.new_keys:
             self.follow_new_key(old_key, new_key)
-        session._pending.clear()
-        session._marked.clear()
+        session.registers.pending.clear()
+        session.registers.marked.clear()
         session.tracker.clear()
         self.flusher.count += 1
 
@@ -387,7 +387,7 @@ class Flush:
         self.row_deleted(old)
         if mapper.version_column is not None:
             values[mapper.version_column.name] = old.committed[mapper.version_column.index] + 1
-        self.session._make_persistent(state, old.key, mapper.snapshot_getter(values), "flush")
+        self.session.registers.make_persistent(state, old.key, mapper.snapshot_getter(values), "flush")
         # Children loaded through the old object now belong to the row's new object.
         for collection in mapper.collections:
             for child in old.obj.__dict__.get(collection.name) or ():
@@ -400,7 +400,7 @@ class Flush:
         session.undo.record(state)
         session.identity.discard(state.key, state.obj)
         state.move(ObjectState.DELETED, "flush")
-        session._deleted_rows[state] = None
+        session.registers.deleted_rows[state] = None
         # Its row is gone: nothing about it is for a later flush to write, not even the JSON
         # columns the tracker compared at every flush while it was persistent.
         session.tracker.forget(state)
@@ -436,6 +436,6 @@ class Flush:
         session = self.session
         stale = session.identity[key].__dict__[STATE_ATTRIBUTE]
         session.undo.record(stale)
-        session._unindex(stale)
-        session._detach(stale)
+        session.registers.unindex(stale)
+        session.registers.detach(stale)
         session.identity.add(key, obj)

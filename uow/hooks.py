@@ -64,8 +64,8 @@ class EntityHooks(SessionHooks):
             object.__setattr__(state.obj, name, value)
             return
         session = self.session
-        if _get_ident() != session._owner_thread:
-            session._check("set attribute")
+        if _get_ident() != session.guard.owner_thread:
+            session.guard.check("set attribute")
         session.undo.record(state)
         values[name] = value
         references = state.mapper.references_by_column.get(name)

@@ -11,7 +11,7 @@ and never overwrites its unflushed changes (only columns that were expired are f
 
 A new object made from a row is born persistent, in the one loop every load goes through
 (``Loader.load``); every object that moves to persistent from another state goes through
-``Session._make_persistent``.  Loading relationships up front (``filter(..., load=[...])``) is a feature layered on
+``Registers.make_persistent``.  Loading relationships up front (``filter(..., load=[...])``) is a feature layered on
 this part: see ``features.eager``.
 """
 
@@ -85,7 +85,7 @@ class Loader:
         if obj is not None:
             return obj if mapper.pk_names[0] in obj.__dict__ else self._get_expired(obj)
         self._check_bound_key(mapper, key)
-        self.session._autoflush()
+        self.session.flusher.autoflush()
         loaded = self.load(mapper, self.select_by_key(mapper, key[1]))
         return loaded[0] if loaded else None
 
@@ -107,8 +107,8 @@ class Loader:
         except ObjectDeletedError:
             session = self.session
             session.undo.record(state)
-            session._unindex(state)
-            session._detach(state)
+            session.registers.unindex(state)
+            session.registers.detach(state)
             return None
         return obj
 
@@ -123,7 +123,7 @@ class Loader:
     def filter(self, mapper, order_by, limit, equals):
         """The objects of ``mapper`` whose columns equal ``equals`` (see ``Session.filter``)."""
         sql, params = select_sql(mapper, equals, order_by, limit, self.session.executor.length_limit())
-        self.session._autoflush()
+        self.session.flusher.autoflush()
         return self.load(mapper, self.query(mapper, sql, params))
 
     def select_by_key(self, mapper, stored_key, select_list=None):
@@ -147,7 +147,7 @@ class Loader:
         """Run a SELECT of ``mapper``'s table (beginning the transaction if none is open)."""
         session = self.session
         if not session.transaction.active:
-            session._begin(None)
+            session.boundaries.begin_transaction(None)
         try:
             return session.executor.fetchall(sql, params)
         except sqlite3.OperationalError as error:
@@ -180,7 +180,7 @@ class Loader:
             except _NullKey as found:
                 # A load that fails leaves the session as it was: the objects it made leave the map.
                 for obj in created:
-                    self.session._unindex(obj.__dict__[STATE_ATTRIBUTE])
+                    self.session.registers.unindex(obj.__dict__[STATE_ATTRIBUTE])
                 raise _null_key_error(mapper, found.row) from None
         return objects
 
@@ -192,7 +192,7 @@ class Loader:
         single_key = pk_indexes[0] if len(pk_indexes) == 1 else None
         session = self.session
         identity = session.identity
-        sequence = session._sequence
+        sequence = session.registers.sequence
         watch = session.tracker.watch
         new = object.__new__
         epoch = session.undo.loading_epoch()
@@ -225,7 +225,7 @@ class Loader:
                 values = obj.__dict__
                 values.update(zip(names, row))
                 # An object made from its row is born persistent: it gets in one step what
-                # Session._make_persistent gives an object that moves there (session, sequence,
+                # Registers.make_persistent gives an object that moves there (session, sequence,
                 # key, snapshot, a place in the identity map, a JSON watch).  This loop runs once
                 # per row loaded, so it writes those steps out; the lookup above is the identity
                 # map's guard (the key was free).
@@ -256,7 +256,7 @@ class Loader:
 
     def load_expired(self, state):
         """Reload an expired object's missing columns (called when one of them is read)."""
-        self.session._check("load")
+        self.session.guard.check("load")
         row = self.read_row(state)
         if row is None:
             raise ObjectDeletedError(
@@ -282,8 +282,8 @@ class Loader:
         """Reload ``fields`` of ``obj`` now, and follow the refresh cascade (see ``Session.refresh``);
         ``refreshed`` holds the states already reached."""
         session = self.session
-        session._check("refresh")
-        state = session._persistent_state(obj, "refresh")
+        session.guard.check("refresh")
+        state = session.guard.persistent_state(obj, "refresh")
         mapper = state.mapper
         columns = _columns(mapper, fields, "refresh")
         if not columns:
@@ -311,7 +311,7 @@ class Loader:
 
     def expire(self, obj, fields):
         """Forget ``fields`` (None: all) of a persistent object (see ``Session.expire``)."""
-        state = self.session._persistent_state(obj, "expire")
+        state = self.session.guard.persistent_state(obj, "expire")
         self.expire_state(state, _columns(state.mapper, fields, "expire"))
 
     def expire_state(self, state, columns):
@@ -338,16 +338,16 @@ class Loader:
         """Load ``user.orders``: the rows whose foreign key holds the user's key, plus (when autoflush
         is off) pending objects that point at the user, minus objects re-pointed elsewhere."""
         session = self.session
-        session._check("load " + collection.name)
+        session.guard.check("load " + collection.name)
         reference = collection.reference
         mapper = collection.target.__mapper__
-        session._autoflush()
+        session.flusher.autoflush()
         loaded = self.select_referring(mapper, reference, state)
         owner = state.obj
         items = [item for item in loaded if points_at(item, reference, owner)]
         # Without autoflush the database may not know yet about objects linked in memory:
         # pending ones, and persistent ones re-pointed since the last flush (those are candidates).
-        for other in list(session._pending) + list(session.tracker.candidates):
+        for other in list(session.registers.pending) + list(session.tracker.candidates):
             if other.mapper is mapper and points_at(other.obj, reference, owner):
                 if not any(item is other.obj for item in items):
                     items.append(other.obj)

@@ -45,7 +45,7 @@ class Session(core.Session):
     def __init__(self, connection: sqlite3.Connection, **options: typing.Any) -> None:
         super().__init__(connection, **options)
         self.listeners = Listeners()  # this session's own
-        self.observer = SessionEvents(self)
+        self.observer.listeners = SessionEvents(self)
         self.eager = EagerLoader(self)
         self.merger = Merger(self)
         self.bulk = BulkWriter(self)
@@ -55,7 +55,7 @@ class Session(core.Session):
 
     def all(self, entity: type[E], *, load: Iterable[str] = ()) -> list[E]:
         """Every row of the entity's table, as objects, ordered by primary key."""
-        self._check("all")
+        self.guard.check("all")
         return self.filter(entity, load=load)
 
     def filter(self, entity: type[E], *, order_by: str | Sequence[str] | None = None, limit: int | None = None,
@@ -69,7 +69,7 @@ class Session(core.Session):
         is the primary key.  ``None`` matches NULL.  Results go through the identity map.
         ``load`` names relationships to load up front, one SELECT each (see :meth:`load_related`).
         """
-        self._check("filter")
+        self.guard.check("filter")
         mapper = mapper_of_class(entity, "filter")
         relationships = [self.eager.relationship(mapper, name) for name in listed(load, "filter", "load")]
         objects = self.loader.filter(mapper, order_by, limit, equals)
@@ -83,7 +83,7 @@ class Session(core.Session):
         Objects whose relationship is already loaded are left alone.  This is what
         ``filter(..., load=[name])`` does after its query.
         """
-        self._check("load_related")
+        self.guard.check("load_related")
         objects = listed(objects, "load_related", "objects")
         if objects:
             mapper = mapper_of_object(objects[0], "load_related")

@@ -17,7 +17,7 @@ updated to match (values and snapshot), so the session never shows a value the r
 
 Every value is checked before any SQL runs, as in a flush.  Each bulk call runs in a savepoint of
 its own: a failure rolls back that call's statements and leaves the session usable, unless SQLite
-rolled back the whole transaction itself (see ``Session._fail_if_transaction_lost``).
+rolled back the whole transaction itself (see ``Guard.fail_if_transaction_lost``).
 """
 
 import sqlite3
@@ -45,7 +45,7 @@ class BulkWriter:
     def bulk_insert_mappings(self, entity, mappings):
         """Insert one row per dict of column values; returns the number of rows inserted (as SQLite
         counts them: fewer than given when the table's own triggers or conflict clauses skip some)."""
-        self.session._check("bulk_insert_mappings")
+        self.session.guard.check("bulk_insert_mappings")
         mapper = mapper_of_class(entity, "bulk_insert_mappings")
         mappings = [self._with_defaults(mapper, mapping) for mapping in _rows(mappings, "bulk_insert_mappings")]
         groups = {}
@@ -61,7 +61,7 @@ class BulkWriter:
 
     def bulk_update_mappings(self, entity, mappings):
         """Update rows by primary key: each dict holds the key and the columns to set."""
-        self.session._check("bulk_update_mappings")
+        self.session.guard.check("bulk_update_mappings")
         mapper = mapper_of_class(entity, "bulk_update_mappings")
         version = mapper.version_column
         mappings = _rows(mappings, "bulk_update_mappings")
@@ -103,7 +103,7 @@ class BulkWriter:
         keys and become detached; a rollback takes the keys back, as for pending objects.
         """
         session = self.session
-        session._check("bulk_save_objects")
+        session.guard.check("bulk_save_objects")
         inserts = []
         updates = []
         for obj in entity_objects(objects, "bulk_save_objects"):
@@ -123,7 +123,7 @@ class BulkWriter:
                 if state is None:
                     state = InstanceState(obj, mapper, ObjectState.TRANSIENT, None)
                     obj.__dict__[STATE_ATTRIBUTE] = state
-                state.sequence = next(session._sequence)
+                state.sequence = next(session.registers.sequence)
                 inserts.append(state)
             else:
                 names = changed_fields(state)
@@ -133,14 +133,14 @@ class BulkWriter:
             return
         plan = build_plan(inserts, updates, [], held_states=list)
         bound = bind_plan(plan, session.executor.length_limit())
-        with session._writing("bulk write"):
+        with session.guard.writing("bulk write"):
             if not session.transaction.active:
-                session._begin(None, for_writing=True)
+                session.boundaries.begin_transaction(None, for_writing=True)
             try:
                 filled, assigned = run_plan(session.executor, plan, bound)
             except BaseException as error:
                 if statements_stayed(error):
-                    session._fail(error, "bulk write", STATEMENTS_STAYED)
+                    session.guard.fail(error, "bulk write", STATEMENTS_STAYED)
                 raise
         for state in inserts:
             session.undo.record(state)  # before the keys arrive: a rollback takes them back
@@ -223,9 +223,9 @@ class BulkWriter:
         """Run the statements inside a savepoint: all of them happen, or none.  Returns the number
         of rows they changed."""
         session = self.session
-        with session._writing("bulk write"):
+        with session.guard.writing("bulk write"):
             if not session.transaction.active:
-                session._begin(None, for_writing=True)
+                session.boundaries.begin_transaction(None, for_writing=True)
             return self._bulk_run_in_savepoint(statements, mapper, expect_each)
 
     def _bulk_run_in_savepoint(self, statements, mapper, expect_each):
@@ -252,7 +252,7 @@ class BulkWriter:
                 if not savepoint.undone:
                     # The error arrived once RELEASE had run (a Ctrl-C): the rows are written, but the
                     # held objects were not brought in step with them; only rollback() can do that.
-                    session._fail(error, "bulk write", STATEMENTS_STAYED)
+                    session.guard.fail(error, "bulk write", STATEMENTS_STAYED)
                     raise
                 session.undo.writes_rolled_back()
             if isinstance(error, sqlite3.Error):

@@ -63,14 +63,14 @@ class Databases:
         one it did not see end would leave its objects out of step with the database.
         """
         session = self.session
-        session._check("execute")
+        session.guard.check("execute")
         arguments.sql_text(sql, "execute")
         arguments.sql_params(params, "execute")
         _refuse_transaction_control(sql)
-        session._autoflush()
-        with session._writing("execute"):
+        session.flusher.autoflush()
+        with session.guard.writing("execute"):
             if not session.transaction.active:
-                session._begin(None)
+                session.boundaries.begin_transaction(None)
             try:
                 return session.executor.execute(sql, params)
             except sqlite3.Error as error:
@@ -94,15 +94,15 @@ class Databases:
         Do not commit or roll back on it directly: use the session, which keeps objects in step.
         """
         session = self.session
-        session._check("connection")
-        session._autoflush()
+        session.guard.check("connection")
+        session.flusher.autoflush()
         if not session.transaction.active:
-            session._begin(None)
+            session.boundaries.begin_transaction(None)
         return session.executor.connection
 
     def attach(self, name, path):
         """ATTACH the SQLite file ``path`` to the connection as database ``name``."""
-        self.session._check("attach")
+        self.session.guard.check("attach")
         check_identifier(name, "attach(): database name")  # quote() relies on it
         arguments.path(path, "attach")
         if self.session.transaction.active:
@@ -124,7 +124,7 @@ class Databases:
 
     def bind_mapper(self, entity, path):
         """Attach the file that holds ``entity``'s table, under the database name the class declares."""
-        self.session._check("bind_mapper")
+        self.session.guard.check("bind_mapper")
         mapper = mapper_of_class(entity, "bind_mapper")
         if mapper.database == "main":
             raise UowError(
@@ -135,7 +135,7 @@ class Databases:
 
     def bind_table(self, table, path, registry=None):
         """bind_mapper() for the entity whose table is ``table`` (looked up in ``registry``, default Entity's)."""
-        self.session._check("bind_table")
+        self.session.guard.check("bind_table")
         classes = (registry or Entity.__registry__).classes.values()
         for cls in classes:
             if cls.__mapper__.table == table:
@@ -145,7 +145,7 @@ class Databases:
 
     def get_bind(self, entity):
         """The path of the file that holds ``entity``'s table ('' for an in-memory database)."""
-        self.session._check("get_bind")
+        self.session.guard.check("get_bind")
         mapper = mapper_of_class(entity, "get_bind")
         attached = self._attached()
         if mapper.database not in attached:

@@ -45,7 +45,7 @@ Class-wide listeners run before the session's own, each group in registration or
 
 The core session (``uow.session``) emits every event at the place it happens, through its
 ``observer``; in the core alone nobody listens.  ``uow.Session`` gives each session a
-:class:`SessionEvents` observer, which calls the listeners registered here.
+:class:`SessionEvents` as the listeners of its observer, which call the listeners registered here.
 """
 
 from ..errors import UowError
@@ -107,7 +107,7 @@ def remove_listener(target, name, listener):
 
 
 class SessionEvents:
-    """The observer of one session (see ``Session._dispatch``): the listeners of its class, then its own."""
+    """The observer of one session (see ``observer``): the listeners of its class, then its own."""
 
     def __init__(self, session):
         self.session = session

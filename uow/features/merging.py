@@ -38,7 +38,7 @@ class Merger:
     def update(self, obj):
         """Attach a detached object: it becomes persistent, and its changes are flushed next time."""
         session = self.session
-        session._check("update")
+        session.guard.check("update")
         mapper_of_object(obj, "update")
         state = obj.__dict__.get(STATE_ATTRIBUTE)
         if state is None or state.status is not ObjectState.DETACHED:
@@ -52,15 +52,15 @@ class Merger:
     def save_or_update(self, obj):
         """add() a transient object, update() a detached one; objects already here are left alone."""
         session = self.session
-        session._check("save_or_update")
+        session.guard.check("save_or_update")
         session.lifecycle.refuse_to_add(obj, "save_or_update")
         session.lifecycle.bring_in(obj)
 
     def mark_dirty(self, obj):
         """Make the next flush write every column of ``obj`` (for changes uow cannot see)."""
         session = self.session
-        session._check("mark_dirty")
-        state = session._persistent_state(obj, "mark_dirty")
+        session.guard.check("mark_dirty")
+        state = session.guard.persistent_state(obj, "mark_dirty")
         session.undo.record(state)
         session.tracker.force(state)
 
@@ -73,7 +73,7 @@ class Merger:
         object returned is persistent and clean — use it to put objects from a cache into a session.
         """
         session = self.session
-        session._check("merge")
+        session.guard.check("merge")
         mapper = mapper_of_object(obj, "merge")
         mapper.configure()
         source = mapper.copy_values(obj.__dict__)  # JSON values are copied, never shared
@@ -143,7 +143,7 @@ class Merger:
             session.undo.mark_written()
             target_state = InstanceState(target, mapper, ObjectState.TRANSIENT, None, loaded_epoch=session.undo.epoch)
             target.__dict__[STATE_ATTRIBUTE] = target_state
-            session._make_persistent(target_state, key, mapper.snapshot_getter(target.__dict__), "merge")
+            session.registers.make_persistent(target_state, key, mapper.snapshot_getter(target.__dict__), "merge")
             return target
         held_state = held.__dict__[STATE_ATTRIBUTE]
         session.undo.record(held_state)
@@ -162,8 +162,8 @@ class Merger:
         upsert cannot check the version it overwrites; use merge() and commit() instead.
         """
         session = self.session
-        session._check("upsert")
-        session._refuse_in_listener("upsert")  # it flushes first, and a listener cannot start a flush
+        session.guard.check("upsert")
+        session.observer.refuse_in_listener("upsert")  # it flushes first, and a listener cannot start a flush
         mapper = mapper_of_object(obj, "upsert")
         mapper.configure()
         if mapper.version_column is not None:
@@ -186,14 +186,14 @@ class Merger:
                 f"(for a new row with a generated key, use add())"
             )
         if state is not None and state.session is session and (
-                state.status is ObjectState.DELETED or state in session._marked):
+                state.status is ObjectState.DELETED or state in session.registers.marked):
             raise InvalidStateError(
                 f"upsert(): {obj!r} is deleted in this transaction; rollback() to bring it back, or upsert "
                 f"a new object with its key"
             )
         key = mapper.identity_key(key_values)
         self._upsert_params(mapper, values)  # a value that cannot be stored is refused before the flush
-        session._flush()
+        session.flusher.flush()
         # (Again after the flush, which may have filled in a pending object's SQL defaults.)
         names, params = self._upsert_params(mapper, values)
         table = mapper.quoted_table
@@ -203,9 +203,9 @@ class Merger:
             f"{quote(name)} = excluded.{quote(name)}" for name in updates)
         sql = (f"INSERT INTO {table} ({', '.join(map(quote, names))}) VALUES ({', '.join('?' * len(names))}) "
                f"ON CONFLICT ({conflict}) DO {action} RETURNING {', '.join(map(quote, mapper.column_names))}")
-        with session._writing("upsert"):
+        with session.guard.writing("upsert"):
             if not session.transaction.active:
-                session._begin(None, for_writing=True)
+                session.boundaries.begin_transaction(None, for_writing=True)
             try:
                 row = session.executor.execute(sql, params).fetchone()
             except sqlite3.Error as error:
@@ -224,7 +224,7 @@ class Merger:
                 values[STATE_ATTRIBUTE] = state
             session.undo.record(state)
             values.update(stored)
-            session._make_persistent(state, key, mapper.snapshot_getter(values), "upsert")
+            session.registers.make_persistent(state, key, mapper.snapshot_getter(values), "upsert")
             return obj
         held_state = held.__dict__[STATE_ATTRIBUTE]
         session.undo.record(held_state)
