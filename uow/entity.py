@@ -13,18 +13,27 @@ session that a column was assigned, and each Column is a descriptor that reloads
 when it is read (see ``columns.Column``); References and Collections are descriptors of their own
 (see ``relationships``).  Equality is identity, as for any object: two objects are "the same row"
 only when the identity map made them one object.
+
+Type checkers read the class as a dataclass (PEP 681's ``dataclass_transform``): they accept
+``id: int = Column(primary_key=True)``, take each annotated attribute as a keyword of the
+constructor (one with a value after ``=`` may be left out), and check ``User(id=1, name="a")``
+against the annotations.  At run time the decorator only marks the class; the Mapper decides
+what the constructor requires (a generated key, say, never is).
 """
 
 import typing
+from collections.abc import Sequence
+from typing import Any
 
 from .errors import InvalidStateError, MappingError, MissingFieldError, UnknownFieldError
-from .columns import Column
+from .columns import Column, ForeignKey
 from .declaration import Registry
 from .mapper import Mapper
 from .relationships import Relationship
 from .states import STATE_ATTRIBUTE
 
 
+@typing.dataclass_transform(kw_only_default=True)
 class Entity:
     """Base class of mapped classes; see the module docstring for how to declare one.
 
@@ -35,7 +44,8 @@ class Entity:
     __registry__ = Registry()
     __mapper__: typing.ClassVar[Mapper]
 
-    def __init_subclass__(cls, *, table=None, abstract=False, foreign_keys=(), database="main", **kwargs):
+    def __init_subclass__(cls, *, table: str | None = None, abstract: bool = False,
+                          foreign_keys: Sequence[ForeignKey] = (), database: str = "main", **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if abstract:
             if table is not None:
@@ -67,7 +77,7 @@ class Entity:
         cls.__mapper__.bind_relationships()
         cls.__registry__.register(cls)
 
-    def __init__(self, **values):
+    def __init__(self, **values: Any) -> None:
         mapper = type(self).__mapper__
         related = None
         if not mapper.init_names.issuperset(values):
@@ -98,7 +108,7 @@ class Entity:
             for name, value in related.items():
                 setattr(self, name, value)
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: Any) -> None:
         state = self.__dict__.get(STATE_ATTRIBUTE)
         if state is not None and state.session is not None:
             state.session.hooks.attribute_set(state, name, value)
@@ -110,7 +120,7 @@ class Entity:
                 self.__dict__.pop(reference.name, None)
         object.__setattr__(self, name, value)
 
-    def __delattr__(self, name):
+    def __delattr__(self, name: str) -> None:
         state = self.__dict__.get(STATE_ATTRIBUTE)
         if state is not None and state.session is not None and name in type(self).__mapper__.init_names:
             raise InvalidStateError(
@@ -119,7 +129,7 @@ class Entity:
             )
         object.__delattr__(self, name)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         mapper = type(self).__mapper__
         namespace = self.__dict__
         state = namespace.get(STATE_ATTRIBUTE)
