@@ -13,18 +13,19 @@ values bound to columns by ``columntypes``.
 import collections.abc
 import math
 import os
+from typing import Any
 
 from .errors import ArgumentError
 
 
-def _shown(value):
+def _shown(value: object) -> str:
     if isinstance(value, type):
         return f"the class {value.__name__}"
     text = repr(value)
     return text if len(text) <= 60 else f"{text[:50]}...{text[-7:]}"
 
 
-def listed(value, operation, what):
+def listed(value: Any, operation: str, what: str) -> list[Any]:
     """``list(value)`` for an argument that is a list (or other iterable) of things.
 
     Refused: None, a class (``create_all(conn, User)``), a string or bytes (iterable, but of characters),
@@ -35,14 +36,14 @@ def listed(value, operation, what):
     return list(value)
 
 
-def sql_text(sql, operation):
+def sql_text(sql: object, operation: str) -> str:
     """SQL handed to execute(): a string, checked before the autoflush that precedes it."""
     if not isinstance(sql, str):
         raise ArgumentError(f"{operation}(): the SQL must be a string, got {_shown(sql)}")
     return sql
 
 
-def sql_params(params, operation):
+def sql_params(params: object, operation: str) -> collections.abc.Sequence[Any] | dict[str, Any]:
     """Parameters for one statement: a sequence for ``?`` placeholders or a dict for ``:name``."""
     if isinstance(params, dict) or (isinstance(params, collections.abc.Sequence)
                                     and not isinstance(params, (str, bytes))):
@@ -53,14 +54,14 @@ def sql_params(params, operation):
     )
 
 
-def path(value, operation):
+def path(value: object, operation: str) -> str | os.PathLike[str]:
     """A file path (or ``":memory:"``): a str or an os.PathLike."""
     if not isinstance(value, (str, os.PathLike)):
         raise ArgumentError(f"{operation}(): the path must be a str or os.PathLike, got {_shown(value)}")
     return value
 
 
-def seconds(value, operation, what):
+def seconds(value: object, operation: str, what: str) -> float:
     """A duration in seconds: an int or float, finite and not negative (True is not a number here)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise ArgumentError(f"{operation}(): {what} must be a number of seconds >= 0, got {_shown(value)}")

@@ -9,6 +9,8 @@ Messages follow one formula: what was attempted, on which object or value, what 
 and what to do instead.
 """
 
+from collections.abc import Iterable
+
 
 class UowError(Exception):
     """Base class of every exception raised by uow.
@@ -124,7 +126,7 @@ class FlushError(UowError):
     be named), and ``__cause__`` the original sqlite3 exception.
     """
 
-    def __init__(self, message, statement=None, obj=None):
+    def __init__(self, message: str, statement: str | None = None, obj: object = None) -> None:
         super().__init__(message)
         self.statement = statement
         self.obj = obj
@@ -138,7 +140,8 @@ class StaleDataError(FlushError):
     the row is gone).
     """
 
-    def __init__(self, message, statement=None, obj=None, expected=None, found=None):
+    def __init__(self, message: str, statement: str | None = None, obj: object = None,
+                 expected: int | None = None, found: int | None = None) -> None:
         super().__init__(message, statement=statement, obj=obj)
         self.expected = expected
         self.found = found
@@ -155,7 +158,7 @@ class CycleError(UowError):
     for each dependency in the cycle, naming the rows, columns and values.
     """
 
-    def __init__(self, message, cycle=()):
+    def __init__(self, message: str, cycle: Iterable[tuple[str, str, str]] = ()) -> None:
         super().__init__(message)
         self.cycle = list(cycle)
 
@@ -166,6 +169,6 @@ class PendingRollbackError(UowError):
     ``original`` is the FlushError (or other exception) that put the session in this state.
     """
 
-    def __init__(self, message, original=None):
+    def __init__(self, message: str, original: BaseException | None = None) -> None:
         super().__init__(message)
         self.original = original

@@ -17,8 +17,12 @@ kept in one place:
 import contextlib
 import dataclasses
 import logging
+import os
 import sqlite3
 import sys
+from collections.abc import Iterable, Iterator
+from types import TracebackType
+from typing import Any, Literal
 
 from . import arguments
 from .errors import ConnectionClosedError, TransactionError, UowError
@@ -31,7 +35,8 @@ if sqlite3.sqlite_version_info < (3, 35, 0):
 log = logging.getLogger("uow.sql")
 
 
-def connect(database=":memory:", *, timeout=5.0, uri=False):
+def connect(database: str | os.PathLike[str] = ":memory:", *, timeout: float = 5.0,
+            uri: bool = False) -> sqlite3.Connection:
     """Open a sqlite3 connection the way uow needs it.
 
     ``database`` is a file path or ``":memory:"``.  ``timeout`` is how long a statement waits for
@@ -41,7 +46,7 @@ def connect(database=":memory:", *, timeout=5.0, uri=False):
     """
     arguments.path(database, "connect")
     arguments.seconds(timeout, "connect", "timeout")
-    options = {"timeout": timeout, "isolation_level": None, "uri": uri}
+    options: dict[str, Any] = {"timeout": timeout, "isolation_level": None, "uri": uri}
     if sys.version_info >= (3, 12):
         options["autocommit"] = sqlite3.LEGACY_TRANSACTION_CONTROL
     connection = sqlite3.connect(database, **options)
@@ -61,10 +66,10 @@ class Statement:
     """One statement as it was sent: its SQL, its parameters, and whether it was an executemany."""
 
     sql: str
-    params: object
+    params: Any  # a sequence of values, or for an executemany an iterable of them
     many: bool = False
 
-    def __str__(self):
+    def __str__(self) -> str:
         if self.many:
             rows = list(self.params)
             shown = f": {rows!r}" if len(rows) <= 3 else ""
@@ -73,25 +78,25 @@ class Statement:
 
 
 class _Collector(logging.Handler):
-    def __init__(self, statements):
+    def __init__(self, statements: list[Statement]) -> None:
         super().__init__(logging.DEBUG)
         self.statements = statements
 
-    def emit(self, record):
+    def emit(self, record: logging.LogRecord) -> None:
         statement = getattr(record, "uow_statement", None)
         if statement is not None:
             self.statements.append(statement)
 
 
 @contextlib.contextmanager
-def capture_sql():
+def capture_sql() -> Iterator[list[Statement]]:
     """Collect every statement uow runs inside the block, as a list of :class:`Statement`::
 
         with capture_sql() as statements:
             session.flush()
         print([s.sql for s in statements])
     """
-    statements = []
+    statements: list[Statement] = []
     handler = _Collector(statements)
     previous_level = log.level
     log.addHandler(handler)
@@ -107,7 +112,7 @@ def capture_sql():
 class Executor:
     """Runs statements on one connection and counts them."""
 
-    def __init__(self, connection):
+    def __init__(self, connection: sqlite3.Connection) -> None:
         if not isinstance(connection, sqlite3.Connection):
             raise UowError(f"a Session needs a sqlite3.Connection (see uow.connect()), got {connection!r}")
         try:
@@ -124,15 +129,15 @@ class Executor:
             )
         self.connection = connection
         self.statement_count = 0
-        self._cursor = None
+        self._cursor: sqlite3.Cursor | None = None
 
-    def _log(self, sql, params, many):
+    def _log(self, sql: str, params: Any, many: bool) -> None:
         self.statement_count += 1
         if log.isEnabledFor(logging.DEBUG):
             statement = Statement(sql, params, many)
             log.debug("%s", statement, extra={"uow_statement": statement})
 
-    def execute(self, sql, params=()):
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         """Run one statement and return its cursor."""
         self._log(sql, params, False)
         try:
@@ -142,7 +147,7 @@ class Executor:
             raise
         return self._cursor
 
-    def executemany(self, sql, rows):
+    def executemany(self, sql: str, rows: Iterable[Any]) -> sqlite3.Cursor:
         """Run one DML statement once per parameter row (never with RETURNING: the driver drops those rows)."""
         self._log(sql, rows, True)
         try:
@@ -151,17 +156,17 @@ class Executor:
             _refuse_if_closed(error)
             raise
 
-    def set_busy_timeout(self, seconds):
+    def set_busy_timeout(self, seconds: float) -> None:
         """How long a statement waits for another connection's lock before "database is locked"."""
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < 2 ** 31 / 1000:
             # (NaN fails the comparison too; SQLite takes milliseconds as a 32-bit int.)
             raise TransactionError(f"busy_timeout must be a number of seconds >= 0, got {seconds!r}")
         self.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
 
-    def fetchall(self, sql, params=()):
+    def fetchall(self, sql: str, params: Any = ()) -> list[Any]:
         return self.execute(sql, params).fetchall()
 
-    def finish_statement(self):
+    def finish_statement(self) -> None:
         """Reset the last statement if it was left half-read (an exception between execute and fetch).
 
         SQLite refuses to RELEASE a savepoint while a write statement is still in progress.
@@ -170,7 +175,7 @@ class Executor:
             self._cursor.close()
             self._cursor = None
 
-    def rows_written(self):
+    def rows_written(self) -> int | None:
         """How many rows INSERT, UPDATE and DELETE statements changed on this connection so far
         (SQLite's total_changes: whoever sent them, triggers included; never goes down)."""
         try:
@@ -181,22 +186,22 @@ class Executor:
             # cautious answer), and it lets rollback() and close() end the session.
             return None
 
-    def variable_limit(self):
+    def variable_limit(self) -> int:
         """How many ``?`` one statement may bind; read each time, because it can be lowered with setlimit()."""
         return self._limit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
 
-    def length_limit(self):
+    def length_limit(self) -> int:
         """The longest string or blob, in bytes, this connection accepts (it can be lowered with setlimit())."""
         return self._limit(sqlite3.SQLITE_LIMIT_LENGTH)
 
-    def _limit(self, category):
+    def _limit(self, category: int) -> int:
         try:
             return self.connection.getlimit(category)
         except sqlite3.ProgrammingError as error:
             _refuse_if_closed(error)
             raise
 
-    def check_open(self):
+    def check_open(self) -> None:
         """Raise ConnectionClosedError if the connection was closed underneath the session."""
         try:
             self.connection.in_transaction
@@ -205,7 +210,7 @@ class Executor:
             raise
 
     @property
-    def in_transaction(self):
+    def in_transaction(self) -> bool:
         """SQLite's own answer; after an error it is the only one to trust (SQLite may have rolled back).
 
         A connection closed underneath the session holds no transaction: False, so that
@@ -244,7 +249,7 @@ class Savepoint:
       so the block's statements stayed in the transaction).
     """
 
-    def __init__(self, executor: "Executor", name: str) -> None:
+    def __init__(self, executor: Executor, name: str) -> None:
         self.executor = executor
         self.name = name
         self.quoted = f'"{name}"'
@@ -286,7 +291,7 @@ class Savepoint:
             self._finish(release)
             raise
 
-    def _finish(self, *statements):
+    def _finish(self, *statements: str) -> None:
         """Run the statements an interrupted call was running; stop at the first that finds the
         savepoint gone (the interrupted run had got that far)."""
         for sql in statements:
@@ -308,7 +313,8 @@ class Savepoint:
             raise
         return self
 
-    def __exit__(self, error_type, error, traceback):
+    def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> Literal[False]:
         if error_type is None:
             try:
                 self.executor.execute(f"RELEASE {self.quoted}")
@@ -319,7 +325,7 @@ class Savepoint:
         self._undo()
         return False
 
-    def _undo(self):
+    def _undo(self) -> None:
         self.executor.finish_statement()  # a half-read statement would block the RELEASE
         try:
             self.roll_back()
@@ -334,7 +340,7 @@ CLOSED_UNDER_SESSION = (
 )
 
 
-def _refuse_if_closed(error, message=CLOSED_UNDER_SESSION):
+def _refuse_if_closed(error: sqlite3.ProgrammingError, message: str = CLOSED_UNDER_SESSION) -> None:
     """Turn sqlite3's "Cannot operate on a closed database" into the uow error that explains it."""
     if "closed database" not in str(error):
         return

@@ -18,13 +18,17 @@ before anything runs.  Read the modules in this order:
 The same operations in the same order always give the same plan.
 """
 
+from collections.abc import Callable, Iterable
+
+from ..states import InstanceState
 from .actions import make_actions
 from .edges import find_edges
 from .records import Constraint, Edge, FlushPlan, RowAction, Step, StepKind, StepPurpose
 from .schedule import schedule
 
 
-def build_plan(inserts, updates, deletes, held_states):
+def build_plan(inserts: Iterable[InstanceState], updates: Iterable[tuple[InstanceState, tuple[str, ...]]],
+               deletes: Iterable[InstanceState], held_states: Callable[[], Iterable[InstanceState]]) -> FlushPlan:
     """Plan a flush.
 
     ``inserts``: pending states in session order; ``updates``: ``(state, changed names)`` in

@@ -8,11 +8,14 @@ flush becomes a single UPDATE of that row (SQLAlchemy's rule): no INSERT that wo
 no DELETE that would orphan the row's children.
 """
 
+from collections.abc import Iterable
+
 from ..sentinels import MISSING
+from ..states import InstanceState
 from .records import RowAction, StepKind, StepPurpose
 
 
-def insert_shape(state):
+def insert_shape(state: InstanceState) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(columns bound, columns read back) for inserting one pending object."""
     mapper = state.mapper
     values = state.obj.__dict__
@@ -22,8 +25,8 @@ def insert_shape(state):
         if key is not None and values[key.name] is None:
             return mapper.shape_with_generated_key
         return mapper.shape_with_all_columns
-    bound = []
-    returning = []
+    bound: list[str] = []
+    returning: list[str] = []
     for column in mapper.columns:
         value = values.get(column.name, MISSING)
         if column.generated and value is None:
@@ -35,7 +38,7 @@ def insert_shape(state):
     return tuple(bound), tuple(returning)
 
 
-def known_key(state):
+def known_key(state: InstanceState) -> tuple[object, ...] | None:
     """The identity key a pending object will have, or None if the database will generate it."""
     mapper = state.mapper
     values = state.obj.__dict__
@@ -44,11 +47,12 @@ def known_key(state):
     return mapper.key_of(values)
 
 
-def make_actions(inserts, updates, deletes):
+def make_actions(inserts: Iterable[InstanceState], updates: Iterable[tuple[InstanceState, tuple[str, ...]]],
+                 deletes: Iterable[InstanceState]) -> tuple[list[RowAction], dict[InstanceState, RowAction]]:
     """``(actions, writers)``: the row actions in session order (inserts, updates, deletes), and
     ``{state: its INSERT or UPDATE action}`` for the edges to find a parent's action by."""
-    actions = []
-    writers = {}
+    actions: list[RowAction] = []
+    writers: dict[InstanceState, RowAction] = {}
     marked = {state.key: state for state in deletes}
     switched = set()
     for state in inserts:

@@ -18,17 +18,23 @@ Before any SQL runs, it also refuses a delete that would leave a loaded child's 
 pointing at a row that no longer exists.
 """
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 from ..errors import InvalidStateError
+from ..columns import ForeignKey
+from ..mapper import Mapper
 from ..sentinels import NOT_LOADED
-from ..states import STATE_ATTRIBUTE
+from ..states import STATE_ATTRIBUTE, InstanceState
 from .actions import known_key
-from .records import Edge, StepKind, StepPurpose
+from .records import Edge, RowAction, StepKind, StepPurpose
 
 WRITE = StepPurpose.WRITE
 ROW_SWITCH = StepPurpose.ROW_SWITCH
 
 
-def find_edges(actions, writers, held_states):
+def find_edges(actions: list[RowAction], writers: dict[InstanceState, RowAction],
+               held_states: Callable[[], Iterable[InstanceState]]) -> list[Edge]:
     """Every ordering edge between ``actions`` (see the module docstring).
 
     ``writers`` maps a state to its INSERT or UPDATE action; ``held_states`` returns the
@@ -44,23 +50,23 @@ def find_edges(actions, writers, held_states):
     return edges
 
 
-def _changes_key(action):
+def _changes_key(action: RowAction) -> bool:
     return action.kind is StepKind.UPDATE and any(name in action.mapper.pk_names for name in action.columns)
 
 
-def _leaves_alone(action, foreign_key):
+def _leaves_alone(action: RowAction, foreign_key: ForeignKey) -> bool:
     """True for the user's UPDATE that sets none of ``foreign_key``'s columns: it orders nothing."""
     return action.kind is StepKind.UPDATE and action.purpose is WRITE and \
         set(foreign_key.column_names).isdisjoint(action.columns)
 
 
-def _foreign_key_edges(actions, writers):
+def _foreign_key_edges(actions: list[RowAction], writers: dict[InstanceState, RowAction]) -> list[Edge]:
     """Parents inserted (or re-keyed) in this flush are written before the rows that reference them."""
     mappers = {action.state.mapper for action in actions}
     referenced = {foreign_key.target.__mapper__ for mapper in mappers for foreign_key in mapper.foreign_keys}
     if not referenced:
         return []
-    keyed = {}
+    keyed: dict[tuple[Any, ...], RowAction] = {}
     for action in actions:
         if action.mapper not in referenced:
             continue
@@ -114,7 +120,7 @@ def _foreign_key_edges(actions, writers):
     return edges
 
 
-def _delete_edges(actions, deleted):
+def _delete_edges(actions: list[RowAction], deleted: dict[tuple[Any, ...], RowAction]) -> list[Edge]:
     """Rows that reference a deleted row are deleted, or point elsewhere, before it goes."""
     edges = []
     for action in actions:
@@ -138,7 +144,8 @@ def _delete_edges(actions, deleted):
     return edges
 
 
-def _refuse_dangling_children(deleted, actions, held_states):
+def _refuse_dangling_children(deleted: dict[tuple[Any, ...], RowAction], actions: list[RowAction],
+                              held_states: Callable[[], Iterable[InstanceState]]) -> None:
     """A loaded child left referencing a deleted row would fail at the DELETE: say so before any SQL."""
     deleted_mappers = {action.mapper for action in deleted.values()}
     referencing = {foreign_key.entity for mapper in _all_mappers(actions, deleted_mappers)
@@ -166,7 +173,7 @@ def _refuse_dangling_children(deleted, actions, held_states):
                 )
 
 
-def _all_mappers(actions, deleted_mappers):
+def _all_mappers(actions: list[RowAction], deleted_mappers: set[Mapper]) -> set[Mapper]:
     """Every mapper that could reference a deleted table: those of the registries involved."""
     mappers = set()
     for mapper in deleted_mappers:
@@ -176,14 +183,14 @@ def _all_mappers(actions, deleted_mappers):
     return mappers
 
 
-def _unique_groups(mapper):
+def _unique_groups(mapper: Mapper) -> list[tuple[tuple[str, ...], tuple[int, ...]]]:
     """The column groups whose values must be unique: the primary key, and each unique column."""
     groups = [tuple(column.name for column in mapper.primary_key)]
     groups.extend((column.name,) for column in mapper.columns if column.unique)
     return [(group, tuple(mapper.column(name).index for name in group)) for group in groups]
 
 
-def _unique_edges(actions):
+def _unique_edges(actions: list[RowAction]) -> list[Edge]:
     """A unique value (or key) is freed before it is taken by another row in the same flush.
 
     Values taken are found first: a row that only frees values (a DELETE) waits for nothing,
@@ -241,7 +248,7 @@ def _unique_edges(actions):
     return edges
 
 
-def _old_values(action, indexes):
+def _old_values(action: RowAction, indexes: tuple[int, ...]) -> tuple[Any, ...]:
     """The values a row holds before this flush (for a row switch: the deleted object's row)."""
-    committed = action.switch_from.committed if action.purpose is ROW_SWITCH else action.state.committed
+    committed = action.switch_from.committed if action.switch_from is not None else action.state.committed
     return tuple(committed[index] for index in indexes)

@@ -16,6 +16,10 @@ Nothing here orders or runs anything; these are the records the planner builds (
 import dataclasses
 import enum
 
+from ..columns import ForeignKey
+from ..mapper import Mapper
+from ..states import InstanceState
+
 
 class StepKind(enum.StrEnum):
     """The statement a row action or step sends.
@@ -53,19 +57,19 @@ class RowAction:
     """
 
     kind: StepKind
-    state: object
-    columns: tuple = ()
-    returning: tuple = ()
+    state: InstanceState
+    columns: tuple[str, ...] = ()
+    returning: tuple[str, ...] = ()
     purpose: StepPurpose = StepPurpose.WRITE
-    sources: dict = None
-    null_columns: tuple = ()
-    switch_from: object = None
+    sources: dict[str, tuple[InstanceState, str]] | None = None
+    null_columns: tuple[str, ...] = ()
+    switch_from: InstanceState | None = None
 
     @property
-    def mapper(self):
+    def mapper(self) -> Mapper:
         return self.state.mapper
 
-    def label(self):
+    def label(self) -> str:
         """``INSERT User(new #3)``: how constraints and errors name the action."""
         verb = self.kind.value
         if self.purpose is StepPurpose.POST_UPDATE or self.purpose is StepPurpose.CLEAR_REFERENCE:
@@ -85,8 +89,8 @@ class Edge:
     before: RowAction
     after: RowAction
     reason: str
-    breakable: StepPurpose = None
-    foreign_key: object = None
+    breakable: StepPurpose | None = None
+    foreign_key: ForeignKey | None = None
 
 
 @dataclasses.dataclass(eq=False)
@@ -94,24 +98,24 @@ class Step:
     """One batch: rows of one table sent with the same statement shape."""
 
     kind: StepKind
-    mapper: object
-    actions: list
-    columns: tuple = ()
-    returning: tuple = ()
+    mapper: Mapper
+    actions: list[RowAction]
+    columns: tuple[str, ...] = ()
+    returning: tuple[str, ...] = ()
     purpose: StepPurpose = StepPurpose.WRITE
 
     @property
-    def table(self):
+    def table(self) -> str:
         return self.mapper.table
 
     @property
-    def states(self):
+    def states(self) -> list[InstanceState]:
         return [action.state for action in self.actions]
 
-    def row_labels(self):
+    def row_labels(self) -> list[str]:
         return [action.state.describe() for action in self.actions]
 
-    def __str__(self):
+    def __str__(self) -> str:
         rows = f"{len(self.actions)} row{'s' if len(self.actions) != 1 else ''}"
         detail = f" ({', '.join(self.columns)})" if self.columns else ""
         if self.returning:
@@ -128,7 +132,7 @@ class Constraint:
     after: str
     reason: str
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.after} after {self.before}: {self.reason}"
 
 
@@ -140,21 +144,21 @@ class FlushPlan:
     for: a bulk flush has an edge per row, and naming every row costs more than ordering them.
     """
 
-    steps: list
-    edges: list
+    steps: list[Step]
+    edges: list[Edge]
 
     @property
-    def constraints(self):
+    def constraints(self) -> list[Constraint]:
         return constraints_of(self.edges)
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return bool(self.steps)
 
     @property
-    def row_count(self):
+    def row_count(self) -> int:
         return sum(len(step.actions) for step in self.steps)
 
-    def __str__(self):
+    def __str__(self) -> str:
         if not self.steps:
             return "Flush plan: nothing to write"
         lines = ["Flush plan:"]
@@ -174,7 +178,7 @@ class FlushPlan:
                 lines.append(f"  ... and {len(self.edges) - len(shown)} more")
         return "\n".join(lines)
 
-    def to_dot(self):
+    def to_dot(self) -> str:
         """The plan as a Graphviz digraph: one node per step, and one arrow from a step to each step
         that must wait for it, labelled with the first reason found."""
         lines = ["digraph flush_plan {", "  rankdir=LR;", "  node [shape=box];"]
@@ -185,7 +189,7 @@ class FlushPlan:
         lines.append("}")
         return "\n".join(lines)
 
-    def to_mermaid(self):
+    def to_mermaid(self) -> str:
         """The plan as Mermaid flowchart text."""
         lines = ["flowchart LR"]
         for number, step in enumerate(self.steps, 1):
@@ -194,26 +198,27 @@ class FlushPlan:
             lines.append(f'  s{before} -->|"{_escape(reason)}"| s{after}')
         return "\n".join(lines)
 
-    def _step_edges(self):
-        position = {}
+    def _step_edges(self) -> list[tuple[int, int, str]]:
+        position: dict[str, int] = {}
         for number, step in enumerate(self.steps, 1):
             for action in step.actions:
                 position[action.label()] = number
         seen = set()
         edges = []
         for constraint in self.constraints:
-            pair = (position.get(constraint.before), position.get(constraint.after))
-            if None in pair or pair[0] == pair[1] or pair in seen:
+            before = position.get(constraint.before)
+            after = position.get(constraint.after)
+            if before is None or after is None or before == after or (before, after) in seen:
                 continue
-            seen.add(pair)
-            edges.append((pair[0], pair[1], constraint.reason))
+            seen.add((before, after))
+            edges.append((before, after, constraint.reason))
         return edges
 
 
-def _escape(text):
+def _escape(text: str) -> str:
     return text.replace('"', "'")
 
 
-def constraints_of(edges):
+def constraints_of(edges: list[Edge]) -> list[Constraint]:
     """The edges as readable :class:`Constraint` records."""
     return [Constraint(edge.before.label(), edge.after.label(), edge.reason) for edge in edges]

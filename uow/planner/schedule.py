@@ -19,8 +19,12 @@ The same actions and edges, in the same order, always give the same steps.
 """
 
 import operator
+from collections.abc import Iterable
+from typing import Any
 
 from ..errors import CycleError
+from ..mapper import Mapper
+from ..states import InstanceState
 from .records import Edge, RowAction, Step, StepKind, StepPurpose
 from .topological import find_cycle, waves
 
@@ -38,7 +42,7 @@ _GROUP_RANK = {
 }
 
 
-def schedule(actions, edges):
+def schedule(actions: Iterable[RowAction], edges: Iterable[Edge]) -> tuple[list[Step], list[Edge]]:
     """Order actions in steps, breaking nullable cycles; returns (steps, the edges kept).
 
     ``actions`` must be in session order (their position is the tie-break of last resort).
@@ -63,7 +67,7 @@ def schedule(actions, edges):
 _by_sequence = operator.attrgetter("state.sequence")
 
 
-def _group(wave):
+def _group(wave: list[RowAction]) -> list[Step]:
     """Split one wave into steps, in the documented order.
 
     Actions are gathered per (kind, table); inside each gathering, rows keep session order.
@@ -72,21 +76,21 @@ def _group(wave):
     consecutive would change the order in which one table's rows are inserted, and with it the
     keys SQLite hands out).
     """
-    gatherings = {}
+    gatherings: dict[tuple[int, Mapper], list[RowAction]] = {}
     for action in wave:
         rank = _GROUP_RANK[(action.kind, action.purpose)]
         gatherings.setdefault((rank, action.state.mapper), []).append(action)
 
-    def order(item):
+    def order(item: tuple[tuple[int, Mapper], list[RowAction]]) -> tuple[int, int, str]:
         (rank, mapper), members = item
         return (rank, min(map(_by_sequence, members)), mapper.table)
 
     steps = []
     for (_, mapper), members in sorted(gatherings.items(), key=order):
         members.sort(key=_by_sequence)
-        by_columns = {}
-        current = None
-        previous = None
+        by_columns: dict[tuple[Any, ...], Step] = {}
+        current: Step | None = None
+        previous: RowAction | None = None
         for action in members:
             if action.kind is StepKind.UPDATE:
                 # UPDATEs are grouped by the set of columns they change, wherever they stand:
@@ -103,17 +107,17 @@ def _group(wave):
     return steps
 
 
-def _same_shape(one, other):
+def _same_shape(one: RowAction, other: RowAction) -> bool:
     """Can two rows of one table and kind go out as one executemany?  (Tuples compare by
     identity first, and rows of the usual shape share the mapper's tuples, so this is quick.)"""
     return (one.columns == other.columns and one.returning == other.returning
             and one.purpose is other.purpose and one.null_columns == other.null_columns)
 
 
-def _find_cycle(stuck, edges):
+def _find_cycle(stuck: list[RowAction], edges: list[Edge]) -> list[Edge]:
     """One cycle among the stuck actions, as the list of edges that form it."""
-    successors = {action: [] for action in stuck}
-    edge_between = {}
+    successors: dict[RowAction, list[RowAction]] = {action: [] for action in stuck}
+    edge_between: dict[tuple[RowAction, RowAction], Edge] = {}
     for edge in edges:
         if edge.before in successors and edge.after in successors:
             successors[edge.before].append(edge.after)
@@ -122,7 +126,8 @@ def _find_cycle(stuck, edges):
     return [edge_between[pair] for pair in zip(nodes, nodes[1:])]
 
 
-def _break_cycle(actions, edges, stuck):
+def _break_cycle(actions: list[RowAction], edges: list[Edge],
+                 stuck: list[RowAction]) -> tuple[list[RowAction], list[Edge]]:
     """Break one cycle among the ``stuck`` actions at a nullable foreign key, or raise CycleError.
 
     Returns the actions and edges with the chosen edge replaced by a NULL now and a follow-up
@@ -148,6 +153,7 @@ def _break_cycle(actions, edges, stuck):
     # Deterministic choice: the breakable edge whose child entered the session first.
     edge = min(breakable, key=lambda e: (e.after.state.sequence, e.before.state.sequence))
     edges = [other for other in edges if other is not edge]
+    assert edge.foreign_key is not None  # only an edge along a foreign key is breakable
     names = edge.foreign_key.column_names
     if edge.breakable is POST_UPDATE:
         child = edge.after
@@ -160,13 +166,14 @@ def _break_cycle(actions, edges, stuck):
             edges.append(Edge(child, follow_up, "the row must exist before its foreign key is completed"))
         else:
             _add_columns(follow_up, names)
+            assert follow_up.sources is not None  # a POST_UPDATE is made with its sources (above)
             follow_up.sources.update(sources)
         edges.append(Edge(edge.before, follow_up, edge.reason + " (set after the insert, to break a cycle)"))
     else:
         child = edge.before
         clear = _fix_up_of(actions, child.state, CLEAR_REFERENCE)
         first = clear is None
-        if first:
+        if clear is None:
             clear = RowAction(StepKind.UPDATE, child.state, names, purpose=CLEAR_REFERENCE)
             actions.append(clear)
         else:
@@ -177,7 +184,7 @@ def _break_cycle(actions, edges, stuck):
     return actions, edges
 
 
-def _fix_up_of(actions, state, purpose):
+def _fix_up_of(actions: list[RowAction], state: InstanceState, purpose: StepPurpose) -> RowAction | None:
     """The POST_UPDATE or CLEAR_REFERENCE action an earlier broken cycle gave this row, if any."""
     for action in actions:
         if action.purpose is purpose and action.state is state:
@@ -185,5 +192,5 @@ def _fix_up_of(actions, state, purpose):
     return None
 
 
-def _add_columns(action, names):
+def _add_columns(action: RowAction, names: tuple[str, ...]) -> None:
     action.columns += tuple(name for name in names if name not in action.columns)

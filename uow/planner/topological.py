@@ -13,8 +13,13 @@ orders that came out differently from run to run.)  Waves rather than a single s
 the flush needs: every row of a wave can go in the same batch.
 """
 
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from typing import TypeVar
 
-def waves(nodes, edges):
+Node = TypeVar("Node", bound=Hashable)
+
+
+def waves(nodes: Iterable[Node], edges: Iterable[tuple[Node, Node]]) -> tuple[list[list[Node]], list[Node]]:
     """Kahn's algorithm, one whole level at a time: ``(waves, stuck)``.
 
     ``nodes`` are hashable and given in tie-break order; ``edges`` are ``(before, after)`` pairs
@@ -28,7 +33,7 @@ def waves(nodes, edges):
     """
     nodes = list(nodes)
     waiting = dict.fromkeys(nodes, 0)  # node -> how many of its predecessors are not placed yet
-    successors = {node: [] for node in nodes}
+    successors: dict[Node, list[Node]] = {node: [] for node in nodes}
     for before, after in edges:
         waiting[after] += 1
         successors[before].append(after)
@@ -54,7 +59,7 @@ def waves(nodes, edges):
     return placed, [node for node in nodes if waiting[node] > 0]
 
 
-def find_cycle(nodes, successors):
+def find_cycle(nodes: Sequence[Node], successors: Mapping[Node, Iterable[Node]]) -> list[Node]:
     """One cycle among ``nodes`` as a list ``[a, b, ..., a]``, or ``[]`` (depth-first, deterministic).
 
     ``successors`` maps each node to the nodes that must come after it; nodes not in ``nodes``
