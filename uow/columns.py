@@ -18,13 +18,25 @@ record (``obj.__dict__[STATE_ATTRIBUTE]``, see ``states``), and then only throug
 """
 
 import functools
+import typing
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .errors import DetachedInstanceError, MappingError
 from .sentinels import MISSING
 from .states import STATE_ATTRIBUTE
 
+# In a class body a Column stands for the value its annotation names (``id: int =
+# Column(primary_key=True)``), so a type checker must accept it wherever that value may go: to
+# a type checker, Column derives from Any.  At run time it is a plain class (deriving from
+# typing.Any itself would give Column Any's __new__, which refuses Column's arguments).
+if typing.TYPE_CHECKING:
+    _StandsForItsValue = Any
+else:
+    _StandsForItsValue = object
 
-class Column:
+
+class Column(_StandsForItsValue):
     """Declares one column; also the descriptor that loads the attribute when it is missing.
 
     Use it as the default value of an annotated attribute when a plain default is not enough::
@@ -45,8 +57,9 @@ class Column:
     overwriting someone else's change.
     """
 
-    def __init__(self, *, primary_key=False, default=MISSING, default_factory=None,
-                 server_default=None, unique=False, references=None, version=False):
+    def __init__(self, *, primary_key: bool = False, default: Any = MISSING,
+                 default_factory: Callable[[], Any] | None = None, server_default: str | None = None,
+                 unique: bool = False, references: type | str | None = None, version: bool = False) -> None:
         if default is not MISSING and default_factory is not None:
             raise MappingError("give a Column either default or default_factory, not both")
         self.primary_key = primary_key
@@ -56,18 +69,18 @@ class Column:
         self.unique = unique
         self.references = references
         self.version = version
-        # Filled in when the class is mapped:
-        self.name = None
-        self.entity = None
-        self.type = None
+        # Filled in when the class is mapped (None before; only the repr reads them then):
+        self.name: Any = None     # str
+        self.entity: Any = None   # the entity class
+        self.type: Any = None     # its columntypes.ColumnType
         self.nullable = False
         self.index = -1
         self.generated = False
 
-    def __set_name__(self, owner, name):
+    def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
-    def __get__(self, obj, owner=None):
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
         if obj is None:
             return self
         # Only reached when the value is absent from the instance dict.
@@ -78,14 +91,14 @@ class Column:
             return None
         if state.session is None:
             raise DetachedInstanceError(
-                f"{owner.__name__}.{self.name} of {state.describe()} was expired and the object has no "
+                f"{type(obj).__name__}.{self.name} of {state.describe()} was expired and the object has no "
                 f"session to reload it from; add() it to a session first, or avoid expiring it"
             )
         state.session.hooks.load_expired(state)
         return obj.__dict__[self.name]
 
     @property
-    def qualified_name(self):
+    def qualified_name(self) -> str:
         return f"{self.entity.__name__}.{self.name}" if self.entity else str(self.name)
 
     def __repr__(self):
@@ -104,20 +117,20 @@ class ForeignKey:
     ``target`` may be the class or its name (for a class declared later, or the class itself).
     """
 
-    def __init__(self, columns, target):
+    def __init__(self, columns: str | Sequence[str], target: type | str) -> None:
         if isinstance(columns, str):
             columns = (columns,)
         if not isinstance(columns, (tuple, list)) or not columns or not all(isinstance(n, str) for n in columns):
             raise MappingError(f"ForeignKey({columns!r}, ...): name the column, or give a tuple of column names")
         if not isinstance(target, (str, type)):
             raise MappingError(f"ForeignKey({columns!r}, {target!r}): the target is an entity class or its name")
-        self.column_names = tuple(columns)
+        self.column_names: tuple[str, ...] = tuple(columns)
         self._target = target
-        self.entity = None
-        self._description = None
+        self.entity: Any = None   # the entity class declaring the key, set when it is mapped
+        self._description: str | None = None
 
     @property
-    def target(self):
+    def target(self) -> Any:
         """The referenced entity class, resolved from its name on first use."""
         if isinstance(self._target, str):
             self._target = self.entity.__registry__.resolve(self._target, self)
@@ -127,20 +140,20 @@ class ForeignKey:
     # declared class and its mapper never change, and the target is resolved by the first call.
 
     @functools.cached_property
-    def columns(self):
+    def columns(self) -> tuple[Column, ...]:
         mapper = self.entity.__mapper__
         return tuple(mapper.column(name) for name in self.column_names)
 
     @functools.cached_property
-    def nullable(self):
+    def nullable(self) -> bool:
         """True when every column of the key may be NULL, so a row can be written without it."""
         return all(column.nullable for column in self.columns)
 
-    def target_key(self, values):
+    def target_key(self, values: Sequence[Any]) -> tuple[Any, ...]:
         """The identity key of the row that the foreign-key column ``values`` point at."""
         return self.target.__mapper__.key_for(values)
 
-    def describe(self):
+    def describe(self) -> str:
         """``orders.user_id references users.id``: the reason an ordering edge gives."""
         if self._description is None:
             target = self.target.__mapper__
