@@ -25,7 +25,7 @@ class Book(DemoBase, table="books"):
     id: int = Column(primary_key=True)
     title: str
     author_id: int = Column(references=Author)
-    author = Reference("author_id")
+    author: Reference[Author] = Reference("author_id")
     copies: int = 0
 
 
@@ -35,8 +35,8 @@ class Category(DemoBase, table="categories"):
     id: int = Column(primary_key=True)
     name: str = Column(unique=True)
     parent_id: int | None = Column(references="Category")
-    parent = Reference("parent_id")
-    children = Collection("Category", "parent", cascade="all")
+    parent: Reference["Category"] = Reference("parent_id")
+    children: Collection["Category"] = Collection("Category", "parent", cascade="all")
 
 
 def say(text):
