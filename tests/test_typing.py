@@ -1,0 +1,93 @@
+"""uow's public API is typed, and a type checker reads entity declarations as users write them.
+
+mypy (pinned in the ``test`` extra, configured in setup.cfg) runs over a script written the way a
+user writes one (``typing_user.py``: no error allowed) and over a few lines with the mistakes an
+entity's annotations exist to catch (each must be flagged, or the typing would be Any in
+disguise).  The script is run too: what the type checker accepts must also work.
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytest.importorskip("mypy", reason="mypy is not installed; pip install -e '.[test]' brings it")
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+USER_SCRIPT = ROOT / "tests" / "typing_user.py"
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """One mypy cache for the module's runs (the standard library is read once), kept out of the checkout."""
+    return tmp_path_factory.mktemp("mypy_cache")
+
+
+def mypy(cache_dir, *arguments):
+    """Run mypy as a user would, from the checkout (so it reads this tree's uow and setup.cfg):
+    (exit status, the error and note lines)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "setup.cfg"), "--cache-dir", str(cache_dir),
+         "--no-error-summary", "--hide-error-context", *arguments],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert not result.stderr.strip(), result.stderr
+    return result.returncode, lines
+
+
+def test_user_script_type_checks(cache_dir):
+    # Errors inside uow are test_package_type_checks' business: a user's run reports their own.
+    status, lines = mypy(cache_dir, "--follow-imports=silent", str(USER_SCRIPT))
+    assert lines == []
+    assert status == 0
+
+
+def test_user_script_runs():
+    result = subprocess.run([sys.executable, str(USER_SCRIPT)], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert "INSERT orders (user_id, total, tags) reading back (id): 2 rows" in result.stdout
+
+
+MISTAKES = '''\
+from uow import Collection, Column, Entity, Reference
+
+
+class Author(Entity, table="authors"):
+    id: int = Column(primary_key=True)
+    name: str
+    books: Collection["Book"] = Collection("Book", "author")
+
+
+class Book(Entity, table="books"):
+    id: int = Column(primary_key=True)
+    title: str
+    author_id: int | None = Column(references=Author)
+    author: Reference[Author] = Reference("author_id")
+
+
+ann = Author(name=3)                                  # line 17: a str column given an int
+Author(name="Ann", nickname="A")                      # line 18: no such field
+Author()                                              # line 19: name is NOT NULL, no default
+book = Book(title="Emma", author=ann)
+book.author = book                                    # line 21: a Book is not an Author
+ann.books.append(ann)                                 # line 22: nor in a list of Book
+title: int = book.title                               # line 23: a title is a str
+Column(primary_key="yes")                             # line 24: a flag is a bool
+'''
+
+
+def test_type_checker_flags_the_mistakes_annotations_exist_to_catch(cache_dir, tmp_path):
+    script = tmp_path / "mistakes.py"
+    script.write_text(MISTAKES)
+    status, lines = mypy(cache_dir, "--follow-imports=silent", str(script))
+    flagged = sorted({int(line.split(":")[1]) for line in lines if ": error:" in line})
+    assert flagged == [17, 18, 19, 21, 22, 23, 24], "\n".join(lines)
+    assert status == 1
+    assert any('Argument "name" to "Author" has incompatible type "int"; expected "str"' in line for line in lines)
+    assert any('Unexpected keyword argument "nickname" for "Author"' in line for line in lines)
+    assert any('Missing named argument "name" for "Author"' in line for line in lines)
