@@ -42,6 +42,8 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
 * ``errors``       every exception uow raises
 """
 
+from typing import Any
+
 from .errors import *  # noqa: F401,F403  (the exception hierarchy is part of the public API)
 from .executor import Statement, capture_sql, connect
 from .entity import Entity
@@ -51,6 +53,7 @@ from .relationships import Collection, Reference
 from .planner import Constraint, FlushPlan, Step, StepKind, StepPurpose
 from .schema import create_all, create_table_sql
 from .features import Session
+from .session import Session as _CoreSession  # what an object's state records (uow.Session derives from it)
 from .session import SessionStats, identity_key
 from .states import STATE_ATTRIBUTE, ObjectState
 from .transaction import NestedTransaction, SessionTransaction, TransactionState
@@ -59,21 +62,21 @@ from .features import events
 from . import errors
 
 
-def state_of(obj):
+def state_of(obj: Entity) -> ObjectState:
     """The ObjectState of an entity object (TRANSIENT for one no session has seen)."""
     mapper_of_object(obj, "state_of")
     state = obj.__dict__.get(STATE_ATTRIBUTE)
     return ObjectState.TRANSIENT if state is None else state.status
 
 
-def object_session(obj):
+def object_session(obj: Entity) -> _CoreSession | None:
     """The Session an object belongs to, or None."""
     mapper_of_object(obj, "object_session")
     state = obj.__dict__.get(STATE_ATTRIBUTE)
     return state.session if state is not None else None
 
 
-def loaded_values(obj):
+def loaded_values(obj: Entity) -> dict[str, Any]:
     """The column values an object holds now, without loading anything: expired columns are left out.
 
     Reading an attribute of an expired object loads it; this shows what is in memory, for tests,

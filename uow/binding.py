@@ -9,15 +9,17 @@ returns, one list of parameter rows per step, is what ``writing`` sends.
 Nothing here touches SQLite or changes an object: a refusal leaves everything as it was.
 """
 
+from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
+from typing import Any
 
 from .columntypes import Refusal, bind_column, oversized_row, to_db
 from .errors import ColumnValueError
 from .sentinels import NOT_LOADED
-from .planner import StepKind, StepPurpose
+from .planner import FlushPlan, Step, StepKind, StepPurpose
 
 
-def bind_plan(plan, max_length=None):
+def bind_plan(plan: FlushPlan, max_length: int | None = None) -> list[list[tuple[Any, ...]] | None]:
     """Build, check and convert the parameter rows of every step, before any SQL runs.
 
     Returns one list of rows per step (deletes have none: they bind only keys).  Raises
@@ -28,7 +30,7 @@ def bind_plan(plan, max_length=None):
     return [bind_step(step, max_length) if step.kind is not StepKind.DELETE else None for step in plan.steps]
 
 
-def bind_step(step, max_length=None):
+def bind_step(step: Step, max_length: int | None = None) -> list[tuple[Any, ...]]:
     """The checked and converted parameter rows of one step (see :func:`bind_plan`)."""
     mapper = step.mapper
     version = mapper.version_column
@@ -90,7 +92,7 @@ def bind_step(step, max_length=None):
     return rows
 
 
-def _unchanged_columns(step, max_length):
+def _unchanged_columns(step: Step, max_length: int | None) -> list[list[Any]]:
     """For an UPDATE, the bound values of the columns it leaves alone, one list per column.
 
     SQLite rewrites the whole record, so a value that fits on its own can still make the row too
@@ -106,7 +108,7 @@ def _unchanged_columns(step, max_length):
             for column in columns]
 
 
-def _row_getter(columns):
+def _row_getter(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
     """A function returning a row's values for ``columns`` as a tuple (itemgetter is C-fast)."""
     if not columns:
         return lambda values: ()
@@ -115,7 +117,7 @@ def _row_getter(columns):
         return lambda values: (values.get(name),)
     getter = itemgetter(*columns)
 
-    def get(values):
+    def get(values: Mapping[str, Any]) -> tuple[Any, ...]:
         try:
             return getter(values)
         except KeyError:

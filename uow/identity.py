@@ -30,7 +30,7 @@ import gc
 import typing
 
 from .errors import DuplicateIdentityError
-from .states import STATE_ATTRIBUTE
+from .states import STATE_ATTRIBUTE, InstanceState
 
 BULK_ROWS = 1000
 
@@ -64,10 +64,10 @@ def format_key(key):
 class _KeyFromParent(typing.NamedTuple):
     """A key value the flush copies from a parent the database has not numbered yet."""
 
-    parent: object  # the parent's InstanceState
+    parent: InstanceState  # the parent's state record
     position: int  # which of the parent's key columns
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<{self.parent.mapper.pk_names[self.position]} of {self.parent.describe()}>"
 
 
@@ -148,7 +148,7 @@ def _refuse_taken_keys(identity, updates, deletes):
     if not moving:
         return
     leaving = set(deletes) | set(moving)
-    claimed = {}
+    claimed: dict[tuple[object, ...], object] = {}
     for state, new_key in moving.items():
         other = claimed.get(new_key)
         if other is None:

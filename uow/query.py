@@ -7,13 +7,17 @@ ColumnValueError), every column is qualified with its table (so a typo can never
 double-quoted string literal), and every value is a bound parameter.
 """
 
+from typing import Any
+
 from .columntypes import Refusal, bind_column
 from .errors import ColumnValueError, UnknownFieldError
 from .columns import Column
 from .identifiers import quote
+from .mapper import Mapper
 
 
-def select_sql(mapper, equals, order_by, limit, max_length=None):
+def select_sql(mapper: Mapper, equals: dict[str, Any], order_by: object, limit: int | None,
+               max_length: int | None = None) -> tuple[str, list[Any]]:
     """``(sql, params)`` selecting the entity's rows where each named column equals its value.
 
     Each value passes the same gate as a value written by a flush (``columntypes.bind_column``,
@@ -44,7 +48,7 @@ def select_sql(mapper, equals, order_by, limit, max_length=None):
     return sql, params
 
 
-def _order_terms(mapper, order_by):
+def _order_terms(mapper: Mapper, order_by: object) -> list[str]:
     """``"name"`` ascending, ``"-name"`` descending, a Column, or a list of those; default: the key."""
     if order_by is None:
         return [f"{mapper.quoted_table}.{quote(name)}" for name in mapper.pk_names]

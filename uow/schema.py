@@ -10,17 +10,18 @@ SQLite re-points the rows that reference it, and the session updates the loaded 
 """
 
 import sqlite3
+from collections.abc import Iterable
 
 from .arguments import listed
 from .errors import ArgumentError, MappingError
 from .executor import Executor
 from .entity import Entity
 from .identifiers import quote
-from .mapper import mapper_of, mapper_of_class
+from .mapper import Mapper, mapper_of, mapper_of_class
 from .planner.topological import waves
 
 
-def create_table_sql(cls):
+def create_table_sql(cls: type[Entity]) -> str:
     """The CREATE TABLE statement for one entity class."""
     mapper = mapper_of_class(cls, "create_table_sql")
     mapper.configure()
@@ -48,7 +49,7 @@ def create_table_sql(cls):
     return f"CREATE TABLE IF NOT EXISTS {mapper.quoted_table} (\n    {body}\n)"
 
 
-def tables_in_dependency_order(classes):
+def tables_in_dependency_order(classes: Iterable[type[Entity]]) -> list[Mapper]:
     """Referenced tables first, one level at a time, each level by table name; a table that
     references itself is fine.
 
@@ -72,7 +73,7 @@ def tables_in_dependency_order(classes):
     return [mapper for level in levels for mapper in level]
 
 
-def create_all(connection, classes=None):
+def create_all(connection: sqlite3.Connection, classes: Iterable[type[Entity]] | type[Entity] | None = None) -> None:
     """Create the tables of ``classes`` (default: every entity declared on ``Entity``) in one transaction.
 
     ``classes`` may also be an abstract base, meaning every entity declared on it.  Tables that
@@ -88,7 +89,7 @@ def create_all(connection, classes=None):
                             f"entity class {classes.__name__}; pass [{classes.__name__}]")
     else:
         classes = listed(classes, "create_all", "classes")
-    seen_tables = {}
+    seen_tables: dict[str, type[Entity]] = {}
     for cls in classes:
         table = mapper_of_class(cls, "create_all").table.lower()
         if table in seen_tables and seen_tables[table] is not cls:
@@ -109,7 +110,7 @@ def create_all(connection, classes=None):
         raise
 
 
-def _check_server_defaults(mappers):
+def _check_server_defaults(mappers: list[Mapper]) -> None:
     """Each ``server_default`` is SQL pasted into CREATE TABLE: try it on a scratch database first.
 
     A malformed expression, one SQLite does not take as a DEFAULT (not constant), or text that
@@ -145,7 +146,7 @@ def _check_server_defaults(mappers):
         scratch.close()
 
 
-def _check_existing_columns(executor, mapper):
+def _check_existing_columns(executor: Executor, mapper: Mapper) -> None:
     rows = executor.fetchall(f"PRAGMA {quote(mapper.database)}.table_info({quote(mapper.table)})")
     existing = {row[1].lower() for row in rows}
     missing = [name for name in mapper.column_names if name.lower() not in existing]

@@ -19,13 +19,15 @@ returned rows by their primary key.
 
 import dataclasses
 import sqlite3
+from typing import Any
 
 from .binding import bind_step
 from .columntypes import from_db, to_db
 from .errors import FlushError, StaleDataError
-from .executor import Savepoint
+from .executor import Executor, Savepoint
 from .identifiers import quote
-from .planner import StepKind, StepPurpose
+from .planner import FlushPlan, Step, StepKind, StepPurpose
+from .states import InstanceState
 
 ROWID_MAX = 2 ** 63 - 1
 FLUSH_SAVEPOINT = "uow_flush"
@@ -82,7 +84,8 @@ def _where_params(action, filled, checks_version):
     return _key_params(mapper, action.state, checks_version=checks_version)
 
 
-def run_plan(executor, plan, bound):
+def run_plan(executor: Executor, plan: FlushPlan,
+             bound: list[list[tuple[Any, ...]] | None]) -> tuple[dict[InstanceState, Any], dict[InstanceState, dict[str, Any]]]:
     """Run every step with its rows from ``binding.bind_plan``, atomically.
 
     The plan runs inside ``SAVEPOINT uow_flush``: if any statement fails, the savepoint is rolled
@@ -123,11 +126,11 @@ def run_plan(executor, plan, bound):
         if not savepoint.undone and ran_all and executor.in_transaction:
             error.add_note("uow: the flush's statements had all run when this was raised; "
                            "rollback() undoes them and restores the objects")
-            error.uow_statements_stayed = True  # see statements_stayed()
+            error.uow_statements_stayed = True  # type: ignore[attr-defined]  # a mark on the exception: see statements_stayed()
         raise
 
 
-def statements_stayed(error):
+def statements_stayed(error: BaseException) -> bool:
     """True when ``error`` left run_plan after its final RELEASE had run: the statements are in
     the transaction, but the caller never learnt their results."""
     return getattr(error, "uow_statements_stayed", False)
@@ -155,9 +158,10 @@ class _FailedStep(Exception):
         self.locatable = locatable
 
 
-def _run_steps(executor, steps, bound, stop=None):
-    filled = {}
-    assigned = {}
+def _run_steps(executor: Executor, steps: list[Step], bound: list[list[tuple[Any, ...]] | None],
+               stop: int | None = None) -> tuple[dict[InstanceState, Any], dict[InstanceState, dict[str, Any]]]:
+    filled: dict[InstanceState, Any] = {}
+    assigned: dict[InstanceState, dict[str, Any]] = {}
     # Rows this flush will delete, until their DELETE has run (see _refuse_a_doomed_key).
     doomed = {action.state.key: action.state for step in steps if step.kind is StepKind.DELETE
               for action in step.actions}
