@@ -21,11 +21,13 @@ class Cascades:
 
     def __init__(self, session):
         self.session = session
+        self.registers = session.registers
+        self.guard = session.guard
 
     def set_reference(self, state, reference, target):
         """``obj.user = target`` on an object of this session."""
         session = self.session
-        session.guard.check("set " + reference.name)
+        self.guard.check("set " + reference.name)
         if target is not None:
             target_state = target.__dict__.get(STATE_ATTRIBUTE)
             if target_state is not None and target_state.session not in (None, session):
@@ -44,7 +46,7 @@ class Cascades:
         """``item`` is about to be appended to a collection of an object in this session: refuse it
         now, before the list or the item changes, if the session cannot take it (the wrong
         thread, an object of another session...)."""
-        self.session.guard.check("append to " + collection.name)
+        self.guard.check("append to " + collection.name)
         item_state = item.__dict__.get(STATE_ATTRIBUTE)
         if "save-update" in collection.cascade and (item_state is None or item_state.session is None):
             self.session.lifecycle.refuse_to_add(item)
@@ -102,7 +104,7 @@ class Cascades:
         candidates = []
         if state.key is not None:
             candidates.extend(session.loader.select_referring(mapper, reference, state))
-        candidates.extend(other.obj for other in list(session.registers.pending) + list(session.tracker.candidates)
+        candidates.extend(other.obj for other in list(self.registers.pending) + list(session.tracker.candidates)
                           if other.mapper is mapper)
         candidates.extend(obj.__dict__.get(collection.name) or ())
         children = []
@@ -128,7 +130,7 @@ class Cascades:
                 continue
             for child in self.children_of(obj, collection):
                 child_state = child.__dict__.get(STATE_ATTRIBUTE)
-                if child_state is not None and child_state in self.session.registers.marked:
+                if child_state is not None and child_state in self.registers.marked:
                     continue
                 if collection.reference.nullable:
                     setattr(child, collection.reference.name, None)

@@ -42,6 +42,9 @@ class Flusher:
         self.paused = 0         # how many ``with session.no_autoflush:`` blocks are open
         self.running = False    # True while a flush writes and applies: a query then must not flush
         self.count = 0          # flushes that wrote something (session.stats())
+        self.registers = session.registers  # what each flush writes: pending, marked
+        self.guard = session.guard          # failing the session when a flush fails
+        self.observer = session.observer    # the flush and begin events
 
     @contextlib.contextmanager
     def no_autoflush(self):
@@ -57,17 +60,17 @@ class Flusher:
         session = self.session
         # Not inside a listener: the operation that called it is flushing, or has flushed, or is
         # ending the transaction (see features.events); a query there must not start a flush of its own.
-        if session.autoflush and not self.paused and not self.running and session.observer.listening is None:
+        if session.autoflush and not self.paused and not self.running and self.observer.listening is None:
             self.flush()
 
     def flush(self):
         """Write what is staged, between the before_flush and after_flush events."""
         session = self.session
-        if not (session.registers.pending or session.registers.marked or session.tracker.candidates or session.tracker.watched):
+        if not (self.registers.pending or self.registers.marked or session.tracker.candidates or session.tracker.watched):
             return
-        size = len(session.registers.pending) + len(session.tracker.candidates) + len(session.registers.marked)
+        size = len(self.registers.pending) + len(session.tracker.candidates) + len(self.registers.marked)
         with collector_paused(size):
-            session.observer.around("flush", Flush(session, self).run)
+            self.observer.around("flush", Flush(session, self).run)
 
     def plan(self):
         """The FlushPlan the next flush would run, without running anything."""
@@ -82,7 +85,7 @@ class Flusher:
         if not flush.collect():
             return []
         flush.plan_and_check()
-        session.guard.refuse_lost_transaction("dry_run")
+        self.guard.refuse_lost_transaction("dry_run")
         began = not session.transaction.active
         if began:
             session.transaction.begin(None, for_writing=True)
@@ -94,7 +97,7 @@ class Flusher:
                 run_plan(session.executor, flush.plan, flush.bound)
         except BaseException as error:
             if not began:  # (one the dry run began itself is ended below, whatever SQLite did)
-                session.guard.fail_if_transaction_lost(error, "dry_run()")
+                self.guard.fail_if_transaction_lost(error, "dry_run()")
             raise
         finally:
             if session.executor.in_transaction:
@@ -111,6 +114,9 @@ class Flush:
     def __init__(self, session, flusher):
         self.session = session  # the Session being flushed: its identity map, tracker, undo log
         self.flusher = flusher  # the session's Flusher (its ``running`` flag and flush count)
+        self.registers = flusher.registers
+        self.guard = flusher.guard
+        self.observer = flusher.observer
         self.inserts = []       # pending states, in the order they entered the session
         self.updates = []       # (persistent state, names of the columns that changed), session order
         self.deletes = []       # states marked for deletion, session order
@@ -126,12 +132,12 @@ class Flush:
         # Collect and plan, every value checked: a refusal here leaves everything as it was.
         if not self.prepare():
             return
-        session.guard.refuse_lost_transaction("flush")
+        self.guard.refuse_lost_transaction("flush")
         self.flusher.running = True
         try:
             if not session.transaction.active:
                 self.begin()
-                if session.observer.listens("before_begin", "after_begin"):
+                if self.observer.listens("before_begin", "after_begin"):
                     # Their listeners ran in the middle of this flush: what they staged or changed is
                     # part of it, so it is collected, planned and checked again (a refusal now
                     # leaves the transaction open with nothing written).
@@ -154,7 +160,7 @@ class Flush:
                 # (An error while applying, after every statement ran, has no savepoint left to
                 # undo: like a failure of the SQL, it leaves rollback() as the way back, and the
                 # refusal says the statements stayed.)
-                session.guard.fail(error, aftermath=STATEMENTS_STAYED if written or statements_stayed(error) else None)
+                self.guard.fail(error, aftermath=STATEMENTS_STAYED if written or statements_stayed(error) else None)
                 raise
         finally:
             self.flusher.running = False
@@ -186,8 +192,8 @@ class Flush:
         """Gather what the flush must write; False when there is nothing."""
         session = self.session
         self.reload_expired_snapshots()
-        marked = session.registers.marked
-        self.inserts = list(session.registers.pending)
+        marked = self.registers.marked
+        self.inserts = list(self.registers.pending)
         self.updates = [(state, names) for state, names in session.tracker.changed_states() if state not in marked]
         self.deletes = list(marked)
         return bool(self.inserts or self.updates or self.deletes)
@@ -210,7 +216,7 @@ class Flush:
         the refused flush then leaves every object as it was (none half reloaded).
         """
         session = self.session
-        marked = session.registers.marked
+        marked = self.registers.marked
         found = []
         for state in list(session.tracker.candidates) + list(marked):
             committed = state.committed
@@ -223,7 +229,7 @@ class Flush:
                 ordering = state.mapper.ordering_columns
                 if not any(committed[column.index] is NOT_LOADED and column.name in values for column in ordering):
                     continue
-            session.guard.check("load")
+            self.guard.check("load")
             row = session.loader.read_row(state)
             if row is not None:
                 found.append((state, row))
@@ -265,10 +271,10 @@ class Flush:
                 raise
 
         try:
-            session.observer.around("begin", begin)
+            self.observer.around("begin", begin)
         except BaseException as error:
             if failed:
-                session.guard.fail(error)
+                self.guard.fail(error)
             raise
 
     # -- apply ----------------------------------------------------------------------------------
@@ -299,8 +305,8 @@ class Flush:
         # flush inserted is in the identity map as well, so none of them is missed.
         for old_key, new_key in self.new_keys:
             self.follow_new_key(old_key, new_key)
-        session.registers.pending.clear()
-        session.registers.marked.clear()
+        self.registers.pending.clear()
+        self.registers.marked.clear()
         session.tracker.clear()
         self.flusher.count += 1
 
@@ -387,7 +393,7 @@ class Flush:
         self.row_deleted(old)
         if mapper.version_column is not None:
             values[mapper.version_column.name] = old.committed[mapper.version_column.index] + 1
-        self.session.registers.make_persistent(state, old.key, mapper.snapshot_getter(values), "flush")
+        self.registers.make_persistent(state, old.key, mapper.snapshot_getter(values), "flush")
         # Children loaded through the old object now belong to the row's new object.
         for collection in mapper.collections:
             for child in old.obj.__dict__.get(collection.name) or ():
@@ -400,7 +406,7 @@ class Flush:
         session.undo.record(state)
         session.identity.discard(state.key, state.obj)
         state.move(ObjectState.DELETED, "flush")
-        session.registers.deleted_rows[state] = None
+        self.registers.deleted_rows[state] = None
         # Its row is gone: nothing about it is for a later flush to write, not even the JSON
         # columns the tracker compared at every flush while it was persistent.
         session.tracker.forget(state)
@@ -436,6 +442,6 @@ class Flush:
         session = self.session
         stale = session.identity[key].__dict__[STATE_ATTRIBUTE]
         session.undo.record(stale)
-        session.registers.unindex(stale)
-        session.registers.detach(stale)
+        self.registers.unindex(stale)
+        self.registers.detach(stale)
         session.identity.add(key, obj)

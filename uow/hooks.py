@@ -56,6 +56,7 @@ class EntityHooks(SessionHooks):
 
     def __init__(self, session):
         self.session = session
+        self.guard = session.guard
 
     def attribute_set(self, state, name, value):
         """``Entity.__setattr__`` on an object of this session."""
@@ -64,8 +65,8 @@ class EntityHooks(SessionHooks):
             object.__setattr__(state.obj, name, value)
             return
         session = self.session
-        if _get_ident() != session.guard.owner_thread:
-            session.guard.check("set attribute")
+        if _get_ident() != self.guard.owner_thread:
+            self.guard.check("set attribute")
         session.undo.record(state)
         values[name] = value
         references = state.mapper.references_by_column.get(name)

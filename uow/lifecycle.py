@@ -27,11 +27,13 @@ class Lifecycle:
 
     def __init__(self, session):
         self.session = session
+        self.registers = session.registers
+        self.guard = session.guard
 
     def add(self, obj):
         """The work of ``Session.add`` (its docstring states the rules a user relies on: re-attaching,
         taking a delete back, cascading from any state, refusing an object whose row is gone)."""
-        self.session.guard.check("add")
+        self.guard.check("add")
         self.refuse_to_add(obj)
         self.bring_in(obj)
 
@@ -106,13 +108,13 @@ class Lifecycle:
             session.undo.record_memento(state, Memento(ObjectState.TRANSIENT, None, None, None, 0, mapper.copy_values(values)))
             state.move(ObjectState.PENDING, "add")
             state.session = session
-            state.sequence = next(session.registers.sequence)
-            session.registers.pending[state] = None
+            state.sequence = next(self.registers.sequence)
+            self.registers.pending[state] = None
         elif status is ObjectState.DETACHED:
             session.undo.record(state)
-            session.registers.make_persistent(state, state.key, state.committed, "add")
+            self.registers.make_persistent(state, state.key, state.committed, "add")
             session.tracker.note_assignment(state)  # changed while it was away, perhaps: compare it
-        elif state in session.registers.marked:
+        elif state in self.registers.marked:
             self.take_back_delete(state)
         if mapper.references or mapper.collections:
             for related in session.cascades.related(obj, "save-update"):
@@ -128,14 +130,14 @@ class Lifecycle:
         session = self.session
         session.undo.record(state)
         obj = state.obj
-        for child, cleared in session.registers.marked.pop(state) or ():
+        for child, cleared in self.registers.marked.pop(state) or ():
             child_state = child.__dict__[STATE_ATTRIBUTE]
             if cleared is not None:
                 values = child.__dict__
                 if child_state.session is session and values.get(cleared.name) is None and \
                         all(values.get(name) is None for name in cleared.column_names):
                     setattr(child, cleared.name, obj)
-            elif child_state in session.registers.marked:
+            elif child_state in self.registers.marked:
                 self.take_back_delete(child_state)
             elif child_state.status is ObjectState.TRANSIENT and child_state.session is None:
                 # A pending child whose insert the cascade cancelled.  (Should its key have been
@@ -146,7 +148,7 @@ class Lifecycle:
 
     def add_all(self, objects):
         """add() each object, in order; if any of them cannot be added, none is."""
-        self.session.guard.check("add_all")
+        self.guard.check("add_all")
         objects = entity_objects(objects, "add_all")
         seen = set()
         for obj in objects:
@@ -181,7 +183,7 @@ class Lifecycle:
 
     def _refuse_held_key(self, key, obj):
         held = self.session.identity.get(key)
-        if held is not None and held.__dict__[STATE_ATTRIBUTE] in self.session.registers.marked:
+        if held is not None and held.__dict__[STATE_ATTRIBUTE] in self.registers.marked:
             return  # the holder is being deleted: the flush will switch the row over (see planner.actions)
         if held is not None and held is not obj:
             raise DuplicateIdentityError(
@@ -196,7 +198,7 @@ class Lifecycle:
         detached object re-attaches it first.  Deleting a transient object is an error.
         """
         session = self.session
-        session.guard.check("delete")
+        self.guard.check("delete")
         mapper_of_object(obj, "delete")
         state = obj.__dict__.get(STATE_ATTRIBUTE)
         if state is None or state.status is ObjectState.TRANSIENT:
@@ -211,17 +213,17 @@ class Lifecycle:
         if state.status is ObjectState.PENDING:
             self.expunge(obj)
             self.leave_parents(obj)
-        elif state.status is PERSISTENT and state not in session.registers.marked:
+        elif state.status is PERSISTENT and state not in self.registers.marked:
             session.undo.record(state)
             # What this delete does to other objects, so that add() can take it all back:
             # (child, None) for a child it deletes, (child, reference) for one it unlinks.
             done = []
-            session.registers.marked[state] = done
+            self.registers.marked[state] = done
             # Loading the children must not autoflush: that would delete the parent before them.
             with session.no_autoflush:
                 for child in session.cascades.related(obj, "delete"):
                     child_state = child.__dict__[STATE_ATTRIBUTE]
-                    if child_state.status is ObjectState.PENDING or child_state not in session.registers.marked:
+                    if child_state.status is ObjectState.PENDING or child_state not in self.registers.marked:
                         done.append((child, None))
                     self.delete(child)
                 done.extend(session.cascades.unlink_children(obj))
@@ -241,13 +243,13 @@ class Lifecycle:
         A delete already flushed is the transaction's: the object leaves, its row stays deleted.
         """
         session = self.session
-        session.guard.check("expunge")
-        state = session.guard.own_state(obj, "expunge")
-        if state in session.registers.marked:
+        self.guard.check("expunge")
+        state = self.guard.own_state(obj, "expunge")
+        if state in self.registers.marked:
             self.take_back_delete(state)
         session.undo.record(state)
-        session.registers.unindex(state)
-        session.registers.detach(state)
+        self.registers.unindex(state)
+        self.registers.detach(state)
         for related in session.cascades.related(obj, "expunge"):
             related_state = related.__dict__.get(STATE_ATTRIBUTE)
             if related_state is not None and related_state.session is session:
@@ -257,11 +259,11 @@ class Lifecycle:
         """expunge() every object in the session (deletes not yet flushed are taken back first, as
         expunge() takes them back, so no detached child is left with a reference a delete cleared)."""
         session = self.session
-        session.guard.check("expunge_all")
-        for state in list(session.registers.marked):
-            if state in session.registers.marked:  # taking back a parent's delete may have taken this one back
+        self.guard.check("expunge_all")
+        for state in list(self.registers.marked):
+            if state in self.registers.marked:  # taking back a parent's delete may have taken this one back
                 self.take_back_delete(state)
-        for state in session.registers.all_states():
+        for state in self.registers.all_states():
             session.undo.record(state)
-            session.registers.unindex(state)
-            session.registers.detach(state)
+            self.registers.unindex(state)
+            self.registers.detach(state)

@@ -64,6 +64,9 @@ class Loader:
 
     def __init__(self, session):
         self.session = session
+        self.registers = session.registers
+        self.guard = session.guard
+        self.boundaries = session.boundaries
 
     def get(self, entity, ident):
         """The object with this primary key, or None (see ``Session.get``)."""
@@ -107,8 +110,8 @@ class Loader:
         except ObjectDeletedError:
             session = self.session
             session.undo.record(state)
-            session.registers.unindex(state)
-            session.registers.detach(state)
+            self.registers.unindex(state)
+            self.registers.detach(state)
             return None
         return obj
 
@@ -147,7 +150,7 @@ class Loader:
         """Run a SELECT of ``mapper``'s table (beginning the transaction if none is open)."""
         session = self.session
         if not session.transaction.active:
-            session.boundaries.begin_transaction(None)
+            self.boundaries.begin_transaction(None)
         try:
             return session.executor.fetchall(sql, params)
         except sqlite3.OperationalError as error:
@@ -180,7 +183,7 @@ class Loader:
             except _NullKey as found:
                 # A load that fails leaves the session as it was: the objects it made leave the map.
                 for obj in created:
-                    self.session.registers.unindex(obj.__dict__[STATE_ATTRIBUTE])
+                    self.registers.unindex(obj.__dict__[STATE_ATTRIBUTE])
                 raise _null_key_error(mapper, found.row) from None
         return objects
 
@@ -192,7 +195,7 @@ class Loader:
         single_key = pk_indexes[0] if len(pk_indexes) == 1 else None
         session = self.session
         identity = session.identity
-        sequence = session.registers.sequence
+        sequence = self.registers.sequence
         watch = session.tracker.watch
         new = object.__new__
         epoch = session.undo.loading_epoch()
@@ -256,7 +259,7 @@ class Loader:
 
     def load_expired(self, state):
         """Reload an expired object's missing columns (called when one of them is read)."""
-        self.session.guard.check("load")
+        self.guard.check("load")
         row = self.read_row(state)
         if row is None:
             raise ObjectDeletedError(
@@ -282,8 +285,8 @@ class Loader:
         """Reload ``fields`` of ``obj`` now, and follow the refresh cascade (see ``Session.refresh``);
         ``refreshed`` holds the states already reached."""
         session = self.session
-        session.guard.check("refresh")
-        state = session.guard.persistent_state(obj, "refresh")
+        self.guard.check("refresh")
+        state = self.guard.persistent_state(obj, "refresh")
         mapper = state.mapper
         columns = _columns(mapper, fields, "refresh")
         if not columns:
@@ -311,7 +314,7 @@ class Loader:
 
     def expire(self, obj, fields):
         """Forget ``fields`` (None: all) of a persistent object (see ``Session.expire``)."""
-        state = self.session.guard.persistent_state(obj, "expire")
+        state = self.guard.persistent_state(obj, "expire")
         self.expire_state(state, _columns(state.mapper, fields, "expire"))
 
     def expire_state(self, state, columns):
@@ -338,7 +341,7 @@ class Loader:
         """Load ``user.orders``: the rows whose foreign key holds the user's key, plus (when autoflush
         is off) pending objects that point at the user, minus objects re-pointed elsewhere."""
         session = self.session
-        session.guard.check("load " + collection.name)
+        self.guard.check("load " + collection.name)
         reference = collection.reference
         mapper = collection.target.__mapper__
         session.flusher.autoflush()
@@ -347,7 +350,7 @@ class Loader:
         items = [item for item in loaded if points_at(item, reference, owner)]
         # Without autoflush the database may not know yet about objects linked in memory:
         # pending ones, and persistent ones re-pointed since the last flush (those are candidates).
-        for other in list(session.registers.pending) + list(session.tracker.candidates):
+        for other in list(self.registers.pending) + list(session.tracker.candidates):
             if other.mapper is mapper and points_at(other.obj, reference, owner):
                 if not any(item is other.obj for item in items):
                     items.append(other.obj)

@@ -101,6 +101,7 @@ class UndoLog:
 
     def __init__(self, session, levels):
         self.session = session
+        self.registers = session.registers
         self.levels = levels
         self._rows_written = session.executor.rows_written  # total_changes of the connection
         self._rows_seen = self._rows_written()
@@ -155,7 +156,7 @@ class UndoLog:
         else:
             values = state.mapper.copy_values(state.obj.__dict__, state.committed)
         return Memento(state.status, state.session, state.key, state.committed, state.sequence, values,
-                       marked=state in session.registers.marked, candidate=candidate)
+                       marked=state in self.registers.marked, candidate=candidate)
 
     # -- epochs ----------------------------------------------------------------------------
 
@@ -194,7 +195,7 @@ class UndoLog:
         DELETE, and nothing writes that (a persistent object's snapshot is exact, because the
         savepoint flushed first).
         """
-        for state in self.session.registers.deleted_rows:
+        for state in self.registers.deleted_rows:
             if state.mapper.json_columns:
                 self.record_memento(state, Memento(state.status, state.session, state.key, state.committed,
                                                    state.sequence, state.mapper.copy_values(state.obj.__dict__),
@@ -256,7 +257,7 @@ class UndoLog:
         changed = {state.mapper.cls for state, memento in mementos.items()
                    if not memento.precaution or _differs(state, memento)}
         for state in mementos:
-            session.registers.unindex(state)
+            self.registers.unindex(state)
         for state, memento in mementos.items():
             _put_back(state, memento)
         # Before _reenter: a copy of a row it detaches was the session's when changed in place.
@@ -272,7 +273,7 @@ class UndoLog:
         # dropped, and reload (through the identity map) when next read.  Otherwise they stay,
         # as cached references do.
         changed_classes = None if first_write is not None else changed
-        for state in held + list(session.registers.pending):
+        for state in held + list(self.registers.pending):
             values = state.obj.__dict__
             for collection in state.mapper.collections:
                 if changed_classes is None or collection.target in changed_classes:
@@ -287,7 +288,7 @@ class UndoLog:
             if memento.session is not session:
                 continue
             if memento.status is ObjectState.PENDING:
-                session.registers.pending[state] = None
+                self.registers.pending[state] = None
             elif memento.status is PERSISTENT:
                 held = session.identity.get(state.key)
                 if held is not None and held is not state.obj:
@@ -300,16 +301,16 @@ class UndoLog:
                     detached.append(loser)
                     if loser is state:
                         continue
-                session.registers.hold(state)
+                self.registers.hold(state)
                 if memento.marked:
-                    session.registers.marked[state] = None
+                    self.registers.marked[state] = None
                 if memento.candidate:
                     session.tracker.note_assignment(state)
             elif memento.status is ObjectState.DELETED:
-                session.registers.deleted_rows[state] = None
+                self.registers.deleted_rows[state] = None
         if mementos:  # pending and marked objects in session order, which flushes rely on
-            _sort_by_sequence(session.registers.pending)
-            _sort_by_sequence(session.registers.marked)
+            _sort_by_sequence(self.registers.pending)
+            _sort_by_sequence(self.registers.marked)
         return detached
 
     def _restore_json_changed_in_place(self, mementos):
@@ -342,8 +343,8 @@ class UndoLog:
     def _detach_copy(self, state):
         session = self.session
         session.identity.discard(state.key, state.obj)
-        session.registers.marked.pop(state, None)
-        session.registers.deleted_rows.pop(state, None)
+        self.registers.marked.pop(state, None)
+        self.registers.deleted_rows.pop(state, None)
         session.tracker.forget(state)
         state.move(ObjectState.DETACHED, "rollback")
         state.session = None

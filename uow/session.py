@@ -135,11 +135,11 @@ class Session:
         self.observer = Observer()  # the events and who listens (see features.events)
         self.undo = UndoLog(self, self.transaction.levels)
         # The parts this session is composed of, each given the session whose parts it uses.
+        self.boundaries = Boundaries(self)  # begin, savepoints, commit, rollback, close
         self.loader = Loader(self)
         self.flusher = Flusher(self)  # runs each flush (see flush); autoflush, flush count
         self.cascades = Cascades(self)
         self.lifecycle = Lifecycle(self)
-        self.boundaries = Boundaries(self)  # begin, savepoints, commit, rollback, close
         self.hooks = EntityHooks(self)  # what entity objects may call (see uow.hooks)
     # -- adding and deleting (the Lifecycle part does the work) ------------------------------
 

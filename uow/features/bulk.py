@@ -41,11 +41,14 @@ class BulkWriter:
 
     def __init__(self, session):
         self.session = session
+        self.registers = session.registers
+        self.guard = session.guard
+        self.boundaries = session.boundaries
 
     def bulk_insert_mappings(self, entity, mappings):
         """Insert one row per dict of column values; returns the number of rows inserted (as SQLite
         counts them: fewer than given when the table's own triggers or conflict clauses skip some)."""
-        self.session.guard.check("bulk_insert_mappings")
+        self.guard.check("bulk_insert_mappings")
         mapper = mapper_of_class(entity, "bulk_insert_mappings")
         mappings = [self._with_defaults(mapper, mapping) for mapping in _rows(mappings, "bulk_insert_mappings")]
         groups = {}
@@ -61,7 +64,7 @@ class BulkWriter:
 
     def bulk_update_mappings(self, entity, mappings):
         """Update rows by primary key: each dict holds the key and the columns to set."""
-        self.session.guard.check("bulk_update_mappings")
+        self.guard.check("bulk_update_mappings")
         mapper = mapper_of_class(entity, "bulk_update_mappings")
         version = mapper.version_column
         mappings = _rows(mappings, "bulk_update_mappings")
@@ -103,7 +106,7 @@ class BulkWriter:
         keys and become detached; a rollback takes the keys back, as for pending objects.
         """
         session = self.session
-        session.guard.check("bulk_save_objects")
+        self.guard.check("bulk_save_objects")
         inserts = []
         updates = []
         for obj in entity_objects(objects, "bulk_save_objects"):
@@ -123,7 +126,7 @@ class BulkWriter:
                 if state is None:
                     state = InstanceState(obj, mapper, ObjectState.TRANSIENT, None)
                     obj.__dict__[STATE_ATTRIBUTE] = state
-                state.sequence = next(session.registers.sequence)
+                state.sequence = next(self.registers.sequence)
                 inserts.append(state)
             else:
                 names = changed_fields(state)
@@ -133,14 +136,14 @@ class BulkWriter:
             return
         plan = build_plan(inserts, updates, [], held_states=list)
         bound = bind_plan(plan, session.executor.length_limit())
-        with session.guard.writing("bulk write"):
+        with self.guard.writing("bulk write"):
             if not session.transaction.active:
-                session.boundaries.begin_transaction(None, for_writing=True)
+                self.boundaries.begin_transaction(None, for_writing=True)
             try:
                 filled, assigned = run_plan(session.executor, plan, bound)
             except BaseException as error:
                 if statements_stayed(error):
-                    session.guard.fail(error, "bulk write", STATEMENTS_STAYED)
+                    self.guard.fail(error, "bulk write", STATEMENTS_STAYED)
                 raise
         for state in inserts:
             session.undo.record(state)  # before the keys arrive: a rollback takes them back
@@ -223,9 +226,9 @@ class BulkWriter:
         """Run the statements inside a savepoint: all of them happen, or none.  Returns the number
         of rows they changed."""
         session = self.session
-        with session.guard.writing("bulk write"):
+        with self.guard.writing("bulk write"):
             if not session.transaction.active:
-                session.boundaries.begin_transaction(None, for_writing=True)
+                self.boundaries.begin_transaction(None, for_writing=True)
             return self._bulk_run_in_savepoint(statements, mapper, expect_each)
 
     def _bulk_run_in_savepoint(self, statements, mapper, expect_each):
@@ -252,7 +255,7 @@ class BulkWriter:
                 if not savepoint.undone:
                     # The error arrived once RELEASE had run (a Ctrl-C): the rows are written, but the
                     # held objects were not brought in step with them; only rollback() can do that.
-                    session.guard.fail(error, "bulk write", STATEMENTS_STAYED)
+                    self.guard.fail(error, "bulk write", STATEMENTS_STAYED)
                     raise
                 session.undo.writes_rolled_back()
             if isinstance(error, sqlite3.Error):

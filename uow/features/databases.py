@@ -54,6 +54,8 @@ class Databases:
 
     def __init__(self, session):
         self.session = session
+        self.guard = session.guard
+        self.boundaries = session.boundaries
 
     def execute(self, sql, params=()):
         """Run one SQL statement in the session's transaction (after an autoflush); return the cursor.
@@ -63,14 +65,14 @@ class Databases:
         one it did not see end would leave its objects out of step with the database.
         """
         session = self.session
-        session.guard.check("execute")
+        self.guard.check("execute")
         arguments.sql_text(sql, "execute")
         arguments.sql_params(params, "execute")
         _refuse_transaction_control(sql)
         session.flusher.autoflush()
-        with session.guard.writing("execute"):
+        with self.guard.writing("execute"):
             if not session.transaction.active:
-                session.boundaries.begin_transaction(None)
+                self.boundaries.begin_transaction(None)
             try:
                 return session.executor.execute(sql, params)
             except sqlite3.Error as error:
@@ -94,15 +96,15 @@ class Databases:
         Do not commit or roll back on it directly: use the session, which keeps objects in step.
         """
         session = self.session
-        session.guard.check("connection")
+        self.guard.check("connection")
         session.flusher.autoflush()
         if not session.transaction.active:
-            session.boundaries.begin_transaction(None)
+            self.boundaries.begin_transaction(None)
         return session.executor.connection
 
     def attach(self, name, path):
         """ATTACH the SQLite file ``path`` to the connection as database ``name``."""
-        self.session.guard.check("attach")
+        self.guard.check("attach")
         check_identifier(name, "attach(): database name")  # quote() relies on it
         arguments.path(path, "attach")
         if self.session.transaction.active:
@@ -124,7 +126,7 @@ class Databases:
 
     def bind_mapper(self, entity, path):
         """Attach the file that holds ``entity``'s table, under the database name the class declares."""
-        self.session.guard.check("bind_mapper")
+        self.guard.check("bind_mapper")
         mapper = mapper_of_class(entity, "bind_mapper")
         if mapper.database == "main":
             raise UowError(
@@ -135,7 +137,7 @@ class Databases:
 
     def bind_table(self, table, path, registry=None):
         """bind_mapper() for the entity whose table is ``table`` (looked up in ``registry``, default Entity's)."""
-        self.session.guard.check("bind_table")
+        self.guard.check("bind_table")
         classes = (registry or Entity.__registry__).classes.values()
         for cls in classes:
             if cls.__mapper__.table == table:
@@ -145,7 +147,7 @@ class Databases:
 
     def get_bind(self, entity):
         """The path of the file that holds ``entity``'s table ('' for an in-memory database)."""
-        self.session.guard.check("get_bind")
+        self.guard.check("get_bind")
         mapper = mapper_of_class(entity, "get_bind")
         attached = self._attached()
         if mapper.database not in attached:

@@ -34,11 +34,15 @@ class Merger:
 
     def __init__(self, session):
         self.session = session
+        self.registers = session.registers
+        self.guard = session.guard
+        self.observer = session.observer
+        self.boundaries = session.boundaries
 
     def update(self, obj):
         """Attach a detached object: it becomes persistent, and its changes are flushed next time."""
         session = self.session
-        session.guard.check("update")
+        self.guard.check("update")
         mapper_of_object(obj, "update")
         state = obj.__dict__.get(STATE_ATTRIBUTE)
         if state is None or state.status is not ObjectState.DETACHED:
@@ -52,15 +56,15 @@ class Merger:
     def save_or_update(self, obj):
         """add() a transient object, update() a detached one; objects already here are left alone."""
         session = self.session
-        session.guard.check("save_or_update")
+        self.guard.check("save_or_update")
         session.lifecycle.refuse_to_add(obj, "save_or_update")
         session.lifecycle.bring_in(obj)
 
     def mark_dirty(self, obj):
         """Make the next flush write every column of ``obj`` (for changes uow cannot see)."""
         session = self.session
-        session.guard.check("mark_dirty")
-        state = session.guard.persistent_state(obj, "mark_dirty")
+        self.guard.check("mark_dirty")
+        state = self.guard.persistent_state(obj, "mark_dirty")
         session.undo.record(state)
         session.tracker.force(state)
 
@@ -73,7 +77,7 @@ class Merger:
         object returned is persistent and clean — use it to put objects from a cache into a session.
         """
         session = self.session
-        session.guard.check("merge")
+        self.guard.check("merge")
         mapper = mapper_of_object(obj, "merge")
         mapper.configure()
         source = mapper.copy_values(obj.__dict__)  # JSON values are copied, never shared
@@ -143,7 +147,7 @@ class Merger:
             session.undo.mark_written()
             target_state = InstanceState(target, mapper, ObjectState.TRANSIENT, None, loaded_epoch=session.undo.epoch)
             target.__dict__[STATE_ATTRIBUTE] = target_state
-            session.registers.make_persistent(target_state, key, mapper.snapshot_getter(target.__dict__), "merge")
+            self.registers.make_persistent(target_state, key, mapper.snapshot_getter(target.__dict__), "merge")
             return target
         held_state = held.__dict__[STATE_ATTRIBUTE]
         session.undo.record(held_state)
@@ -162,8 +166,8 @@ class Merger:
         upsert cannot check the version it overwrites; use merge() and commit() instead.
         """
         session = self.session
-        session.guard.check("upsert")
-        session.observer.refuse_in_listener("upsert")  # it flushes first, and a listener cannot start a flush
+        self.guard.check("upsert")
+        self.observer.refuse_in_listener("upsert")  # it flushes first, and a listener cannot start a flush
         mapper = mapper_of_object(obj, "upsert")
         mapper.configure()
         if mapper.version_column is not None:
@@ -186,7 +190,7 @@ class Merger:
                 f"(for a new row with a generated key, use add())"
             )
         if state is not None and state.session is session and (
-                state.status is ObjectState.DELETED or state in session.registers.marked):
+                state.status is ObjectState.DELETED or state in self.registers.marked):
             raise InvalidStateError(
                 f"upsert(): {obj!r} is deleted in this transaction; rollback() to bring it back, or upsert "
                 f"a new object with its key"
@@ -203,9 +207,9 @@ class Merger:
             f"{quote(name)} = excluded.{quote(name)}" for name in updates)
         sql = (f"INSERT INTO {table} ({', '.join(map(quote, names))}) VALUES ({', '.join('?' * len(names))}) "
                f"ON CONFLICT ({conflict}) DO {action} RETURNING {', '.join(map(quote, mapper.column_names))}")
-        with session.guard.writing("upsert"):
+        with self.guard.writing("upsert"):
             if not session.transaction.active:
-                session.boundaries.begin_transaction(None, for_writing=True)
+                self.boundaries.begin_transaction(None, for_writing=True)
             try:
                 row = session.executor.execute(sql, params).fetchone()
             except sqlite3.Error as error:
@@ -224,7 +228,7 @@ class Merger:
                 values[STATE_ATTRIBUTE] = state
             session.undo.record(state)
             values.update(stored)
-            session.registers.make_persistent(state, key, mapper.snapshot_getter(values), "upsert")
+            self.registers.make_persistent(state, key, mapper.snapshot_getter(values), "upsert")
             return obj
         held_state = held.__dict__[STATE_ATTRIBUTE]
         session.undo.record(held_state)
