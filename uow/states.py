@@ -38,14 +38,25 @@ class ObjectState(enum.StrEnum):
     DETACHED = "detached"
 
 
+# The members under plain module names too, for the code that runs once per object (building
+# loaded objects, add(), an assignment, applying a flush).  On Python 3.11 reading a member
+# through its class, ``ObjectState.PERSISTENT``, costs about ten times reading a module global
+# (the enum metaclass defines ``__getattr__``, which puts every class attribute read through a
+# slower path), and that was a few percent of a bulk add() or flush.  One spelling per module.
+TRANSIENT = ObjectState.TRANSIENT
+PENDING = ObjectState.PENDING
+PERSISTENT = ObjectState.PERSISTENT
+DELETED = ObjectState.DELETED
+DETACHED = ObjectState.DETACHED
+
 ALLOWED_MOVES = {
     # TRANSIENT -> PERSISTENT: upsert() gives an object the row it wrote or found.
     # TRANSIENT -> DETACHED: bulk_save_objects() gives an object a row without a session.
-    ObjectState.TRANSIENT: (ObjectState.PENDING, ObjectState.PERSISTENT, ObjectState.DETACHED),
-    ObjectState.PENDING: (ObjectState.PERSISTENT, ObjectState.TRANSIENT),
-    ObjectState.PERSISTENT: (ObjectState.DELETED, ObjectState.DETACHED),
-    ObjectState.DELETED: (ObjectState.DETACHED,),
-    ObjectState.DETACHED: (ObjectState.PERSISTENT,),
+    TRANSIENT: (PENDING, PERSISTENT, DETACHED),
+    PENDING: (PERSISTENT, TRANSIENT),
+    PERSISTENT: (DELETED, DETACHED),
+    DELETED: (DETACHED,),
+    DETACHED: (PERSISTENT,),
 }
 
 
