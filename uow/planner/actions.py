@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from ..sentinels import MISSING
 from ..states import InstanceState
-from .records import RowAction, StepKind, StepPurpose
+from .records import DELETE, INSERT, ROW_SWITCH, UPDATE, RowAction
 
 
 def insert_shape(state: InstanceState) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -69,17 +69,17 @@ def make_actions(inserts: Iterable[InstanceState], updates: Iterable[tuple[Insta
                 name for name in mapper.column_names
                 if name not in mapper.pk_names and name in values and (version is None or name != version.name)
             )
-            action = RowAction(StepKind.UPDATE, state, columns, purpose=StepPurpose.ROW_SWITCH, switch_from=old)
+            action = RowAction(UPDATE, state, columns, purpose=ROW_SWITCH, switch_from=old)
             switched.add(old)
         else:
-            action = RowAction(StepKind.INSERT, state, columns, returning)
+            action = RowAction(INSERT, state, columns, returning)
         actions.append(action)
         writers[state] = action
     for state, names in updates:
-        action = RowAction(StepKind.UPDATE, state, names)
+        action = RowAction(UPDATE, state, names)
         actions.append(action)
         writers[state] = action
     for state in deletes:
         if state not in switched:
-            actions.append(RowAction(StepKind.DELETE, state))
+            actions.append(RowAction(DELETE, state))
     return actions, writers

@@ -27,10 +27,7 @@ from ..mapper import Mapper
 from ..sentinels import NOT_LOADED
 from ..states import STATE_ATTRIBUTE, InstanceState
 from .actions import known_key
-from .records import Edge, RowAction, StepKind, StepPurpose
-
-WRITE = StepPurpose.WRITE
-ROW_SWITCH = StepPurpose.ROW_SWITCH
+from .records import CLEAR_REFERENCE, DELETE, INSERT, POST_UPDATE, ROW_SWITCH, UPDATE, WRITE, Edge, RowAction
 
 
 def find_edges(actions: list[RowAction], writers: dict[InstanceState, RowAction],
@@ -42,7 +39,7 @@ def find_edges(actions: list[RowAction], writers: dict[InstanceState, RowAction]
     pointing nowhere.
     """
     edges = _foreign_key_edges(actions, writers)
-    deleted = {action.state.key: action for action in actions if action.kind is StepKind.DELETE}
+    deleted = {action.state.key: action for action in actions if action.kind is DELETE}
     if deleted:
         edges.extend(_delete_edges(actions, deleted))
         _refuse_dangling_children(deleted, actions, held_states)
@@ -51,12 +48,12 @@ def find_edges(actions: list[RowAction], writers: dict[InstanceState, RowAction]
 
 
 def _changes_key(action: RowAction) -> bool:
-    return action.kind is StepKind.UPDATE and any(name in action.mapper.pk_names for name in action.columns)
+    return action.kind is UPDATE and any(name in action.mapper.pk_names for name in action.columns)
 
 
 def _leaves_alone(action: RowAction, foreign_key: ForeignKey) -> bool:
     """True for the user's UPDATE that sets none of ``foreign_key``'s columns: it orders nothing."""
-    return action.kind is StepKind.UPDATE and action.purpose is WRITE and \
+    return action.kind is UPDATE and action.purpose is WRITE and \
         set(foreign_key.column_names).isdisjoint(action.columns)
 
 
@@ -70,14 +67,14 @@ def _foreign_key_edges(actions: list[RowAction], writers: dict[InstanceState, Ro
     for action in actions:
         if action.mapper not in referenced:
             continue
-        if action.kind is StepKind.INSERT or _changes_key(action):
+        if action.kind is INSERT or _changes_key(action):
             # (A row switch is not listed: its row exists already, so nothing waits for it.)
-            key = known_key(action.state) if action.kind is StepKind.INSERT else action.mapper.key_of(action.state.obj.__dict__)
+            key = known_key(action.state) if action.kind is INSERT else action.mapper.key_of(action.state.obj.__dict__)
             if key is not None:
                 keyed[key] = action
     edges = []
     for action in actions:
-        if action.kind is StepKind.DELETE:
+        if action.kind is DELETE:
             continue
         state = action.state
         mapper = state.mapper
@@ -91,7 +88,7 @@ def _foreign_key_edges(actions: list[RowAction], writers: dict[InstanceState, Ro
             if target is not None:
                 target_state = target.__dict__.get(STATE_ATTRIBUTE)
                 parent = writers.get(target_state) if target_state is not None else None
-                if parent is not None and (parent.kind is StepKind.INSERT or _changes_key(parent)):
+                if parent is not None and (parent.kind is INSERT or _changes_key(parent)):
                     target_key = target_state.mapper.pk_names
                     if action.sources is None:
                         action.sources = {}
@@ -115,7 +112,7 @@ def _foreign_key_edges(actions: list[RowAction], writers: dict[InstanceState, Ro
                         action.sources.pop(name, None)
                 continue
             nullable = foreign_key.nullable
-            breakable = StepPurpose.POST_UPDATE if action.kind is StepKind.INSERT and nullable else None
+            breakable = POST_UPDATE if action.kind is INSERT and nullable else None
             edges.append(Edge(parent, action, foreign_key.describe(), breakable, foreign_key))
     return edges
 
@@ -124,7 +121,7 @@ def _delete_edges(actions: list[RowAction], deleted: dict[tuple[Any, ...], RowAc
     """Rows that reference a deleted row are deleted, or point elsewhere, before it goes."""
     edges = []
     for action in actions:
-        if action.kind is StepKind.INSERT or action.purpose not in (WRITE, ROW_SWITCH):
+        if action.kind is INSERT or action.purpose not in (WRITE, ROW_SWITCH):
             continue
         # A row switch rewrites the deleted object's row: what it pointed at is in that snapshot.
         committed = action.switch_from.committed if action.switch_from is not None else action.state.committed
@@ -139,7 +136,7 @@ def _delete_edges(actions: list[RowAction], deleted: dict[tuple[Any, ...], RowAc
             if _leaves_alone(action, foreign_key):
                 continue
             nullable = foreign_key.nullable
-            breakable = StepPurpose.CLEAR_REFERENCE if action.kind is StepKind.DELETE and nullable else None
+            breakable = CLEAR_REFERENCE if action.kind is DELETE and nullable else None
             edges.append(Edge(action, parent, foreign_key.describe(), breakable, foreign_key))
     return edges
 
@@ -199,19 +196,19 @@ def _unique_edges(actions: list[RowAction]) -> list[Edge]:
     """
     mappers = {action.state.mapper for action in actions}
     if all(not m.unique_columns and m.generated_key is not None for m in mappers) and \
-            all(action.kind is StepKind.INSERT for action in actions):
+            all(action.kind is INSERT for action in actions):
         return []  # only inserts, with nothing unique but keys the database assigns
     groups_of = {mapper: _unique_groups(mapper) for mapper in mappers}
     unique_names = {mapper: {name for group, _ in groups_of[mapper] for name in group} for mapper in mappers}
     changes = []  # (action, its unique groups, old values or None, new values or None)
     for action in actions:
         mapper = action.state.mapper
-        if action.kind is StepKind.INSERT and not mapper.unique_columns and mapper.generated_key is not None:
+        if action.kind is INSERT and not mapper.unique_columns and mapper.generated_key is not None:
             continue  # nothing unique it could collide on, besides a key the database assigns
-        if action.purpose not in (WRITE, ROW_SWITCH) and action.kind is not StepKind.INSERT:
+        if action.purpose not in (WRITE, ROW_SWITCH) and action.kind is not INSERT:
             continue  # the flush's own fix-ups set foreign keys, never unique values
         groups = groups_of[mapper]
-        if action.kind is StepKind.UPDATE and action.purpose is WRITE:
+        if action.kind is UPDATE and action.purpose is WRITE:
             # Only the unique values this UPDATE changes can be freed or taken by it.
             if unique_names[mapper].isdisjoint(action.columns):
                 continue
@@ -219,23 +216,23 @@ def _unique_edges(actions: list[RowAction]) -> list[Edge]:
         changes.append((action, groups))
     taken = []
     for action, groups in changes:
-        if action.kind is StepKind.DELETE:
+        if action.kind is DELETE:
             continue
         values = action.state.obj.__dict__
         for group, indexes in groups:
             new = tuple(values.get(name) for name in group)
-            if None not in new and (action.kind is StepKind.INSERT or new != _old_values(action, indexes)):
+            if None not in new and (action.kind is INSERT or new != _old_values(action, indexes)):
                 taken.append(((action.mapper, group, new), action))
     if not taken:
         return []
     freed = {}
     for action, groups in changes:
-        if action.kind is StepKind.INSERT:
+        if action.kind is INSERT:
             continue
         values = action.state.obj.__dict__
         for group, indexes in groups:
             old = _old_values(action, indexes)
-            if None not in old and (action.kind is StepKind.DELETE or old != tuple(values.get(name) for name in group)):
+            if None not in old and (action.kind is DELETE or old != tuple(values.get(name) for name in group)):
                 freed[(action.mapper, group, old)] = action
     edges = []
     for key, taker in taken:

@@ -42,6 +42,18 @@ class StepPurpose(enum.StrEnum):
     CLEAR_REFERENCE = "clear reference"  # sets a foreign key to NULL before a DELETE, to break a cycle
 
 
+# The members under plain names too, for the planner's loops over every row action: on Python
+# 3.11 reading ``StepKind.INSERT`` through the class costs about ten global reads (see
+# ``states.PERSISTENT``).  The planner modules use these names only.
+INSERT = StepKind.INSERT
+UPDATE = StepKind.UPDATE
+DELETE = StepKind.DELETE
+WRITE = StepPurpose.WRITE
+ROW_SWITCH = StepPurpose.ROW_SWITCH
+POST_UPDATE = StepPurpose.POST_UPDATE
+CLEAR_REFERENCE = StepPurpose.CLEAR_REFERENCE
+
+
 @dataclasses.dataclass(eq=False, slots=True)
 class RowAction:
     """One row to write.
@@ -60,7 +72,7 @@ class RowAction:
     state: InstanceState
     columns: tuple[str, ...] = ()
     returning: tuple[str, ...] = ()
-    purpose: StepPurpose = StepPurpose.WRITE
+    purpose: StepPurpose = WRITE
     sources: dict[str, tuple[InstanceState, str]] | None = None
     null_columns: tuple[str, ...] = ()
     switch_from: InstanceState | None = None
@@ -72,7 +84,7 @@ class RowAction:
     def label(self) -> str:
         """``INSERT User(new #3)``: how constraints and errors name the action."""
         verb = self.kind.value
-        if self.purpose is StepPurpose.POST_UPDATE or self.purpose is StepPurpose.CLEAR_REFERENCE:
+        if self.purpose is POST_UPDATE or self.purpose is CLEAR_REFERENCE:
             verb = f"UPDATE ({self.purpose.value})"
         return f"{verb} {self.state.describe()}"
 
@@ -102,7 +114,7 @@ class Step:
     actions: list[RowAction]
     columns: tuple[str, ...] = ()
     returning: tuple[str, ...] = ()
-    purpose: StepPurpose = StepPurpose.WRITE
+    purpose: StepPurpose = WRITE
 
     @property
     def table(self) -> str:
@@ -120,7 +132,7 @@ class Step:
         detail = f" ({', '.join(self.columns)})" if self.columns else ""
         if self.returning:
             detail += f" reading back ({', '.join(self.returning)})"
-        purpose = f" [{self.purpose.value}]" if self.purpose is not StepPurpose.WRITE else ""
+        purpose = f" [{self.purpose.value}]" if self.purpose is not WRITE else ""
         return f"{self.kind.value} {self.table}{detail}{purpose}: {rows}"
 
 

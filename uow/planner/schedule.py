@@ -25,20 +25,19 @@ from typing import Any
 from ..errors import CycleError
 from ..mapper import Mapper
 from ..states import InstanceState
-from .records import Edge, RowAction, Step, StepKind, StepPurpose
+from .records import (CLEAR_REFERENCE, DELETE, INSERT, POST_UPDATE, ROW_SWITCH, UPDATE, WRITE, Edge, RowAction, Step,
+                      StepPurpose)
 from .topological import find_cycle, waves
 
-POST_UPDATE = StepPurpose.POST_UPDATE
-CLEAR_REFERENCE = StepPurpose.CLEAR_REFERENCE
 
 # Where a gathering of each (kind, purpose) goes within its wave (rule 3 above).
 _GROUP_RANK = {
-    (StepKind.UPDATE, CLEAR_REFERENCE): 0,
-    (StepKind.UPDATE, StepPurpose.WRITE): 1,
-    (StepKind.UPDATE, StepPurpose.ROW_SWITCH): 1,
-    (StepKind.INSERT, StepPurpose.WRITE): 2,
-    (StepKind.UPDATE, POST_UPDATE): 3,
-    (StepKind.DELETE, StepPurpose.WRITE): 4,
+    (UPDATE, CLEAR_REFERENCE): 0,
+    (UPDATE, WRITE): 1,
+    (UPDATE, ROW_SWITCH): 1,
+    (INSERT, WRITE): 2,
+    (UPDATE, POST_UPDATE): 3,
+    (DELETE, WRITE): 4,
 }
 
 
@@ -92,7 +91,7 @@ def _group(wave: list[RowAction]) -> list[Step]:
         current: Step | None = None
         previous: RowAction | None = None
         for action in members:
-            if action.kind is StepKind.UPDATE:
+            if action.kind is UPDATE:
                 # UPDATEs are grouped by the set of columns they change, wherever they stand:
                 # their order within a table changes nothing.
                 current = by_columns.get((action.columns, action.purpose, action.null_columns))
@@ -161,7 +160,7 @@ def _break_cycle(actions: list[RowAction], edges: list[Edge],
         sources = {name: child.sources.pop(name) for name in names if child.sources and name in child.sources}
         follow_up = _fix_up_of(actions, child.state, POST_UPDATE)
         if follow_up is None:
-            follow_up = RowAction(StepKind.UPDATE, child.state, names, purpose=POST_UPDATE, sources=sources)
+            follow_up = RowAction(UPDATE, child.state, names, purpose=POST_UPDATE, sources=sources)
             actions.append(follow_up)
             edges.append(Edge(child, follow_up, "the row must exist before its foreign key is completed"))
         else:
@@ -174,7 +173,7 @@ def _break_cycle(actions: list[RowAction], edges: list[Edge],
         clear = _fix_up_of(actions, child.state, CLEAR_REFERENCE)
         first = clear is None
         if clear is None:
-            clear = RowAction(StepKind.UPDATE, child.state, names, purpose=CLEAR_REFERENCE)
+            clear = RowAction(UPDATE, child.state, names, purpose=CLEAR_REFERENCE)
             actions.append(clear)
         else:
             _add_columns(clear, names)
