@@ -54,7 +54,7 @@ from .planner import Constraint, FlushPlan, Step, StepKind, StepPurpose
 from .schema import create_all, create_table_sql
 from .features import Session
 from .session import Session as _CoreSession  # what an object's state records (uow.Session derives from it)
-from .session import SessionStats, identity_key
+from .registers import SessionStats, identity_key
 from .states import STATE_ATTRIBUTE, ObjectState
 from .transaction import NestedTransaction, SessionTransaction, TransactionState
 from .features.events import EVENT_NAMES, listen, remove_listener

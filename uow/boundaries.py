@@ -4,7 +4,7 @@
 deeper) and the transaction's state; ``rollback`` puts objects back.  :class:`Boundaries` is the
 session's part that ties them to the rest of the unit of work at each boundary:
 
-* **begin** -- between the begin events (``observer``);
+* **begin** -- between the begin events (``observer``); a flush's BEGIN failing fails the flush;
 * **begin_nested** -- flush first, so the savepoint's undo scope starts from everything done
   before it, then SAVEPOINT with a new undo scope;
 * **commit** -- flush (again, while after_flush listeners keep staging work), COMMIT, then forget
@@ -17,8 +17,10 @@ transactions when they end (``end_nested``) and the parts that read or write whe
 transaction is open yet (``begin_transaction``).
 """
 
-from .errors import TransactionError
-from .states import STATE_ATTRIBUTE, ObjectState
+import sqlite3
+
+from .errors import FlushError, TransactionError
+from .states import ObjectState
 from .transaction import TransactionState
 
 # How many times commit() flushes work that after_flush listeners keep staging before it gives up.
@@ -43,6 +45,39 @@ class Boundaries:
         ``session.begin()``."""
         self.observer.refuse_in_before_begin()
         self.observer.around("begin", lambda: self.transaction.begin(mode, for_writing=for_writing, **options))
+
+    def begin_for_flush(self):
+        """Begin the transaction a flush writes in, when it found none open.
+
+        A listener of the begin that raises aborts the flush cleanly: nothing was written (after
+        ``after_begin`` the transaction stays open, as after ``begin()``).  A failure of BEGIN
+        itself (a lock held past the busy timeout, an interrupt) is a failed flush, like a failure
+        of any other statement of the flush.
+        """
+        transaction = self.transaction
+        failed = []
+
+        def begin():
+            try:
+                transaction.begin(None, for_writing=True)
+            except sqlite3.Error as error:
+                failed.append(True)
+                mode = transaction.default_mode or "IMMEDIATE"
+                hint = ""
+                if getattr(error, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+                    hint = " (another connection held the write lock for longer than the busy timeout)"
+                raise FlushError(f"BEGIN {mode} failed: {error}{hint}; nothing was written",
+                                 statement=f"BEGIN {mode}") from error
+            except BaseException:
+                failed.append(True)
+                raise
+
+        try:
+            self.observer.around("begin", begin)
+        except BaseException as error:
+            if failed:
+                self.guard.fail(error)
+            raise
 
     def begin_nested(self):
         """Open a savepoint (``session.begin_nested()``); returns its NestedTransaction."""
@@ -134,10 +169,7 @@ class Boundaries:
             del deleted_rows[state]
         self.undo.forget(levels)
         if self.session.expire_on_commit:
-            loader = self.session.loader
-            for obj in self.registers.identity.values():
-                state = obj.__dict__[STATE_ATTRIBUTE]
-                loader.expire_state(state, state.mapper.columns)
+            self.session.loader.expire_all()
             self.undo.forget(self.transaction.levels)
 
     def rollback(self):

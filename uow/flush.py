@@ -19,10 +19,9 @@ what outlives one: the autoflush switch and the count of flushes.
 """
 
 import contextlib
-import sqlite3
 
 from .binding import bind_plan
-from .errors import FlushError, ReadOnlyError, StaleDataError
+from .errors import ReadOnlyError, StaleDataError
 from .executor import Savepoint, capture_sql
 from .identity import collector_paused, refuse_duplicate_claims
 from .sentinels import NOT_LOADED
@@ -45,6 +44,7 @@ class Flusher:
         self.registers = session.registers  # what each flush writes: pending, marked
         self.guard = session.guard          # failing the session when a flush fails
         self.observer = session.observer    # the flush and begin events
+        self.boundaries = session.boundaries  # the BEGIN a flush sends when no transaction is open
 
     @contextlib.contextmanager
     def no_autoflush(self):
@@ -117,6 +117,7 @@ class Flush:
         self.registers = flusher.registers
         self.guard = flusher.guard
         self.observer = flusher.observer
+        self.boundaries = flusher.boundaries
         self.inserts = []       # pending states, in the order they entered the session
         self.updates = []       # (persistent state, names of the columns that changed), session order
         self.deletes = []       # states marked for deletion, session order
@@ -136,7 +137,7 @@ class Flush:
         self.flusher.running = True
         try:
             if not session.transaction.active:
-                self.begin()
+                self.boundaries.begin_for_flush()
                 if self.observer.listens("before_begin", "after_begin"):
                     # Their listeners ran in the middle of this flush: what they staged or changed is
                     # part of it, so it is collected, planned and checked again (a refusal now
@@ -243,39 +244,6 @@ class Flush:
             # (no row and no version: the flush's UPDATE or DELETE will report the missing row)
         for state, row in found:
             session.loader.fill_expired(state, row)
-
-    def begin(self):
-        """Begin the transaction this flush writes in.
-
-        A listener of the begin that raises aborts the flush cleanly: nothing was written (after
-        ``after_begin`` the transaction stays open, as after ``begin()``).  A failure of BEGIN
-        itself (a lock held past the busy timeout, an interrupt) is a failed flush, like a failure
-        of any other statement of the flush.
-        """
-        session = self.session
-        failed = []
-
-        def begin():
-            try:
-                session.transaction.begin(None, for_writing=True)
-            except sqlite3.Error as error:
-                failed.append(True)
-                mode = session.transaction.default_mode or "IMMEDIATE"
-                hint = ""
-                if getattr(error, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
-                    hint = " (another connection held the write lock for longer than the busy timeout)"
-                raise FlushError(f"BEGIN {mode} failed: {error}{hint}; nothing was written",
-                                 statement=f"BEGIN {mode}") from error
-            except BaseException:
-                failed.append(True)
-                raise
-
-        try:
-            self.observer.around("begin", begin)
-        except BaseException as error:
-            if failed:
-                self.guard.fail(error)
-            raise
 
     # -- apply ----------------------------------------------------------------------------------
 

@@ -47,6 +47,14 @@ class Guard:
         if state is TransactionState.FAILED or state is TransactionState.CLOSED:
             self.transaction.check_usable(operation)
 
+    def check_rollback(self):
+        """rollback() is refused only from another thread or after close(): it is the way out of
+        a failed session."""
+        if _get_ident() != self.owner_thread:
+            self.check("rollback")
+        if self.transaction.state is TransactionState.CLOSED:
+            self.transaction.check_usable("rollback")
+
     def own_state(self, obj, operation):
         """The state of ``obj``, which must belong to this session."""
         mapper_of_object(obj, operation)

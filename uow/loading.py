@@ -317,6 +317,12 @@ class Loader:
         state = self.guard.persistent_state(obj, "expire")
         self.expire_state(state, _columns(state.mapper, fields, "expire"))
 
+    def expire_all(self):
+        """Forget every column of every persistent object (``expire_all()``, ``expire_on_commit``)."""
+        for obj in list(self.registers.identity.values()):
+            state = obj.__dict__[STATE_ATTRIBUTE]
+            self.expire_state(state, state.mapper.columns)
+
     def expire_state(self, state, columns):
         """Forget ``columns`` of a persistent object; they reload when next read."""
         self.session.undo.record(state)

@@ -19,11 +19,14 @@ one object instead of reaching into the session:
 
 The few moves every part makes on them live here once: :meth:`Registers.make_persistent` (the one
 way an object becomes persistent), :meth:`Registers.hold`, :meth:`Registers.unindex` and
-:meth:`Registers.detach`.
+:meth:`Registers.detach`.  Beside them: :func:`identity_key`, the key the identity map files an
+object under, and :class:`SessionStats`, what ``session.stats()`` counts.
 """
 
+import dataclasses
 import itertools
 
+from .mapper import mapper_of_class, mapper_of_object
 from .states import STATE_ATTRIBUTE, ObjectState
 
 PERSISTENT = ObjectState.PERSISTENT
@@ -102,3 +105,32 @@ class Registers:
         states.extend(obj.__dict__[STATE_ATTRIBUTE] for obj in self.identity.values())
         states.extend(self.deleted_rows)
         return states
+
+
+def identity_key(entity=None, ident=None, *, instance=None):
+    """``(Class, (key values...))``, the key of the identity map, for a class and primary key or
+    for an object (``instance=``)::
+
+        identity_key(User, 5) == (User, (5,))
+        identity_key(instance=user)   # the key the session knows it by, even if its key columns
+                                      # were expired or changed and not flushed yet
+    """
+    if instance is not None:
+        mapper = mapper_of_object(instance, "identity_key")
+        state = instance.__dict__.get(STATE_ATTRIBUTE)
+        if state is not None and state.key is not None:
+            return state.key
+        return mapper.key_of(instance.__dict__)
+    return mapper_of_class(entity, "identity_key").identity_key(ident)
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionStats:
+    """Counts for ``session.stats()``: objects per state, and work done so far."""
+
+    pending: int
+    persistent: int
+    marked_for_deletion: int
+    deleted: int
+    statements: int
+    flushes: int

@@ -1,44 +1,26 @@
 """The Session: the unit of work that users talk to.
 
-A session stands between your objects and one SQLite connection.  It keeps
+A session stands between your objects and one SQLite connection.  It is a facade over parts,
+each an object given what it works with (as DBDB composes one object per layer); every public
+method checks the call and hands the work to the part that owns it:
 
-* an **identity map** (``identity``): one object per row, so loading a row twice gives the same object;
-* **pending**, **marked-for-deletion** and **modified** objects: what the next flush must write;
-* an **undo log** (``undo``): how every touched object looked when the transaction or savepoint began,
-  so that a rollback can put objects back exactly, without SQL;
-* a **transaction** (``transaction``): the stack of BEGIN and SAVEPOINTs open on the connection, each
-  level owning the undo log's scope for it.
-
-The Session is a facade over parts, each an object given what it works with (as DBDB composes
-one object per layer); every public method checks the call (``guard``) and hands the work to the
-part that owns it:
-
-* ``registers`` -- pending, marked for deletion, deleted rows, the sequence, kept in step with
-  the identity map and the tracker, and the one ``make_persistent`` (``registers``);
-* ``guard`` -- thread and state checks, and failing the session after a failed write (``guard``);
+* ``identity`` (the identity map: one object per row) and ``tracker`` (what changed), kept in
+  step with the ``registers``: pending, marked for deletion, deleted rows (``registers``);
+* ``guard`` -- thread and state checks, and the failed state after a failed write (``guard``);
 * ``observer`` -- the events, and what a listener may not do (``observer``);
+* ``transaction`` -- the stack of BEGIN and SAVEPOINTs, each level owning its undo scope;
 * ``lifecycle`` (add, delete, expunge), ``loader`` (get, filter, refresh, expire, lazy loads),
   ``cascades`` (references set through the session, cascades along relationships), ``flusher``
-  (collect, plan, write, apply), ``undo`` (what a rollback puts back) and ``boundaries`` (begin,
-  savepoints, commit, rollback, close).
+  (collect, plan, write, apply), ``undo`` (what a rollback puts back, exactly, without SQL) and
+  ``boundaries`` (begin, savepoints, commit, rollback, close).
 
-Entity objects reach the session only through the hooks declared in ``hooks``.
-
-This is the core session; ``uow.Session`` adds the features (merge and upsert, bulk writes, raw
-SQL and attached databases, eager loading, event listeners) as parts of their own: see
-``features``, which this module never imports.  (The core emits its events all the same, through
-its ``observer``: where a listener may run is part of how a flush or a commit proceeds.)
-
-The rules users can rely on are spelled out in the README; the most
-important one: ``rollback()`` rolls the database back and puts every object the session touched
-since the last commit back to exactly the state and values it had then.  Objects that entered by
-``add`` become transient again; objects first loaded during the rolled-back transaction after its
-first write are expired, so they reload on next access instead of keeping values the rollback
-undid, while objects read before anything was written keep what they read (so close() after
-reading leaves usable detached objects; see ``rollback``).
+Entity objects reach the session only through the hooks declared in ``hooks``.  This is the core
+session; ``uow.Session`` adds the features (merge and upsert, bulk writes, raw SQL and attached
+databases, eager loading, event listeners) as parts of their own: see ``features``, which this
+module never imports.  The rules users can rely on are spelled out in the README and in each
+method's docstring.
 """
 
-import dataclasses
 import threading
 import types
 import typing
@@ -57,7 +39,7 @@ from .loading import Loader
 from .mapper import mapper_of_class, mapper_of_object
 from .observer import Observer
 from .planner import FlushPlan
-from .registers import Registers
+from .registers import Registers, SessionStats, identity_key
 from .rollback import UndoLog
 from .states import STATE_ATTRIBUTE, ObjectState
 from .tracking import ChangeTracker, changed_fields, original_value
@@ -65,36 +47,6 @@ from .transaction import Transaction, TransactionState
 
 _get_ident = threading.get_ident
 E = typing.TypeVar("E", bound=Entity)
-
-
-def identity_key(entity=None, ident=None, *, instance=None):
-    """``(Class, (key values...))``, the key of the identity map, for a class and primary key or
-    for an object (``instance=``)::
-
-        identity_key(User, 5) == (User, (5,))
-        identity_key(instance=user)   # the key the session knows it by, even if its key columns
-                                      # were expired or changed and not flushed yet
-    """
-    if instance is not None:
-        mapper = mapper_of_object(instance, "identity_key")
-        state = instance.__dict__.get(STATE_ATTRIBUTE)
-        if state is not None and state.key is not None:
-            return state.key
-        return mapper.key_of(instance.__dict__)
-    return mapper_of_class(entity, "identity_key").identity_key(ident)
-
-
-
-@dataclasses.dataclass(frozen=True)
-class SessionStats:
-    """Counts for ``session.stats()``: objects per state, and work done so far."""
-
-    pending: int
-    persistent: int
-    marked_for_deletion: int
-    deleted: int
-    statements: int
-    flushes: int
 
 
 class Session:
@@ -276,9 +228,7 @@ class Session:
     def expire_all(self) -> None:
         """expire() every object in the identity map."""
         self.guard.check("expire_all")
-        for obj in list(self.identity.values()):
-            state = obj.__dict__[STATE_ATTRIBUTE]
-            self.loader.expire_state(state, state.mapper.columns)
+        self.loader.expire_all()
 
     # -- change tracking ------------------------------------------------------------------
 
@@ -382,10 +332,7 @@ class Session:
 
     def rollback(self):
         """Roll the database back, and every object the session touched since the last commit with it."""
-        if _get_ident() != self.guard.owner_thread:
-            self.guard.check("rollback")
-        if self.transaction.state is TransactionState.CLOSED:
-            self.transaction.check_usable("rollback")
+        self.guard.check_rollback()
         self.observer.refuse_in_listener("rollback")
         self.boundaries.rollback()
 
