@@ -17,7 +17,7 @@ import threading
 import typing
 
 from .relationships import Collection, Reference
-from .states import InstanceState, ObjectState
+from .states import PERSISTENT, InstanceState
 
 _get_ident = threading.get_ident
 
@@ -73,7 +73,7 @@ class EntityHooks(SessionHooks):
         if references:
             for reference in references:
                 values.pop(reference.name, None)  # reloaded from the new key when next read
-        if state.status is ObjectState.PERSISTENT:
+        if state.status is PERSISTENT:
             session.tracker.note_assignment(state)
 
     def load_expired(self, state):

@@ -17,9 +17,7 @@ from .errors import DuplicateIdentityError, InvalidStateError
 from .identity import collector_paused, format_key
 from .mapper import entity_objects, mapper_of_object
 from .rollback import Memento
-from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
-
-PERSISTENT = ObjectState.PERSISTENT
+from .states import DELETED, DETACHED, PENDING, PERSISTENT, STATE_ATTRIBUTE, TRANSIENT, InstanceState
 
 
 class Lifecycle:
@@ -56,8 +54,8 @@ class Lifecycle:
                 f"{operation}(): {obj!r} belongs to another session; expunge() it there first, "
                 f"or merge() it into this one"
             )
-        status = ObjectState.TRANSIENT if state is None else state.status
-        if status is ObjectState.TRANSIENT:
+        status = TRANSIENT if state is None else state.status
+        if status is TRANSIENT:
             mapper.configure()
             if mapper.generated_key is None or values.get(mapper.generated_key.name) is not None:
                 given = tuple(values.get(name) for name in mapper.pk_names)
@@ -66,7 +64,7 @@ class Lifecycle:
                 # the flush's to refuse, with the NOT NULL message.)
                 key = mapper.key_of(values) if None in given else mapper.identity_key(given)
                 self._refuse_held_key(key, obj)
-        elif status is ObjectState.DETACHED:
+        elif status is DETACHED:
             if state.row_deleted:
                 raise InvalidStateError(
                     f"{operation}(): the row of {obj!r} was deleted and the delete committed, so the object "
@@ -80,7 +78,7 @@ class Lifecycle:
                     f"(even marked for deletion, its row is still there), so {obj!r} cannot be attached; "
                     f"flush the delete first, or use merge()"
                 )
-        elif status is ObjectState.DELETED:
+        elif status is DELETED:
             raise InvalidStateError(
                 f"{operation}(): the row of {obj!r} was deleted in this transaction; rollback() to bring it back, "
                 f"or add a new object"
@@ -99,18 +97,18 @@ class Lifecycle:
         values = obj.__dict__
         state = values.get(STATE_ATTRIBUTE)
         if state is None:
-            state = InstanceState(obj, mapper, ObjectState.TRANSIENT, None)
+            state = InstanceState(obj, mapper, TRANSIENT, None)
             values[STATE_ATTRIBUTE] = state
         status = state.status
-        if status is ObjectState.TRANSIENT:
+        if status is TRANSIENT:
             # A transient object is in none of the session's collections: its memento is just
             # its values (cheaper than capture(), and add() is on the bulk-insert path).
-            session.undo.record_memento(state, Memento(ObjectState.TRANSIENT, None, None, None, 0, mapper.copy_values(values)))
-            state.move(ObjectState.PENDING, "add")
+            session.undo.record_memento(state, Memento(TRANSIENT, None, None, None, 0, mapper.copy_values(values)))
+            state.move(PENDING, "add")
             state.session = session
             state.sequence = next(self.registers.sequence)
             self.registers.pending[state] = None
-        elif status is ObjectState.DETACHED:
+        elif status is DETACHED:
             session.undo.record(state)
             self.registers.make_persistent(state, state.key, state.committed, "add")
             session.tracker.note_assignment(state)  # changed while it was away, perhaps: compare it
@@ -139,7 +137,7 @@ class Lifecycle:
                     setattr(child, cleared.name, obj)
             elif child_state in self.registers.marked:
                 self.take_back_delete(child_state)
-            elif child_state.status is ObjectState.TRANSIENT and child_state.session is None:
+            elif child_state.status is TRANSIENT and child_state.session is None:
                 # A pending child whose insert the cascade cancelled.  (Should its key have been
                 # taken since, the refusal names it; what was taken back so far stays.)
                 self.refuse_to_add(child)
@@ -201,16 +199,16 @@ class Lifecycle:
         self.guard.check("delete")
         mapper_of_object(obj, "delete")
         state = obj.__dict__.get(STATE_ATTRIBUTE)
-        if state is None or state.status is ObjectState.TRANSIENT:
+        if state is None or state.status is TRANSIENT:
             raise InvalidStateError(
                 f"delete(): {obj!r} is transient, so there is no row to delete; add() and flush it first"
             )
         if state.session is not None and state.session is not session:
             raise InvalidStateError(f"delete(): {obj!r} belongs to another session")
-        if state.status is ObjectState.DETACHED:
+        if state.status is DETACHED:
             self.refuse_to_add(obj, "delete")
             self.bring_in(obj)
-        if state.status is ObjectState.PENDING:
+        if state.status is PENDING:
             self.expunge(obj)
             self.leave_parents(obj)
         elif state.status is PERSISTENT and state not in self.registers.marked:
@@ -223,7 +221,7 @@ class Lifecycle:
             with session.no_autoflush:
                 for child in session.cascades.related(obj, "delete"):
                     child_state = child.__dict__[STATE_ATTRIBUTE]
-                    if child_state.status is ObjectState.PENDING or child_state not in self.registers.marked:
+                    if child_state.status is PENDING or child_state not in self.registers.marked:
                         done.append((child, None))
                     self.delete(child)
                 done.extend(session.cascades.unlink_children(obj))
