@@ -321,6 +321,11 @@ class Flush:
 
         (Keys were checked for duplicates before any SQL ran; a key already held here belongs to
         a stale object, see :meth:`evict_stale`.)
+
+        The loop does what ``Registers.make_persistent`` does for one object, written out: it
+        runs once per row inserted, and one call per row (a move check, ``IdentityMap.add``'s
+        own lookup) made the flush of 100,000 inserts 3% slower (bench/compare.py).  The one
+        ``setdefault`` is the identity map's guard and its insert at once.
         """
         session = self.session
         mapper = step.mapper
