@@ -11,9 +11,7 @@ methods are what a relationship asks of its session (the hooks declared in ``hoo
 from .errors import InvalidStateError
 from .loading import points_at
 from .relationships import set_reference
-from .states import STATE_ATTRIBUTE, ObjectState
-
-PERSISTENT = ObjectState.PERSISTENT
+from .states import PERSISTENT, STATE_ATTRIBUTE
 
 
 class Cascades:

@@ -36,9 +36,7 @@ import itertools
 
 from .errors import StaleDataError
 from .sentinels import NOT_LOADED
-from .states import STATE_ATTRIBUTE, ObjectState
-
-PERSISTENT = ObjectState.PERSISTENT
+from .states import DELETED, DETACHED, PENDING, PERSISTENT, STATE_ATTRIBUTE
 
 # Epochs come from one counter shared by every session: an object can be loaded by one session
 # and attached to another, and its load epoch must still compare correctly with the scopes of
@@ -287,7 +285,7 @@ class UndoLog:
         for state, memento in mementos.items():
             if memento.session is not session:
                 continue
-            if memento.status is ObjectState.PENDING:
+            if memento.status is PENDING:
                 self.registers.pending[state] = None
             elif memento.status is PERSISTENT:
                 held = session.identity.get(state.key)
@@ -306,7 +304,7 @@ class UndoLog:
                     self.registers.marked[state] = None
                 if memento.candidate:
                     session.tracker.note_assignment(state)
-            elif memento.status is ObjectState.DELETED:
+            elif memento.status is DELETED:
                 self.registers.deleted_rows[state] = None
         if mementos:  # pending and marked objects in session order, which flushes rely on
             _sort_by_sequence(self.registers.pending)
@@ -346,7 +344,7 @@ class UndoLog:
         self.registers.marked.pop(state, None)
         self.registers.deleted_rows.pop(state, None)
         session.tracker.forget(state)
-        state.move(ObjectState.DETACHED, "rollback")
+        state.move(DETACHED, "rollback")
         state.session = None
 
 

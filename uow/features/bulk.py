@@ -31,7 +31,7 @@ from ..planner import build_plan
 from ..writing import run_plan, statements_stayed
 from ..identifiers import quote
 from ..mapper import entity_objects, mapper_of, mapper_of_class
-from ..states import STATE_ATTRIBUTE, InstanceState, ObjectState
+from ..states import DETACHED, STATE_ATTRIBUTE, TRANSIENT, InstanceState
 from ..tracking import changed_fields
 from ..transaction import STATEMENTS_STAYED
 
@@ -122,9 +122,9 @@ class BulkWriter:
                     f"bulk_save_objects(): the row of {obj!r} was deleted and the delete committed, so there "
                     f"is no row to update; merge() it to write a copy as a new row, or save a new object"
                 )
-            if state is None or state.status is ObjectState.TRANSIENT:
+            if state is None or state.status is TRANSIENT:
                 if state is None:
-                    state = InstanceState(obj, mapper, ObjectState.TRANSIENT, None)
+                    state = InstanceState(obj, mapper, TRANSIENT, None)
                     obj.__dict__[STATE_ATTRIBUTE] = state
                 state.sequence = next(self.registers.sequence)
                 inserts.append(state)
@@ -152,7 +152,7 @@ class BulkWriter:
                 names, read_back = filled[state]
                 values.update(zip(names, read_back))
             values.update(assigned.get(state, ()))
-            state.move(ObjectState.DETACHED, "bulk_save_objects")
+            state.move(DETACHED, "bulk_save_objects")
             state.key = state.mapper.key_of(values)
             state.committed = state.mapper.snapshot_getter(values)
         for state, names in updates:

@@ -23,10 +23,8 @@ from ..errors import ColumnValueError, FlushError, InvalidStateError, StaleDataE
 from ..identifiers import quote
 from ..mapper import mapper_of_object
 from ..sentinels import MISSING, NOT_LOADED
-from ..states import STATE_ATTRIBUTE, InstanceState, ObjectState
+from ..states import DELETED, DETACHED, STATE_ATTRIBUTE, TRANSIENT, InstanceState
 from ..tracking import changed_fields
-
-PERSISTENT = ObjectState.PERSISTENT
 
 
 class Merger:
@@ -45,8 +43,8 @@ class Merger:
         self.guard.check("update")
         mapper_of_object(obj, "update")
         state = obj.__dict__.get(STATE_ATTRIBUTE)
-        if state is None or state.status is not ObjectState.DETACHED:
-            status = ObjectState.TRANSIENT if state is None else state.status
+        if state is None or state.status is not DETACHED:
+            status = TRANSIENT if state is None else state.status
             raise InvalidStateError(
                 f"update(): {obj!r} is {status.value}, not detached; use add() for a new object"
             )
@@ -145,7 +143,7 @@ class Merger:
             target.__dict__.update(values)
             # The values are the caller's, not the row's: a rollback expires the object.
             session.undo.mark_written()
-            target_state = InstanceState(target, mapper, ObjectState.TRANSIENT, None, loaded_epoch=session.undo.epoch)
+            target_state = InstanceState(target, mapper, TRANSIENT, None, loaded_epoch=session.undo.epoch)
             target.__dict__[STATE_ATTRIBUTE] = target_state
             self.registers.make_persistent(target_state, key, mapper.snapshot_getter(target.__dict__), "merge")
             return target
@@ -190,7 +188,7 @@ class Merger:
                 f"(for a new row with a generated key, use add())"
             )
         if state is not None and state.session is session and (
-                state.status is ObjectState.DELETED or state in self.registers.marked):
+                state.status is DELETED or state in self.registers.marked):
             raise InvalidStateError(
                 f"upsert(): {obj!r} is deleted in this transaction; rollback() to bring it back, or upsert "
                 f"a new object with its key"
@@ -224,7 +222,7 @@ class Merger:
             # persistent, and deleted ones were refused.)  A transient or detached object
             # becomes the row's object, with the values the database returned.
             if state is None:
-                state = InstanceState(obj, mapper, ObjectState.TRANSIENT, None)
+                state = InstanceState(obj, mapper, TRANSIENT, None)
                 values[STATE_ATTRIBUTE] = state
             session.undo.record(state)
             values.update(stored)
