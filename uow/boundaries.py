@@ -20,7 +20,7 @@ transaction is open yet (``begin_transaction``).
 import sqlite3
 
 from .errors import FlushError, TransactionError
-from .states import ObjectState
+from .states import DETACHED
 from .transaction import TransactionState
 
 # How many times commit() flushes work that after_flush listeners keep staging before it gives up.
@@ -162,8 +162,8 @@ class Boundaries:
         deleted_rows = self.registers.deleted_rows
         while deleted_rows:
             state = next(iter(deleted_rows))
-            if state.status is not ObjectState.DETACHED:
-                state.move(ObjectState.DETACHED, "commit")
+            if state.status is not DETACHED:
+                state.move(DETACHED, "commit")
             state.session = None
             state.row_deleted = True
             del deleted_rows[state]

@@ -26,11 +26,9 @@ from .executor import Savepoint, capture_sql
 from .identity import collector_paused, refuse_duplicate_claims
 from .sentinels import NOT_LOADED
 from .planner import StepKind, StepPurpose, build_plan
-from .states import STATE_ATTRIBUTE, ObjectState
+from .states import DELETED, PERSISTENT, STATE_ATTRIBUTE
 from .transaction import STATEMENTS_STAYED
 from .writing import run_plan, statements_stayed
-
-PERSISTENT = ObjectState.PERSISTENT
 
 
 class Flusher:
@@ -378,7 +376,7 @@ class Flush:
         session = self.session
         session.undo.record(state)
         session.identity.discard(state.key, state.obj)
-        state.move(ObjectState.DELETED, "flush")
+        state.move(DELETED, "flush")
         self.registers.deleted_rows[state] = None
         # Its row is gone: nothing about it is for a later flush to write, not even the JSON
         # columns the tracker compared at every flush while it was persistent.

@@ -17,7 +17,7 @@ import threading
 
 from .errors import InvalidStateError, TransactionError, WrongThreadError
 from .mapper import mapper_of_object
-from .states import STATE_ATTRIBUTE, ObjectState
+from .states import PERSISTENT, STATE_ATTRIBUTE, TRANSIENT
 from .transaction import ENDED_UNSEEN, ROLLED_BACK, TransactionState
 
 _get_ident = threading.get_ident
@@ -60,7 +60,7 @@ class Guard:
         mapper_of_object(obj, operation)
         state = obj.__dict__.get(STATE_ATTRIBUTE)
         if state is None or state.session is not self.owner:
-            status = ObjectState.TRANSIENT if state is None else state.status
+            status = TRANSIENT if state is None else state.status
             where = "another session" if state is not None and state.session is not None else "no session"
             raise InvalidStateError(
                 f"{operation}(): {obj!r} is {status.value} and belongs to {where}; "
@@ -71,7 +71,7 @@ class Guard:
     def persistent_state(self, obj, operation):
         """The state of ``obj``, which must be persistent in this session."""
         state = self.own_state(obj, operation)
-        if state.status is not ObjectState.PERSISTENT:
+        if state.status is not PERSISTENT:
             raise InvalidStateError(
                 f"{operation}(): {obj!r} is {state.status.value}; only persistent objects have a row to "
                 f"{operation} from"

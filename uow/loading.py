@@ -31,9 +31,7 @@ from .identifiers import quote
 from .mapper import mapper_of_class
 from .sentinels import NOT_LOADED
 from .query import select_sql
-from .states import STATE_ATTRIBUTE, InstanceState, ObjectState
-
-PERSISTENT = ObjectState.PERSISTENT
+from .states import PERSISTENT, STATE_ATTRIBUTE, InstanceState
 
 
 class _NullKey(Exception):

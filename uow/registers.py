@@ -27,9 +27,7 @@ import dataclasses
 import itertools
 
 from .mapper import mapper_of_class, mapper_of_object
-from .states import STATE_ATTRIBUTE, ObjectState
-
-PERSISTENT = ObjectState.PERSISTENT
+from .states import DELETED, DETACHED, PENDING, PERSISTENT, STATE_ATTRIBUTE, TRANSIENT
 
 
 class Registers:
@@ -92,11 +90,11 @@ class Registers:
     def detach(self, state):
         """An object leaves the session (after :meth:`unindex`): pending becomes transient, any
         other state detached, remembering whether its row was deleted."""
-        if state.status is ObjectState.PENDING:
-            state.move(ObjectState.TRANSIENT, "expunge")
-        elif state.status is not ObjectState.DETACHED:
-            state.row_deleted = state.status is ObjectState.DELETED
-            state.move(ObjectState.DETACHED, "expunge")
+        if state.status is PENDING:
+            state.move(TRANSIENT, "expunge")
+        elif state.status is not DETACHED:
+            state.row_deleted = state.status is DELETED
+            state.move(DETACHED, "expunge")
         state.session = None
 
     def all_states(self):

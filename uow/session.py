@@ -41,7 +41,7 @@ from .observer import Observer
 from .planner import FlushPlan
 from .registers import Registers, SessionStats, identity_key
 from .rollback import UndoLog
-from .states import STATE_ATTRIBUTE, ObjectState
+from .states import PENDING, STATE_ATTRIBUTE
 from .tracking import ChangeTracker, changed_fields, original_value
 from .transaction import Transaction, TransactionState
 
@@ -243,7 +243,7 @@ class Session:
     def is_modified(self, obj):
         """True when the object has a net change to write (or is pending)."""
         state = self.guard.own_state(obj, "is_modified")
-        return state.status is ObjectState.PENDING or bool(changed_fields(state))
+        return state.status is PENDING or bool(changed_fields(state))
 
     @property
     def new(self):
