@@ -37,7 +37,10 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
 * ``identifiers``  table and column names: which ones are accepted, and how they are quoted
 * ``states``       the object lifecycle: transient, pending, persistent, deleted, detached
 * ``sentinels``    MISSING and NOT_LOADED, the markers used where None is a real value
+* ``jsontype``     dict and list columns stored as JSON, and how changes made in place are seen
 * ``columntypes``  how each Python type is stored and read back unchanged
+* ``valuechecks``  the one gate every value passes on its way to SQLite, and how a refused value is shown
+* ``rowsize``      SQLite's limit on a whole row: the least size of a written row's record
 * ``arguments``    the plain arguments of public calls (lists, SQL text, paths, seconds), checked
 * ``errors``       every exception uow raises
 """

@@ -2,7 +2,7 @@
 
 :func:`bind_plan` walks every value the plan will write and raises
 :class:`~uow.errors.ColumnValueError` naming the class, attribute, object and value that SQLite
-would reject or silently change (each column goes through ``columntypes.bind_column``, the one
+would reject or silently change (each column goes through ``valuechecks.bind_column``, the one
 gate every channel uses), or a row whose record would be longer than SQLite's limit.  What it
 returns, one list of parameter rows per step, is what ``writing`` sends.
 
@@ -13,7 +13,9 @@ from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from .columntypes import Refusal, bind_column, oversized_row, to_db
+from .columntypes import to_db
+from .rowsize import oversized_row
+from .valuechecks import Refusal, bind_column
 from .errors import ColumnValueError
 from .sentinels import NOT_LOADED
 from .planner import FlushPlan, Step, StepKind, StepPurpose
@@ -24,7 +26,7 @@ def bind_plan(plan: FlushPlan, max_length: int | None = None) -> list[list[tuple
 
     Returns one list of rows per step (deletes have none: they bind only keys).  Raises
     ColumnValueError naming the class, attribute, object and value for the first value that
-    cannot be stored unchanged.  Checking a whole column at once (``columntypes.first_invalid``)
+    cannot be stored unchanged.  Checking a whole column at once (``valuechecks.first_invalid``)
     keeps this cheap for large flushes.
     """
     return [bind_step(step, max_length) if step.kind is not StepKind.DELETE else None for step in plan.steps]

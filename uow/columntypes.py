@@ -17,27 +17,20 @@ Python type                declared as     stored as
 ``datetime.date``          TEXT            ``YYYY-MM-DD``
 ``datetime.datetime``      TEXT            ISO 8601 (naive or a fixed unnamed offset; fold=0)
 ``decimal.Decimal``        TEXT            ``str(value)``: every digit and the exponent kept
-``dict``, ``list``         TEXT            JSON; in-place changes are detected at flush
+``dict``, ``list``         TEXT            JSON; in-place changes are detected at flush (``jsontype``)
 =========================  ==============  ===============================================
 
 Dates and decimals are declared TEXT rather than DATE or DECIMAL on purpose: those names give
 the column NUMERIC affinity, and SQLite would then turn ``Decimal('1.10')`` into the REAL 1.1.
 
-Every channel that sends values to SQLite (a flush, the bulk writes, upsert, a get() key, a
-filter() condition) passes them through one gate, :func:`bind_column`: the value's own check,
-then the check of its bound form (UTF-8, the connection's length limit), and for writes
-:func:`oversized_row`, since SQLite's length limit also caps a whole row's record.
-
-Validation runs over a whole column of values at once (``first_invalid``): a fast pass made of
-C-level operations accepts the common case, and only when it fails does a per-value check find
-the culprit for the error message.  That keeps flushing 100,000 rows cheap without giving up a
-single check.
+The types are the rules; applying them is elsewhere: every value on its way to SQLite passes
+one gate (``valuechecks.bind_column``), and a written row's size is checked against SQLite's
+record limit (``rowsize``).  :func:`to_db` and :func:`from_db` are the one conversion each way.
 """
 
 import datetime
 import decimal
 import functools
-import json
 import math
 
 INT64_MIN = -(2 ** 63)
@@ -241,56 +234,9 @@ class DecimalType(ColumnType):
         return not any(v.is_nan() for v in values)
 
 
-def _json_text(value):
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-
-
-class JsonType(ColumnType):
-    """A ``dict`` or ``list`` stored as JSON text.
-
-    Such values are *mutable*: ``obj.tags.append("x")`` changes the value without an assignment,
-    so the session compares these columns' JSON text with the snapshot at every flush (see
-    ``tracking``).  Only values that JSON gives back equal and of the same types are accepted:
-    tuples would come back as lists, integer dict keys as strings, NaN not at all.
-    """
-
-    sql_type = "TEXT"
-    mutable = True
-    to_db = staticmethod(_json_text)
-    from_db = staticmethod(json.loads)
-
-    def __init__(self, python_type):
-        self.python_type = python_type
-
-    def problem(self, value):
-        if type(value) is not self.python_type:
-            return f"expected {self.python_type.__name__}, got {type(value).__name__}"
-        try:
-            text = _json_text(value)
-            same = _same_json(json.loads(text), value)
-        except (TypeError, ValueError) as error:
-            return f"cannot be stored as JSON ({error})"
-        except RecursionError:
-            return "is nested too deeply to be stored as JSON (Python gives up past its recursion limit); flatten it"
-        if not same:
-            return "would not come back the same from JSON (tuples become lists, dict keys become strings)"
-        return None
-
-    def all_valid(self, values):
-        return all(self.problem(value) is None for value in values)
-
-
-def _same_json(loaded, value):
-    if type(loaded) is not type(value):
-        return False
-    if type(value) is dict:
-        return loaded.keys() == value.keys() and all(_same_json(loaded[k], value[k]) for k in value)
-    if type(value) is list:
-        return len(loaded) == len(value) and all(map(_same_json, loaded, value))
-    return loaded == value
-
-
-COLUMN_TYPES = {
+# The types this module stores, by the annotation that declares them (the JSON types, dict and
+# list, are ``jsontype``'s).
+BUILT_IN_TYPES: dict[type, ColumnType] = {
     int: IntegerType(),
     float: FloatType(),
     str: TextType(),
@@ -299,94 +245,7 @@ COLUMN_TYPES = {
     datetime.date: DateType(),
     datetime.datetime: DateTimeType(),
     decimal.Decimal: DecimalType(),
-    dict: JsonType(dict),
-    list: JsonType(list),
 }
-
-
-SHOWN_DEPTH = 100  # deeper containers are named, not printed: no message needs a hundred brackets
-
-
-def _nested_deeper_than(value, depth):
-    """True when lists, tuples and dicts are nested in ``value`` more than ``depth`` levels deep.
-
-    Iterative, because the values it guards against are too deep for a recursive walk.
-    """
-    waiting = [(value, 1)]
-    while waiting:
-        item, level = waiting.pop()
-        if isinstance(item, dict):
-            children = item.values()
-        elif isinstance(item, (list, tuple)):
-            children = item
-        else:
-            continue
-        if level > depth:
-            return True
-        waiting.extend((child, level + 1) for child in children)
-    return False
-
-
-def shown(value, limit=400):
-    """``repr(value)`` for an error message, cut in the middle past ``limit`` characters.
-
-    The values that must be refused are the ones repr handles worst: a string of a billion
-    characters, or a list nested deeper than Python's recursion limit.  Whether repr can print
-    such a list depends on the Python version (3.11 and 3.12 raise RecursionError, 3.13 prints
-    it), so depth is measured here, the same way on every version, before repr is tried.
-    """
-    if _nested_deeper_than(value, SHOWN_DEPTH):
-        return f"<a {type(value).__name__} nested too deeply to print>"
-    text = repr(value)
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit // 2]}...({len(text):,} characters)...{text[-limit // 4:]}"
-
-
-def column_type_for(python_type):
-    """The ColumnType for a Python type, or None when uow cannot store that type."""
-    return COLUMN_TYPES.get(python_type)
-
-
-def first_invalid(column_type, values, nullable):
-    """Return ``(index, reason)`` for the first value that cannot be stored, or None.
-
-    ``values`` is a list of every value one column is about to receive in a flush.
-    """
-    present = values
-    if None in values:
-        if not nullable:
-            return values.index(None), "is None, but the column is NOT NULL"
-        present = [value for value in values if value is not None]
-    if column_type.all_valid(present):
-        return None
-    for index, value in enumerate(values):
-        if value is None:
-            continue
-        reason = column_type.problem(value)
-        if reason is not None:
-            return index, reason
-    return None
-
-
-class Refusal(Exception):
-    """Internal: value number ``index`` of a column cannot be bound, for ``reason``.
-
-    Raised by :func:`bind_column`; every caller turns it into the uow error of its channel (a
-    flush names the object, get() the key, filter() the condition), so the check is one.
-    """
-
-    def __init__(self, index, reason, size=None):
-        super().__init__(reason)
-        self.index = index
-        self.reason = reason
-        self.size = size  # set when the value is refused for its length alone
-
-    def explain(self, name, value):
-        """``User.name = 'x' is ...`` -- or, for a value refused for its length, its size instead of it."""
-        if self.size is not None:
-            return f"{name} is {self.reason}"
-        return f"{name} = {shown(value)} {self.reason}"
 
 
 def to_db(column_type, value):
@@ -407,118 +266,3 @@ def from_db(column_type, value):
         return float(value)
     convert = column_type.from_db
     return convert(value) if convert is not None else value
-
-
-def bind_column(column_type, values, nullable, max_length=None):
-    """Check one column's values and return them as sqlite3 will bind them (None stays NULL).
-
-    This is the one gate every value passes on its way to SQLite, whatever the channel (a
-    flush, a bulk write, upsert(), a get() key, a filter() condition): first the value itself
-    (``first_invalid``: type, range, NaN...), then the form it is bound in, which is where
-    problems of converted values show (the JSON text of a dict holding a lone surrogate cannot be
-    encoded; a long list's JSON, a long Decimal's text can exceed SQLite's length limit, which
-    ``max_length`` is, in bytes).  Raises :class:`Refusal` for the first value that fails.
-    """
-    found = first_invalid(column_type, values, nullable)
-    if found is not None:
-        raise Refusal(*found)
-    convert = column_type.to_db
-    bound = values if convert is None else [None if value is None else convert(value) for value in values]
-    texts = [value for value in bound if type(value) is str]
-    blobs = [value for value in bound if type(value) is bytes]
-    if texts and not all(map(str.isascii, texts)) or max_length is not None and (
-            texts and max(map(len, texts)) * 4 > max_length or blobs and max(map(len, blobs)) > max_length):
-        for index, value in enumerate(bound):
-            refusal = bound_refusal(value, max_length)
-            if refusal is not None:
-                refusal.index = index
-                raise refusal
-    return bound
-
-
-def bound_refusal(value, max_length=None):
-    """The :class:`Refusal` SQLite's answer to one bound value would be (text that is not UTF-8, a
-    value over ``max_length`` bytes), or None."""
-    if type(value) is str:
-        try:
-            size = len(value.encode("utf-8"))
-        except UnicodeEncodeError:
-            return Refusal(0, "contains a lone surrogate (in its stored text), which cannot be stored as UTF-8")
-    elif type(value) is bytes:
-        size = len(value)
-    else:
-        return None
-    if max_length is not None and size > max_length:
-        return Refusal(0, f"{size:,} bytes long, over this connection's limit of {max_length:,} "
-                          f"(SQLITE_LIMIT_LENGTH)", size)
-    return None
-
-
-def _varint_size(number):
-    size = 1
-    while number >= 0x80 and size < 9:
-        number >>= 7
-        size += 1
-    return size
-
-
-def _integer_size(value):
-    """The bytes SQLite's record format takes for an integer (0 and 1 take none)."""
-    if value in (0, 1):
-        return 0
-    for size, bits in ((1, 8), (2, 16), (3, 24), (4, 32), (6, 48)):
-        if -(1 << (bits - 1)) <= value < (1 << (bits - 1)):
-            return size
-    return 8
-
-
-def record_size_floor(bound_row, integers=False):
-    """The least number of bytes SQLite's record of a row holding ``bound_row`` can take.
-
-    SQLite refuses a row whose record (a header of one type code per column, then the text and
-    blob bytes) exceeds the length limit, even when every value fits on its own.  Numbers are
-    counted as taking no bytes, and columns not given as taking one header byte, so the result
-    never exceeds the real size: a row refused by this measure would surely be refused by SQLite.
-    ``integers=True`` counts integers' bytes too: right for the row a RETURNING clause hands
-    back (SQLite builds a record of it), where an INTEGER PRIMARY KEY is a stored value; in the
-    table's own record that key takes no bytes, so it is not counted there.
-    """
-    header = 0
-    body = 0
-    for value in bound_row:
-        if type(value) is str:
-            size = len(value.encode("utf-8", "surrogatepass"))
-            header += _varint_size(2 * size + 13)
-        elif type(value) is bytes:
-            size = len(value)
-            header += _varint_size(2 * size + 12)
-        elif integers and type(value) is int:
-            size = _integer_size(value)
-            header += 1
-        else:
-            size = 0
-            header += 1
-        body += size
-    return header + _varint_size(header) + body
-
-
-def oversized_row(bound_columns, max_length, integers=False):
-    """``(index, size)`` of the first row whose record surely exceeds ``max_length``, or None.
-
-    ``bound_columns`` holds one list of bound values per column (all of the same length).
-    """
-    if max_length is None or not bound_columns:
-        return None
-    # Four bytes per character and nine per column bound every record from above: when the
-    # widest values of each column fit together, no row needs to be measured.
-    rough = 9
-    for values in bound_columns:
-        sized = [value for value in values if type(value) is str or type(value) is bytes]
-        rough += 9 + (max(map(len, sized)) * 4 if sized else 0)
-    if rough <= max_length:
-        return None
-    for index, row in enumerate(zip(*bound_columns)):
-        size = record_size_floor(row, integers)
-        if size > max_length:
-            return index, size
-    return None

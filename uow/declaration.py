@@ -23,12 +23,18 @@ import sys
 import types
 import typing
 
-from . import columntypes
+from .columntypes import BUILT_IN_TYPES, ColumnType
 from .columns import Column, ForeignKey
 from .errors import MappingError
 from .identifiers import check_column_name
+from .jsontype import JSON_TYPES
 from .relationships import Relationship
 from .sentinels import MISSING
+
+
+# Every type a column may hold, by the annotation that declares it: ``columntypes`` says how each
+# is stored, ``jsontype`` for dict and list.
+COLUMN_TYPES: dict[type, ColumnType] = {**BUILT_IN_TYPES, **JSON_TYPES}
 
 
 class Registry:
@@ -65,8 +71,8 @@ def _column_python_type(annotation, owner, name):
         if len(members) != 1:
             raise MappingError(f"{owner.__name__}.{name}: a column holds one type, not {annotation!r}")
         annotation = members[0]
-    if columntypes.column_type_for(annotation) is None:
-        supported = ", ".join(t.__name__ for t in columntypes.COLUMN_TYPES)
+    if annotation not in COLUMN_TYPES:
+        supported = ", ".join(t.__name__ for t in COLUMN_TYPES)
         raise MappingError(
             f"{owner.__name__}.{name}: uow cannot store values of type {annotation!r}; "
             f"supported types are {supported} (each may be '| None')"
@@ -113,7 +119,7 @@ def collect_columns(cls):
         python_type, nullable = _column_python_type(annotation, cls, name)
         column.name = name
         column.entity = cls
-        column.type = columntypes.column_type_for(python_type)
+        column.type = COLUMN_TYPES[python_type]
         column.nullable = nullable
         column.index = len(columns)
         _check_column(column, python_type)

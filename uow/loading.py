@@ -17,7 +17,8 @@ this part: see ``features.eager``.
 
 import sqlite3
 
-from .columntypes import bound_refusal, from_db
+from .columntypes import from_db
+from .valuechecks import bound_refusal
 from .errors import (
     IdentityError,
     MappingError,
@@ -92,7 +93,7 @@ class Loader:
 
     def _check_bound_key(self, mapper, key):
         """The key's values passed identity_key()'s checks; what is left is what SQLite says of the
-        stored form (``columntypes.bind_column``'s last stage): its length, before any SQL runs."""
+        stored form (``valuechecks.bind_column``'s last stage): its length, before any SQL runs."""
         max_length = self.session.executor.length_limit()
         for column, value in zip(mapper.primary_key, key[1]):
             refusal = bound_refusal(value, max_length)

@@ -7,24 +7,15 @@ mapped class holds its Mapper as ``cls.__mapper__``; :func:`mapper_of` and its t
 siblings find it for the public calls, refusing with a message anything that is not an entity.
 """
 
-import copy
 from operator import itemgetter
 
 from . import declaration
 from .arguments import listed
-from .errors import ColumnValueError, IdentityError, MappingError, UnknownFieldError, UnmappedClassError
+from .errors import IdentityError, MappingError, UnknownFieldError, UnmappedClassError
 from .identifiers import check_table_name, quote
+from .jsontype import snapshot_entry, undo_copy
 from .relationships import Collection, Reference
 from .sentinels import MISSING, NOT_LOADED
-
-
-class _Unencodable:
-    """A snapshot entry for a value JSON cannot encode: it equals nothing."""
-
-    def __eq__(self, other):
-        return False
-
-    __hash__ = object.__hash__
 
 
 class Mapper:
@@ -179,16 +170,10 @@ class Mapper:
         return snapshot_with_json
 
     def snapshot_value(self, column, value):
-        """What the snapshot keeps for ``value``: the value itself, or a JSON column's text.
-
-        A value JSON cannot encode (NaN, a set) gets a marker that equals nothing, so the column
-        counts as changed and the flush's value check names the problem.
-        """
+        """What the snapshot keeps for ``value``: the value itself, or a JSON column's text (see
+        ``jsontype.snapshot_entry``)."""
         if column.type.mutable and value is not None and value is not NOT_LOADED:
-            try:
-                return column.type.to_db(value)
-            except (TypeError, ValueError, RecursionError):  # RecursionError: nested too deeply
-                return _Unencodable()
+            return snapshot_entry(column.type, value)
         return value
 
     def configure(self):
@@ -276,26 +261,17 @@ class Mapper:
         return self.key_for([values.get(name) for name in self.pk_names])
 
     def copy_values(self, values, committed=None):
-        """A copy of an instance dict for the undo log.
+        """A copy of an instance dict for the undo log, whose JSON values are copies too.
 
         JSON values can change in place without the session noticing, so the undo log cannot
-        trust the object's current dict or list: it takes the value from the snapshot (the JSON
-        text of the row as loaded or last flushed, which is what the value was when the undo
-        scope began — savepoints autoflush first) or, for an object without a row, a deep copy.
+        trust the object's current dict or list (see ``jsontype.undo_copy``); ``committed`` is
+        the object's snapshot, when it has a row.
         """
         copied = dict(values)
         for column in self.json_columns:
             text = committed[column.index] if committed is not None else None
-            if isinstance(text, str):
-                copied[column.name] = column.type.from_db(text)
-            elif copied.get(column.name) is not None:
-                try:
-                    copied[column.name] = copy.deepcopy(copied[column.name])
-                except RecursionError:
-                    raise ColumnValueError(
-                        f"{column.qualified_name}: the value is nested too deeply to be copied or stored as JSON "
-                        f"(Python gives up past its recursion limit); flatten it"
-                    ) from None
+            if isinstance(text, str) or copied.get(column.name) is not None:
+                copied[column.name] = undo_copy(column, copied.get(column.name), text)
         return copied
 
     def describe(self, values):

@@ -9,7 +9,7 @@ double-quoted string literal), and every value is a bound parameter.
 
 from typing import Any
 
-from .columntypes import Refusal, bind_column
+from .valuechecks import Refusal, bind_column
 from .errors import ColumnValueError, UnknownFieldError
 from .columns import Column
 from .identifiers import quote
@@ -20,7 +20,7 @@ def select_sql(mapper: Mapper, equals: dict[str, Any], order_by: object, limit: 
                max_length: int | None = None) -> tuple[str, list[Any]]:
     """``(sql, params)`` selecting the entity's rows where each named column equals its value.
 
-    Each value passes the same gate as a value written by a flush (``columntypes.bind_column``,
+    Each value passes the same gate as a value written by a flush (``valuechecks.bind_column``,
     with the connection's length limit ``max_length``), so what SQLite would refuse or
     misread is refused here, before any SQL."""
     table = mapper.quoted_table

@@ -22,7 +22,8 @@ rolled back the whole transaction itself (see ``Guard.fail_if_transaction_lost``
 
 import sqlite3
 
-from ..columntypes import Refusal, bind_column, oversized_row, shown
+from ..rowsize import oversized_row
+from ..valuechecks import Refusal, bind_column, shown
 from ..arguments import listed
 from ..errors import ArgumentError, ColumnValueError, FlushError, InvalidStateError, StaleDataError, UnknownFieldError
 from ..binding import bind_plan
@@ -198,7 +199,7 @@ class BulkWriter:
 
     def _bulk_params(self, mapper, names, rows, verb):
         """The parameter rows for ``names``, each value checked and converted as a flush does
-        (``columntypes.bind_column``), and each row's size checked: before any SQL runs."""
+        (``valuechecks.bind_column``), and each row's size checked: before any SQL runs."""
         max_length = self.session.executor.length_limit()
         bound_columns = []
         for name in names:

@@ -18,7 +18,9 @@ one object per row:
 
 import sqlite3
 
-from ..columntypes import Refusal, bind_column, from_db, oversized_row
+from ..columntypes import from_db
+from ..rowsize import oversized_row
+from ..valuechecks import Refusal, bind_column
 from ..errors import ColumnValueError, FlushError, InvalidStateError, StaleDataError
 from ..identifiers import quote
 from ..mapper import mapper_of_object
@@ -237,7 +239,7 @@ class Merger:
 
     def _upsert_params(self, mapper, values):
         """The columns an upsert writes (those the object holds) and their bound values, each
-        checked as a flush checks it (``columntypes.bind_column``), and the row's size."""
+        checked as a flush checks it (``valuechecks.bind_column``), and the row's size."""
         names = [name for name in mapper.column_names if values.get(name, MISSING) is not MISSING]
         max_length = self.session.executor.length_limit()
         bound = []
