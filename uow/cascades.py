@@ -15,7 +15,9 @@ from .states import PERSISTENT, STATE_ATTRIBUTE
 
 
 class Cascades:
-    """The session's relationship bookkeeping (see the module docstring)."""
+    """The session's relationship bookkeeping (see the module docstring).  It holds nothing of its
+    own; entities call it through the hooks, and the lifecycle and loader ask it where a cascade
+    leads."""
 
     def __init__(self, session):
         self.session = session

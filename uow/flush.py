@@ -32,7 +32,9 @@ from .writing import run_plan, statements_stayed
 
 
 class Flusher:
-    """The session's flushing part: it starts each flush, and holds what lasts between flushes."""
+    """The session's flushing part: it starts each flush, and holds what lasts between flushes.
+    Called by the Session's facade (flush, plan, dry_run), by every query (autoflush) and by the
+    boundaries (the flush before a commit or a savepoint)."""
 
     def __init__(self, session):
         self.session = session  # the Session whose staged changes each flush writes

@@ -21,7 +21,9 @@ from .states import DELETED, DETACHED, PENDING, PERSISTENT, STATE_ATTRIBUTE, TRA
 
 
 class Lifecycle:
-    """The session's part for add, delete and expunge (see the module docstring)."""
+    """The session's part for add, delete and expunge (see the module docstring).  It holds
+    nothing of its own: it moves objects between the registers.  Called by the Session's facade,
+    by the cascades (an object set or appended joins the session) and by ``features.merging``."""
 
     def __init__(self, session):
         self.session = session

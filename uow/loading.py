@@ -59,7 +59,10 @@ def _null_key_error(mapper, row):
 
 
 class Loader:
-    """The session's reading part (see the module docstring); ``session`` is the session it reads for."""
+    """The session's reading part (see the module docstring).  It holds nothing of its own: rows
+    become objects in the session's registers.  Called by the Session's facade (get, filter,
+    refresh, expire), by entities through the hooks (lazy loads), by the flush (expired
+    snapshots it needs) and by the boundaries (expire_on_commit)."""
 
     def __init__(self, session):
         self.session = session
