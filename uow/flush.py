@@ -65,12 +65,12 @@ class Flusher:
 
     def flush(self):
         """Write what is staged, between the before_flush and after_flush events."""
-        session = self.session
-        if not (self.registers.pending or self.registers.marked or session.tracker.candidates or session.tracker.watched):
+        registers = self.registers
+        if not registers.has_work():
             return
-        size = len(self.registers.pending) + len(session.tracker.candidates) + len(self.registers.marked)
+        size = len(registers.pending) + len(registers.tracker.candidates) + len(registers.marked)
         with collector_paused(size):
-            self.observer.around("flush", Flush(session, self).run)
+            self.observer.around("flush", Flush(self.session, self).run)
 
     def plan(self):
         """The FlushPlan the next flush would run, without running anything."""

@@ -253,7 +253,8 @@ class Session:
     @property
     def dirty(self):
         """Persistent objects with at least one net change (not counting those marked for deletion)."""
-        return frozenset(state.obj for state, _ in self.tracker.changed_states() if state not in self.registers.marked)
+        marked = self.registers.marked
+        return frozenset(state.obj for state, _ in self.tracker.changed_states() if state not in marked)
 
     @property
     def deleted(self):
