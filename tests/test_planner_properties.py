@@ -643,3 +643,49 @@ def test_a_row_switch_and_a_plain_update_of_the_same_columns_stay_separate_steps
     assert session.get(A, "k0") is a4
     assert connection.execute("SELECT code, val, u FROM a ORDER BY code").fetchall() == [
         ("k0", 0, 0), ("k1", 0, None), ("k5", 0, 1)]
+
+
+def test_pointing_back_at_a_new_object_with_the_same_natural_key_writes_nothing():
+    """Found by the property (default profile): b.a moved from a1 to a pending a2 and then to a
+    pending a3 that takes over a1's deleted row (a row switch, same key 'k0').  b's foreign key
+    ends where it started, yet the plan held an UPDATE of it, because any reference to an object
+    without a row counted as a change even when its key was known and already held."""
+
+    class Base(uow.Entity, abstract=True):
+        pass
+
+    class A(Base, table="a"):
+        code: str = Column(primary_key=True)
+        val: int = 0
+
+    class B(Base, table="b"):
+        id: int = Column(primary_key=True)
+        a_code: str = Column(references="A")
+        a = Reference("a_code")
+
+    connection, session = _database(Base)
+    a1 = A(code="k0")
+    b = B(a=a1)
+    session.add_all([a1, b])
+    session.flush()
+    a2 = A(code="k1")
+    session.add(a2)
+    session.delete(a1)
+    b.a = a2
+    assert session.dirty_fields(b) == ["a_code"]
+    a3 = A(code="k0", val=1)
+    session.add(a3)
+    b.a = a3
+    assert session.dirty_fields(b) == []
+    assert [(step.kind.value, step.table) for step in session.plan().steps] == [("UPDATE", "a"), ("INSERT", "a")]
+    session.flush()
+    assert connection.execute("SELECT code, val FROM a ORDER BY code").fetchall() == [("k0", 1), ("k1", 0)]
+    assert connection.execute("SELECT id, a_code FROM b").fetchall() == [(b.id, "k0")]
+    # A pending parent whose key changes after it was pointed at is still followed at the flush.
+    a4 = A(code="k2")
+    session.add(a4)
+    b.a = a4
+    a4.code = "k3"
+    assert session.dirty_fields(b) == ["a_code"]
+    session.flush()
+    assert connection.execute("SELECT a_code FROM b").fetchall() == [("k3",)]

@@ -103,10 +103,13 @@ def changed_fields(state):
 
 
 def _keys_waiting_for_a_row(mapper, values):
-    """Foreign-key columns whose Reference points at an object the database has not numbered yet.
+    """Foreign-key columns whose Reference points at an object that has no row yet, and that do
+    not already hold the key that object will have.
 
-    They read None now, perhaps as they did before, but the flush will fill them with the
-    parent's new key: that is a change.
+    Such columns may read None now, perhaps as they did before, but the flush will fill them
+    with the parent's key: that is a change.  A parent with a key of its own (a natural key, or
+    one the user chose) that the columns already hold leaves nothing to fill: they are compared
+    with the snapshot like any column, so pointing back at an equal key writes nothing.
     """
     waiting = set()
     for reference in mapper.references:
@@ -114,7 +117,11 @@ def _keys_waiting_for_a_row(mapper, values):
         if target is not None:
             target_state = target.__dict__.get(STATE_ATTRIBUTE)
             if target_state is None or target_state.key is None:
-                waiting.update(reference.column_names)
+                target_values = target.__dict__
+                key = [target_values.get(name) for name in reference.target.__mapper__.pk_names]
+                held = [values.get(name) for name in reference.column_names]
+                if None in key or not all(map(same_value, held, key)):
+                    waiting.update(reference.column_names)
     return waiting
 
 
