@@ -56,7 +56,9 @@ class EntityHooks(SessionHooks):
 
     def __init__(self, session):
         self.session = session
-        self.guard = session.guard
+        self.guard = session.guard      # the owner-thread check
+        self.undo = session.undo        # an assignment is recorded for rollback first,
+        self.tracker = session.tracker  # then noted for the next flush's comparison
 
     def attribute_set(self, state, name, value):
         """``Entity.__setattr__`` on an object of this session."""
@@ -64,17 +66,16 @@ class EntityHooks(SessionHooks):
         if name not in state.mapper.init_names:
             object.__setattr__(state.obj, name, value)
             return
-        session = self.session
         if _get_ident() != self.guard.owner_thread:
             self.guard.check("set attribute")
-        session.undo.record(state)
+        self.undo.record(state)
         values[name] = value
         references = state.mapper.references_by_column.get(name)
         if references:
             for reference in references:
                 values.pop(reference.name, None)  # reloaded from the new key when next read
         if state.status is PERSISTENT:
-            session.tracker.note_assignment(state)
+            self.tracker.note_assignment(state)
 
     def load_expired(self, state):
         self.session.loader.load_expired(state)

@@ -100,6 +100,7 @@ class UndoLog:
     def __init__(self, session, levels):
         self.session = session
         self.registers = session.registers
+        self.tracker = session.tracker  # whether an object recorded was a change-tracking candidate
         self.levels = levels
         self._rows_written = session.executor.rows_written  # total_changes of the connection
         self._rows_seen = self._rows_written()
@@ -135,16 +136,16 @@ class UndoLog:
 
     def capture(self, state):
         """The memento of ``state`` as it is now."""
-        session = self.session
         if state.session is None:
             # Joining this session now: its values as they are now are what a rollback restores,
             # JSON values included (a detached object's snapshot may predate changes made to them).
             return Memento(state.status, None, state.key, state.committed, state.sequence,
                            state.mapper.copy_values(state.obj.__dict__))
-        candidate = state in session.tracker.candidates
+        candidate = state in self.tracker.candidates
         cached = state.obj.__dict__
+        references = state.mapper.references
         if state.status is PERSISTENT and not candidate and state.committed is not None and \
-                not any(reference.name in cached for reference in state.mapper.references):
+                not (references and any(reference.name in cached for reference in references)):
             # Nothing was assigned since the last flush or load: the snapshot holds exactly the
             # object's column values (an expired column is absent from both), so the memento
             # need not copy them.  This is the common case of a first assignment in a scope.
