@@ -21,7 +21,7 @@ import sqlite3
 
 from .errors import FlushError, TransactionError
 from .states import DETACHED
-from .transaction import TransactionState
+from .transaction import NestedTransaction, TransactionState
 
 # How many times commit() flushes work that after_flush listeners keep staging before it gives up.
 COMMIT_FLUSH_ROUNDS = 100
@@ -79,7 +79,7 @@ class Boundaries:
                 self.guard.fail(error)
             raise
 
-    def begin_nested(self):
+    def begin_nested(self) -> NestedTransaction:
         """Open a savepoint (``session.begin_nested()``); returns its NestedTransaction."""
         def open_savepoint():
             # Always, whatever autoflush says (as in SQLAlchemy): rolling back to the savepoint
@@ -122,7 +122,7 @@ class Boundaries:
 
             self.observer.around("rollback_to_savepoint", roll_back_to, savepoint=nested)
 
-    def commit(self):
+    def commit(self) -> None:
         """Flush, then COMMIT, between the commit events (``session.commit()``)."""
         self.observer.around("commit", self._commit)
 
@@ -172,7 +172,7 @@ class Boundaries:
             self.session.loader.expire_all()
             self.undo.forget(self.transaction.levels)
 
-    def rollback(self):
+    def rollback(self) -> None:
         """ROLLBACK, between the rollback events, and every object back (``session.rollback()``)."""
         self.observer.around("rollback", self._rollback)
 
@@ -195,7 +195,7 @@ class Boundaries:
             registers.detach(state)
         self.undo.forget(self.transaction.levels)
 
-    def close(self):
+    def close(self) -> None:
         """After reset(): refuse any further use."""
         self.transaction.close()
         self.guard.closed()

@@ -8,6 +8,8 @@ refresh reaches along relationships whose ``cascade`` names that operation.  The
 methods are what a relationship asks of its session (the hooks declared in ``hooks``).
 """
 
+from typing import Any
+
 from .errors import InvalidStateError
 from .loading import points_at
 from .relationships import set_reference
@@ -107,7 +109,7 @@ class Cascades:
         candidates.extend(other.obj for other in list(self.registers.pending) + list(session.tracker.candidates)
                           if other.mapper is mapper)
         candidates.extend(obj.__dict__.get(collection.name) or ())
-        children = []
+        children: list[Any] = []
         for child in candidates:
             child_state = child.__dict__.get(STATE_ATTRIBUTE)
             if child_state is None or child_state.session is not session or any(c is child for c in children):

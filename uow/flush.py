@@ -19,6 +19,7 @@ what outlives one: the autoflush switch and the count of flushes.
 """
 
 import contextlib
+from typing import Any
 
 from .binding import bind_plan
 from .errors import ReadOnlyError, StaleDataError
@@ -121,8 +122,8 @@ class Flush:
         self.inserts = []       # pending states, in the order they entered the session
         self.updates = []       # (persistent state, names of the columns that changed), session order
         self.deletes = []       # states marked for deletion, session order
-        self.plan = None        # the FlushPlan: steps in order, and the edges that ordered them
-        self.bound = None       # per step, its parameter rows, every value checked and converted
+        self.plan: Any = None   # the FlushPlan: steps in order, and the edges that ordered them
+        self.bound: Any = None  # per step, its parameter rows, every value checked and converted
         self.filled = {}        # {state: (column names, values)} SQLite filled in at INSERT
         self.assigned = {}      # {state: {column: value}} foreign keys copied from a parent's new key
         self.new_keys = []      # (old key, new key) of each row whose primary key an UPDATE changed

@@ -34,7 +34,7 @@ class Guard:
         self.owner_thread = _get_ident()  # the thread the session belongs to
         # The owner's thread id while the session is usable, None while it is failed or closed:
         # the hot paths (get, attribute set) decide "go on or explain the problem" with one comparison.
-        self.ready_thread = self.owner_thread
+        self.ready_thread: int | None = self.owner_thread
 
     def check(self, operation):
         """Refuse ``operation`` from another thread, or while the session is failed or closed."""

@@ -13,6 +13,8 @@ the identity map go through ``Registers.make_persistent``, the one place that ma
 persistent.
 """
 
+from typing import Any
+
 from .errors import DuplicateIdentityError, InvalidStateError
 from .identity import collector_paused, format_key
 from .mapper import entity_objects, mapper_of_object
@@ -150,7 +152,7 @@ class Lifecycle:
         """add() each object, in order; if any of them cannot be added, none is."""
         self.guard.check("add_all")
         objects = entity_objects(objects, "add_all")
-        seen = set()
+        seen: set[int] = set()
         for obj in objects:
             self.refuse_to_add(obj, "add_all", seen)
         add = self.bring_in
@@ -217,7 +219,7 @@ class Lifecycle:
             session.undo.record(state)
             # What this delete does to other objects, so that add() can take it all back:
             # (child, None) for a child it deletes, (child, reference) for one it unlinks.
-            done = []
+            done: list[tuple[Any, Any]] = []
             self.registers.marked[state] = done
             # Loading the children must not autoflush: that would delete the parent before them.
             with session.no_autoflush:

@@ -16,6 +16,7 @@ this part: see ``features.eager``.
 """
 
 import sqlite3
+from typing import Any
 
 from .columntypes import from_db
 from .valuechecks import bound_refusal
@@ -177,8 +178,8 @@ class Loader:
         # A class may be used only for reading (its tables made elsewhere, create_all never
         # called): the objects built here are then the first use of its mapping, so check it now.
         mapper.configure()
-        objects = []
-        created = []
+        objects: list[Any] = []
+        created: list[Any] = []
         with collector_paused(len(rows)):
             try:
                 self._build_objects(mapper, rows, objects, created)

@@ -12,6 +12,8 @@ that called it is in the middle of doing so (:meth:`Observer.refuse_in_listener`
 the flush and the transaction boundaries call it; it calls only the listeners.
 """
 
+from typing import Any, Protocol
+
 from .errors import TransactionError
 
 # What is in progress while the listeners of each event run, for the re-entrancy refusal.
@@ -26,14 +28,23 @@ _IN_PROGRESS = {
 }
 
 
+class Listening(Protocol):
+    """Whoever is told of a session's events: :class:`Unobserved` in the core, the listeners of
+    ``features.events`` in ``uow.Session``."""
+
+    def listens(self, *names: str) -> bool: ...
+
+    def dispatch(self, name: str, info: dict[str, Any]) -> None: ...
+
+
 class Unobserved:
     """The core session's listeners: nobody listens to its events.  ``uow.Session`` replaces them
     with the listeners of ``features.events``."""
 
-    def listens(self, *names):
+    def listens(self, *names: str) -> bool:
         return False
 
-    def dispatch(self, name, info):
+    def dispatch(self, name: str, info: dict[str, Any]) -> None:
         pass
 
 
@@ -44,10 +55,10 @@ class Observer:
     """The events of one session (see the module docstring)."""
 
     def __init__(self):
-        self.listeners = UNOBSERVED  # who is told of each event: listens(*names), dispatch(name, info)
+        self.listeners: Listening = UNOBSERVED  # who is told of each event: listens(*names), dispatch(name, info)
         self.listening = None        # the event whose listeners are running now, or None
 
-    def listens(self, *names):
+    def listens(self, *names: str) -> bool:
         """True when someone listens to one of the events ``names``."""
         return self.listeners.listens(*names)
 
@@ -68,7 +79,7 @@ class Observer:
         self.dispatch("after_" + event, dict(info, error=None))
         return result
 
-    def dispatch(self, name, info):
+    def dispatch(self, name: str, info: dict[str, Any]) -> None:
         """Tell the listeners of event ``name``, remembering while they run which event they belong
         to, to refuse what a listener may not do."""
         if not self.listeners.listens(name):

@@ -25,7 +25,9 @@ object under, and :class:`SessionStats`, what ``session.stats()`` counts.
 
 import dataclasses
 import itertools
+from typing import Any
 
+from .entity import Entity
 from .mapper import mapper_of_class, mapper_of_object
 from .states import DELETED, DETACHED, PENDING, PERSISTENT, STATE_ATTRIBUTE, TRANSIENT
 
@@ -105,7 +107,8 @@ class Registers:
         return states
 
 
-def identity_key(entity=None, ident=None, *, instance=None):
+def identity_key(entity: type[Entity] | None = None, ident: object = None, *,
+                 instance: Entity | None = None) -> tuple[type[Entity], tuple[Any, ...]]:
     """``(Class, (key values...))``, the key of the identity map, for a class and primary key or
     for an object (``instance=``)::
 

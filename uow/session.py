@@ -21,10 +21,13 @@ module never imports.  The rules users can rely on are spelled out in the README
 method's docstring.
 """
 
+import sqlite3
 import threading
 import types
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Literal, Self
 
 from .boundaries import Boundaries
 from .cascades import Cascades
@@ -43,7 +46,7 @@ from .registers import Registers, SessionStats, identity_key
 from .rollback import UndoLog
 from .states import PENDING, STATE_ATTRIBUTE
 from .tracking import ChangeTracker, changed_fields, original_value
-from .transaction import Transaction, TransactionState
+from .transaction import NestedTransaction, SessionTransaction, Transaction, TransactionState
 
 _get_ident = threading.get_ident
 E = typing.TypeVar("E", bound=Entity)
@@ -69,8 +72,9 @@ class Session:
     honour except for "SERIALIZABLE" and are refused rather than ignored.
     """
 
-    def __init__(self, connection, *, autoflush=True, expire_on_commit=False, begin_mode=None,
-                 read_only=False, busy_timeout=None, isolation_level=None, deferrable=None):
+    def __init__(self, connection: sqlite3.Connection, *, autoflush: bool = True, expire_on_commit: bool = False,
+                 begin_mode: str | None = None, read_only: bool = False, busy_timeout: float | None = None,
+                 isolation_level: str | None = None, deferrable: bool | None = None) -> None:
         self.executor = Executor(connection)
         self.transaction = Transaction(self.executor, self)
         self.transaction.configure(begin_mode=begin_mode, read_only=read_only,
@@ -232,45 +236,46 @@ class Session:
 
     # -- change tracking ------------------------------------------------------------------
 
-    def dirty_fields(self, obj):
+    def dirty_fields(self, obj: Entity) -> list[str]:
         """Names of the fields whose value differs from the database's (empty for pending objects)."""
         return list(changed_fields(self.guard.own_state(obj, "dirty_fields")))
 
-    def original_value(self, obj, field):
+    def original_value(self, obj: Entity, field: str) -> Any:
         """The value ``field`` had when the object was loaded or last flushed (None if never)."""
         return original_value(self.guard.own_state(obj, "original_value"), field)
 
-    def is_modified(self, obj):
+    def is_modified(self, obj: Entity) -> bool:
         """True when the object has a net change to write (or is pending)."""
         state = self.guard.own_state(obj, "is_modified")
         return state.status is PENDING or bool(changed_fields(state))
 
     @property
-    def new(self):
+    def new(self) -> frozenset[Entity]:
         """Pending objects: added, not yet inserted."""
         return frozenset(state.obj for state in self.registers.pending)
 
     @property
-    def dirty(self):
+    def dirty(self) -> frozenset[Entity]:
         """Persistent objects with at least one net change (not counting those marked for deletion)."""
         marked = self.registers.marked
         return frozenset(state.obj for state, _ in self.tracker.changed_states() if state not in marked)
 
     @property
-    def deleted(self):
+    def deleted(self) -> frozenset[Entity]:
         """Objects marked for deletion whose DELETE has not been flushed yet."""
         return frozenset(state.obj for state in self.registers.marked)
 
     @property
-    def identity_map(self):
+    def identity_map(self) -> Mapping[tuple[type[Entity], tuple[Any, ...]], Entity]:
         """A read-only view of ``{identity key: object}``."""
         return types.MappingProxyType(self.identity)
 
-    def identity_key(self, entity=None, ident=None, *, instance=None):
+    def identity_key(self, entity: type[Entity] | None = None, ident: object = None, *,
+                     instance: Entity | None = None) -> tuple[type[Entity], tuple[Any, ...]]:
         """``(Class, (key values...))`` for a class and key, or for an object: see :func:`identity_key`."""
         return identity_key(entity, ident, instance=instance)
 
-    def __contains__(self, obj):
+    def __contains__(self, obj: object) -> bool:
         """``obj in session``: True when the object is pending, persistent or deleted in this session."""
         mapper_of_object(obj, "__contains__")
         state = obj.__dict__.get(STATE_ATTRIBUTE)
@@ -278,7 +283,8 @@ class Session:
 
     # -- transactions (the Boundaries part does the work) -----------------------------------
 
-    def begin(self, mode=None, *, read_only=None, isolation_level=None, deferrable=None):
+    def begin(self, mode: str | None = None, *, read_only: bool | None = None, isolation_level: str | None = None,
+              deferrable: bool | None = None) -> SessionTransaction:
         """Begin a transaction now (otherwise the first database operation begins one); return its
         :class:`~uow.transaction.SessionTransaction`.
 
@@ -293,7 +299,7 @@ class Session:
                                           deferrable=deferrable)
         return self.transaction.scope
 
-    def begin_nested(self):
+    def begin_nested(self) -> NestedTransaction:
         """Open a savepoint; returns a NestedTransaction (also a context manager).
 
         Whatever autoflush says, it flushes first: rolling back to the savepoint restores
@@ -303,35 +309,35 @@ class Session:
         self.observer.refuse_in_listener("begin_nested")
         return self.boundaries.begin_nested()
 
-    def in_transaction(self):
+    def in_transaction(self) -> bool:
         """True while a transaction is begun (including a failed one that awaits rollback())."""
         return self.transaction.state is not TransactionState.IDLE and self.transaction.state is not TransactionState.CLOSED
 
-    def in_nested_transaction(self):
+    def in_nested_transaction(self) -> bool:
         """True while a savepoint (begin_nested()) is open."""
         return len(self.transaction.levels) > 1
 
-    def get_transaction(self):
+    def get_transaction(self) -> SessionTransaction | None:
         """The session's SessionTransaction while one is begun (or failed), else None."""
         return self.transaction.scope
 
-    def get_nested_transaction(self):
+    def get_nested_transaction(self) -> NestedTransaction | None:
         """The innermost open NestedTransaction, or None."""
         levels = self.transaction.levels
         return levels[-1] if len(levels) > 1 else None
 
     @property
-    def is_active(self):
+    def is_active(self) -> bool:
         """False after a failed flush (until rollback()) and after close(); True otherwise."""
         return self.transaction.state in (TransactionState.IDLE, TransactionState.ACTIVE)
 
-    def commit(self):
+    def commit(self) -> None:
         """Flush, then COMMIT.  If SQLite refuses the COMMIT, the transaction stays open and nothing is lost."""
         self.guard.check("commit")
         self.observer.refuse_in_listener("commit")
         self.boundaries.commit()
 
-    def rollback(self):
+    def rollback(self) -> None:
         """Roll the database back, and every object the session touched since the last commit with it."""
         self.guard.check_rollback()
         self.observer.refuse_in_listener("rollback")
@@ -357,13 +363,13 @@ class Session:
         """expunge() every object in the session (deletes not yet flushed are taken back first)."""
         self.lifecycle.expunge_all()
 
-    def reset(self):
+    def reset(self) -> None:
         """rollback(), then detach every object; the session stays usable."""
         self.observer.refuse_in_listener("reset")
         self.rollback()
         self.boundaries.detach_all()
 
-    def close(self):
+    def close(self) -> None:
         """reset(), then refuse any further use.  Closing twice is fine."""
         if self.transaction.state is TransactionState.CLOSED:
             return
@@ -371,10 +377,11 @@ class Session:
         self.reset()
         self.boundaries.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, error_type, error, traceback):
+    def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> Literal[False]:
         if self.transaction.state is TransactionState.CLOSED:
             return False
         try:
@@ -391,7 +398,7 @@ class Session:
 
     # -- introspection --------------------------------------------------------------------
 
-    def stats(self):
+    def stats(self) -> SessionStats:
         """Objects per state and the work done so far, as a SessionStats."""
         return SessionStats(
             pending=len(self.registers.pending),

@@ -26,6 +26,9 @@ in step.
 
 import enum
 import sqlite3
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Literal, Self
 
 from .errors import PendingRollbackError, SessionClosedError, TransactionError
 from .executor import Savepoint
@@ -77,11 +80,15 @@ class _Scope:
     """
 
     is_active = True
+    # How each kind of scope ends (the session's commit and rollback, or RELEASE and ROLLBACK TO):
+    commit: Callable[[], None]
+    rollback: Callable[[], None]
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, error_type, error, traceback):
+    def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> Literal[False]:
         if not self.is_active:
             return False
         if error_type is not None:
@@ -110,7 +117,7 @@ class SessionTransaction(_Scope):
     on to the next transaction, does nothing rather than ending someone else's work.
     """
 
-    def __init__(self, session):
+    def __init__(self, session: Any) -> None:
         self.session = session
         self.is_active = True
 
@@ -151,7 +158,8 @@ class NestedTransaction(_Scope):
     that go with that.
     """
 
-    def __init__(self, savepoint, depth, undo, end):
+    def __init__(self, savepoint: Savepoint, depth: int, undo: Any,
+                 end: Callable[["NestedTransaction", bool], None]) -> None:
         self.savepoint = savepoint
         self.name = savepoint.name
         self.depth = depth
@@ -179,8 +187,9 @@ class Transaction:
         self.executor = executor
         self.session = session
         self.state = TransactionState.IDLE
-        self.scope = None  # the SessionTransaction of the transaction begun, while it lasts
-        self.levels = [Level(UndoScope())]  # the one stack; changed in place, never replaced
+        self.scope: Any = None  # the SessionTransaction of the transaction begun, while it lasts
+        # The one stack (a Level, then a NestedTransaction per savepoint); changed in place, never replaced:
+        self.levels: list[Any] = [Level(UndoScope())]
         self.failure = None
         self.failed_write = None
         self.aftermath = None
@@ -321,7 +330,7 @@ class Transaction:
         if fold:
             self.levels[-1].undo.absorb(nested.undo)
 
-    def commit(self):
+    def commit(self) -> None:
         """Send COMMIT.  If SQLite refuses (a lock, a deferred constraint), the transaction stays open.
 
         The state moves to IDLE exactly when COMMIT ran, even if an exception (Ctrl-C) arrived just
@@ -345,7 +354,7 @@ class Transaction:
         self._end()
         self._move(TransactionState.IDLE, "commit")
 
-    def rollback(self):
+    def rollback(self) -> None:
         """Send ROLLBACK unless SQLite already rolled back by itself (an interrupt, a full disk).
 
         Even if an exception (Ctrl-C) arrives just after ROLLBACK ran, the state says what SQLite
@@ -372,7 +381,7 @@ class Transaction:
         if self.state is not TransactionState.FAILED:
             self._move(TransactionState.FAILED, "flush")
 
-    def close(self):
+    def close(self) -> None:
         if self.executor.in_transaction:
             self.executor.execute("ROLLBACK")
         self._end()

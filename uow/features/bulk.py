@@ -21,6 +21,7 @@ rolled back the whole transaction itself (see ``Guard.fail_if_transaction_lost``
 """
 
 import sqlite3
+from typing import Any
 
 from ..rowsize import oversized_row
 from ..valuechecks import Refusal, bind_column, shown
@@ -52,7 +53,7 @@ class BulkWriter:
         self.guard.check("bulk_insert_mappings")
         mapper = mapper_of_class(entity, "bulk_insert_mappings")
         mappings = [self._with_defaults(mapper, mapping) for mapping in _rows(mappings, "bulk_insert_mappings")]
-        groups = {}
+        groups: dict[Any, list[Any]] = {}
         for mapping in mappings:
             groups.setdefault(tuple(self._bulk_columns(mapper, mapping)), []).append(mapping)
         statements = []
@@ -69,7 +70,7 @@ class BulkWriter:
         mapper = mapper_of_class(entity, "bulk_update_mappings")
         version = mapper.version_column
         mappings = _rows(mappings, "bulk_update_mappings")
-        groups = {}
+        groups: dict[Any, list[Any]] = {}
         for mapping in mappings:
             for name in mapper.pk_names:
                 if mapping.get(name) is None:

@@ -160,7 +160,7 @@ class Databases:
 
 
 def _refuse_transaction_control(sql):
-    word = _WORD.match(sql, _LEADING.match(sql).end())
+    word = _WORD.match(sql, _LEADING.match(sql).end())  # type: ignore[union-attr]  # (...)* always matches
     verb = word.group().upper() if word is not None else None
     if verb in _TRANSACTION_CONTROL:
         raise TransactionError(

@@ -8,6 +8,8 @@ and ``filter(..., load=["orders"])`` load the relationship of the whole list up 
 bound variables), every row going through the identity map as any load does.
 """
 
+from typing import Any
+
 from ..errors import UnknownFieldError
 from ..loading import points_at
 from ..identifiers import quote
@@ -66,7 +68,7 @@ class EagerLoader:
                    and obj.__dict__[STATE_ATTRIBUTE].key is not None]
         keys = [obj.__dict__[STATE_ATTRIBUTE].key[1] for obj in parents]
         children = self._select_in(child, reference.column_names, keys)
-        by_parent = {}
+        by_parent: dict[tuple[Any, ...], list[Any]] = {}
         for item in children:
             key = reference.foreign_key.target_key([item.__dict__.get(name) for name in reference.column_names])
             by_parent.setdefault(key[1], []).append(item)

@@ -48,6 +48,9 @@ The core session (``uow.session``) emits every event at the place it happens, th
 :class:`SessionEvents` as the listeners of its observer, which call the listeners registered here.
 """
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 from ..errors import UowError
 
 EVENT_NAMES = (
@@ -64,19 +67,19 @@ EVENT_NAMES = (
 class Listeners:
     """The listeners of one session, or of all sessions (kept on the Session class)."""
 
-    def __init__(self):
-        self.by_name = {}
+    def __init__(self) -> None:
+        self.by_name: dict[str, list[Callable[..., object]]] = {}
 
-    def add(self, name, listener):
+    def add(self, name: str, listener: Callable[..., object]) -> None:
         self.by_name.setdefault(name, []).append(listener)
 
-    def remove(self, name, listener):
+    def remove(self, name: str, listener: Callable[..., object]) -> None:
         try:
             self.by_name.get(name, []).remove(listener)
         except ValueError:
             raise UowError(f"remove_listener(): {listener!r} is not listening to {name!r}") from None
 
-    def get(self, name):
+    def get(self, name: str) -> Sequence[Callable[..., object]]:
         return self.by_name.get(name, ())
 
 
@@ -92,7 +95,7 @@ def _listeners_of(target, operation):
     return listeners
 
 
-def listen(target, name, listener):
+def listen(target: object, name: str, listener: Callable[..., object]) -> None:
     """Call ``listener(session, **info)`` on event ``name`` of ``target`` (a Session, or the Session class)."""
     _check_name(name)
     if not callable(listener):
@@ -100,7 +103,7 @@ def listen(target, name, listener):
     _listeners_of(target, "listen").add(name, listener)
 
 
-def remove_listener(target, name, listener):
+def remove_listener(target: object, name: str, listener: Callable[..., object]) -> None:
     """Undo listen()."""
     _check_name(name)
     _listeners_of(target, "remove_listener").remove(name, listener)
@@ -109,16 +112,16 @@ def remove_listener(target, name, listener):
 class SessionEvents:
     """The observer of one session (see ``observer``): the listeners of its class, then its own."""
 
-    def __init__(self, session):
+    def __init__(self, session: Any) -> None:
         self.session = session
 
-    def listens(self, *names):
+    def listens(self, *names: str) -> bool:
         """True when any listener (the class's or the session's) listens to one of ``names``."""
         session = self.session
         class_listeners = type(session).listeners
         return any(class_listeners.get(name) or session.listeners.get(name) for name in names)
 
-    def dispatch(self, name, info):
+    def dispatch(self, name: str, info: dict[str, Any]) -> None:
         """Call every listener of ``name``: the class-wide ones first, then the session's."""
         session = self.session
         for listener in type(session).listeners.get(name):
