@@ -32,6 +32,8 @@ import datetime
 import decimal
 import functools
 import math
+from collections.abc import Callable
+from typing import Any, cast
 
 INT64_MIN = -(2 ** 63)
 INT64_MAX = 2 ** 63 - 1
@@ -48,11 +50,11 @@ class ColumnType:
     and ``problem`` returns why a single value cannot be stored unchanged, or None.
     """
 
-    python_type = object
+    python_type: type = object
     sql_type = ""
     mutable = False
-    to_db = None
-    from_db = None
+    to_db: Callable[[Any], Any] | None = None
+    from_db: Callable[[Any], Any] | None = None
 
     def problem(self, value):
         """Why ``value`` cannot be stored and read back unchanged, or None when it can."""
@@ -204,7 +206,9 @@ def _offset_problem(zone):
 def _fixed_offset_problem(text, zone):
     # (zone is only read on a cache miss; text alone is the cache key's meaning.)
     offset = zone.utcoffset(None)
-    back = datetime.datetime.fromisoformat(datetime.datetime(2000, 1, 1, tzinfo=zone).isoformat()).tzinfo
+    # (ISO text with an offset is read back aware: the tzinfo is never None here.)
+    back = cast(datetime.tzinfo, datetime.datetime.fromisoformat(
+        datetime.datetime(2000, 1, 1, tzinfo=zone).isoformat()).tzinfo)
     if back.utcoffset(None) != offset:
         return (f"has the UTC offset {offset!r}, which this Python reads back from ISO text as "
                 f"{back.utcoffset(None)!r} (the instant would move); round the offset to whole seconds or minutes")

@@ -99,8 +99,8 @@ def collect_columns(cls):
     reloads an expired value.
     """
     annotations = cls.__dict__.get("__annotations__", {})
-    columns = []
-    seen = {}
+    columns: list[Column] = []
+    seen: dict[str, str] = {}
     for name, annotation in annotations.items():
         if isinstance(cls.__dict__.get(name), Relationship):
             continue  # a relationship, annotated for readers and type checkers

@@ -7,7 +7,9 @@ mapped class holds its Mapper as ``cls.__mapper__``; :func:`mapper_of` and its t
 siblings find it for the public calls, refusing with a message anything that is not an entity.
 """
 
+from collections.abc import Callable
 from operator import itemgetter
+from typing import Any
 
 from . import declaration
 from .arguments import listed
@@ -24,6 +26,10 @@ class Mapper:
     It is computed once, when the class is declared, so that the hot paths (constructing,
     loading, flushing) read prepared tuples instead of inspecting the class again.
     """
+
+    # Set by _prepare_construction; bind_relationships takes the reference-filled columns out.
+    required: frozenset[str]      # the columns the constructor must be given
+    init_names: frozenset[str]    # the columns the constructor accepts
 
     def __init__(self, cls, table, foreign_keys, database):
         check_table_name(cls, table, database)
@@ -85,8 +91,8 @@ class Mapper:
         referencing = {name for foreign_key in self.foreign_keys for name in foreign_key.column_names}
         self.ordering_columns = tuple(column for column in self.columns
                                       if column.primary_key or column.unique or column.name in referencing)
-        self.references = ()
-        self.collections = ()
+        self.references: tuple[Reference[Any], ...] = ()
+        self.collections: tuple[Collection[Any], ...] = ()
         self.restorable_names = self.column_names
         self.configured = False
         self._reference_by_key = {}
@@ -126,8 +132,8 @@ class Mapper:
 
     def _prepare_construction(self):
         """Precompute what ``Entity.__init__`` needs, so constructing an object is a few dict updates."""
-        self.constant_defaults = {}
-        self.default_factories = []
+        self.constant_defaults: dict[str, Any] = {}
+        self.default_factories: list[tuple[str, Callable[[], Any]]] = []
         required = []
         for column in self.columns:
             if column.default_factory is not None:

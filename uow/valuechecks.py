@@ -12,6 +12,9 @@ the culprit for the error message.  That keeps flushing 100,000 rows cheap witho
 single check.
 """
 
+from collections.abc import Iterable
+from typing import Any
+
 SHOWN_DEPTH = 100  # deeper containers are named, not printed: no message needs a hundred brackets
 
 
@@ -24,7 +27,7 @@ def _nested_deeper_than(value, depth):
     while waiting:
         item, level = waiting.pop()
         if isinstance(item, dict):
-            children = item.values()
+            children: Iterable[Any] = item.values()
         elif isinstance(item, (list, tuple)):
             children = item
         else:
