@@ -91,3 +91,67 @@ def test_type_checker_flags_the_mistakes_annotations_exist_to_catch(cache_dir, t
     assert any('Argument "name" to "Author" has incompatible type "int"; expected "str"' in line for line in lines)
     assert any('Unexpected keyword argument "nickname" for "Author"' in line for line in lines)
     assert any('Missing named argument "name" for "Author"' in line for line in lines)
+
+
+def _public_callables():
+    """``(name, function)`` for every public function, method and property of uow's public API:
+    what ``uow`` exports, the exceptions, the events module and the planner's records."""
+    import inspect
+
+    import uow
+    import uow.planner
+    from uow.features import events
+
+    seen = set()
+    for module in (uow, uow.errors, uow.planner, events):
+        for name in module.__all__ if hasattr(module, "__all__") else dir(module):
+            value = getattr(module, name)
+            if name.startswith("_") or id(value) in seen or not getattr(value, "__module__", "").startswith("uow"):
+                continue
+            seen.add(id(value))
+            if inspect.isfunction(value):
+                yield f"{module.__name__}.{name}", value
+            elif inspect.isclass(value):
+                for klass in value.__mro__:
+                    if not klass.__module__.startswith("uow"):
+                        continue
+                    for member_name, member in vars(klass).items():
+                        if member_name.startswith("_") and member_name not in _PUBLIC_DUNDERS:
+                            continue
+                        if isinstance(member, (staticmethod, classmethod)):
+                            member = member.__func__
+                        elif isinstance(member, property):
+                            member = member.fget
+                        elif hasattr(member, "func") and hasattr(member, "attrname"):  # functools.cached_property
+                            member = member.func
+                        if inspect.isfunction(member):
+                            yield f"{name}.{member_name} ({klass.__module__}.{klass.__qualname__})", member
+
+
+# The dunders a user calls through syntax: construction, with-blocks, descriptors, iteration.
+_PUBLIC_DUNDERS = {"__init__", "__init_subclass__", "__enter__", "__exit__", "__get__", "__set__", "__iter__",
+                   "__len__", "__contains__", "__call__", "__getitem__"}
+
+
+def test_every_public_signature_is_annotated():
+    import inspect
+
+    missing = []
+    for name, function in _public_callables():
+        signature = inspect.signature(function)
+        parameters = list(signature.parameters.values())
+        if parameters and parameters[0].name in ("self", "cls"):
+            parameters = parameters[1:]
+        unannotated = [p.name for p in parameters if p.annotation is inspect.Parameter.empty]
+        if signature.return_annotation is inspect.Signature.empty:
+            unannotated.append("return")
+        if unannotated:
+            missing.append(f"{name}: {', '.join(unannotated)}")
+    assert missing == []
+
+
+def test_package_type_checks(cache_dir):
+    """mypy over uow/ with setup.cfg's settings: no error, in the package a user's checker reads."""
+    status, lines = mypy(cache_dir, "uow")
+    assert lines == []
+    assert status == 0
