@@ -53,6 +53,29 @@ def test_user_script_runs():
     assert "INSERT orders (user_id, total, tags) reading back (id): 2 rows" in result.stdout
 
 
+def readme_example():
+    """The README's first example, as a program."""
+    text = (ROOT / "README.rst").read_text()
+    block = text.split(".. code-block:: python", 1)[1]
+    lines = []
+    for line in block.splitlines()[1:]:
+        if line and not line.startswith("    "):
+            break
+        lines.append(line[4:])
+    return "\n".join(lines)
+
+
+def test_readme_example_type_checks_and_runs(cache_dir, tmp_path):
+    script = tmp_path / "readme_example.py"
+    script.write_text(readme_example())
+    status, lines = mypy(cache_dir, "--follow-imports=silent", str(script))
+    assert lines == []
+    assert status == 0
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+
+
 MISTAKES = '''\
 from uow import Collection, Column, Entity, Reference
 
