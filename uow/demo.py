@@ -51,10 +51,12 @@ def show_sql(statements):
         print("    SQL> (nothing: no statement was sent)")
 
 
-def chapter(title):
+def chapter(title, read):
+    """Start a chapter; ``read`` names the modules where what it shows is implemented."""
     print()
     print(title)
     print("=" * len(title))
+    print(f"(read: {', '.join(f'uow/{name}.py' for name in read)})")
 
 
 def main():
@@ -62,7 +64,7 @@ def main():
     uow.create_all(connection, DemoBase)
     session = Session(connection)
 
-    chapter("1. Objects and their states")
+    chapter("1. Objects and their states", ["states", "lifecycle"])
     ann = Author(name="Ann", email="ann@example.org")
     say(f"""
         A new object is transient: no session knows it.
@@ -72,7 +74,7 @@ def main():
         session.add(ann) makes it pending: it will be INSERTed at the next flush.
             state: {state_of(ann).value};  session.new = {sorted(map(repr, session.new))}""")
 
-    chapter("2. A flush, and the SQL it sends")
+    chapter("2. A flush, and the SQL it sends", ["flush", "writing"])
     with capture_sql() as statements:
         session.flush()
     say(f"""
@@ -92,7 +94,7 @@ def main():
             book = {book!r}""")
     show_sql(statements)
 
-    chapter("3. The identity map: one object per row")
+    chapter("3. The identity map: one object per row", ["identity", "registers"])
     with capture_sql() as statements:
         again = session.get(Author, ann.id)
     say(f"""
@@ -100,7 +102,7 @@ def main():
         so `again is ann` is {again is ann}, and no SQL was needed:""")
     show_sql(statements)
 
-    chapter("4. Dirty means 'differs from the database', not 'was assigned'")
+    chapter("4. Dirty means 'differs from the database', not 'was assigned'", ["tracking", "hooks"])
     session.commit()
     ann.name = "Annie"
     say(f"""
@@ -114,7 +116,7 @@ def main():
         so the flush has nothing to send:""")
     show_sql(statements)
 
-    chapter("5. Rollback puts objects back exactly, without SQL")
+    chapter("5. Rollback puts objects back exactly, without SQL", ["rollback", "transaction"])
     ann.name = "Changed"
     book.copies = 99
     extra = Book(title="Draft", author_id=ann.id)
@@ -136,7 +138,7 @@ def main():
         The only statement sent:""")
     show_sql(statements)
 
-    chapter("6. The flush plan is data")
+    chapter("6. The flush plan is data", ["planner/records", "planner/actions"])
     session.add(Author(name="Bo"))
     session.delete(book)
     ann.email = "a@example.org"
@@ -149,7 +151,7 @@ def main():
     say("session.commit() then runs it:")
     show_sql(statements)
 
-    chapter("7. Flush ordering: rows depend on rows")
+    chapter("7. Flush ordering: rows depend on rows", ["planner/edges", "planner/topological", "planner/schedule"])
     fiction = Category(name="fiction")
     crime = Category(name="crime", parent=fiction)
     noir = Category(name="noir", parent=crime)
@@ -173,7 +175,7 @@ def main():
     print(textwrap.indent(str(session.plan()), "    "))
     session.commit()
 
-    chapter("8. Savepoints")
+    chapter("8. Savepoints", ["transaction", "boundaries", "executor"])
     with session.begin_nested():
         session.add(Author(name="Cy"))
     inner = session.begin_nested()
@@ -193,7 +195,7 @@ def main():
             ann = {ann!r}""")
     session.commit()
 
-    chapter("9. A failed flush, and recovering from it")
+    chapter("9. A failed flush, and recovering from it", ["flush", "guard"])
     session.add(Author(name="Eve", email="a@example.org"))
     ann.name = "Ann C."
     try:
