@@ -159,6 +159,7 @@ CALLS = [
     ("uow.create_all(classes)", "classes", lambda r, x: uow.create_all(r.conn, x)),
     ("uow.connect(database)", "path", lambda r, x: uow.connect(x)),
     ("uow.connect(timeout=)", "seconds", lambda r, x: uow.connect(":memory:", timeout=x)),
+    ("uow.connect(journal_mode=)", "mode", lambda r, x: uow.connect(":memory:", journal_mode=x)),
     ("uow.listen(target)", "target", lambda r, x: uow.listen(x, "before_flush", noop)),
     ("uow.listen(name)", "event", lambda r, x: uow.listen(r.session, x, noop)),
     ("uow.listen(listener)", "listener", lambda r, x: uow.listen(r.session, "before_flush", x)),
