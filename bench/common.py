@@ -8,26 +8,33 @@ repeat, and the helpers at the end fill and check a database outside the timed s
 import gc
 import sqlite3
 import time
+import tracemalloc
 from dataclasses import dataclass
 
 # How many session.get() calls the identity-map workload makes, whatever --rows says.
 GETS = 1_000_000
 
 # Row labels, in the order the table prints them.  Each workload function returns some of them.
+INSERT_CONSTRUCT = "insert: construct"
+INSERT_ADD = "insert: add_all"
+INSERT_FLUSH = "insert: flush+commit"
 INSERT_TOTAL = "insert total"
-INSERT_FLUSH = "insert flush+commit"
 LOAD = "load all"
 SPARSE_FEW = "sparse update, 1% loaded"
 SPARSE_ALL = "sparse update, all loaded"
-DENSE_CHANGES = "dense update: changes"
+DENSE_CHANGES = "dense update: obj.age += 1"
 DENSE_FLUSH = "dense update: flush+commit"
 DELETE_CALLS = "delete 10%: delete()"
 DELETE_FLUSH = "delete 10%: flush+commit"
 GET_HITS = "get hit x1,000,000"
 PARENT_CHILD = "parents + 10 children each"
+# Not a time: the bytes one loaded object costs (see measure_memory).
+MEMORY = "memory per loaded object"
 LABELS = [
-    INSERT_TOTAL,
+    INSERT_CONSTRUCT,
+    INSERT_ADD,
     INSERT_FLUSH,
+    INSERT_TOTAL,
     LOAD,
     SPARSE_FEW,
     SPARSE_ALL,
@@ -37,6 +44,7 @@ LABELS = [
     DELETE_FLUSH,
     GET_HITS,
     PARENT_CHILD,
+    MEMORY,
 ]
 
 # The parent/child workload: rows // CHILDREN_PER_PARENT new parents, each with this many new
@@ -93,6 +101,27 @@ def start_clock() -> float:
 def clock() -> float:
     """The current time, for the end of a timed section (or a split inside one)."""
     return time.perf_counter()
+
+
+def measure_memory(load, rows: int) -> float:
+    """Bytes per object that `load()` allocates and keeps, while what it returns is still held.
+
+    Everything the Python allocator hands out during the load and still holds after a collection
+    counts: the object, its values, its snapshot, the session's bookkeeping for it, the list.  The
+    same rows give every implementation the same strings and numbers, so the differences are what
+    each one keeps per object.  (tracemalloc slows the load; this is never a timed section.)
+    """
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        held = load()
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    expect(len(held), rows, "objects held while measuring memory")
+    return (after - before) / rows
 
 
 def fill_users(connection: sqlite3.Connection, data: BenchData) -> None:

@@ -18,10 +18,13 @@ from bench.common import (
     DENSE_CHANGES,
     DENSE_FLUSH,
     GET_HITS,
+    INSERT_ADD,
+    INSERT_CONSTRUCT,
     INSERT_FLUSH,
     INSERT_SQL,
     INSERT_TOTAL,
     LOAD,
+    MEMORY,
     PARENT_CHILD,
     PARENTS_WITH_ALL_CHILDREN,
     SPARSE_ALL,
@@ -29,6 +32,7 @@ from bench.common import (
     BenchData,
     clock,
     expect,
+    measure_memory,
     start_clock,
 )
 
@@ -102,6 +106,7 @@ def insert(data: BenchData) -> dict[str, float]:
         User(name=name, email=email, score=score, age=age, active=active)
         for name, email, score, age, active in data.fields
     ]
+    add_start = clock()
     session.add_all(users)
     flush_start = clock()
     session.flush()
@@ -110,7 +115,8 @@ def insert(data: BenchData) -> dict[str, float]:
     session.close()
     expect(count_rows(engine), data.rows, "rows after insert")
     engine.dispose()
-    return {INSERT_TOTAL: end - start, INSERT_FLUSH: end - flush_start}
+    return {INSERT_CONSTRUCT: add_start - start, INSERT_ADD: flush_start - add_start,
+            INSERT_TOTAL: end - start, INSERT_FLUSH: end - flush_start}
 
 
 def load(data: BenchData) -> dict[str, float]:
@@ -123,6 +129,15 @@ def load(data: BenchData) -> dict[str, float]:
     session.close()
     engine.dispose()
     return {LOAD: end - start}
+
+
+def memory(data: BenchData) -> dict[str, float]:
+    engine = open_filled_database(data)
+    session = Session(engine, expire_on_commit=False)
+    per_object = measure_memory(lambda: session.scalars(select(User)).all(), data.rows)
+    session.close()
+    engine.dispose()
+    return {MEMORY: per_object}
 
 
 def timed_sparse_update(engine: Engine, data: BenchData, load_all: bool) -> float:
@@ -235,4 +250,5 @@ WORKLOADS = {
     "delete": delete_tenth,
     "get": get_hits,
     "parents": parents_and_children,
+    "memory": memory,
 }

@@ -17,9 +17,12 @@ from bench.common import (
     DENSE_CHANGES,
     DENSE_FLUSH,
     GET_HITS,
+    INSERT_ADD,
+    INSERT_CONSTRUCT,
     INSERT_FLUSH,
     INSERT_TOTAL,
     LOAD,
+    MEMORY,
     PARENT_CHILD,
     PARENTS_WITH_ALL_CHILDREN,
     SPARSE_ALL,
@@ -29,6 +32,7 @@ from bench.common import (
     count_rows,
     expect,
     fill_users,
+    measure_memory,
     start_clock,
     sum_of_ages,
 )
@@ -77,6 +81,7 @@ def insert(data: BenchData) -> dict[str, float]:
         User(name=name, email=email, score=score, age=age, active=active)
         for name, email, score, age, active in data.fields
     ]
+    add_start = clock()
     session.add_all(users)
     flush_start = clock()
     session.flush()
@@ -84,7 +89,8 @@ def insert(data: BenchData) -> dict[str, float]:
     end = clock()
     session.close()
     expect(count_rows(connection), data.rows, "rows after insert")
-    return {INSERT_TOTAL: end - start, INSERT_FLUSH: end - flush_start}
+    return {INSERT_CONSTRUCT: add_start - start, INSERT_ADD: flush_start - add_start,
+            INSERT_TOTAL: end - start, INSERT_FLUSH: end - flush_start}
 
 
 def load(data: BenchData) -> dict[str, float]:
@@ -96,6 +102,13 @@ def load(data: BenchData) -> dict[str, float]:
     expect(len(users), data.rows, "objects loaded")
     session.close()
     return {LOAD: end - start}
+
+
+def memory(data: BenchData) -> dict[str, float]:
+    session = Session(open_filled_database(data))
+    per_object = measure_memory(lambda: session.all(User), data.rows)
+    session.close()
+    return {MEMORY: per_object}
 
 
 def timed_sparse_update(connection: sqlite3.Connection, data: BenchData, load_all: bool) -> float:
@@ -208,4 +221,5 @@ WORKLOADS = {
     "delete": delete_tenth,
     "get": get_hits,
     "parents": parents_and_children,
+    "memory": memory,
 }
