@@ -31,7 +31,8 @@ SHOWS = {
     "autoflush": ['INSERT INTO "authors"', "finds her ([Author(id=1", "cannot see Bo ([])"],
     "lazy-loading": ['FROM "books" WHERE "books"."author_id" = ?', "['Notes', 'Poems']", "is ann: True"],
     "expire-refresh": ["ann = Author(id=1)<persistent>", "'Ann (edited elsewhere)'"],
-    "cascades": ['DELETE FROM "books"', 'DELETE FROM "authors"'],
+    "cascades": ["session.new holds 3 objects", "executemany x2: [('Notes', 1, 0), ('Poems', 1, 0)]",
+                 'DELETE FROM "books"', 'WHERE "books"."author_id" = ?', 'DELETE FROM "authors"'],
     "plan": ["Flush plan:", "Because:", "is unique and is freed first", "references authors.id"],
     "dependencies": ["books.author_id references authors.id", "('Notes', 1, 0)"],
     "topological-sort": ["categories.parent_id references", "('crime', 1)", "('noir', 3)"],
@@ -100,6 +101,8 @@ def test_the_sql_appears_in_the_order_the_idea_needs():
                                        'UPDATE "departments" SET "head_id"', 'UPDATE "employees"',
                                        'DELETE FROM "departments"'])
     assert in_order(run("autoflush")[1], ['INSERT INTO "authors"', 'SELECT "authors"."id"'])
+    assert in_order(run("cascades")[1], ['INSERT INTO "authors"', 'INSERT INTO "books"',
+                                         'DELETE FROM "books"', 'DELETE FROM "authors"'])
 
 
 def test_the_whole_walkthrough_by_default_fits_100_columns():

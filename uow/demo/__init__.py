@@ -4,8 +4,12 @@ Each chapter teaches one idea of the Unit of Work pattern, in the order a course
 a fresh database of its own, prints the real SQL uow sends, one sentence of why, and the modules
 to read next.  ``python -m uow.demo --list`` lists the chapters, ``python -m uow.demo 7`` (or a
 chapter's name) runs one, and no argument runs them all.  It uses only the public API: read it
-side by side with its output.  The chapters live in one module per part of the course:
-``basics`` (registers, keys, identity map, dirty), and the rest as listed below.
+side by side with its output.  The chapters live in one module per part of the course, in this
+order: ``basics`` (new objects, flush and commit, keys, the identity map, dirty fields, your SQL),
+``reading`` (autoflush, lazy loading, expiry), ``ordering`` (cascades, the plan, dependency
+processing, the topological sort, cycles) and ``transactions`` (begin modes, rollback,
+savepoints, a failed flush, optimistic locking); ``models`` holds their classes and ``output``
+the printing, which keeps every line within 100 columns.
 """
 
 import argparse

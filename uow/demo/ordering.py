@@ -9,14 +9,17 @@ from .output import Chapter, say, show, show_sql, why
 
 def cascades() -> None:
     session = fresh_session()
-    ann = Author(name="Ann")
-    notes = Book(title="Notes", author=ann)
-    session.add(notes)
+    notes = Book(title="Notes")
+    ann = Author(name="Ann", books=[notes, Book(title="Poems")])
+    session.add(ann)
     say(f"""
-        save-update: adding a book adds the new author it references (ann is {state_of(ann).value}),
-        and Author.books (cascade="all, delete-orphan") would add ann's books the same way.""")
-    session.add(Book(title="Poems", author=ann))
-    session.commit()
+        save-update: session.add(ann) also registers the books in ann.books, through the
+        cascade of Author.books (cascade="all, delete-orphan"), and a Reference does the same for
+        the object it points at:  session.new holds {len(session.new)} objects.  The commit
+        inserts them all, the parent first:""")
+    with capture_sql() as statements:
+        session.commit()
+    show_sql(statements)
     ann.books.remove(notes)
     with capture_sql() as statements:
         session.flush()
@@ -27,11 +30,12 @@ def cascades() -> None:
     session.commit()
     session.expunge_all()
     ann = session.get_one(Author, 1)
-    session.delete(ann)
     with capture_sql() as statements:
+        session.delete(ann)
         session.flush()
     say("""
-        delete: deleting ann deletes her remaining book too (loaded or not), before her own row:""")
+        delete: deleting ann (read afresh, her books not loaded) loads and deletes her remaining
+        book too, before her own row:""")
     show_sql(statements)
     why("""a cascade says which operations travel along a relationship, so that a whole graph of
         objects is added or deleted by naming its root, and no row is left pointing at nothing.""")
