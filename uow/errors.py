@@ -147,6 +147,15 @@ class StaleDataError(FlushError):
         self.found = found
 
 
+class DatabaseLockedError(TransactionError):
+    """A read waited longer than the busy timeout for another connection's lock.
+
+    Nothing changed: the session and its transaction are as they were, so the read can be tried
+    again, or the transaction rolled back.  (A flush or a COMMIT that meets a lock fails as a
+    FlushError or TransactionError that says the same.)  ``__cause__`` is sqlite3's error.
+    """
+
+
 class ReadOnlyError(TransactionError):
     """A flush was attempted in a read-only transaction; nothing was sent."""
 

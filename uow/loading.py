@@ -21,6 +21,7 @@ from typing import Any
 from .columntypes import from_db
 from .valuechecks import bound_refusal
 from .errors import (
+    DatabaseLockedError,
     IdentityError,
     MappingError,
     NotFoundError,
@@ -164,6 +165,15 @@ class Loader:
                     f"{mapper.cls.__name__} cannot be read from table {mapper.table!r}: {error}; the table "
                     f"was made without a column (or under a name) that {mapper.cls.__name__} declares. "
                     f"Migrate the table, or run uow.create_all() to check every table against its class"
+                ) from error
+            if getattr(error, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+                # Another connection holds the lock (a writer committing, or, in rollback-journal
+                # mode, one in the middle of a write): a lost race, reported as uow's like a
+                # flush's, so that callers can retry it without knowing sqlite3's errors.
+                raise DatabaseLockedError(
+                    f"reading {mapper.cls.__name__} rows: {error} (another connection held a lock for longer "
+                    f"than the busy timeout); nothing changed: retry, or rollback(). WAL mode "
+                    f"(PRAGMA journal_mode = WAL) lets readers go on while one connection writes"
                 ) from error
             raise
 

@@ -250,6 +250,47 @@ def test_flush_waits_for_the_busy_timeout_then_fails_clearly(items_db):
         blocker.close()
 
 
+@pytest.mark.parametrize("call", ["get", "get_one", "all", "filter", "refresh", "merge", "lazy load"])
+def test_a_read_that_meets_a_held_lock_fails_with_a_uow_error_and_changes_nothing(items_db, call):
+    """A writer holding the EXCLUSIVE lock (it is committing, or in rollback-journal mode it
+    spilled its changes): a read waits the busy timeout, then fails.  The stress test once saw
+    get() let that out as a raw sqlite3.OperationalError; it is a DatabaseLockedError, the session
+    is as it was, and once the lock is free the same read works."""
+    blocker = sqlite3.connect(items_db, isolation_level=None)
+    blocker.execute("INSERT INTO rel_items (id, tag, name, qty) VALUES (2, 'item-2', 'two', 2)")
+    conn = uow.connect(items_db)
+    session = uow.Session(conn, busy_timeout=0.05)
+    try:
+        item = session.get(Item, 1)
+        session.commit()
+        if call == "lazy load":
+            session.expire(item)
+        objects = [item]
+        before = session_snapshot(session, objects)
+        reads = {
+            "get": lambda: session.get(Item, 2),
+            "get_one": lambda: session.get_one(Item, 2),
+            "all": lambda: session.all(Item),
+            "merge": lambda: session.merge(Item(id=2, tag="item-2", name="two")),
+            "filter": lambda: session.filter(Item, tag="item-1"),
+            "refresh": lambda: session.refresh(item),
+            "lazy load": lambda: item.name,
+        }
+        blocker.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(uow.errors.DatabaseLockedError) as raised:
+            reads[call]()
+        assert is_lock_error(raised.value), repr(raised.value)
+        assert "Item" in str(raised.value) and "retry" in str(raised.value)
+        assert_session(session, before, objects, f"after {call} met the lock")
+        blocker.execute("ROLLBACK")
+        reads[call]()
+        assert item.name == "one"
+    finally:
+        session.close()
+        conn.close()
+        blocker.close()
+
+
 @pytest.mark.parametrize("journal_mode", JOURNAL_MODES)
 def test_flush_in_a_read_transaction_fails_at_once_on_the_lock(items_db, journal_mode):
     """A session that read first holds a DEFERRED transaction; SQLite cannot let it wait for the
