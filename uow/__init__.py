@@ -3,8 +3,8 @@
 A tour of the modules, from the one you use to the ones underneath it (imports point down):
 
 * ``features``     the Session you use: the core session plus merge/upsert, bulk writes, raw SQL and
-  attached databases, eager loading and event listeners, each a part of its own that the core
-  never imports
+  attached databases, eager loading, event listeners and queries (``querying``), each a part of
+  its own that the core never imports
 * ``session``      the core Session: add, delete, commit, rollback, savepoints, close, as a facade
   over one part per concern: ``lifecycle`` (add, delete, expunge), ``flush`` (collect, plan,
   write, apply), ``loading`` (get, filter, refresh, expire, lazy loading), ``cascades``
@@ -28,11 +28,12 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
 * ``rollback``     exact rollback without SQL: the undo log, and how objects are put back from it
 * ``tracking``     what changed: current values against the snapshot of the row
 * ``identity``     the identity map: one object per row
-* ``query``        SELECT text from the mapping, for filter()
+* ``query``        SELECT text from the mapping and from conditions, for filter() and select()
 * ``entity``       the Entity base class: constructor, repr, attribute hooks
 * ``mapper``       the Mapper: what uow knows of one entity class (table, columns, keys), computed once
 * ``declaration``  the checks a class statement runs, and the Registry where classes find each other
 * ``columns``      Column and ForeignKey, the objects a class body declares
+* ``expressions``  conditions written on class attributes (``User.age >= 18``, ``&``, ``|``, ``~``)
 * ``relationships`` Reference and Collection, kept in step in memory; cascade names
 * ``identifiers``  table and column names: which ones are accepted, and how they are quoted
 * ``states``       the object lifecycle: transient, pending, persistent, deleted, detached

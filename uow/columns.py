@@ -10,7 +10,8 @@ A Column is filled in when its class is mapped (``declaration`` checks it, the `
 it); after that it never changes.  It is also the one piece of instrumentation a column needs
 besides ``Entity.__setattr__``: a *non-data* descriptor, so reading a loaded value is an ordinary
 instance-dict lookup, and the descriptor only runs when the value is missing, which is when an
-expired attribute must be reloaded.
+expired attribute must be reloaded.  Read through the class (``User.age``) it gives the column's
+``expressions.ColumnAttribute``, which query conditions are written with.
 
 This module knows nothing about sessions: it reaches the session only through the object's state
 record (``obj.__dict__[STATE_ATTRIBUTE]``, see ``states``), and then only through the declared
@@ -23,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .errors import DetachedInstanceError, MappingError
+from .expressions import ColumnAttribute
 from .sentinels import MISSING
 from .states import STATE_ATTRIBUTE
 
@@ -76,13 +78,16 @@ class Column(_StandsForItsValue):
         self.nullable = False
         self.index = -1
         self.generated = False
+        # What ``User.age`` gives: one per column, so it compares equal to itself in lists and dicts.
+        self.attribute = ColumnAttribute(self)
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
         if obj is None:
-            return self
+            # Read through the class: an object to write query conditions with (see expressions).
+            return self.attribute
         # Only reached when the value is absent from the instance dict.
         state = obj.__dict__.get(STATE_ATTRIBUTE)
         if state is None or state.key is None:

@@ -61,6 +61,20 @@ class ColumnValueError(UowError, ValueError):
     """
 
 
+class ConditionError(UowError, TypeError):
+    """A query condition that cannot mean what it says: a condition used as a truth value
+    (``and``, ``or``, ``if``, ``1 < User.age < 9``: write ``&`` and ``|``), ``&`` with something
+    that is not a condition, an attribute of another class, or an operator the column's type
+    cannot answer (``<`` on a Decimal stored as text, ``like()`` on a number).
+
+    Raised before any SQL runs.  A value the column cannot hold is a ColumnValueError instead.
+    """
+
+
+class MultipleResultsError(UowError, LookupError):
+    """``one()`` or ``one_or_none()`` found more than one row; narrow the query, or use ``first()``."""
+
+
 # --- identity and object state -------------------------------------------------------------
 
 class IdentityError(UowError, LookupError):
@@ -74,7 +88,7 @@ class IdentityError(UowError, LookupError):
 
 
 class NotFoundError(UowError, LookupError):
-    """get_one() found no row with the given primary key."""
+    """get_one() found no row with the given primary key, or a query's ``one()`` found no row."""
 
 
 class DuplicateIdentityError(UowError):

@@ -11,6 +11,7 @@ with these parts added, each given the session it works for:
 ``bulk``           many rows per statement, outside the unit of work
 ``databases``      raw SQL, and several SQLite files attached to one connection
 ``events``         listeners called before and after each flush, transaction and savepoint
+``querying``       ``select(User).where(User.age >= 18)``: conditions, order, paging, count
 =================  ======================================================================
 
 The methods below only check the session and hand over to the part: read the part's module for
@@ -32,6 +33,7 @@ from .databases import Databases
 from .eager import EagerLoader
 from .events import Listeners, SessionEvents
 from .merging import Merger
+from .querying import Select
 
 E = typing.TypeVar("E", bound=Entity)
 
@@ -91,6 +93,16 @@ class Session(core.Session):
         if objects:
             mapper = mapper_of_object(objects[0], "load_related")
             self.eager.load(objects, self.eager.relationship(mapper, name))
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def select(self, entity: type[E]) -> Select[E]:
+        """A query of ``entity``'s rows, run when its results are asked for (see ``features.querying``)::
+
+            session.select(User).where(User.age >= 18).order_by(User.name.desc()).limit(10).all()
+        """
+        self.guard.check("select")
+        return Select(self, mapper_of_class(entity, "select"))
 
     # -- objects from elsewhere -----------------------------------------------------------
 
