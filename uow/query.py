@@ -101,31 +101,32 @@ def condition_sql(mapper: Mapper, condition: object, operation: str, max_length:
 
 
 def _comparison_sql(mapper, comparison, operation, max_length, params):
-    column = own_column(mapper, comparison.attribute, operation)
+    column = own_column(mapper, comparison.attribute, operation, comparison)
     left = f"{mapper.quoted_table}.{quote(column.name)}"
     operator = comparison.operator
     value = comparison.value
     name = column.qualified_name
+    at = f"{operation}(): in {comparison!r},"  # how each refusal below names the condition
     if operator is IS or operator is IS_NOT:
         if value is not None:
-            raise ConditionError(f"{operation}(): {name}.is_() and is_not() compare with None only, got "
-                                 f"{value!r}; write {name} == {value!r}")
+            raise ConditionError(f"{at} is_() and is_not() compare with None only, got {value!r}; "
+                                 f"write {name} == {value!r}")
         return f"{left} {operator} NULL"
     if operator in ORDERING_OPERATORS:
-        _refuse_unordered(column, operator, operation)
+        _refuse_unordered(column, operator, at)
         if value is None:
-            raise ConditionError(f"{operation}(): {name} {operator} None matches no row (NULL has no order); "
+            raise ConditionError(f"{at} {operator} None matches no row (NULL has no order); "
                                  f"write {name}.is_(None) to find NULL")
     if isinstance(value, ColumnAttribute):
-        other = own_column(mapper, value, operation)
+        other = own_column(mapper, value, operation, comparison)
         if other.type.python_type is not column.type.python_type:
             raise ConditionError(
-                f"{operation}(): {name} ({column.type.python_type.__name__}) and {other.qualified_name} "
+                f"{at} {name} ({column.type.python_type.__name__}) and {other.qualified_name} "
                 f"({other.type.python_type.__name__}) hold different types; SQLite would compare their stored "
                 f"forms, not their values")
         return f"{left} {operator} {mapper.quoted_table}.{quote(other.name)}"
     if operator == LIKE:
-        return _like_sql(column, left, comparison, operation, max_length, params)
+        return _like_sql(column, left, comparison, operation, at, max_length, params)
     if operator == IN or operator == NOT_IN:
         if any(item is None for item in value):
             raise ColumnValueError(
@@ -137,27 +138,27 @@ def _comparison_sql(mapper, comparison, operation, max_length, params):
     return f"{left} {operator} ?"
 
 
-def _like_sql(column, left, comparison, operation, max_length, params):
+def _like_sql(column, left, comparison, operation, at, max_length, params):
     name = column.qualified_name
     if column.type.python_type is not str:
-        raise ConditionError(f"{operation}(): {name}.like() matches text, but {name} holds "
+        raise ConditionError(f"{at} like() matches text, but {name} holds "
                              f"{column.type.python_type.__name__} values; compare it with == or in_()")
     if type(comparison.value) is not str:
-        raise ConditionError(f"{operation}(): {name}.like() takes a str pattern, got {comparison.value!r}")
+        raise ConditionError(f"{at} like() takes a str pattern, got {comparison.value!r}")
     params.extend(_bound(column, [comparison.value], operation, max_length, "LIKE"))
     escape = comparison.escape
     if escape is None:
         return f"{left} LIKE ?"
     if type(escape) is not str or len(escape) != 1:
-        raise ConditionError(f"{operation}(): {name}.like(escape=) is one character, got {escape!r}")
+        raise ConditionError(f"{at} like(escape=) is one character, got {escape!r}")
     params.append(escape)
     return f"{left} LIKE ? ESCAPE ?"
 
 
-def _refuse_unordered(column, operator, operation):
+def _refuse_unordered(column, operator, at):
     if column.type.python_type not in ORDERED_TYPES:
         raise ConditionError(
-            f"{operation}(): {column.qualified_name} {operator} ... cannot be answered by SQLite: "
+            f"{at} {operator} cannot be answered by SQLite: "
             f"{column.qualified_name} holds {column.type.python_type.__name__} values, whose stored form does "
             f"not sort as the values do; compare with == or in_(), or compare in Python after loading")
 
@@ -177,15 +178,18 @@ def _bound(column, values, operation, max_length, operator=EQ):
         raise ColumnValueError(f"{operation}(): {said}") from None
 
 
-def own_column(mapper: Mapper, attribute: object, operation: str) -> Column:
-    """The Column an attribute (``User.age``) reads, which must be one of ``mapper``'s class."""
+def own_column(mapper: Mapper, attribute: object, operation: str, comparison: Comparison | None = None) -> Column:
+    """The Column an attribute (``User.age``) reads, which must be one of ``mapper``'s class (in
+    ``comparison``, which the message names)."""
     if not isinstance(attribute, ColumnAttribute):
         raise ConditionError(f"{operation}(): expected an attribute of {mapper.cls.__name__} such as "
                              f"{mapper.cls.__name__}.{mapper.pk_names[0]}, got {attribute!r}")
     column = attribute.column
     if column.entity is not mapper.cls:
+        found_in = f"{comparison!r} compares {attribute.qualified_name}, which" if comparison is not None \
+        else attribute.qualified_name
         raise ConditionError(
-            f"{operation}(): {attribute.qualified_name} is not a column of {mapper.cls.__name__}; a query reads "
+            f"{operation}(): {found_in} is not a column of {mapper.cls.__name__}; a query reads "
             f"one class's table (there are no joins: query {column.entity.__name__} on its own, or follow a "
             f"relationship)")
     return column

@@ -33,7 +33,7 @@ import uow
 from uow import Entity
 from uow.errors import UowError
 
-from .harness import Item, db_rows, fresh_db, session_snapshot
+from .harness import Code, Item, db_rows, fresh_db, session_snapshot
 
 
 class NotMapped:
@@ -83,6 +83,10 @@ BAD = {
     "connection": [None, 42, ":memory:", CLASS],
     "classes": [42, [42], [None], [TRANSIENT_ITEM], CLASS],
     "entity_or_obj": [None, 42, "x", NotMapped, UNMAPPED_OBJECT],
+    "condition": [None, 42, "x", True, CLASS, UNMAPPED_OBJECT, Code.code == "x", Item.qty < None,
+                  Item.qty.like("1%"), Item.name < Item.qty, Item.name.is_("x")],
+    "values": [None, 42, "x", CLASS, [None], ["x", 42]],
+    "pattern": [None, 42, b"x%", CLASS],
 }
 
 
@@ -138,6 +142,15 @@ CALLS = [
     ("Session.refresh(obj)", "obj", lambda r, x: r.session.refresh(x)),
     ("Session.refresh(fields)", "fields", lambda r, x: r.session.refresh(r.obj, x)),
     ("Session.save_or_update", "obj", lambda r, x: r.session.save_or_update(x)),
+    ("Session.select", "entity", lambda r, x: r.session.select(x)),
+    ("Session.select.where", "condition", lambda r, x: r.session.select(Item).where(x).all()),
+    ("Session.select.where(==)", "column_value", lambda r, x: r.session.select(Item).where(Item.name == x).all()),
+    ("Session.select.where(>=)", "column_value", lambda r, x: r.session.select(Item).where(Item.name >= x).count()),
+    ("Session.select.where(in_)", "values", lambda r, x: r.session.select(Item).where(Item.name.in_(x)).all()),
+    ("Session.select.where(like)", "pattern", lambda r, x: r.session.select(Item).where(Item.name.like(x)).first()),
+    ("Session.select.order_by", "order_by", lambda r, x: r.session.select(Item).order_by(x).all()),
+    ("Session.select.limit", "limit", lambda r, x: r.session.select(Item).limit(x).all()),
+    ("Session.select.offset", "limit", lambda r, x: r.session.select(Item).offset(x).exists()),
     ("Session.scalar(sql)", "sql", lambda r, x: r.session.scalar(x)),
     ("Session.scalar(params)", "params", lambda r, x: r.session.scalar("SELECT ?", x)),
     ("Session.scalars(sql)", "sql", lambda r, x: r.session.scalars(x)),

@@ -115,6 +115,10 @@ CALLS = {
     "save_or_update": lambda r: r.session.save_or_update(Item(tag="saved", name="saved")),
     "scalar": lambda r: r.session.scalar("SELECT count(*) FROM ended_items"),
     "scalars": lambda r: r.session.scalars("SELECT id FROM ended_items"),
+    "select": lambda r: r.session.select(Item).where(Item.tag == "item-2").all(),
+    "select(count)": lambda r: r.session.select(Item).where(Item.qty >= 3).count(),
+    "select(exists)": lambda r: r.session.select(Item).where(Item.name.like("item%")).exists(),
+    "select(no autoflush)": lambda r: r.no_autoflush(lambda: r.session.select(Item).order_by(Item.qty.desc()).first()),
     "stats": lambda r: r.session.stats(),
     "update": lambda r: r.session.update(Item(id=5, tag="item-5", name="updated")),
     "upsert": lambda r: r.session.upsert(Item(id=6, tag="item-6", name="upserted")),
@@ -131,10 +135,11 @@ MUST_REFUSE = {"begin_nested", "begin_nested(no autoflush)", "bulk_insert_mappin
                "bulk_update_mappings", "commit", "dry_run", "execute(INSERT)", "flush", "upsert",
                "nested.commit", "transaction.commit",
                # with autoflush on, these flush the unflushed change first
-               "all", "filter", "get", "get_one", "merge"}
+               "all", "filter", "get", "get_one", "merge", "select", "select(count)", "select(exists)"}
 
 # Calls in MUST_REFUSE only because autoflush writes first: with nothing to flush they only read.
-FLUSH_ONLY = {"all", "filter", "get", "get_one", "merge", "flush", "dry_run"}
+FLUSH_ONLY = {"all", "filter", "get", "get_one", "merge", "flush", "dry_run", "select", "select(count)",
+              "select(exists)"}
 
 # Methods that need no row: they are rows above under another label, or take nothing to call.
 NOT_CALLS = set()
