@@ -68,7 +68,8 @@ def generated_keys() -> None:
         session.flush()
     say(f"""
         One new row: the INSERT asks SQLite for the key it generated (RETURNING), and ann
-        gets it:  ann = {ann!r}""")
+        gets it:
+            ann = {ann!r}""")
     show_sql(statements)
     books = [Book(title=title, author=ann) for title in ("A", "B", "C")]
     session.add_all(books)
@@ -112,8 +113,9 @@ def dirty() -> None:
     session.commit()
     ann.name = "Annie"
     say(f"""
-        After ann.name = "Annie":  session.dirty_fields(ann) = {session.dirty_fields(ann)},
-        session.original_value(ann, "name") = {session.original_value(ann, "name")!r}""")
+        After ann.name = "Annie":
+            session.dirty_fields(ann) = {session.dirty_fields(ann)}
+            session.original_value(ann, "name") = {session.original_value(ann, "name")!r}""")
     ann.name = "Ann"
     with capture_sql() as statements:
         session.flush()

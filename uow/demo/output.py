@@ -35,10 +35,19 @@ def heading(number: int, title: str, read: Iterable[str]) -> None:
 
 
 def say(text: str) -> None:
-    """A paragraph of explanation (dedented, so chapters can write it indented in the source)."""
+    """Explanation, dedented (chapters write it indented in the source): its prose lines are
+    filled to WIDTH as one paragraph, and indented lines (values, examples) kept as they are."""
     emit()
-    for line in textwrap.dedent(text).strip().splitlines():
-        emit(line)
+    prose: list[str] = []
+    for line in textwrap.dedent(text).strip().splitlines() + [" "]:
+        if line and not line[0].isspace():
+            prose.append(line)
+            continue
+        if prose:
+            print(textwrap.fill(" ".join(prose), WIDTH, break_on_hyphens=False))
+            prose = []
+        if line.strip():
+            emit(line)
 
 
 def why(text: str) -> None:

@@ -15,15 +15,15 @@ def autoflush() -> None:
     session = fresh_session()
     session.add(Author(name="Ann"))
     with capture_sql() as statements:
-        found = session.filter(Author, name="Ann")
+        found = session.select(Author).where(Author.name == "Ann").all()
     say(f"""
-        Ann is only pending, yet session.filter(Author, name="Ann") finds her ({found}):
-        the query first flushes what is staged, then SELECTs:""")
+        Ann is only pending, yet session.select(Author).where(Author.name == "Ann").all() finds
+        her ({found}): the query first flushes what is staged, then SELECTs:""")
     show_sql(statements)
     session.add(Author(name="Bo"))
     with session.no_autoflush:
         with capture_sql() as statements:
-            found = session.filter(Author, name="Bo")
+            found = session.select(Author).where(Author.name == "Bo").all()
     say(f"""
         Inside `with session.no_autoflush:` the query runs alone, and cannot see Bo ({found}):""")
     show_sql(statements)
@@ -67,7 +67,8 @@ def expire_refresh() -> None:
         session.expire(ann)
         say(f"""
             session.expire(ann) forgets her loaded values: she is a "ghost", her key known, her
-            columns not (printing her loads nothing):  ann = {ann!r}""")
+            columns not (printing her loads nothing):
+                ann = {ann!r}""")
         with capture_sql() as statements:
             name = ann.name
         say(f"""
@@ -80,7 +81,8 @@ def expire_refresh() -> None:
             session.refresh(ann)
         say(f"""
             Another connection renamed her.  session.refresh(ann) reloads now, discarding any
-            change not flushed:  ann.name = {ann.name!r}""")
+            change not flushed:
+                ann.name = {ann.name!r}""")
         show_sql(statements)
         other.close()
         session.close()
@@ -89,7 +91,8 @@ def expire_refresh() -> None:
 
 
 CHAPTERS = [
-    Chapter("autoflush", "Autoflush: a query sees what you staged", ("flush", "loading"), autoflush),
+    Chapter("autoflush", "Autoflush: a query sees what you staged", ("flush", "features/querying"),
+            autoflush),
     Chapter("lazy-loading", "Lazy loading of relationships", ("loading", "relationships"), lazy_loading),
     Chapter("expire-refresh", "Expired objects, expire() and refresh()", ("loading", "sentinels"),
             expire_refresh),
