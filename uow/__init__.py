@@ -39,7 +39,8 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
 * ``states``       the object lifecycle: transient, pending, persistent, deleted, detached
 * ``sentinels``    MISSING and NOT_LOADED, the markers used where None is a real value
 * ``jsontype``     dict and list columns stored as JSON, and how changes made in place are seen
-* ``columntypes``  how each Python type is stored and read back unchanged
+* ``columntypes``  how each Python type is stored and read back unchanged (UUID and enums too)
+* ``customtypes``  a column type of your own (``CustomType``), held to the same promise
 * ``valuechecks``  the one gate every value passes on its way to SQLite, and how a refused value is shown
 * ``rowsize``      SQLite's limit on a whole row: the least size of a written row's record
 * ``arguments``    the plain arguments of public calls (lists, SQL text, paths, seconds), checked
@@ -52,6 +53,7 @@ from .errors import *  # noqa: F401,F403  (the exception hierarchy is part of th
 from .executor import Statement, capture_sql, connect
 from .entity import Entity
 from .columns import Column, ForeignKey
+from .customtypes import CustomType
 from .mapper import mapper_of, mapper_of_object
 from .relationships import Collection, Reference
 from .planner import Constraint, FlushPlan, Step, StepKind, StepPurpose
@@ -92,7 +94,7 @@ def loaded_values(obj: Entity) -> dict[str, Any]:
 
 
 __all__ = [
-    "Column", "Entity", "ForeignKey", "Reference", "Collection", "Session", "SessionStats", "connect", "create_all",
+    "Column", "CustomType", "Entity", "ForeignKey", "Reference", "Collection", "Session", "SessionStats", "connect", "create_all",
     "create_table_sql", "capture_sql", "Statement", "ObjectState", "state_of", "object_session",
     "identity_key", "loaded_values", "FlushPlan", "Step", "StepKind", "StepPurpose", "Constraint", "NestedTransaction", "SessionTransaction",
     "TransactionState", "errors", "events", "listen", "remove_listener", "EVENT_NAMES",

@@ -53,6 +53,9 @@ class Column(_StandsForItsValue):
     DEFAULT (uow reads the value back after the INSERT).  Nullability comes from the
     annotation (``str | None``).
 
+    ``type`` gives a column type of your own, a :class:`~uow.customtypes.CustomType` instance, for
+    a class uow does not store by itself (the annotation names that class).
+
     ``version=True`` makes an ``int`` column the row's version counter (optimistic concurrency):
     it starts at 1, every UPDATE and DELETE of the row checks it still holds the value this
     session loaded and increments it, and a mismatch raises StaleDataError instead of
@@ -61,7 +64,8 @@ class Column(_StandsForItsValue):
 
     def __init__(self, *, primary_key: bool = False, default: Any = MISSING,
                  default_factory: Callable[[], Any] | None = None, server_default: str | None = None,
-                 unique: bool = False, references: type | str | None = None, version: bool = False) -> None:
+                 unique: bool = False, references: type | str | None = None, version: bool = False,
+                 type: Any = None) -> None:
         if default is not MISSING and default_factory is not None:
             raise MappingError("give a Column either default or default_factory, not both")
         self.primary_key = primary_key
@@ -71,6 +75,7 @@ class Column(_StandsForItsValue):
         self.unique = unique
         self.references = references
         self.version = version
+        self.declared_type = type  # a CustomType, or None: the annotation says
         # Filled in when the class is mapped (None before; only the repr reads them then):
         self.name: Any = None     # str
         self.entity: Any = None   # the entity class

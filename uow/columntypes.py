@@ -17,8 +17,13 @@ Python type                declared as     stored as
 ``datetime.date``          TEXT            ``YYYY-MM-DD``
 ``datetime.datetime``      TEXT            ISO 8601 (naive or a fixed unnamed offset; fold=0)
 ``decimal.Decimal``        TEXT            ``str(value)``: every digit and the exponent kept
+``uuid.UUID``              TEXT            ``str(value)``: 36 characters, lower case, with hyphens
+an ``enum.Enum`` class     TEXT            the member's *name* (``Color.RED`` as ``'RED'``)
 ``dict``, ``list``         TEXT            JSON; in-place changes are detected at flush (``jsontype``)
 =========================  ==============  ===============================================
+
+A type of your own is declared with ``Column(type=...)`` and a :class:`~uow.customtypes.CustomType`
+(``customtypes``), held to the same promise.
 
 Dates and decimals are declared TEXT rather than DATE or DECIMAL on purpose: those names give
 the column NUMERIC affinity, and SQLite would then turn ``Decimal('1.10')`` into the REAL 1.1.
@@ -30,10 +35,14 @@ record limit (``rowsize``).  :func:`to_db` and :func:`from_db` are the one conve
 
 import datetime
 import decimal
+import enum
 import functools
 import math
+import uuid
 from collections.abc import Callable
 from typing import Any, cast
+
+from .errors import ColumnValueError
 
 INT64_MIN = -(2 ** 63)
 INT64_MAX = 2 ** 63 - 1
@@ -48,21 +57,23 @@ class ColumnType:
     ``to_db`` converts a Python value to what sqlite3 binds (None when no conversion is needed),
     ``from_db`` converts a stored value back (None when sqlite3 already returns the right type),
     and ``problem`` returns why a single value cannot be stored unchanged, or None.
+    ``stored_type`` is the type of what ``to_db`` gives (the form an identity key holds).
     """
 
     python_type: type = object
+    stored_type: type = object
     sql_type = ""
     mutable = False
     to_db: Callable[[Any], Any] | None = None
     from_db: Callable[[Any], Any] | None = None
 
-    def problem(self, value):
+    def problem(self, value: Any) -> str | None:
         """Why ``value`` cannot be stored and read back unchanged, or None when it can."""
         if type(value) is not self.python_type:
             return f"expected {self.python_type.__name__}, got {type(value).__name__}"
         return None
 
-    def all_valid(self, values):
+    def all_valid(self, values: list[Any]) -> bool:
         """A fast check that every (non-None) value is acceptable; may only say True when it is."""
         return set(map(type, values)) <= {self.python_type}
 
@@ -153,6 +164,7 @@ class BooleanType(ColumnType):
 
 class DateType(ColumnType):
     python_type = datetime.date
+    stored_type = str
     sql_type = "TEXT"
     to_db = staticmethod(datetime.date.isoformat)
     from_db = staticmethod(datetime.date.fromisoformat)
@@ -170,6 +182,7 @@ class DateTimeType(ColumnType):
     """
 
     python_type = datetime.datetime
+    stored_type = str
     sql_type = "TEXT"
     to_db = staticmethod(datetime.datetime.isoformat)
     from_db = staticmethod(datetime.datetime.fromisoformat)
@@ -221,6 +234,7 @@ def _fixed_offset_problem(text, zone):
 
 class DecimalType(ColumnType):
     python_type = decimal.Decimal
+    stored_type = str
     sql_type = "TEXT"
     to_db = staticmethod(decimal.Decimal.__str__)
     from_db = staticmethod(decimal.Decimal)
@@ -238,6 +252,67 @@ class DecimalType(ColumnType):
         return not any(v.is_nan() for v in values)
 
 
+class UuidType(ColumnType):
+    """A UUID as its canonical text (``'12345678-1234-5678-1234-567812345678'``).
+
+    Text rather than a 16-byte blob so that the stored value reads the same in the sqlite3 shell
+    as in Python; the canonical form is the one compared, so a key is found only under it (a row
+    another program wrote as 32 hex digits or in upper case is read, but ``get()`` will not find it).
+    """
+
+    python_type = uuid.UUID
+    stored_type = str
+    sql_type = "TEXT"
+    to_db = staticmethod(uuid.UUID.__str__)
+    from_db = staticmethod(uuid.UUID)
+
+
+class EnumType(ColumnType):
+    """Members of one ``enum.Enum`` class, stored by *name*.
+
+    The name rather than the value, as SQLAlchemy's Enum does: names are unique text, while
+    values may be anything (tuples, objects, two members' aliases), and a value changed in the
+    class would otherwise turn stored rows into another member.  Only members of exactly this
+    class are accepted: ``'RED'`` or the IntEnum's ``1`` would come back as ``Color.RED``, not
+    as what was stored.  ``enum.Flag`` classes are refused when the class is declared (a
+    combination of flags has no single name to store).  One instance per enum class
+    (:func:`enum_type`), so two columns of one enum have the same type, as a foreign key needs.
+    """
+
+    python_type: type[enum.Enum]
+    stored_type = str
+    sql_type = "TEXT"
+
+    def __init__(self, enum_class: type[enum.Enum]) -> None:
+        self.python_type = enum_class
+        self.to_db = _member_name
+        self.from_db = self.member
+
+    def member(self, name: str) -> enum.Enum:
+        """The member a stored name stands for; a name the class no longer has is an error."""
+        try:
+            return self.python_type[name]
+        except KeyError:
+            members = ", ".join(self.python_type.__members__)
+            raise ColumnValueError(
+                f"the stored name {name!r} is not a member of {self.python_type.__name__} ({members}); "
+                f"a member was renamed or removed after the row was written: add it back, or update the rows"
+            ) from None
+
+    def __repr__(self):
+        return f"EnumType({self.python_type.__name__})"
+
+
+def _member_name(member: enum.Enum) -> str:
+    return member.name
+
+
+@functools.cache
+def enum_type(enum_class: type[enum.Enum]) -> EnumType:
+    """The one :class:`EnumType` of ``enum_class``."""
+    return EnumType(enum_class)
+
+
 # The types this module stores, by the annotation that declares them (the JSON types, dict and
 # list, are ``jsontype``'s).
 BUILT_IN_TYPES: dict[type, ColumnType] = {
@@ -249,6 +324,7 @@ BUILT_IN_TYPES: dict[type, ColumnType] = {
     datetime.date: DateType(),
     datetime.datetime: DateTimeType(),
     decimal.Decimal: DecimalType(),
+    uuid.UUID: UuidType(),
 }
 
 

@@ -19,12 +19,14 @@ first used (:func:`check_foreign_key_targets`).
 The :class:`Registry` is where classes find each other by name.
 """
 
+import enum
 import sys
 import types
 import typing
 
-from .columntypes import BUILT_IN_TYPES, ColumnType
+from .columntypes import BUILT_IN_TYPES, ColumnType, enum_type
 from .columns import Column, ForeignKey
+from .customtypes import CustomType, same_column_type
 from .errors import MappingError
 from .identifiers import check_column_name
 from .jsontype import JSON_TYPES
@@ -33,7 +35,8 @@ from .sentinels import MISSING
 
 
 # Every type a column may hold, by the annotation that declares it: ``columntypes`` says how each
-# is stored, ``jsontype`` for dict and list.
+# is stored, ``jsontype`` for dict and list.  Besides these: any enum.Enum class (``enum_type``),
+# and a CustomType given with Column(type=...).
 COLUMN_TYPES: dict[type, ColumnType] = {**BUILT_IN_TYPES, **JSON_TYPES}
 
 
@@ -71,13 +74,41 @@ def _column_python_type(annotation, owner, name):
         if len(members) != 1:
             raise MappingError(f"{owner.__name__}.{name}: a column holds one type, not {annotation!r}")
         annotation = members[0]
-    if annotation not in COLUMN_TYPES:
-        supported = ", ".join(t.__name__ for t in COLUMN_TYPES)
-        raise MappingError(
-            f"{owner.__name__}.{name}: uow cannot store values of type {annotation!r}; "
-            f"supported types are {supported} (each may be '| None')"
-        )
     return annotation, nullable
+
+
+def _column_type(python_type, declared, owner, name):
+    """The ColumnType of a column annotated ``python_type``, given as ``Column(type=declared)`` or not."""
+    where = f"{owner.__name__}.{name}"
+    if declared is not None:
+        if not isinstance(declared, CustomType):
+            raise MappingError(
+                f"{where}: Column(type=...) takes an instance of a uow.CustomType subclass "
+                f"(see uow.customtypes), not {declared!r}"
+            )
+        reason = declared.declaration_problem()
+        if reason is not None:
+            raise MappingError(f"{where}: {reason}")
+        if python_type is not declared.python_type:
+            raise MappingError(
+                f"{where} is annotated {python_type!r}, but {declared!r} stores "
+                f"{declared.python_type.__name__}; annotate it {declared.python_type.__name__}"
+            )
+        return declared
+    if python_type in COLUMN_TYPES:
+        return COLUMN_TYPES[python_type]
+    if isinstance(python_type, type) and issubclass(python_type, enum.Enum):
+        if issubclass(python_type, enum.Flag):
+            raise MappingError(
+                f"{where}: {python_type.__name__} is an enum.Flag, whose combinations have no single name "
+                f"to store; store its int value in an int column, or give a uow.CustomType"
+            )
+        return enum_type(python_type)
+    supported = ", ".join(t.__name__ for t in COLUMN_TYPES)
+    raise MappingError(
+        f"{where}: uow cannot store values of type {python_type!r}; supported types are {supported} "
+        f"and enum.Enum classes (each may be '| None'), or give Column(type=...) a uow.CustomType"
+    )
 
 
 def _evaluate(annotation, owner, name):
@@ -117,9 +148,9 @@ def collect_columns(cls):
         declared = cls.__dict__.get(name, MISSING)
         column = declared if isinstance(declared, Column) else Column(default=declared)
         python_type, nullable = _column_python_type(annotation, cls, name)
+        column.type = _column_type(python_type, column.declared_type, cls, name)
         column.name = name
         column.entity = cls
-        column.type = COLUMN_TYPES[python_type]
         column.nullable = nullable
         column.index = len(columns)
         _check_column(column, python_type)
@@ -207,7 +238,7 @@ def check_foreign_key_targets(mapper):
                 f"{target.__name__}'s primary key has {len(target_key)}"
             )
         for column, referenced in zip(foreign_key.columns, target_key):
-            if column.type is not referenced.type:
+            if not same_column_type(column.type, referenced.type):
                 raise MappingError(
                     f"{column.qualified_name} ({column.type.python_type.__name__}) references "
                     f"{referenced.qualified_name} ({referenced.type.python_type.__name__}); the types must match"

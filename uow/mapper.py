@@ -256,7 +256,7 @@ class Mapper:
         if self.plain_key:
             return key[1]
         return tuple(
-            column.type.from_db(value) if convert is not None and type(value) is str else value
+            column.type.from_db(value) if convert is not None and type(value) is column.type.stored_type else value
             for column, convert, value in zip(self.primary_key, self.key_converters, key[1])
         )
 

@@ -106,7 +106,7 @@ class InstanceState:
         if self.key is not None:
             # The key the session knows the row by (the key columns may be expired, or changed
             # and not yet flushed).
-            return self.mapper.describe(dict(zip(self.mapper.pk_names, self.key[1])))
+            return self.mapper.describe(dict(zip(self.mapper.pk_names, self.mapper.key_values(self.key))))
         if any(values.get(name) is None for name in self.mapper.pk_names):
             return f"{self.mapper.cls.__name__}(new #{self.sequence})"
         return self.mapper.describe(values)

@@ -8,7 +8,7 @@ others: add+flush and the bulk writes refused an over-long text while ``get()``,
 ``upsert()`` sent it.
 
 Values: for each column type uow stores (int, float, str, bytes, bool, date, datetime, Decimal,
-JSON dict and list), the edges -- 64-bit bounds and one past them, NaN, infinities, -0.0, the
+JSON dict and list, UUID, an enum.Enum class, and a user's CustomType: Fraction as text), the edges -- 64-bit bounds and one past them, NaN, infinities, -0.0, the
 largest and smallest doubles, the empty string and blob, NUL, a lone surrogate, astral
 characters, text and blobs of exactly SQLite's length limit and one byte over (the limit is
 lowered with ``Connection.setlimit(SQLITE_LIMIT_LENGTH, ...)``, which Python 3.11 provides, so
@@ -37,8 +37,11 @@ Heavier run by hand (20 times the Hypothesis examples)::
 import collections
 import datetime
 import decimal
+import enum
+import fractions
 import math
 import sqlite3
+import uuid
 
 import pytest
 from hypothesis import given, strategies as st
@@ -51,8 +54,34 @@ from .harness import hypothesis_settings, session_snapshot, sqlite_cause
 
 D = decimal.Decimal
 LIMIT = 1000  # SQLITE_LIMIT_LENGTH on the test connections, in bytes
-TYPES = [int, float, str, bytes, bool, datetime.date, datetime.datetime, decimal.Decimal, dict, list]
-KEY_TYPES = [int, float, str, bytes, bool, datetime.date, datetime.datetime, decimal.Decimal]
+
+
+class Tone(enum.Enum):
+    """An enum whose values are not text (stored by name) and with an alias."""
+
+    LOW = (1, "low")
+    HIGH = 2.5
+    LOUD = 2.5  # an alias of HIGH: the same member, stored as 'HIGH'
+
+
+class FractionType(uow.CustomType):
+    """A user's column type: a Fraction stored as the text 'numerator/denominator'."""
+
+    python_type = fractions.Fraction
+    stored_type = str
+
+    def to_stored(self, value):
+        return f"{value.numerator}/{value.denominator}"
+
+    def from_stored(self, stored):
+        return fractions.Fraction(stored)
+
+
+CUSTOM = {fractions.Fraction: FractionType()}
+TYPES = [int, float, str, bytes, bool, datetime.date, datetime.datetime, decimal.Decimal, dict, list, uuid.UUID, Tone,
+         fractions.Fraction]
+KEY_TYPES = [int, float, str, bytes, bool, datetime.date, datetime.datetime, decimal.Decimal, uuid.UUID, Tone,
+             fractions.Fraction]
 
 
 def _classes():
@@ -61,12 +90,13 @@ def _classes():
     for python_type in TYPES:
         name = python_type.__name__.lower()
         holders[python_type] = type(f"Holds{name.capitalize()}", (base,), {
-            "__annotations__": {"id": int, "value": python_type | None}, "id": Column(primary_key=True)},
-            table=f"limits_{name}")
+            "__annotations__": {"id": int, "value": python_type | None}, "id": Column(primary_key=True),
+            "value": Column(type=CUSTOM.get(python_type))}, table=f"limits_{name}")
     for python_type in KEY_TYPES:
         name = python_type.__name__.lower()
         keyed[python_type] = type(f"Keyed{name.capitalize()}", (base,), {
-            "__annotations__": {"key": python_type, "label": str}, "key": Column(primary_key=True)},
+            "__annotations__": {"key": python_type, "label": str},
+            "key": Column(primary_key=True, type=CUSTOM.get(python_type))},
             table=f"limits_key_{name}")
     return holders, keyed
 
@@ -74,7 +104,7 @@ def _classes():
 HOLDERS, KEYED = _classes()
 ORDINARY = {int: 7, float: 7.5, str: "seven", bytes: b"seven", bool: False, datetime.date: datetime.date(2007, 7, 7),
             datetime.datetime: datetime.datetime(2007, 7, 7, 7, 7), decimal.Decimal: D("7.7"), dict: {"n": 7},
-            list: [7]}
+            list: [7], uuid.UUID: uuid.UUID(int=7), Tone: Tone.LOW, fractions.Fraction: fractions.Fraction(7, 3)}
 
 
 def _deep(depth):
@@ -108,6 +138,12 @@ EDGES = {
     dict: [{}, {"k": "\ud800"}, {"\ud800": 1}, {"n": math.nan}, {"n": math.inf}, {"big": 2 ** 70}, {"k": "x" * LIMIT},
            {"k": (1, 2)}, {1: "int key"}, {"deep": _deep(50)}, {"deeper": _deep(5000)}, {"s": {1, 2}}, {"-0": -0.0}],
     list: [[], ["\ud800"], [math.nan], [2 ** 70], ["x" * LIMIT], _deep(5000), [D("1.1")], [b"b"], (1, 2)],
+    uuid.UUID: [uuid.UUID(int=0), uuid.UUID(int=2 ** 128 - 1), uuid.UUID("{12345678-1234-5678-1234-567812345678}"),
+                "12345678-1234-5678-1234-567812345678", uuid.UUID(int=1).bytes, uuid.UUID(int=1).int, None],
+    Tone: [Tone.LOW, Tone.HIGH, Tone.LOUD, "LOW", 2.5, (1, "low"), None],
+    fractions.Fraction: [fractions.Fraction(0), fractions.Fraction(-1, 3), fractions.Fraction(2, 4),
+                         fractions.Fraction(10 ** (LIMIT // 2), 3), fractions.Fraction(10 ** (LIMIT - 3), 1),
+                         fractions.Fraction(10 ** LIMIT, 1), 0.5, 1, "1/3", D("0.5"), None],
 }
 
 CHANNELS = ["add", "assign", "bulk_insert", "bulk_update", "bulk_save", "upsert_new", "upsert_existing",
@@ -370,6 +406,9 @@ VALUES = {
     decimal.Decimal: st.decimals(allow_nan=True, allow_infinity=True),
     dict: st.dictionaries(st.text(max_size=5), _json_values(), max_size=3),
     list: st.lists(_json_values(), max_size=3),
+    uuid.UUID: st.uuids(),
+    Tone: st.sampled_from(list(Tone.__members__.values())),
+    fractions.Fraction: st.fractions(),
 }
 
 
