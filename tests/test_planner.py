@@ -554,7 +554,7 @@ Flush plan:
   1. INSERT users (name, email) reading back (id): 1 row
        User(new #1)
   2. INSERT orders (user_id, total) reading back (id): 1 row
-       Order(new #2)
+       Order(new #2): user_id = id of User(new #1)
 Because:
   - INSERT Order(new #2) after INSERT User(new #1): orders.user_id references users.id"""
 

@@ -10,6 +10,8 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
   write, apply), ``loading`` (get, filter, refresh, expire, lazy loading), ``cascades``
   (references and cascades), ``rollback`` (the undo log: what a rollback puts back),
   ``boundaries`` (begin, savepoints, commit, rollback, close)
+* ``explain``      ``session.explain(obj)``: why an object is in the next flush (add(), which cascade
+  from which object, old -> new, its statements and their ordering), read from the records
 * ``hooks``        the only calls an entity object makes on its session, declared once
 * ``observer``     the session's events, and what a listener may not do while they run
 * ``guard``        the checks every session call makes, and failing the session after a failed write
@@ -50,7 +52,7 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
 from typing import Any
 
 from .errors import *  # noqa: F401,F403  (the exception hierarchy is part of the public API)
-from .executor import Statement, capture_sql, connect
+from .executor import Statement, Statements, capture_sql, connect
 from .entity import Entity
 from .columns import Column, ForeignKey
 from .customtypes import CustomType
@@ -95,7 +97,7 @@ def loaded_values(obj: Entity) -> dict[str, Any]:
 
 __all__ = [
     "Column", "CustomType", "Entity", "ForeignKey", "Reference", "Collection", "Session", "SessionStats", "connect", "create_all",
-    "create_table_sql", "capture_sql", "Statement", "ObjectState", "state_of", "object_session",
+    "create_table_sql", "capture_sql", "Statement", "Statements", "ObjectState", "state_of", "object_session",
     "identity_key", "loaded_values", "FlushPlan", "Step", "StepKind", "StepPurpose", "Constraint", "NestedTransaction", "SessionTransaction",
     "TransactionState", "errors", "events", "listen", "remove_listener", "EVENT_NAMES",
 ]

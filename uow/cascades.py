@@ -12,6 +12,7 @@ from typing import Any
 
 from .errors import InvalidStateError
 from .loading import points_at
+from .registers import DELETE_ORPHAN, SAVE_UPDATE
 from .relationships import set_reference
 from .states import PERSISTENT, STATE_ATTRIBUTE
 
@@ -38,7 +39,7 @@ class Cascades:
                 )
             if "save-update" in reference.cascade and (target_state is None or target_state.session is None):
                 session.lifecycle.refuse_to_add(target)
-                session.lifecycle.bring_in(target)
+                session.lifecycle.bring_in(target, (SAVE_UPDATE, state, reference))
         session.undo.record(state)
         set_reference(state.obj, reference, target)
         if state.status is PERSISTENT:
@@ -55,17 +56,20 @@ class Cascades:
 
     def adopted(self, collection, item):
         """``item`` was appended to a collection of an object in this session: save-update brings it in."""
-        item_state = item.__dict__.get(STATE_ATTRIBUTE)
+        values = item.__dict__
+        item_state = values.get(STATE_ATTRIBUTE)
         if "save-update" in collection.cascade and (item_state is None or item_state.session is None):
-            self.session.lifecycle.bring_in(item)
+            owner = values[collection.reference.name]  # (the append has just pointed the item at it)
+            self.session.lifecycle.bring_in(item, (SAVE_UPDATE, owner.__dict__[STATE_ATTRIBUTE], collection))
 
-    def orphaned(self, collection, item):
-        """``item`` was removed from a collection: with delete-orphan it goes, otherwise it stays unlinked."""
+    def orphaned(self, collection, item, owner):
+        """``item`` was removed from ``owner``'s collection: with delete-orphan it goes, otherwise
+        it stays unlinked."""
         if "delete-orphan" not in collection.cascade:
             return
         state = item.__dict__.get(STATE_ATTRIBUTE)
         if state is not None and state.session is self.session:
-            self.session.delete(item)
+            self.session.lifecycle.delete(item, (DELETE_ORPHAN, owner.__dict__[STATE_ATTRIBUTE], collection))
 
     def related(self, obj, cascade):
         """The objects one step from ``obj`` along relationships whose cascade includes ``cascade``.
@@ -73,22 +77,27 @@ class Cascades:
         Only what is already in memory is followed (a cached reference, a loaded collection),
         except for "delete", which finds every child, loaded or not (see :meth:`children_of`).
         """
+        return [target for _, target in self.along(obj, cascade)]
+
+    def along(self, obj, cascade):
+        """:meth:`related`, each object with the relationship it was reached along:
+        ``[(relationship, object)]``, for the causes a cascade records (see ``registers``)."""
         mapper = type(obj).__mapper__
         values = obj.__dict__
         related = []
         for reference in mapper.references:
             target = values.get(reference.name)
             if target is not None and cascade in reference.cascade:
-                related.append(target)
+                related.append((reference, target))
         for collection in mapper.collections:
             if cascade not in collection.cascade:
                 continue
             if cascade == "delete":
-                related.extend(self.children_of(obj, collection))
+                related.extend((collection, child) for child in self.children_of(obj, collection))
                 continue
             held = values.get(collection.name)
             if held is not None:
-                related.extend(held)
+                related.extend((collection, item) for item in held)
         return related
 
     def children_of(self, obj, collection):

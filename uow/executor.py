@@ -121,6 +121,24 @@ class Statement:
         return f"{self.sql}  {tuple(self.params)!r}" if self.params else self.sql
 
 
+class Statements(list[Statement]):
+    """A list of :class:`Statement` that prints one numbered statement per line, as the SQL and
+    its parameters (what ``dry_run()`` returns and ``capture_sql()`` collects)::
+
+        1. SAVEPOINT "uow_flush"
+        2. INSERT INTO "users" ("name") VALUES (?) RETURNING "id"  ('Ann',)
+        3. RELEASE "uow_flush"
+
+    It stays a list (``==`` a list of Statement, indexing, ``len``); only printing changes,
+    because a list prints its items' reprs on one line.
+    """
+
+    def __str__(self) -> str:
+        if not self:
+            return "(no statements)"
+        return "\n".join(f"{number}. {statement}" for number, statement in enumerate(self, 1))
+
+
 class _Collector(logging.Handler):
     def __init__(self, statements: list[Statement]) -> None:
         super().__init__(logging.DEBUG)
@@ -133,14 +151,15 @@ class _Collector(logging.Handler):
 
 
 @contextlib.contextmanager
-def capture_sql() -> Iterator[list[Statement]]:
-    """Collect every statement uow runs inside the block, as a list of :class:`Statement`::
+def capture_sql() -> Iterator[Statements]:
+    """Collect every statement uow runs inside the block, as :class:`Statements` (a list of
+    :class:`Statement` that prints one per line)::
 
         with capture_sql() as statements:
             session.flush()
-        print([s.sql for s in statements])
+        print(statements)
     """
-    statements: list[Statement] = []
+    statements = Statements()
     handler = _Collector(statements)
     previous_level = log.level
     log.addHandler(handler)

@@ -23,7 +23,7 @@ from typing import Any
 
 from .binding import bind_plan
 from .errors import ReadOnlyError, StaleDataError
-from .executor import Savepoint, capture_sql
+from .executor import Savepoint, Statements, capture_sql
 from .identity import collector_paused, refuse_duplicate_claims
 from .sentinels import NOT_LOADED
 from .planner import StepKind, StepPurpose, build_plan
@@ -84,7 +84,7 @@ class Flusher:
         session = self.session
         flush = Flush(session, self)
         if not flush.collect():
-            return []
+            return Statements()
         flush.plan_and_check()
         self.guard.refuse_lost_transaction("dry_run")
         began = not session.transaction.active
@@ -274,8 +274,7 @@ class Flush:
         # flush inserted is in the identity map as well, so none of them is missed.
         for old_key, new_key in self.new_keys:
             self.follow_new_key(old_key, new_key)
-        self.registers.pending.clear()
-        self.registers.marked.clear()
+        self.registers.flushed()
         session.tracker.clear()
         self.flusher.count += 1
 

@@ -46,8 +46,8 @@ class SessionHooks(typing.Protocol):
     def adopted(self, collection: Collection, item: object) -> None:
         """``item`` joined ``collection``: save-update brings it into the session."""
 
-    def orphaned(self, collection: Collection, item: object) -> None:
-        """``item`` left ``collection``: delete-orphan deletes it."""
+    def orphaned(self, collection: Collection, item: object, owner: object) -> None:
+        """``item`` left ``owner``'s ``collection``: delete-orphan deletes it."""
 
 
 class EntityHooks(SessionHooks):
@@ -95,5 +95,5 @@ class EntityHooks(SessionHooks):
     def adopted(self, collection, item):
         self.session.cascades.adopted(collection, item)
 
-    def orphaned(self, collection, item):
-        self.session.cascades.orphaned(collection, item)
+    def orphaned(self, collection, item, owner):
+        self.session.cascades.orphaned(collection, item, owner)

@@ -18,6 +18,7 @@ from typing import Any
 from .errors import DuplicateIdentityError, InvalidStateError
 from .identity import collector_paused, format_key
 from .mapper import entity_objects, mapper_of_object
+from .registers import DELETE, SAVE_UPDATE, TAKEN_BACK
 from .rollback import Memento
 from .states import DELETED, DETACHED, PENDING, PERSISTENT, STATE_ATTRIBUTE, TRANSIENT, InstanceState
 
@@ -89,13 +90,17 @@ class Lifecycle:
             )
         # (An object already here, pending or persistent, is accepted as it is.)
         if mapper.references or mapper.collections:
-            for related in session.cascades.related(obj, "save-update"):
+            for _, related in session.cascades.along(obj, SAVE_UPDATE):
                 related_state = related.__dict__.get(STATE_ATTRIBUTE)
                 if related_state is None or related_state.session is not session:
                     self.refuse_to_add(related, operation, seen)
 
-    def bring_in(self, obj):
-        """Bring ``obj`` (and its save-update cascade) in; :meth:`refuse_to_add` has checked it all."""
+    def bring_in(self, obj, cause=None):
+        """Bring ``obj`` (and its save-update cascade) in; :meth:`refuse_to_add` has checked it all.
+
+        ``cause`` is ``(cascade, source state, relationship)`` when a cascade, not the user,
+        brings a new object in: it is recorded for ``explain`` (see ``Registers.causes``).
+        """
         session = self.session
         mapper = type(obj).__mapper__
         values = obj.__dict__
@@ -112,6 +117,8 @@ class Lifecycle:
             state.session = session
             state.sequence = next(self.registers.sequence)
             self.registers.pending[state] = None
+            if cause is not None:
+                self.registers.causes[state] = cause
         elif status is DETACHED:
             session.undo.record(state)
             self.registers.make_persistent(state, state.key, state.committed, "add")
@@ -119,10 +126,11 @@ class Lifecycle:
         elif state in self.registers.marked:
             self.take_back_delete(state)
         if mapper.references or mapper.collections:
-            for related in session.cascades.related(obj, "save-update"):
+            for relationship, related in session.cascades.along(obj, SAVE_UPDATE):
                 related_state = related.__dict__.get(STATE_ATTRIBUTE)
                 if related_state is None or related_state.session is not session:
-                    self.bring_in(related)  # objects already here brought in their own cascade
+                    # (objects already here brought in their own cascade)
+                    self.bring_in(related, (SAVE_UPDATE, state, relationship))
 
     def take_back_delete(self, state):
         """add() or expunge() of an object marked for deletion: it stays, and so does what its delete() took
@@ -132,6 +140,7 @@ class Lifecycle:
         session = self.session
         session.undo.record(state)
         obj = state.obj
+        self.registers.causes.pop(state, None)
         for child, cleared in self.registers.marked.pop(state) or ():
             child_state = child.__dict__[STATE_ATTRIBUTE]
             if cleared is not None:
@@ -145,7 +154,7 @@ class Lifecycle:
                 # A pending child whose insert the cascade cancelled.  (Should its key have been
                 # taken since, the refusal names it; what was taken back so far stays.)
                 self.refuse_to_add(child)
-                self.bring_in(child)
+                self.bring_in(child, (TAKEN_BACK, state, None))
                 self.join_parents(child)
 
     def add_all(self, objects):
@@ -193,11 +202,13 @@ class Lifecycle:
                 f"cannot; change the new object's key, or use merge() to copy its values onto the held object"
             )
 
-    def delete(self, obj):
+    def delete(self, obj, cause=None):
         """Mark a persistent object for deletion; its row is DELETEd at the next flush.
 
         Deleting a pending object cancels its insert (it becomes transient again); deleting a
         detached object re-attaches it first.  Deleting a transient object is an error.
+        ``cause`` is ``(cascade, source state, relationship)`` when a cascade deletes it (see
+        :meth:`bring_in`).
         """
         session = self.session
         self.guard.check("delete")
@@ -221,13 +232,15 @@ class Lifecycle:
             # (child, None) for a child it deletes, (child, reference) for one it unlinks.
             done: list[tuple[Any, Any]] = []
             self.registers.marked[state] = done
+            if cause is not None:
+                self.registers.causes[state] = cause
             # Loading the children must not autoflush: that would delete the parent before them.
             with session.no_autoflush:
-                for child in session.cascades.related(obj, "delete"):
+                for relationship, child in session.cascades.along(obj, DELETE):
                     child_state = child.__dict__[STATE_ATTRIBUTE]
                     if child_state.status is PENDING or child_state not in self.registers.marked:
                         done.append((child, None))
-                    self.delete(child)
+                    self.delete(child, (DELETE, state, relationship))
                 done.extend(session.cascades.unlink_children(obj))
 
     # -- leaving the session --------------------------------------------------------------

@@ -15,7 +15,10 @@ one object instead of reaching into the session:
   snapshot", so it is derived there, not kept here;
 * ``identity`` -- the identity map (``identity``), one object per row;
 * ``sequence`` -- numbers that order objects by when they entered the session (a flush's
-  tie-break).
+  tie-break);
+* ``causes`` -- for a pending or marked object that a cascade (not the user's own add() or
+  delete()) brought into the unit of work, which one and from which object: what
+  ``session.explain()`` (``explain``) answers "why is this row in the flush?" with.
 
 The few moves every part makes on them live here once: :meth:`Registers.make_persistent` (the one
 way an object becomes persistent), :meth:`Registers.hold`, :meth:`Registers.unindex` and
@@ -31,6 +34,12 @@ from .entity import Entity
 from .mapper import mapper_of_class, mapper_of_object
 from .states import DELETED, DETACHED, PENDING, PERSISTENT, STATE_ATTRIBUTE, TRANSIENT
 
+# The cascades a cause names (the first entry of a ``Registers.causes`` value): how an object the
+# user did not add or delete itself came into the unit of work.
+SAVE_UPDATE = "save-update"      # a save-update relationship of the source holds it
+DELETE = "delete"                # the source was deleted, and this object is its child
+DELETE_ORPHAN = "delete-orphan"  # it was removed from the source's collection
+TAKEN_BACK = "taken back"        # the source's delete had cancelled its insert; add() took that back
 
 class Registers:
     """The registers of one session (see the module docstring).
@@ -47,6 +56,11 @@ class Registers:
         self.marked = {}            # {state: what its delete did}: marked for deletion, not yet flushed
         self.deleted_rows = {}      # {state: None}: DELETE flushed, not yet committed
         self.sequence = itertools.count(1)  # next(sequence): when an object entered the session
+        # {state: (cascade, source state, relationship)} for a pending or marked object a cascade
+        # brought in (see CAUSES); an object the user added or deleted itself has no entry, so
+        # add_all() of plain objects pays nothing for it.  Kept only while the object is pending
+        # or marked: unindex() and a flush's clear() drop it.
+        self.causes = {}
 
     def has_work(self):
         """True when a flush may have something to write (a JSON value may change unseen)."""
@@ -86,8 +100,15 @@ class Registers:
             self.identity.discard(state.key, state.obj)
         self.pending.pop(state, None)
         self.marked.pop(state, None)
+        self.causes.pop(state, None)
         self.deleted_rows.pop(state, None)
         self.tracker.forget(state)
+
+    def flushed(self):
+        """A flush wrote every pending insert and marked delete: those registers start empty."""
+        self.pending.clear()
+        self.marked.clear()
+        self.causes.clear()
 
     def detach(self, state):
         """An object leaves the session (after :meth:`unindex`): pending becomes transient, any

@@ -368,7 +368,7 @@ class RelatedList(list[Target]):
             setattr(item, self.collection.reference.name, None)
         state = self.owner.__dict__.get(STATE_ATTRIBUTE)
         if state is not None and state.session is not None:
-            state.session.hooks.orphaned(self.collection, item)
+            state.session.hooks.orphaned(self.collection, item, self.owner)
 
     def append(self, item: Target) -> None:
         self._adopt(item)  # set_reference appends it to this (loaded) list

@@ -343,6 +343,7 @@ class UndoLog:
         session = self.session
         session.identity.discard(state.key, state.obj)
         self.registers.marked.pop(state, None)
+        self.registers.causes.pop(state, None)
         self.registers.deleted_rows.pop(state, None)
         session.tracker.forget(state)
         state.move(DETACHED, "rollback")

@@ -32,7 +32,8 @@ from typing import Any, Literal, Self
 from .boundaries import Boundaries
 from .cascades import Cascades
 from .entity import Entity
-from .executor import Executor, Statement
+from .executor import Executor, Statements
+from .explain import Explanation, explain
 from .flush import Flusher
 from .guard import Guard
 from .hooks import EntityHooks
@@ -150,8 +151,9 @@ class Session:
         self.guard.check("plan")
         return self.flusher.plan()
 
-    def dry_run(self) -> list[Statement]:
-        """The exact statements the next flush would send, as a list of :class:`~uow.Statement`.
+    def dry_run(self) -> Statements:
+        """The exact statements the next flush would send, as :class:`~uow.Statements`: a list of
+        :class:`~uow.Statement` that prints one numbered statement per line.
 
         The flush really runs -- inside a savepoint that is then rolled back -- so the list shows
         the statements and parameters SQLite would see, including keys it generates.  Nothing
@@ -243,6 +245,18 @@ class Session:
     def original_value(self, obj: Entity, field: str) -> Any:
         """The value ``field`` had when the object was loaded or last flushed (None if never)."""
         return original_value(self.guard.own_state(obj, "original_value"), field)
+
+    def explain(self, obj: Entity) -> Explanation:
+        """Why ``obj`` is (or is not) in the next flush, as an :class:`~uow.explain.Explanation`
+        that prints as a short report: its state; what put it in the unit of work (add(), or
+        which cascade from which object, a parent's delete that cleared its reference, a row
+        switch); its fields old -> new; the statements the flush would send for its row; and
+        the ordering constraints that place them, with their reasons.  Nothing is written; like
+        plan(), it may read an expired row the plan needs.
+        """
+        self.guard.check("explain")
+        mapper_of_object(obj, "explain")
+        return explain(obj, self, self.registers, self.tracker, self.flusher.plan)
 
     def is_modified(self, obj: Entity) -> bool:
         """True when the object has a net change to write (or is pending)."""

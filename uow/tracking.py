@@ -145,10 +145,16 @@ def same_value(now, before):
 
 def original_value(state, name):
     """The value the database had for ``name`` when the object was loaded or last flushed."""
-    column = state.mapper.column(name)
     if state.committed is None:
         return None
-    value = state.committed[column.index]
+    return snapshot_value(state.mapper, state.committed, name)
+
+
+def snapshot_value(mapper, snapshot, name):
+    """The value of column ``name`` in ``snapshot`` (a tuple of ``state.committed``), as the
+    object would hold it (``NOT_LOADED`` when it was expired)."""
+    column = mapper.column(name)
+    value = snapshot[column.index]
     if column.type.mutable and isinstance(value, str):
         return column.type.from_db(value)  # the snapshot keeps JSON text
     return value

@@ -114,6 +114,7 @@ CALLS = [
     ("Session.bulk_update_mappings(mappings)", "mappings", lambda r, x: r.session.bulk_update_mappings(Item, x)),
     ("Session.delete", "obj", lambda r, x: r.session.delete(x)),
     ("Session.dirty_fields", "obj", lambda r, x: r.session.dirty_fields(x)),
+    ("Session.explain", "obj", lambda r, x: r.session.explain(x)),
     ("Session.execute(sql)", "sql", lambda r, x: r.session.execute(x)),
     ("Session.execute(params)", "params", lambda r, x: r.session.execute("SELECT ?", x)),
     ("Session.expire(obj)", "obj", lambda r, x: r.session.expire(x)),

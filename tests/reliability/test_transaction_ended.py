@@ -83,6 +83,7 @@ CALLS = {
     "dry_run": lambda r: r.session.dry_run(),
     "execute(SELECT)": lambda r: r.session.execute("SELECT count(*) FROM ended_items"),
     "execute(INSERT)": lambda r: r.session.execute("INSERT INTO ended_items (tag, name) VALUES ('raw', 'raw')"),
+    "explain": lambda r: r.session.explain(r.obj),
     "expire": lambda r: r.session.expire(r.obj),
     "expire_all": lambda r: r.session.expire_all(),
     "expunge": lambda r: r.session.expunge(r.obj),

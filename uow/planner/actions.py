@@ -76,7 +76,7 @@ def make_actions(inserts: Iterable[InstanceState], updates: Iterable[tuple[Insta
         actions.append(action)
         writers[state] = action
     for state, names in updates:
-        action = RowAction(UPDATE, state, names)
+        action = RowAction(UPDATE, state, names, before=state.committed)
         actions.append(action)
         writers[state] = action
     for state in deletes:

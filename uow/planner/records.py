@@ -8,7 +8,7 @@ Nothing here orders or runs anything; these are the records the planner builds (
       1. INSERT users (name) reading back (id): 1 row
            User(new #1)
       2. INSERT orders (user_id, total) reading back (id): 1 row
-           Order(new #2)
+           Order(new #2): user_id = id of User(new #1)
     Because:
       - INSERT Order(new #2) after INSERT User(new #1): orders.user_id references users.id
 """
@@ -16,9 +16,14 @@ Nothing here orders or runs anything; these are the records the planner builds (
 import dataclasses
 import enum
 
+from typing import Any
+
 from ..columns import ForeignKey
 from ..mapper import Mapper
+from ..sentinels import MISSING, NOT_LOADED
 from ..states import InstanceState
+from ..tracking import snapshot_value
+from ..valuechecks import shown
 
 
 class StepKind(enum.StrEnum):
@@ -62,7 +67,9 @@ class RowAction:
     ``sources`` maps a foreign-key column to ``(parent state, parent column)`` when its value is
     the key of a row written earlier in the same flush (possibly one the database numbers);
     ``null_columns`` are bound as NULL for now (a cycle broken by a later POST_UPDATE);
-    ``switch_from`` is the deleted object whose row a ROW_SWITCH update takes over.
+    ``switch_from`` is the deleted object whose row a ROW_SWITCH update takes over;
+    ``before`` is the snapshot of the row a (WRITE) UPDATE changes, as it was when the plan was
+    made, so that the plan shows old -> new even once the flush has moved the snapshot on.
 
     Compared by identity (``eq=False``): two actions are never "the same row action" by value,
     and the topological sort keys its tables by them.
@@ -76,10 +83,53 @@ class RowAction:
     sources: dict[str, tuple[InstanceState, str]] | None = None
     null_columns: tuple[str, ...] = ()
     switch_from: InstanceState | None = None
+    before: tuple[Any, ...] | None = None
 
     @property
     def mapper(self) -> Mapper:
         return self.state.mapper
+
+    def changes(self) -> list["ColumnChange"]:
+        """What this statement writes into the row that its step's line does not say, column by
+        column: old -> new for an UPDATE (a row switch compares with the deleted object's row,
+        and shows only what differs), and for any statement the foreign keys that take the key
+        of a row written earlier in the flush (dependency processing) or NULL for now (a cycle
+        broken).  New values are read from the object when asked."""
+        values = self.state.obj.__dict__
+        sources = self.sources or {}
+        if self.purpose is ROW_SWITCH and self.switch_from is not None:
+            old_row: tuple[Any, ...] | None = self.switch_from.committed
+        elif self.purpose is WRITE:
+            old_row = self.before
+        else:
+            old_row = self.state.committed  # (a follow-up UPDATE of a row inserted earlier, or one being deleted)
+        changes = []
+        for name in self.columns:
+            if self.purpose is POST_UPDATE:
+                old: Any = None  # its INSERT, earlier in this flush, wrote NULL
+            elif self.kind is INSERT or old_row is None:
+                old = MISSING
+            else:
+                old = snapshot_value(self.mapper, old_row, name)
+            if name in sources:
+                parent, parent_column = sources[name]
+                new: Any = ParentKey(parent, parent_column)
+            elif name in self.null_columns:
+                new = NULL_FOR_NOW
+            elif self.purpose is CLEAR_REFERENCE:
+                new = None
+            else:
+                new = values.get(name, NOT_LOADED)
+            if self.kind is INSERT and not (name in sources or name in self.null_columns):
+                continue  # the values an INSERT binds are the object's own
+            if self.purpose is ROW_SWITCH and not isinstance(new, ParentKey) and \
+                    (old is new or (type(old) is type(new) and old == new)):
+                continue
+            changes.append(ColumnChange(name, old, new))
+        for name in self.null_columns:
+            if name not in self.columns:
+                changes.append(ColumnChange(name, MISSING, NULL_FOR_NOW))
+        return changes
 
     def label(self) -> str:
         """``INSERT User(new #3)``: how constraints and errors name the action."""
@@ -87,6 +137,67 @@ class RowAction:
         if self.purpose is POST_UPDATE or self.purpose is CLEAR_REFERENCE:
             verb = f"UPDATE ({self.purpose.value})"
         return f"{verb} {self.state.describe()}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ParentKey:
+    """The value of a foreign key that is the key of a row written earlier in the same flush --
+    one the database may not have numbered yet when the plan is made."""
+
+    parent: InstanceState
+    column: str
+
+    def __repr__(self) -> str:
+        return f"{self.column} of {self.parent.describe()}"
+
+
+class _NullForNow:
+    """The value of a foreign key an INSERT leaves NULL to break a cycle (a POST_UPDATE sets it)."""
+
+    def __repr__(self) -> str:
+        return "NULL for now (a later UPDATE sets it)"
+
+
+NULL_FOR_NOW = _NullForNow()
+
+
+@dataclasses.dataclass(frozen=True)
+class ColumnChange:
+    """One column a row action writes: ``old`` (MISSING for an INSERT) and ``new`` (a value, or
+    a :class:`ParentKey`).  Prints as ``name 'Ann' -> 'Annie'`` or ``user_id = id of User(new #1)``."""
+
+    name: str
+    old: Any
+    new: Any
+
+    def __str__(self) -> str:
+        if isinstance(self.new, (ParentKey, _NullForNow)):
+            new = repr(self.new)  # (words, not a value: never cut)
+        else:
+            new = "NULL" if self.new is None else shown(self.new, VALUE_WIDTH)
+        if self.old is MISSING:
+            return f"{self.name} = {new}"
+        old = "NULL" if self.old is None else shown(self.old, VALUE_WIDTH)
+        return f"{self.name} {old} -> {new}"
+
+
+VALUE_WIDTH = 30    # a value in a plan's listing or an explanation is cut (in the middle) past this
+LISTING_WIDTH = 100  # no line of a plan's listing is wider (a terminal, a diff, the walkthrough)
+
+
+def row_line(action: RowAction, indent: str) -> str:
+    """``User(id=3): name 'Ann' -> 'Annie'``: the row, and what its statement changes, cut to
+    :data:`LISTING_WIDTH` columns (what is cut is counted: ``(+2 more)``)."""
+    line = indent + action.state.describe()
+    changes = [str(change) for change in action.changes()]
+    for number, change in enumerate(changes):
+        rest = len(changes) - number - 1
+        room = LISTING_WIDTH - len(line) - 2 - len(change) - (len(f", (+{rest} more)") if rest else 0)
+        if room < 0:
+            line += f"{':' if number == 0 else ''} (+{len(changes) - number} more)"
+            break
+        line += f"{':' if number == 0 else ','} {change}"
+    return line
 
 
 @dataclasses.dataclass(eq=False)
@@ -176,11 +287,10 @@ class FlushPlan:
         lines = ["Flush plan:"]
         for number, step in enumerate(self.steps, 1):
             lines.append(f"  {number}. {step}")
-            labels = step.row_labels()
-            for label in labels[:6]:
-                lines.append(f"       {label}")
-            if len(labels) > 6:
-                lines.append(f"       ... and {len(labels) - 6} more")
+            for action in step.actions[:6]:
+                lines.append(row_line(action, "       "))
+            if len(step.actions) > 6:
+                lines.append(f"       ... and {len(step.actions) - 6} more")
         if self.edges:
             lines.append("Because:")
             shown = constraints_of(self.edges[:20])
