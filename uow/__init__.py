@@ -18,8 +18,12 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
 * ``registers``    the unit of work's registers (pending, marked for deletion, deleted rows), kept
   in step with the identity map and tracker; the one ``make_persistent``
 * ``schema``       CREATE TABLE text from the mapping, and ``create_all`` to run it
+* ``directtransaction`` ``uow.transaction(connection)``: a transaction (and named savepoints) on a
+  connection without a session, with the session's options and refusals
 * ``transaction``  the one transaction stack: BEGIN at level 0, a savepoint at each deeper level,
   each level owning its undo scope; a declared state machine
+* ``transactionrules`` what a transaction may be asked for and SQLite can honour (modes,
+  read-only, isolation), and the error for a refused COMMIT, shared by both kinds of transaction
 * ``writing``      a flush plan sent as SQL, step by step; generated values read back
 * ``binding``      every value of a flush plan checked and converted, before any SQL
 * ``executor``     the one place SQL is executed, counted and logged (``uow.sql`` logger), with
@@ -65,6 +69,8 @@ from .session import Session as _CoreSession  # what an object's state records (
 from .registers import SessionStats, identity_key
 from .states import STATE_ATTRIBUTE, ObjectState
 from .transaction import NestedTransaction, SessionTransaction, TransactionState
+# (uow.transaction is this function from here on; the module stays importable as uow.transaction.)
+from .directtransaction import DirectTransaction, transaction
 from .features.events import EVENT_NAMES, listen, remove_listener
 from .features import events
 from . import errors
@@ -99,5 +105,6 @@ __all__ = [
     "Column", "CustomType", "Entity", "ForeignKey", "Reference", "Collection", "Session", "SessionStats", "connect", "create_all",
     "create_table_sql", "capture_sql", "Statement", "Statements", "ObjectState", "state_of", "object_session",
     "identity_key", "loaded_values", "FlushPlan", "Step", "StepKind", "StepPurpose", "Constraint", "NestedTransaction", "SessionTransaction",
+    "DirectTransaction", "transaction",
     "TransactionState", "errors", "events", "listen", "remove_listener", "EVENT_NAMES",
 ]

@@ -1,4 +1,5 @@
-"""Checking the plain arguments of public calls: lists, SQL text and parameters, paths, seconds.
+"""Checking the plain arguments of public calls: lists, SQL text and parameters, paths, seconds,
+savepoint names.
 
 Why a module of its own: a wrong argument that reaches the code underneath fails there, far
 from the call and in its words -- ``load_related(None, ...)`` as "'NoneType' object is not
@@ -16,6 +17,7 @@ import os
 from typing import Any
 
 from .errors import ArgumentError
+from .identifiers import check_identifier
 
 
 def _shown(value: object) -> str:
@@ -66,3 +68,21 @@ def seconds(value: object, operation: str, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise ArgumentError(f"{operation}(): {what} must be a number of seconds >= 0, got {_shown(value)}")
     return value
+
+
+# Savepoints uow opens for itself (a flush, a bulk write, begin_nested(), a dry run) are named
+# uow_...; SQLite's names are case-insensitive, and a user's savepoint of the same name would be
+# the one uow's RELEASE or ROLLBACK TO reached.
+RESERVED_SAVEPOINT_PREFIX = "uow_"
+
+
+def savepoint_name(name: object, operation: str) -> str:
+    """A savepoint's name: a plain identifier (it goes into the SQL, quoted), not one of uow's own."""
+    check_identifier(name, f"{operation}(): the savepoint name", ArgumentError)
+    assert isinstance(name, str)
+    if name.lower().startswith(RESERVED_SAVEPOINT_PREFIX):
+        raise ArgumentError(
+            f"{operation}(): the savepoint name {name!r} starts with {RESERVED_SAVEPOINT_PREFIX!r}, which uow keeps "
+            f"for the savepoints it opens itself; choose another name"
+        )
+    return name

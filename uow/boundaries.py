@@ -79,8 +79,9 @@ class Boundaries:
                 self.guard.fail(error)
             raise
 
-    def begin_nested(self) -> NestedTransaction:
-        """Open a savepoint (``session.begin_nested()``); returns its NestedTransaction."""
+    def begin_nested(self, name: str | None = None) -> NestedTransaction:
+        """Open a savepoint (``session.begin_nested()``, ``session.savepoint(name)``); returns its
+        NestedTransaction.  ``name`` was checked by the caller; None lets the transaction name it."""
         def open_savepoint():
             # Always, whatever autoflush says (as in SQLAlchemy): rolling back to the savepoint
             # restores objects from their snapshots, which must hold everything done before it.
@@ -90,7 +91,7 @@ class Boundaries:
             # With nothing to flush, no flush has checked: a SAVEPOINT outside any transaction would
             # begin one that the savepoint's RELEASE commits at once.
             self.guard.refuse_lost_transaction("begin_nested")
-            nested = self.transaction.open_savepoint(self.undo.new_scope(), self.end_nested)
+            nested = self.transaction.open_savepoint(self.undo.new_scope(), self.end_nested, name)
             self.undo.remember_deleted_json()
             return nested
 

@@ -22,22 +22,22 @@ _SHADOWED_TABLE_NAMES = frozenset({"excluded"})
 FILTER_OPTIONS = frozenset({"entity", "order_by", "limit", "load"})
 
 
-def check_identifier(name, what):
-    """Refuse a table or column name that is not a plain identifier.
+def check_identifier(name, what, error=MappingError):
+    """Refuse a table, column or savepoint name that is not a plain identifier (raising ``error``).
 
     Names are always quoted in SQL as well; the check exists so that a name never needs more
     than quoting to be safe, and so that SQLite's reserved ``sqlite_`` prefix and the empty
     name fail when the class is declared rather than when the first statement runs.
     """
     if type(name) is not str or not _IDENTIFIER.match(name):
-        raise MappingError(
+        raise error(
             f"{what} {name!r} is not a plain identifier: use letters, digits and underscores, "
             f"starting with a letter or underscore"
         )
     if len(name) > _MAX_IDENTIFIER_LENGTH:
-        raise MappingError(f"{what} {name[:20]!r}... is longer than {_MAX_IDENTIFIER_LENGTH} characters")
+        raise error(f"{what} {name[:20]!r}... is longer than {_MAX_IDENTIFIER_LENGTH} characters")
     if name.lower().startswith("sqlite_"):
-        raise MappingError(f"{what} {name!r} starts with 'sqlite_', a prefix SQLite reserves for itself")
+        raise error(f"{what} {name!r} starts with 'sqlite_', a prefix SQLite reserves for itself")
 
 
 def check_table_name(cls, table, database):

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
 
+from . import arguments
 from .boundaries import Boundaries
 from .cascades import Cascades
 from .entity import Entity
@@ -322,6 +323,23 @@ class Session:
         self.guard.check("begin_nested")
         self.observer.refuse_in_listener("begin_nested")
         return self.boundaries.begin_nested()
+
+    def savepoint(self, name: str) -> NestedTransaction:
+        """Open a savepoint with your own name; a NestedTransaction, as :meth:`begin_nested` returns::
+
+            with session.savepoint("before_optional_work"):
+                session.add(trial)       # SAVEPOINT "before_optional_work" ... RELEASE, or
+                ...                      # ROLLBACK TO it (objects too) if the block raises
+
+        The name appears in the SQL and in the savepoint events (``savepoint.name``).  It must be a
+        plain identifier, not begin with ``uow_`` (the savepoints uow opens itself), and not be the
+        name of a savepoint that is still open; all of this is checked before anything is flushed.
+        """
+        name = arguments.savepoint_name(name, "savepoint")
+        self.guard.check("savepoint")
+        self.observer.refuse_in_listener("savepoint")
+        self.transaction.check_name_free(name, "savepoint")
+        return self.boundaries.begin_nested(name)
 
     def in_transaction(self) -> bool:
         """True while a transaction is begun (including a failed one that awaits rollback())."""

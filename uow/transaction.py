@@ -4,7 +4,8 @@ uow sends every transaction statement itself (see ``executor``).  The design is 
 as is: ``Transaction.levels`` is the one stack.  Level 0 is the unit of work since the last
 commit: ``BEGIN`` / ``COMMIT`` / ``ROLLBACK`` (its BEGIN may not have been sent yet).  Each deeper
 level is a savepoint, a :class:`NestedTransaction` (``SAVEPOINT`` / ``RELEASE`` / ``ROLLBACK TO``,
-sent by ``executor.Savepoint``, named ``uow_sp_1``, ...), only ever opened inside a BEGIN: SQLite
+sent by ``executor.Savepoint``, named ``uow_sp_1``, ... or as the user named it with
+``session.savepoint(name)``), only ever opened inside a BEGIN: SQLite
 would otherwise start a transaction for it that its RELEASE commits.  Every level owns its undo
 scope (``level.undo``, see ``rollback``), so its database side and its memory side begin and end
 together: releasing a savepoint folds its scope into the enclosing one; rolling it back hands its
@@ -33,14 +34,7 @@ from typing import Any, Literal, Self
 from .errors import PendingRollbackError, SessionClosedError, TransactionError
 from .executor import Savepoint
 from .rollback import UndoScope
-
-BEGIN_MODES = ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")
-
-# SQLite transactions are serializable: writers are serialized by the database lock, and a reader
-# sees one snapshot for the whole transaction.  Asking for anything weaker or stronger cannot be
-# honoured, so it is refused instead of silently ignored.
-ISOLATION_LEVELS = ("SERIALIZABLE",)
-
+from .transactionrules import check_mode, check_unsupported, commit_failed, enter_read_only, leave_read_only
 
 # What a refusal after a failed write says it left, when that is more than the failed write undone.
 ROLLED_BACK = ("SQLite rolled back the whole transaction, so earlier flushes are undone too (the objects "
@@ -201,8 +195,8 @@ class Transaction:
 
     def configure(self, begin_mode=None, read_only=False, isolation_level=None, deferrable=None):
         """Check and keep the session's transaction options (see Session)."""
-        self.default_mode = _check_mode(begin_mode) if begin_mode is not None else None
-        _check_unsupported(isolation_level, deferrable)
+        self.default_mode = check_mode(begin_mode) if begin_mode is not None else None
+        check_unsupported(isolation_level, deferrable)
         self.default_read_only = bool(read_only)
 
     def _move(self, new_state, operation):
@@ -243,9 +237,9 @@ class Transaction:
         that read first cannot wait for the write lock and fails at once with "database is
         locked"; otherwise DEFERRED, which lets readers run side by side.
         """
-        _check_unsupported(isolation_level, deferrable)
+        check_unsupported(isolation_level, deferrable)
         if mode is not None:
-            mode = _check_mode(mode)
+            mode = check_mode(mode)
         else:
             mode = self.default_mode or ("IMMEDIATE" if for_writing else "DEFERRED")
         if self.state is TransactionState.ACTIVE:
@@ -269,19 +263,29 @@ class Transaction:
                 self._move(TransactionState.ACTIVE, "begin")
         self.read_only = read_only
         if read_only:
-            # query_only can be switched inside a transaction (unlike foreign_keys); it is put back
-            # as it was when the transaction ends.
-            self._query_only_before = self.executor.fetchall("PRAGMA query_only")[0][0]
-            self.executor.execute("PRAGMA query_only = 1")
+            self._query_only_before = enter_read_only(self.executor)
 
-    def open_savepoint(self, undo, end):
-        """SAVEPOINT: push a level owning the undo scope ``undo``; ``end`` see NestedTransaction."""
-        self._savepoint_counter += 1
-        savepoint = Savepoint(self.executor, f"uow_sp_{self._savepoint_counter}")
+    def open_savepoint(self, undo, end, name=None):
+        """SAVEPOINT: push a level owning the undo scope ``undo``; ``end`` see NestedTransaction.
+        ``name`` is the user's (``session.savepoint(name)``, checked); None names it uow_sp_N."""
+        if name is None:
+            self._savepoint_counter += 1
+            name = f"uow_sp_{self._savepoint_counter}"
+        savepoint = Savepoint(self.executor, name)
         savepoint.open()
         nested = NestedTransaction(savepoint, len(self.levels), undo, end)
         self.levels.append(nested)
         return nested
+
+    def check_name_free(self, name, operation):
+        """Refuse a savepoint name already open: SQLite would accept it, but its ROLLBACK TO could
+        then reach only the newer of the two, which is rarely what the name's author meant."""
+        for nested in self.levels[1:]:
+            if nested.name.lower() == name.lower():
+                raise TransactionError(
+                    f"{operation}(): a savepoint named {name!r} is already open ({nested!r}); "
+                    f"give the inner one another name"
+                )
 
     def check_innermost(self, nested, operation):
         if not nested.is_active:
@@ -339,13 +343,7 @@ class Transaction:
         try:
             self.executor.execute("COMMIT")
         except sqlite3.Error as error:
-            still_open = "still open: retry commit(), or rollback()" if self.executor.in_transaction else \
-                "gone: SQLite rolled it back; call rollback() to restore the objects"
-            hint = ""
-            if getattr(error, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
-                hint = (" Another connection holds a lock on the database (in rollback-journal mode an open "
-                        "read transaction blocks COMMIT; WAL mode lets readers and one writer coexist).")
-            raise TransactionError(f"COMMIT failed: {error}; the transaction is {still_open}.{hint}") from error
+            raise commit_failed(error, self.executor, "call rollback() to restore the objects") from error
         except BaseException:
             if not self.executor.in_transaction:  # it arrived once COMMIT had run
                 self._end()
@@ -391,29 +389,10 @@ class Transaction:
         """Forget what belonged to the transaction that just ended (the caller moves the state); the
         undo scopes of its levels are the caller's to restore or forget (it took ``levels`` before)."""
         if self._query_only_before is not None:
-            self.executor.execute(f"PRAGMA query_only = {int(self._query_only_before)}")
+            leave_read_only(self.executor, self._query_only_before)
             self._query_only_before = None
         self.read_only = False
         for nested in self.levels[1:]:
             nested.is_active = False
         del self.levels[1:]
         self.failure = None
-
-
-def _check_mode(mode):
-    if not isinstance(mode, str) or mode.upper() not in BEGIN_MODES:
-        raise TransactionError(f"begin mode {mode!r} is not one of SQLite's {', '.join(BEGIN_MODES)}")
-    return mode.upper()
-
-
-def _check_unsupported(isolation_level, deferrable):
-    if isolation_level is not None and str(isolation_level).upper() not in ISOLATION_LEVELS:
-        raise TransactionError(
-            f"isolation_level={isolation_level!r} cannot be honoured: SQLite transactions are always "
-            f"SERIALIZABLE; pass isolation_level='SERIALIZABLE' or leave it out"
-        )
-    if deferrable is not None:
-        raise TransactionError(
-            f"deferrable={deferrable!r} cannot be honoured: SQLite has no DEFERRABLE transactions "
-            f"(a PostgreSQL feature); leave it out"
-        )

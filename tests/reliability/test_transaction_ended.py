@@ -114,6 +114,7 @@ CALLS = {
     "reset": lambda r: r.session.reset(),
     "rollback": lambda r: r.session.rollback(),
     "save_or_update": lambda r: r.session.save_or_update(Item(tag="saved", name="saved")),
+    "savepoint": lambda r: r.session.savepoint("named"),
     "scalar": lambda r: r.session.scalar("SELECT count(*) FROM ended_items"),
     "scalars": lambda r: r.session.scalars("SELECT id FROM ended_items"),
     "select": lambda r: r.session.select(Item).where(Item.tag == "item-2").all(),
@@ -132,7 +133,7 @@ CALLS = {
 # Calls that write, or open or end a transaction level: each must refuse.  (rollback(), close()
 # and reset() end the session's side and are what the refusal tells the user to call;
 # transaction.rollback() is the same as rollback().)
-MUST_REFUSE = {"begin_nested", "begin_nested(no autoflush)", "bulk_insert_mappings", "bulk_save_objects",
+MUST_REFUSE = {"begin_nested", "begin_nested(no autoflush)", "savepoint", "bulk_insert_mappings", "bulk_save_objects",
                "bulk_update_mappings", "commit", "dry_run", "execute(INSERT)", "flush", "upsert",
                "nested.commit", "transaction.commit",
                # with autoflush on, these flush the unflushed change first
