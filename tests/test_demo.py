@@ -9,6 +9,7 @@ wording can improve without breaking the tests while a chapter that stopped show
 import contextlib
 import io
 import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -34,6 +35,9 @@ SHOWS = {
     "cascades": ["session.new holds 3 objects", "executemany x2: [('Notes', 1, 0), ('Poems', 1, 0)]",
                  'DELETE FROM "books"', 'WHERE "books"."author_id" = ?', 'DELETE FROM "authors"'],
     "plan": ["Flush plan:", "Because:", "is unique and is freed first", "references authors.id"],
+    "why": ["- save-update: it is in Author(new #1).books, and Author.books cascades save-update",
+            "name 'Ann' -> 'Annie'", "- delete: Author(id=1) is marked for deletion",
+            "SQL> (nothing: no statement was sent)", 'DELETE FROM "books"'],
     "dependencies": ["books.author_id references authors.id", "('Notes', 1, 0)"],
     "topological-sort": ["categories.parent_id references", "('crime', 1)", "('noir', 3)"],
     "cycles": ["[post-update]", "to break a cycle", 'UPDATE "departments" SET "head_id" = ?',
@@ -164,3 +168,10 @@ def test_the_command_line_runs_the_whole_walkthrough():
     assert finished.returncode == 0, finished.stderr
     assert finished.stderr == ""
     assert finished.stdout.count("\nWhy: ") == len(demo.CHAPTERS)
+
+
+def test_the_readme_example_names_a_chapter_by_its_number_and_name():
+    readme = (pathlib.Path(demo.__file__).parents[2] / "README.rst").read_text(encoding="utf-8")
+    number, name = re.search(r"``python -m uow\.demo (\d+)`` or ``python -m uow\.demo ([a-z-]+)``",
+                             readme).groups()
+    assert demo.CHAPTERS[int(number) - 1].name == name

@@ -1,5 +1,6 @@
-"""Chapters on what a flush writes and in which order: cascades, the plan and its reasons,
-dependency processing, the topological sort of rows, and cycles broken by a post-update."""
+"""Chapters on what a flush writes and in which order: cascades, the plan and its reasons, asking
+why a row is in it, dependency processing, the topological sort of rows, and cycles broken by a
+post-update."""
 
 from uow import capture_sql, state_of
 
@@ -60,6 +61,38 @@ def plan() -> None:
     show_sql(statements)
     why("""planning first and executing second makes the flush plain data you can print, compare
         and test, before a single statement reaches the database.""")
+
+
+def asking_why() -> None:
+    session = fresh_session()
+    notes = Book(title="Notes")
+    ann = Author(name="Ann", books=[notes])
+    session.add(ann)
+    say("""
+        session.explain(obj) answers "why is this row in the flush?".  Only ann was add()ed;
+        her book came in by a cascade, and explain() says which, from which object, and what
+        orders its INSERT:""")
+    show(session.explain(notes))
+    session.commit()
+    ann.name = "Annie"
+    say("""
+        For a changed object it shows each field old -> new, and the UPDATE that writes it:""")
+    show(session.explain(ann))
+    session.commit()
+    session.delete(ann)
+    with capture_sql() as statements:
+        explained = session.explain(notes)
+    say("""
+        Deleting ann pulls her book in through the delete cascade, ordered before her row.
+        Asking sends no SQL:""")
+    show(explained)
+    show_sql(statements)
+    with capture_sql() as statements:
+        session.commit()
+    say("The commit then does what explain() said:")
+    show_sql(statements)
+    why("""a unit of work decides much on your behalf (what to write, pulled in from where, in
+        which order), so it should be able to give its reasons for each row on demand.""")
 
 
 def dependencies() -> None:
@@ -138,6 +171,7 @@ CHAPTERS = [
     Chapter("cascades", "Cascades: save-update, delete, delete-orphan", ("cascades", "relationships"),
             cascades),
     Chapter("plan", "The flush plan is data, with its reasons", ("planner/records", "planner/actions"), plan),
+    Chapter("why", "Asking why: session.explain(obj)", ("explain",), asking_why),
     Chapter("dependencies", "Dependency processing: a new key copied into the child",
             ("planner/edges", "writing"), dependencies),
     Chapter("topological-sort", "The topological sort orders rows, not tables",
