@@ -45,7 +45,7 @@ SHOWS = {
     "begin-modes": ["BEGIN DEFERRED", "BEGIN IMMEDIATE"],
     "rollback": ["SQL> ROLLBACK", "(id=None, title='Draft'", "<transient>"],
     "savepoints": ['SAVEPOINT "uow_sp_1"', 'ROLLBACK TO "uow_sp_1"', 'RELEASE "uow_sp_1"',
-                   'RELEASE "uow_sp_2"', "dee = Author(id=None"],
+                   'SAVEPOINT "add_cy"', 'RELEASE "add_cy"', "dee = Author(id=None"],
     "failed-flush": ["FlushError: INSERT of Author", 'ROLLBACK TO "uow_flush"', "PendingRollbackError",
                      "ann.name = 'Ann')"],
     "optimistic-locking": ['"version" = "version" + 1', 'AND "accounts"."version" = ?',

@@ -100,9 +100,11 @@ def savepoints() -> None:
             ann = {ann!r}""")
     show_sql(statements)
     with capture_sql() as statements:
-        with session.begin_nested():
+        with session.savepoint("add_cy"):
             session.add(Author(name="Cy"))
-    say("A savepoint whose block ends normally is released, and its work kept:")
+    say("""
+        A savepoint whose block ends normally is released, and its work kept.  session.savepoint()
+        is begin_nested() with a name of your own, which then appears in the SQL:""")
     show_sql(statements)
     session.commit()
     why("""a savepoint lets one part of a transaction fail and be retried without giving up the
