@@ -156,7 +156,7 @@ def test_a_signalling_nan_key_is_an_identity_error(session):
 
 def test_filter_order_by_that_is_not_a_name_is_refused(session):
     message = refused_before_sql(errors.UnknownFieldError, lambda: session.filter(Item, order_by=123))
-    assert message == "order_by: expected a field name of Item, a Column, or a list of them, got 123"
+    assert message == "order_by: expected a field name of Item, an attribute such as Item.id.desc(), or a list of them, got 123"
 
 
 HALF_SECOND = datetime.timezone(datetime.timedelta(microseconds=500000))

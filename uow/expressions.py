@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .errors import ConditionError
+from .valuechecks import shown
 
 # The comparison operators, by the SQL each becomes.
 EQ, NE, LT, LE, GT, GE = "=", "!=", "<", "<=", ">", ">="
@@ -64,7 +65,7 @@ class Condition:
 def _condition(value: object, operator: str) -> Condition:
     if not isinstance(value, Condition):
         raise ConditionError(
-            f"{operator} combines query conditions, got {value!r} ({type(value).__name__}); write a "
+            f"{operator} combines query conditions, got {shown(value)} ({type(value).__name__}); write a "
             f"comparison on a class attribute, such as (User.age >= 18) {operator} (User.name == 'ann')"
         )
     return value
@@ -94,8 +95,8 @@ class Comparison(Condition):
 
     def __repr__(self):
         value = self.value
-        shown = value.qualified_name if isinstance(value, ColumnAttribute) else repr(value)
-        text = f"{self.attribute.qualified_name} {self.operator} {shown}"
+        said = value.qualified_name if isinstance(value, ColumnAttribute) else shown(value)
+        text = f"{self.attribute.qualified_name} {self.operator} {said}"
         return text if self.escape is None else f"{text} ESCAPE {self.escape!r}"
 
 
@@ -215,7 +216,7 @@ def _listed(attribute: ColumnAttribute, operation: str, values: Iterable[Any]) -
     """``in_()``'s values as a list; a string or a single value is refused, not read letter by letter."""
     if isinstance(values, (str, bytes, ColumnAttribute)) or not isinstance(values, (list, tuple, set, frozenset)):
         raise ConditionError(
-            f"{attribute.qualified_name}.{operation}() takes a list, tuple or set of values, got {values!r}; "
-            f"write {attribute.qualified_name}.{operation}([{values!r}]) for one value"
+            f"{attribute.qualified_name}.{operation}() takes a list, tuple or set of values, got {shown(values)}; "
+            f"write {attribute.qualified_name}.{operation}([{shown(values)}]) for one value"
         )
     return list(values)

@@ -38,7 +38,7 @@ def select_sql(mapper: Mapper, equals: dict[str, Any], order_by: object, limit: 
     conditions = [column.attribute == value for column, value in
                   ((mapper.column(name), value) for name, value in equals.items())]
     if limit is not None and (type(limit) is not int or limit < 0):
-        raise ColumnValueError(f"filter(): limit must be a non-negative int, got {limit!r}")
+        raise ColumnValueError(f"filter(): limit must be a non-negative int, got {shown(limit)}")
     return statement(mapper, "rows", conditions, order_terms(mapper, order_by, "order_by"), limit, None,
                      "filter", max_length)
 
@@ -94,7 +94,7 @@ def condition_sql(mapper: Mapper, condition: object, operation: str, max_length:
         return _comparison_sql(mapper, condition, operation, max_length, params)
     raise ConditionError(
         f"{operation}(): expected a condition on {mapper.cls.__name__}'s attributes, such as "
-        f"{mapper.cls.__name__}.{mapper.pk_names[0]} == 1, got {condition!r} ({type(condition).__name__})"
+        f"{mapper.cls.__name__}.{mapper.pk_names[0]} == 1, got {shown(condition)} ({type(condition).__name__})"
         + ("; a comparison that gave True or False was made on something other than a class attribute"
            if type(condition) is bool else "")
     )
@@ -109,8 +109,8 @@ def _comparison_sql(mapper, comparison, operation, max_length, params):
     at = f"{operation}(): in {comparison!r},"  # how each refusal below names the condition
     if operator is IS or operator is IS_NOT:
         if value is not None:
-            raise ConditionError(f"{at} is_() and is_not() compare with None only, got {value!r}; "
-                                 f"write {name} == {value!r}")
+            raise ConditionError(f"{at} is_() and is_not() compare with None only, got {shown(value)}; "
+                                 f"write {name} == {shown(value)}")
         return f"{left} {operator} NULL"
     if operator in ORDERING_OPERATORS:
         _refuse_unordered(column, operator, at)
@@ -130,7 +130,7 @@ def _comparison_sql(mapper, comparison, operation, max_length, params):
     if operator == IN or operator == NOT_IN:
         if any(item is None for item in value):
             raise ColumnValueError(
-                f"{operation}(): {name}.{'in_' if operator == IN else 'not_in'}({value!r}) holds None, which no "
+                f"{operation}(): {name}.{'in_' if operator == IN else 'not_in'}({shown(value)}) holds None, which no "
                 f"IN list can match (NULL equals nothing in SQL); add | {name}.is_(None) instead")
         params.extend(_bound(column, value, operation, max_length))
         return f"{left} {operator} ({', '.join('?' * len(value))})"
@@ -144,13 +144,13 @@ def _like_sql(column, left, comparison, operation, at, max_length, params):
         raise ConditionError(f"{at} like() matches text, but {name} holds "
                              f"{column.type.python_type.__name__} values; compare it with == or in_()")
     if type(comparison.value) is not str:
-        raise ConditionError(f"{at} like() takes a str pattern, got {comparison.value!r}")
+        raise ConditionError(f"{at} like() takes a str pattern, got {shown(comparison.value)}")
     params.extend(_bound(column, [comparison.value], operation, max_length, "LIKE"))
     escape = comparison.escape
     if escape is None:
         return f"{left} LIKE ?"
     if type(escape) is not str or len(escape) != 1:
-        raise ConditionError(f"{at} like(escape=) is one character, got {escape!r}")
+        raise ConditionError(f"{at} like(escape=) is one character, got {shown(escape)}")
     params.append(escape)
     return f"{left} LIKE ? ESCAPE ?"
 
@@ -183,7 +183,7 @@ def own_column(mapper: Mapper, attribute: object, operation: str, comparison: Co
     ``comparison``, which the message names)."""
     if not isinstance(attribute, ColumnAttribute):
         raise ConditionError(f"{operation}(): expected an attribute of {mapper.cls.__name__} such as "
-                             f"{mapper.cls.__name__}.{mapper.pk_names[0]}, got {attribute!r}")
+                             f"{mapper.cls.__name__}.{mapper.pk_names[0]}, got {shown(attribute)}")
     column = attribute.column
     if column.entity is not mapper.cls:
         found_in = f"{comparison!r} compares {attribute.qualified_name}, which" if comparison is not None \
@@ -205,7 +205,7 @@ def order_terms(mapper: Mapper, order_by: object, operation: str) -> list[str]:
     if not isinstance(order_by, (list, tuple)):
         raise UnknownFieldError(
             f"{operation}: expected a field name of {mapper.cls.__name__}, an attribute such as "
-            f"{mapper.cls.__name__}.{mapper.pk_names[0]}.desc(), or a list of them, got {order_by!r}"
+            f"{mapper.cls.__name__}.{mapper.pk_names[0]}.desc(), or a list of them, got {shown(order_by)}"
         )
     terms = []
     for item in order_by:
@@ -217,14 +217,14 @@ def order_terms(mapper: Mapper, order_by: object, operation: str) -> list[str]:
             item = item.attribute
         if isinstance(item, ColumnAttribute):
             if item.column.entity is not mapper.cls:
-                raise UnknownFieldError(f"{operation}: {item!r} is not a column of {mapper.cls.__name__}")
+                raise UnknownFieldError(f"{operation}: {shown(item)} is not a column of {mapper.cls.__name__}")
             name = item.column.name
         elif isinstance(item, str):
             descending = item.startswith("-")
             name = item[1:] if descending else item
         else:
             raise UnknownFieldError(f"{operation}: expected a field name or attribute of {mapper.cls.__name__}, "
-                                    f"got {item!r}")
+                                    f"got {shown(item)}")
         mapper.column(name)
         terms.append(f"{mapper.quoted_table}.{quote(name)}{' DESC' if descending else ''}")
     return terms

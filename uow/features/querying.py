@@ -29,6 +29,7 @@ from ..expressions import Condition
 from ..errors import ArgumentError, ConditionError, MultipleResultsError, NotFoundError
 from ..identifiers import quote
 from ..query import condition_sql, order_terms, statement
+from ..valuechecks import shown
 
 E = typing.TypeVar("E", bound=Entity)
 
@@ -82,7 +83,7 @@ class Select(typing.Generic[E]):
     def _count_argument(self, operation: str, count: object) -> int:
         self.session.guard.check(operation)
         if type(count) is not int or count < 0:
-            raise ArgumentError(f"{operation}(): expected a non-negative int, got {count!r} ({type(count).__name__})")
+            raise ArgumentError(f"{operation}(): expected a non-negative int, got {shown(count)} ({type(count).__name__})")
         return count
 
     # -- running ----------------------------------------------------------------------------
