@@ -19,7 +19,6 @@ from .errors import DuplicateIdentityError, InvalidStateError
 from .identity import collector_paused, format_key
 from .mapper import entity_objects, mapper_of_object
 from .registers import DELETE, SAVE_UPDATE, TAKEN_BACK
-from .rollback import Memento
 from .states import DELETED, DETACHED, PENDING, PERSISTENT, STATE_ATTRIBUTE, TRANSIENT, InstanceState
 
 
@@ -112,7 +111,7 @@ class Lifecycle:
         if status is TRANSIENT:
             # A transient object is in none of the session's collections: its memento is just
             # its values (cheaper than capture(), and add() is on the bulk-insert path).
-            session.undo.record_memento(state, Memento(TRANSIENT, None, None, None, 0, mapper.copy_values(values)))
+            session.undo.record_transient(state, mapper.copy_values(values))
             state.move(PENDING, "add")
             state.session = session
             state.sequence = next(self.registers.sequence)
@@ -234,6 +233,8 @@ class Lifecycle:
             self.registers.marked[state] = done
             if cause is not None:
                 self.registers.causes[state] = cause
+            if not state.mapper.delete_reaches_others:
+                return
             # Loading the children must not autoflush: that would delete the parent before them.
             with session.no_autoflush:
                 for relationship, child in session.cascades.along(obj, DELETE):

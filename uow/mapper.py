@@ -118,6 +118,10 @@ class Mapper:
         # What a rollback puts back from a memento: the columns and the cached references.
         self.restorable_names = self.column_names + tuple(reference.name for reference in references)
         self.init_keywords = self.init_names | {r.name for r in references} | {c.name for c in collections}
+        # Whether delete() of one of these objects can reach other objects (children to delete or
+        # unlink, a referenced object to delete), known once per class: delete() of an object whose
+        # class has no such relationship skips looking for them, which is most of its cost.
+        self.delete_reaches_others = bool(collections) or any("delete" in r.cascade for r in references)
         # A foreign key that a Reference can fill (order.user = ann, or ann.orders.append(order))
         # need not be given to the constructor; a flush still refuses it if it is left None.
         for reference in references:
