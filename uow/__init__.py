@@ -33,7 +33,7 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
   (``topological``, which CREATE TABLE uses too), steps and cycle breaking (``schedule``)
 * ``rollback``     exact rollback without SQL: the undo log, and how objects are put back from it
 * ``tracking``     what changed: current values against the snapshot of the row
-* ``identity``     the identity map: one object per row
+* ``identity``     the identity map: one object per row (strong, or weak on request)
 * ``query``        SELECT text from the mapping and from conditions, for filter() and select()
 * ``entity``       the Entity base class: constructor, repr, attribute hooks
 * ``mapper``       the Mapper: what uow knows of one entity class (table, columns, keys), computed once

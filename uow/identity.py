@@ -8,10 +8,17 @@ that row.  Loading goes through it, so ``session.get(User, 3) is session.get(Use
 query that returns the row again returns the same object instead of a copy that could
 disagree with it.
 
-It holds strong references.  A weak map would let unused objects vanish and save memory, but it
-makes behaviour depend on when the garbage collector runs; objects leave only through expunge,
-close, rollback, a flushed delete or a new row taking a key SQLite handed out again, each of which
-is visible in the code that calls it.
+By default it holds strong references: objects leave only through expunge, close, rollback, a
+flushed delete or a new row taking a key SQLite handed out again, each of which is visible in the
+code that calls it, and a unit of work is short.  ``Session(..., weak_identity_map=True)`` uses
+:class:`WeakIdentityMap` instead (SQLAlchemy 0.3's ``weak_identity_map``, 2.x's default), for a
+batch job that reads more rows than it can keep: an object the program no longer references
+leaves the map when the garbage collector frees it (an object and its state record point at each
+other, so that is the cyclic collector's next pass, or ``gc.collect()``).  An object with work
+still to do cannot leave, because the registers hold it strongly: pending, marked for deletion,
+assigned to since the last flush (the tracker's candidates), recorded by the undo log of an open
+transaction, or with a JSON column (a change made in place, through a dict the program still
+holds, cannot be seen any other way).
 
 Reading is plain ``dict`` reading (``get``, ``in``, iteration), which keeps a cache hit as cheap
 as a dictionary lookup; writing goes through :meth:`add` and :meth:`discard`, which refuse to
@@ -25,9 +32,11 @@ Objects enter the map in batches of thousands, so :func:`collector_paused` lives
 keeps the garbage collector from walking the whole program while a batch is built.
 """
 
+import collections.abc
 import contextlib
 import gc
 import typing
+import weakref
 
 from .errors import DuplicateIdentityError
 from .states import STATE_ATTRIBUTE, InstanceState
@@ -35,8 +44,9 @@ from .states import STATE_ATTRIBUTE, InstanceState
 BULK_ROWS = 1000
 
 
-class IdentityMap(dict):
-    """``{identity key: object}`` with guarded writes."""
+class _GuardedWrites(collections.abc.MutableMapping):
+    """The writes both maps share: :meth:`add` and :meth:`discard` (reads and plain writes are the
+    mapping's own: ``dict`` and ``WeakValueDictionary`` come first in each map's bases)."""
 
     def add(self, key, obj):
         """Map ``key`` to ``obj``; a different object already there is an error, not a replacement."""
@@ -52,6 +62,14 @@ class IdentityMap(dict):
         """Forget ``key`` if (and only if) it maps to ``obj``."""
         if self.get(key) is obj:
             del self[key]
+
+
+class IdentityMap(dict, _GuardedWrites):
+    """``{identity key: object}`` with guarded writes, holding its objects (the default)."""
+
+
+class WeakIdentityMap(weakref.WeakValueDictionary, _GuardedWrites):
+    """``{identity key: object}`` with guarded writes, not keeping its objects alive (see the module)."""
 
 
 def format_key(key):

@@ -38,7 +38,7 @@ from .explain import Explanation, explain
 from .flush import Flusher
 from .guard import Guard
 from .hooks import EntityHooks
-from .identity import IdentityMap
+from .identity import IdentityMap, WeakIdentityMap
 from .lifecycle import Lifecycle
 from .loading import Loader
 from .mapper import mapper_of_class, mapper_of_object
@@ -72,11 +72,15 @@ class Session:
     "EXCLUSIVE"; by default reads begin DEFERRED and flushes IMMEDIATE), ``read_only``,
     ``busy_timeout`` in seconds, and ``isolation_level`` / ``deferrable``, which SQLite cannot
     honour except for "SERIALIZABLE" and are refused rather than ignored.
+
+    ``weak_identity_map=True`` lets an object the program no longer references leave the identity
+    map (unless it has work still to do: see ``identity``), for reading more rows than memory holds.
     """
 
     def __init__(self, connection: sqlite3.Connection, *, autoflush: bool = True, expire_on_commit: bool = False,
                  begin_mode: str | None = None, read_only: bool = False, busy_timeout: float | None = None,
-                 isolation_level: str | None = None, deferrable: bool | None = None) -> None:
+                 isolation_level: str | None = None, deferrable: bool | None = None,
+                 weak_identity_map: bool = False) -> None:
         self.executor = Executor(connection)
         self.transaction = Transaction(self.executor, self)
         self.transaction.configure(begin_mode=begin_mode, read_only=read_only,
@@ -86,7 +90,7 @@ class Session:
         self.autoflush = autoflush
         self.expire_on_commit = expire_on_commit
         # The facts every part shares, each in the part that owns it.
-        self.identity = IdentityMap()
+        self.identity = WeakIdentityMap() if weak_identity_map else IdentityMap()
         self.tracker = ChangeTracker()
         self.registers = Registers(self, self.identity, self.tracker)  # pending, marked, deleted rows
         self.guard = Guard(self, self.transaction, self.executor)  # thread and state checks, failing

@@ -18,8 +18,8 @@ a persistent object with an unflushed change and a pending new object, and must:
   session (identity map, new/dirty/deleted, every object's state, values and snapshot) and the
   database exactly as they were.
 
-Flags (``autoflush=``, ``read_only=``, ``merge(load=)``, ``connect(uri=)``) are not checked: like
-SQLAlchemy's, they follow Python's truth rules, so no value of them is wrong.
+Flags (``autoflush=``, ``read_only=``, ``weak_identity_map=``, ``merge(load=)``, ``connect(uri=)``) are
+not checked: like SQLAlchemy's, they follow Python's truth rules, so no value of them is wrong.
 
 The space is a fixed table, run exhaustively in CI; there is no heavier mode.
 """
