@@ -15,6 +15,7 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
 * ``hooks``        the only calls an entity object makes on its session, declared once
 * ``observer``     the session's events, and what a listener may not do while they run
 * ``guard``        the checks every session call makes, and failing the session after a failed write
+* ``opensessions`` every open session of the process, for ``close_all_sessions()``
 * ``registers``    the unit of work's registers (pending, marked for deletion, deleted rows), kept
   in step with the identity map and tracker; the one ``make_persistent``
 * ``schema``       CREATE TABLE text from the mapping, and ``create_all`` to run it
@@ -65,7 +66,9 @@ from .relationships import Collection, Reference
 from .planner import Constraint, FlushPlan, Step, StepKind, StepPurpose
 from .schema import create_all, create_table_sql
 from .features import Session
-from .session import Session as _CoreSession  # what an object's state records (uow.Session derives from it)
+from .session import object_session
+from .lifecycle import make_transient, make_transient_to_detached
+from .opensessions import close_all_sessions
 from .registers import SessionStats, identity_key
 from .states import STATE_ATTRIBUTE, ObjectState
 from .transaction import NestedTransaction, SessionTransaction, TransactionState
@@ -81,13 +84,6 @@ def state_of(obj: Entity) -> ObjectState:
     mapper_of_object(obj, "state_of")
     state = obj.__dict__.get(STATE_ATTRIBUTE)
     return ObjectState.TRANSIENT if state is None else state.status
-
-
-def object_session(obj: Entity) -> _CoreSession | None:
-    """The Session an object belongs to, or None."""
-    mapper_of_object(obj, "object_session")
-    state = obj.__dict__.get(STATE_ATTRIBUTE)
-    return state.session if state is not None else None
 
 
 def loaded_values(obj: Entity) -> dict[str, Any]:
@@ -106,5 +102,6 @@ __all__ = [
     "create_table_sql", "capture_sql", "Statement", "Statements", "ObjectState", "state_of", "object_session",
     "identity_key", "loaded_values", "FlushPlan", "Step", "StepKind", "StepPurpose", "Constraint", "NestedTransaction", "SessionTransaction",
     "DirectTransaction", "transaction",
-    "TransactionState", "errors", "events", "listen", "remove_listener", "EVENT_NAMES",
+    "TransactionState", "errors", "events", "listen", "remove_listener", "EVENT_NAMES", "make_transient",
+    "make_transient_to_detached", "close_all_sessions", "UowWarning",
 ]

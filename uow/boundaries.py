@@ -40,9 +40,11 @@ class Boundaries:
         self.registers = session.registers
         self.undo = session.undo
 
-    def begin_transaction(self, mode=None, for_writing=False, **options):
+    def begin_transaction(self, mode=None, for_writing=False, explicit=False, **options):
         """BEGIN, between the begin events: a read or write that finds no transaction open, or
-        ``session.begin()``."""
+        ``session.begin()`` (``explicit``: the one begin that autobegin=False allows)."""
+        if not explicit:
+            self.transaction.check_autobegin("a read or write of the session" if not for_writing else "a write")
         self.observer.refuse_in_before_begin()
         self.observer.around("begin", lambda: self.transaction.begin(mode, for_writing=for_writing, **options))
 
@@ -55,6 +57,7 @@ class Boundaries:
         of any other statement of the flush.
         """
         transaction = self.transaction
+        transaction.check_autobegin("flush()")  # (refused before the begin events: nothing happened yet)
         failed = []
 
         def begin():
@@ -195,6 +198,20 @@ class Boundaries:
             registers.unindex(state)
             registers.detach(state)
         self.undo.forget(self.transaction.levels)
+
+    def invalidate(self) -> None:
+        """``session.invalidate()``: roll the objects back in memory and detach them, close the
+        session and then the connection, sending nothing on it (SQLite rolls back what it had open
+        when the connection closes)."""
+        levels = list(self.transaction.levels)
+        failure = self.transaction.failure
+        self.transaction.invalidate()
+        self.guard.closed()
+        try:
+            self.undo.roll_back(levels, failure)
+            self.detach_all()
+        finally:
+            self.executor.close()
 
     def close(self) -> None:
         """After reset(): refuse any further use."""

@@ -10,7 +10,7 @@ methods are what a relationship asks of its session (the hooks declared in ``hoo
 
 from typing import Any
 
-from .errors import InvalidStateError
+from .errors import InvalidStateError, warn
 from .loading import points_at
 from .registers import DELETE_ORPHAN, SAVE_UPDATE
 from .relationships import set_reference
@@ -26,6 +26,9 @@ class Cascades:
         self.session = session
         self.registers = session.registers
         self.guard = session.guard
+        # (owner, collection, item): an object outside the session appended to a collection without
+        # save-update since the last flush; the flush warns if it is still left out (left_out).
+        self.appended_outside = []
 
     def set_reference(self, state, reference, target):
         """``obj.user = target`` on an object of this session."""
@@ -58,9 +61,12 @@ class Cascades:
         """``item`` was appended to a collection of an object in this session: save-update brings it in."""
         values = item.__dict__
         item_state = values.get(STATE_ATTRIBUTE)
-        if "save-update" in collection.cascade and (item_state is None or item_state.session is None):
-            owner = values[collection.reference.name]  # (the append has just pointed the item at it)
-            self.session.lifecycle.bring_in(item, (SAVE_UPDATE, owner.__dict__[STATE_ATTRIBUTE], collection))
+        if item_state is None or item_state.session is None:
+            if "save-update" in collection.cascade:
+                owner = values[collection.reference.name]  # (the append has just pointed the item at it)
+                self.session.lifecycle.bring_in(item, (SAVE_UPDATE, owner.__dict__[STATE_ATTRIBUTE], collection))
+            else:
+                self.appended_outside.append((collection, item))
 
     def orphaned(self, collection, item, owner):
         """``item`` was removed from ``owner``'s collection: with delete-orphan it goes, otherwise
@@ -70,6 +76,58 @@ class Cascades:
         state = item.__dict__.get(STATE_ATTRIBUTE)
         if state is not None and state.session is self.session:
             self.session.lifecycle.delete(item, (DELETE_ORPHAN, owner.__dict__[STATE_ATTRIBUTE], collection))
+
+    def warn_left_out(self, inserts, updates):
+        """Before a flush: warn (``UowWarning``) of each object reachable from what it writes only
+        through a relationship without save-update, and not in this session.
+
+        Such an object is not written, and its link is lost without a word: a reference to an object
+        with no row writes NULL in the foreign key, and a child appended to a collection is not
+        inserted.  SQLAlchemy warns here rather than fail (the relationship may be meant that way),
+        and so does uow.  Only relationships without save-update are looked at (the others bring
+        objects in), so a flush of classes without one costs nothing more.
+        """
+        session = self.session
+        appended, self.appended_outside = self.appended_outside, []
+        try:
+            for collection, item in appended:
+                owner = item.__dict__.get(collection.reference.name)
+                held = owner.__dict__.get(collection.name) if owner is not None else None
+                # (A pending owner is an insert: its whole list is looked at below.)
+                if held is not None and not _outside(owner, session) and _outside(item, session) and \
+                        owner.__dict__[STATE_ATTRIBUTE].key is not None and any(other is item for other in held):
+                    _warn_child(item, owner.__dict__[STATE_ATTRIBUTE], collection)
+            unsaved: dict[Any, list[Any]] = {}  # mapper -> its relationships without save-update (most have none)
+            for state in inserts + [state for state, _ in updates]:
+                mapper = state.mapper
+                relationships = unsaved.get(mapper)
+                if relationships is None:
+                    relationships = unsaved[mapper] = [relationship for relationship in mapper.references
+                                                       + mapper.collections if "save-update" not in relationship.cascade]
+                if relationships:
+                    self._warn_unsaved(state, relationships)
+        except BaseException:
+            self.appended_outside = appended + self.appended_outside  # (a warning made an error: warn again next time)
+            raise
+
+    def _warn_unsaved(self, state, relationships):
+        session = self.session
+        values = state.obj.__dict__
+        for relationship in relationships:
+            if relationship in state.mapper.references:
+                target = values.get(relationship.name)
+                target_state = target.__dict__.get(STATE_ATTRIBUTE) if target is not None else None
+                if target is not None and _outside(target, session) and (target_state is None or target_state.key is None):
+                    written = ", ".join(f"{name} = {'NULL' if values.get(name) is None else repr(values[name])}"
+                                        for name in relationship.column_names)
+                    warn(f"flush(): {state.describe()}.{relationship.name} holds {target!r}, which is not in this "
+                         f"session and has no row; {relationship.entity.__name__}.{relationship.name} has no "
+                         f"save-update cascade, so that object is left out of the flush (not inserted) and "
+                         f"{written} is written. add() it, or give the reference cascade='save-update'")
+            elif state.key is None:  # a new parent whose list was filled before it was added
+                for item in values.get(relationship.name) or ():
+                    if _outside(item, session):
+                        _warn_child(item, state, relationship)
 
     def related(self, obj, cascade):
         """The objects one step from ``obj`` along relationships whose cascade includes ``cascade``.
@@ -147,3 +205,15 @@ class Cascades:
                     setattr(child, collection.reference.name, None)
                     cleared.append((child, collection.reference))
         return cleared
+
+
+def _outside(obj, session):
+    """True when ``obj`` is not in ``session`` (transient, detached, or another session's)."""
+    state = obj.__dict__.get(STATE_ATTRIBUTE)
+    return state is None or state.session is not session
+
+
+def _warn_child(item, owner_state, collection):
+    warn(f"flush(): {item!r} is in {owner_state.describe()}.{collection.name}, whose cascade has no save-update, "
+         f"and is not in this session: it is not inserted, and its link to the parent is lost. add() it, or "
+         f"give {collection.entity.__name__}.{collection.name} cascade='save-update'")

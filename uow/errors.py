@@ -9,6 +9,10 @@ Messages follow one formula: what was attempted, on which object or value, what 
 and what to do instead.
 """
 
+import os
+import sys
+import types
+import warnings
 from collections.abc import Iterable
 
 
@@ -195,3 +199,39 @@ class PendingRollbackError(UowError):
     def __init__(self, message: str, original: BaseException | None = None) -> None:
         super().__init__(message)
         self.original = original
+
+
+# --- warnings ------------------------------------------------------------------------------
+
+class UowWarning(UserWarning):
+    """Something uow did that is allowed, but is rarely what was meant: issued through Python's
+    ``warnings``, never raised.
+
+    Where SQLAlchemy warns rather than fails, uow warns too, with this class, so that a test suite
+    can make every one of them an error (``warnings.simplefilter("error", uow.UowWarning)``, or
+    pytest's ``-W error::uow.errors.UowWarning``).  Issued for: an object reachable only through a
+    relationship without save-update, left out of a flush; ``merge()`` of an object already pending
+    in the session; a commit across attached files that is not atomic (WAL); ``close_all_sessions()``
+    leaving sessions of other threads open.
+    """
+
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn(message: str) -> None:
+    """Issue a :class:`UowWarning` attributed to the first caller outside uow, so that the warning
+    names the user's line (and Python's once-per-line filter counts the user's lines, not ours)."""
+    level = 2  # (1 is this function)
+    frame: types.FrameType | None = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, UowWarning, stacklevel=level)
+
+
+# What ``from uow.errors import *`` (and so ``uow``) exports: every exception and warning class
+# (not warn(), nor the modules imported above).  Kept last, so that it sees every class.
+__all__ = [name for name, value in list(globals().items())
+           if isinstance(value, type) and issubclass(value, (UowError, UowWarning))]

@@ -219,6 +219,11 @@ class Executor:
             _refuse_if_closed(error)
             raise
 
+    def close(self) -> None:
+        """Close the connection (``Session.invalidate``): SQLite rolls back the transaction it had open."""
+        self._cursor = None
+        self.connection.close()
+
     def set_busy_timeout(self, seconds: float) -> None:
         """How long a statement waits for another connection's lock before "database is locked"."""
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < 2 ** 31 / 1000:

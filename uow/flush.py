@@ -16,9 +16,15 @@ failed flush leave the session exactly as it was.  Everything one flush knows li
 :class:`Flush` object (as in SQLAlchemy's ``UOWTransaction``), and :meth:`Flush.run` reads as
 the four steps in order.  :class:`Flusher` is the session's part that starts flushes and holds
 what outlives one: the autoflush switch and the count of flushes.
+
+Each flush's plan listing is logged at DEBUG on the ``uow.flush`` logger just before it is
+written (SQLAlchemy 0.3's ``echo_uow``), beside the statements on ``uow.sql``::
+
+    logging.getLogger("uow.flush").setLevel(logging.DEBUG)
 """
 
 import contextlib
+import logging
 from typing import Any
 
 from .binding import bind_plan
@@ -30,6 +36,8 @@ from .planner import StepKind, StepPurpose, build_plan
 from .states import DELETED, PERSISTENT, STATE_ATTRIBUTE
 from .transaction import STATEMENTS_STAYED
 from .writing import run_plan, statements_stayed
+
+log = logging.getLogger("uow.flush")
 
 
 class Flusher:
@@ -89,6 +97,7 @@ class Flusher:
         self.guard.refuse_lost_transaction("dry_run")
         began = not session.transaction.active
         if began:
+            session.transaction.check_autobegin("dry_run()")
             session.transaction.begin(None, for_writing=True)
         session.undo.loading_epoch()  # writes before the dry run count; its own are undone below
         savepoint = Savepoint(session.executor, "uow_dry_run")  # always rolled back
@@ -134,6 +143,8 @@ class Flush:
         # Collect and plan, every value checked: a refusal here leaves everything as it was.
         if not self.prepare():
             return
+        # (A warning made an error by the application's filter stops the flush here, before any SQL.)
+        session.cascades.warn_left_out(self.inserts, self.updates)
         self.guard.refuse_lost_transaction("flush")
         self.flusher.running = True
         try:
@@ -145,6 +156,9 @@ class Flush:
                     # leaves the transaction open with nothing written).
                     if not self.prepare():
                         return
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("flush %d of %r:\n%s", self.flusher.count + 1, session, self.plan,
+                          extra={"uow_plan": self.plan})
             written = False
             session.undo.loading_epoch()  # writes before this flush count; its own, if undone below, do not
             try:

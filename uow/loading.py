@@ -96,6 +96,29 @@ class Loader:
         loaded = self.load(mapper, self.select_by_key(mapper, key[1]))
         return loaded[0] if loaded else None
 
+    def get_fresh(self, entity, ident):
+        """``get(..., populate_existing=True)``: the row read now, its values over a held object's."""
+        mapper = mapper_of_class(entity, "get")
+        key = mapper.identity_key(ident)
+        self._check_bound_key(mapper, key)
+        obj = self.session.identity.get(key)
+        if obj is None:
+            self.session.flusher.autoflush()  # (as get() does for a key it does not hold)
+            loaded = self.load(mapper, self.select_by_key(mapper, key[1]))
+            return loaded[0] if loaded else None
+        state = obj.__dict__[STATE_ATTRIBUTE]
+        row = self.read_row(state)
+        if row is None:  # gone: as for an expired object whose row is gone (see get)
+            self._drop_gone(state)
+            return None
+        self.session.undo.record(state)
+        values = obj.__dict__
+        values.update(zip(mapper.column_names, row))
+        state.committed = tuple(mapper.snapshot_value(column, value) for column, value in zip(mapper.columns, row))
+        _forget_references(state, mapper.columns)
+        self.session.tracker.clean(state)
+        return obj
+
     def _check_bound_key(self, mapper, key):
         """The key's values passed identity_key()'s checks; what is left is what SQLite says of the
         stored form (``valuechecks.bind_column``'s last stage): its length, before any SQL runs."""
@@ -112,12 +135,15 @@ class Loader:
         try:
             self.load_expired(state)
         except ObjectDeletedError:
-            session = self.session
-            session.undo.record(state)
-            self.registers.unindex(state)
-            self.registers.detach(state)
+            self._drop_gone(state)
             return None
         return obj
+
+    def _drop_gone(self, state):
+        """A held object whose row is gone leaves the session, as if expunged; rollback() brings it back."""
+        self.session.undo.record(state)
+        self.registers.unindex(state)
+        self.registers.detach(state)
 
     def get_one(self, entity, ident):
         """Like get(), but a missing row raises NotFoundError."""

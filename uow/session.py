@@ -47,6 +47,7 @@ from .planner import FlushPlan
 from .registers import Registers, SessionStats, identity_key
 from .rollback import UndoLog
 from .states import PENDING, STATE_ATTRIBUTE
+from . import opensessions
 from .tracking import ChangeTracker, changed_fields, original_value
 from .transaction import NestedTransaction, SessionTransaction, Transaction, TransactionState
 
@@ -71,20 +72,25 @@ class Session:
     Transaction options (see ``transaction``): ``begin_mode`` ("DEFERRED", "IMMEDIATE",
     "EXCLUSIVE"; by default reads begin DEFERRED and flushes IMMEDIATE), ``read_only``,
     ``busy_timeout`` in seconds, and ``isolation_level`` / ``deferrable``, which SQLite cannot
-    honour except for "SERIALIZABLE" and are refused rather than ignored.
+    honour except for "SERIALIZABLE" and are refused rather than ignored.  ``autobegin=False``
+    refuses every operation that needs a transaction until ``begin()`` is called (after each
+    commit or rollback too), for code that wants each transaction to be visibly begun.
 
     ``weak_identity_map=True`` lets an object the program no longer references leave the identity
     map (unless it has work still to do: see ``identity``), for reading more rows than memory holds.
+
+    ``info`` is a dict for the application (uow never reads it), as in SQLAlchemy.
     """
 
     def __init__(self, connection: sqlite3.Connection, *, autoflush: bool = True, expire_on_commit: bool = False,
                  begin_mode: str | None = None, read_only: bool = False, busy_timeout: float | None = None,
                  isolation_level: str | None = None, deferrable: bool | None = None,
-                 weak_identity_map: bool = False) -> None:
+                 weak_identity_map: bool = False, autobegin: bool = True) -> None:
         self.executor = Executor(connection)
         self.transaction = Transaction(self.executor, self)
         self.transaction.configure(begin_mode=begin_mode, read_only=read_only,
-                                   isolation_level=isolation_level, deferrable=deferrable)
+                                   isolation_level=isolation_level, deferrable=deferrable, autobegin=autobegin)
+        self.info: dict[Any, Any] = {}
         if busy_timeout is not None:
             self.executor.set_busy_timeout(busy_timeout)
         self.autoflush = autoflush
@@ -103,6 +109,7 @@ class Session:
         self.cascades = Cascades(self)
         self.lifecycle = Lifecycle(self)
         self.hooks = EntityHooks(self)  # what entity objects may call (see uow.hooks)
+        opensessions.opened(self)  # for close_all_sessions()
     # -- adding and deleting (the Lifecycle part does the work) ------------------------------
 
     def add(self, obj: Entity) -> None:
@@ -176,7 +183,7 @@ class Session:
 
     # -- loading (the Loader does the work) -----------------------------------------------
 
-    def get(self, entity: type[E], ident: object) -> E | None:
+    def get(self, entity: type[E], ident: object, *, populate_existing: bool = False) -> E | None:
         """The object with this primary key (scalar, tuple or dict), or None if there is no such row.
 
         An object already in the identity map is returned without any SQL, unless it was expired
@@ -184,9 +191,16 @@ class Session:
         reloads it with one SELECT, and if its row is gone (another connection deleted it) the
         object leaves the session, as if expunged, and get() returns None, as for a key it does
         not hold.  rollback() brings the object back.
+
+        ``populate_existing=True`` reads the row even when the object is held, and overwrites
+        every column with what the row holds now, unflushed changes to them included (as
+        refresh() does, without its cascade and without autoflush); a row that is gone is
+        treated as for an expired object.
         """
-        if _get_ident() != self.guard.ready_thread:
+        if _get_ident() != self.guard.ready_thread or populate_existing:
             self.guard.check("get")
+            if populate_existing:
+                return self.loader.get_fresh(entity, ident)
         # The identity map first, with no SQL: a key of the column's own type found as it is.
         # (Not for float keys: -0.0 equals 0.0 in a dict, and identity_key refuses it.  Any other
         # key, a miss or an expired object is the Loader's.)
@@ -314,8 +328,8 @@ class Session:
         """
         self.guard.check("begin")
         self.observer.refuse_in_listener("begin")
-        self.boundaries.begin_transaction(mode, read_only=read_only, isolation_level=isolation_level,
-                                          deferrable=deferrable)
+        self.boundaries.begin_transaction(mode, explicit=True, read_only=read_only,
+                                          isolation_level=isolation_level, deferrable=deferrable)
         return self.transaction.scope
 
     def begin_nested(self) -> NestedTransaction:
@@ -378,8 +392,6 @@ class Session:
         self.guard.check_rollback()
         self.observer.refuse_in_listener("rollback")
         self.boundaries.rollback()
-
-    # -- leaving the session --------------------------------------------------------------
 
     # -- leaving the session --------------------------------------------------------------
 
@@ -450,3 +462,10 @@ class Session:
         return (f"<Session {self.transaction.state.value}: {stats.pending} pending, "
                 f"{stats.persistent} persistent, {stats.marked_for_deletion} marked for deletion>")
 
+
+
+def object_session(obj: Entity) -> Session | None:
+    """The Session an object belongs to, or None."""
+    mapper_of_object(obj, "object_session")
+    state = obj.__dict__.get(STATE_ATTRIBUTE)
+    return state.session if state is not None else None

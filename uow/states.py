@@ -56,7 +56,8 @@ ALLOWED_MOVES = {
     PENDING: (PERSISTENT, TRANSIENT),
     PERSISTENT: (DELETED, DETACHED),
     DELETED: (DETACHED,),
-    DETACHED: (PERSISTENT,),
+    # DETACHED -> TRANSIENT: make_transient() forgets the row an object was attached to.
+    DETACHED: (PERSISTENT, TRANSIENT),
 }
 
 

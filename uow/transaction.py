@@ -193,11 +193,20 @@ class Transaction:
         self.read_only = False
         self._query_only_before = None
 
-    def configure(self, begin_mode=None, read_only=False, isolation_level=None, deferrable=None):
+    def configure(self, begin_mode=None, read_only=False, isolation_level=None, deferrable=None, autobegin=True):
         """Check and keep the session's transaction options (see Session)."""
         self.default_mode = check_mode(begin_mode) if begin_mode is not None else None
         check_unsupported(isolation_level, deferrable)
         self.default_read_only = bool(read_only)
+        self.autobegin = bool(autobegin)
+
+    def check_autobegin(self, operation):
+        """Before a transaction begins by itself (a read, a flush): refused when autobegin is off."""
+        if not self.autobegin:
+            raise TransactionError(
+                f"{operation}: this session was made with autobegin=False and no transaction is begun; "
+                f"call session.begin() first (or use 'with session.begin():')"
+            )
 
     def _move(self, new_state, operation):
         if new_state not in MOVES[self.state]:
@@ -378,6 +387,17 @@ class Transaction:
         self.aftermath = aftermath
         if self.state is not TransactionState.FAILED:
             self._move(TransactionState.FAILED, "flush")
+
+    def invalidate(self) -> None:
+        """CLOSED without any statement (``Session.invalidate``): the connection is not to be used again."""
+        self.read_only = False
+        self._query_only_before = None
+        for nested in self.levels[1:]:
+            nested.is_active = False
+        del self.levels[1:]
+        self.failure = None
+        if self.state is not TransactionState.CLOSED:
+            self._move(TransactionState.CLOSED, "invalidate")
 
     def close(self) -> None:
         if self.executor.in_transaction:

@@ -20,6 +20,7 @@ how each works.
 
 import os
 import sqlite3
+import threading
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -27,7 +28,9 @@ from .. import session as core
 from ..entity import Entity
 from ..arguments import listed
 from ..declaration import Registry
+from ..errors import TransactionError
 from ..mapper import mapper_of_class, mapper_of_object
+from ..transaction import TransactionState
 from .bulk import BulkWriter
 from .databases import Databases
 from .eager import EagerLoader
@@ -52,6 +55,37 @@ class Session(core.Session):
         self.merger = Merger(self)
         self.bulk = BulkWriter(self)
         self.databases = Databases(self)
+
+    # -- SQLAlchemy's session surface -------------------------------------------------------
+
+    @staticmethod
+    def object_session(obj: Entity) -> "core.Session | None":
+        """The Session ``obj`` belongs to, or None (``Session.object_session(obj)``, as in SQLAlchemy)."""
+        return core.object_session(obj)
+
+    def prepare(self) -> typing.NoReturn:
+        """Refused: SQLite has no two-phase commit (see the README on attached databases)."""
+        self.guard.check("prepare")
+        raise TransactionError(
+            "prepare(): SQLite has no two-phase commit (no PREPARE TRANSACTION), so a transaction cannot be "
+            "prepared and committed later by a coordinator; commit() it, which is atomic across the files "
+            "of one connection in rollback-journal mode (not in WAL mode)"
+        )
+
+    def invalidate(self) -> None:
+        """Close the session and its connection without sending anything on the connection again.
+
+        For a connection known to be broken or unsafe (after a crash of code holding it, an
+        interrupt at a bad moment): the objects are rolled back in memory from the undo log, as by
+        rollback(), and detached; the session is closed; the sqlite3 connection is closed, which
+        makes SQLite roll back whatever transaction it had open.  No event is emitted.
+        """
+        if self.transaction.state is TransactionState.CLOSED:
+            return
+        if threading.get_ident() != self.guard.owner_thread:
+            self.guard.check("invalidate")
+        self.observer.refuse_in_listener("invalidate")
+        self.boundaries.invalidate()
 
     # -- eager loading --------------------------------------------------------------------
 
