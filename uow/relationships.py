@@ -27,11 +27,13 @@ loads them up front with one SELECT per relationship.
 =================  ===========================================================================
 ``save-update``    adding an object (from any state) adds the objects it references or holds
                    that are not in the session yet (default on both)
+``merge``          merging an object merges what it references or holds (loaded), and the
+                   merged object then references or holds the merged copies (default on both)
 ``delete``         deleting a parent deletes its children, loaded or not (Collection only)
 ``delete-orphan``  a child removed from its parent's collection is deleted (Collection only)
 ``expunge``        expunging the parent expunges the objects it holds (default on Collection)
 ``refresh``        refreshing the parent refreshes the loaded objects it holds (default on Collection)
-``all``            save-update, delete, expunge and refresh
+``all``            save-update, merge, delete, expunge and refresh
 =================  ===========================================================================
 
 For a type checker, annotate a relationship with the class it leads to: ``user: Reference[User]
@@ -47,7 +49,7 @@ from typing import Any, Generic, Self, SupportsIndex, TypeVar, overload
 from .errors import DetachedInstanceError, MappingError
 from .states import STATE_ATTRIBUTE
 
-CASCADES = ("save-update", "delete", "delete-orphan", "expunge", "refresh")
+CASCADES = ("save-update", "merge", "delete", "delete-orphan", "expunge", "refresh")
 MISSING_PAIR = object()
 
 Target = TypeVar("Target")  # the entity class a relationship leads to
@@ -62,7 +64,7 @@ def _parse_cascade(text: object, owner: str, allowed: Sequence[str]) -> frozense
         if not part:
             continue
         if part == "all":
-            names.update(("save-update", "delete", "expunge", "refresh"))
+            names.update(("save-update", "merge", "delete", "expunge", "refresh"))
         elif part in CASCADES:
             names.add(part)
         else:
@@ -105,9 +107,10 @@ class Reference(Relationship, Generic[Target]):
     ``foreign_key`` names the column (or tuple of columns) of a ForeignKey declared on this class.
     """
 
-    allowed_cascades = ("save-update", "expunge", "refresh")
+    allowed_cascades = ("save-update", "merge", "expunge", "refresh")
 
-    def __init__(self: "Reference[Any]", foreign_key: str | Sequence[str], *, cascade: str = "save-update") -> None:
+    def __init__(self: "Reference[Any]", foreign_key: str | Sequence[str], *,
+                 cascade: str = "save-update, merge") -> None:
         super().__init__(cascade)
         names = (foreign_key,) if isinstance(foreign_key, str) else foreign_key
         if not isinstance(names, (tuple, list)) or not names or not all(isinstance(n, str) for n in names):
@@ -247,7 +250,7 @@ class Collection(Relationship, Generic[Target]):
     """One-to-many: the objects of ``target`` whose Reference ``reference`` points at this one."""
 
     def __init__(self: "Collection[Any]", target: type | str, reference: str, *,
-                 cascade: str = "save-update, expunge, refresh") -> None:
+                 cascade: str = "save-update, merge, expunge, refresh") -> None:
         super().__init__(cascade)
         if not isinstance(target, (str, type)) or not isinstance(reference, str):
             raise MappingError(

@@ -8,7 +8,8 @@ one object per row:
   a detached object becomes persistent again, and any changes made while it was detached are
   written by the next flush.  If another object already holds its identity, that is an error.
 * ``merge(obj)`` never attaches the given object.  It copies its column values onto the
-  session's object for the same row (loading it, or creating a pending one) and returns that.
+  session's object for the same row (loading it, or creating a pending one) and returns that;
+  the merge cascade does the same along relationships, for what ``obj`` holds in memory.
   ``merge(obj, load=False)`` trusts the given values as the row's current state, with no SQL.
 * ``upsert(obj)`` writes the row now with ``INSERT ... ON CONFLICT (key) DO UPDATE``, one
   statement, and keeps the identity map in step with what the database returned.
@@ -21,11 +22,12 @@ import sqlite3
 from ..columntypes import from_db
 from ..rowsize import oversized_row
 from ..valuechecks import Refusal, bind_column
-from ..errors import ColumnValueError, FlushError, InvalidStateError, StaleDataError
+from ..errors import ColumnValueError, FlushError, InvalidStateError, StaleDataError, warn
 from ..identifiers import quote
 from ..mapper import mapper_of_object
 from ..sentinels import MISSING, NOT_LOADED
-from ..states import DELETED, DETACHED, STATE_ATTRIBUTE, TRANSIENT, InstanceState
+from ..relationships import RelatedList
+from ..states import DELETED, DETACHED, PENDING, STATE_ATTRIBUTE, TRANSIENT, InstanceState
 from ..tracking import changed_fields
 
 
@@ -75,9 +77,65 @@ class Merger:
         new pending object when the row does not exist.  ``obj`` itself is left as it was.  With
         ``load=False`` no SQL runs: the values are taken to be the row's current state, so the
         object returned is persistent and clean — use it to put objects from a cache into a session.
+
+        **The merge cascade** (SQLAlchemy's default): along each relationship whose cascade names
+        ``merge`` (the default of both kinds), what ``obj`` holds *in memory* is merged too, and
+        the merged object then references or holds the merged copies: a cached reference is set to
+        the merged target, a loaded collection is replaced by the merged items (children no longer
+        in it are released, and deleted with delete-orphan, as an assignment of the list does).  A
+        relationship ``obj`` has not loaded is left as the session's object has it.  Each object is
+        merged once, also when the objects hold each other in a cycle.  A merge refused part way
+        (a StaleDataError from a child's version) leaves what it merged before in the session;
+        rollback() takes it back.
+
+        Merging an object already in this session returns it unchanged; for a pending one that is
+        rarely what was meant (merge is for objects from elsewhere; there is nothing to copy), so
+        it also warns (``UowWarning``), as SQLAlchemy does.
         """
         session = self.session
         self.guard.check("merge")
+        mapper_of_object(obj, "merge")
+        state = obj.__dict__.get(STATE_ATTRIBUTE)
+        if state is not None and state.session is session and state.status is PENDING:
+            warn(f"merge(): {obj!r} is already pending in this session; merge() returns it as it is, with nothing "
+                 f"copied. merge() is for objects from elsewhere (another session, a cache); the object is "
+                 f"already added")
+        return self._merge(obj, load, {})
+
+    def _merge(self, obj, load, merged):
+        """merge() of one object, then its merge cascade; ``merged`` maps id(source) to its result."""
+        found = merged.get(id(obj))
+        if found is not None:
+            return found
+        target = self._merge_one(obj, load)
+        merged[id(obj)] = target
+        if target is not obj:
+            self._cascade(obj, target, load, merged)
+        return target
+
+    def _cascade(self, obj, target, load, merged):
+        """The merge cascade from ``obj`` (merged onto ``target``): see :meth:`merge`."""
+        mapper = type(obj).__mapper__
+        values = obj.__dict__
+        for reference in mapper.references:
+            if "merge" in reference.cascade and reference.name in values:
+                related = values[reference.name]
+                setattr(target, reference.name, None if related is None else self._merge(related, load, merged))
+        for collection in mapper.collections:
+            held = values.get(collection.name)
+            if held is None or "merge" not in collection.cascade:
+                continue
+            items = [self._merge(item, load, merged) for item in list(held)]
+            if not load and collection.name not in target.__dict__:
+                # load=False trusts the values as the rows' state, with no SQL: the list is taken as
+                # what the database holds, as the columns are (assigning it would load the old one).
+                target.__dict__[collection.name] = RelatedList(target, collection, items)
+            else:
+                setattr(target, collection.name, items)
+
+    def _merge_one(self, obj, load):
+        """The merge of ``obj``'s columns (no cascade): the session's object for its row."""
+        session = self.session
         mapper = mapper_of_object(obj, "merge")
         mapper.configure()
         source = mapper.copy_values(obj.__dict__)  # JSON values are copied, never shared
