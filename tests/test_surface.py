@@ -465,3 +465,75 @@ def test_the_warning_names_the_users_line(conn):
     with pytest.warns(UowWarning) as caught:
         session.flush()
     assert caught[0].filename == __file__
+
+
+# -- a commit across attached files that cannot be atomic (WAL) ---------------------------------------
+
+class Archived(SurfaceBase, table="surface_archived", database="archive"):
+    id: int = Column(primary_key=True)
+    text: str
+
+
+def attached_session(tmp_path, journal_mode):
+    main, archive = str(tmp_path / "main.db"), str(tmp_path / "archive.db")
+    for path, models in ((main, MODELS), (archive, [])):
+        setup = sqlite3.connect(path, isolation_level=None)
+        setup.execute(f"PRAGMA journal_mode={journal_mode}")
+        if models:
+            uow.create_all(setup, models)
+        else:
+            setup.execute("CREATE TABLE surface_archived (id INTEGER PRIMARY KEY, text TEXT NOT NULL)")
+        setup.close()
+    conn = uow.connect(main)
+    session = uow.Session(conn)
+    session.bind_mapper(Archived, archive)
+    return session, conn, main, archive
+
+
+def test_a_commit_across_attached_files_in_wal_mode_warns_and_commits_each_file(tmp_path):
+    session, conn, main, archive = attached_session(tmp_path, "wal")
+    session.add(Shelf(id=1, name="main"))
+    session.add(Archived(id=1, text="archive"))
+    with pytest.warns(UowWarning, match=r"main \(.*main\.db, wal\).*archive \(.*archive\.db, wal\).*"
+                                        r"journal_mode=DELETE"):
+        session.commit()
+    assert rows(main, "SELECT name FROM surface_shelves") == [("main",)]
+    assert rows(archive, "SELECT text FROM surface_archived") == [("archive",)]
+    session.close()
+    conn.close()
+
+
+def test_made_an_error_the_warning_leaves_the_transaction_open_and_uncommitted(tmp_path):
+    session, conn, main, archive = attached_session(tmp_path, "wal")
+    session.add(Archived(id=1, text="archive"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UowWarning)
+        with pytest.raises(UowWarning):
+            session.commit()
+    assert session.in_transaction()
+    assert rows(archive, "SELECT count(*) FROM surface_archived") == [(0,)]
+    session.rollback()
+    session.close()
+    conn.close()
+
+
+def test_a_commit_across_attached_files_in_rollback_journal_mode_does_not_warn(tmp_path):
+    session, conn, main, archive = attached_session(tmp_path, "delete")
+    session.add(Shelf(id=1, name="main"))
+    session.add(Archived(id=1, text="archive"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UowWarning)
+        session.commit()
+        session.get(Shelf, 1)
+        session.commit()  # a commit that wrote nothing checks nothing
+    assert rows(archive, "SELECT text FROM surface_archived") == [("archive",)]
+    session.close()
+    conn.close()
+
+
+def test_a_session_without_attached_files_sends_nothing_more_at_commit(conn):
+    session = uow.Session(conn)
+    session.add(Shelf(id=1, name="a"))
+    with uow.capture_sql() as statements:
+        session.commit()
+    assert [s.sql for s in statements if s.sql.startswith("PRAGMA")] == []

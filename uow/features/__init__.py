@@ -87,6 +87,16 @@ class Session(core.Session):
         self.observer.refuse_in_listener("invalidate")
         self.boundaries.invalidate()
 
+    def commit(self) -> None:
+        """Flush, then COMMIT (see the core's commit); with files attached, warn first when the
+        COMMIT cannot be atomic across them (WAL; see ``features.databases``)."""
+        if self.databases.attached_any:
+            self.guard.check("commit")
+            self.observer.refuse_in_listener("commit")
+            self.flush()  # (what the commit writes must be written before its files are judged)
+            self.databases.check_atomic_commit()
+        super().commit()
+
     # -- eager loading --------------------------------------------------------------------
 
     def all(self, entity: type[E], *, load: Iterable[str] = ()) -> list[E]:

@@ -19,7 +19,14 @@ the session's connection::
 
 Its SQL then always names the database (``"archive"."log"``), and one COMMIT covers every
 attached file: SQLite commits a transaction across attached databases atomically (in rollback
-journal mode; in WAL mode each file is atomic on its own — SQLite's documented limit).
+journal mode; in WAL mode, or with an in-memory main database, each file is atomic on its own,
+and a crash during the COMMIT can leave some files with the transaction and others without:
+SQLite's documented limit).  uow cannot make such a commit atomic, and refusing it would make
+WAL unusable with attached files, so it is a warned choice: a session that attached a file checks
+at each commit that wrote something, and when the files cannot be committed as one it commits
+anyway and issues a ``UowWarning`` that names the files and their journal modes (make the warning
+an error to refuse such commits: the check runs after the flush and before COMMIT, so the
+transaction is then left open, for rollback()).
 ``bind_table`` does the same by table name.  SQLite cannot ATTACH inside a transaction, so bind
 before the first query, or after a commit.  ``bind_mapper``, ``bind_table`` and ``get_bind`` are
 SQLAlchemy's names, adapted to SQLite, where every "bind" is a file on one connection.
@@ -29,7 +36,7 @@ import re
 import sqlite3
 
 from .. import arguments
-from ..errors import TransactionError, UowError
+from ..errors import TransactionError, UowError, warn
 from ..entity import Entity
 from ..identifiers import check_identifier, quote
 from ..mapper import mapper_of_class
@@ -56,6 +63,30 @@ class Databases:
         self.session = session
         self.guard = session.guard
         self.boundaries = session.boundaries
+        self.attached_any = False  # attach() (or a raw ATTACH) ran: commits check atomicity
+
+    def check_atomic_commit(self):
+        """Before COMMIT (after the flush): warn when the transaction wrote and the files attached to
+        the connection cannot be committed as one (WAL, or an in-memory main database)."""
+        session = self.session
+        session.undo.loading_epoch()  # (brings its count of the transaction's writes up to date)
+        if not self.attached_any or not session.transaction.active or not session.undo.writes:
+            return
+        # (Only files on disk: what a crash could leave half committed.  An in-memory main database
+        # has no super-journal to tie the files together.)
+        attached = self._attached()
+        files = {name: path for name, path in attached.items() if name != "temp" and path}
+        if len(files) < 2:
+            return
+        modes = {name: str(session.executor.fetchall(f"PRAGMA {quote(name)}.journal_mode")[0][0]).lower()
+                 for name in files}
+        if attached.get("main") and "wal" not in modes.values():
+            return
+        described = ", ".join(f"{name} ({files[name]}, {modes[name]})" for name in files)
+        warn(f"commit(): this transaction wrote while several databases are attached -- {described} -- and SQLite "
+             f"commits them atomically only in rollback-journal mode with a main database on file: each file "
+             f"commits on its own, and a crash during the COMMIT can leave some with the transaction and others "
+             f"without. Use journal_mode=DELETE (or TRUNCATE) on every file for one atomic commit")
 
     def execute(self, sql, params=()):
         """Run one SQL statement in the session's transaction (after an autoflush); return the cursor.
@@ -121,6 +152,7 @@ class Databases:
                 raise UowError(f"attach(): database {name!r} is already attached to {held!r}; "
                                f"give this one another name, or detach it first")
             return
+        self.attached_any = True
         self.session.executor.execute(f"ATTACH DATABASE ? AS {quote(name)}", (str(path),))
         self.session.executor.execute(f"PRAGMA {quote(name)}.foreign_keys")
 
