@@ -135,11 +135,14 @@ def _declaration(table, relations):
     if table.versioned:
         annotations["version"] = int
         namespace["version"] = uow.Column(version=True)
+    # The oracle does not model the merge cascade (uow's default, as SQLAlchemy's): the relationships
+    # are declared with the cascades it models, "all" spelled out without merge.
     for relation in relations:
         if relation.child is table:
-            namespace[relation.ref_name] = uow.Reference(relation.column)
+            namespace[relation.ref_name] = uow.Reference(relation.column, cascade="save-update")
     for relation in relations:
         if relation.parent is table and relation.cascade is not None:
+            cascade = relation.cascade.replace("all", "save-update, delete, expunge, refresh")
             namespace[relation.list_name] = uow.Collection(relation.child.name.capitalize(), relation.ref_name,
-                                                           cascade=relation.cascade)
+                                                           cascade=cascade)
     return namespace
