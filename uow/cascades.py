@@ -26,8 +26,8 @@ class Cascades:
         self.session = session
         self.registers = session.registers
         self.guard = session.guard
-        # (owner, collection, item): an object outside the session appended to a collection without
-        # save-update since the last flush; the flush warns if it is still left out (left_out).
+        # (collection, item): an object outside the session appended to a collection without
+        # save-update since the last flush; the flush warns if it is still left out (warn_left_out).
         self.appended_outside = []
 
     def set_reference(self, state, reference, target):
