@@ -190,6 +190,7 @@ class Transaction:
         self._savepoint_counter = 0
         self.default_mode = None
         self.default_read_only = False
+        self.autobegin = True  # (configure() sets the session's option)
         self.read_only = False
         self._query_only_before = None
 
