@@ -290,8 +290,15 @@ def test_two_new_objects_with_one_natural_key_are_refused_before_any_sql(session
 def test_every_error_is_a_uow_error():
     for name in dir(errors):
         value = getattr(errors, name)
-        if isinstance(value, type) and issubclass(value, Exception) and value.__module__ == errors.__name__:
+        if isinstance(value, type) and issubclass(value, Exception) and value.__module__ == errors.__name__ \
+                and not issubclass(value, Warning):
             assert issubclass(value, errors.UowError), name
+
+
+def test_the_uow_warning_is_a_user_warning_and_not_an_error():
+    """Warnings are issued, never raised; except UowError must not catch one made an error."""
+    assert issubclass(errors.UowWarning, UserWarning)
+    assert not issubclass(errors.UowWarning, errors.UowError)
 
 
 @pytest.mark.parametrize("call", [
