@@ -221,12 +221,12 @@ def test_a_plan_that_cannot_be_made_is_reported_not_raised(session):
         session.flush()
 
 
-def test_causes_leave_with_the_flush_and_the_rollback(session):
+def test_wb_causes_leave_with_the_flush_and_the_rollback(session):
     zed = User(name="zed")
     order = Order(total=1)
     zed.orders.append(order)
     session.add(zed)
-    assert session.registers.causes  # white-box: recorded while pending
+    assert session.registers.causes  # recorded while pending
     session.flush()
     assert session.registers.causes == {}
     order.total = 2
@@ -281,3 +281,16 @@ def test_dry_run_prints_one_numbered_statement_per_line(session):
     with capture_sql() as captured:
         session.flush()
     assert str(captured).splitlines()[1].startswith("2. UPDATE")
+
+
+def test_an_insert_cancelled_by_a_delete_and_taken_back(session):
+    ann = session.get_one(User, 1)
+    order = Order(total=9)
+    ann.orders.append(order)          # pending, pulled in by save-update
+    session.delete(ann)               # the delete cascade cancels its insert: transient again
+    assert session.explain(order).state is uow.ObjectState.TRANSIENT
+    session.add(ann)                  # takes the delete back, and the cancelled insert with it
+    why = session.explain(order)
+    assert [str(reason) for reason in why.reasons] == [
+        "taken back: add() of User(id=1) took back its delete, which had cancelled this insert"]
+    assert [statement.step for statement in why.statements] == ["INSERT orders (user_id, total) reading back (id): 1 row"]
