@@ -119,9 +119,10 @@ class Explanation:
         lines.extend(f"  - {reason}" for reason in self.reasons)
         if self.statements:
             lines.append("What the flush writes:")
+            said = {str(change) for change in self.changes}  # (an UPDATE's changes are listed above)
             for statement in self.statements:
                 lines.append(f"  step {statement.number} of {statement.of}: {statement.step}")
-                lines.extend(f"    {change}" for change in statement.changes)
+                lines.extend(f"    {change}" for change in statement.changes if str(change) not in said)
         if self.ordering:
             lines.append("Ordering:")
             lines.extend(f"  - {constraint}" for constraint in self.ordering)
