@@ -227,8 +227,9 @@ class Session:
             session.filter(User, name="ann")
             session.filter(User, active=True, order_by="-score", limit=10)
 
-        ``order_by`` is a field name (``"-name"`` for descending) or a list of them; the default
-        is the primary key.  ``None`` matches NULL.  Results go through the identity map.
+        ``order_by`` is a field name (``"-name"`` for descending), an attribute (``User.name``,
+        ``User.name.desc()``) or a list of them; the default is the primary key.  For conditions
+        other than equality, see ``select()``.  ``None`` matches NULL.  Results go through the identity map.
         """
         self.guard.check("filter")
         return self.loader.filter(mapper_of_class(entity, "filter"), order_by, limit, equals)
