@@ -4,7 +4,8 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
 
 * ``features``     the Session you use: the core session plus merge/upsert, bulk writes, raw SQL and
   attached databases, eager loading, event listeners and queries (``querying``), each a part of
-  its own that the core never imports
+  its own that the core never imports; ``AsyncSession`` (``features/asyncio``), the session
+  driven from asyncio
 * ``session``      the core Session: add, delete, commit, rollback, savepoints, close, as a facade
   over one part per concern: ``lifecycle`` (add, delete, expunge), ``flush`` (collect, plan,
   write, apply), ``loading`` (get, filter, refresh, expire, lazy loading), ``cascades``
@@ -76,6 +77,7 @@ from .transaction import NestedTransaction, SessionTransaction, TransactionState
 from .directtransaction import DirectTransaction, transaction
 from .features.events import EVENT_NAMES, listen, remove_listener
 from .features import events
+from .features.asyncio import AsyncSession
 from . import errors
 
 
@@ -101,7 +103,7 @@ __all__ = [
     "Column", "CustomType", "Entity", "ForeignKey", "Reference", "Collection", "Session", "SessionStats", "connect", "create_all",
     "create_table_sql", "capture_sql", "Statement", "Statements", "ObjectState", "state_of", "object_session",
     "identity_key", "loaded_values", "FlushPlan", "Step", "StepKind", "StepPurpose", "Constraint", "NestedTransaction", "SessionTransaction",
-    "DirectTransaction", "transaction",
+    "DirectTransaction", "transaction", "AsyncSession",
     "TransactionState", "errors", "events", "listen", "remove_listener", "EVENT_NAMES", "make_transient",
     "make_transient_to_detached", "close_all_sessions", "UowWarning",
 ]

@@ -129,6 +129,12 @@ class WrongThreadError(UowError):
     """A session was used from a thread other than the one that created it."""
 
 
+class LazyLoadError(UowError):
+    """An attribute that is not loaded was read where loading it is not allowed: on the event loop's
+    thread, for an object of an :class:`~uow.features.asyncio.AsyncSession` (a load there would
+    block the loop).  The message names the attribute and the explicit way to load it."""
+
+
 class TransactionError(UowError):
     """A transaction operation does not fit the current transaction state.
 

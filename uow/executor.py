@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from . import arguments
-from .errors import ArgumentError, ConnectionClosedError, TransactionError, UowError
+from .errors import ArgumentError, ConnectionClosedError, TransactionError, UowError, WrongThreadError
 
 if sqlite3.sqlite_version_info < (3, 35, 0):
     raise ImportError(
@@ -408,8 +408,21 @@ CLOSED_UNDER_SESSION = (
 )
 
 
+def _refuse_if_other_thread(error: sqlite3.ProgrammingError) -> None:
+    """Turn sqlite3's "objects created in a thread can only be used in that same thread" into the uow
+    error that explains it (a Session taken out of an AsyncSession's worker with run_sync, for one)."""
+    if "same thread" not in str(error):
+        return
+    raise WrongThreadError(
+        "this session's connection was opened on another thread, and sqlite3 lets only that thread use it "
+        "(an AsyncSession's connection belongs to its worker thread): call the AsyncSession's methods, or run "
+        "the code inside await session.run_sync(...)") from error
+
+
 def _refuse_if_closed(error: sqlite3.ProgrammingError, message: str = CLOSED_UNDER_SESSION) -> None:
-    """Turn sqlite3's "Cannot operate on a closed database" into the uow error that explains it."""
+    """Turn sqlite3's "Cannot operate on a closed database" into the uow error that explains it (and
+    the error for a connection used from a thread other than its own, which arrives the same way)."""
+    _refuse_if_other_thread(error)
     if "closed database" not in str(error):
         return
     raise ConnectionClosedError(message) from error

@@ -78,6 +78,13 @@ class Guard:
             )
         return state
 
+    def hand_over(self, thread: int) -> None:
+        """From now on the session belongs to ``thread``.  Only ``features.asyncio`` moves it: between
+        calls an AsyncSession's objects belong to the event loop's thread, during one to its worker."""
+        self.owner_thread = thread
+        if self.ready_thread is not None:
+            self.ready_thread = thread
+
     def usable_again(self):
         """A rollback (of the transaction, or of the savepoint a failure happened in) undid the
         failure: the fast paths may go on again."""

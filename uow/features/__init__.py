@@ -12,6 +12,7 @@ with these parts added, each given the session it works for:
 ``databases``      raw SQL, and several SQLite files attached to one connection
 ``events``         listeners called before and after each flush, transaction and savepoint
 ``querying``       ``select(User).where(User.age >= 18)``: conditions, order, paging, count
+``asyncio``        AsyncSession: this Session driven from asyncio, on one worker thread
 =================  ======================================================================
 
 The methods below only check the session and hand over to the part: read the part's module for
