@@ -102,8 +102,7 @@ class AsyncSession:
             if job is None:
                 return
             future, function = job
-            if not future.set_running_or_notify_cancel():  # withdrawn while queued: it never runs
-                self._settle()
+            if not future.set_running_or_notify_cancel():  # withdrawn while queued (and settled then)
                 continue
             try:
                 result = function()
@@ -168,7 +167,8 @@ class AsyncSession:
         try:
             return await asyncio.shield(waiter)  # a cancellation of the task is decided here, not by asyncio
         except asyncio.CancelledError:
-            if not cleanup and future.cancel():  # still queued: withdrawn
+            if not cleanup and future.cancel():  # still queued: withdrawn, so it will never run
+                self._settle()
                 raise
             await _finished(waiter)  # running (or a cleanup): it ends first, then the cancellation goes on
             raise
