@@ -13,6 +13,7 @@ with these parts added, each given the session it works for:
 ``events``         listeners called before and after each flush, transaction and savepoint
 ``querying``       ``select(User).where(User.age >= 18)``: conditions, order, paging, count
 ``asyncio``        AsyncSession: this Session driven from asyncio, on one worker thread
+``asyncworker``    that worker thread: calls in order, and what a cancellation does to one
 =================  ======================================================================
 
 The methods below only check the session and hand over to the part: read the part's module for

@@ -37,10 +37,7 @@ and stopping it half way would leave neither):
   rolls back and closes, so nothing that was not committed survives it.
 """
 
-import asyncio
-import concurrent.futures
 import os
-import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -53,6 +50,7 @@ from ..executor import connect
 from ..hooks import EntityHooks
 from ..states import STATE_ATTRIBUTE
 from . import Session
+from .asyncworker import Worker
 
 E = TypeVar("E", bound=Entity)
 R = TypeVar("R")
@@ -77,48 +75,15 @@ class AsyncSession:
         self._user_thread = _get_ident()  # the event loop's thread: the objects are used there
         self._session: Session | None = None
         self._open_error: BaseException | None = None
-        self._worker: threading.Thread | None = None
-        self._worker_thread = 0  # its ident, once started
-        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._in_flight = 0  # calls queued or running; the session is the worker's while any is
+        self._worker: Worker | None = None  # started by the first call
         self._closing = False
 
     # -- the worker and the calls it runs -------------------------------------------------------
 
-    def _start(self) -> None:
-        # A daemon, as aiosqlite's: a program that forgets close() still exits (SQLite's journal
-        # keeps the file whole; what was not committed is lost, as with any crash).
-        self._worker = threading.Thread(target=self._work, name="uow-async-session", daemon=True)
-        self._worker.start()
-        self._worker_thread = self._worker.ident or 0
-        with self._lock:
-            self._in_flight += 1
-        self._jobs.put((concurrent.futures.Future(), self._open))
-
-    def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            future, function = job
-            if not future.set_running_or_notify_cancel():  # withdrawn while queued (and settled then)
-                continue
-            try:
-                result = function()
-            except BaseException as error:
-                self._settle()  # the objects are the loop's again before it learns that the call ended
-                future.set_exception(error)
-            else:
-                self._settle()
-                future.set_result(result)
-
-    def _settle(self) -> None:
-        """A call ended (or was withdrawn): when it was the last in flight, the objects go back to the loop."""
-        with self._lock:
-            self._in_flight -= 1
-            if self._in_flight == 0 and self._session is not None:
-                self._session.guard.hand_over(self._user_thread)
+    def _handed_over(self, thread: int) -> None:
+        """The worker's calls began (``thread`` is the worker's) or all ended (the loop's)."""
+        if self._session is not None:
+            self._session.guard.hand_over(thread)
 
     def _open(self) -> None:
         connection = None
@@ -133,12 +98,14 @@ class AsyncSession:
         session.hooks = AsyncHooks(session, self)  # entities find their session's hooks there
         self._session = session
 
-    def _submit(self, operation: str, function: Callable[[Session], R]) -> "concurrent.futures.Future[R]":
+    def _prepare(self, operation: str, function: Callable[[Session], R]) -> Callable[[], R]:
+        """Check the call, start the worker if this is the first, and return what the worker will run."""
         self._check_thread(operation)
         if self._closing:
             raise SessionClosedError(f"{operation}(): this AsyncSession was closed; create a new one")
         if self._worker is None:
-            self._start()
+            self._worker = Worker(self._user_thread, self._handed_over)
+            self._worker.submit(self._open)  # first: every call queued after it finds the session open
 
         def call() -> R:
             if self._session is None and operation == "open" and self._open_error is not None:
@@ -148,30 +115,13 @@ class AsyncSession:
                                f"create a new one") from self._open_error
             return function(self._session)
 
-        future: concurrent.futures.Future[R] = concurrent.futures.Future()
-        with self._lock:
-            self._in_flight += 1
-            if self._session is not None:
-                self._session.guard.hand_over(self._worker_thread)
-        self._jobs.put((future, call))
-        return future
+        return call
 
     async def _run(self, operation: str, function: Callable[[Session], R], *, cleanup: bool = False) -> R:
-        """Run ``function(session)`` on the worker and wait for it without blocking the loop.
-
-        Cancelled while queued, the call is withdrawn (unless it is a ``cleanup``, which always runs);
-        cancelled while running, the CancelledError is raised once the call has finished.
-        """
-        future = self._submit(operation, function)
-        waiter = asyncio.wrap_future(future)
-        try:
-            return await asyncio.shield(waiter)  # a cancellation of the task is decided here, not by asyncio
-        except asyncio.CancelledError:
-            if not cleanup and future.cancel():  # still queued: withdrawn, so it will never run
-                self._settle()
-                raise
-            await _finished(waiter)  # running (or a cleanup): it ends first, then the cancellation goes on
-            raise
+        """Run ``function(session)`` on the worker; a cancellation ends as ``asyncworker`` says."""
+        call = self._prepare(operation, function)
+        assert self._worker is not None
+        return await self._worker.run(call, cleanup=cleanup)
 
     def _check_thread(self, operation: str) -> None:
         if _get_ident() != self._user_thread:
@@ -185,7 +135,7 @@ class AsyncSession:
         if self._session is None:
             raise UowError(f"{operation}(): the AsyncSession is not open yet; use `async with AsyncSession(...) "
                            f"as session`, or await open() first")
-        if self._in_flight:
+        if self._worker is not None and self._worker.in_flight:
             raise WrongThreadError(busy_message(operation))
         return self._session
 
@@ -230,7 +180,7 @@ class AsyncSession:
                 await self._run("close", close, cleanup=True)
         finally:
             self._closing = True
-            self._jobs.put(None)
+            self._worker.stop()
 
     # -- calls that may run SQL: on the worker ------------------------------------------------
 
@@ -356,7 +306,8 @@ class AsyncSession:
     def __repr__(self) -> str:
         if self._closing:
             return "<AsyncSession closed>"
-        return f"<AsyncSession {'open' if self._session is not None else 'not open'}, {self._in_flight} in flight>"
+        in_flight = self._worker.in_flight if self._worker is not None else 0
+        return f"<AsyncSession {'open' if self._session is not None else 'not open'}, {in_flight} in flight>"
 
 
 class AsyncTransaction:
@@ -416,7 +367,7 @@ class AsyncHooks(EntityHooks):
         self.worker = _get_ident()  # made by the open call, on the worker
 
     def attribute_set(self, state: Any, name: str, value: object) -> None:
-        if _get_ident() != self.worker and self.owner._in_flight:
+        if _get_ident() != self.worker and self.owner._worker is not None and self.owner._worker.in_flight:
             raise WrongThreadError(busy_message(f"setting {state.describe()}.{name}"))
         super().attribute_set(state, name, value)
 
@@ -451,16 +402,3 @@ def not_loaded(state: Any, name: str) -> str:
 def busy_message(operation: str) -> str:
     return (f"{operation}: the AsyncSession is running a call on its worker thread; await that call before "
             f"using the session or its objects")
-
-
-async def _finished(waiter: "asyncio.Future[Any]") -> None:
-    """Wait for a running call to end, whatever it returns or raises, however often the task is cancelled."""
-    while not waiter.done():
-        try:
-            await asyncio.shield(waiter)
-        except asyncio.CancelledError:
-            continue
-        except BaseException:
-            break
-    if not waiter.cancelled():
-        waiter.exception()  # retrieved, so asyncio does not report it as never retrieved
