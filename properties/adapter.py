@@ -447,6 +447,10 @@ class Adapter(abc.ABC):
     capabilities = Capabilities()
     errors = {}  # kind -> tuple of exception classes
     reasons = {}  # capability name -> why this implementation declares it (shown by the report)
+    # Defects of the session itself that the machine can meet, which no capability describes:
+    # {text its failure report contains: the defect, and the test that reproduces it}.  A run that
+    # fails with one of them is reported as an expected failure naming it; any other failure fails.
+    known_defects: dict[str, str] = {}
 
     def connect(self, path):
         """Open the connection the implementation will use (foreign keys on, no implicit BEGIN)."""

@@ -47,7 +47,13 @@ def Machine(request):
 # SQLAlchemy warns of each DELETE that matched no row, which it declares (delete_finding_no_row).
 @pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
 def test_conformance(Machine):
-    run_state_machine_as_test(Machine, settings=settings(settings.get_profile(PROFILE)))
+    try:
+        run_state_machine_as_test(Machine, settings=settings(settings.get_profile(PROFILE)))
+    except AssertionError as failure:
+        for marker, defect in Machine.adapter_factory().known_defects.items():
+            if marker in str(failure):
+                pytest.xfail(defect)
+        raise
 
 
 @pytest.fixture
