@@ -30,6 +30,8 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
 * ``binding``      every value of a flush plan checked and converted, before any SQL
 * ``executor``     the one place SQL is executed, counted and logged (``uow.sql`` logger), with
   ``Savepoint``, the one helper that sends SAVEPOINT / RELEASE / ROLLBACK TO
+* ``connecting``   ``connect()``: a sqlite3 connection the way uow needs it (no implicit BEGIN,
+  foreign keys on, a journal mode read back)
 * ``planner``      the flush planner: the plan as data (``records``), one action per row
   (``actions``), edges with their reasons (``edges``), the one topological sort in waves
   (``topological``, which CREATE TABLE uses too), steps and cycle breaking (``schedule``)
@@ -58,7 +60,8 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
 from typing import Any
 
 from .errors import *  # noqa: F401,F403  (the exception hierarchy is part of the public API)
-from .executor import Statement, Statements, capture_sql, connect
+from .connecting import connect
+from .executor import Statement, Statements, capture_sql
 from .entity import Entity
 from .columns import Column, ForeignKey
 from .customtypes import CustomType

@@ -46,7 +46,7 @@ from typing import Any, Literal, Self, TypeVar
 
 from ..entity import Entity
 from ..errors import LazyLoadError, SessionClosedError, UowError, WrongThreadError
-from ..executor import connect
+from ..connecting import connect
 from ..hooks import EntityHooks
 from ..states import STATE_ATTRIBUTE
 from . import Session
