@@ -36,6 +36,7 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
   (``actions``), edges with their reasons (``edges``), the one topological sort in waves
   (``topological``, which CREATE TABLE uses too), steps and cycle breaking (``schedule``)
 * ``rollback``     exact rollback without SQL: the undo log, and how objects are put back from it
+* ``mementos``     what the undo log records at an object's first touch (compact until a rollback needs it)
 * ``tracking``     what changed: current values against the snapshot of the row
 * ``identity``     the identity map: one object per row (strong, or weak on request)
 * ``query``        SELECT text from the mapping and from conditions, for filter() and select()

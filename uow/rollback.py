@@ -35,40 +35,14 @@ write: its values come from the caller, not the row.
 import itertools
 
 from .errors import StaleDataError
+from .mementos import Memento, expanded, memento_of
 from .sentinels import NOT_LOADED
-from .states import DELETED, DETACHED, PENDING, PERSISTENT, STATE_ATTRIBUTE, TRANSIENT
+from .states import DELETED, DETACHED, PENDING, PERSISTENT, STATE_ATTRIBUTE
 
 # Epochs come from one counter shared by every session: an object can be loaded by one session
 # and attached to another, and its load epoch must still compare correctly with the scopes of
 # the session that holds it now.
 _epochs = itertools.count(1)
-
-
-class Memento:
-    """How one object looked when an undo scope first recorded it.
-
-    ``values`` is a copy of the instance dict, or None when the snapshot (``committed``) holds
-    exactly the object's column values.  The status says whether the object was pending or
-    had its row deleted; the flags say what the status cannot: whether it was marked for
-    deletion, and whether it was a change-tracking candidate.
-    """
-
-    __slots__ = ("status", "session", "key", "committed", "sequence", "values", "marked", "candidate",
-                 "precaution")
-
-    def __init__(self, status, session, key, committed, sequence, values, marked=False, candidate=False,
-                 precaution=False):
-        self.status = status
-        self.session = session
-        self.key = key
-        self.committed = committed
-        self.sequence = sequence
-        self.values = values
-        self.marked = marked
-        self.candidate = candidate
-        # Recorded before anything touched the object (remember_deleted_json): it counts as put
-        # back by a rollback only if the object differs from it by then.
-        self.precaution = precaution
 
 
 class UndoScope:
@@ -113,22 +87,22 @@ class UndoLog:
         """Remember how ``state`` looks now, unless the innermost scope already remembers it."""
         scope = self.levels[-1].undo
         if state.undo_scope is not scope:
-            scope.mementos[state] = self.capture(state)
+            scope.mementos[state] = memento_of(state, self.session, self.tracker.candidates, self.registers.marked)
             state.undo_scope = scope
 
     def record_all(self, states):
         """:meth:`record` each of ``states``, in one call (a flush applies a batch of thousands)."""
         scope = self.levels[-1].undo
         mementos = scope.mementos
-        capture = self.capture
+        session, candidates, marked = self.session, self.tracker.candidates, self.registers.marked
         for state in states:
             if state.undo_scope is not scope:
-                mementos[state] = capture(state)
+                mementos[state] = memento_of(state, session, candidates, marked)
                 state.undo_scope = scope
 
     def record_memento(self, state, memento):
         """record() with a memento the caller built itself (add() builds a transient object's from
-        its values alone, more cheaply than ``capture``)."""
+        its values alone, more cheaply than ``mementos.memento_of``)."""
         scope = self.levels[-1].undo
         if state.undo_scope is not scope:
             scope.mementos[state] = memento
@@ -136,43 +110,11 @@ class UndoLog:
 
     def record_transient(self, state, values):
         """record() of an object in no session (add() of a new object), whose memento is just a
-        copy of its values: kept as the dict itself, a compact memento (see :func:`_expanded`)."""
+        copy of its values: kept as the dict itself, a compact memento (see ``mementos.expanded``)."""
         scope = self.levels[-1].undo
         if state.undo_scope is not scope:
             scope.mementos[state] = values
             state.undo_scope = scope
-
-    def capture(self, state):
-        """The memento of ``state`` as it is now.
-
-        The fast path: the first assignment to a loaded object in a scope -- the commonest thing
-        recorded -- gets a *clean memento*, the tuple ``(key, committed, sequence)`` (see
-        :func:`_expanded`), which costs a tenth of a Memento to build.
-        """
-        if state.status is PERSISTENT and state.session is self.session and state.committed is not None \
-                and not state.mapper.references and state not in self.tracker.candidates \
-                and state not in self.registers.marked:
-            return (state.key, state.committed, state.sequence)
-        if state.session is None:
-            # Joining this session now: its values as they are now are what a rollback restores,
-            # JSON values included (a detached object's snapshot may predate changes made to them).
-            return Memento(state.status, None, state.key, state.committed, state.sequence,
-                           state.mapper.copy_values(state.obj.__dict__))
-        candidate = state in self.tracker.candidates
-        cached = state.obj.__dict__
-        references = state.mapper.references
-        if state.status is PERSISTENT and not candidate and state.committed is not None and \
-                not (references and any(reference.name in cached for reference in references)):
-            # Nothing was assigned since the last flush or load: the snapshot holds exactly the
-            # object's column values (an expired column is absent from both), so the memento
-            # need not copy them.  This is the common case of a first assignment in a scope.
-            # (A cached reference is not in the snapshot: an object holding one is copied, so
-            # that the rollback gives back the very object it referenced.)
-            values = None
-        else:
-            values = state.mapper.copy_values(state.obj.__dict__, state.committed)
-        return Memento(state.status, state.session, state.key, state.committed, state.sequence, values,
-                       marked=state in self.registers.marked, candidate=candidate)
 
     # -- epochs ----------------------------------------------------------------------------
 
@@ -266,7 +208,7 @@ class UndoLog:
         An object that has since moved to another session is that session's now: it is left alone.
         """
         session = self.session
-        mementos = {state: _expanded(memento, session) for state, memento in mementos.items()
+        mementos = {state: expanded(memento, session) for state, memento in mementos.items()
                     if state.session is None or state.session is session}
         # An object the scope did not change is no reason to drop collections (its memento may
         # be only a precaution: see remember_deleted_json).
@@ -365,27 +307,6 @@ class UndoLog:
         session.tracker.forget(state)
         state.move(DETACHED, "rollback")
         state.session = None
-
-
-def _expanded(memento, session):
-    """The Memento a compact memento stands for; any other memento is returned as it is.
-
-    The two compact forms are the fast paths of the two bulk operations, built at a tenth of a
-    Memento's cost because rollbacks are rare and recording is not:
-
-    * a tuple ``(key, committed, sequence)``, a *clean memento* (see ``UndoLog.capture``): a
-      persistent object of ``session``, not a change-tracking candidate, not marked for deletion,
-      whose column values were exactly its snapshot;
-    * a dict, a *transient memento* (see :meth:`UndoLog.record_transient`): the values of an
-      object that was in no session.
-    """
-    kind = type(memento)
-    if kind is tuple:
-        key, committed, sequence = memento
-        return Memento(PERSISTENT, session, key, committed, sequence, None)
-    if kind is dict:
-        return Memento(TRANSIENT, None, None, None, 0, memento)
-    return memento
 
 
 def _put_back(state, memento):
