@@ -52,6 +52,11 @@ class CustomType(ColumnType):
     python_type: type = object
     stored_type: type = object
 
+    # The two conversions are the protocol a subclass fills in.  They are not abc abstract methods
+    # on purpose: an incomplete subclass must be refused with a MappingError naming what is missing
+    # when a class declares a column of it (declaration_problem), not with abc's bare TypeError
+    # at the first MyType() call.  These bodies are only reached by calling them directly.
+
     def to_stored(self, value: Any) -> Any:
         """The stored form (of ``stored_type``) of a value of ``python_type``."""
         raise NotImplementedError(f"{type(self).__name__} must define to_stored(self, value)")

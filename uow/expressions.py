@@ -20,6 +20,7 @@ SQL is sent.  A condition has no truth value: ``a and b``, ``if User.age > 3:`` 
 ``1 < User.age < 3`` are refused with a ConditionError that says to write ``&`` and ``|``.
 """
 
+import abc
 from collections.abc import Iterable
 from typing import Any
 
@@ -32,8 +33,11 @@ ORDERING_OPERATORS = (LT, LE, GT, GE)
 IN, NOT_IN, LIKE, IS, IS_NOT = "IN", "NOT IN", "LIKE", "IS", "IS NOT"
 
 
-class Condition:
-    """A condition a query's rows must meet; combine them with ``&`` (and), ``|`` (or), ``~`` (not)."""
+class Condition(abc.ABC):
+    """A condition a query's rows must meet; combine them with ``&`` (and), ``|`` (or), ``~`` (not).
+
+    Abstract: the three kinds below (a comparison, AND/OR, NOT) are the only conditions there are.
+    """
 
     def __and__(self, other: "Condition") -> "Condition":
         return Junction("AND", [self, _condition(other, "&")])
@@ -57,9 +61,9 @@ class Condition:
             f"and pass them to select(...).where()"
         )
 
+    @abc.abstractmethod
     def attributes(self) -> list["ColumnAttribute"]:
         """The class attributes the condition reads (a query checks that they belong to its class)."""
-        raise NotImplementedError
 
 
 def _condition(value: object, operator: str) -> Condition:
