@@ -5,7 +5,7 @@ A flush goes:
 1. **collect** the changes: pending objects, objects with a net change (``tracking``), objects
    marked for deletion -- reading back expired snapshots the planner needs;
 2. **plan** them (``planner``): row actions in a safe order, each constraint with its reason;
-   then check and convert every value (``writing.bind_plan``): any refusal happens here,
+   then check and convert every value (``binding.bind_plan``): any refusal happens here,
    before any SQL;
 3. **write** the plan inside a savepoint (``writing.run_plan``): any failure undoes it;
 4. **apply** what was written to the objects: pending objects become persistent with their new
@@ -14,8 +14,8 @@ A flush goes:
 Only step 4 changes objects, and only after every statement has succeeded, which is what lets a
 failed flush leave the session exactly as it was.  Everything one flush knows lives on its
 :class:`Flush` object (as in SQLAlchemy's ``UOWTransaction``), and :meth:`Flush.run` reads as
-the four steps in order.  :class:`Flusher` is the session's part that starts flushes and holds
-what outlives one: the autoflush switch and the count of flushes.
+the four steps in order.  The session's part that starts flushes and holds what outlives one
+(the autoflush switch, the count of flushes, the plan and dry run) is ``flusher.Flusher``.
 
 Each flush's plan listing is logged at DEBUG on the ``uow.flush`` logger just before it is
 written (SQLAlchemy 0.3's ``echo_uow``), beside the statements on ``uow.sql``::
@@ -23,14 +23,12 @@ written (SQLAlchemy 0.3's ``echo_uow``), beside the statements on ``uow.sql``::
     logging.getLogger("uow.flush").setLevel(logging.DEBUG)
 """
 
-import contextlib
 import logging
 from typing import Any
 
 from .binding import bind_plan
 from .errors import ReadOnlyError, StaleDataError
-from .executor import Savepoint, Statements, capture_sql
-from .identity import collector_paused, refuse_duplicate_claims
+from .identity import refuse_duplicate_claims
 from .sentinels import NOT_LOADED
 from .planner import StepKind, StepPurpose, build_plan
 from .states import DELETED, PERSISTENT, STATE_ATTRIBUTE
@@ -38,84 +36,6 @@ from .transaction import STATEMENTS_STAYED
 from .writing import run_plan, statements_stayed
 
 log = logging.getLogger("uow.flush")
-
-
-class Flusher:
-    """The session's flushing part: it starts each flush, and holds what lasts between flushes.
-    Called by the Session's facade (flush, plan, dry_run), by every query (autoflush) and by the
-    boundaries (the flush before a commit or a savepoint)."""
-
-    def __init__(self, session):
-        self.session = session  # the Session whose staged changes each flush writes
-        self.paused = 0         # how many ``with session.no_autoflush:`` blocks are open
-        self.running = False    # True while a flush writes and applies: a query then must not flush
-        self.count = 0          # flushes that wrote something (session.stats())
-        self.registers = session.registers  # what each flush writes: pending, marked
-        self.guard = session.guard          # failing the session when a flush fails
-        self.observer = session.observer    # the flush and begin events
-        self.boundaries = session.boundaries  # the BEGIN a flush sends when no transaction is open
-
-    @contextlib.contextmanager
-    def no_autoflush(self):
-        """Suspend autoflush inside the block (blocks nest)."""
-        self.paused += 1
-        try:
-            yield self.session
-        finally:
-            self.paused -= 1
-
-    def autoflush(self):
-        """Flush before a query, so that it sees what is staged, unless autoflush is off or paused."""
-        session = self.session
-        # Not inside a listener: the operation that called it is flushing, or has flushed, or is
-        # ending the transaction (see features.events); a query there must not start a flush of its own.
-        if session.autoflush and not self.paused and not self.running and self.observer.listening is None:
-            self.flush()
-
-    def flush(self):
-        """Write what is staged, between the before_flush and after_flush events."""
-        registers = self.registers
-        if not registers.has_work():
-            return
-        size = len(registers.pending) + len(registers.tracker.candidates) + len(registers.marked)
-        with collector_paused(size):
-            self.observer.around("flush", Flush(self.session, self).run)
-
-    def plan(self):
-        """The FlushPlan the next flush would run, without running anything."""
-        flush = Flush(self.session, self)
-        flush.collect()
-        return build_plan(flush.inserts, flush.updates, flush.deletes, held_states=flush.held_states)
-
-    def dry_run(self):
-        """The statements the next flush would send: it runs inside a savepoint rolled back after."""
-        session = self.session
-        flush = Flush(session, self)
-        if not flush.collect():
-            return Statements()
-        flush.plan_and_check()
-        self.guard.refuse_lost_transaction("dry_run")
-        began = not session.transaction.active
-        if began:
-            session.transaction.check_autobegin("dry_run()")
-            session.transaction.begin(None, for_writing=True)
-        session.undo.loading_epoch()  # writes before the dry run count; its own are undone below
-        savepoint = Savepoint(session.executor, "uow_dry_run")  # always rolled back
-        savepoint.open()
-        try:
-            with capture_sql() as statements:
-                run_plan(session.executor, flush.plan, flush.bound)
-        except BaseException as error:
-            if not began:  # (one the dry run began itself is ended below, whatever SQLite did)
-                self.guard.fail_if_transaction_lost(error, "dry_run()")
-            raise
-        finally:
-            if session.executor.in_transaction:
-                savepoint.roll_back()
-                session.undo.writes_rolled_back()
-            if began:
-                session.transaction.rollback()
-        return statements
 
 
 class Flush:

@@ -35,7 +35,7 @@ from .cascades import Cascades
 from .entity import Entity
 from .executor import Executor, Statements
 from .explain import Explanation, explain
-from .flush import Flusher
+from .flusher import Flusher
 from .guard import Guard
 from .hooks import EntityHooks
 from .identity import IdentityMap, WeakIdentityMap
@@ -105,7 +105,7 @@ class Session:
         # The parts this session is composed of, each given the session whose parts it uses.
         self.boundaries = Boundaries(self)  # begin, savepoints, commit, rollback, close
         self.loader = Loader(self)
-        self.flusher = Flusher(self)  # runs each flush (see flush); autoflush, flush count
+        self.flusher = Flusher(self)  # runs each flush (see flusher); autoflush, flush count
         self.cascades = Cascades(self)
         self.lifecycle = Lifecycle(self)
         self.hooks = EntityHooks(self)  # what entity objects may call (see uow.hooks)

@@ -91,7 +91,7 @@ def expire_refresh() -> None:
 
 
 CHAPTERS = [
-    Chapter("autoflush", "Autoflush: a query sees what you staged", ("flush", "features/querying"),
+    Chapter("autoflush", "Autoflush: a query sees what you staged", ("flusher", "features/querying"),
             autoflush),
     Chapter("lazy-loading", "Lazy loading of relationships", ("loading", "relationships"), lazy_loading),
     Chapter("expire-refresh", "Expired objects, expire() and refresh()", ("loading", "sentinels"),
