@@ -27,6 +27,8 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
   each level owning its undo scope; a declared state machine
 * ``transactionrules`` what a transaction may be asked for and SQLite can honour (modes,
   read-only, isolation), and the error for a refused COMMIT, shared by both kinds of transaction
+* ``transactionscopes`` what a program holds for a transaction or savepoint (``SessionTransaction``,
+  ``NestedTransaction``): it ends once, by commit or rollback, also as a ``with`` block
 * ``writing``      a flush plan sent as SQL, step by step; generated values read back
 * ``binding``      every value of a flush plan checked and converted, before any SQL
 * ``executor``     the one place SQL is executed, counted and logged (``uow.sql`` logger), with
@@ -77,7 +79,8 @@ from .lifecycle import make_transient, make_transient_to_detached
 from .opensessions import close_all_sessions
 from .registers import SessionStats, identity_key
 from .states import STATE_ATTRIBUTE, ObjectState
-from .transaction import NestedTransaction, SessionTransaction, TransactionState
+from .transaction import TransactionState
+from .transactionscopes import NestedTransaction, SessionTransaction
 # (uow.transaction is this function from here on; the module stays importable as uow.transaction.)
 from .directtransaction import DirectTransaction, transaction
 from .features.events import EVENT_NAMES, listen, remove_listener

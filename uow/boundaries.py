@@ -21,7 +21,8 @@ import sqlite3
 
 from .errors import FlushError, TransactionError
 from .states import DETACHED
-from .transaction import NestedTransaction, TransactionState
+from .transaction import TransactionState
+from .transactionscopes import NestedTransaction
 
 # How many times commit() flushes work that after_flush listeners keep staging before it gives up.
 COMMIT_FLUSH_ROUNDS = 100

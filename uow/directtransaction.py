@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from . import arguments
 from .errors import ArgumentError, TransactionError
 from .executor import Executor, Savepoint
-from .transaction import _Scope
+from .transactionscopes import Scope
 from .transactionrules import check_mode, check_unsupported, commit_failed, enter_read_only, leave_read_only
 
 
@@ -59,8 +59,8 @@ def transaction(connection: sqlite3.Connection, mode: str | None = None, *, read
     return DirectTransaction(executor, mode, query_only_before)
 
 
-class DirectTransaction(_Scope):
-    """A transaction begun with :func:`transaction`; it ends once (see ``transaction._Scope``)."""
+class DirectTransaction(Scope):
+    """A transaction begun with :func:`transaction`; it ends once (see ``transactionscopes.Scope``)."""
 
     def __init__(self, executor: Executor, mode: str, query_only_before: int | None) -> None:
         self.executor = executor

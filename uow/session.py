@@ -49,7 +49,8 @@ from .rollback import UndoLog
 from .states import PENDING, STATE_ATTRIBUTE
 from . import opensessions
 from .tracking import ChangeTracker, changed_fields, original_value
-from .transaction import NestedTransaction, SessionTransaction, Transaction, TransactionState
+from .transaction import Transaction, TransactionState
+from .transactionscopes import NestedTransaction, SessionTransaction
 
 _get_ident = threading.get_ident
 E = typing.TypeVar("E", bound=Entity)
@@ -320,7 +321,7 @@ class Session:
     def begin(self, mode: str | None = None, *, read_only: bool | None = None, isolation_level: str | None = None,
               deferrable: bool | None = None) -> SessionTransaction:
         """Begin a transaction now (otherwise the first database operation begins one); return its
-        :class:`~uow.transaction.SessionTransaction`.
+        :class:`~uow.SessionTransaction`.
 
         ``with session.begin():`` commits that transaction when the block ends (rolls it back if
         the block raises) and leaves the session open.  ``mode`` is SQLite's DEFERRED, IMMEDIATE or

@@ -22,19 +22,20 @@ The transaction is a small state machine with its moves declared in ``MOVES``::
 goes through ``Transaction._move``, which refuses one the table does not list; an operation that
 does not fit the current state raises an error that says which operation, which state, and what
 to do.  Putting objects back is ``rollback``'s job; this module keeps the stack and the database
-in step.
+in step.  The objects a program holds for the transaction and its savepoints, and how a ``with``
+block ends them, are ``transactionscopes``'.
 """
 
 import enum
 import sqlite3
-from collections.abc import Callable
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any
 
 from .errors import PendingRollbackError, SessionClosedError, TransactionError
 from .executor import Savepoint
 from .rollback import UndoScope
 from .transactionrules import check_mode, check_unsupported, commit_failed, enter_read_only, leave_read_only
+# The objects a program holds for the transaction and each savepoint (importable from here too):
+from .transactionscopes import NestedTransaction, SessionTransaction
 
 # What a refusal after a failed write says it left, when that is more than the failed write undone.
 ROLLED_BACK = ("SQLite rolled back the whole transaction, so earlier flushes are undone too (the objects "
@@ -64,114 +65,11 @@ MOVES = {
 }
 
 
-class _Scope:
-    """What ``begin()`` and ``begin_nested()`` return: one transaction or savepoint, which ends once.
-
-    As a context manager it ends *this* scope with the block: committed (released) on success,
-    rolled back on an exception, which propagates; if the commit fails, the scope is rolled back
-    and the commit's error propagates, so a block never leaves its scope open.  A scope ended
-    inside the block is left alone; the session stays open (``with Session(...)`` closes one).
-    """
-
-    is_active = True
-    # How each kind of scope ends (the session's commit and rollback, or RELEASE and ROLLBACK TO):
-    commit: Callable[[], None]
-    rollback: Callable[[], None]
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> Literal[False]:
-        if not self.is_active:
-            return False
-        if error_type is not None:
-            self.rollback()
-            return False
-        try:
-            self.commit()
-        except BaseException:
-            if self.is_active:
-                self.rollback()
-            raise
-        return False
-
-
-class SessionTransaction(_Scope):
-    """The session's transaction, returned by ``session.begin()`` and ``session.get_transaction()``.
-
-    ::
-
-        with session.begin():
-            session.add(user)       # COMMIT when the block ends, ROLLBACK if it raises
-        session.get(User, 1)        # the session is still open
-
-    :meth:`commit` and :meth:`rollback` are the session's (its public methods); the object only
-    remembers which transaction it stands for, so that ending it twice, or after the session moved
-    on to the next transaction, does nothing rather than ending someone else's work.
-    """
-
-    def __init__(self, session: Any) -> None:
-        self.session = session
-        self.is_active = True
-
-    def commit(self) -> None:
-        """Flush and COMMIT this transaction (session.commit())."""
-        self._check_current("commit")
-        self.session.commit()
-
-    def rollback(self) -> None:
-        """ROLLBACK this transaction and restore the objects (session.rollback())."""
-        self._check_current("rollback")
-        self.session.rollback()
-
-    def _check_current(self, operation):
-        if not self.is_active:
-            raise TransactionError(f"{operation}(): {self!r} has already ended")
-
-    def __repr__(self):
-        return f"<SessionTransaction {'active' if self.is_active else 'ended'}>"
-
-
 class Level:
     """Level 0 of the stack: the unit of work since the last commit, and its undo scope."""
 
     def __init__(self, undo):
         self.undo = undo
-
-
-class NestedTransaction(_Scope):
-    """A savepoint, returned by ``session.begin_nested()``: one level of the stack.
-
-    Use it as a context manager (released on success, rolled back on error; see ``_Scope``) or
-    call :meth:`commit` / :meth:`rollback` yourself.  Rolling back puts the database *and* every
-    object the session touched since the savepoint back as they were when it began.
-
-    ``end`` is the one thing it asks of the session that opened it: ``end(nested, commit)``
-    releases it (``commit=True``) or rolls it back, with the flush, the events and the objects
-    that go with that.
-    """
-
-    def __init__(self, savepoint: Savepoint, depth: int, undo: Any,
-                 end: Callable[["NestedTransaction", bool], None]) -> None:
-        self.savepoint = savepoint
-        self.name = savepoint.name
-        self.depth = depth
-        self.undo = undo  # this level's undo scope
-        self.is_active = True
-        self._end = end
-
-    def commit(self) -> None:
-        """RELEASE the savepoint: its work becomes part of the enclosing transaction."""
-        self._end(self, True)
-
-    def rollback(self) -> None:
-        """ROLLBACK TO the savepoint and restore the session as it was when the savepoint began."""
-        self._end(self, False)
-
-    def __repr__(self):
-        status = "active" if self.is_active else "ended"
-        return f"<NestedTransaction {self.name} depth={self.depth} {status}>"
 
 
 class Transaction:

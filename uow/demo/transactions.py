@@ -193,7 +193,7 @@ CHAPTERS = [
             begin_modes),
     Chapter("rollback", "Rollback puts objects back exactly", ("rollback", "transaction"), rollback),
     Chapter("savepoints", "Savepoints: SAVEPOINT, ROLLBACK TO, RELEASE",
-            ("transaction", "boundaries", "executor"), savepoints),
+            ("transaction", "transactionscopes", "boundaries", "executor"), savepoints),
     Chapter("failed-flush", "A failed flush, and recovering from it", ("flush", "guard", "rollback"),
             failed_flush),
     Chapter("optimistic-locking", "Optimistic locking with a version column", ("flush", "writing"),
