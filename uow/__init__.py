@@ -30,6 +30,7 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
 * ``transactionscopes`` what a program holds for a transaction or savepoint (``SessionTransaction``,
   ``NestedTransaction``): it ends once, by commit or rollback, also as a ``with`` block
 * ``writing``      a flush plan sent as SQL, step by step; generated values read back
+* ``stepsql``      the SQL text of a flush step, and the key (and version) that finds its row
 * ``binding``      every value of a flush plan checked and converted, before any SQL
 * ``executor``     the one place SQL is executed, counted and logged (``uow.sql`` logger), with
   ``Savepoint``, the one helper that sends SAVEPOINT / RELEASE / ROLLBACK TO

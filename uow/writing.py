@@ -1,9 +1,10 @@
 """Writing SQL: sending each step of a flush plan as a statement, and reading back what SQLite filled in.
 
-This module turns :class:`~uow.planner.Step` records, with the parameter rows ``binding``
-checked before any SQL, into statements.  It is the one place a flush's SQL is written, and it
-never changes an object: the flush applies the results only after every statement has
-succeeded, which is what lets a failed flush leave the session exactly as it was.
+This module sends :class:`~uow.planner.Step` records as statements (their text is
+``stepsql``'s), with the parameter rows ``binding`` checked before any SQL.  It is the one
+place a flush's SQL is sent, and it never changes an object: the flush applies the results
+only after every statement has succeeded, which is what lets a failed flush leave the session
+exactly as it was.
 
 **Generated keys are read back, never guessed.**  For a table whose key SQLite generates, the
 step reads the table's largest key (the rowid, named by its column: the word ``rowid`` would name
@@ -28,6 +29,7 @@ from .executor import Executor, Savepoint
 from .identifiers import quote
 from .planner import FlushPlan, Step, StepKind, StepPurpose
 from .states import InstanceState
+from .stepsql import delete_sql, insert_sql, key_params, step_sql, update_sql, versioned
 
 ROWID_MAX = 2 ** 63 - 1
 FLUSH_SAVEPOINT = "uow_flush"
@@ -63,25 +65,16 @@ def _current_value(state, name, filled):
     return state.obj.__dict__.get(name)
 
 
-def _key_params(mapper, state, checks_version=True):
-    """The WHERE parameters that find a row by the key it had before this flush (and, for a
-    versioned entity, the version this session loaded)."""
-    values = list(state.key[1])  # an identity key holds the stored forms (Mapper.key_for)
-    if checks_version and mapper.version_column is not None:
-        values.append(state.committed[mapper.version_column.index])
-    return values
-
-
 def _where_params(action, filled, checks_version):
     """Where an UPDATE finds its row: by the old key, the switched-from row's key, or (for a row
     inserted earlier in this same flush) by the key it was just given.  ``checks_version``: the
-    user's own UPDATEs also match the version this session loaded (see :func:`_versioned`)."""
+    user's own UPDATEs also match the version this session loaded (see :func:`~uow.stepsql.versioned`)."""
     mapper = action.mapper
     if action.switch_from is not None:
-        return _key_params(mapper, action.switch_from)
+        return key_params(mapper, action.switch_from)
     if action.state.key is None:
         return [to_db(column.type, _current_value(action.state, column.name, filled)) for column in mapper.primary_key]
-    return _key_params(mapper, action.state, checks_version=checks_version)
+    return key_params(mapper, action.state, checks_version=checks_version)
 
 
 def run_plan(executor: Executor, plan: FlushPlan,
@@ -209,17 +202,9 @@ def _refuse_a_doomed_key(step, filled, doomed):
             )
 
 
-def _insert_sql(mapper, columns):
-    if not columns:
-        return f"INSERT INTO {mapper.quoted_table} DEFAULT VALUES"
-    names = ", ".join(map(quote, columns))
-    marks = ", ".join("?" * len(columns))
-    return f"INSERT INTO {mapper.quoted_table} ({names}) VALUES ({marks})"
-
-
 def _run_insert(executor, step, rows, filled):
     mapper = step.mapper
-    sql = _insert_sql(mapper, step.columns)
+    sql = insert_sql(mapper, step.columns)
     if not step.returning:
         executor.executemany(sql, rows)
         return
@@ -271,31 +256,8 @@ def _insert_returning(executor, step, sql, rows, filled):
         filled[state] = (step.returning, tuple(from_db(c.type, value) for c, value in zip(columns, values)))
 
 
-def _where_key(mapper, checks_version=True):
-    names = list(mapper.pk_names)
-    if checks_version and mapper.version_column is not None:
-        names.append(mapper.version_column.name)
-    return " AND ".join(f"{mapper.quoted_table}.{quote(name)} = ?" for name in names)
-
-
-def _versioned(step):
-    """The user's own writes check and bump the version; the flush's internal fix-ups do not."""
-    return step.mapper.version_column is not None and step.purpose in (StepPurpose.WRITE, StepPurpose.ROW_SWITCH) and \
-        not (step.purpose is StepPurpose.WRITE and step.actions and step.actions[0].state.key is None)
-
-
-def _update_sql(step):
-    mapper = step.mapper
-    assignments = [f"{quote(name)} = ?" for name in step.columns]
-    versioned = _versioned(step)
-    if versioned:
-        name = quote(mapper.version_column.name)
-        assignments.append(f"{name} = {name} + 1")
-    return f"UPDATE {mapper.quoted_table} SET {', '.join(assignments)} WHERE {_where_key(mapper, versioned)}"
-
-
 def _run_update(executor, step, new_values, filled):
-    sql = _update_sql(step)
+    sql = update_sql(step)
     checks_version = step.purpose is StepPurpose.WRITE  # (the same for every row of the step)
     rows = [values + tuple(_where_params(action, filled, checks_version))
             for values, action in zip(new_values, step.actions)]
@@ -304,14 +266,10 @@ def _run_update(executor, step, new_values, filled):
         raise _Unmatched(step, sql, "UPDATE")
 
 
-def _delete_sql(mapper):
-    return f"DELETE FROM {mapper.quoted_table} WHERE {_where_key(mapper)}"
-
-
 def _run_delete(executor, step):
     mapper = step.mapper
-    sql = _delete_sql(mapper)
-    rows = [tuple(_key_params(mapper, state)) for state in step.states]
+    sql = delete_sql(mapper)
+    rows = [tuple(key_params(mapper, state)) for state in step.states]
     cursor = executor.executemany(sql, rows)
     if cursor.rowcount != len(rows):
         raise _Unmatched(step, sql, "DELETE")
@@ -349,8 +307,8 @@ def _describe_unmatched(executor, step, sql, verb):
         state = action.switch_from or action.state
         if state.key is None:
             continue
-        found = executor.fetchall(probe, _key_params(mapper, state, checks_version=False))
-        if version is not None and _versioned(step):
+        found = executor.fetchall(probe, key_params(mapper, state, checks_version=False))
+        if version is not None and versioned(step):
             expected = state.committed[version.index]
             now = found[0][0] if found else None
             if now != expected:
@@ -374,19 +332,10 @@ def _flush_error(step, error, located=None):
     """Wrap a sqlite3 error as a FlushError that names the statement and, where possible, the object."""
     state = step.states[0] if len(step.states) == 1 else located
     what = state.describe() if state is not None else f"{len(step.states)} {step.table} rows"
-    sql = _step_sql(step)
+    sql = step_sql(step)
     hint = _busy_hint(error)
     return FlushError(f"{step.kind.value} of {what} failed: {error} (statement: {sql}){hint}", statement=sql,
                       obj=state.obj if state is not None else None)
-
-
-def _step_sql(step):
-    mapper = step.mapper
-    if step.kind is StepKind.INSERT:
-        return _insert_sql(mapper, step.columns)
-    if step.kind is StepKind.UPDATE:
-        return _update_sql(step)
-    return _delete_sql(mapper)
 
 
 def _locate_failing_row(executor, plan, bound, failed):

@@ -196,6 +196,6 @@ CHAPTERS = [
             ("transaction", "transactionscopes", "boundaries", "executor"), savepoints),
     Chapter("failed-flush", "A failed flush, and recovering from it", ("flush", "guard", "rollback"),
             failed_flush),
-    Chapter("optimistic-locking", "Optimistic locking with a version column", ("flush", "writing"),
-            optimistic_locking),
+    Chapter("optimistic-locking", "Optimistic locking with a version column",
+            ("stepsql", "writing", "flush"), optimistic_locking),
 ]
