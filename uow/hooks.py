@@ -57,25 +57,31 @@ class EntityHooks(SessionHooks):
     def __init__(self, session):
         self.session = session
         self.guard = session.guard      # the owner-thread check
-        self.undo = session.undo        # an assignment is recorded for rollback first,
-        self.tracker = session.tracker  # then noted for the next flush's comparison
+        # An assignment is recorded for rollback first (at the object's first touch in the undo
+        # scope of the innermost level), then noted for the next flush's comparison: it is the
+        # commonest thing a user does to a session's objects, so the hook reads the transaction's
+        # levels and the tracker's candidates itself instead of calling the parts that own them.
+        self.undo = session.undo
+        self.levels = session.transaction.levels
+        self.candidates = session.tracker.candidates  # what ChangeTracker.note_assignment fills
 
     def attribute_set(self, state, name, value):
         """``Entity.__setattr__`` on an object of this session."""
-        values = state.obj.__dict__
-        if name not in state.mapper.init_names:
+        mapper = state.mapper
+        if name not in mapper.init_names:
             object.__setattr__(state.obj, name, value)
             return
         if _get_ident() != self.guard.owner_thread:
             self.guard.check("set attribute")
-        self.undo.record(state)
+        if state.undo_scope is not self.levels[-1].undo:
+            self.undo.record(state)  # the object's first touch in this undo scope
+        values = state.obj.__dict__
         values[name] = value
-        references = state.mapper.references_by_column.get(name)
-        if references:
-            for reference in references:
+        if name in mapper.references_by_column:
+            for reference in mapper.references_by_column[name]:
                 values.pop(reference.name, None)  # reloaded from the new key when next read
         if state.status is PERSISTENT:
-            self.tracker.note_assignment(state)
+            self.candidates[state] = None  # compared at the next flush (see tracking)
 
     def load_expired(self, state):
         self.session.loader.load_expired(state)

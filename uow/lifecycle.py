@@ -13,6 +13,7 @@ the identity map go through ``Registers.make_persistent``, the one place that ma
 persistent.
 """
 
+import threading
 from typing import Any
 
 from .errors import DuplicateIdentityError, InvalidStateError
@@ -20,6 +21,8 @@ from .identity import collector_paused, format_key
 from .mapper import entity_objects, mapper_of_object
 from .registers import DELETE, SAVE_UPDATE, TAKEN_BACK
 from .states import DELETED, DETACHED, PENDING, PERSISTENT, STATE_ATTRIBUTE, TRANSIENT, InstanceState
+
+_get_ident = threading.get_ident
 
 
 class Lifecycle:
@@ -210,7 +213,8 @@ class Lifecycle:
         :meth:`bring_in`).
         """
         session = self.session
-        self.guard.check("delete")
+        if _get_ident() != self.guard.ready_thread:
+            self.guard.check("delete")  # another thread, or a failed or closed session: refused
         mapper_of_object(obj, "delete")
         state = obj.__dict__.get(STATE_ATTRIBUTE)
         if state is None or state.status is TRANSIENT:
@@ -227,14 +231,15 @@ class Lifecycle:
             self.leave_parents(obj)
         elif state.status is PERSISTENT and state not in self.registers.marked:
             session.undo.record(state)
+            if cause is not None:
+                self.registers.causes[state] = cause
+            if not state.mapper.delete_reaches_others:
+                self.registers.marked[state] = None  # it does nothing to other objects
+                return
             # What this delete does to other objects, so that add() can take it all back:
             # (child, None) for a child it deletes, (child, reference) for one it unlinks.
             done: list[tuple[Any, Any]] = []
             self.registers.marked[state] = done
-            if cause is not None:
-                self.registers.causes[state] = cause
-            if not state.mapper.delete_reaches_others:
-                return
             # Loading the children must not autoflush: that would delete the parent before them.
             with session.no_autoflush:
                 for relationship, child in session.cascades.along(obj, DELETE):

@@ -8,7 +8,8 @@ one object instead of reaching into the session:
 * ``pending`` -- the *new* register: objects added and not yet inserted, in the order they
   entered the session;
 * ``marked`` -- the *removed* register: objects marked for deletion, each with what its delete
-  did to other objects (see ``lifecycle``: add() or expunge() takes that back);
+  did to other objects (see ``lifecycle``: add() or expunge() takes that back), or None when
+  its class's delete reaches no other object;
 * ``deleted_rows`` -- objects whose DELETE a flush wrote, until the commit makes it final or a
   rollback brings them back;
 * the *dirty* register is the change tracker (``tracking``): dirty means "differs from the
