@@ -7,7 +7,7 @@ iterable", ``execute(42)`` as sqlite3's "argument 1 must be str", ``attach("x", 
 (it attached a file called ``42``).  Each function here turns one kind of argument into what the
 code underneath expects, or raises an :class:`~uow.errors.ArgumentError` that names the call,
 the argument and the value, before anything has changed.  Entity classes and objects are
-checked by ``mapper`` (``mapper_of``, ``entity_objects``, also for add_all and the bulk writes),
+checked by ``mapper`` (``mapper_of``, ``mapper_of_object``, ``entity_objects`` for the bulk writes),
 values bound to columns by ``valuechecks``.
 """
 

@@ -80,24 +80,10 @@ class Entity:
     def __init__(self, **values: Any) -> None:
         mapper = type(self).__mapper__
         related = None
-        if not mapper.init_names.issuperset(values):
-            # Relationships (user=ann, orders=[...]) are set once the columns are in place.
-            related = {name: values.pop(name) for name in list(values) if name in mapper.init_keywords
-                       and name not in mapper.init_names}
-            unknown = sorted(set(values) - mapper.init_names)
-            if unknown:
-                accepted = mapper.column_names + tuple(r.name for r in mapper.references + mapper.collections)
-                raise UnknownFieldError(
-                    f"{type(self).__name__}() got unknown field(s) {', '.join(unknown)}; "
-                    f"its fields are {', '.join(accepted)}"
-                )
-        # (A Reference's key columns are never required: the reference may fill them.)
-        missing = mapper.required.difference(values)
-        if missing:
-            raise MissingFieldError(
-                f"{type(self).__name__}() needs a value for {', '.join(sorted(missing))} "
-                f"(NOT NULL, with no default)"
-            )
+        # The fast path: the commonest call names exactly the columns the constructor requires,
+        # which one comparison of key sets checks.  Any other call is checked keyword by keyword.
+        if values.keys() != mapper.required:
+            related = _checked_keywords(type(self), mapper, values)
         namespace = self.__dict__
         namespace.update(mapper.constant_defaults)
         namespace.update(values)
@@ -146,3 +132,30 @@ class Entity:
                 parts.append(f"{name}={text}")
         status = state.status.value if state is not None else "transient"
         return f"{type(self).__name__}({', '.join(parts)})<{status}>"
+
+
+def _checked_keywords(cls: type, mapper: Mapper, values: dict[str, Any]) -> dict[str, Any] | None:
+    """The general path of ``Entity.__init__``'s keyword check: refuse an unknown keyword or a
+    missing required column; take the relationships out of ``values`` and return them (None if
+    there are none), to be set once the columns are in place.  (A function, not a method: every
+    entity class's namespace is the user's.)"""
+    related = None
+    if not mapper.init_names.issuperset(values):
+        # Relationships (user=ann, orders=[...]) are set once the columns are in place.
+        related = {name: values.pop(name) for name in list(values) if name in mapper.init_keywords
+                   and name not in mapper.init_names}
+        unknown = sorted(set(values) - mapper.init_names)
+        if unknown:
+            accepted = mapper.column_names + tuple(r.name for r in mapper.references + mapper.collections)
+            raise UnknownFieldError(
+                f"{cls.__name__}() got unknown field(s) {', '.join(unknown)}; "
+                f"its fields are {', '.join(accepted)}"
+            )
+    # (A Reference's key columns are never required: the reference may fill them.)
+    missing = mapper.required.difference(values)
+    if missing:
+        raise MissingFieldError(
+            f"{cls.__name__}() needs a value for {', '.join(sorted(missing))} "
+            f"(NOT NULL, with no default)"
+        )
+    return related

@@ -18,7 +18,8 @@ from typing import Any
 
 from .errors import DuplicateIdentityError, InvalidStateError
 from .identity import collector_paused, format_key
-from .mapper import entity_objects, mapper_of_object
+from .arguments import listed
+from .mapper import mapper_of_object
 from .registers import DELETE, SAVE_UPDATE, TAKEN_BACK
 from .states import DELETED, DETACHED, PENDING, PERSISTENT, STATE_ATTRIBUTE, TRANSIENT, InstanceState
 
@@ -46,13 +47,15 @@ class Lifecycle:
         """Raise the error adding ``obj`` would meet -- for it or for any object its save-update
         cascade would bring in -- while changing nothing, so that a refused add() leaves the
         session as it was (it had made the first objects pending before meeting a bad one).
-        Every path into :meth:`bring_in` calls this first."""
+        Every path into :meth:`bring_in` calls this first.
+
+        ``seen`` holds the ids of the objects whose cascade was walked already (add_all() shares
+        it across its objects), so that a cycle of relationships ends; an object of a class
+        without relationships has no cascade, and checking it twice would only repeat the checks.
+        """
         session = self.session
-        if seen is None:
-            seen = set()
-        if id(obj) in seen:
+        if seen is not None and id(obj) in seen:
             return
-        seen.add(id(obj))
         mapper = mapper_of_object(obj, operation)
         values = obj.__dict__
         state = values.get(STATE_ATTRIBUTE)
@@ -63,7 +66,8 @@ class Lifecycle:
             )
         status = TRANSIENT if state is None else state.status
         if status is TRANSIENT:
-            mapper.configure()
+            if not mapper.configured:
+                mapper.configure()
             if mapper.generated_key is None or values.get(mapper.generated_key.name) is not None:
                 given = tuple(values.get(name) for name in mapper.pk_names)
                 # Checked as get() checks a key: True or 1.0 would find the identity of 1, and an
@@ -92,6 +96,9 @@ class Lifecycle:
             )
         # (An object already here, pending or persistent, is accepted as it is.)
         if mapper.references or mapper.collections:
+            if seen is None:
+                seen = set()
+            seen.add(id(obj))
             for _, related in session.cascades.along(obj, SAVE_UPDATE):
                 related_state = related.__dict__.get(STATE_ATTRIBUTE)
                 if related_state is None or related_state.session is not session:
@@ -107,21 +114,26 @@ class Lifecycle:
         mapper = type(obj).__mapper__
         values = obj.__dict__
         state = values.get(STATE_ATTRIBUTE)
-        if state is None:
-            state = InstanceState(obj, mapper, TRANSIENT, None)
-            values[STATE_ATTRIBUTE] = state
-        status = state.status
-        if status is TRANSIENT:
+        if state is None or state.status is TRANSIENT:
             # A transient object is in none of the session's collections: its memento is just
-            # its values (cheaper than capture(), and add() is on the bulk-insert path).
-            session.undo.record_transient(state, mapper.copy_values(values))
-            state.move(PENDING, "add")
-            state.session = session
-            state.sequence = next(self.registers.sequence)
+            # its values (cheaper than memento_of(), see UndoLog.record_transient).  They are
+            # copied first: a value that cannot be copied is refused before anything changed.
+            memento = mapper.copy_values(values)
+            sequence = next(self.registers.sequence)
+            if state is None:
+                # A new object, the commonest add() (the bulk-insert path): its state record is
+                # made, pending, with the object's first add.
+                state = InstanceState(obj, mapper, PENDING, session, sequence=sequence)
+                values[STATE_ATTRIBUTE] = state
+            else:
+                state.move(PENDING, "add")
+                state.session = session
+                state.sequence = sequence
+            session.undo.record_transient(state, memento)
             self.registers.pending[state] = None
             if cause is not None:
                 self.registers.causes[state] = cause
-        elif status is DETACHED:
+        elif state.status is DETACHED:
             session.undo.record(state)
             self.registers.make_persistent(state, state.key, state.committed, "add")
             session.tracker.note_assignment(state)  # changed while it was away, perhaps: compare it
@@ -162,7 +174,7 @@ class Lifecycle:
     def add_all(self, objects):
         """add() each object, in order; if any of them cannot be added, none is."""
         self.guard.check("add_all")
-        objects = entity_objects(objects, "add_all")
+        objects = listed(objects, "add_all", "objects")  # (refuse_to_add checks each is an entity object)
         seen: set[int] = set()
         for obj in objects:
             self.refuse_to_add(obj, "add_all", seen)
