@@ -14,8 +14,16 @@ guarantees (checked values, exact rollback, ordering with reasons, failed flushe
 The objects here track changes the cheapest correct way: an assignment records the object in the
 session's dirty set (so a flush is O(changed)), and the flush compares values against the snapshot
 (so setting a value back is no change).
+
+The calls a user makes per object are the least a real session's are, and no less: ``add()``,
+``delete()`` and ``get()`` are each one method call per object (a bare list append or dict
+lookup in the user's loop would be below any session, and a floor that uow beats is no floor).
+``add()`` gives the object its session and queues it once; ``delete()`` marks it once (so a second
+add or delete of the same object is recognized and changes nothing); ``get()`` finds the class's
+identity map, then the key in it.
 """
 
+import collections
 import contextlib
 import gc
 from operator import is_, itemgetter
@@ -66,33 +74,55 @@ def collector_paused():
 
 
 class Session:
-    """An identity map, a dirty set and the objects to delete: the state every session keeps.
+    """Identity maps, a dirty set, the new objects and the objects to delete: the state every
+    session keeps.
 
-    Each object keeps its own snapshot, in its __dict__ next to its values.
+    ``identity`` holds one map per class, ``{key: object}``.  Each object keeps its own snapshot,
+    and its session, in its __dict__ next to its values.
     """
 
     def __init__(self, connection):
         self.connection = connection
-        self.identity = {}
+        self.identity = collections.defaultdict(dict)
         self.dirty = {}
-        self.doomed = []
+        self.doomed = {}
         self.new = {}
 
+    def add(self, obj):
+        """The least add() any session runs: the object is the session's from now on (the mark
+        another session, or a rollback, would read), and a flush will INSERT it; a second add()
+        changes nothing."""
+        obj.__dict__["session"] = self
+        self.new[obj] = None
 
-def add_all(session, objects):
-    """The new objects, each once, in the order added: what a flush will INSERT."""
-    session.new.update(dict.fromkeys(objects))
+    def add_all(self, objects):
+        add = self.add
+        for obj in objects:
+            add(obj)
+
+    def delete(self, obj):
+        """The least delete() any session runs: the object is marked for the flush's DELETE, once
+        (a second delete() changes nothing)."""
+        self.doomed[obj] = None
+
+    def get(self, cls, key):
+        """The least get() any session runs: the class's identity map, then the key in it."""
+        return self.identity[cls].get(key)
 
 
 class Tracked:
-    """An object whose assignments mark it dirty in its session (the cheapest O(changed) tracking)."""
+    """An object whose assignments mark it dirty in its session (the cheapest O(changed) tracking).
+
+    Objects with no session yet (constructed, not added) or only added (their INSERT will write
+    whatever they hold) need no tracking; the flush skips objects without a snapshot.
+    """
 
     session = None
 
     def __setattr__(self, name, value):
+        self.__dict__[name] = value
         if self.session is not None:
             self.session.dirty[self] = None
-        object.__setattr__(self, name, value)
 
 
 class User(Tracked):
@@ -109,20 +139,19 @@ def insert_users(session, users):
     connection.executemany(INSERT_SQL, rows)
     keys = connection.execute("SELECT id FROM users WHERE rowid > ? ORDER BY rowid", (before,)).fetchall()
     connection.execute("COMMIT")
-    identity = session.identity
+    identity = session.identity[User]
     with collector_paused():
         for user, (key,) in zip(users, keys):
             values = user.__dict__
             values["id"] = key
             values["snapshot"] = snapshot_of(values)
-            values["session"] = session
             identity[key] = user
     session.new.clear()
 
 
 def load_users(session):
     """Every row through the identity map: an object per new key, the held object otherwise."""
-    identity = session.identity
+    identity = session.identity[User]
     users = []
     new = User.__new__
     with collector_paused():
@@ -144,8 +173,10 @@ def flush_updates(session):
     by_columns = {}
     for user in session.dirty:
         values = user.__dict__
+        before = values.get("snapshot")
+        if before is None:
+            continue  # added, not inserted yet: its INSERT writes what it holds
         now = snapshot_of(values)
-        before = values["snapshot"]
         if all(map(is_, now, before)):
             continue
         changed = tuple(index for index, (a, b) in enumerate(zip(now, before)) if a is not b and a != b)
@@ -170,7 +201,7 @@ def flush_deletes(session):
     connection.execute("BEGIN")
     connection.executemany(raw_sqlite.DELETE_SQL, [(user.id,) for user in session.doomed])
     connection.execute("COMMIT")
-    identity = session.identity
+    identity = session.identity[User]
     for user in session.doomed:
         del identity[user.id]
     session.doomed.clear()
@@ -183,7 +214,7 @@ def insert(data: BenchData) -> dict[str, float]:
     users = [User(name=name, email=email, score=score, age=age, active=active)
              for name, email, score, age, active in data.fields]
     add_start = clock()
-    add_all(session, users)
+    session.add_all(users)
     flush_start = clock()
     insert_users(session, list(session.new))
     end = clock()
@@ -214,11 +245,11 @@ def sparse_update(data: BenchData) -> dict[str, float]:
         ages_before = sum_of_ages(session.connection)
         if load_all:
             load_users(session)
-            users = [session.identity[key] for key in data.sparse_keys]
+            users = [session.get(User, key) for key in data.sparse_keys]
         else:
             wanted = set(data.sparse_keys)
             users = [user for user in load_users(session) if user.id in wanted]
-            session.identity = {user.id: user for user in users}
+            session.identity[User] = {user.id: user for user in users}
         for user in users:
             user.age = user.age + 1
         start = start_clock()
@@ -246,9 +277,10 @@ def dense_update(data: BenchData) -> dict[str, float]:
 def delete_tenth(data: BenchData) -> dict[str, float]:
     session = Session(raw_sqlite.open_filled_database(data))
     load_users(session)
+    doomed = [session.get(User, key) for key in data.delete_keys]
     start = start_clock()
-    for key in data.delete_keys:
-        session.doomed.append(session.identity[key])
+    for user in doomed:
+        session.delete(user)
     calls_end = clock()
     flush_start = start_clock()
     flush_deletes(session)
@@ -260,10 +292,9 @@ def delete_tenth(data: BenchData) -> dict[str, float]:
 def get_hits(data: BenchData) -> dict[str, float]:
     session = Session(raw_sqlite.open_filled_database(data))
     load_users(session)
-    get = session.identity.get
     start = start_clock()
     for key in data.get_keys:
-        get(key)
+        session.get(User, key)
     end = clock()
     return {GET_HITS: end - start}
 
@@ -291,15 +322,18 @@ def parents_and_children(data: BenchData) -> dict[str, float]:
         objects.append(parent)
         for child in range(CHILDREN_PER_PARENT):
             objects.append(Child(f"child{child}", parent))
-    new_parents = [obj for obj in objects if type(obj) is Parent]
-    new_children = [obj for obj in objects if type(obj) is Child]
+    session.add_all(objects)
+    new_parents = [obj for obj in session.new if type(obj) is Parent]
+    new_children = [obj for obj in session.new if type(obj) is Child]
     connection.execute("BEGIN")
-    for table, members, row_of in [
-        ("parents (name) VALUES (?)", new_parents, lambda parent: (parent.name,)),
-        ("children (parent_id, name) VALUES (?, ?)", new_children, lambda child: (child.parent.id, child.name)),
+    for cls, table, members, row_of in [
+        (Parent, "parents (name) VALUES (?)", new_parents, lambda parent: (parent.name,)),
+        (Child, "children (parent_id, name) VALUES (?, ?)", new_children,
+         lambda child: (child.parent.id, child.name)),
     ]:
         # (Parents go first because children need their keys: the one ordering rule of this flush.)
         name = table.split()[0]
+        held = session.identity[cls]
         before = connection.execute(f"SELECT max(rowid) FROM {name}").fetchone()[0] or 0
         rows = list(map(row_of, members))
         connection.executemany(f"INSERT INTO {table}", rows)
@@ -309,9 +343,9 @@ def parents_and_children(data: BenchData) -> dict[str, float]:
                 values = obj.__dict__
                 values["id"] = key
                 values["snapshot"] = (key, *row)
-                values["session"] = session
-                session.identity[(name, key)] = obj
+                held[key] = obj
     connection.execute("COMMIT")
+    session.new.clear()
     end = clock()
     expect(connection.execute(PARENTS_WITH_ALL_CHILDREN).fetchone()[0], parents, "parents with all their children")
     return {PARENT_CHILD: end - start}
