@@ -9,9 +9,9 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
 * ``session``      the core Session: add, delete, commit, rollback, savepoints, close, as a facade
   over one part per concern: ``lifecycle`` (add, delete, expunge), ``flusher`` (when a flush
   runs: autoflush, plan, dry run) and ``flush`` (one flush: collect, plan, write, apply),
-  ``loading`` (get, filter, refresh, expire, lazy loading), ``cascades`` (references and
-  cascades), ``rollback`` (the undo log: what a rollback puts back), ``boundaries`` (begin,
-  savepoints, commit, rollback, close)
+  ``loading`` (get, filter, lazy loading), ``expiry`` (expire, refresh: forgetting what was
+  loaded, to read it again), ``cascades`` (references and cascades), ``rollback`` (the undo log:
+  what a rollback puts back), ``boundaries`` (begin, savepoints, commit, rollback, close)
 * ``explain``      ``session.explain(obj)``: why an object is in the next flush (add(), which cascade
   from which object, old -> new, its statements and their ordering), read from the records
 * ``hooks``        the only calls an entity object makes on its session, declared once

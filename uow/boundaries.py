@@ -174,7 +174,7 @@ class Boundaries:
             del deleted_rows[state]
         self.undo.forget(levels)
         if self.session.expire_on_commit:
-            self.session.loader.expire_all()
+            self.session.expiry.expire_all()
             self.undo.forget(self.transaction.levels)
 
     def rollback(self) -> None:

@@ -1,9 +1,9 @@
 """Loading: turning rows into objects through the identity map, now or on first access.
 
 The :class:`Loader` is the session's reading part (the session composes one and passes it
-itself): ``get``, ``get_one``, ``all``, ``filter``, ``refresh``, ``expire`` and the lazy loading
-of expired columns and relationships, which entities ask for through the session hooks
-(``hooks``).
+itself): ``get``, ``get_one``, ``all``, ``filter``, and the lazy loading of expired columns and
+relationships, which entities ask for through the session hooks (``hooks``).  Forgetting loaded
+values (``expire``) and reading them again at once (``refresh``) is the ``expiry`` part's.
 
 Every row goes through the identity map: a row whose object is already held returns that object,
 and never overwrites its unflushed changes (only columns that were expired are filled in).  A
@@ -18,7 +18,6 @@ this part: see ``features.eager``.
 import sqlite3
 from typing import Any
 
-from .columntypes import from_db
 from .valuechecks import bound_refusal
 from .errors import (
     DatabaseLockedError,
@@ -26,9 +25,9 @@ from .errors import (
     MappingError,
     NotFoundError,
     ObjectDeletedError,
-    UnknownFieldError,
     UnmappedClassError,
 )
+from .expiry import forget_references
 from .identity import collector_paused, format_key
 from .identifiers import quote
 from .mapper import mapper_of_class
@@ -62,9 +61,9 @@ def _null_key_error(mapper, row):
 
 class Loader:
     """The session's reading part (see the module docstring).  It holds nothing of its own: rows
-    become objects in the session's registers.  Called by the Session's facade (get, filter,
-    refresh, expire), by entities through the hooks (lazy loads), by the flush (expired
-    snapshots it needs) and by the boundaries (expire_on_commit)."""
+    become objects in the session's registers.  Called by the Session's facade (get, filter), by
+    entities through the hooks (lazy loads), by the flush (expired snapshots it needs) and by
+    the expiry part (the rows refresh() reads)."""
 
     def __init__(self, session):
         self.session = session
@@ -115,7 +114,7 @@ class Loader:
         values = obj.__dict__
         values.update(zip(mapper.column_names, row))
         state.committed = tuple(mapper.snapshot_value(column, value) for column, value in zip(mapper.columns, row))
-        _forget_references(state, mapper.columns)
+        forget_references(state, mapper.columns)
         self.session.tracker.clean(state)
         return obj
 
@@ -322,61 +321,6 @@ class Loader:
                 row[index] = convert(row[index])
         return tuple(row)
 
-    def refresh(self, obj, fields, refreshed):
-        """Reload ``fields`` of ``obj`` now, and follow the refresh cascade (see ``Session.refresh``);
-        ``refreshed`` holds the states already reached."""
-        session = self.session
-        self.guard.check("refresh")
-        state = self.guard.persistent_state(obj, "refresh")
-        mapper = state.mapper
-        columns = _columns(mapper, fields, "refresh")
-        if not columns:
-            return  # fields=[]: nothing to reload
-        select = ", ".join(f"{mapper.quoted_table}.{quote(column.name)}" for column in columns)
-        rows = self.select_by_key(mapper, state.key[1], select)
-        if not rows:
-            raise ObjectDeletedError(f"refresh(): the row of {state.describe()} is no longer in the database")
-        session.undo.record(state)
-        values = obj.__dict__
-        snapshot = list(state.committed)
-        for column, raw in zip(columns, rows[0]):
-            value = from_db(column.type, raw)
-            values[column.name] = value
-            snapshot[column.index] = mapper.snapshot_value(column, value)
-        state.committed = tuple(snapshot)
-        _forget_references(state, columns)
-        refreshed.add(state)
-        if fields is None:
-            for related in session.cascades.related(obj, "refresh"):
-                related_state = related.__dict__.get(STATE_ATTRIBUTE)
-                if related_state is not None and related_state.session is session and \
-                        related_state.status is PERSISTENT and related_state not in refreshed:
-                    self.refresh(related, None, refreshed)
-
-    def expire(self, obj, fields):
-        """Forget ``fields`` (None: all) of a persistent object (see ``Session.expire``)."""
-        state = self.guard.persistent_state(obj, "expire")
-        self.expire_state(state, _columns(state.mapper, fields, "expire"))
-
-    def expire_all(self):
-        """Forget every column of every persistent object (``expire_all()``, ``expire_on_commit``)."""
-        for obj in list(self.registers.identity.values()):
-            state = obj.__dict__[STATE_ATTRIBUTE]
-            self.expire_state(state, state.mapper.columns)
-
-    def expire_state(self, state, columns):
-        """Forget ``columns`` of a persistent object; they reload when next read."""
-        self.session.undo.record(state)
-        values = state.obj.__dict__
-        snapshot = list(state.committed)
-        for column in columns:
-            values.pop(column.name, None)
-            snapshot[column.index] = NOT_LOADED
-        state.committed = tuple(snapshot)
-        _forget_references(state, columns)
-        if len(columns) == len(state.mapper.columns):
-            self.session.tracker.clean(state)  # every assignment was just discarded: nothing to write
-
     def load_reference(self, state, reference, key_values):
         """Load ``obj.user`` through the identity map (no SQL when the user is already held)."""
         target = self.session.get(reference.target, key_values)
@@ -415,32 +359,3 @@ def points_at(item, reference, owner):
     if owner_key is None:
         return False
     return reference.foreign_key.target_key([values.get(name) for name in reference.column_names]) == owner_key
-
-
-def _columns(mapper, fields, operation):
-    """The columns ``fields`` names (None: all of them); a lone string is refused, not read letter by letter."""
-    if fields is None:
-        return mapper.columns
-    if isinstance(fields, str):
-        raise UnknownFieldError(
-            f"{operation}(): fields must be a list of field names, not the string {fields!r}; "
-            f"write fields=[{fields!r}]"
-        )
-    if not hasattr(fields, "__iter__"):
-        raise UnknownFieldError(
-            f"{operation}(): fields must be a list of {mapper.cls.__name__}'s field names, got {fields!r}"
-        )
-    return [mapper.column(name) for name in fields]
-
-
-def _forget_references(state, columns):
-    """A reference is cached only as long as its foreign-key columns hold the values it was read or
-    set with: when they are expired or reloaded, it is forgotten too, and reads back from the
-    columns (an unflushed ``child.parent = other`` is discarded with the column it set)."""
-    references_by_column = state.mapper.references_by_column
-    if not references_by_column:
-        return
-    values = state.obj.__dict__
-    for column in columns:
-        for reference in references_by_column.get(column.name, ()):
-            values.pop(reference.name, None)

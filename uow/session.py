@@ -9,10 +9,10 @@ method checks the call and hands the work to the part that owns it:
 * ``guard`` -- thread and state checks, and the failed state after a failed write (``guard``);
 * ``observer`` -- the events, and what a listener may not do (``observer``);
 * ``transaction`` -- the stack of BEGIN and SAVEPOINTs, each level owning its undo scope;
-* ``lifecycle`` (add, delete, expunge), ``loader`` (get, filter, refresh, expire, lazy loads),
-  ``cascades`` (references set through the session, cascades along relationships), ``flusher``
-  (collect, plan, write, apply), ``undo`` (what a rollback puts back, exactly, without SQL) and
-  ``boundaries`` (begin, savepoints, commit, rollback, close).
+* ``lifecycle`` (add, delete, expunge), ``loader`` (get, filter, lazy loads), ``expiry``
+  (expire, refresh), ``cascades`` (references set through the session, cascades along
+  relationships), ``flusher`` (collect, plan, write, apply), ``undo`` (what a rollback puts back,
+  exactly, without SQL) and ``boundaries`` (begin, savepoints, commit, rollback, close).
 
 Entity objects reach the session only through the hooks declared in ``hooks``.  This is the core
 session; ``uow.Session`` adds the features (merge and upsert, bulk writes, raw SQL and attached
@@ -34,6 +34,7 @@ from .boundaries import Boundaries
 from .cascades import Cascades
 from .entity import Entity
 from .executor import Executor, Statements
+from .expiry import Expiry
 from .explain import Explanation, explain
 from .flusher import Flusher
 from .guard import Guard
@@ -106,6 +107,7 @@ class Session:
         # The parts this session is composed of, each given the session whose parts it uses.
         self.boundaries = Boundaries(self)  # begin, savepoints, commit, rollback, close
         self.loader = Loader(self)
+        self.expiry = Expiry(self)  # expire, expire_all, refresh
         self.flusher = Flusher(self)  # runs each flush (see flusher); autoflush, flush count
         self.cascades = Cascades(self)
         self.lifecycle = Lifecycle(self)
@@ -182,7 +184,7 @@ class Session:
         """``with session.no_autoflush:`` suspends autoflush inside the block."""
         return self.flusher.no_autoflush()
 
-    # -- loading (the Loader does the work) -----------------------------------------------
+    # -- loading (the Loader does the work) and expiry (the Expiry part) ------------------
 
     def get(self, entity: type[E], ident: object, *, populate_existing: bool = False) -> E | None:
         """The object with this primary key (scalar, tuple or dict), or None if there is no such row.
@@ -242,7 +244,7 @@ class Session:
         reaches each object once, also when the loaded collections form a cycle (a node that is
         its own child, or two that hold each other).
         """
-        self.loader.refresh(obj, fields, set())
+        self.expiry.refresh(obj, fields, set())
 
     def expire(self, obj: Entity, fields: Iterable[str] | None = None) -> None:
         """Forget ``fields`` (default: all) of a persistent object; they reload when next read.
@@ -250,12 +252,12 @@ class Session:
         Unflushed changes to those fields are discarded.
         """
         self.guard.check("expire")
-        self.loader.expire(obj, fields)
+        self.expiry.expire(obj, fields)
 
     def expire_all(self) -> None:
         """expire() every object in the identity map."""
         self.guard.check("expire_all")
-        self.loader.expire_all()
+        self.expiry.expire_all()
 
     # -- change tracking ------------------------------------------------------------------
 

@@ -1,0 +1,115 @@
+"""Expiry: forgetting what an object loaded, to read it again later (expire) or now (refresh).
+
+A session keeps the values it loaded and never re-reads a row on its own: two reads of
+``user.name`` give the same answer however the row changed meanwhile.  Expiry is how a program
+(or ``expire_on_commit``) says the database may know better.  ``expire()`` forgets columns: the
+object's snapshot marks them ``NOT_LOADED`` and their values leave the object, so the next read
+of one reloads them (that lazy load is ``loading``'s: ``Loader.load_expired``).  ``refresh()``
+reloads columns now, discarding unflushed changes to them, and follows the refresh cascade.
+
+The :class:`Expiry` part is apart from the ``Loader`` because it changes objects the session
+already holds instead of making objects from rows; it asks the Loader for the rows it reads.
+Both kinds record the object in the undo log first, so a rollback puts back what was forgotten.
+"""
+
+from .columntypes import from_db
+from .errors import ObjectDeletedError, UnknownFieldError
+from .identifiers import quote
+from .sentinels import NOT_LOADED
+from .states import PERSISTENT, STATE_ATTRIBUTE
+
+
+class Expiry:
+    """The session's part for expire, expire_all and refresh (see the module docstring).  It
+    holds nothing of its own.  Called by the Session's facade and by the boundaries
+    (``expire_on_commit``)."""
+
+    def __init__(self, session):
+        self.session = session
+        self.registers = session.registers
+        self.guard = session.guard
+        self.loader = session.loader  # the rows refresh() reads
+
+    def refresh(self, obj, fields, refreshed):
+        """Reload ``fields`` of ``obj`` now, and follow the refresh cascade (see ``Session.refresh``);
+        ``refreshed`` holds the states already reached."""
+        session = self.session
+        self.guard.check("refresh")
+        state = self.guard.persistent_state(obj, "refresh")
+        mapper = state.mapper
+        columns = named_columns(mapper, fields, "refresh")
+        if not columns:
+            return  # fields=[]: nothing to reload
+        select = ", ".join(f"{mapper.quoted_table}.{quote(column.name)}" for column in columns)
+        rows = self.loader.select_by_key(mapper, state.key[1], select)
+        if not rows:
+            raise ObjectDeletedError(f"refresh(): the row of {state.describe()} is no longer in the database")
+        session.undo.record(state)
+        values = obj.__dict__
+        snapshot = list(state.committed)
+        for column, raw in zip(columns, rows[0]):
+            value = from_db(column.type, raw)
+            values[column.name] = value
+            snapshot[column.index] = mapper.snapshot_value(column, value)
+        state.committed = tuple(snapshot)
+        forget_references(state, columns)
+        refreshed.add(state)
+        if fields is None:
+            for related in session.cascades.related(obj, "refresh"):
+                related_state = related.__dict__.get(STATE_ATTRIBUTE)
+                if related_state is not None and related_state.session is session and \
+                        related_state.status is PERSISTENT and related_state not in refreshed:
+                    self.refresh(related, None, refreshed)
+
+    def expire(self, obj, fields):
+        """Forget ``fields`` (None: all) of a persistent object (see ``Session.expire``)."""
+        state = self.guard.persistent_state(obj, "expire")
+        self.expire_state(state, named_columns(state.mapper, fields, "expire"))
+
+    def expire_all(self):
+        """Forget every column of every persistent object (``expire_all()``, ``expire_on_commit``)."""
+        for obj in list(self.registers.identity.values()):
+            state = obj.__dict__[STATE_ATTRIBUTE]
+            self.expire_state(state, state.mapper.columns)
+
+    def expire_state(self, state, columns):
+        """Forget ``columns`` of a persistent object; they reload when next read."""
+        self.session.undo.record(state)
+        values = state.obj.__dict__
+        snapshot = list(state.committed)
+        for column in columns:
+            values.pop(column.name, None)
+            snapshot[column.index] = NOT_LOADED
+        state.committed = tuple(snapshot)
+        forget_references(state, columns)
+        if len(columns) == len(state.mapper.columns):
+            self.session.tracker.clean(state)  # every assignment was just discarded: nothing to write
+
+
+def named_columns(mapper, fields, operation):
+    """The columns ``fields`` names (None: all of them); a lone string is refused, not read letter by letter."""
+    if fields is None:
+        return mapper.columns
+    if isinstance(fields, str):
+        raise UnknownFieldError(
+            f"{operation}(): fields must be a list of field names, not the string {fields!r}; "
+            f"write fields=[{fields!r}]"
+        )
+    if not hasattr(fields, "__iter__"):
+        raise UnknownFieldError(
+            f"{operation}(): fields must be a list of {mapper.cls.__name__}'s field names, got {fields!r}"
+        )
+    return [mapper.column(name) for name in fields]
+
+
+def forget_references(state, columns):
+    """A reference is cached only as long as its foreign-key columns hold the values it was read or
+    set with: when they are expired or reloaded, it is forgotten too, and reads back from the
+    columns (an unflushed ``child.parent = other`` is discarded with the column it set)."""
+    references_by_column = state.mapper.references_by_column
+    if not references_by_column:
+        return
+    values = state.obj.__dict__
+    for column in columns:
+        for reference in references_by_column.get(column.name, ()):
+            values.pop(reference.name, None)
