@@ -71,10 +71,10 @@ def step_sql(step: Step) -> str:
 
 def where_key(mapper: Mapper, checks_version: bool = True) -> str:
     """The WHERE condition that finds one row: its key columns, and its version when checked."""
-    names = list(mapper.pk_names)
-    if checks_version and mapper.version_column is not None:
-        names.append(mapper.version_column.name)
-    return " AND ".join(f"{mapper.quoted_table}.{quote(name)} = ?" for name in names)
+    version = mapper.version_column
+    if checks_version and version is not None:
+        return f"{mapper.key_condition} AND {mapper.quoted_table}.{quote(version.name)} = ?"
+    return mapper.key_condition
 
 
 def key_params(mapper: Mapper, state: InstanceState, checks_version: bool = True) -> list[Any]:
