@@ -4,8 +4,9 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
 
 * ``features``     the Session you use: the core session plus merge/upsert, bulk writes, raw SQL and
   attached databases, eager loading, event listeners and queries (``querying``), each a part of
-  its own that the core never imports; ``AsyncSession`` (``features/asyncio``), the session
-  driven from asyncio
+  its own that the core never imports; the conveniences built on the core (SQLAlchemy's questions
+  about the session and its transaction, named savepoints, ``dry_run()``, ``explain()``);
+  ``AsyncSession`` (``features/asyncio``), the session driven from asyncio
 * ``session``      the core Session: add, delete, commit, rollback, savepoints, close, as a facade
   over one part per concern: ``lifecycle`` (add, delete, expunge), ``flusher`` (when a flush
   runs: autoflush, plan, dry run) and ``flush`` (one flush: collect, plan, write, apply),

@@ -15,27 +15,26 @@ method checks the call and hands the work to the part that owns it:
   exactly, without SQL) and ``boundaries`` (begin, savepoints, commit, rollback, close).
 
 Entity objects reach the session only through the hooks declared in ``hooks``.  This is the core
-session; ``uow.Session`` adds the features (merge and upsert, bulk writes, raw SQL and attached
-databases, eager loading, event listeners) as parts of their own: see ``features``, which this
-module never imports.  The rules users can rely on are spelled out in the README and in each
-method's docstring.
+session, the calls the pattern itself is made of.  ``uow.Session`` (``features``, which this module
+never imports) adds the features as parts of their own (merge and upsert, bulk writes, raw SQL and
+attached databases, eager loading, event listeners), and the conveniences built on this core:
+SQLAlchemy's questions about the session (``is_active``, ``get_transaction()``, ``identity_map``
+...), named savepoints, ``dry_run()`` and ``explain()``.  The rules users can rely on are spelled
+out in the README and in each method's docstring.
 """
 
 import sqlite3
 import threading
-import types
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from . import arguments
 from .boundaries import Boundaries
 from .cascades import Cascades
 from .entity import Entity
-from .executor import Executor, Statements
+from .executor import Executor
 from .expiry import Expiry
-from .explain import Explanation, explain
 from .flusher import Flusher
 from .guard import Guard
 from .hooks import EntityHooks
@@ -45,7 +44,7 @@ from .loading import Loader
 from .mapper import mapper_of_class, mapper_of_object
 from .observer import Observer
 from .planner import FlushPlan
-from .registers import Registers, SessionStats, identity_key
+from .registers import Registers, SessionStats
 from .rollback import UndoLog
 from .states import PENDING, STATE_ATTRIBUTE
 from . import opensessions
@@ -80,8 +79,6 @@ class Session:
 
     ``weak_identity_map=True`` lets an object the program no longer references leave the identity
     map (unless it has work still to do: see ``identity``), for reading more rows than memory holds.
-
-    ``info`` is a dict for the application (uow never reads it), as in SQLAlchemy.
     """
 
     def __init__(self, connection: sqlite3.Connection, *, autoflush: bool = True, expire_on_commit: bool = False,
@@ -92,7 +89,6 @@ class Session:
         self.transaction = Transaction(self.executor, self)
         self.transaction.configure(begin_mode=begin_mode, read_only=read_only,
                                    isolation_level=isolation_level, deferrable=deferrable, autobegin=autobegin)
-        self.info: dict[Any, Any] = {}
         if busy_timeout is not None:
             self.executor.set_busy_timeout(busy_timeout)
         self.autoflush = autoflush
@@ -161,23 +157,11 @@ class Session:
         """The FlushPlan the next flush would run, without running anything.
 
         It prints as a numbered listing with the reason for every ordering constraint, and
-        renders as a graph with ``to_dot()`` or ``to_mermaid()``.  See also :meth:`dry_run`.
+        renders as a graph with ``to_dot()`` or ``to_mermaid()``.  ``uow.Session.dry_run()`` sends
+        the plan's statements inside a savepoint it rolls back, to show them exactly.
         """
         self.guard.check("plan")
         return self.flusher.plan()
-
-    def dry_run(self) -> Statements:
-        """The exact statements the next flush would send, as :class:`~uow.Statements`: a list of
-        :class:`~uow.Statement` that prints one numbered statement per line.
-
-        The flush really runs -- inside a savepoint that is then rolled back -- so the list shows
-        the statements and parameters SQLite would see, including keys it generates.  Nothing
-        changes: not the database, not any object.  A flush that would fail raises its error here;
-        if SQLite itself ended the whole transaction (a trigger's ``RAISE(ROLLBACK)``), the session
-        then refuses other work until ``rollback()``, as after a failed flush.
-        """
-        self.guard.check("dry_run")
-        return self.flusher.dry_run()
 
     @property
     def no_autoflush(self) -> typing.ContextManager["Session"]:
@@ -269,18 +253,6 @@ class Session:
         """The value ``field`` had when the object was loaded or last flushed (None if never)."""
         return original_value(self.guard.own_state(obj, "original_value"), field)
 
-    def explain(self, obj: Entity) -> Explanation:
-        """Why ``obj`` is (or is not) in the next flush, as an :class:`~uow.explain.Explanation`
-        that prints as a short report: its state; what put it in the unit of work (add(), or
-        which cascade from which object, a parent's delete that cleared its reference, a row
-        switch); its fields old -> new; the statements the flush would send for its row; and
-        the ordering constraints that place them, with their reasons.  Nothing is written; like
-        plan(), it may read an expired row the plan needs.
-        """
-        self.guard.check("explain")
-        mapper_of_object(obj, "explain")
-        return explain(obj, self, self.registers, self.tracker, self.flusher.plan)
-
     def is_modified(self, obj: Entity) -> bool:
         """True when the object has a net change to write (or is pending)."""
         state = self.guard.own_state(obj, "is_modified")
@@ -301,16 +273,6 @@ class Session:
     def deleted(self) -> frozenset[Entity]:
         """Objects marked for deletion whose DELETE has not been flushed yet."""
         return frozenset(state.obj for state in self.registers.marked)
-
-    @property
-    def identity_map(self) -> Mapping[tuple[type[Entity], tuple[Any, ...]], Entity]:
-        """A read-only view of ``{identity key: object}``."""
-        return types.MappingProxyType(self.identity)
-
-    def identity_key(self, entity: type[Entity] | None = None, ident: object = None, *,
-                     instance: Entity | None = None) -> tuple[type[Entity], tuple[Any, ...]]:
-        """``(Class, (key values...))`` for a class and key, or for an object: see :func:`identity_key`."""
-        return identity_key(entity, ident, instance=instance)
 
     def __contains__(self, obj: object) -> bool:
         """``obj in session``: True when the object is pending, persistent or deleted in this session."""
@@ -345,45 +307,6 @@ class Session:
         self.guard.check("begin_nested")
         self.observer.refuse_in_listener("begin_nested")
         return self.boundaries.begin_nested()
-
-    def savepoint(self, name: str) -> NestedTransaction:
-        """Open a savepoint with your own name; a NestedTransaction, as :meth:`begin_nested` returns::
-
-            with session.savepoint("before_optional_work"):
-                session.add(trial)       # SAVEPOINT "before_optional_work" ... RELEASE, or
-                ...                      # ROLLBACK TO it (objects too) if the block raises
-
-        The name appears in the SQL and in the savepoint events (``savepoint.name``).  It must be a
-        plain identifier, not begin with ``uow_`` (the savepoints uow opens itself), and not be the
-        name of a savepoint that is still open; all of this is checked before anything is flushed.
-        """
-        name = arguments.savepoint_name(name, "savepoint")
-        self.guard.check("savepoint")
-        self.observer.refuse_in_listener("savepoint")
-        self.transaction.check_name_free(name, "savepoint")
-        return self.boundaries.begin_nested(name)
-
-    def in_transaction(self) -> bool:
-        """True while a transaction is begun (including a failed one that awaits rollback())."""
-        return self.transaction.state is not TransactionState.IDLE and self.transaction.state is not TransactionState.CLOSED
-
-    def in_nested_transaction(self) -> bool:
-        """True while a savepoint (begin_nested()) is open."""
-        return len(self.transaction.levels) > 1
-
-    def get_transaction(self) -> SessionTransaction | None:
-        """The session's SessionTransaction while one is begun (or failed), else None."""
-        return self.transaction.scope
-
-    def get_nested_transaction(self) -> NestedTransaction | None:
-        """The innermost open NestedTransaction, or None."""
-        levels = self.transaction.levels
-        return levels[-1] if len(levels) > 1 else None
-
-    @property
-    def is_active(self) -> bool:
-        """False after a failed flush (until rollback()) and after close(); True otherwise."""
-        return self.transaction.state in (TransactionState.IDLE, TransactionState.ACTIVE)
 
     def commit(self) -> None:
         """Flush, then COMMIT.  If SQLite refuses the COMMIT, the transaction stays open and nothing is lost."""
@@ -465,7 +388,6 @@ class Session:
         stats = self.stats()
         return (f"<Session {self.transaction.state.value}: {stats.pending} pending, "
                 f"{stats.persistent} persistent, {stats.marked_for_deletion} marked for deletion>")
-
 
 
 def object_session(obj: Entity) -> Session | None:

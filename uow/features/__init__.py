@@ -16,23 +16,32 @@ with these parts added, each given the session it works for:
 ``asyncworker``    that worker thread: calls in order, and what a cancellation does to one
 =================  ======================================================================
 
-The methods below only check the session and hand over to the part: read the part's module for
-how each works.
+Besides the parts, the calls built on the core for the program's convenience are here, so that the
+core session holds only the calls the pattern is made of: SQLAlchemy's questions about the session
+and its transaction (``is_active``, ``in_transaction()``, ``get_transaction()``, ``identity_map``
+...), savepoints with the program's own names, and the next flush rehearsed (``dry_run()``) and
+explained (``explain()``).  The methods below only check the session and hand over to the part
+that does the work: read the part's module for how each works.
 """
 
 import os
 import sqlite3
 import threading
+import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 
 from .. import session as core
 from ..entity import Entity
-from ..arguments import listed
+from ..arguments import listed, savepoint_name
 from ..declaration import Registry
 from ..errors import TransactionError
+from ..executor import Statements
+from ..explain import Explanation, explain
 from ..mapper import mapper_of_class, mapper_of_object
+from ..registers import identity_key
 from ..transaction import TransactionState
+from ..transactionscopes import NestedTransaction, SessionTransaction
 from .bulk import BulkWriter
 from .databases import Databases
 from .eager import EagerLoader
@@ -45,12 +54,16 @@ E = typing.TypeVar("E", bound=Entity)
 
 class Session(core.Session):
     """A unit of work over one sqlite3 connection, with every feature (see :class:`uow.session.Session`
-    for the core, and the module docstring for the parts)."""
+    for the core, and the module docstring for the parts).
+
+    ``info`` is a dict for the application (uow never reads it), as in SQLAlchemy.
+    """
 
     listeners = Listeners()  # listeners of every session; see features.events
 
     def __init__(self, connection: sqlite3.Connection, **options: typing.Any) -> None:
         super().__init__(connection, **options)
+        self.info: dict[typing.Any, typing.Any] = {}
         self.listeners = Listeners()  # this session's own
         self.observer.listeners = SessionEvents(self)
         self.eager = EagerLoader(self)
@@ -98,6 +111,84 @@ class Session(core.Session):
             self.flush()  # (what the commit writes must be written before its files are judged)
             self.databases.check_atomic_commit()
         super().commit()
+
+    def in_transaction(self) -> bool:
+        """True while a transaction is begun (including a failed one that awaits rollback())."""
+        return self.transaction.state is not TransactionState.IDLE and self.transaction.state is not TransactionState.CLOSED
+
+    def in_nested_transaction(self) -> bool:
+        """True while a savepoint (begin_nested()) is open."""
+        return len(self.transaction.levels) > 1
+
+    def get_transaction(self) -> SessionTransaction | None:
+        """The session's SessionTransaction while one is begun (or failed), else None."""
+        return self.transaction.scope
+
+    def get_nested_transaction(self) -> NestedTransaction | None:
+        """The innermost open NestedTransaction, or None."""
+        levels = self.transaction.levels
+        return levels[-1] if len(levels) > 1 else None
+
+    @property
+    def is_active(self) -> bool:
+        """False after a failed flush (until rollback()) and after close(); True otherwise."""
+        return self.transaction.state in (TransactionState.IDLE, TransactionState.ACTIVE)
+
+    @property
+    def identity_map(self) -> Mapping[tuple[type[Entity], tuple[typing.Any, ...]], Entity]:
+        """A read-only view of ``{identity key: object}``."""
+        return types.MappingProxyType(self.identity)
+
+    def identity_key(self, entity: type[Entity] | None = None, ident: object = None, *,
+                     instance: Entity | None = None) -> tuple[type[Entity], tuple[typing.Any, ...]]:
+        """``(Class, (key values...))`` for a class and key, or for an object: see :func:`identity_key`."""
+        return identity_key(entity, ident, instance=instance)
+
+    # -- savepoints with names ------------------------------------------------------------
+
+    def savepoint(self, name: str) -> NestedTransaction:
+        """Open a savepoint with your own name; a NestedTransaction, as :meth:`begin_nested` returns::
+
+            with session.savepoint("before_optional_work"):
+                session.add(trial)       # SAVEPOINT "before_optional_work" ... RELEASE, or
+                ...                      # ROLLBACK TO it (objects too) if the block raises
+
+        The name appears in the SQL and in the savepoint events (``savepoint.name``).  It must be a
+        plain identifier, not begin with ``uow_`` (the savepoints uow opens itself), and not be the
+        name of a savepoint that is still open; all of this is checked before anything is flushed.
+        """
+        name = savepoint_name(name, "savepoint")
+        self.guard.check("savepoint")
+        self.observer.refuse_in_listener("savepoint")
+        self.transaction.check_name_free(name, "savepoint")
+        return self.boundaries.begin_nested(name)
+
+    # -- the next flush, rehearsed and explained ------------------------------------------
+
+    def dry_run(self) -> Statements:
+        """The exact statements the next flush would send, as :class:`~uow.Statements`: a list of
+        :class:`~uow.Statement` that prints one numbered statement per line.
+
+        The flush really runs -- inside a savepoint that is then rolled back -- so the list shows
+        the statements and parameters SQLite would see, including keys it generates.  Nothing
+        changes: not the database, not any object.  A flush that would fail raises its error here;
+        if SQLite itself ended the whole transaction (a trigger's ``RAISE(ROLLBACK)``), the session
+        then refuses other work until ``rollback()``, as after a failed flush.
+        """
+        self.guard.check("dry_run")
+        return self.flusher.dry_run()
+
+    def explain(self, obj: Entity) -> Explanation:
+        """Why ``obj`` is (or is not) in the next flush, as an :class:`~uow.explain.Explanation`
+        that prints as a short report: its state; what put it in the unit of work (add(), or
+        which cascade from which object, a parent's delete that cleared its reference, a row
+        switch); its fields old -> new; the statements the flush would send for its row; and
+        the ordering constraints that place them, with their reasons.  Nothing is written; like
+        plan(), it may read an expired row the plan needs.
+        """
+        self.guard.check("explain")
+        mapper_of_object(obj, "explain")
+        return explain(obj, self, self.registers, self.tracker, self.flusher.plan)
 
     # -- eager loading --------------------------------------------------------------------
 
