@@ -54,7 +54,7 @@ class Lifecycle:
         without relationships has no cascade, and checking it twice would only repeat the checks.
         """
         session = self.session
-        if seen is not None and id(obj) in seen:
+        if seen and id(obj) in seen:
             return
         mapper = mapper_of_object(obj, operation)
         values = obj.__dict__

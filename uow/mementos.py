@@ -40,14 +40,11 @@ def memento_of(state, session, candidates, marked):
     """The memento of ``state`` as it is now, for the undo scope of ``session`` (whose change-tracking
     ``candidates`` and ``marked`` register say what the object's status cannot).
 
-    The fast path: the first assignment to a loaded object in a scope -- the commonest thing
-    recorded -- gets a *clean memento*, the tuple ``(key, committed, sequence)`` (see
-    :func:`expanded`), which costs a tenth of a Memento to build.
+    This is the general path.  The commonest first touch, of a clean loaded object, is recorded
+    as a *clean memento* by ``UndoLog.record`` itself (see :func:`expanded`); a clean object
+    that reaches this function (a batch recorded by ``UndoLog.record_all``) gets an equivalent
+    Memento that copies no values.
     """
-    if state.status is PERSISTENT and state.session is session and state.committed is not None \
-            and not state.mapper.references and state not in candidates \
-            and state not in marked:
-        return (state.key, state.committed, state.sequence)
     if state.session is None:
         # Joining this session now: its values as they are now are what a rollback restores,
         # JSON values included (a detached object's snapshot may predate changes made to them).
@@ -76,7 +73,7 @@ def expanded(memento, session):
     The two compact forms are the fast paths of the two bulk operations, built at a tenth of a
     Memento's cost because rollbacks are rare and recording is not:
 
-    * a tuple ``(key, committed, sequence)``, a *clean memento* (see :func:`memento_of`): a
+    * a tuple ``(key, committed, sequence)``, a *clean memento* (made by ``UndoLog.record``): a
       persistent object of ``session``, not a change-tracking candidate, not marked for deletion,
       whose column values were exactly its snapshot;
     * a dict, a *transient memento* (see :meth:`UndoLog.record_transient`): the values of an

@@ -74,7 +74,11 @@ class UndoLog:
     def __init__(self, session, levels):
         self.session = session
         self.registers = session.registers
-        self.tracker = session.tracker  # whether an object recorded was a change-tracking candidate
+        self.tracker = session.tracker
+        # Whether an object recorded was a change-tracking candidate, or marked for deletion: the
+        # memento says what its status cannot.
+        self.candidates = session.tracker.candidates
+        self.marked = session.registers.marked
         self.levels = levels
         self._rows_written = session.executor.rows_written  # total_changes of the connection
         self._rows_seen = self._rows_written()
@@ -84,17 +88,31 @@ class UndoLog:
     # -- recording -------------------------------------------------------------------------
 
     def record(self, state):
-        """Remember how ``state`` looks now, unless the innermost scope already remembers it."""
+        """Remember how ``state`` looks now, unless the innermost scope already remembers it.
+
+        The fast path: the first touch of a *clean* loaded object in a scope -- the commonest
+        thing recorded, by an assignment or a delete() -- is remembered as a clean memento, the
+        tuple ``(key, committed, sequence)`` (see ``mementos.expanded``), built here without a
+        call: a persistent object of this session with a snapshot, of a class without References
+        (a cached reference is not in the snapshot), neither a change-tracking candidate nor marked
+        for deletion, so that its snapshot holds exactly its column values.  Any other object
+        takes the general path, ``mementos.memento_of``.
+        """
         scope = self.levels[-1].undo
         if state.undo_scope is not scope:
-            scope.mementos[state] = memento_of(state, self.session, self.tracker.candidates, self.registers.marked)
+            if state.status is PERSISTENT and state.session is self.session and state.committed is not None \
+                    and not state.mapper.references and state not in self.candidates \
+                    and state not in self.marked:
+                scope.mementos[state] = (state.key, state.committed, state.sequence)
+            else:
+                scope.mementos[state] = memento_of(state, self.session, self.candidates, self.marked)
             state.undo_scope = scope
 
     def record_all(self, states):
         """:meth:`record` each of ``states``, in one call (a flush applies a batch of thousands)."""
         scope = self.levels[-1].undo
         mementos = scope.mementos
-        session, candidates, marked = self.session, self.tracker.candidates, self.registers.marked
+        session, candidates, marked = self.session, self.candidates, self.marked
         for state in states:
             if state.undo_scope is not scope:
                 mementos[state] = memento_of(state, session, candidates, marked)
