@@ -5,6 +5,7 @@ import pytest
 import uow
 from uow import Collection, Column, Entity, ForeignKey, Reference, errors
 from uow.identity import IdentityMap
+from uow.states import PERSISTENT, InstanceState
 
 from .helpers import folded, sql_of
 from .models import Country, Order, Pair, User
@@ -265,14 +266,15 @@ def test_add_of_an_object_marked_for_deletion_takes_the_delete_back_and_its_chan
 
 def test_wb_the_identity_map_refuses_a_second_object_for_a_held_key():
     held, twin = Pair(a=1, b="x", label="held"), Pair(a=1, b="x", label="twin")
+    held_state, twin_state = (InstanceState(obj, Pair.__mapper__, PERSISTENT, None, key=(1, "x")) for obj in (held, twin))
     identity = IdentityMap()
-    identity.add((Pair, (1, "x")), held)
-    identity.add((Pair, (1, "x")), held)  # the same object again is fine
+    identity.add(held_state)
+    identity.add(held_state)  # the same object again is fine
     with pytest.raises(errors.DuplicateIdentityError) as caught:
-        identity.add((Pair, (1, "x")), twin)
+        identity.add(twin_state)
     assert str(caught.value).startswith(
         f"{held!r} already holds the identity Pair(1, 'x') in this session, so {twin!r} cannot; ")
-    assert identity == {(Pair, (1, "x")): held}
+    assert identity.classes == {Pair: {(1, "x"): held}}  # a dict per class, a composite key a tuple
 
 
 def test_objects_of_different_classes_with_the_same_key_are_different_rows(session, people):

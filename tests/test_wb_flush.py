@@ -55,7 +55,7 @@ def test_wb_a_flush_records_the_keys_its_updates_changed(connection):
     flush = Flush(session, session.flusher)
     flush.run()
     assert flush.updates == [(state(france), ("code",))]
-    assert flush.new_keys == [((Country, ("FR",)), (Country, ("FX",)))]
+    assert flush.new_keys == [(Country.__mapper__, "FR", "FX")]
     # SQLite re-pointed the city (ON UPDATE CASCADE); the loaded city followed, snapshot too.
     assert paris.country_code == "FX"
     assert session.dirty_fields(paris) == []

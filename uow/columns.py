@@ -159,8 +159,9 @@ class ForeignKey:
         """True when every column of the key may be NULL, so a row can be written without it."""
         return all(column.nullable for column in self.columns)
 
-    def target_key(self, values: Sequence[Any]) -> tuple[Any, ...]:
-        """The identity key of the row that the foreign-key column ``values`` point at."""
+    def target_key(self, values: Sequence[Any]) -> Any:
+        """The key (``Mapper.key_for``) of the ``target`` row that the foreign-key column ``values``
+        point at."""
         return self.target.__mapper__.key_for(values)
 
     def describe(self) -> str:

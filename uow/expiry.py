@@ -41,7 +41,7 @@ class Expiry:
         if not columns:
             return  # fields=[]: nothing to reload
         select = ", ".join(f"{mapper.quoted_table}.{quote(column.name)}" for column in columns)
-        rows = self.loader.select_by_key(mapper, state.key[1], select)
+        rows = self.loader.select_by_key(mapper, mapper.key_params(state.key), select)
         if not rows:
             raise ObjectDeletedError(f"refresh(): the row of {state.describe()} is no longer in the database")
         session.undo.record(state)

@@ -55,7 +55,7 @@ class Flush:
         self.bound: Any = None  # per step, its parameter rows, every value checked and converted
         self.filled = {}        # {state: (column names, values)} SQLite filled in at INSERT
         self.assigned = {}      # {state: {column: value}} foreign keys copied from a parent's new key
-        self.new_keys = []      # (old key, new key) of each row whose primary key an UPDATE changed
+        self.new_keys = []      # (mapper, old key, new key) of each row whose primary key an UPDATE changed
 
     def run(self):
         """Collect, plan, write, apply (the session's before/after_flush events are around this)."""
@@ -206,8 +206,8 @@ class Flush:
                 self.apply_updates(step)
         # Loaded children follow a changed key once every step is applied: by then every row this
         # flush inserted is in the identity map as well, so none of them is missed.
-        for old_key, new_key in self.new_keys:
-            self.follow_new_key(old_key, new_key)
+        for mapper, old_key, new_key in self.new_keys:
+            self.follow_new_key(mapper, old_key, new_key)
         self.registers.flushed()
         session.tracker.clear()
         self.flusher.count += 1
@@ -233,10 +233,10 @@ class Flush:
             if writes_key and values.keys() >= set(mapper.pk_names):
                 new_key = mapper.key_of(values)
                 if new_key != state.key:
-                    self.new_keys.append((state.key, new_key))
-                    identity.discard(state.key, state.obj)
+                    self.new_keys.append((mapper, state.key, new_key))
+                    identity.discard(state)
                     state.key = new_key
-                    identity.add(new_key, state.obj)
+                    identity.add(state)
             state.committed = mapper.snapshot_getter(values)
 
     def apply_post_updates(self, step):
@@ -263,10 +263,9 @@ class Flush:
         """
         session = self.session
         mapper = step.mapper
-        cls = mapper.cls
         snapshot_of = mapper.snapshot_getter
         single_key = mapper.pk_names[0] if mapper.scalar_key_type is not None else None
-        identity = session.identity
+        identity = session.identity.of(mapper.cls)  # this class's {key: object}
         filled = self.filled
         assigned = self.assigned
         states = step.states
@@ -279,13 +278,13 @@ class Flush:
                 values.update(zip(names, read_back))
             if state in assigned:
                 values.update(assigned[state])
-            key = (cls, (values[single_key],)) if single_key is not None else mapper.key_of(values)
+            key = values[single_key] if single_key is not None else mapper.key_of(values)
             state.move(PERSISTENT, "flush")
             state.key = key
             state.committed = snapshot_of(values)
             # One lookup both enters the object and finds a stale one holding its key.
             if identity.setdefault(key, obj) is not obj:
-                self.evict_stale(key, obj)
+                self.evict_stale(state)
             if mapper.json_columns:
                 session.tracker.watch(state)
 
@@ -311,20 +310,20 @@ class Flush:
         """The flush deleted (or, for a row switch, handed over) this object's row."""
         session = self.session
         session.undo.record(state)
-        session.identity.discard(state.key, state.obj)
+        session.identity.discard(state)
         state.move(DELETED, "flush")
         self.registers.deleted_rows[state] = None
         # Its row is gone: nothing about it is for a later flush to write, not even the JSON
         # columns the tracker compared at every flush while it was persistent.
         session.tracker.forget(state)
 
-    def follow_new_key(self, old_key, new_key):
-        """A primary key changed: SQLite re-pointed the referencing rows (ON UPDATE CASCADE), so the
-        loaded objects that referenced the old key now hold the new one, in memory and in their
-        snapshots."""
+    def follow_new_key(self, mapper, old_key, new_key):
+        """A primary key of ``mapper``'s table changed: SQLite re-pointed the referencing rows (ON
+        UPDATE CASCADE), so the loaded objects that referenced the old key now hold the new one, in
+        memory and in their snapshots."""
         session = self.session
-        target = old_key[0]
-        new_values = target.__mapper__.key_values(new_key)
+        target = mapper.cls
+        new_values = mapper.key_values(new_key)
         for obj in list(session.identity.values()):
             state = obj.__dict__[STATE_ATTRIBUTE]
             for foreign_key in state.mapper.foreign_keys:
@@ -340,15 +339,15 @@ class Flush:
                     snapshot[column.index] = value
                 state.committed = tuple(snapshot)
 
-    def evict_stale(self, key, obj):
+    def evict_stale(self, state):
         """SQLite gave a new row the key of an object this session holds (a natural key would have
         been refused before any SQL).  SQLite hands out the largest free rowid again, so that
         object's row was deleted by another connection after this session read it: the held
         object is stale.  It is detached, as if expunged, and the new object takes the key.
         (SQLAlchemy also replaces it, with a warning.)  rollback() puts both back."""
         session = self.session
-        stale = session.identity[key].__dict__[STATE_ATTRIBUTE]
+        stale = session.identity.holder(state).__dict__[STATE_ATTRIBUTE]
         session.undo.record(stale)
         self.registers.unindex(stale)
         self.registers.detach(stale)
-        session.identity.add(key, obj)
+        session.identity.add(state)

@@ -73,8 +73,8 @@ class Lifecycle:
                 # Checked as get() checks a key: True or 1.0 would find the identity of 1, and an
                 # unhashable bytearray could not be looked up at all.  (A missing part of a key is
                 # the flush's to refuse, with the NOT NULL message.)
-                key = mapper.key_of(values) if None in given else mapper.identity_key(given)
-                self._refuse_held_key(key, obj)
+                key = mapper.key_of(values) if None in given else mapper.checked_key(given)
+                self._refuse_held_key(mapper, key, obj)
         elif status is DETACHED:
             if state.row_deleted:
                 raise InvalidStateError(
@@ -82,10 +82,10 @@ class Lifecycle:
                     f"has no row to be attached to; merge() it to write a copy as a new row, or add a new object"
                 )
             # A detached object is re-attached under its key: no row switch can make room for it.
-            held = session.identity.get(state.key)
+            held = session.identity.holder(state)
             if held is not None and held is not obj:
                 raise DuplicateIdentityError(
-                    f"{operation}(): {held!r} already holds the identity {format_key(state.key)} in this session "
+                    f"{operation}(): {held!r} already holds the identity {format_key(mapper, state.key)} in this session "
                     f"(even marked for deletion, its row is still there), so {obj!r} cannot be attached; "
                     f"flush the delete first, or use merge()"
                 )
@@ -206,13 +206,13 @@ class Lifecycle:
                     found.append(held)
         return found
 
-    def _refuse_held_key(self, key, obj):
-        held = self.session.identity.get(key)
+    def _refuse_held_key(self, mapper, key, obj):
+        held = self.session.identity.get(mapper.cls, key)
         if held is not None and held.__dict__[STATE_ATTRIBUTE] in self.registers.marked:
             return  # the holder is being deleted: the flush will switch the row over (see planner.actions)
         if held is not None and held is not obj:
             raise DuplicateIdentityError(
-                f"add(): {held!r} already holds the identity {format_key(key)} in this session, so {obj!r} "
+                f"add(): {held!r} already holds the identity {format_key(mapper, key)} in this session, so {obj!r} "
                 f"cannot; change the new object's key, or use merge() to copy its values onto the held object"
             )
 
@@ -360,7 +360,7 @@ def make_transient_to_detached(obj: Any) -> None:
             f"make_transient_to_detached(): {obj!r} has no value for the primary key column(s) "
             f"{', '.join(missing)}; set the key of the row it stands for"
         )
-    key = mapper.identity_key(tuple(values[name] for name in mapper.pk_names))
+    key = mapper.checked_key(tuple(values[name] for name in mapper.pk_names))
     if state is None:
         state = InstanceState(obj, mapper, TRANSIENT, None)
         values[STATE_ATTRIBUTE] = state

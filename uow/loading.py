@@ -80,30 +80,30 @@ class Loader:
         except AttributeError:
             raise UnmappedClassError(f"get(): {entity!r} is not a mapped entity class") from None
         identity = self.session.identity
-        # The fast path for a hit: a key of the column's own type found as it is.  (Not for
-        # float keys: -0.0 equals 0.0 in a dict, and identity_key refuses it.)
+        # The fast path for a hit: a key of the column's own type is the key as it is.  (Not
+        # for float keys: -0.0 equals 0.0 in a dict, and checked_key refuses it.)
         if type(ident) is mapper.scalar_key_type is not float:
-            obj = identity.get((entity, (ident,)))
+            obj = identity.get(entity, ident)
             if obj is not None:
                 return obj if mapper.pk_names[0] in obj.__dict__ else self._get_expired(obj)
-        key = mapper.identity_key(ident)
-        obj = identity.get(key)
+        key = mapper.checked_key(ident)
+        obj = identity.get(entity, key)
         if obj is not None:
             return obj if mapper.pk_names[0] in obj.__dict__ else self._get_expired(obj)
         self._check_bound_key(mapper, key)
         self.session.flusher.autoflush()
-        loaded = self.load(mapper, self.select_by_key(mapper, key[1]))
+        loaded = self.load(mapper, self.select_by_key(mapper, mapper.key_params(key)))
         return loaded[0] if loaded else None
 
     def get_fresh(self, entity, ident):
         """``get(..., populate_existing=True)``: the row read now, its values over a held object's."""
         mapper = mapper_of_class(entity, "get")
-        key = mapper.identity_key(ident)
+        key = mapper.checked_key(ident)
         self._check_bound_key(mapper, key)
-        obj = self.session.identity.get(key)
+        obj = self.session.identity.get(mapper.cls, key)
         if obj is None:
             self.session.flusher.autoflush()  # (as get() does for a key it does not hold)
-            loaded = self.load(mapper, self.select_by_key(mapper, key[1]))
+            loaded = self.load(mapper, self.select_by_key(mapper, mapper.key_params(key)))
             return loaded[0] if loaded else None
         state = obj.__dict__[STATE_ATTRIBUTE]
         row = self.read_row(state)
@@ -119,10 +119,10 @@ class Loader:
         return obj
 
     def _check_bound_key(self, mapper, key):
-        """The key's values passed identity_key()'s checks; what is left is what SQLite says of the
+        """The key's values passed checked_key()'s checks; what is left is what SQLite says of the
         stored form (``valuechecks.bind_column``'s last stage): its length, before any SQL runs."""
         max_length = self.session.executor.length_limit()
-        for column, value in zip(mapper.primary_key, key[1]):
+        for column, value in zip(mapper.primary_key, mapper.key_params(key)):
             refusal = bound_refusal(value, max_length)
             if refusal is not None:
                 raise IdentityError(f"get(): {refusal.explain(column.qualified_name + ' key value', value)}; "
@@ -149,7 +149,7 @@ class Loader:
         mapper = mapper_of_class(entity, "get_one")
         obj = self.session.get(entity, ident)
         if obj is None:
-            raise NotFoundError(f"get_one(): no {format_key(mapper.identity_key(ident))} in the database")
+            raise NotFoundError(f"get_one(): no {format_key(mapper, mapper.checked_key(ident))} in the database")
         return obj
 
     def filter(self, mapper, order_by, limit, equals):
@@ -159,8 +159,8 @@ class Loader:
         return self.load(mapper, self.query(mapper, sql, params))
 
     def select_by_key(self, mapper, stored_key, select_list=None):
-        """The row (or none) whose primary key is ``stored_key`` (an identity key's values, which are
-        the stored forms), with ``select_list`` (default: every column)."""
+        """The row (or none) whose primary key is ``stored_key`` (a key's values in their stored
+        forms: ``Mapper.key_params``), with ``select_list`` (default: every column)."""
         if select_list is None:
             select_list = mapper.select_list
         return self.query(mapper, f"SELECT {select_list} FROM {mapper.quoted_table} WHERE {mapper.key_condition}",
@@ -170,7 +170,7 @@ class Loader:
         """Load the objects of ``mapper`` whose ``reference`` columns hold the owner's key in the
         database (as last flushed), in key order."""
         where = " AND ".join(f"{mapper.quoted_table}.{quote(name)} = ?" for name in reference.column_names)
-        params = list(owner_state.key[1])  # stored forms (Mapper.key_for)
+        params = list(owner_state.mapper.key_params(owner_state.key))  # stored forms (Mapper.key_for)
         return self.load(mapper, self.query(
             mapper, f"SELECT {mapper.select_list} FROM {mapper.quoted_table} WHERE {where} ORDER BY {mapper.key_order}",
             params))
@@ -232,7 +232,7 @@ class Loader:
         pk_indexes = mapper.pk_indexes
         single_key = pk_indexes[0] if len(pk_indexes) == 1 else None
         session = self.session
-        identity = session.identity
+        identity = session.identity.of(cls)  # this class's {key: object}
         sequence = self.registers.sequence
         watch = session.tracker.watch
         new = object.__new__
@@ -255,12 +255,14 @@ class Loader:
                 else:
                     snapshot = row
             if single_key is not None:
-                key = (cls, (stored[single_key],))
+                key = stored[single_key]
+                complete = key is not None
             else:
-                key = (cls, tuple([stored[index] for index in pk_indexes]))
+                key = tuple([stored[index] for index in pk_indexes])
+                complete = None not in key
             obj = identity.get(key)
             if obj is None:
-                if None in key[1]:
+                if not complete:
                     raise _NullKey(row)  # (checked here: a held object's key never holds None)
                 obj = new(cls)
                 values = obj.__dict__
@@ -312,7 +314,7 @@ class Loader:
         """The row of a held object as it is now, its values converted (None: no row).  Apart
         from fill_expired, so that a caller may read several rows before it applies any."""
         mapper = state.mapper
-        rows = self.select_by_key(mapper, state.key[1])
+        rows = self.select_by_key(mapper, mapper.key_params(state.key))
         if not rows:
             return None
         row = list(rows[0])

@@ -65,10 +65,11 @@ class Mapper:
         self.load_converters = tuple(
             (column.index, column.type.from_db) for column in self.columns if column.type.from_db
         )
-        # How each key value enters the identity key: as SQLite stores it (see key_for).  None
+        # How each key value enters its key: as SQLite stores it (see key_for).  None
         # for a column whose values are bound as they are (int, float, str, bytes, bool).
         self.key_converters = tuple(column.type.to_db for column in self.primary_key)
         self.plain_key = not any(self.key_converters)
+        self.single_key = len(self.primary_key) == 1  # its key is a scalar (see key_for)
         # get()'s fast path: a scalar of this type is a whole key (None for composite keys, and
         # for keys whose stored form differs from the value, such as Decimal).
         self.scalar_key_type = (self.primary_key[0].type.python_type
@@ -206,8 +207,8 @@ class Mapper:
                 f"{self.cls.__name__} has no field {name!r}; its fields are {', '.join(self.column_names)}"
             ) from None
 
-    def identity_key(self, ident):
-        """Turn a scalar, tuple or dict primary-key value into the identity key ``(cls, (values...))``.
+    def checked_key(self, ident):
+        """Turn a scalar, tuple or dict primary-key value a user gave into its key (:meth:`key_for`).
 
         Values are checked against the key columns' types, because ``True`` and ``1.0`` hash like
         ``1`` in a dict: accepting them would let ``get(User, True)`` find ``User(id=1)``.  They are
@@ -238,7 +239,14 @@ class Mapper:
         return self.key_for(values)
 
     def key_for(self, values):
-        """The identity key ``(cls, (stored values...))`` of the row whose key columns hold ``values``.
+        """The key of the row whose key columns hold ``values``, as the identity map files it
+        under this class: the stored value itself for a one-column key (``3``), a tuple of them
+        for a composite key (``(1, 'x')``).
+
+        A one-column key is not wrapped in a tuple because every loaded object keeps its key:
+        the tuple would cost each one 48 bytes, and every get() would build one to look it up.
+        The class is not part of the key either: the identity map keeps one dict per class (see
+        ``identity``), and :meth:`identity_key` adds the class for the public ``(cls, (values...))``.
 
         The key is what SQLite compares, not what Python's ``==`` says: ``Decimal("1.0")`` and
         ``Decimal("1.00")`` are equal in Python but stored as the texts '1.0' and '1.00', two
@@ -248,27 +256,41 @@ class Mapper:
         wrong type is left as it is: the flush refuses it, with a message, before any SQL.
         :meth:`key_values` turns a key back into the values the user knows.
         """
-        if self.plain_key:
-            return (self.cls, tuple(values))
-        return (self.cls, tuple(
-            value if convert is None or type(value) is not column.type.python_type else convert(value)
-            for column, convert, value in zip(self.primary_key, self.key_converters, values)
-        ))
+        if not self.plain_key:
+            values = [
+                value if convert is None or type(value) is not column.type.python_type else convert(value)
+                for column, convert, value in zip(self.primary_key, self.key_converters, values)
+            ]
+        return values[0] if self.single_key else tuple(values)
+
+    def key_params(self, key):
+        """A key's stored values as a tuple in key-column order: the parameters that find its row."""
+        return (key,) if self.single_key else key
+
+    def key_is_complete(self, key):
+        """Whether every value of a key (from :meth:`key_of`) is known: no row has a NULL key."""
+        return key is not None if self.single_key else None not in key
 
     def key_values(self, key):
-        """The key column values, as Python values, of an identity key made by :meth:`key_for`."""
+        """The key column values, as Python values, of a key made by :meth:`key_for`."""
+        params = self.key_params(key)
         if self.plain_key:
-            return key[1]
+            return params
         return tuple(
             column.type.from_db(value) if convert is not None and type(value) is column.type.stored_type else value
-            for column, convert, value in zip(self.primary_key, self.key_converters, key[1])
+            for column, convert, value in zip(self.primary_key, self.key_converters, params)
         )
 
     def key_of(self, values):
-        """The identity key of an object given its instance dict (see :meth:`key_for`)."""
+        """The key of an object given its instance dict (see :meth:`key_for`)."""
         if self.scalar_key_type is not None:
-            return (self.cls, (values.get(self.pk_names[0]),))
+            return values.get(self.pk_names[0])
         return self.key_for([values.get(name) for name in self.pk_names])
+
+    def identity_key(self, key):
+        """The public identity key of a key: ``(cls, (stored values...))``, the shape SQLAlchemy's
+        ``identity_key`` returns (see ``registers.identity_key`` and ``Session.identity_map``)."""
+        return (self.cls, self.key_params(key))
 
     def copy_values(self, values, committed=None):
         """A copy of an instance dict for the undo log, whose JSON values are copies too.

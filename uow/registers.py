@@ -23,8 +23,8 @@ one object instead of reaching into the session:
 
 The few moves every part makes on them live here once: :meth:`Registers.make_persistent` (the one
 way an object becomes persistent), :meth:`Registers.hold`, :meth:`Registers.unindex` and
-:meth:`Registers.detach`.  Beside them: :func:`identity_key`, the key the identity map files an
-object under, and :class:`SessionStats`, what ``session.stats()`` counts.
+:meth:`Registers.detach`.  Beside them: :func:`identity_key`, the public ``(cls, (values...))``
+form of the key the identity map files an object under, and :class:`SessionStats`, what ``session.stats()`` counts.
 """
 
 import dataclasses
@@ -51,7 +51,7 @@ class Registers:
 
     def __init__(self, owner, identity, tracker):
         self.owner = owner          # the Session an object held here belongs to (state.session)
-        self.identity = identity    # the IdentityMap: {key: object} for persistent objects
+        self.identity = identity    # the IdentityMap: {class: {key: object}} for persistent objects
         self.tracker = tracker      # the ChangeTracker: which persistent objects may have changed
         self.pending = {}           # {state: None}: added, not yet inserted (ordered by entry)
         self.marked = {}            # {state: what its delete did}: marked for deletion, not yet flushed
@@ -90,7 +90,7 @@ class Registers:
         """A persistent object enters the identity map under its key (which refuses a second
         object for the row) and, when a JSON column can change in place, is watched.  A rollback
         that puts a persistent object back does this too (``rollback``)."""
-        self.identity.add(state.key, state.obj)
+        self.identity.add(state)
         if state.mapper.json_columns:
             self.tracker.watch(state)
 
@@ -98,7 +98,7 @@ class Registers:
         """Take an object out of every register (the identity map, pending, marked, deleted,
         tracked); its state record is left as it is, for the caller to move."""
         if state.key is not None:
-            self.identity.discard(state.key, state.obj)
+            self.identity.discard(state)
         self.pending.pop(state, None)
         self.marked.pop(state, None)
         self.causes.pop(state, None)
@@ -131,8 +131,8 @@ class Registers:
 
 def identity_key(entity: type[Entity] | None = None, ident: object = None, *,
                  instance: Entity | None = None) -> tuple[type[Entity], tuple[Any, ...]]:
-    """``(Class, (key values...))``, the key of the identity map, for a class and primary key or
-    for an object (``instance=``)::
+    """``(Class, (key values...))``, an object's identity in its session, for a class and primary
+    key or for an object (``instance=``)::
 
         identity_key(User, 5) == (User, (5,))
         identity_key(instance=user)   # the key the session knows it by, even if its key columns
@@ -142,9 +142,10 @@ def identity_key(entity: type[Entity] | None = None, ident: object = None, *,
         mapper = mapper_of_object(instance, "identity_key")
         state = instance.__dict__.get(STATE_ATTRIBUTE)
         if state is not None and state.key is not None:
-            return state.key
-        return mapper.key_of(instance.__dict__)
-    return mapper_of_class(entity, "identity_key").identity_key(ident)
+            return mapper.identity_key(state.key)
+        return mapper.identity_key(mapper.key_of(instance.__dict__))
+    mapper = mapper_of_class(entity, "identity_key")
+    return mapper.identity_key(mapper.checked_key(ident))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -266,7 +266,7 @@ class UndoLog:
             if memento.status is PENDING:
                 self.registers.pending[state] = None
             elif memento.status is PERSISTENT:
-                held = session.identity.get(state.key)
+                held = session.identity.holder(state)
                 if held is not None and held is not state.obj:
                     # Two copies of one row: one expunged, the same row loaded again, both in the
                     # rolled-back scope.  The copy that entered the session first wins (it is the one
@@ -318,7 +318,7 @@ class UndoLog:
 
     def _detach_copy(self, state):
         session = self.session
-        session.identity.discard(state.key, state.obj)
+        session.identity.discard(state)
         self.registers.marked.pop(state, None)
         self.registers.causes.pop(state, None)
         self.registers.deleted_rows.pop(state, None)

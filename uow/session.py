@@ -38,7 +38,7 @@ from .expiry import Expiry
 from .flusher import Flusher
 from .guard import Guard
 from .hooks import EntityHooks
-from .identity import IdentityMap, WeakIdentityMap
+from .identity import IdentityMap
 from .lifecycle import Lifecycle
 from .loading import Loader
 from .mapper import mapper_of_class, mapper_of_object
@@ -94,7 +94,7 @@ class Session:
         self.autoflush = autoflush
         self.expire_on_commit = expire_on_commit
         # The facts every part shares, each in the part that owns it.
-        self.identity = WeakIdentityMap() if weak_identity_map else IdentityMap()
+        self.identity = IdentityMap(weak=weak_identity_map)
         self.tracker = ChangeTracker()
         self.registers = Registers(self, self.identity, self.tracker)  # pending, marked, deleted rows
         self.guard = Guard(self, self.transaction, self.executor)  # thread and state checks, failing
@@ -188,12 +188,14 @@ class Session:
             self.guard.check("get")
             if populate_existing:
                 return self.loader.get_fresh(entity, ident)
-        # The identity map first, with no SQL: a key of the column's own type found as it is.
-        # (Not for float keys: -0.0 equals 0.0 in a dict, and identity_key refuses it.  Any other
-        # key, a miss or an expired object is the Loader's.)
+        # The fast path for a hit, with no SQL: a key of the column's own type is the identity
+        # map's key as it is (Mapper.key_for), found in the class's dict.  (Not for float keys:
+        # -0.0 equals 0.0 in a dict, and checked_key refuses it.  Any other key, a miss or an
+        # expired object is the Loader's general path.)
         mapper = getattr(entity, "__mapper__", None)
         if mapper is not None and type(ident) is mapper.scalar_key_type is not float:
-            obj = self.identity.get((entity, (ident,)))
+            by_key = self.identity.classes.get(entity)  # IdentityMap.get(), written out
+            obj = by_key.get(ident) if by_key is not None else None
             if obj is not None and mapper.pk_names[0] in obj.__dict__:
                 return obj
         return self.loader.get(entity, ident)

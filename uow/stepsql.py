@@ -80,7 +80,7 @@ def where_key(mapper: Mapper, checks_version: bool = True) -> str:
 def key_params(mapper: Mapper, state: InstanceState, checks_version: bool = True) -> list[Any]:
     """The WHERE parameters that find a row by the key it had before this flush (and, for a
     versioned entity, the version this session loaded)."""
-    values = list(state.key[1])  # an identity key holds the stored forms (Mapper.key_for)
+    values = list(mapper.key_params(state.key))  # a key holds the stored forms (Mapper.key_for)
     if checks_version and mapper.version_column is not None:
         values.append(state.committed[mapper.version_column.index])
     return values

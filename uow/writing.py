@@ -155,8 +155,9 @@ def _run_steps(executor: Executor, steps: list[Step], bound: list[list[tuple[Any
                stop: int | None = None) -> tuple[dict[InstanceState, Any], dict[InstanceState, dict[str, Any]]]:
     filled: dict[InstanceState, Any] = {}
     assigned: dict[InstanceState, dict[str, Any]] = {}
-    # Rows this flush will delete, until their DELETE has run (see _refuse_a_doomed_key).
-    doomed = {action.state.key: action.state for step in steps if step.kind is StepKind.DELETE
+    # Rows this flush will delete, {(class, key): state}, until their DELETE has run (see
+    # _refuse_a_doomed_key).
+    doomed = {(action.mapper.cls, action.state.key): action.state for step in steps if step.kind is StepKind.DELETE
               for action in step.actions}
     for index, (step, rows) in enumerate(zip(steps, bound)):
         if index == stop:
@@ -171,7 +172,7 @@ def _run_steps(executor: Executor, steps: list[Step], bound: list[list[tuple[Any
             else:
                 _run_delete(executor, step)
                 for action in step.actions:
-                    doomed.pop(action.state.key, None)  # gone now: an INSERT may take its key
+                    doomed.pop((action.mapper.cls, action.state.key), None)  # gone now: an INSERT may take its key
         except sqlite3.Error as error:
             # A constraint or a too-long value belongs to one row; other errors (a lock, an
             # interrupt, a full disk) belong to the statement as a whole.
@@ -191,10 +192,10 @@ def _refuse_a_doomed_key(step, filled, doomed):
         names, values = filled.get(state, ((), ()))
         if name not in names:
             continue  # the key was given, not generated: checked before any SQL ran
-        key = (mapper.cls, (values[names.index(name)],))
-        if key in doomed:
+        key = values[names.index(name)]
+        if (mapper.cls, key) in doomed:
             raise _ReadBackMismatch(
-                f"SQLite gave the new {state.describe()} the key {key[1][0]!r} of {doomed[key].describe()}, "
+                f"SQLite gave the new {state.describe()} the key {key!r} of {doomed[mapper.cls, key].describe()}, "
                 f"which this flush deletes: that row was already deleted after the object was read (by another "
                 f"connection, or in an earlier transaction). rollback() and load the objects again; nothing "
                 f"was written",

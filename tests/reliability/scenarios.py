@@ -224,7 +224,7 @@ def constraint_plant(conn, session, write):
     if operation == "insert" or (operation == "update" and obj.tag != tag):
         return Plant(conn, "unique", PLANT_ROW_SQL[table], f"DELETE FROM {table} WHERE tag = ?", (obj.tag,), obj)
     key = uow.identity_key(instance=obj)[1][0]
-    if operation == "delete" or (operation == "update" and uow.identity_key(instance=obj) != mapper.key_of(obj.__dict__)):
+    if operation == "delete" or (operation == "update" and uow.identity_key(instance=obj) != mapper.identity_key(mapper.key_of(obj.__dict__))):
         return Plant(conn, "pin", f"INSERT INTO rel_pins ({table}) VALUES (?)",
                      f"DELETE FROM rel_pins WHERE {table} = ?", (key,), obj)
     return None

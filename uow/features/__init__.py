@@ -27,7 +27,6 @@ that does the work: read the part's module for how each works.
 import os
 import sqlite3
 import threading
-import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -37,6 +36,7 @@ from ..arguments import listed, savepoint_name
 from ..declaration import Registry
 from ..errors import TransactionError
 from ..executor import Statements
+from ..identity import IdentityMapView
 from ..explain import Explanation, explain
 from ..mapper import mapper_of_class, mapper_of_object
 from ..registers import identity_key
@@ -136,8 +136,9 @@ class Session(core.Session):
 
     @property
     def identity_map(self) -> Mapping[tuple[type[Entity], tuple[typing.Any, ...]], Entity]:
-        """A read-only view of ``{identity key: object}``."""
-        return types.MappingProxyType(self.identity)
+        """A read-only view of ``{identity key: object}``, keyed by ``(Class, (key values...))``
+        (see :func:`identity_key`)."""
+        return IdentityMapView(self.identity)
 
     def identity_key(self, entity: type[Entity] | None = None, ident: object = None, *,
                      instance: Entity | None = None) -> tuple[type[Entity], tuple[typing.Any, ...]]:

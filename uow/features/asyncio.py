@@ -380,7 +380,7 @@ class AsyncHooks(EntityHooks):
 
     def load_reference(self, state: Any, reference: Any, key_values: tuple[Any, ...]) -> object | None:
         if _get_ident() != self.worker:
-            target = self.session.identity.get(reference.foreign_key.target_key(list(key_values)))
+            target = self.session.identity.get(reference.target, reference.foreign_key.target_key(list(key_values)))
             if target is not None and target.__dict__[STATE_ATTRIBUTE].mapper.pk_names[0] in target.__dict__:
                 state.obj.__dict__[reference.name] = target  # held, not expired: no SQL needed
                 return target

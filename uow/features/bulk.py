@@ -270,7 +270,7 @@ class BulkWriter:
         version = mapper.version_column
         for mapping in mappings:
             key = mapper.key_for([mapping[name] for name in mapper.pk_names])
-            held = self.session.identity.get(key)
+            held = self.session.identity.get(mapper.cls, key)
             if held is None:
                 continue
             state = held.__dict__[STATE_ATTRIBUTE]

@@ -52,13 +52,13 @@ class EagerLoader:
                     continue
                 key_values = [values.get(name) for name in relationship.column_names]
                 key = relationship.foreign_key.target_key(key_values)
-                if None not in key_values and key not in identity:
-                    wanted.append(key[1])
+                if None not in key_values and identity.get(target.cls, key) is None:
+                    wanted.append(target.key_params(key))
             self._select_in(target, target.pk_names, sorted(set(wanted), key=repr))
             for obj in objects:
                 if relationship.name not in obj.__dict__:
                     key_values = [obj.__dict__.get(name) for name in relationship.column_names]
-                    held = identity.get(relationship.foreign_key.target_key(key_values))
+                    held = identity.get(target.cls, relationship.foreign_key.target_key(key_values))
                     if held is not None:
                         obj.__dict__[relationship.name] = held
             return
@@ -66,12 +66,13 @@ class EagerLoader:
         child = relationship.target.__mapper__
         parents = [obj for obj in objects if relationship.name not in obj.__dict__
                    and obj.__dict__[STATE_ATTRIBUTE].key is not None]
-        keys = [obj.__dict__[STATE_ATTRIBUTE].key[1] for obj in parents]
-        children = self._select_in(child, reference.column_names, keys)
-        by_parent: dict[tuple[Any, ...], list[Any]] = {}
+        states = [obj.__dict__[STATE_ATTRIBUTE] for obj in parents]
+        keys = [state.key for state in states]
+        children = self._select_in(child, reference.column_names, [state.mapper.key_params(state.key) for state in states])
+        by_parent: dict[Any, list[Any]] = {}  # {parent's key: its children}
         for item in children:
             key = reference.foreign_key.target_key([item.__dict__.get(name) for name in reference.column_names])
-            by_parent.setdefault(key[1], []).append(item)
+            by_parent.setdefault(key, []).append(item)
         for obj, key in zip(parents, keys):
             items = [item for item in by_parent.get(key, []) if points_at(item, reference, obj)]
             for item in items:
@@ -79,8 +80,8 @@ class EagerLoader:
             obj.__dict__[relationship.name] = RelatedList(obj, relationship, items)
 
     def _select_in(self, mapper, names, keys):
-        """Load the rows of ``mapper`` whose ``names`` columns hold one of ``keys`` (stored forms, as an
-        identity key holds them: see ``Mapper.key_for``)."""
+        """Load the rows of ``mapper`` whose ``names`` columns hold one of ``keys`` (stored forms, as a
+        key holds them: see ``Mapper.key_for``)."""
         if not keys:
             return []
         loader = self.session.loader

@@ -147,7 +147,7 @@ class Merger:
             source.update(zip(mapper.pk_names, mapper.key_values(key)))
         else:
             key_values = tuple(source.get(name) for name in mapper.pk_names)
-            key = None if None in key_values else mapper.identity_key(key_values)
+            key = None if None in key_values else mapper.checked_key(key_values)
         if not load:
             return self._merge_without_loading(obj, mapper, key, state, source)
         target = session.get(mapper.cls, mapper.key_values(key)) if key is not None else None
@@ -196,7 +196,7 @@ class Merger:
                 f"load=False trusts the values as the row's current state, so they must be clean"
             )
         session = self.session
-        held = session.identity.get(key)
+        held = session.identity.get(mapper.cls, key)
         values = {name: source[name] for name in mapper.column_names if name in source}
         if held is None:
             target = mapper.cls.__new__(mapper.cls)
@@ -253,7 +253,7 @@ class Merger:
                 f"upsert(): {obj!r} is deleted in this transaction; rollback() to bring it back, or upsert "
                 f"a new object with its key"
             )
-        key = mapper.identity_key(key_values)
+        key = mapper.checked_key(key_values)
         self._upsert_params(mapper, values)  # a value that cannot be stored is refused before the flush
         session.flusher.flush()
         # (Again after the flush, which may have filled in a pending object's SQL defaults.)
@@ -274,9 +274,9 @@ class Merger:
                 raise FlushError(f"upsert() of {mapper.describe(values)} failed: {error} (statement: {sql})",
                                  statement=sql, obj=obj) from error
         if row is None:  # DO NOTHING on an existing row returns nothing: read it
-            row = session.loader.select_by_key(mapper, key[1])[0]
+            row = session.loader.select_by_key(mapper, mapper.key_params(key))[0]
         stored = {column.name: from_db(column.type, value) for column, value in zip(mapper.columns, row)}
-        held = session.identity.get(key)
+        held = session.identity.get(mapper.cls, key)
         if held is None:
             # (An object of this session is held by now: the flush above made a pending one
             # persistent, and deleted ones were refused.)  A transient or detached object

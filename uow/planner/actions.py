@@ -38,8 +38,8 @@ def insert_shape(state: InstanceState) -> tuple[tuple[str, ...], tuple[str, ...]
     return tuple(bound), tuple(returning)
 
 
-def known_key(state: InstanceState) -> tuple[object, ...] | None:
-    """The identity key a pending object will have, or None if the database will generate it."""
+def known_key(state: InstanceState) -> object | None:
+    """The key (``Mapper.key_for``) a pending object will have, or None if the database will generate it."""
     mapper = state.mapper
     values = state.obj.__dict__
     if mapper.generated_key is not None and values.get(mapper.generated_key.name) is None:
@@ -53,12 +53,12 @@ def make_actions(inserts: Iterable[InstanceState], updates: Iterable[tuple[Insta
     ``{state: its INSERT or UPDATE action}`` for the edges to find a parent's action by."""
     actions: list[RowAction] = []
     writers: dict[InstanceState, RowAction] = {}
-    marked = {state.key: state for state in deletes}
+    marked = {(state.mapper.cls, state.key): state for state in deletes}  # {(class, key): state}
     switched = set()
     for state in inserts:
         columns, returning = insert_shape(state)
         key = known_key(state) if marked else None
-        old = marked.get(key) if key is not None else None
+        old = marked.get((state.mapper.cls, key)) if key is not None else None
         if old is not None and old not in switched:
             # The new object takes over the deleted object's row: an UPDATE of every column it
             # holds but the key (the row has it already) and the version (the flush bumps it).

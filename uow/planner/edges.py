@@ -39,7 +39,7 @@ def find_edges(actions: list[RowAction], writers: dict[InstanceState, RowAction]
     pointing nowhere.
     """
     edges = _foreign_key_edges(actions, writers)
-    deleted = {action.state.key: action for action in actions if action.kind is DELETE}
+    deleted = {(action.mapper.cls, action.state.key): action for action in actions if action.kind is DELETE}
     if deleted:
         edges.extend(_delete_edges(actions, deleted))
         _refuse_dangling_children(deleted, actions, held_states)
@@ -63,7 +63,7 @@ def _foreign_key_edges(actions: list[RowAction], writers: dict[InstanceState, Ro
     referenced = {foreign_key.target.__mapper__ for mapper in mappers for foreign_key in mapper.foreign_keys}
     if not referenced:
         return []
-    keyed: dict[tuple[Any, ...], RowAction] = {}
+    keyed: dict[tuple[type, Any], RowAction] = {}  # {(class, key): the action that writes it}
     for action in actions:
         if action.mapper not in referenced:
             continue
@@ -71,7 +71,7 @@ def _foreign_key_edges(actions: list[RowAction], writers: dict[InstanceState, Ro
             # (A row switch is not listed: its row exists already, so nothing waits for it.)
             key = known_key(action.state) if action.kind is INSERT else action.mapper.key_of(action.state.obj.__dict__)
             if key is not None:
-                keyed[key] = action
+                keyed[action.mapper.cls, key] = action
     edges = []
     for action in actions:
         if action.kind is DELETE:
@@ -100,7 +100,7 @@ def _foreign_key_edges(actions: list[RowAction], writers: dict[InstanceState, Ro
                 key_values = tuple(values.get(name) for name in foreign_key.column_names)
                 if None in key_values:
                     continue
-                parent = keyed.get(foreign_key.target_key(key_values))
+                parent = keyed.get((foreign_key.target, foreign_key.target_key(key_values)))
             if parent is None:
                 continue
             if parent is action and known_key(state) is not None:
@@ -117,7 +117,7 @@ def _foreign_key_edges(actions: list[RowAction], writers: dict[InstanceState, Ro
     return edges
 
 
-def _delete_edges(actions: list[RowAction], deleted: dict[tuple[Any, ...], RowAction]) -> list[Edge]:
+def _delete_edges(actions: list[RowAction], deleted: dict[tuple[type, Any], RowAction]) -> list[Edge]:
     """Rows that reference a deleted row are deleted, or point elsewhere, before it goes."""
     edges = []
     for action in actions:
@@ -130,7 +130,7 @@ def _delete_edges(actions: list[RowAction], deleted: dict[tuple[Any, ...], RowAc
             old = tuple(committed[column.index] for column in foreign_key.columns)
             if None in old or NOT_LOADED in old:
                 continue
-            parent = deleted.get(foreign_key.target_key(old))
+            parent = deleted.get((foreign_key.target, foreign_key.target_key(old)))
             if parent is None or parent is action:
                 continue
             if _leaves_alone(action, foreign_key):
@@ -141,7 +141,7 @@ def _delete_edges(actions: list[RowAction], deleted: dict[tuple[Any, ...], RowAc
     return edges
 
 
-def _refuse_dangling_children(deleted: dict[tuple[Any, ...], RowAction], actions: list[RowAction],
+def _refuse_dangling_children(deleted: dict[tuple[type, Any], RowAction], actions: list[RowAction],
                               held_states: Callable[[], Iterable[InstanceState]]) -> None:
     """A loaded child left referencing a deleted row would fail at the DELETE: say so before any SQL."""
     deleted_mappers = {action.mapper for action in deleted.values()}
@@ -159,7 +159,7 @@ def _refuse_dangling_children(deleted: dict[tuple[Any, ...], RowAction], actions
             if foreign_key.target.__mapper__ not in deleted_mappers:
                 continue
             key_values = tuple(values.get(name) for name in foreign_key.column_names)
-            parent = deleted.get(foreign_key.target_key(key_values))
+            parent = deleted.get((foreign_key.target, foreign_key.target_key(key_values)))
             if parent is not None:
                 fix = "set it to None, " if foreign_key.nullable else ""
                 raise InvalidStateError(
