@@ -634,7 +634,8 @@ def render(program):
     lines = [
         "import uow",
         "from uow import Column",
-        "from uow.relationships import Collection, Reference",
+        "from uow.collection import Collection",
+        "from uow.relationships import Reference",
         "",
         "class Base(uow.Entity, abstract=True):",
         "    pass",

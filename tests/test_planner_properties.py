@@ -32,7 +32,8 @@ from hypothesis.errors import InvalidArgument
 import uow
 from uow import Column
 from uow.planner import StepKind, StepPurpose
-from uow.relationships import Collection, Reference
+from uow.collection import Collection
+from uow.relationships import Reference
 
 from .helpers import folded, verb_and_table
 from .planner_schemas import CASCADE, Delete, Link, Model, New, Set, expected_flush, programs, render

@@ -50,7 +50,9 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
 * ``declaration``  the checks a class statement runs, and the Registry where classes find each other
 * ``columns``      Column and ForeignKey, the objects a class body declares
 * ``expressions``  conditions written on class attributes (``User.age >= 18``, ``&``, ``|``, ``~``)
-* ``relationships`` Reference and Collection, kept in step in memory; cascade names
+* ``collection``   Collection (one-to-many) and the RelatedList behind it, whose every change sets
+  or clears the children's reference
+* ``relationships`` Reference (many-to-one), kept in step with a loaded collection; cascade names
 * ``identifiers``  table and column names: which ones are accepted, and how they are quoted
 * ``states``       the object lifecycle: transient, pending, persistent, deleted, detached
 * ``sentinels``    MISSING and NOT_LOADED, the markers used where None is a real value
@@ -72,7 +74,8 @@ from .entity import Entity
 from .columns import Column, ForeignKey
 from .customtypes import CustomType
 from .mapper import mapper_of, mapper_of_object
-from .relationships import Collection, Reference
+from .collection import Collection
+from .relationships import Reference
 from .planner import Constraint, FlushPlan, Step, StepKind, StepPurpose
 from .schema import create_all, create_table_sql
 from .features import Session

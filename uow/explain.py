@@ -37,7 +37,7 @@ from typing import Any
 from .errors import UowError
 from .planner import Constraint, FlushPlan
 from .planner.records import ColumnChange, RowAction, constraints_of
-from .relationships import Collection
+from .collection import Collection
 from .registers import DELETE, DELETE_ORPHAN, SAVE_UPDATE, TAKEN_BACK, Registers
 from .sentinels import MISSING, NOT_LOADED
 from .states import DELETED, DETACHED, PENDING, PERSISTENT, STATE_ATTRIBUTE, TRANSIENT, ObjectState

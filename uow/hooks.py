@@ -16,7 +16,8 @@ declared here, once, as :class:`SessionHooks`; an object reaches them through it
 import threading
 import typing
 
-from .relationships import Collection, Reference
+from .collection import Collection
+from .relationships import Reference
 from .states import PERSISTENT, InstanceState
 
 _get_ident = threading.get_ident

@@ -16,7 +16,8 @@ from .arguments import listed
 from .errors import IdentityError, MappingError, UnknownFieldError, UnmappedClassError
 from .identifiers import check_table_name, quote
 from .jsontype import snapshot_entry, undo_copy
-from .relationships import Collection, Reference
+from .collection import Collection
+from .relationships import Reference
 from .sentinels import MISSING, NOT_LOADED
 
 

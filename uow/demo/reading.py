@@ -93,7 +93,8 @@ def expire_refresh() -> None:
 CHAPTERS = [
     Chapter("autoflush", "Autoflush: a query sees what you staged", ("flusher", "features/querying"),
             autoflush),
-    Chapter("lazy-loading", "Lazy loading of relationships", ("loading", "relationships"), lazy_loading),
+    Chapter("lazy-loading", "Lazy loading of relationships", ("loading", "relationships", "collection"),
+            lazy_loading),
     Chapter("expire-refresh", "Expired objects, expire() and refresh()", ("expiry", "loading", "sentinels"),
             expire_refresh),
 ]

@@ -13,7 +13,8 @@ from typing import Any
 from ..errors import UnknownFieldError
 from ..loading import points_at
 from ..identifiers import quote
-from ..relationships import Collection, Reference, RelatedList
+from ..collection import Collection, RelatedList
+from ..relationships import Reference
 from ..states import STATE_ATTRIBUTE
 
 

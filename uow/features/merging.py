@@ -26,7 +26,7 @@ from ..errors import ColumnValueError, FlushError, InvalidStateError, StaleDataE
 from ..identifiers import quote
 from ..mapper import mapper_of_object
 from ..sentinels import MISSING, NOT_LOADED
-from ..relationships import RelatedList
+from ..collection import RelatedList
 from ..states import DELETED, DETACHED, PENDING, STATE_ATTRIBUTE, TRANSIENT, InstanceState
 from ..tracking import changed_fields
 
