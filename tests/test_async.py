@@ -7,6 +7,7 @@ step happens first is decided by the events, never by a clock.
 """
 
 import asyncio
+import logging
 import sqlite3
 import threading
 
@@ -387,5 +388,169 @@ def test_the_plain_session_taken_out_of_the_worker_cannot_run_sql_on_the_loop(pa
             plain = await session.run_sync(lambda s: s)
             with pytest.raises(errors.WrongThreadError, match="run_sync"):
                 plain.get(Customer, 2)
+
+    asyncio.run(main())
+
+
+# -- queries: session.select(...) built without await, its results awaited on the worker ----------
+
+class Threads(logging.Handler):
+    """Which thread ran each statement uow logged (``uow.sql``), whatever thread logged it."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.seen = []
+
+    def emit(self, record):
+        self.seen.append((record.thread, record.getMessage()))
+
+
+def test_a_query_is_built_without_await_and_its_results_are_awaited(database):
+    async def main():
+        async with AsyncSession(database) as session:
+            session.add_all([Customer(id=3, name="cy"), Customer(id=4, name="al")])
+            query = session.select(Customer).where(Customer.id > 1)  # memory only: no call, no SQL
+            assert session.new  # nothing autoflushed yet
+            assert [c.name for c in await query.order_by(Customer.name).all()] == ["al", "bob", "cy"]
+            assert [c.name for c in await query.order_by(Customer.name.desc()).limit(2).offset(1).all()] == ["bob", "al"]
+            assert await query.count() == 3 and await query.limit(1).count() == 1
+            assert await query.exists() and not await query.where(Customer.name == "zed").exists()
+            assert (await query.first()).name == "bob"
+            assert (await query.where(Customer.name == "cy").one()).id == 3
+            assert await query.where(Customer.name == "zed").one_or_none() is None
+            with pytest.raises(errors.NotFoundError, match=r"one\(\): no row for select\(Customer\)"):
+                await query.where(Customer.name == "zed").one()
+            with pytest.raises(errors.MultipleResultsError, match="one_or_none"):
+                await query.one_or_none()
+            assert [c.id async for c in session.select(Customer)] == [1, 2, 3, 4]
+            assert repr(query) == "select(Customer).where(Customer.id > 1)"
+
+    asyncio.run(main())
+
+
+def test_query_rows_go_through_the_identity_map_and_the_query_autoflushes_first(path, other):
+    async def main():
+        async with AsyncSession(path) as session:
+            ann = await session.get(Customer, 1)
+            ann.name = "Ann"                       # not flushed: the query's autoflush sends it
+            found = await session.select(Customer).where(Customer.name == "Ann").one()
+            assert found is ann                    # the object the session holds, not a copy
+            assert names(other) == ["ann", "bob"]  # flushed, not committed
+            purchases = await session.select(Purchase).order_by(Purchase.total.desc()).all()
+            assert [p.total for p in purchases] == [40, 30]
+            assert purchases[0].customer is ann    # the reference is read from the identity map
+            await session.commit()
+        assert names(other) == ["Ann", "bob"]
+
+    asyncio.run(main())
+
+
+def test_a_query_runs_its_sql_on_the_worker_that_owns_the_connection(path):
+    threads = Threads()
+    log = logging.getLogger("uow.sql")
+
+    async def main():
+        async with AsyncSession(path) as session:
+            worker = await session.run_sync(lambda s: threading.get_ident())
+            query = session.select(Customer).where(Customer.name.like("a%"))
+            log.addHandler(threads)
+            level = log.level
+            log.setLevel(logging.DEBUG)
+            try:
+                assert [c.name async for c in query] == ["ann"]
+                assert await query.count() == 1
+            finally:
+                log.removeHandler(threads)
+                log.setLevel(level)
+            return worker, threading.get_ident()
+
+    worker, loop_thread = asyncio.run(main())
+    selects = [thread for thread, message in threads.seen if "SELECT" in message]
+    assert len(selects) == 2 and set(selects) == {worker} and worker != loop_thread
+
+
+def test_iterating_an_async_query_without_async_for_is_refused_with_the_way_to_write_it(path):
+    async def main():
+        async with AsyncSession(path) as session:
+            query = session.select(Customer).where(Customer.id == 1)
+            with uow.capture_sql() as statements:
+                with pytest.raises(errors.LazyLoadError, match=r"async for obj in query.*await query\.all\(\)"):
+                    for _ in query:
+                        pass
+                with pytest.raises(errors.LazyLoadError, match="plain for"):
+                    list(query)
+                with pytest.raises(errors.ConditionError, match=r"await query\.all\(\)"):
+                    await query
+                with pytest.raises(errors.ConditionError, match=r"no truth value.*await query\.exists\(\)"):
+                    bool(query)
+            assert statements == []
+            with pytest.raises(errors.ConditionError):  # the sync query's checks, before any SQL
+                session.select(Customer).where(Customer.id > None)
+            with pytest.raises(errors.ArgumentError, match="limit"):
+                session.select(Customer).limit(-1)
+
+    asyncio.run(main())
+
+
+def test_building_a_query_while_a_call_is_in_flight_is_refused(path):
+    async def main():
+        async with AsyncSession(path) as session:
+            query = session.select(Customer)
+            gate = Gate()
+            held = asyncio.create_task(session.run_sync(gate.hold))
+            await gate.until_entered()
+            with pytest.raises(errors.WrongThreadError, match="where: the AsyncSession is running a call"):
+                query.where(Customer.id == 1)
+            with pytest.raises(errors.WrongThreadError, match="running a call"):
+                session.select(Customer)
+            pending = asyncio.create_task(query.count())  # a terminal is queued behind the held call
+            gate.opened.set()
+            await held
+            assert await pending == 2
+
+    asyncio.run(main())
+
+
+def test_a_query_cancelled_while_queued_never_runs(path, other):
+    async def main():
+        async with AsyncSession(path) as session:
+            cy = Customer(id=3, name="cy")
+            session.add(cy)
+            everyone = session.select(Customer)  # built while idle: building is refused mid-call
+            gate = Gate()
+            held = asyncio.create_task(session.run_sync(gate.hold))
+            await gate.until_entered()
+            query = asyncio.create_task(everyone.all())
+            await asyncio.sleep(0)  # queued behind the held call
+            query.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await query
+            gate.opened.set()
+            await held
+            assert session.new == {cy}  # its autoflush never ran: the query never did
+            assert await session.run_sync(lambda s: s.in_transaction()) is False
+
+    asyncio.run(main())
+
+
+def test_a_query_cancelled_while_running_finishes_and_its_objects_are_held(path, other):
+    async def main():
+        async with AsyncSession(path) as session:
+            gate = Gate()
+            await session.run_sync(uow.listen, "before_flush", lambda s, **info: gate.hold(s))
+            cy = Customer(id=3, name="cy")
+            session.add(cy)
+            task = asyncio.create_task(session.select(Customer).where(Customer.id >= 2).all())
+            await gate.until_entered()  # the query is running: its autoflush holds the worker
+            task.cancel()
+            gate.opened.set()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            # The query ran to its end: the autoflush wrote cy, and the rows it loaded are held.
+            assert session.new == frozenset() and uow.state_of(cy) is uow.ObjectState.PERSISTENT
+            with uow.capture_sql() as statements:
+                assert (await session.get(Customer, 2)).name == "bob"
+            assert statements == []  # bob came from the identity map
+            assert names(other) == ["ann", "bob"]  # flushed, not committed
 
     asyncio.run(main())

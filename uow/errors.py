@@ -69,7 +69,8 @@ class ConditionError(UowError, TypeError):
     """A query condition that cannot mean what it says: a condition used as a truth value
     (``and``, ``or``, ``if``, ``1 < User.age < 9``: write ``&`` and ``|``), ``&`` with something
     that is not a condition, an attribute of another class, or an operator the column's type
-    cannot answer (``<`` on a Decimal stored as text, ``like()`` on a number).
+    cannot answer (``<`` on a Decimal stored as text, ``like()`` on a number).  A query used as a
+    truth value (``if query:``), or an AsyncSession's query awaited itself, raises it too.
 
     Raised before any SQL runs.  A value the column cannot hold is a ColumnValueError instead.
     """
@@ -132,7 +133,8 @@ class WrongThreadError(UowError):
 class LazyLoadError(UowError):
     """An attribute that is not loaded was read where loading it is not allowed: on the event loop's
     thread, for an object of an :class:`~uow.features.asyncio.AsyncSession` (a load there would
-    block the loop).  The message names the attribute and the explicit way to load it."""
+    block the loop).  The message names the attribute and the explicit way to load it.  An
+    AsyncSession's query iterated with a plain ``for`` raises it too: write ``async for``."""
 
 
 class TransactionError(UowError):

@@ -14,6 +14,8 @@ with these parts added, each given the session it works for:
 ``querying``       ``select(User).where(User.age >= 18)``: conditions, order, paging, count
 ``asyncio``        AsyncSession: this Session driven from asyncio, on one worker thread
 ``asyncworker``    that worker thread: calls in order, and what a cancellation does to one
+``asynchooks``     what an AsyncSession's objects refuse on the loop: implicit loads, mid-call use
+``asyncquery``     an AsyncSession's ``select()``: built without await, its results awaited
 =================  ======================================================================
 
 Besides the parts, the calls built on the core for the program's convenience are here, so that the

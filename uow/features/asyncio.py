@@ -22,7 +22,13 @@ column, a collection not loaded yet, or a reference whose object the identity ma
 raises :class:`~uow.errors.LazyLoadError`, which names what to load: ``await
 session.refresh(obj)``, ``await session.load_related(objects, name)``, ``load=[name]`` on
 ``all()``/``filter()``, or any code in ``await session.run_sync(function)``, which runs on the
-worker with the plain session, where lazy loading works.
+worker with the plain session, where lazy loading works (``asynchooks``).
+
+**Queries** are built without ``await`` and awaited for their results (``asyncquery``)::
+
+    adults = session.select(User).where(User.age >= 18).order_by(User.name)
+    first_page = await adults.limit(10).all()       # the sync query, run on the worker
+    async for user in adults: ...
 
 **Cancellation** is honoured between calls, never inside one (a flush or commit is all or nothing,
 and stopping it half way would leave neither):
@@ -45,11 +51,11 @@ from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
 from ..entity import Entity
-from ..errors import LazyLoadError, SessionClosedError, UowError, WrongThreadError
+from ..errors import SessionClosedError, UowError, WrongThreadError
 from ..connecting import connect
-from ..hooks import EntityHooks
-from ..states import STATE_ATTRIBUTE
 from . import Session
+from .asynchooks import AsyncHooks, busy_message
+from .asyncquery import AsyncSelect
 from .asyncworker import Worker
 
 E = TypeVar("E", bound=Entity)
@@ -247,6 +253,13 @@ class AsyncSession:
         """Session.reset(), awaited."""
         await self._run("reset", lambda session: session.reset())
 
+    def select(self, entity: type[E]) -> AsyncSelect[E]:
+        """A query of ``entity``'s rows: built without await, its results awaited (``asyncquery``)::
+
+            users = await session.select(User).where(User.age >= 18).order_by(User.name).all()
+        """
+        return AsyncSelect(self, self._idle_session("select").select(entity))
+
     def begin(self, mode: str | None = None, **options: Any) -> "AsyncTransaction":
         """``async with session.begin():`` (or ``await session.begin()``): Session.begin() on the worker."""
         return AsyncTransaction(self, "begin", lambda session: session.begin(mode, **options))
@@ -354,51 +367,3 @@ class AsyncTransaction:
         await self._owner._run("__aexit__", lambda session: self.scope.__exit__(error_type, error, traceback),
                                cleanup=True)
         return False
-
-
-class AsyncHooks(EntityHooks):
-    """The session's hooks under AsyncSession: a load asked for on any thread but the worker is refused
-    (LazyLoadError) unless the identity map answers it without SQL; so is any use while a call is in
-    flight (WrongThreadError, saying so)."""
-
-    def __init__(self, session: Session, owner: AsyncSession) -> None:
-        super().__init__(session)
-        self.owner = owner
-        self.worker = _get_ident()  # made by the open call, on the worker
-
-    def attribute_set(self, state: Any, name: str, value: object) -> None:
-        if _get_ident() != self.worker and self.owner._worker is not None and self.owner._worker.in_flight:
-            raise WrongThreadError(busy_message(f"setting {state.describe()}.{name}"))
-        super().attribute_set(state, name, value)
-
-    def load_expired(self, state: Any) -> None:
-        if _get_ident() != self.worker:
-            raise LazyLoadError(
-                f"{state.describe()} has expired columns (expire(), expire_on_commit, a rollback); reading one would "
-                f"load it on the event loop's thread. Load them first: await session.refresh(obj)")
-        super().load_expired(state)
-
-    def load_reference(self, state: Any, reference: Any, key_values: tuple[Any, ...]) -> object | None:
-        if _get_ident() != self.worker:
-            target = self.session.identity.get(reference.target, reference.foreign_key.target_key(list(key_values)))
-            if target is not None and target.__dict__[STATE_ATTRIBUTE].mapper.pk_names[0] in target.__dict__:
-                state.obj.__dict__[reference.name] = target  # held, not expired: no SQL needed
-                return target
-            raise LazyLoadError(not_loaded(state, reference.name))
-        return super().load_reference(state, reference, key_values)
-
-    def load_collection(self, state: Any, collection: Any) -> list[Any]:
-        if _get_ident() != self.worker:
-            raise LazyLoadError(not_loaded(state, collection.name))
-        return super().load_collection(state, collection)
-
-
-def not_loaded(state: Any, name: str) -> str:
-    return (f"{state.describe()}.{name} is not loaded, and loading it would run SQL on the event loop's thread. "
-            f"Load it first: await session.load_related([obj], {name!r}), or load=[{name!r}] in "
-            f"await session.all()/filter(), or read it inside await session.run_sync(...)")
-
-
-def busy_message(operation: str) -> str:
-    return (f"{operation}: the AsyncSession is running a call on its worker thread; await that call before "
-            f"using the session or its objects")
