@@ -226,6 +226,8 @@ REFUSED = [
     (lambda: Person.age.like("3%"), errors.ConditionError, "like() matches text"),
     (lambda: Person.name.like(3), errors.ConditionError, "str pattern"),
     (lambda: Person.name.like("a", escape="!!"), errors.ConditionError, "one character"),
+    # A lone surrogate is one character, but not UTF-8: sqlite3 raised UnicodeEncodeError after the query was sent.
+    (lambda: Person.name.like("a", escape="\ud800"), errors.ConditionError, "can be stored as UTF-8"),
     (lambda: Person.age < None, errors.ConditionError, "is_(None)"),
     (lambda: Person.age.is_(3), errors.ConditionError, "None only"),
     (lambda: Pet.name == "rex", errors.ConditionError, "Pet.name, which is not a column of Person"),
@@ -281,6 +283,32 @@ def test_a_query_binding_more_values_than_sqlite_allows_is_refused(conn, session
     conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 10)
     with uow.capture_sql() as statements, pytest.raises(errors.ConditionError, match="SQLITE_LIMIT_VARIABLE_NUMBER"):
         session.select(Person).where(Person.id.in_(list(range(20)))).all()
+    assert statements == []
+
+
+def test_a_like_pattern_longer_than_sqlite_matches_is_refused_before_any_sql(conn, session):
+    """SQLite answers a pattern over SQLITE_LIMIT_LIKE_PATTERN_LENGTH bytes with a raw "LIKE or GLOB
+    pattern too complex" once the query is sent; uow reads the connection's limit and refuses first."""
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 10)
+    assert session.select(Person).where(Person.name.like("%" + "é" * 4 + "%")).all() == []  # 10 bytes: allowed
+    ann = session.get(Person, 1)
+    ann.name = "changed"  # unflushed: the refusal must not autoflush it
+    with uow.capture_sql() as statements, pytest.raises(errors.ConditionError, match="11 bytes long.*LIKE_PATTERN"):
+        session.select(Person).where(Person.nick.is_(None) & Person.name.like("%" + "é" * 4 + "x%")).count()
+    assert statements == []
+    assert session.dirty == {ann}
+
+
+@pytest.mark.parametrize("step", ["limit", "offset"])
+def test_a_limit_or_offset_past_sqlites_integers_is_refused_before_any_sql(session, step):
+    """sqlite3 raised a raw OverflowError for a LIMIT of 2**63, after the query was sent."""
+    largest = 2 ** 63 - 1
+    assert names(getattr(session.select(Person), step)(largest).all()) == ([] if step == "offset" else
+                                                                           names(session.select(Person)))
+    with uow.capture_sql() as statements, pytest.raises(errors.ArgumentError, match="at most 9,223,372,036,854,775,807"):
+        getattr(session.select(Person), step)(largest + 1)
+    with pytest.raises(errors.ColumnValueError, match="at most"):
+        session.filter(Person, limit=largest + 1)
     assert statements == []
 
 

@@ -188,6 +188,10 @@ class Executor:
         """The longest string or blob, in bytes, this connection accepts (it can be lowered with setlimit())."""
         return self._limit(sqlite3.SQLITE_LIMIT_LENGTH)
 
+    def like_pattern_limit(self) -> int:
+        """The longest LIKE pattern, in bytes, this connection matches (it can be lowered with setlimit())."""
+        return self._limit(sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH)
+
     def _limit(self, category: int) -> int:
         try:
             return self.connection.getlimit(category)

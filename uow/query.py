@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .columns import Column
+from .columntypes import INT64_MAX
 from .errors import ColumnValueError, ConditionError, UnknownFieldError
 from .expressions import (
     EQ, IN, IS, IS_NOT, LIKE, NOT_IN, ORDERING_OPERATORS,
@@ -22,7 +23,7 @@ from .expressions import (
 )
 from .identifiers import quote
 from .mapper import Mapper
-from .valuechecks import Refusal, bind_column, shown
+from .valuechecks import Refusal, bind_column, bound_refusal, shown
 
 # The Python types whose stored form sorts as the values do, so that SQLite's < answers Python's.
 # Decimal is stored as text ('10' < '9'), JSON as text, and the others uow may store have no
@@ -37,25 +38,39 @@ def select_sql(mapper: Mapper, equals: dict[str, Any], order_by: object, limit: 
     (None: IS NULL), in ``order_by``'s order (default: the primary key)."""
     conditions = [column.attribute == value for column, value in
                   ((mapper.column(name), value) for name, value in equals.items())]
-    if limit is not None and (type(limit) is not int or limit < 0):
-        raise ColumnValueError(f"filter(): limit must be a non-negative int, got {shown(limit)}")
+    if limit is not None:
+        paging_problem = count_problem(limit)
+        if paging_problem is not None:
+            raise ColumnValueError(f"filter(): limit {paging_problem}")
     return statement(mapper, "rows", conditions, order_terms(mapper, order_by, "order_by"), limit, None,
                      "filter", max_length)
 
 
+def count_problem(count: object) -> str | None:
+    """Why ``count`` cannot be a LIMIT or OFFSET, or None: SQLite binds it as a 64-bit integer
+    (one past that would fail in sqlite3 after the query was sent)."""
+    if type(count) is not int or count < 0:
+        return f"must be a non-negative int, got {shown(count)} ({type(count).__name__})"
+    if count > INT64_MAX:
+        return f"must be at most {INT64_MAX:,} (SQLite's largest integer), got {count:,}"
+    return None
+
+
 def statement(mapper: Mapper, result: str, conditions: Sequence[Condition], orders: Sequence[str],
               limit: int | None, offset: int | None, operation: str, max_length: int | None,
-              variable_limit: int | None = None) -> tuple[str, list[Any]]:
+              variable_limit: int | None = None, like_limit: int | None = None) -> tuple[str, list[Any]]:
     """``(sql, params)`` of a query of ``mapper``'s table: ``result`` is ``"rows"`` (every column),
     ``"count"`` or ``"exists"``; ``orders`` are ORDER BY terms from :func:`order_terms`.
 
-    Every condition is checked here, before any SQL: see the module docstring."""
+    Every condition is checked here, before any SQL: see the module docstring.  The limits are the
+    connection's (None: not checked): the longest value in bytes, how many values one statement
+    may bind, the longest LIKE pattern in bytes."""
     table = mapper.quoted_table
     params: list[Any] = []
     where = ""
     if conditions:
         alone = len(conditions) == 1  # (an OR among several conditions keeps its parentheses)
-        where = " WHERE " + " AND ".join(condition_sql(mapper, c, operation, max_length, params, alone)
+        where = " WHERE " + " AND ".join(condition_sql(mapper, c, operation, max_length, params, alone, like_limit)
                                          for c in conditions)
     if variable_limit is not None and len(params) + 2 > variable_limit:
         raise ConditionError(
@@ -81,17 +96,18 @@ def statement(mapper: Mapper, result: str, conditions: Sequence[Condition], orde
 
 
 def condition_sql(mapper: Mapper, condition: object, operation: str, max_length: int | None,
-                  params: list[Any], outermost: bool = False) -> str:
+                  params: list[Any], outermost: bool = False, like_limit: int | None = None) -> str:
     """The SQL of one condition on ``mapper``'s columns, its values appended to ``params`` (bound,
     checked by the column's type)."""
     if isinstance(condition, Junction):
         joint = f" {condition.operator} "
-        text = joint.join(condition_sql(mapper, part, operation, max_length, params) for part in condition.parts)
+        text = joint.join(condition_sql(mapper, part, operation, max_length, params, False, like_limit)
+                          for part in condition.parts)
         return text if outermost else f"({text})"
     if isinstance(condition, Negation):
-        return f"NOT ({condition_sql(mapper, condition.part, operation, max_length, params, True)})"
+        return f"NOT ({condition_sql(mapper, condition.part, operation, max_length, params, True, like_limit)})"
     if isinstance(condition, Comparison):
-        return _comparison_sql(mapper, condition, operation, max_length, params)
+        return _comparison_sql(mapper, condition, operation, max_length, params, like_limit)
     raise ConditionError(
         f"{operation}(): expected a condition on {mapper.cls.__name__}'s attributes, such as "
         f"{mapper.cls.__name__}.{mapper.pk_names[0]} == 1, got {shown(condition)} ({type(condition).__name__})"
@@ -100,7 +116,7 @@ def condition_sql(mapper: Mapper, condition: object, operation: str, max_length:
     )
 
 
-def _comparison_sql(mapper, comparison, operation, max_length, params):
+def _comparison_sql(mapper, comparison, operation, max_length, params, like_limit):
     column = own_column(mapper, comparison.attribute, operation, comparison)
     left = f"{mapper.quoted_table}.{quote(column.name)}"
     operator = comparison.operator
@@ -126,7 +142,7 @@ def _comparison_sql(mapper, comparison, operation, max_length, params):
                 f"forms, not their values")
         return f"{left} {operator} {mapper.quoted_table}.{quote(other.name)}"
     if operator == LIKE:
-        return _like_sql(column, left, comparison, operation, at, max_length, params)
+        return _like_sql(column, left, comparison, operation, at, max_length, params, like_limit)
     if operator == IN or operator == NOT_IN:
         if any(item is None for item in value):
             raise ColumnValueError(
@@ -138,19 +154,29 @@ def _comparison_sql(mapper, comparison, operation, max_length, params):
     return f"{left} {operator} ?"
 
 
-def _like_sql(column, left, comparison, operation, at, max_length, params):
+def _like_sql(column, left, comparison, operation, at, max_length, params, like_limit):
     name = column.qualified_name
+    pattern = comparison.value
     if column.type.python_type is not str:
         raise ConditionError(f"{at} like() matches text, but {name} holds "
                              f"{column.type.python_type.__name__} values; compare it with == or in_()")
-    if type(comparison.value) is not str:
-        raise ConditionError(f"{at} like() takes a str pattern, got {shown(comparison.value)}")
-    params.extend(_bound(column, [comparison.value], operation, max_length, "LIKE"))
+    if type(pattern) is not str:
+        raise ConditionError(f"{at} like() takes a str pattern, got {shown(pattern)}")
+    bound = _bound(column, [pattern], operation, max_length, "LIKE")
+    # SQLite answers a longer pattern with "LIKE or GLOB pattern too complex", after the query was
+    # sent (the pattern is valid UTF-8 here: the gate above refused a lone surrogate).
+    if like_limit is not None and len(pattern.encode("utf-8")) > like_limit:
+        raise ConditionError(
+            f"{at} the pattern is {len(pattern.encode('utf-8')):,} bytes long, over this connection's limit of "
+            f"{like_limit:,} for a LIKE pattern (SQLITE_LIMIT_LIKE_PATTERN_LENGTH); use a shorter pattern, "
+            f"or == for an exact match")
+    params.extend(bound)
     escape = comparison.escape
     if escape is None:
         return f"{left} LIKE ?"
-    if type(escape) is not str or len(escape) != 1:
-        raise ConditionError(f"{at} like(escape=) is one character, got {shown(escape)}")
+    if type(escape) is not str or len(escape) != 1 or bound_refusal(escape) is not None:
+        raise ConditionError(f"{at} like(escape=) is one character that can be stored as UTF-8 text, "
+                             f"got {shown(escape)}")
     params.append(escape)
     return f"{left} LIKE ? ESCAPE ?"
 

@@ -32,6 +32,7 @@ import pytest
 import uow
 from uow import Entity
 from uow.errors import UowError
+from uow.valuechecks import shown
 
 from .harness import Code, Item, db_rows, fresh_db, session_snapshot
 
@@ -57,6 +58,8 @@ class Slot:
 
 TRANSIENT_ITEM = Slot("Item(...) instance", lambda run: Item(tag="bad", name="bad"))
 UNMAPPED_OBJECT = Slot("NotMapped()", lambda run: NotMapped())
+# One byte over SQLite's default SQLITE_LIMIT_LIKE_PATTERN_LENGTH (50,000).
+LONG_PATTERN = Slot("'%' * 50_001", lambda run: "%" * 50_001)
 
 BAD = {
     "obj": [CLASS, None, 42, "x", UNMAPPED_OBJECT, NotMapped],
@@ -74,7 +77,7 @@ BAD = {
     "params": [42, CLASS, None],
     "mode": [42, "SOMETIMES", CLASS],
     "order_by": [123, [123], CLASS, "no_such_field"],
-    "limit": [-1, "3", 2.5, True, CLASS],
+    "limit": [-1, "3", 2.5, True, CLASS, 2 ** 63],
     "column_value": [CLASS, 42, b"bytes", UNMAPPED_OBJECT],
     "seconds": ["5", math.nan, -1, CLASS, True],
     "event": [None, 42, "no_such_event", CLASS],
@@ -86,7 +89,8 @@ BAD = {
     "condition": [None, 42, "x", True, CLASS, UNMAPPED_OBJECT, Code.code == "x", Item.qty < None,
                   Item.qty.like("1%"), Item.name < Item.qty, Item.name.is_("x")],
     "values": [None, 42, "x", CLASS, [None], ["x", 42]],
-    "pattern": [None, 42, b"x%", CLASS],
+    "pattern": [None, 42, b"x%", CLASS, "x\ud800%", LONG_PATTERN],
+    "escape": [42, "", "!!", "\ud800", b"!", CLASS],
 }
 
 
@@ -153,6 +157,8 @@ CALLS = [
     ("Session.select.where(>=)", "column_value", lambda r, x: r.session.select(Item).where(Item.name >= x).count()),
     ("Session.select.where(in_)", "values", lambda r, x: r.session.select(Item).where(Item.name.in_(x)).all()),
     ("Session.select.where(like)", "pattern", lambda r, x: r.session.select(Item).where(Item.name.like(x)).first()),
+    ("Session.select.where(like escape=)", "escape",
+     lambda r, x: r.session.select(Item).where(Item.name.like("a!%", escape=x)).count()),
     ("Session.select.order_by", "order_by", lambda r, x: r.session.select(Item).order_by(x).all()),
     ("Session.select.limit", "limit", lambda r, x: r.session.select(Item).limit(x).all()),
     ("Session.select.offset", "limit", lambda r, x: r.session.select(Item).offset(x).exists()),
@@ -215,7 +221,7 @@ def _names_for(bad):
         return set().union(*(_names_for(item) for item in bad)) | {repr(bad)}
     if isinstance(bad, type):
         return {bad.__name__}
-    return {repr(bad), type(bad).__name__, str(bad)}
+    return {repr(bad), type(bad).__name__, str(bad), shown(bad)}  # shown(): how messages shorten long values
 
 
 def _cases():

@@ -28,8 +28,7 @@ from ..entity import Entity
 from ..expressions import Condition
 from ..errors import ArgumentError, ConditionError, MultipleResultsError, NotFoundError
 from ..identifiers import quote
-from ..query import condition_sql, order_terms, statement
-from ..valuechecks import shown
+from ..query import condition_sql, count_problem, order_terms, statement
 
 E = typing.TypeVar("E", bound=Entity)
 
@@ -82,9 +81,10 @@ class Select(typing.Generic[E]):
 
     def _count_argument(self, operation: str, count: object) -> int:
         self.session.guard.check(operation)
-        if type(count) is not int or count < 0:
-            raise ArgumentError(f"{operation}(): expected a non-negative int, got {shown(count)} ({type(count).__name__})")
-        return count
+        problem = count_problem(count)
+        if problem is not None:
+            raise ArgumentError(f"{operation}(): the count {problem}")
+        return typing.cast(int, count)
 
     # -- running ----------------------------------------------------------------------------
 
@@ -139,7 +139,7 @@ class Select(typing.Generic[E]):
             written = {term.removesuffix(" DESC") for term in orders}
             orders += [term for term in quoted if term not in written]
         return statement(self.mapper, result, self.conditions, orders, limit, self.offset_value, operation,
-                         executor.length_limit(), executor.variable_limit())
+                         executor.length_limit(), executor.variable_limit(), executor.like_pattern_limit())
 
     def _load(self, operation: str, limit: int | None) -> list[E]:
         sql, params = self._sql(operation, "rows", limit)
