@@ -125,13 +125,63 @@ def test_wal_a_write_on_a_snapshot_older_than_anothers_commit_is_refused_not_los
     second.get_one(User, 1).name = "bob"
     second.commit()
     first_user.name = "carl"
-    with pytest.raises(errors.FlushError, match="database is locked"):
+    with pytest.raises(errors.FlushError, match="database is locked") as refused:
         first.commit()
+    # sqlite3 says "database is locked", but no connection holds a lock: the message says what
+    # really happened (SQLITE_BUSY_SNAPSHOT) and what to do, not to wait for a lock.
+    message = str(refused.value)
+    assert "holds the write lock" not in message
+    assert "SQLITE_BUSY_SNAPSHOT" in message and "no connection holds a lock" in message
+    assert "older than another connection's commit" in message and "roll back" in message
     assert committed_names(path) == ["bob"]
     first.rollback()
     first.get_one(User, 1).name = "carl"
     first.commit()
     assert committed_names(path) == ["carl"]
+
+
+def test_wal_a_write_while_another_connection_holds_the_write_lock_says_so(tmp_path):
+    """The plain lock, beside the stale snapshot above: the other connection has written but not
+    committed, so this transaction's snapshot is current and the lock is what refuses the write."""
+    path = make_file(tmp_path, "wal")
+    reader = session_on(path)
+    writer = sqlite3.connect(path, isolation_level=None)
+    reader_user = reader.get_one(User, 1)  # BEGIN DEFERRED and a read
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("UPDATE users SET name = 'dan' WHERE id = 1")
+    reader_user.name = "carl"
+    with pytest.raises(errors.FlushError, match="database is locked") as refused:
+        reader.flush()
+    message = str(refused.value)
+    assert "another connection holds the write lock" in message and "SQLITE_BUSY_SNAPSHOT" not in message
+    reader.rollback()
+    writer.execute("ROLLBACK")
+    writer.close()
+    reader.get_one(User, 1).name = "carl"
+    reader.commit()
+    assert committed_names(path) == ["carl"]
+
+
+def test_wal_raw_sql_and_upsert_on_a_stale_snapshot_say_what_happened(tmp_path):
+    """The same refusal met outside the flush: execute() passes sqlite3's error on with a note,
+    upsert() wraps it in a FlushError; both say it is a stale snapshot, not a lock."""
+    path = make_file(tmp_path, "wal")
+    first = session_on(path)
+    second = session_on(path)
+    first.get_one(User, 1)
+    second.get_one(User, 1).name = "bob"
+    second.commit()
+    with pytest.raises(sqlite3.OperationalError) as raw:
+        first.execute("UPDATE users SET name = 'carl' WHERE id = 1")
+    assert any("SQLITE_BUSY_SNAPSHOT" in note for note in raw.value.__notes__)
+    first.rollback()
+    assert first.scalar("SELECT name FROM users WHERE id = 1") == "bob"  # a new read, a new snapshot
+    second.get_one(User, 1).name = "eve"
+    second.commit()
+    with pytest.raises(errors.FlushError, match="upsert.*SQLITE_BUSY_SNAPSHOT.*roll back"):
+        first.upsert(User(id=1, name="carl"))
+    first.rollback()
+    assert committed_names(path) == ["eve"]
 
 
 @pytest.mark.parametrize("journal_mode", MODES)

@@ -20,6 +20,7 @@ transaction is open yet (``begin_transaction``).
 import sqlite3
 
 from .errors import FlushError, TransactionError
+from .executor import is_busy
 from .states import DETACHED
 from .transaction import TransactionState
 from .transactionscopes import NestedTransaction
@@ -68,7 +69,7 @@ class Boundaries:
                 failed.append(True)
                 mode = transaction.default_mode or "IMMEDIATE"
                 hint = ""
-                if getattr(error, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+                if is_busy(error):  # (BEGIN has no snapshot yet: never SQLITE_BUSY_SNAPSHOT)
                     hint = " (another connection held the write lock for longer than the busy timeout)"
                 raise FlushError(f"BEGIN {mode} failed: {error}{hint}; nothing was written",
                                  statement=f"BEGIN {mode}") from error

@@ -338,6 +338,43 @@ CLOSED_UNDER_SESSION = (
 )
 
 
+# -- what "database is locked" meant ----------------------------------------------------------
+# sqlite3 gives several different refusals one text, "database is locked"; only SQLite's extended
+# result code (``error.sqlite_errorcode``, Python 3.11+) tells them apart, and each asks the
+# program for something different.  So a lock error is explained by its code, never by its text.
+SQLITE_BUSY = 5  # the primary code: a lock this statement needs is held (the low byte of every BUSY_*)
+SQLITE_BUSY_SNAPSHOT = 517  # WAL: this transaction's snapshot is older than another connection's commit
+
+STALE_SNAPSHOT = (
+    "SQLITE_BUSY_SNAPSHOT: no connection holds a lock; this transaction's snapshot of the WAL file is "
+    "older than another connection's commit, so SQLite refuses to write on what it read (the write "
+    "could undo that commit). Waiting or retrying "
+    "the statement cannot help: roll back, then do the whole unit of work again (read, change, commit); a "
+    "session with begin_mode='IMMEDIATE' takes the write lock before it reads, so its snapshot cannot go stale"
+)
+
+
+def is_busy(error: BaseException) -> bool:
+    """Whether SQLite refused with SQLITE_BUSY or one of its extended codes ("database is locked")."""
+    return getattr(error, "sqlite_errorcode", 0) & 0xFF == SQLITE_BUSY
+
+
+def lock_hint(error: BaseException) -> str:
+    """What a "database is locked" from a write really meant and what to do (``" -- ..."``), or ""."""
+    if "statements in progress" in str(error):
+        # SQLITE_BUSY from this very connection, not from another one (its extended code is plain
+        # SQLITE_BUSY too: here only the text tells the case apart).
+        return (" -- a statement on this connection is still being read (a cursor from session.connection() "
+                "or execute() not read to the end); fetch its rows or close it first")
+    if getattr(error, "sqlite_errorcode", 0) == SQLITE_BUSY_SNAPSHOT:
+        return f" -- {STALE_SNAPSHOT}"
+    if is_busy(error):
+        return (" -- another connection holds the write lock. If this transaction began with a read "
+                "(BEGIN DEFERRED), SQLite cannot wait for it: roll back and retry the whole unit of work, "
+                "or open the session with begin_mode='IMMEDIATE'")
+    return ""
+
+
 def _refuse_if_other_thread(error: sqlite3.ProgrammingError) -> None:
     """Turn sqlite3's "objects created in a thread can only be used in that same thread" into the uow
     error that explains it (a Session taken out of an AsyncSession's worker with run_sync, for one)."""

@@ -27,6 +27,7 @@ from .errors import (
     ObjectDeletedError,
     UnmappedClassError,
 )
+from .executor import is_busy
 from .expiry import forget_references
 from .identity import collector_paused, format_key
 from .identifiers import quote
@@ -191,7 +192,7 @@ class Loader:
                     f"was made without a column (or under a name) that {mapper.cls.__name__} declares. "
                     f"Migrate the table, or run uow.create_all() to check every table against its class"
                 ) from error
-            if getattr(error, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+            if is_busy(error):
                 # Another connection holds the lock (a writer committing, or, in rollback-journal
                 # mode, one in the middle of a write): a lost race, reported as uow's like a
                 # flush's, so that callers can retry it without knowing sqlite3's errors.

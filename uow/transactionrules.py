@@ -9,7 +9,7 @@ anything else a program asks for is refused rather than silently ignored.
 import sqlite3
 
 from .errors import TransactionError
-from .executor import Executor
+from .executor import Executor, is_busy
 
 BEGIN_MODES = ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")
 
@@ -24,7 +24,7 @@ def commit_failed(error: sqlite3.Error, executor: Executor, after_rollback: str)
     still_open = "still open: retry commit(), or rollback()" if executor.in_transaction else \
         f"gone: SQLite rolled it back; {after_rollback}"
     hint = ""
-    if getattr(error, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+    if is_busy(error):  # (COMMIT writes nothing new: a stale snapshot is refused at the write, never here)
         hint = (" Another connection holds a lock on the database (in rollback-journal mode an open "
                 "read transaction blocks COMMIT; WAL mode lets readers and one writer coexist).")
     return TransactionError(f"COMMIT failed: {error}; the transaction is {still_open}.{hint}")

@@ -25,7 +25,7 @@ from typing import Any
 from .binding import bind_step
 from .columntypes import from_db, to_db
 from .errors import FlushError, StaleDataError
-from .executor import Executor, Savepoint
+from .executor import Executor, Savepoint, lock_hint
 from .identifiers import quote
 from .planner import FlushPlan, Step, StepKind, StepPurpose
 from .states import InstanceState
@@ -114,7 +114,7 @@ def run_plan(executor: Executor, plan: FlushPlan,
     except sqlite3.Error as error:
         # SAVEPOINT or RELEASE refused (each step's own errors arrive as a _FailedStep).
         sql = f'{"RELEASE" if ran_all else "SAVEPOINT"} "{FLUSH_SAVEPOINT}"'
-        raise FlushError(f"{sql} failed: {error}{_busy_hint(error)}", statement=sql) from error
+        raise FlushError(f"{sql} failed: {error}{lock_hint(error)}", statement=sql) from error
     except BaseException as error:
         if not savepoint.undone and ran_all and executor.in_transaction:
             error.add_note("uow: the flush's statements had all run when this was raised; "
@@ -127,18 +127,6 @@ def statements_stayed(error: BaseException) -> bool:
     """True when ``error`` left run_plan after its final RELEASE had run: the statements are in
     the transaction, but the caller never learnt their results."""
     return getattr(error, "uow_statements_stayed", False)
-
-
-def _busy_hint(error):
-    if "statements in progress" in str(error):
-        # SQLITE_BUSY from this very connection, not from another one.
-        return (" -- a statement on this connection is still being read (a cursor from session.connection() "
-                "or execute() not read to the end); fetch its rows or close it first")
-    if getattr(error, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
-        return (" -- another connection holds the write lock. If this transaction began with a read "
-                "(BEGIN DEFERRED), SQLite cannot wait for it: roll back and retry the whole unit of work, "
-                "or open the session with begin_mode='IMMEDIATE'")
-    return ""
 
 
 class _FailedStep(Exception):
@@ -334,7 +322,7 @@ def _flush_error(step, error, located=None):
     state = step.states[0] if len(step.states) == 1 else located
     what = state.describe() if state is not None else f"{len(step.states)} {step.table} rows"
     sql = step_sql(step)
-    hint = _busy_hint(error)
+    hint = lock_hint(error)
     return FlushError(f"{step.kind.value} of {what} failed: {error} (statement: {sql}){hint}", statement=sql,
                       obj=state.obj if state is not None else None)
 

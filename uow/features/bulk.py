@@ -28,7 +28,7 @@ from ..valuechecks import Refusal, bind_column, shown
 from ..arguments import listed
 from ..errors import ArgumentError, ColumnValueError, FlushError, InvalidStateError, StaleDataError, UnknownFieldError
 from ..binding import bind_plan
-from ..executor import Savepoint
+from ..executor import Savepoint, lock_hint
 from ..planner import build_plan
 from ..writing import run_plan, statements_stayed
 from ..identifiers import quote
@@ -261,7 +261,8 @@ class BulkWriter:
                     raise
                 session.undo.writes_rolled_back()
             if isinstance(error, sqlite3.Error):
-                raise FlushError(f"bulk write to {mapper.table} failed: {error}", statement=None) from error
+                raise FlushError(f"bulk write to {mapper.table} failed: {error}{lock_hint(error)}",
+                                 statement=None) from error
             raise
         return changed
 

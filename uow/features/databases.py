@@ -37,6 +37,7 @@ import sqlite3
 
 from .. import arguments
 from ..errors import TransactionError, UowError, warn
+from ..executor import lock_hint
 from ..entity import Entity
 from ..identifiers import check_identifier, quote
 from ..mapper import mapper_of_class
@@ -110,6 +111,8 @@ class Databases:
                 if not session.executor.in_transaction:
                     error.add_note("uow: SQLite rolled back the session's whole transaction with this statement; "
                                    "the session refuses other work until rollback()")
+                if lock_hint(error):  # sqlite3's text is "database is locked" whatever the cause
+                    error.add_note(f"uow: {lock_hint(error).removeprefix(' -- ')}")
                 raise
 
     def scalar(self, sql, params=()):

@@ -22,6 +22,7 @@ import sqlite3
 from ..columntypes import from_db
 from ..rowsize import oversized_row
 from ..valuechecks import Refusal, bind_column
+from ..executor import lock_hint
 from ..errors import ColumnValueError, FlushError, InvalidStateError, StaleDataError, warn
 from ..identifiers import quote
 from ..mapper import mapper_of_object
@@ -271,7 +272,8 @@ class Merger:
             try:
                 row = session.executor.execute(sql, params).fetchone()
             except sqlite3.Error as error:
-                raise FlushError(f"upsert() of {mapper.describe(values)} failed: {error} (statement: {sql})",
+                raise FlushError(f"upsert() of {mapper.describe(values)} failed: {error} (statement: {sql})"
+                                 f"{lock_hint(error)}",
                                  statement=sql, obj=obj) from error
         if row is None:  # DO NOTHING on an existing row returns nothing: read it
             row = session.loader.select_by_key(mapper, mapper.key_params(key))[0]
