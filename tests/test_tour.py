@@ -84,3 +84,15 @@ def test_every_walkthrough_chapter_names_modules_that_exist():
     for _, read in titles:
         for path in read.split(", "):
             assert (PACKAGE.parent / path).is_file(), f"the walkthrough names {path}, which does not exist"
+
+
+MODULE_BUDGET = 400
+
+
+def test_every_module_fits_the_budget():
+    """One concept per module keeps each file readable in one sitting; a module that grows past
+    the budget has usually taken on a second concept, which wants a module (and a tour line) of
+    its own -- not fewer comments."""
+    over = {name: line_count(path) for name, path in modules().items() if line_count(path) > MODULE_BUDGET}
+    assert over == {}, (f"modules over {MODULE_BUDGET} lines: {over}; move a whole concept out into a "
+                        f"module of its own and name it in both tours")
