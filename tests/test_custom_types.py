@@ -193,6 +193,30 @@ def test_a_stored_name_the_enum_no_longer_has_is_a_clear_error_on_load(db):
         db.session().get(Thing, ID)
 
 
+@pytest.mark.parametrize("column, stored, message", [
+    ("color", "BLUE", r"'BLUE' is not a member of Color"),
+    # PointType.from_stored's own ValueError escaped raw, naming neither the type, the column nor the row.
+    ("at", "3;4", r"'3;4' is not one PointType can read: from_stored raised ValueError"),
+])
+def test_a_row_its_types_cannot_read_fails_the_whole_load_naming_attribute_and_row(db, column, stored, message):
+    """The rows before the unreadable one were made into objects and stayed in the identity map
+    (and, for a CustomType, its conversion's own error escaped raw): a load that fails must leave
+    the session as it was, and say which attribute of which row it could not read."""
+    first = uuid.UUID(int=1)
+    db.conn.execute("INSERT INTO things (id, color, at) VALUES (?, 'RED', '1,2')", (str(first),))
+    db.conn.execute(f"INSERT INTO things (id, color, at) VALUES (?, ?, ?)",
+                    (str(ID), stored if column == "color" else "RED", stored if column == "at" else None))
+    session = db.session()
+    for load in (lambda: session.select(Thing).all(), lambda: session.all(Thing),
+                 lambda: session.filter(Thing, order_by="id")):
+        with pytest.raises(errors.ColumnValueError, match=message) as caught:
+            load()
+        assert f"Thing.{column} of the row Thing(id='{ID}')" in str(caught.value)
+        assert "nothing was loaded" in str(caught.value)
+        assert dict(session.identity_map) == {}
+    assert session.get(Thing, first).at == Point(1, 2)  # the readable row still loads on its own
+
+
 def test_an_unchanged_custom_value_assigned_again_writes_nothing(db):
     session = db.session()
     session.add(Thing(id=ID, color=Color.RED, at=Point(1, 2)))

@@ -40,6 +40,7 @@ cannot be given a custom type: its storage is part of uow's promise.
 from typing import Any
 
 from .columntypes import BUILT_IN_TYPES, ColumnType
+from .errors import ColumnValueError
 
 # What a custom type may store as, and the declared SQL type each gets (the affinity SQLite
 # then applies leaves these four storage classes as they are).
@@ -120,7 +121,15 @@ class CustomType(ColumnType):
         if self.stored_type is float and type(stored) is int:
             # RETURNING skips REAL affinity's conversion (as for the built-in float; see from_db).
             stored = float(stored)
-        return self.from_stored(stored)
+        try:
+            return self.from_stored(stored)
+        except Exception as error:
+            # A row this type did not write (another program, an older version of the type): the
+            # user's conversion's own error would escape raw, naming neither the type nor the value.
+            raise ColumnValueError(
+                f"the stored value {stored!r} is not one {type(self).__name__} can read: from_stored raised "
+                f"{type(error).__name__}: {error}; fix the row, or make from_stored read that form"
+            ) from error
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

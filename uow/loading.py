@@ -20,6 +20,7 @@ from typing import Any
 
 from .valuechecks import bound_refusal
 from .errors import (
+    ColumnValueError,
     DatabaseLockedError,
     IdentityError,
     MappingError,
@@ -58,6 +59,23 @@ def _null_key_error(mapper, row):
         f"an INTEGER PRIMARY KEY, but such a row has no identity, and an UPDATE or DELETE by key would match "
         f"nothing. Give the row a key value, or declare {', '.join(names)} NOT NULL; nothing was loaded"
     )
+
+
+def _raise_unreadable(mapper, row, failure):
+    """Name the attribute and the row whose stored value its type could not read back (an enum
+    member since renamed, a value a CustomType's from_stored refuses), if that is what ``failure``
+    was; the conversions are run again on the raw row to find it (only when a load failed)."""
+    for index, convert in mapper.load_converters:
+        if row[index] is None:
+            continue
+        try:
+            convert(row[index])
+        except Exception as error:
+            shown = ", ".join(f"{name}={row[column.index]!r}" for name, column in zip(mapper.pk_names, mapper.primary_key))
+            raise ColumnValueError(
+                f"{mapper.columns[index].qualified_name} of the row {mapper.cls.__name__}({shown}) in table "
+                f"{mapper.table} cannot be read: {error}; nothing was loaded"
+            ) from failure
 
 
 class Loader:
@@ -219,11 +237,16 @@ class Loader:
         with collector_paused(len(rows)):
             try:
                 self._build_objects(mapper, rows, objects, created)
-            except _NullKey as found:
-                # A load that fails leaves the session as it was: the objects it made leave the map.
+            except BaseException as failure:
+                # A load that fails (a NULL key, a stored value its type cannot read, Ctrl-C) leaves
+                # the session as it was: the objects it made leave the map.
                 for obj in created:
                     self.registers.unindex(obj.__dict__[STATE_ATTRIBUTE])
-                raise _null_key_error(mapper, found.row) from None
+                if isinstance(failure, _NullKey):
+                    raise _null_key_error(mapper, failure.row) from None
+                if isinstance(failure, Exception) and len(objects) < len(rows):
+                    _raise_unreadable(mapper, rows[len(objects)], failure)  # (rows before it were read)
+                raise
         return objects
 
     def _build_objects(self, mapper, rows, objects, created):
