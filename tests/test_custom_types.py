@@ -5,6 +5,8 @@ by a fresh session, on a second connection for a file), or refused with a uow er
 """
 
 import dataclasses
+import datetime
+import decimal
 import enum
 import sqlite3
 import uuid
@@ -215,6 +217,40 @@ def test_a_row_its_types_cannot_read_fails_the_whole_load_naming_attribute_and_r
         assert "nothing was loaded" in str(caught.value)
         assert dict(session.identity_map) == {}
     assert session.get(Thing, first).at == Point(1, 2)  # the readable row still loads on its own
+    db.conn.execute("DELETE FROM things WHERE id = ?", (str(ID),))
+    held = session.get(Thing, first)
+    db.conn.execute(f"UPDATE things SET {column} = ? WHERE id = ?", (stored, str(first)))
+    for read in (lambda: session.refresh(held), lambda: (session.expire(held), getattr(held, column))):
+        with pytest.raises(errors.ColumnValueError, match=message) as caught:
+            read()
+        assert f"Thing.{column} of the row Thing(id=" in str(caught.value) and str(first) in str(caught.value)
+        if "at" in held.__dict__:  # after refresh(): as it was, not half refreshed
+            assert held.__dict__["at"] == Point(1, 2) and held.__dict__["color"] is Color.RED
+
+
+@pytest.mark.parametrize("annotation, stored", [
+    (decimal.Decimal, "abc"), (datetime.date, "2020-13-45"), (datetime.datetime, "nope"), (uuid.UUID, "xyz"),
+    (dict, "{bad"), (list, "[1,"),
+])
+def test_a_stored_text_a_built_in_type_cannot_read_is_a_clear_error_in_every_read(where, annotation, stored):
+    """Decimal('abc') raised decimal.InvalidOperation, date.fromisoformat a ValueError, json a
+    JSONDecodeError, raw, from every load of a row another program wrote."""
+    cls = type(f"Holds{annotation.__name__.capitalize()}", (Base,), {
+        "__annotations__": {"id": int, "value": annotation | None}, "id": Column(primary_key=True),
+        "value": None}, table=f"unreadable_{annotation.__name__.lower()}")
+    conn = uow.connect(where)
+    try:
+        uow.create_all(conn, [cls])
+        conn.execute(f"INSERT INTO {cls.__mapper__.table} (id, value) VALUES (1, NULL)")
+        session = uow.Session(conn)
+        held = session.get(cls, 1)
+        conn.execute(f"UPDATE {cls.__mapper__.table} SET value = ?", (stored,))
+        for read in (lambda: session.select(cls).all(), lambda: session.refresh(held),
+                     lambda: (session.expire(held), held.value)):
+            with pytest.raises(errors.ColumnValueError, match=rf"{cls.__name__}.value of the row {cls.__name__}\(id=1\)"):
+                read()
+    finally:
+        conn.close()
 
 
 def test_an_unchanged_custom_value_assigned_again_writes_nothing(db):

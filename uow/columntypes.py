@@ -337,6 +337,19 @@ def to_db(column_type, value):
     return convert(value) if convert is not None and value is not None else value
 
 
+def read_back(column, value, row):
+    """:func:`from_db` for ``column`` of the row ``row`` names (``User(id=3)``): a stored value its
+    type cannot read (a row another program wrote, an enum member since removed) is a
+    ColumnValueError naming the attribute and the row, not the conversion's own error."""
+    try:
+        return from_db(column.type, value)
+    except Exception as error:
+        raise ColumnValueError(
+            f"{column.qualified_name} of the row {row} cannot be read: {error}; nothing was loaded "
+            f"(fix the row, or the type, and read it again)"
+        ) from error
+
+
 def from_db(column_type, value):
     """A value read from SQLite back as the Python value of a column of ``column_type``."""
     if value is None:

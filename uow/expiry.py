@@ -12,7 +12,7 @@ already holds instead of making objects from rows; it asks the Loader for the ro
 Both kinds record the object in the undo log first, so a rollback puts back what was forgotten.
 """
 
-from .columntypes import from_db
+from .columntypes import read_back
 from .errors import ObjectDeletedError, UnknownFieldError
 from .identifiers import quote
 from .sentinels import NOT_LOADED
@@ -44,11 +44,13 @@ class Expiry:
         rows = self.loader.select_by_key(mapper, mapper.key_params(state.key), select)
         if not rows:
             raise ObjectDeletedError(f"refresh(): the row of {state.describe()} is no longer in the database")
+        # Every value is read before any is applied: a stored value its type cannot read leaves the
+        # object as it was, not half refreshed.
+        read = [read_back(column, raw, state.describe()) for column, raw in zip(columns, rows[0])]
         session.undo.record(state)
         values = obj.__dict__
         snapshot = list(state.committed)
-        for column, raw in zip(columns, rows[0]):
-            value = from_db(column.type, raw)
+        for column, value in zip(columns, read):
             values[column.name] = value
             snapshot[column.index] = mapper.snapshot_value(column, value)
         state.committed = tuple(snapshot)

@@ -18,9 +18,9 @@ this part: see ``features.eager``.
 import sqlite3
 from typing import Any
 
+from .columntypes import read_back
 from .valuechecks import bound_refusal
 from .errors import (
-    ColumnValueError,
     DatabaseLockedError,
     IdentityError,
     MappingError,
@@ -62,20 +62,12 @@ def _null_key_error(mapper, row):
 
 
 def _raise_unreadable(mapper, row, failure):
-    """Name the attribute and the row whose stored value its type could not read back (an enum
-    member since renamed, a value a CustomType's from_stored refuses), if that is what ``failure``
-    was; the conversions are run again on the raw row to find it (only when a load failed)."""
-    for index, convert in mapper.load_converters:
-        if row[index] is None:
-            continue
-        try:
-            convert(row[index])
-        except Exception as error:
-            shown = ", ".join(f"{name}={row[column.index]!r}" for name, column in zip(mapper.pk_names, mapper.primary_key))
-            raise ColumnValueError(
-                f"{mapper.columns[index].qualified_name} of the row {mapper.cls.__name__}({shown}) in table "
-                f"{mapper.table} cannot be read: {error}; nothing was loaded"
-            ) from failure
+    """If ``failure`` came from a stored value its type could not read back (an enum member since
+    renamed, a value a CustomType's from_stored refuses), raise the error naming the attribute and
+    the row; the conversions are run again on the raw row to find it (only when a load failed)."""
+    row_shown = mapper.describe({name: row[column.index] for name, column in zip(mapper.pk_names, mapper.primary_key)})
+    for index, _ in mapper.load_converters:
+        read_back(mapper.columns[index], row[index], row_shown)
 
 
 class Loader:
@@ -246,7 +238,7 @@ class Loader:
                     raise _null_key_error(mapper, failure.row) from None
                 if isinstance(failure, Exception) and len(objects) < len(rows):
                     _raise_unreadable(mapper, rows[len(objects)], failure)  # (rows before it were read)
-                raise
+                raise  # (not a stored value's conversion after all)
         return objects
 
     def _build_objects(self, mapper, rows, objects, created):
@@ -342,9 +334,13 @@ class Loader:
         if not rows:
             return None
         row = list(rows[0])
-        for index, convert in mapper.load_converters:
-            if row[index] is not None:
-                row[index] = convert(row[index])
+        try:
+            for index, convert in mapper.load_converters:
+                if row[index] is not None:
+                    row[index] = convert(row[index])
+        except Exception as failure:
+            _raise_unreadable(mapper, rows[0], failure)
+            raise  # (not a stored value's conversion after all)
         return tuple(row)
 
     def load_reference(self, state, reference, key_values):
