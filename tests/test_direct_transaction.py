@@ -193,3 +193,33 @@ def test_ending_it_yourself_inside_the_block_is_final(conn):
         with pytest.raises(errors.TransactionError, match="already ended"):
             tx.rollback()
     assert names(conn) == [] and not conn.in_transaction
+
+
+@pytest.mark.parametrize("ending", ["commit", "rollback"])
+def test_ending_it_yourself_inside_a_savepoints_block_ends_the_savepoint_with_it(file_conn, other, ending):
+    """The savepoint's block then sent RELEASE of a savepoint that was gone: sqlite3's raw 'no such
+    savepoint'.  As a Scope ended inside its block, the transaction (and the savepoint with it) is
+    left as its own commit() or rollback() left it."""
+    with uow.capture_sql() as statements:
+        with uow.transaction(file_conn) as tx:
+            with tx.savepoint("work"):
+                file_conn.execute(INSERT, (1, "ann"))
+                getattr(tx, ending)()
+    assert sql_of(statements)[-1] == ending.upper() and 'RELEASE "work"' not in sql_of(statements)
+    assert names(other) == (["ann"] if ending == "commit" else []) and not file_conn.in_transaction
+
+
+@pytest.mark.parametrize("behind_its_back", ["COMMIT", "ROLLBACK", 'RELEASE "work"', 'ROLLBACK TO "outer"'])
+def test_a_savepoint_ended_inside_its_block_by_raw_sql_is_a_transaction_error(file_conn, other, behind_its_back):
+    """Each raised sqlite3's raw OperationalError ('no such savepoint') from the block's RELEASE."""
+    with pytest.raises(errors.TransactionError, match="savepoint\\('work'\\): the") as caught:
+        with uow.transaction(file_conn) as tx:
+            with tx.savepoint("outer"):
+                file_conn.execute(INSERT, (1, "ann"))
+                with tx.savepoint("work"):
+                    file_conn.execute(INSERT, (2, "bob"))
+                    file_conn.execute(behind_its_back)
+    said = str(caught.value)
+    assert ("transaction ended inside" in said) == (behind_its_back in ("COMMIT", "ROLLBACK")), said
+    assert not file_conn.in_transaction  # the outer block rolled back what was left, or nothing was left
+    assert names(other) == (["ann", "bob"] if behind_its_back == "COMMIT" else [])

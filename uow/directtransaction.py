@@ -59,6 +59,10 @@ def transaction(connection: sqlite3.Connection, mode: str | None = None, *, read
     return DirectTransaction(executor, mode, query_only_before)
 
 
+class _EndedInside(Exception):
+    """Internal: the transaction was ended by its own commit() or rollback() inside a savepoint's block."""
+
+
 class DirectTransaction(Scope):
     """A transaction begun with :func:`transaction`; it ends once (see ``transactionscopes.Scope``)."""
 
@@ -105,6 +109,25 @@ class DirectTransaction(Scope):
         try:
             with Savepoint(self.executor, name) as savepoint:
                 yield savepoint
+                if not self.is_active:
+                    # tx.commit() or tx.rollback() inside the block ended the savepoint with the
+                    # transaction: the block's end has nothing left to release (see Scope's rule).
+                    raise _EndedInside
+                if not self.executor.in_transaction:
+                    self._end()
+                    raise TransactionError(
+                        f"savepoint({name!r}): the transaction ended inside the savepoint's block, without uow: "
+                        f"COMMIT or ROLLBACK was sent on the connection directly, or SQLite rolled it back after "
+                        f"an error; nothing was released, and what the block wrote is as that left it")
+        except _EndedInside:
+            pass  # (the savepoint's own exit saw no transaction, so it sent nothing)
+        except sqlite3.OperationalError as error:
+            if not str(error).startswith("no such savepoint"):
+                raise
+            raise TransactionError(
+                f"savepoint({name!r}): the savepoint was no longer open when its block ended: it was released "
+                f"or rolled back past by SQL sent on the connection directly; the transaction is still open"
+            ) from error
         finally:
             self._open_savepoints.pop()
 
