@@ -294,3 +294,34 @@ def test_an_insert_cancelled_by_a_delete_and_taken_back(session):
     assert [str(reason) for reason in why.reasons] == [
         "taken back: add() of User(id=1) took back its delete, which had cancelled this insert"]
     assert [statement.step for statement in why.statements] == ["INSERT orders (user_id, total) reading back (id): 1 row"]
+
+
+def test_an_object_created_by_merge_names_the_merge_and_its_source(session, db):
+    mia = User(id=50, name="mia")  # no row has id 50: merge() makes a new pending copy
+    copy = session.merge(mia)
+    why = session.explain(copy)
+    assert copy is not mia and why.state is uow.ObjectState.PENDING
+    assert [str(reason) for reason in why.reasons] == [
+        "merge: merge() made this new object as the copy of User(id=50) (in no session), whose key no row has"]
+    assert [statement.step for statement in why.statements] == ["INSERT users (id, name, email): 1 row"]
+    # Along the merge cascade, each copy names its own source and the relationship that reached it.
+    order = Order(total=3)
+    order.user = User(name="noa")
+    order_copy = session.merge(order)
+    assert [str(reason) for reason in session.explain(order_copy).reasons] == [
+        "merge: merge() made this new object as the copy of Order(id=None) (in no session), which has no key"]
+    assert [str(reason) for reason in session.explain(order_copy.user).reasons] == [
+        "merge: merge() made this new object as the copy of User(id=None) (in no session), which has no key, "
+        "reached by Order.user's merge cascade"]
+    session.commit()
+    assert db.committed("SELECT name FROM users WHERE id = 50 OR name = 'noa' ORDER BY id") == [("mia",), ("noa",)]
+    assert session.explain(copy).reasons[0].kind == "not in the flush"  # the cause left with the flush
+
+
+def test_merge_of_an_object_that_an_add_would_take_is_still_explained_as_added(session):
+    ann = User(name="ann2")
+    session.add(ann)
+    assert kinds(session.explain(ann)) == ["added"]
+    with pytest.warns(uow.UowWarning):
+        assert session.merge(ann) is ann  # already pending: returned as it is, nothing created
+    assert kinds(session.explain(ann)) == ["added"]

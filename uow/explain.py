@@ -7,8 +7,9 @@ answer here is read from what the session already records, nothing is guessed:
 
 * the object's lifecycle state (``states``);
 * for a pending or marked object, the cascade that brought it in, if any, with its source object
-  and relationship (``Registers.causes``, recorded by ``lifecycle`` and ``cascades``); no cause
-  means the user's own ``add()`` or ``delete()``;
+  and relationship (``Registers.causes``, recorded by ``lifecycle`` and ``cascades``), or the
+  ``merge()`` that made it as a copy (recorded by ``features.merging``); no cause means the
+  user's own ``add()`` or ``delete()``;
 * for a child whose reference a parent's ``delete()`` cleared, that parent (what the delete
   did, kept in the *marked* register so that ``add()`` can take it back);
 * for a persistent object, the fields that differ from the snapshot, old -> new (``tracking``);
@@ -38,7 +39,7 @@ from .errors import UowError
 from .planner import Constraint, FlushPlan
 from .planner.records import ColumnChange, RowAction, constraints_of
 from .collection import Collection
-from .registers import DELETE, DELETE_ORPHAN, SAVE_UPDATE, TAKEN_BACK, Registers
+from .registers import DELETE, DELETE_ORPHAN, MERGE, SAVE_UPDATE, TAKEN_BACK, Registers
 from .sentinels import MISSING, NOT_LOADED
 from .states import DELETED, DETACHED, PENDING, PERSISTENT, STATE_ATTRIBUTE, TRANSIENT, ObjectState
 from .tracking import ChangeTracker, changed_fields, original_value
@@ -59,7 +60,8 @@ class Reason:
 
     ``kind`` is one of: ``"added"`` (the user's add()), ``"deleted"`` (the user's delete()),
     ``"save-update"``, ``"delete"``, ``"delete-orphan"`` (a cascade), ``"taken back"`` (a delete
-    taken back restored a cancelled insert), ``"changed"`` (fields differ from the snapshot),
+    taken back restored a cancelled insert), ``"merge"`` (merge() made it as the copy of an object
+    from outside the session, whose key no row has), ``"changed"`` (fields differ from the snapshot),
     ``"reference cleared"`` (a parent's delete set this child's reference to NULL),
     ``"mark_dirty"``, ``"row switch"``, ``"not in the flush"``.
     """
@@ -208,6 +210,8 @@ def _reasons(state: Any, registers: Registers, tracker: ChangeTracker) -> list[R
 
 def _cause_reason(cascade: str, source: Any, relationship: Any) -> Reason:
     """A recorded cause (``Registers.causes``) as a sentence naming the source and the relationship."""
+    if cascade == MERGE:
+        return _merge_reason(source, relationship)
     source_label = source.describe()
     if cascade == TAKEN_BACK:
         return Reason(cascade, f"add() of {source_label} took back its delete, which had cancelled this insert")
@@ -220,6 +224,22 @@ def _cause_reason(cascade: str, source: Any, relationship: Any) -> Reason:
         return Reason(cascade, f"{source_label} is marked for deletion, and {owner} cascades delete to it")
     assert cascade == DELETE_ORPHAN
     return Reason(cascade, f"it was removed from {source_label}.{relationship.name}, and {owner} cascades delete-orphan")
+
+
+def _merge_reason(source: Any, relationship: Any) -> Reason:
+    """merge() made this object as the copy of ``source``, an object from outside the session (reached
+    along ``relationship``'s merge cascade, or merged by the user when None)."""
+    state = source.__dict__.get(STATE_ATTRIBUTE)
+    mapper = type(source).__mapper__
+    label = state.describe() if state is not None and state.key is not None else mapper.describe(source.__dict__)
+    where = "in no session" if state is None or state.session is None else "of another session"
+    keyed = state is not None and state.key is not None or \
+        all(source.__dict__.get(name) is not None for name in mapper.pk_names)
+    text = (f"merge() made this new object as the copy of {label} ({where}), "
+            f"{'whose key no row has' if keyed else 'which has no key'}")
+    if relationship is not None:
+        text += f", reached by {relationship.entity.__name__}.{relationship.name}'s merge cascade"
+    return Reason(MERGE, text)
 
 
 def _place(state: Any, plan: FlushPlan, reasons: list[Reason]

@@ -18,7 +18,7 @@ one object instead of reaching into the session:
 * ``sequence`` -- numbers that order objects by when they entered the session (a flush's
   tie-break);
 * ``causes`` -- for a pending or marked object that a cascade (not the user's own add() or
-  delete()) brought into the unit of work, which one and from which object: what
+  delete()) or a merge() brought into the unit of work, which one and from which object: what
   ``session.explain()`` (``explain``) answers "why is this row in the flush?" with.
 
 The few moves every part makes on them live here once: :meth:`Registers.make_persistent` (the one
@@ -41,6 +41,8 @@ SAVE_UPDATE = "save-update"      # a save-update relationship of the source hold
 DELETE = "delete"                # the source was deleted, and this object is its child
 DELETE_ORPHAN = "delete-orphan"  # it was removed from the source's collection
 TAKEN_BACK = "taken back"        # the source's delete had cancelled its insert; add() took that back
+MERGE = "merge"                  # merge() found no row for the source (an object from outside the
+                                 # session, kept as the source) and made this object as its copy
 
 class Registers:
     """The registers of one session (see the module docstring).
@@ -58,7 +60,9 @@ class Registers:
         self.deleted_rows = {}      # {state: None}: DELETE flushed, not yet committed
         self.sequence = itertools.count(1)  # next(sequence): when an object entered the session
         # {state: (cascade, source state, relationship)} for a pending or marked object a cascade
-        # brought in (see CAUSES); an object the user added or deleted itself has no entry, so
+        # brought in (see CAUSES; for MERGE the source is the object merged, from outside the
+        # session, and the relationship the merge cascade that reached it, or None for the
+        # user's own merge()); an object the user added or deleted itself has no entry, so
         # add_all() of plain objects pays nothing for it.  Kept only while the object is pending
         # or marked: unindex() and a flush's clear() drop it.
         self.causes = {}

@@ -26,6 +26,7 @@ from ..executor import lock_hint
 from ..errors import ColumnValueError, FlushError, InvalidStateError, StaleDataError, warn
 from ..identifiers import quote
 from ..mapper import mapper_of_object
+from ..registers import MERGE
 from ..sentinels import MISSING, NOT_LOADED
 from ..collection import RelatedList
 from ..states import DELETED, DETACHED, PENDING, STATE_ATTRIBUTE, TRANSIENT, InstanceState
@@ -103,12 +104,13 @@ class Merger:
                  f"already added")
         return self._merge(obj, load, {})
 
-    def _merge(self, obj, load, merged):
-        """merge() of one object, then its merge cascade; ``merged`` maps id(source) to its result."""
+    def _merge(self, obj, load, merged, via=None):
+        """merge() of one object, then its merge cascade; ``merged`` maps id(source) to its result;
+        ``via`` is the relationship whose merge cascade reached ``obj`` (None: the user's merge())."""
         found = merged.get(id(obj))
         if found is not None:
             return found
-        target = self._merge_one(obj, load)
+        target = self._merge_one(obj, load, via)
         merged[id(obj)] = target
         if target is not obj:
             self._cascade(obj, target, load, merged)
@@ -121,12 +123,13 @@ class Merger:
         for reference in mapper.references:
             if "merge" in reference.cascade and reference.name in values:
                 related = values[reference.name]
-                setattr(target, reference.name, None if related is None else self._merge(related, load, merged))
+                setattr(target, reference.name,
+                        None if related is None else self._merge(related, load, merged, reference))
         for collection in mapper.collections:
             held = values.get(collection.name)
             if held is None or "merge" not in collection.cascade:
                 continue
-            items = [self._merge(item, load, merged) for item in list(held)]
+            items = [self._merge(item, load, merged, collection) for item in list(held)]
             if not load and collection.name not in target.__dict__:
                 # load=False trusts the values as the rows' state, with no SQL: the list is taken as
                 # what the database holds, as the columns are (assigning it would load the old one).
@@ -134,7 +137,7 @@ class Merger:
             else:
                 setattr(target, collection.name, items)
 
-    def _merge_one(self, obj, load):
+    def _merge_one(self, obj, load, via):
         """The merge of ``obj``'s columns (no cascade): the session's object for its row."""
         session = self.session
         mapper = mapper_of_object(obj, "merge")
@@ -157,7 +160,9 @@ class Merger:
             target.__dict__.update(
                 (name, source[name]) for name in mapper.column_names if name in source
             )
-            session.add(target)
+            # add(), recording what made it (for explain(): not the user's add() of this object)
+            session.lifecycle.refuse_to_add(target, "merge")
+            session.lifecycle.bring_in(target, (MERGE, obj, via))
             return target
         version = mapper.version_column
         if version is not None and source.get(version.name) is not None:
