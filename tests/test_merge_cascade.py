@@ -172,3 +172,44 @@ def test_merge_of_an_object_already_pending_here_warns_and_returns_it(db):
         assert session.merge(persistent) is persistent  # persistent here: nothing to warn of
     session.close()
     conn.close()
+
+
+def test_merging_a_new_child_first_reaches_its_new_parent_without_a_flush_in_between(db):
+    """merge(book) of a new book whose new shelf holds it: the cascade merged the book (pending,
+    shelf_id=3 copied), then looked the shelf up with get(), whose autoflush wrote the book before
+    its shelf existed -- a FOREIGN KEY FlushError part way, the session left needing rollback().
+    merge() autoflushes once, before anything is merged, as SQLAlchemy's does."""
+    connect, keeper = db
+    conn = connect()
+    session = uow.Session(conn)
+    shelf = Shelf(id=3, name="new")
+    book = Book(id=7, title="fresh")
+    shelf.books.append(book)
+    book.shelf = shelf
+    merged = session.merge(book)
+    assert merged.shelf.name == "new" and merged.shelf.books == [merged]
+    session.commit()
+    assert read(keeper, "SELECT id, title, shelf_id FROM surface_books WHERE id = 7") == [(7, "fresh", 3)]
+    assert read(keeper, "SELECT name FROM surface_shelves WHERE id = 3") == [("new",)]
+    session.close()
+    conn.close()
+
+
+@pytest.mark.parametrize("load", [True, False])
+def test_merging_onto_an_object_marked_for_deletion_is_refused_before_anything_changes(db, load):
+    """With autoflush off, merge() copied the values onto the session's object for the row although
+    it was marked for deletion: the next flush deleted it, and the merged values with it, silently."""
+    connect, keeper = db
+    source = detached_top(connect)
+    if load:
+        source.name = "renamed"  # (load=False takes only clean objects: their values are the row's)
+    conn = connect()
+    session = uow.Session(conn, autoflush=False)
+    doomed = session.get(Shelf, 1)
+    session.delete(doomed)
+    with uow.capture_sql() as statements, pytest.raises(uow.errors.InvalidStateError, match="marked for deletion"):
+        session.merge(source, load=load)
+    assert [s.sql for s in statements] == [] and doomed.name == "top" and session.deleted == {doomed}
+    session.rollback()
+    session.close()
+    conn.close()
