@@ -93,16 +93,16 @@ def test_wb_each_level_of_the_stack_owns_its_undo_scope(file_session, other):
     ann = User(name="ann")
     session.add(ann)
     root = session.transaction.levels[0]
-    assert ann.__dict__[uow.STATE_ATTRIBUTE].undo_scope is root.undo
+    assert ann.__dict__[uow.STATE_ATTRIBUTE] in root.undo.mementos
     outer = session.begin_nested()
     inner = session.begin_nested()
     assert session.transaction.levels == [root, outer, inner]
     ann.name = "changed in the inner savepoint"
     state = ann.__dict__[uow.STATE_ATTRIBUTE]
-    assert state.undo_scope is inner.undo and state in inner.undo.mementos
+    assert state in inner.undo.mementos and state not in outer.undo.mementos
     inner.commit()  # its undo scope joins the enclosing level's
     assert session.transaction.levels == [root, outer]
-    assert state.undo_scope is outer.undo and state in outer.undo.mementos
+    assert state in outer.undo.mementos
     outer.rollback()  # the database and the object go back to where the outer savepoint began
     assert session.transaction.levels == [root]
     assert ann.name == "ann"

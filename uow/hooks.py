@@ -74,7 +74,7 @@ class EntityHooks(SessionHooks):
             return
         if _get_ident() != self.guard.owner_thread:
             self.guard.check("set attribute")
-        if state.undo_scope is not self.levels[-1].undo:
+        if state not in self.levels[-1].undo.mementos:
             self.undo.record(state)  # the object's first touch in this undo scope
         values = state.obj.__dict__
         values[name] = value

@@ -47,7 +47,10 @@ _epochs = itertools.count(1)
 
 class UndoScope:
     """The undo scope of one level of the transaction stack: ``{state: Memento}`` recorded at first
-    touch, and ``start``, the epoch the level began in (0 for level 0: since the last commit)."""
+    touch, and ``start``, the epoch the level began in (0 for level 0: since the last commit).
+
+    Whether an object was recorded in a scope is ``state in mementos``, asked before each record
+    (the object keeps no pointer to its scope: that slot cost every loaded object 8 bytes)."""
 
     __slots__ = ("mementos", "start")
 
@@ -62,7 +65,6 @@ class UndoScope:
         for state, memento in child.mementos.items():
             if state not in mementos:
                 mementos[state] = memento
-            state.undo_scope = self
 
 
 class UndoLog:
@@ -98,41 +100,36 @@ class UndoLog:
         for deletion, so that its snapshot holds exactly its column values.  Any other object
         takes the general path, ``mementos.memento_of``.
         """
-        scope = self.levels[-1].undo
-        if state.undo_scope is not scope:
+        mementos = self.levels[-1].undo.mementos
+        if state not in mementos:
             if state.status is PERSISTENT and state.session is self.session and state.committed is not None \
                     and not state.mapper.references and state not in self.candidates \
                     and state not in self.marked:
-                scope.mementos[state] = (state.key, state.committed, state.sequence)
+                mementos[state] = (state.key, state.committed, state.sequence)
             else:
-                scope.mementos[state] = memento_of(state, self.session, self.candidates, self.marked)
-            state.undo_scope = scope
+                mementos[state] = memento_of(state, self.session, self.candidates, self.marked)
 
     def record_all(self, states):
         """:meth:`record` each of ``states``, in one call (a flush applies a batch of thousands)."""
-        scope = self.levels[-1].undo
-        mementos = scope.mementos
+        mementos = self.levels[-1].undo.mementos
         session, candidates, marked = self.session, self.candidates, self.marked
         for state in states:
-            if state.undo_scope is not scope:
+            if state not in mementos:
                 mementos[state] = memento_of(state, session, candidates, marked)
-                state.undo_scope = scope
 
     def record_memento(self, state, memento):
         """record() with a memento the caller built itself (add() builds a transient object's from
         its values alone, more cheaply than ``mementos.memento_of``)."""
-        scope = self.levels[-1].undo
-        if state.undo_scope is not scope:
-            scope.mementos[state] = memento
-            state.undo_scope = scope
+        mementos = self.levels[-1].undo.mementos
+        if state not in mementos:
+            mementos[state] = memento
 
     def record_transient(self, state, values):
         """record() of an object in no session (add() of a new object), whose memento is just a
         copy of its values: kept as the dict itself, a compact memento (see ``mementos.expanded``)."""
-        scope = self.levels[-1].undo
-        if state.undo_scope is not scope:
-            scope.mementos[state] = values
-            state.undo_scope = scope
+        mementos = self.levels[-1].undo.mementos
+        if state not in mementos:
+            mementos[state] = values
 
     # -- epochs ----------------------------------------------------------------------------
 
@@ -181,8 +178,7 @@ class UndoLog:
 
     def forget(self, levels):
         """The transaction committed: nothing in ``levels`` (the stack as it was) can be rolled back to."""
-        # Objects still point at the old scopes through ``undo_scope``; emptying them lets the
-        # mementos go now rather than when the last of those objects does.
+        # (Emptying the old scopes lets the mementos go now, whoever still holds a scope.)
         for level in levels:
             level.undo.mementos.clear()
         self._start_afresh()
@@ -207,13 +203,6 @@ class UndoLog:
         first_write = next((epoch for epoch in self.writes if epoch >= scope.start), None)
         # Writes made in this level are undone: they no longer count for the enclosing levels.
         self.writes = [epoch for epoch in self.writes if epoch < scope.start]
-        # An object is remembered as recorded in the innermost level left that holds its memento:
-        # an older memento must never be overwritten (an object added before two savepoints and
-        # touched only in the inner one took the inner memento as its state at the transaction's
-        # start, so a rollback kept it persistent with no row).
-        for state in scope.mementos:
-            state.undo_scope = next((level.undo for level in reversed(self.levels)
-                                     if state in level.undo.mementos), None)
         self._restore(scope.mementos, first_write)
 
     # -- putting objects back --------------------------------------------------------------

@@ -19,6 +19,7 @@ quietly wrong flush.
 """
 
 import enum
+import weakref
 
 from .errors import InvalidStateError
 
@@ -61,6 +62,13 @@ ALLOWED_MOVES = {
 }
 
 
+# The objects whose row is known gone (see InstanceState.row_deleted), {id(obj): weak reference}:
+# few objects ever have that fact, so it is kept here rather than in a slot every loaded object
+# pays for.  Keyed by id, not by the object, so that an entity whose class defines __eq__ (and
+# so is unhashable) works too; an entry leaves when its object is freed.
+_rows_deleted: dict[int, weakref.ref] = {}
+
+
 class InstanceState:
     """What the session knows about one object, stored in its instance dict under ``STATE_ATTRIBUTE``.
 
@@ -68,16 +76,19 @@ class InstanceState:
     had when it was loaded or last flushed (``NOT_LOADED`` for an expired column).  "Dirty" is
     derived from it, never stored.  ``sequence`` is the order in which the object entered the
     session; flushes use it to break ties, so the same operations give the same statements.
-    ``undo_scope`` is the undo-log scope that last recorded the object, so that recording it again
-    in the same scope costs one identity check (see ``rollback``).  ``row_deleted`` marks a DETACHED
-    object that left its session DELETED (committed, or expunged after the flush): its row is
-    gone, so it cannot be attached again (see ``Session.add``).  ``loaded_epoch`` is the undo-log
+    ``key`` is the key the identity map files the object under (``Mapper.key_for``: ``3``, or
+    ``(1, 'x')`` for a composite key), None until it has a row.  ``loaded_epoch`` is the undo-log
     epoch in which the object was loaded from a row (-1 for an object that was added): a rollback
-    expires the objects loaded since its scope began.
+    expires the objects loaded since its scope began.  ``row_deleted`` marks a DETACHED object
+    that left its session DELETED (committed, or expunged after the flush): its row is gone, so
+    it cannot be attached again (see ``Session.add``).
+
+    Every loaded object has one of these, so it holds only what most objects need: the slots
+    are 8 bytes each per object.  A fact few objects have (``row_deleted``) is kept beside the
+    records, and whether the undo log recorded an object is asked of the log (``rollback``).
     """
 
-    __slots__ = ("obj", "mapper", "status", "session", "key", "committed", "sequence", "undo_scope",
-                 "loaded_epoch", "row_deleted")
+    __slots__ = ("obj", "mapper", "status", "session", "key", "committed", "sequence", "loaded_epoch")
 
     def __init__(self, obj, mapper, status, session, key=None, committed=None, sequence=0, loaded_epoch=-1):
         self.obj = obj
@@ -87,9 +98,21 @@ class InstanceState:
         self.key = key
         self.committed = committed
         self.sequence = sequence
-        self.undo_scope = None
         self.loaded_epoch = loaded_epoch
-        self.row_deleted = False
+
+    @property
+    def row_deleted(self):
+        """True for an object whose row a committed delete removed (see the class docstring)."""
+        held = _rows_deleted.get(id(self.obj))
+        return held is not None and held() is self.obj
+
+    @row_deleted.setter
+    def row_deleted(self, gone):
+        key = id(self.obj)
+        if gone:
+            _rows_deleted[key] = weakref.ref(self.obj, lambda _, key=key: _rows_deleted.pop(key, None))
+        elif key in _rows_deleted:
+            del _rows_deleted[key]
 
     def move(self, new_status, operation):
         """Change state, refusing any move the lifecycle table does not allow."""
