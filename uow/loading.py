@@ -249,7 +249,10 @@ class Loader:
         single_key = pk_indexes[0] if len(pk_indexes) == 1 else None
         session = self.session
         identity = session.identity.of(cls)  # this class's {key: object}
-        sequence = self.registers.sequence
+        # The rows of one load enter the session together: they share one sequence number (an
+        # int apiece cost each loaded object 28 bytes); among them the key decides (see
+        # states.in_entry_order).  Drawn at the first new object: rows already held take none.
+        sequence = None
         watch = session.tracker.watch
         new = object.__new__
         epoch = session.undo.loading_epoch()
@@ -280,6 +283,8 @@ class Loader:
             if obj is None:
                 if not complete:
                     raise _NullKey(row)  # (checked here: a held object's key never holds None)
+                if sequence is None:
+                    sequence = next(self.registers.sequence)
                 obj = new(cls)
                 values = obj.__dict__
                 values.update(zip(names, row))
@@ -290,7 +295,7 @@ class Loader:
                 # its move check and IdentityMap.add's second lookup) made loading 100,000 rows 14%
                 # slower (bench/compare.py).  The lookup above is the identity map's guard (the key
                 # was free).
-                state = InstanceState(obj, mapper, PERSISTENT, session, key, snapshot, next(sequence), epoch)
+                state = InstanceState(obj, mapper, PERSISTENT, session, key, snapshot, sequence, epoch)
                 values[STATE_ATTRIBUTE] = state
                 identity[key] = obj
                 if json_indexes:

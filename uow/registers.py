@@ -16,7 +16,7 @@ one object instead of reaching into the session:
   snapshot", so it is derived there, not kept here;
 * ``identity`` -- the identity map (``identity``), one object per row;
 * ``sequence`` -- numbers that order objects by when they entered the session (a flush's
-  tie-break);
+  tie-break; the objects of one load share one);
 * ``causes`` -- for a pending or marked object that a cascade (not the user's own add() or
   delete()) or a merge() brought into the unit of work, which one and from which object: what
   ``session.explain()`` (``explain``) answers "why is this row in the flush?" with.

@@ -37,7 +37,7 @@ import itertools
 from .errors import StaleDataError
 from .mementos import Memento, expanded, memento_of
 from .sentinels import NOT_LOADED
-from .states import DELETED, DETACHED, PENDING, PERSISTENT, STATE_ATTRIBUTE
+from .states import DELETED, DETACHED, PENDING, PERSISTENT, STATE_ATTRIBUTE, in_entry_order
 
 # Epochs come from one counter shared by every session: an object can be loaded by one session
 # and attached to another, and its load epoch must still compare correctly with the scopes of
@@ -380,6 +380,6 @@ def _expire(state):
 
 def _sort_by_sequence(table):
     """Reorder ``{state: ...}`` in place by the order the objects entered the session."""
-    items = sorted(table.items(), key=lambda item: item[0].sequence)
+    items = [(state, table[state]) for state in in_entry_order(table)]
     table.clear()
     table.update(items)

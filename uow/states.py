@@ -19,6 +19,8 @@ quietly wrong flush.
 """
 
 import enum
+import functools
+import operator
 import weakref
 
 from .errors import InvalidStateError
@@ -69,13 +71,20 @@ ALLOWED_MOVES = {
 _rows_deleted: dict[int, weakref.ref] = {}
 
 
+def _forget_freed(key, _reference):
+    """The object whose id is ``key`` was freed: its id may be given to another object now."""
+    _rows_deleted.pop(key, None)
+
+
 class InstanceState:
     """What the session knows about one object, stored in its instance dict under ``STATE_ATTRIBUTE``.
 
     ``committed`` is the snapshot: a tuple with one entry per column, holding the value the row
     had when it was loaded or last flushed (``NOT_LOADED`` for an expired column).  "Dirty" is
     derived from it, never stored.  ``sequence`` is the order in which the object entered the
-    session; flushes use it to break ties, so the same operations give the same statements.
+    session; flushes use it to break ties, so the same operations give the same statements.  The
+    objects one load made entered together and share its number; among them the key decides
+    (:func:`in_entry_order`).
     ``key`` is the key the identity map files the object under (``Mapper.key_for``: ``3``, or
     ``(1, 'x')`` for a composite key), None until it has a row.  ``loaded_epoch`` is the undo-log
     epoch in which the object was loaded from a row (-1 for an object that was added): a rollback
@@ -110,7 +119,7 @@ class InstanceState:
     def row_deleted(self, gone):
         key = id(self.obj)
         if gone:
-            _rows_deleted[key] = weakref.ref(self.obj, lambda _, key=key: _rows_deleted.pop(key, None))
+            _rows_deleted[key] = weakref.ref(self.obj, functools.partial(_forget_freed, key))
         elif key in _rows_deleted:
             del _rows_deleted[key]
 
@@ -138,3 +147,20 @@ class InstanceState:
     def __repr__(self):
         return f"<state of {self.describe()}: {self.status.value}>"
 
+
+
+def in_entry_order(items, state_path=None):
+    """``items`` as a new list, in the order their objects entered the session: by sequence
+    number, and among the objects of one load, which share one, by key (SQLAlchemy, too, orders
+    the rows of one table it updates or deletes by key).  ``items`` are state records, or objects
+    whose attribute ``state_path`` holds one (``"state"`` for a row action).
+
+    Keys of mixed types do not compare (SQLite lets a BLOB key column hold an integer too): then
+    the objects of one load keep the order ``items`` gave them.  (The sort keys are
+    ``operator.attrgetter``s, read in C: a flush sorts every row it writes.)
+    """
+    prefix = "" if state_path is None else state_path + "."
+    try:
+        return sorted(items, key=operator.attrgetter(prefix + "sequence", prefix + "key"))
+    except TypeError:
+        return sorted(items, key=operator.attrgetter(prefix + "sequence"))

@@ -19,7 +19,7 @@ value assigned to it counts as a change (``NOT_LOADED`` equals nothing but itsel
 
 import operator
 
-from .states import STATE_ATTRIBUTE
+from .states import STATE_ATTRIBUTE, in_entry_order
 
 
 class ChangeTracker:
@@ -67,7 +67,7 @@ class ChangeTracker:
         if self.watched:
             states = dict(self.candidates)
             states.update(self.watched)
-        for state in states:
+        for state in in_entry_order(states):
             names = changed_fields(state)
             if state in self.forced:
                 # Every loaded column but the key and the version, and whatever changed (a key too).
@@ -78,7 +78,6 @@ class ChangeTracker:
                     and name in state.obj.__dict__))
             if names:
                 changes.append((state, names))
-        changes.sort(key=lambda pair: pair[0].sequence)
         return changes
 
 

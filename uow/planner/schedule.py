@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import CycleError
 from ..mapper import Mapper
-from ..states import InstanceState
+from ..states import InstanceState, in_entry_order
 from .records import (CLEAR_REFERENCE, DELETE, INSERT, POST_UPDATE, ROW_SWITCH, UPDATE, WRITE, Edge, RowAction, Step,
                       StepPurpose)
 from .topological import find_cycle, waves
@@ -86,7 +86,7 @@ def _group(wave: list[RowAction]) -> list[Step]:
 
     steps = []
     for (_, mapper), members in sorted(gatherings.items(), key=order):
-        members.sort(key=_by_sequence)
+        members = in_entry_order(members, "state")
         by_columns: dict[tuple[Any, ...], Step] = {}
         current: Step | None = None
         previous: RowAction | None = None
