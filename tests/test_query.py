@@ -260,6 +260,25 @@ def test_python_truth_tests_on_conditions_are_refused_with_the_fix():
         Person.name.in_("ann")
 
 
+@pytest.mark.parametrize("build, error, says", [
+    (lambda: Person.age + 1 > 5, errors.ConditionError, "no arithmetic on columns"),
+    (lambda: 1 + Person.age, errors.ConditionError, "Person.age: a query"),
+    (lambda: -Person.score, errors.ConditionError, "Person.score: a query"),
+    (lambda: Person.name.startswith("a"), errors.UnknownFieldError, "write Person.name.like('abc%')"),
+    (lambda: Person.name.ilike("a%"), errors.UnknownFieldError, "already ignores case"),
+    (lambda: Person.age.between(1, 9), errors.UnknownFieldError, "(Person.age >= low) & (Person.age <= high)"),
+    (lambda: Person.age.no_such_method, errors.UnknownFieldError, "Person.age.no_such_method"),
+])
+def test_what_other_orms_columns_do_is_refused_naming_the_attribute_and_what_to_write(build, error, says):
+    """Python's raw TypeError ('unsupported operand type(s) for +: ColumnAttribute and int') and
+    AttributeError ('ColumnAttribute' object has no attribute 'startswith') named neither the
+    attribute nor what uow writes instead."""
+    with pytest.raises(error) as caught:
+        build()
+    assert says in str(caught.value)
+    assert isinstance(caught.value, TypeError if error is errors.ConditionError else AttributeError)
+
+
 def test_a_query_has_no_truth_value(session):
     with pytest.raises(errors.ConditionError, match=r"use \.exists\(\)"):
         bool(session.select(Person))

@@ -24,7 +24,7 @@ import abc
 from collections.abc import Iterable
 from typing import Any
 
-from .errors import ConditionError
+from .errors import ConditionError, UnknownFieldError
 from .valuechecks import shown
 
 # The comparison operators, by the SQL each becomes.
@@ -214,6 +214,37 @@ class ColumnAttribute:
 
     def __repr__(self):
         return self.qualified_name
+
+    def __getattr__(self, name: str) -> Any:
+        # Only names no attribute has reach here: a method another ORM's columns have
+        # (User.name.startswith, .contains, .between...) is named with what uow writes instead,
+        # not a bare AttributeError about ColumnAttribute.
+        if name.startswith("__"):
+            raise AttributeError(name)
+        hint = _INSTEAD.get(name, "")
+        raise UnknownFieldError(
+            f"{self.qualified_name}.{name}: a class attribute in a query has no {name}(); conditions are written "
+            f"with ==, !=, <, <=, >, >=, in_(), not_in(), like(), is_() and is_not(), joined with &, | and ~"
+            + (f"; write {hint.format(self.qualified_name)}" if hint else ""))
+
+    def _arithmetic(self, *other: object) -> Condition:
+        raise ConditionError(
+            f"{self.qualified_name}: a query compares a column with a value or another column of its class, "
+            f"it does no arithmetic on columns (+, -, *, / ...); compute the value in Python instead "
+            f"({self.qualified_name} >= limit - 1), or compare in Python after loading")
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _arithmetic
+    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _arithmetic
+    __pow__ = __rpow__ = __neg__ = __pos__ = __abs__ = _arithmetic
+
+
+# What to write instead of another ORM's column methods (the attribute's name fills {}).
+_INSTEAD = {
+    "startswith": "{}.like('abc%')", "endswith": "{}.like('%abc')", "contains": "{}.like('%abc%')",
+    "ilike": "{}.like(...) (SQLite's LIKE already ignores case for ASCII letters)",
+    "between": "({0} >= low) & ({0} <= high)", "notin_": "{}.not_in([...])", "isnot": "{}.is_not(None)",
+    "notlike": "~{}.like(...)",
+}
 
 
 def _listed(attribute: ColumnAttribute, operation: str, values: Iterable[Any]) -> list[Any]:

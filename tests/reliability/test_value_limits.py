@@ -5,7 +5,7 @@ changed (NaN as NULL, a sub-second UTC offset as UTC, ``fold=1`` as ``fold=0``),
 sqlite3 with a raw ``DataError`` / ``UnicodeEncodeError`` / ``OverflowError`` after BEGIN, or is
 refused only after some state changed.  One channel checking a value proves nothing about the
 others: add+flush and the bulk writes refused an over-long text while ``get()``, ``filter()`` and
-``upsert()`` sent it.
+``upsert()`` sent it.  (``select().where()`` is a channel too: ``== v`` and ``in_([v])``.)
 
 Values: for each column type uow stores (int, float, str, bytes, bool, date, datetime, Decimal,
 JSON dict and list, UUID, an enum.Enum class, and a user's CustomType: Fraction as text), the edges -- 64-bit bounds and one past them, NaN, infinities, -0.0, the
@@ -19,7 +19,7 @@ further values of each type.
 
 Channels: ``add`` + commit, assignment to a persistent object + commit, ``bulk_insert_mappings``,
 ``bulk_update_mappings``, ``bulk_save_objects``, ``upsert`` (new row and existing row), ``get``
-(as a key) and ``filter`` (as a value to compare).
+(as a key), ``filter`` and ``select().where()`` (as a value to compare).
 
 Each (value, channel) must either be stored and read back *exactly* (same type and repr, read
 by a fresh session on a second connection), or be refused with a uow error before any SQL runs,
@@ -147,7 +147,7 @@ EDGES = {
 }
 
 CHANNELS = ["add", "assign", "bulk_insert", "bulk_update", "bulk_save", "upsert_new", "upsert_existing",
-            "get", "filter"]
+            "get", "filter", "select"]
 TALLY = collections.Counter()  # (channel, outcome) -> count, for the report
 
 
@@ -298,7 +298,7 @@ def through_channel(python_type, value, channel, path):
             elif channel == "get":
                 return _get_channel(python_type, keyed, value, path, session, act)
             else:
-                return _filter_channel(python_type, holder, value, path, session, act)
+                return _filter_channel(python_type, holder, value, path, session, act, channel)
         except Refused:
             return "refused"
         found = _fresh_value(path, holder, "id", stored_at, "value")
@@ -338,8 +338,9 @@ def _get_channel(python_type, keyed, value, path, session, act):
         reader_conn.close()
 
 
-def _filter_channel(python_type, holder, value, path, session, act):
-    """filter(Holder, value=v): exactly the row stored with ``v`` (when add could store it)."""
+def _filter_channel(python_type, holder, value, path, session, act, channel="filter"):
+    """filter(Holder, value=v), or select(Holder).where(Holder.value == v) and (v not None)
+    ``Holder.value.in_([v])``: exactly the row stored with ``v`` (when add could store it)."""
     try:
         act(lambda: session.add(holder(id=2, value=value)))
         act(session.commit)
@@ -349,16 +350,25 @@ def _filter_channel(python_type, holder, value, path, session, act):
     reader_conn = _open(path)
     try:
         reader = uow.Session(reader_conn)
-        try:
-            found = step(reader, path, [holder.__mapper__.table], [], lambda: reader.filter(holder, value=value))
-        except Refused:
-            assert not stored, f"filter() refused {value!r}, a value add() stored"
-            return "refused"
+        if channel == "filter":
+            finders = {"filter()": lambda: reader.filter(holder, value=value)}
+        else:
+            finders = {"where(==)": lambda: reader.select(holder).where(holder.value == value).all()}
+            if value is not None:  # (in_() refuses None: NULL is in no list)
+                finders["where(in_)"] = lambda: reader.select(holder).where(holder.value.in_([value])).all()
         # Row 1 holds the ordinary value; it matches too when the value is that one.
         expected = [1] if same(read_back(python_type, value)) == same(ORDINARY[python_type]) else []
         expected += [2] if stored else []
-        assert [obj.id for obj in found] == expected, f"filter(value={value!r}) returned {found!r}"
-        return "stored" if stored else "not found"
+        outcome = "stored" if stored else "not found"
+        for said, find in finders.items():
+            try:
+                found = step(reader, path, [holder.__mapper__.table], [], find)
+            except Refused:
+                assert not stored, f"{said} refused {value!r}, a value add() stored"
+                outcome = "refused"
+                continue
+            assert [obj.id for obj in found] == expected, f"{said} with {value!r} returned {found!r}"
+        return outcome
     finally:
         reader_conn.close()
 
