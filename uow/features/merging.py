@@ -102,10 +102,12 @@ class Merger:
         self.guard.check("merge")
         mapper_of_object(obj, "merge")
         state = obj.__dict__.get(STATE_ATTRIBUTE)
-        if state is not None and state.session is session and state.status is PENDING:
-            warn(f"merge(): {obj!r} is already pending in this session; merge() returns it as it is, with nothing "
-                 f"copied. merge() is for objects from elsewhere (another session, a cache); the object is "
-                 f"already added")
+        if state is not None and state.session is session:
+            if state.status is PENDING:
+                warn(f"merge(): {obj!r} is already pending in this session; merge() returns it as it is, with "
+                     f"nothing copied. merge() is for objects from elsewhere (another session, a cache); the "
+                     f"object is already added")
+            return obj  # (nothing to merge, so nothing to autoflush for)
         if load:
             session.flusher.autoflush()  # once, before anything is merged, as SQLAlchemy's merge does
         # Not again part way: a merged child would be flushed before the merged parent its
