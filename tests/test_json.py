@@ -5,6 +5,7 @@ are refused before any SQL."""
 import enum
 import json
 import sqlite3
+import sys
 
 import pytest
 
@@ -365,6 +366,28 @@ def test_a_tuple_as_a_list_value_is_refused(session):
         with pytest.raises(errors.ColumnValueError, match="expected list, got tuple"):
             session.flush()
     assert statements == []
+
+
+def _nested_too_deeply():
+    """A dict nested deeper than Python's recursion limit: it cannot be copied or written as JSON."""
+    value = inner = {}
+    for _ in range(sys.getrecursionlimit() * 2):
+        inner["n"] = {}
+        inner = inner["n"]
+    return value
+
+
+def test_add_all_refuses_a_value_too_deep_to_copy_before_adding_any_object(session):
+    """add_all() adds every object or none: a JSON value that the undo log cannot copy is refused
+    while the objects are checked, not after the objects before it were made pending."""
+    first, second = Doc(id=2, meta={"n": 1}), Doc(id=3, meta=_nested_too_deeply())
+    with pytest.raises(errors.ColumnValueError, match="Doc.meta: the value is nested too deeply"):
+        session.add_all([first, second])
+    assert first not in session and second not in session
+    assert not session.new
+    session.add(first)  # the session is still usable
+    session.flush()
+    assert session.execute("SELECT meta FROM docs WHERE id = 2").fetchone()[0] == '{"n":1}'
 
 
 # -- declarations -----------------------------------------------------------------------------

@@ -94,6 +94,11 @@ class Lifecycle:
                 f"{operation}(): the row of {obj!r} was deleted in this transaction; rollback() to bring it back, "
                 f"or add a new object"
             )
+        if mapper.json_columns and (status is TRANSIENT or status is DETACHED):
+            # bring_in() copies such an object's values for the undo log (as they are: it was in no
+            # session), and a JSON value nested too deeply cannot be copied: refused now, not
+            # halfway through an add_all().
+            mapper.copy_values(values)
         # (An object already here, pending or persistent, is accepted as it is.)
         if mapper.references or mapper.collections:
             if seen is None:
