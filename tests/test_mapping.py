@@ -668,7 +668,7 @@ def test_keywords_are_fine_as_names_because_names_are_quoted():
 def test_a_filter_limit_must_be_a_non_negative_int(session, limit):
     with pytest.raises(errors.ColumnValueError) as caught:
         session.filter(User, limit=limit)
-    assert str(caught.value) == f"filter(): limit must be a non-negative int, got {limit!r}"
+    assert str(caught.value) == f"filter(): limit must be a non-negative int, got {limit!r} ({type(limit).__name__})"
 
 
 class EqualToAnything:
