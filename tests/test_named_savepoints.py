@@ -97,7 +97,6 @@ def test_named_and_unnamed_savepoints_nest(session):
     ("sqlite_mine", "'sqlite_'"),
     ("uow_sp_1", "'uow_'"),
     ("UOW_flush", "'uow_'"),
-    (None, "None"),
     (42, "42"),
     ("x" * 129, "longer than 128"),
 ])

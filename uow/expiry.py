@@ -17,6 +17,7 @@ from .errors import ObjectDeletedError, UnknownFieldError
 from .identifiers import quote
 from .sentinels import NOT_LOADED
 from .states import PERSISTENT, STATE_ATTRIBUTE
+from .valuechecks import shown
 
 
 class Expiry:
@@ -67,6 +68,20 @@ class Expiry:
         """Forget ``fields`` (None: all) of a persistent object (see ``Session.expire``)."""
         state = self.guard.persistent_state(obj, "expire")
         self.expire_state(state, named_columns(state.mapper, fields, "expire"))
+
+    def is_expired(self, obj, field):
+        """Whether ``field`` (None: any column) of ``obj`` would be reloaded when read (see
+        ``Session.is_expired``): an expired column is one whose value left the object."""
+        state = self.guard.own_state(obj, "is_expired")
+        if field is not None and not isinstance(field, str):
+            raise UnknownFieldError(
+                f"is_expired(): field must be one of {state.mapper.cls.__name__}'s field names, got {shown(field)}"
+            )
+        columns = named_columns(state.mapper, None if field is None else [field], "is_expired")
+        if state.status is not PERSISTENT:
+            return False
+        values = obj.__dict__
+        return any(column.name not in values for column in columns)
 
     def expire_all(self):
         """Forget every column of every persistent object (``expire_all()``, ``expire_on_commit``)."""

@@ -36,7 +36,7 @@ from .. import session as core
 from ..entity import Entity
 from ..arguments import listed, savepoint_name
 from ..declaration import Registry
-from ..errors import TransactionError
+from ..errors import ArgumentError, TransactionError
 from ..executor import Statements
 from ..identity import IdentityMapView
 from ..explain import Explanation, explain
@@ -44,6 +44,7 @@ from ..mapper import mapper_of_class, mapper_of_object
 from ..registers import identity_key
 from ..transaction import TransactionState
 from ..transactionscopes import NestedTransaction, SessionTransaction
+from ..valuechecks import shown
 from .bulk import BulkWriter
 from .databases import Databases
 from .eager import EagerLoader
@@ -53,19 +54,35 @@ from .querying import Select
 
 E = typing.TypeVar("E", bound=Entity)
 
+# Why prepare() and twophase=True are refused, said once for both.
+NO_TWO_PHASE = (
+    "SQLite has no two-phase commit (no PREPARE TRANSACTION), so a transaction cannot be prepared and "
+    "committed later by a coordinator"
+)
+
 
 class Session(core.Session):
     """A unit of work over one sqlite3 connection, with every feature (see :class:`uow.session.Session`
     for the core, and the module docstring for the parts).
 
-    ``info`` is a dict for the application (uow never reads it), as in SQLAlchemy.
+    ``info`` is a dict for the application (uow never reads it), as in SQLAlchemy; ``info=`` gives
+    its first contents (copied).  ``twophase=True`` is refused: SQLite has no two-phase commit.
     """
 
     listeners = Listeners()  # listeners of every session; see features.events
 
-    def __init__(self, connection: sqlite3.Connection, **options: typing.Any) -> None:
+    def __init__(self, connection: sqlite3.Connection, *, twophase: bool = False,
+                 info: Mapping[typing.Any, typing.Any] | None = None, **options: typing.Any) -> None:
+        # Both checked before the core opens anything, so a refused session leaves nothing behind.
+        if twophase is not False:
+            if twophase is True:
+                raise TransactionError(f"Session(twophase=True): {NO_TWO_PHASE}; leave twophase out and commit(), "
+                                       "which is atomic across the files of one connection in rollback-journal mode")
+            raise ArgumentError(f"Session(twophase=...) must be True or False, got {shown(twophase)}")
+        if info is not None and not isinstance(info, Mapping):
+            raise ArgumentError(f"Session(info=...) must be a dict (or None), got {type(info).__name__}")
         super().__init__(connection, **options)
-        self.info: dict[typing.Any, typing.Any] = {}
+        self.info: dict[typing.Any, typing.Any] = {} if info is None else dict(info)
         self.listeners = Listeners()  # this session's own
         self.observer.listeners = SessionEvents(self)
         self.eager = EagerLoader(self)
@@ -84,8 +101,7 @@ class Session(core.Session):
         """Refused: SQLite has no two-phase commit (see the README on attached databases)."""
         self.guard.check("prepare")
         raise TransactionError(
-            "prepare(): SQLite has no two-phase commit (no PREPARE TRANSACTION), so a transaction cannot be "
-            "prepared and committed later by a coordinator; commit() it, which is atomic across the files "
+            f"prepare(): {NO_TWO_PHASE}; commit() it, which is atomic across the files "
             "of one connection in rollback-journal mode (not in WAL mode)"
         )
 
@@ -147,9 +163,23 @@ class Session(core.Session):
         """``(Class, (key values...))`` for a class and key, or for an object: see :func:`identity_key`."""
         return identity_key(entity, ident, instance=instance)
 
+    def get_one(self, entity: type[E], ident: object, *, populate_existing: bool = False) -> E:
+        """Like get(), but a missing row raises NotFoundError.  ``populate_existing=True`` overwrites a
+        held object with its row, as get()'s does (SQLAlchemy 0.3's ``load()``, which discards
+        pending changes to the object)."""
+        if populate_existing:
+            self.get(entity, ident, populate_existing=True)  # reads the row, overwriting a held object
+        return super().get_one(entity, ident)  # then a hit without SQL, or NotFoundError naming the key
+
+    def is_expired(self, obj: Entity, field: str | None = None) -> bool:
+        """True when ``field`` (default: any column) of ``obj`` is expired: not in memory, so that
+        reading it sends a SELECT (after expire(), a rollback, ``expire_on_commit``).  A pending
+        object has nothing to reload and is never expired; ``obj`` must be in this session."""
+        return self.expiry.is_expired(obj, field)
+
     # -- savepoints with names ------------------------------------------------------------
 
-    def savepoint(self, name: str) -> NestedTransaction:
+    def savepoint(self, name: str | None = None) -> NestedTransaction:
         """Open a savepoint with your own name; a NestedTransaction, as :meth:`begin_nested` returns::
 
             with session.savepoint("before_optional_work"):
@@ -159,7 +189,10 @@ class Session(core.Session):
         The name appears in the SQL and in the savepoint events (``savepoint.name``).  It must be a
         plain identifier, not begin with ``uow_`` (the savepoints uow opens itself), and not be the
         name of a savepoint that is still open; all of this is checked before anything is flushed.
+        Without a name (Ormdantic's ``savepoint()``) it is :meth:`begin_nested`, named by uow.
         """
+        if name is None:
+            return self.begin_nested()
         name = savepoint_name(name, "savepoint")
         self.guard.check("savepoint")
         self.observer.refuse_in_listener("savepoint")

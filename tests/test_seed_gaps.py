@@ -1,0 +1,203 @@
+"""The seeds' session calls the audit of 2026-12-05 found missing (see README "SQLAlchemy's
+session surface"): Session(twophase=True) refused as prepare() is, Session(info=...), Ormdantic's
+savepoint() without a name, SQLAlchemy 0.3's is_expired(), and get_one(populate_existing=True)
+(0.3's load()).  Real sqlite3 databases, in memory and in a file; commits are read back from a
+second connection."""
+
+import sqlite3
+
+import pytest
+
+import uow
+from uow import Column, Entity
+from uow.errors import ArgumentError, InvalidStateError, NotFoundError, TransactionError, UnknownFieldError
+
+
+class SeedBase(Entity, abstract=True):
+    """This module's own registry."""
+
+
+class Flavor(SeedBase, table="seed_flavors"):
+    id: int = Column(primary_key=True)
+    name: str
+
+
+@pytest.fixture(params=["memory", "file"])
+def path(request, tmp_path):
+    return ":memory:" if request.param == "memory" else str(tmp_path / "seed.db")
+
+
+@pytest.fixture
+def conn(path):
+    connection = uow.connect(path)
+    uow.create_all(connection, [Flavor])
+    connection.execute("INSERT INTO seed_flavors (id, name) VALUES (1, 'vanilla')")
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def file_path(tmp_path):
+    path = str(tmp_path / "seed.db")
+    connection = uow.connect(path)
+    uow.create_all(connection, [Flavor])
+    connection.execute("INSERT INTO seed_flavors (id, name) VALUES (1, 'vanilla')")
+    connection.close()
+    return path
+
+
+def rows(path, sql):
+    other = sqlite3.connect(path)
+    try:
+        return other.execute(sql).fetchall()
+    finally:
+        other.close()
+
+
+def change_elsewhere(path, sql):
+    writer = sqlite3.connect(path)
+    writer.execute(sql)
+    writer.commit()
+    writer.close()
+
+
+# -- Session(twophase=...), Session(info=...) ---------------------------------------------------
+
+def test_twophase_is_refused_before_anything_is_opened(conn):
+    with uow.capture_sql() as statements:
+        with pytest.raises(TransactionError, match=r"twophase=True.*two-phase commit.*commit\(\)"):
+            uow.Session(conn, twophase=True)
+        with pytest.raises(ArgumentError, match=r"twophase=.*True or False, got 'yes'"):
+            uow.Session(conn, twophase="yes")
+    assert statements == []
+    assert not conn.in_transaction
+    session = uow.Session(conn, twophase=False)  # the one value SQLite honours
+    assert session.get_one(Flavor, 1).name == "vanilla"
+    session.close()
+
+
+def test_info_option_gives_the_first_contents_copied(conn):
+    given = {"request_id": 7}
+    session = uow.Session(conn, info=given)
+    session.info["user"] = "ann"
+    assert session.info == {"request_id": 7, "user": "ann"}
+    assert given == {"request_id": 7}, "the caller's dict is copied, as SQLAlchemy does"
+    with pytest.raises(ArgumentError, match=r"info=.*must be a dict.*got list"):
+        uow.Session(conn, info=["request_id"])
+    session.close()
+
+
+# -- savepoint() without a name (Ormdantic's savepoint(name=None)) ------------------------------
+
+def test_savepoint_without_a_name_rolls_back_rows_and_objects(conn, path):
+    session = uow.Session(conn)
+    base = Flavor(id=2, name="base")
+    session.add(base)
+    session.flush()
+    with uow.capture_sql() as statements:
+        with pytest.raises(RuntimeError, match="discard trial"):
+            with session.savepoint() as savepoint:
+                trial = Flavor(id=3, name="trial")
+                session.add(trial)
+                base.name = "changed"
+                session.flush()
+                raise RuntimeError("discard trial")
+    sql = [statement.sql for statement in statements]
+    name = savepoint.name
+    assert name.startswith("uow_") and f'SAVEPOINT "{name}"' in sql and f'ROLLBACK TO "{name}"' in sql
+    assert trial not in session and base.name == "base"
+    with session.savepoint() as kept:
+        session.add(Flavor(id=4, name="kept"))
+    assert kept.name.startswith("uow_") and not kept.is_active
+    session.commit()
+    expected = [(1, "vanilla"), (2, "base"), (4, "kept")]
+    assert conn.execute("SELECT id, name FROM seed_flavors ORDER BY id").fetchall() == expected
+    if path != ":memory:":
+        assert rows(path, "SELECT id, name FROM seed_flavors ORDER BY id") == expected
+    session.close()
+
+
+def test_savepoint_names_are_still_checked(conn):
+    session = uow.Session(conn)
+    with uow.capture_sql() as statements:
+        with pytest.raises(ArgumentError):
+            session.savepoint("")
+        with pytest.raises(ArgumentError):
+            session.savepoint(7)  # type: ignore[arg-type]
+    assert statements == []
+    session.close()
+
+
+# -- is_expired() (SQLAlchemy 0.3) ---------------------------------------------------------------
+
+def test_is_expired_follows_expire_reads_and_commit(conn):
+    session = uow.Session(conn, expire_on_commit=True)
+    flavor = session.get_one(Flavor, 1)
+    with uow.capture_sql() as statements:
+        assert not session.is_expired(flavor)
+        session.expire(flavor, ["name"])
+        assert session.is_expired(flavor) and session.is_expired(flavor, "name")
+        assert not session.is_expired(flavor, "id")
+    assert statements == [], "asking sends nothing"
+    assert flavor.name == "vanilla"  # the read reloads it
+    assert not session.is_expired(flavor, "name")
+    pending = Flavor(id=5, name="new")
+    session.add(pending)
+    assert not session.is_expired(pending), "a pending object has nothing to reload"
+    session.commit()
+    assert session.is_expired(flavor) and session.is_expired(pending)
+    session.close()
+
+
+def test_is_expired_refuses_what_it_cannot_answer(conn):
+    session = uow.Session(conn)
+    flavor = session.get_one(Flavor, 1)
+    with uow.capture_sql() as statements:
+        with pytest.raises(UnknownFieldError, match=r"Flavor has no field 'flavour'.*id, name"):
+            session.is_expired(flavor, "flavour")
+        with pytest.raises(UnknownFieldError, match=r"is_expired\(\): field must be one of Flavor's field names"):
+            session.is_expired(flavor, ["name"])  # type: ignore[arg-type]
+        with pytest.raises(InvalidStateError, match=r"is_expired\(\).*add\(\) it first"):
+            session.is_expired(Flavor(id=9, name="stray"))
+    assert statements == []
+    session.close()
+
+
+# -- get_one(populate_existing=True) (SQLAlchemy 0.3's load()) ----------------------------------
+
+def test_get_one_populate_existing_overwrites_the_held_object(file_path):
+    session = uow.Session(uow.connect(file_path))
+    flavor = session.get_one(Flavor, 1)
+    session.rollback()  # end the read transaction, so that the other connection can write
+    flavor.name = "unflushed"
+    change_elsewhere(file_path, "UPDATE seed_flavors SET name = 'mint' WHERE id = 1")
+    assert session.get_one(Flavor, 1).name == "unflushed"  # the identity map, no SQL
+    assert session.get_one(Flavor, 1, populate_existing=True) is flavor
+    assert flavor.name == "mint" and not session.is_modified(flavor)
+    session.commit()
+    assert rows(file_path, "SELECT name FROM seed_flavors WHERE id = 1") == [("mint",)]
+    session.close()
+
+
+def test_get_one_populate_existing_of_a_row_gone_raises_not_found(file_path):
+    session = uow.Session(uow.connect(file_path))
+    flavor = session.get_one(Flavor, 1)
+    session.rollback()
+    change_elsewhere(file_path, "DELETE FROM seed_flavors WHERE id = 1")
+    with pytest.raises(NotFoundError, match=r"get_one\(\): no Flavor.*1"):
+        session.get_one(Flavor, 1, populate_existing=True)
+    assert flavor not in session
+    with pytest.raises(NotFoundError, match="get_one"):
+        session.get_one(Flavor, 2, populate_existing=True)
+    session.close()
+
+
+def test_get_one_populate_existing_in_memory(conn):
+    session = uow.Session(conn)
+    flavor = session.get_one(Flavor, 1)
+    flavor.name = "unflushed"
+    conn.execute("UPDATE seed_flavors SET name = 'mint' WHERE id = 1")  # behind the session's back
+    assert session.get_one(Flavor, 1, populate_existing=True).name == "mint"
+    session.commit()
+    assert conn.execute("SELECT name FROM seed_flavors").fetchall() == [("mint",)]
+    session.close()
