@@ -201,3 +201,69 @@ def test_get_one_populate_existing_in_memory(conn):
     session.commit()
     assert conn.execute("SELECT name FROM seed_flavors").fetchall() == [("mint",)]
     session.close()
+
+
+# -- Session(binds={Class: path}) (SQLAlchemy 2.x's binds=) ------------------------------------
+
+class Archived(SeedBase, table="seed_archived", database="archive"):
+    id: int = Column(primary_key=True)
+    name: str
+
+
+@pytest.fixture
+def files(tmp_path):
+    """``(main path, archive path)``: flavors in main, archived in archive."""
+    main, archive = str(tmp_path / "main.db"), str(tmp_path / "archive.db")
+    connection = uow.connect(main)
+    connection.execute("ATTACH DATABASE ? AS archive", (archive,))
+    uow.create_all(connection, [Flavor, Archived])
+    connection.close()
+    return main, archive
+
+
+def attached(connection):
+    return [row[1] for row in connection.execute("PRAGMA database_list")]
+
+
+def test_binds_attaches_each_class_file_and_one_commit_covers_both(files):
+    main, archive = files
+    connection = uow.connect(main)
+    session = uow.Session(connection, binds={Archived: archive})
+    assert session.get_bind(Archived) == archive and not session.in_transaction()
+    session.add_all([Flavor(id=1, name="vanilla"), Archived(id=1, name="old vanilla")])
+    session.commit()
+    assert rows(main, "SELECT name FROM seed_flavors") == [("vanilla",)]
+    assert rows(archive, "SELECT name FROM seed_archived") == [("old vanilla",)]
+    session.close()
+    connection.close()
+
+
+@pytest.mark.parametrize("binds, error, says", [
+    ([(Archived, "x.db")], ArgumentError, r"binds=.*dict of \{entity class: path\}.*got list"),
+    ({"seed_archived": "x.db"}, ArgumentError, r"keys are entity classes.*'seed_archived'.*bind_table"),
+    ({Flavor: "x.db"}, uow.errors.UowError, r"binds=\{Flavor: \.\.\.\}.*main database.*database='name'"),
+    ({Archived: 42}, ArgumentError, r"path must be a str or os.PathLike, got 42"),
+    ({int: "x.db"}, uow.errors.UnmappedClassError, r"int"),
+])
+def test_binds_misuse_is_refused_before_any_attach(files, binds, error, says):
+    connection = uow.connect(files[0])
+    with uow.capture_sql() as statements:
+        with pytest.raises(error, match=says):
+            uow.Session(connection, binds=binds)
+    assert statements == [] and attached(connection) == ["main"]
+    connection.close()
+
+
+def test_binds_that_fail_part_way_detach_what_they_attached(files, tmp_path):
+    class Ledger(SeedBase, table="seed_ledger", database="ledger"):
+        id: int = Column(primary_key=True)
+
+    connection = uow.connect(files[0])
+    missing = str(tmp_path / "no_such_folder" / "ledger.db")  # SQLite cannot open it
+    with pytest.raises(sqlite3.OperationalError):
+        uow.Session(connection, binds={Archived: files[1], Ledger: missing})
+    assert attached(connection) == ["main"]
+    session = uow.Session(connection, binds={Archived: files[1]})  # the connection is as it was
+    assert session.get_bind(Archived) == files[1]
+    session.close()
+    connection.close()

@@ -66,13 +66,15 @@ class Session(core.Session):
     for the core, and the module docstring for the parts).
 
     ``info`` is a dict for the application (uow never reads it), as in SQLAlchemy; ``info=`` gives
-    its first contents (copied).  ``twophase=True`` is refused: SQLite has no two-phase commit.
+    its first contents (copied).  ``binds={Class: path}`` calls bind_mapper() for each (see
+    ``features.databases``).  ``twophase=True`` is refused: SQLite has no two-phase commit.
     """
 
     listeners = Listeners()  # listeners of every session; see features.events
 
     def __init__(self, connection: sqlite3.Connection, *, twophase: bool = False,
-                 info: Mapping[typing.Any, typing.Any] | None = None, **options: typing.Any) -> None:
+                 info: Mapping[typing.Any, typing.Any] | None = None,
+                 binds: Mapping[type[Entity], str | os.PathLike[str]] | None = None, **options: typing.Any) -> None:
         # Both checked before the core opens anything, so a refused session leaves nothing behind.
         if twophase is not False:
             if twophase is True:
@@ -89,6 +91,12 @@ class Session(core.Session):
         self.merger = Merger(self)
         self.bulk = BulkWriter(self)
         self.databases = Databases(self)
+        if binds is not None:
+            try:
+                self.databases.bind_all(binds)
+            except BaseException:
+                self.close()  # (nothing began: the refused session just ends)
+                raise
 
     # -- SQLAlchemy's session surface -------------------------------------------------------
 

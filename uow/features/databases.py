@@ -27,16 +27,18 @@ at each commit that wrote something, and when the files cannot be committed as o
 anyway and issues a ``UowWarning`` that names the files and their journal modes (make the warning
 an error to refuse such commits: the check runs after the flush and before COMMIT, so the
 transaction is then left open, for rollback()).
-``bind_table`` does the same by table name.  SQLite cannot ATTACH inside a transaction, so bind
+``bind_table`` does the same by table name, and ``Session(conn, binds={LogEntry: "archive.db"})``
+binds each class's file as the session is made.  SQLite cannot ATTACH inside a transaction, so bind
 before the first query, or after a commit.  ``bind_mapper``, ``bind_table`` and ``get_bind`` are
 SQLAlchemy's names, adapted to SQLite, where every "bind" is a file on one connection.
 """
 
 import re
 import sqlite3
+from collections.abc import Mapping
 
 from .. import arguments
-from ..errors import TransactionError, UowError, warn
+from ..errors import ArgumentError, TransactionError, UowError, warn
 from ..executor import lock_hint
 from ..entity import Entity
 from ..identifiers import check_identifier, quote
@@ -163,22 +165,38 @@ class Databases:
         """Attach the file that holds ``entity``'s table, under the database name the class declares."""
         self.guard.check("bind_mapper")
         mapper = mapper_of_class(entity, "bind_mapper")
-        if mapper.database == "main":
-            raise UowError(
-                f"bind_mapper({mapper.cls.__name__}): the class lives in the connection's main database; "
-                f"declare class {mapper.cls.__name__}(Entity, table=..., database='name') to put it elsewhere"
-            )
-        self.attach(mapper.database, path)
+        self.attach(attachable(mapper, f"bind_mapper({mapper.cls.__name__})"), path)
 
     def bind_table(self, table, path, registry=None):
         """bind_mapper() for the entity whose table is ``table`` (looked up in ``registry``, default Entity's)."""
         self.guard.check("bind_table")
-        classes = (registry or Entity.__registry__).classes.values()
-        for cls in classes:
-            if cls.__mapper__.table == table:
-                self.bind_mapper(cls, path)
-                return
-        raise UowError(f"bind_table({table!r}): no entity declares that table")
+        self.bind_mapper(entity_of_table(table, registry, f"bind_table({table!r})"), path)
+
+    def bind_all(self, binds):
+        """``Session(binds={Class: path})``: bind_mapper() for each.
+
+        Every entry is checked before the first ATTACH, so a bad one attaches nothing; an ATTACH that
+        fails part way (a file SQLite cannot open, two paths for one database) detaches again what
+        this call attached, so the connection is left as it was."""
+        if not isinstance(binds, Mapping):
+            raise ArgumentError(f"Session(binds=...) must be a dict of {{entity class: path}}, "
+                                f"got {type(binds).__name__}")
+        planned = []
+        for entity, path in binds.items():
+            if isinstance(entity, str):  # which registry's table would be a guess: the class says it
+                raise ArgumentError(f"Session(binds=...): the keys are entity classes, got the string {entity!r}; "
+                                    f"use the class, or session.bind_table({entity!r}, path, registry=...)")
+            mapper = mapper_of_class(entity, "Session(binds=...)")
+            label = f"Session(binds={{{mapper.cls.__name__}: ...}})"
+            planned.append((attachable(mapper, label), arguments.path(path, "Session(binds=...)")))
+        before = set(self._attached())
+        try:
+            for name, path in planned:
+                self.attach(name, path)
+        except BaseException:
+            for name in set(self._attached()) - before:
+                self.session.executor.execute(f"DETACH DATABASE {quote(name)}")
+            raise
 
     def get_bind(self, entity):
         """The path of the file that holds ``entity``'s table ('' for an in-memory database)."""
@@ -192,6 +210,24 @@ class Databases:
 
     def _attached(self):
         return {row[1]: row[2] for row in self.session.executor.fetchall("PRAGMA database_list")}
+
+
+def attachable(mapper, label):
+    """The database name ``mapper``'s class declares, which must not be the connection's main one."""
+    if mapper.database == "main":
+        raise UowError(
+            f"{label}: the class lives in the connection's main database; "
+            f"declare class {mapper.cls.__name__}(Entity, table=..., database='name') to put it elsewhere"
+        )
+    return mapper.database
+
+
+def entity_of_table(table, registry, label):
+    """The entity class whose table is ``table``, in ``registry`` (default Entity's)."""
+    for cls in (registry or Entity.__registry__).classes.values():
+        if cls.__mapper__.table == table:
+            return cls
+    raise UowError(f"{label}: no entity declares that table")
 
 
 def _refuse_transaction_control(sql):
