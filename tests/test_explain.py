@@ -296,6 +296,33 @@ def test_an_insert_cancelled_by_a_delete_and_taken_back(session):
     assert [statement.step for statement in why.statements] == ["INSERT orders (user_id, total) reading back (id): 1 row"]
 
 
+def test_after_each_kind_of_rollback_a_cascaded_object_is_explained_by_what_the_session_holds(session, db):
+    """What is right after a rollback: the cause explains the object as the session holds it *now*.
+    A rollback never brings back a pending or marked object with a stale cause: begin_nested()
+    flushes first (so nothing is pending when a savepoint begins), and a transaction's rollback
+    makes every object added since the last commit transient again; re-adding the source records
+    the cascade afresh."""
+    zed = User(name="zed")
+    order = Order(total=5)
+    zed.orders.append(order)
+    session.add(zed)
+    with pytest.raises(RuntimeError):
+        with session.begin_nested():  # flushes zed and the order first: the savepoint starts from rows
+            order.total = 6
+            assert kinds(session.explain(order)) == ["changed"]
+            raise RuntimeError("discard the savepoint")
+    why = session.explain(order)
+    assert why.state is uow.ObjectState.PERSISTENT and kinds(why) == ["not in the flush"]
+    session.rollback()  # the transaction: zed and the order were added since the last commit
+    assert session.explain(order).state is uow.ObjectState.TRANSIENT
+    assert session.registers.causes == {}
+    session.add(zed)  # the source again: its cascade brings the order in, and says so
+    assert [str(reason) for reason in session.explain(order).reasons] == [
+        "save-update: it is in User(new #3).orders, and User.orders cascades save-update"]
+    session.commit()
+    assert db.committed("SELECT total FROM orders WHERE user_id = ?", (zed.id,)) == [(5,)]  # 6 was rolled back
+
+
 def test_an_object_created_by_merge_names_the_merge_and_its_source(session, db):
     mia = User(id=50, name="mia")  # no row has id 50: merge() makes a new pending copy
     copy = session.merge(mia)

@@ -7,9 +7,9 @@ after its first write are expired instead, since their values may include what t
 undid (objects read before anything was written keep their values: the database goes back to
 exactly what they read); loaded collections are dropped and reload on next access when the
 rollback undid a write or put back an object of their class that the level changed, and
-otherwise stay; an object whose row a failed flush found changed or deleted by another session
-(StaleDataError) is expired, so that a retry reads the row as it is now; and an object that
-has since moved to another session is that session's business.
+otherwise stay (an object made transient again keeps its own); an object whose row a failed
+flush found changed or deleted by another session (StaleDataError) is expired, so that a retry
+reads the row as it is now; and an object since moved to another session is that session's.
 
 **Mementos at first touch.**  Copying every object when a transaction begins would cost as much
 as everything the session holds.  Instead, each level of the transaction stack (see
@@ -37,7 +37,7 @@ import itertools
 from .errors import StaleDataError
 from .mementos import Memento, expanded, memento_of
 from .sentinels import NOT_LOADED
-from .states import DELETED, DETACHED, PENDING, PERSISTENT, STATE_ATTRIBUTE, in_entry_order
+from .states import DELETED, DETACHED, PENDING, PERSISTENT, STATE_ATTRIBUTE, TRANSIENT, in_entry_order
 
 # Epochs come from one counter shared by every session: an object can be loaded by one session
 # and attached to another, and its load epoch must still compare correctly with the scopes of
@@ -324,6 +324,10 @@ def _put_back(state, memento):
         values.pop(name, None)
         if name in saved:
             values[name] = saved[name]
+    if memento.status is TRANSIENT:  # no row to reload it from: a collection a rollback dropped comes back
+        for collection in state.mapper.collections:
+            if collection.name not in values and collection.name in saved:
+                values[collection.name] = saved[collection.name]
     state.status = memento.status
     state.session = memento.session
     state.row_deleted = False  # an object whose row is known gone never enters a scope (add() refuses it)
