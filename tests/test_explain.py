@@ -352,3 +352,16 @@ def test_merge_of_an_object_that_an_add_would_take_is_still_explained_as_added(s
     with pytest.warns(uow.UowWarning), session.no_autoflush:  # (merge() autoflushes first otherwise)
         assert session.merge(ann) is ann  # already pending: returned as it is, nothing created
     assert kinds(session.explain(ann)) == ["added"]
+
+
+def test_a_cascaded_object_its_source_let_go_of_is_not_said_to_be_held(session):
+    order = session.get_one(Order, 1)
+    cy = User(name="cy")
+    order.user = cy                   # cy comes in along Order.user's save-update cascade
+    order.user = None                 # and the order lets go of it: cy stays pending, as in SQLAlchemy
+    assert [str(reason) for reason in session.explain(cy).reasons] == [
+        "save-update: Order(id=1).user held it when it came in (Order.user cascades save-update), and no longer "
+        "does; it stays pending: expunge() it to leave it out of the flush"]
+    order.user = cy  # held again: said as before
+    assert [str(reason) for reason in session.explain(cy).reasons] == [
+        "save-update: Order(id=1).user is this object, and Order.user cascades save-update"]

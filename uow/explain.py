@@ -186,7 +186,7 @@ def _reasons(state: Any, registers: Registers, tracker: ChangeTracker) -> list[R
     reasons = []
     cause = registers.causes.get(state)
     if cause is not None:
-        reasons.append(_cause_reason(*cause))
+        reasons.append(_cause_reason(state, *cause))
     elif state.status is PENDING:
         reasons.append(Reason("added", "add() (or add_all()) was called with it, not a cascade"))
     elif state in registers.marked:
@@ -208,8 +208,11 @@ def _reasons(state: Any, registers: Registers, tracker: ChangeTracker) -> list[R
     return reasons
 
 
-def _cause_reason(cascade: str, source: Any, relationship: Any) -> Reason:
-    """A recorded cause (``Registers.causes``) as a sentence naming the source and the relationship."""
+def _cause_reason(state: Any, cascade: str, source: Any, relationship: Any) -> Reason:
+    """A recorded cause (``Registers.causes``) of ``state`` as a sentence naming the source and the
+    relationship.  A cause is recorded when the object comes in; a save-update source may let go of
+    it later (the object stays pending, as in SQLAlchemy), so what the source holds now is read
+    before the sentence says "is" (without SQL: a collection not loaded is taken as holding it)."""
     if cascade == MERGE:
         return _merge_reason(source, relationship)
     source_label = source.describe()
@@ -217,6 +220,14 @@ def _cause_reason(cascade: str, source: Any, relationship: Any) -> Reason:
         return Reason(cascade, f"add() of {source_label} took back its delete, which had cancelled this insert")
     owner = f"{relationship.entity.__name__}.{relationship.name}"
     if cascade == SAVE_UPDATE:
+        held = source.obj.__dict__.get(relationship.name, NOT_LOADED)
+        if held is not NOT_LOADED:
+            holds = any(item is state.obj for item in held) if isinstance(relationship, Collection) \
+                else held is state.obj
+            if not holds:
+                return Reason(cascade, f"{source_label}.{relationship.name} held it when it came in ({owner} cascades "
+                                       f"save-update), and no longer does; it stays pending: expunge() it to leave "
+                                       f"it out of the flush")
         if isinstance(relationship, Collection):
             return Reason(cascade, f"it is in {source_label}.{relationship.name}, and {owner} cascades save-update")
         return Reason(cascade, f"{source_label}.{relationship.name} is this object, and {owner} cascades save-update")
