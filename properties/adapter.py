@@ -25,6 +25,7 @@ SHIPPED = {
     "uow": ".uow_adapter:UowAdapter",
     "sqlalchemy": ".sqlalchemy_adapter:SQLAlchemyAdapter",
     "pony": ".pony_adapter:PonyAdapter",
+    "uow-weak": ".uow_adapter:UowWeakAdapter",  # uow with weak_identity_map=True
 }
 DEFAULT_IMPL = "uow"
 
@@ -94,6 +95,13 @@ class Capabilities:
 
     expunge_all: bool = True
     """expunge_all() exists: every object leaves the session.  False: not drawn.  Rules: LIF-7."""
+
+    weak_identity_map: bool = False
+    """The identity map holds objects weakly: one the program no longer references may leave the
+    session when the garbage collector frees it, unless it has work to do (ID-6).  The machine
+    then draws ``forget``: the program drops its references to objects and runs ``gc.collect()``,
+    and the oracle checks that no object with work left.  (The objects must accept weak
+    references.)  Rules: ID-6."""
 
     # -- tracking changes and values ------------------------------------------------------------
 
@@ -186,6 +194,12 @@ class Capabilities:
     """A query by equality on a column exists (the adapter's ``query(table, field, value)``): the
     objects whose row's column equals the value, through the identity map.  False: queries are
     not drawn.  Rules: QRY-1."""
+
+    select: bool = True
+    """Queries beyond equality exist (the adapter's ``select(table, query)``, a
+    ``conditions.Query``): comparisons, IN, IS NULL, LIKE, AND/OR/NOT under SQL's three-valued
+    logic, an order, limit and offset, and the first object, the count or whether one exists.
+    False: not drawn.  Rules: QRY-4."""
 
     # -- the flush and its order --------------------------------------------------------------
 
@@ -541,6 +555,12 @@ class Adapter(abc.ABC):
         """The objects whose row holds ``value`` in ``field`` (a list; capability filter_by)."""
         raise UndeclaredOperation(self.name, "filter_by")
 
+    def select(self, table, query):
+        """A ``conditions.Query`` of ``table`` (capability select): for ``query.result`` "all" the
+        objects in the query's order (a list), "first" the first object or None, "count" an int,
+        "exists" a bool.  Its ``order_by`` ends with the key, so the order is total."""
+        raise UndeclaredOperation(self.name, "select")
+
     def expire_fields(self, obj, fields):
         """expire() of a list of fields (capability expire_refresh_fields)."""
         raise UndeclaredOperation(self.name, "expire_refresh_fields")
@@ -726,6 +746,7 @@ SKIPPED_WHEN = {
     ("merge", False): "merge(), with and without loading",
     ("merge_without_load", False): "merge(load=False)",
     ("filter_by", False): "the query rule (filter by equality on a data column)",
+    ("select", False): "the select rule (conditions beyond equality, order, limit and offset, count)",
     ("delete_again", None): "delete() of an object whose DELETE was flushed",
     ("attach_without_row", "refuse_add"): "delete() of a detached object whose row was deleted",
     ("pending_key_conflict", None): "add()/delete() of an object whose key another object holds or claims, "

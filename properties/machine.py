@@ -26,16 +26,20 @@ Design points:
 """
 
 import collections
+import functools
+import gc
 import itertools
 import os
 import re
 import sqlite3
 import sys
 import tempfile
+import weakref
 
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, multiple, precondition
 
+from . import conditions
 from .oracle import DELETED, DETACHED, IN_SESSION, PENDING, PERSISTENT, TRANSIENT, Model, Refused
 from .program import event, initialize, note, offered, rule
 from .schemas import NAMES, SHAPES, Schema, from_database, live
@@ -58,7 +62,7 @@ class Handle:
     relationship, ``injected_0`` for the object of an injected failure.  Messages name it so too.
     """
 
-    __slots__ = ("hid", "obj", "table", "in_bundle", "name")
+    __slots__ = ("hid", "obj", "table", "in_bundle", "name", "collected")
 
     def __init__(self, hid, obj, table, in_bundle, name):
         self.hid = hid
@@ -66,6 +70,7 @@ class Handle:
         self.table = table
         self.in_bundle = in_bundle
         self.name = name
+        self.collected = False  # the program dropped it and the garbage collector freed it (forget)
 
     def __repr__(self):
         return self.name
@@ -118,6 +123,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         self.names = collections.Counter()  # handles named so far, by kind (see Handle)
         self.reserved_names = []  # during a replay: the names the step's handles had
         self.replayed = False  # a replay (program.py) is no program to count
+        self.frozen = False  # gc.freeze() set the heap aside for this program (weak_identity_map)
 
     # -- setup and teardown ---------------------------------------------------------------
 
@@ -172,6 +178,12 @@ class ConformanceMachine(RuleBasedStateMachine):
             self._event("schema: a table with a version column")
         self._setup_adapter(schema)
         self.autoflush = autoflush
+        if self.caps.weak_identity_map:
+            # The forget rule collects garbage often: everything alive before the program
+            # (Hypothesis, the modules) is set aside, so that a collection walks only what the
+            # program made (teardown gives it back to the collector).
+            gc.freeze()
+            self.frozen = True
         if not autoflush:
             self._event("session: autoflush=False")
         self.adapter.open_session(autoflush=autoflush)
@@ -272,6 +284,8 @@ class ConformanceMachine(RuleBasedStateMachine):
                     connection.close()
             if self.directory is not None:
                 self.directory.cleanup()
+            if self.frozen:
+                gc.unfreeze()
 
     # -- what rules may draw --------------------------------------------------------------
 
@@ -281,6 +295,10 @@ class ConformanceMachine(RuleBasedStateMachine):
 
     def bundle_handles(self):
         return [handle for handle in self.handles if handle.in_bundle]
+
+    def live_handles(self):
+        """Every handle but those whose object the garbage collector freed (see forget)."""
+        return [handle for handle in self.handles if not handle.collected]
 
     def handles_to_edit(self):
         """Bundle handles, objects in the session first: Hypothesis favours early choices, and an
@@ -861,25 +879,79 @@ class ConformanceMachine(RuleBasedStateMachine):
             lambda: self.adapter.query(schema_table, field, value))
         if refused:
             return multiple()
-        new = []
-        for outcome, hid in expected:
-            if outcome == "loaded":
-                found = [obj for obj in actual if id(obj) not in self.by_object and self._key_of(obj, schema_table)
-                         == self.model.objects[hid].key]
-                if len(found) != 1:
-                    raise self._broken("QRY-1", f"{label} returned {actual!r}; the oracle expected a new object for "
-                                         f"{table}{self.model.objects[hid].key}")
-                new.append(self._remember(hid, found[0], schema_table))
-                self._event("load from the database by a query")
-        expected_objects = {id(self.handles[hid].obj) for _, hid in expected}
-        actual_objects = {id(obj) for obj in actual}
-        if len(actual) != len(expected) or actual_objects != expected_objects:
-            shown = [self.by_object[id(obj)] if id(obj) in self.by_object else obj for obj in actual]
-            raise self._broken("QRY-1", f"{label} returned {shown}; the oracle expected "
-                                 f"{[self.handles[hid] for _, hid in expected]}")
+        new = self._returned(label, schema_table, expected, actual, ordered=False)
         if expected:
             self._event("a query returned objects")
         return multiple(*new)
+
+    def select_picks(self):
+        """A strategy of ``(table name, conditions.Query)``, leaving out queries that would load a
+        row whose key a pending object claims (see _loads_claimed_row)."""
+        tables = self.model.schema.tables
+        return st.sampled_from(tables).flatmap(lambda table: st.tuples(st.just(table.name), _queries(table))) \
+            .filter(self._may_select)
+
+    def _may_select(self, pick):
+        table_name, query = pick
+        if query.result in ("count", "exists"):
+            return True  # they load nothing
+        table = self.model.schema.table(table_name)
+        keys = conditions.answer(query, self.model.db[table_name])
+        return not any(self._loads_claimed_row(table, key) for key in keys[:1 if query.result == "first" else None])
+
+    @precondition(lambda self: self.usable() and self.caps.select)
+    @rule(target=objects, pick=st.runner().flatmap(lambda machine: machine.select_picks()))
+    def select(self, pick):
+        """A query beyond equality (conditions.py): conditions under SQL's three-valued logic, an
+        order ending with the key, limit and offset; the objects (identity!) in the oracle's
+        order, the first of them, their count, or whether there is one."""
+        table_name, query = pick
+        self._event(f"rule: select {query.result}")
+        if query.limit is not None or query.offset is not None:
+            self._event("select with limit or offset")
+        if not self.autoflush and self.model.has_work():
+            self._event("query with unflushed work and autoflush off")
+        table = self.model.schema.table(table_name)
+        label = f"select({table_name}, {query!r})"
+        refused, expected, actual = self._attempt(label, lambda: self.model.select(table, query),
+                                                  lambda: self.adapter.select(table, query))
+        if refused:
+            return multiple()
+        if query.result in ("count", "exists"):
+            if actual != expected:
+                raise self._broken("QRY-4", f"{label} returned {actual!r}; the oracle expected {expected!r}")
+            return multiple()
+        if query.result == "first":
+            expected = [] if expected is None else [expected]
+            actual = [] if actual is None else [actual]
+        new = self._returned(label, table, expected, list(actual), ordered=True)
+        if expected:
+            self._event("a select returned objects")
+        return multiple(*new)
+
+    def _returned(self, label, table, expected, actual, ordered):
+        """Check the objects a query returned against the oracle's ``[("held" or "loaded", hid)]``
+        (in that order when ``ordered``); returns handles for the objects it loaded."""
+        new = []
+        for outcome, hid in expected:
+            if outcome == "loaded":
+                found = [obj for obj in actual if id(obj) not in self.by_object and self._key_of(obj, table)
+                         == self.model.objects[hid].key]
+                if len(found) != 1:
+                    raise self._broken("QRY-1", f"{label} returned {actual!r}; the oracle expected a new object for "
+                                                f"{table.name}{self.model.objects[hid].key}")
+                new.append(self._remember(hid, found[0], table))
+                self._event("load from the database by a query")
+        expected_objects = [id(self.handles[hid].obj) for _, hid in expected]
+        actual_objects = [id(obj) for obj in actual]
+        if not ordered:
+            expected_objects = sorted(expected_objects)
+            actual_objects = sorted(actual_objects)
+        if actual_objects != expected_objects:
+            shown = [self.by_object[id(obj)] if id(obj) in self.by_object else obj for obj in actual]
+            raise self._broken("QRY-4" if ordered else "QRY-1",
+                               f"{label} returned {shown}; the oracle expected {[self.handles[hid] for _, hid in expected]}")
+        return new
 
     def _adopt_loaded(self):
         """Hook for a layered machine: objects the oracle loaded without a rule asking become
@@ -889,6 +961,39 @@ class ConformanceMachine(RuleBasedStateMachine):
         """The key of an object the implementation just loaded (it is loaded, so no SQL)."""
         loaded = self.adapter.loaded(obj, table.key)
         return table.key_of(loaded)
+
+    # -- rules: a weak identity map ------------------------------------------------------
+
+    def forget_choices(self):
+        """Handles whose objects the program may drop: each alone, and all of them together."""
+        handles = self.bundle_handles()
+        return [(handle,) for handle in handles] + ([tuple(handles)] if len(handles) > 1 else [])
+
+    @precondition(lambda self: self.usable() and self.caps.weak_identity_map and bool(self.bundle_handles()))
+    @rule(pick=_from_machine("forget_choices"))
+    def forget(self, pick):
+        """The program drops its references to these objects and runs ``gc.collect()``: an object
+        the session let go must have had no work to do (ID-6), and is gone for good (a later get()
+        or query loads its row into a new object); one the session kept is taken up again."""
+        self._event("rule: forget")
+        kept = {}
+        for handle in pick:
+            kept[handle.hid] = weakref.ref(handle.obj)
+            del self.by_object[id(handle.obj)]
+            handle.obj = None
+        gc.collect()
+        for handle in pick:
+            obj = kept[handle.hid]()
+            if obj is not None:
+                handle.obj = obj
+                self.by_object[id(obj)] = handle
+                continue
+            needed = self.model.forget(handle.hid)
+            if needed is not None:
+                raise self._broken("ID-6", f"the session let {handle} go when the program dropped it, but {needed}")
+            handle.collected = True
+            handle.in_bundle = False
+            self._event("a dropped object was freed")
 
     # -- rules: another connection -------------------------------------------------------
 
@@ -1175,7 +1280,7 @@ class ConformanceMachine(RuleBasedStateMachine):
             for key, hid in expected_map.items():
                 if actual_map[key] is not self.handles[hid].obj:
                     problems.append(f"[ID-1] identity map {key} holds {actual_map[key]!r}, not {self.handles[hid]}")
-        for handle in self.handles:
+        for handle in self.live_handles():
             obj = model.objects[handle.hid]
             state = self.adapter.state(handle.obj)
             if state != obj.state:
@@ -1223,6 +1328,54 @@ class ConformanceMachine(RuleBasedStateMachine):
             row = {column: from_database(column, value) for column, value in zip(table.columns, values)}
             rows[table.key_of(row)] = row
         return rows
+
+
+# What the select rule draws (see conditions.py): values per text column, LIKE patterns (upper
+# case too: SQLite's LIKE ignores ASCII case), integers for keys, foreign keys and versions.
+QUERY_TEXTS = {"name": ("ann", "bob", "cy", "b"), "note": ("x", "w"), "code": ("c1", "c5")}
+LIKE_PATTERNS = ("a%", "%B%", "_y", "c%", "%", "c_")
+
+
+@functools.lru_cache(maxsize=None)
+def _queries(table):
+    """The strategy of ``conditions.Query`` for one table: at most two conditions of up to three
+    comparisons each, on the columns whose stored form sorts as their values (not data, not
+    price), an order of up to two columns ending with the key, and paging."""
+    integers = (table.key[:1] + tuple(column for column, _ in table.refs)
+                + (("version",) if table.versioned else ()))
+    values = {field: st.sampled_from(texts) for field, texts in QUERY_TEXTS.items()}
+    values.update((field, st.integers(0, 6)) for field in integers)
+
+    def leaves(field):
+        kinds = [st.builds(conditions.Compare, st.just(field), st.sampled_from(sorted(conditions.OPERATORS)), values[field]),
+                 st.builds(conditions.In, st.just(field),
+                           st.lists(values[field], min_size=1, max_size=3, unique=True).map(tuple)),
+                 st.builds(conditions.IsNull, st.just(field), st.booleans())]
+        if field in QUERY_TEXTS:
+            kinds.append(st.builds(conditions.Like, st.just(field), st.sampled_from(LIKE_PATTERNS)))
+        return st.one_of(kinds)
+
+    pairs = lambda children: st.lists(children, min_size=2, max_size=2).map(tuple)
+    condition = st.recursive(st.sampled_from(sorted(values)).flatmap(leaves),
+                             lambda children: st.one_of(pairs(children).map(conditions.And),
+                                                        pairs(children).map(conditions.Or),
+                                                        children.map(conditions.Not)),
+                             max_leaves=3)
+    terms = st.lists(st.tuples(st.sampled_from(sorted(values)), st.booleans()), max_size=2,
+                     unique_by=lambda term: term[0])
+
+    @st.composite
+    def queries(draw):
+        """(Drawn part by part, so that a program prints the Query itself.)"""
+        where = tuple(draw(st.lists(condition, max_size=2)))
+        order = draw(terms)
+        named = {field for field, _ in order}
+        descending = draw(st.booleans())  # the key's direction: it ends the order (a total one)
+        order += [(field, descending) for field in table.key if field not in named]
+        return conditions.Query(where, tuple(order), draw(st.none() | st.integers(0, 3)),
+                                draw(st.none() | st.integers(0, 2)), draw(st.sampled_from(conditions.RESULTS)))
+
+    return queries()
 
 
 def _change_in_place(target, path, value):

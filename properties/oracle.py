@@ -26,6 +26,7 @@ implementation must raise; a refused operation changes nothing unless its docstr
 import copy
 import itertools
 
+from . import conditions
 from .schemas import live, stored
 
 TRANSIENT = "transient"
@@ -126,6 +127,11 @@ class Obj:
         key = self.key if self.key is not None else self.table.key_of(self.values)
         flags = "+marked" if self.marked else ""
         return f"{self.table.name}{key}<{self.state}{flags}>"
+
+
+def _look(obj):
+    """What a rollback that restores objects (RBK-1) gives back: state, key, mark and values."""
+    return obj.state, obj.key, obj.marked, obj.values
 
 
 def same_stored(name, before, now):
@@ -707,30 +713,53 @@ class Model:
         if self.failed:
             raise Refused("pending_rollback", "query: a previous flush failed", rule="FAIL-2")
         self.autoflush()
-        found = []
-        for key, row in sorted(self.db[table.name].items()):
-            if row[field] != value:
-                continue
-            hid = self.held(table, key)
-            if hid is None:
-                found.append(("loaded", self._load_new(table, key, row)))
-                continue
-            obj = self.objects[hid]
-            if obj.changed_fields():
-                self.cite("QRY-2")
-                self.situations.add("a query returned a held object with unflushed changes")
-            if len(obj.values) < len(table.columns):
-                self.cite("QRY-2")
-                self.situations.add("a query filled a held object's expired fields")
-                self._reload(obj, row)
-            elif self.caps.reload_compares_expired_assignments and len(obj.snapshot) < len(table.columns):
-                # Every field is set, some by an assignment made while it was expired (merge()
-                # assigns them all): the row read now is their snapshot, so an assigned value
-                # equal to the row's is no change (reload_compares_expired_assignments).
-                self.situations.add("a query completed the snapshot of fields assigned while expired")
-                obj.load(row, True)
-            found.append(("held", hid))
+        rows = self.db[table.name]
+        return [self._answer_row(table, key, rows[key]) for key in sorted(rows) if rows[key][field] == value]
+
+    def select(self, table, query):
+        """A query beyond equality (``conditions.Query``): autoflush, then the rows its conditions
+        hold for under SQL's three-valued logic, in its order, cut by offset and limit.  "all"
+        answers as query() does (``[("held", hid) or ("loaded", hid)]``, through the identity
+        map, held objects as they are), "first" the first of those or None, "count" and
+        "exists" a number and a truth, loading nothing."""
+        self.cite("QRY-1", "QRY-3", "QRY-4")
+        if self.failed:
+            raise Refused("pending_rollback", "select: a previous flush failed", rule="FAIL-2")
+        self.autoflush()
+        rows = self.db[table.name]
+        keys = conditions.answer(query, rows)
+        if any(conditions.truth(part, row) is None for row in rows.values() for part in query.where):
+            self.situations.add("a query's condition was unknown (NULL) for a row")
+        if query.result == "count":
+            return len(keys)
+        if query.result == "exists":
+            return bool(keys)
+        found = [self._answer_row(table, key, rows[key]) for key in keys[:1 if query.result == "first" else None]]
+        if query.result == "first":
+            return found[0] if found else None
         return found
+
+    def _answer_row(self, table, key, row):
+        """One row a query returns: ``("held", hid)`` for the held object, as it is but for its
+        expired fields, or ``("loaded", hid)`` for a new one (QRY-1, QRY-2)."""
+        hid = self.held(table, key)
+        if hid is None:
+            return ("loaded", self._load_new(table, key, row))
+        obj = self.objects[hid]
+        if obj.changed_fields():
+            self.cite("QRY-2")
+            self.situations.add("a query returned a held object with unflushed changes")
+        if len(obj.values) < len(table.columns):
+            self.cite("QRY-2")
+            self.situations.add("a query filled a held object's expired fields")
+            self._reload(obj, row)
+        elif self.caps.reload_compares_expired_assignments and len(obj.snapshot) < len(table.columns):
+            # Every field is set, some by an assignment made while it was expired (merge()
+            # assigns them all): the row read now is their snapshot, so an assigned value
+            # equal to the row's is no change (reload_compares_expired_assignments).
+            self.situations.add("a query completed the snapshot of fields assigned while expired")
+            obj.load(row, True)
+        return ("held", hid)
 
     def _load_held(self, obj):
         """get_reloads_expired: reload a wholly expired held object; False if its row is gone.
@@ -772,6 +801,44 @@ class Model:
             if other is obj:
                 return hid
         raise KeyError(obj)
+
+    # -- a weak identity map --------------------------------------------------------------
+
+    def forget(self, hid):
+        """The program dropped its references to the object and the session let it go
+        (weak_identity_map): returns why it must not have (ID-6), or None after making it gone
+        for good: it leaves the session, and no rollback brings it back."""
+        self.cite("ID-6")
+        obj = self.objects[hid]
+        needed = self._needed(hid, obj)
+        if needed is not None:
+            return needed
+        if obj.state in IN_SESSION:
+            self.situations.add("an object without work left the weak identity map")
+        obj.state = DETACHED
+        obj.marked = False
+        for frame in self.frames:
+            frame.objects.pop(hid, None)
+            frame.entered.pop(hid, None)
+        return None
+
+    def _needed(self, hid, obj):
+        """Why the session must keep this object (ID-6), or None."""
+        if obj.state == PENDING:
+            return "it is pending (its INSERT is not flushed)"
+        if obj.state == PERSISTENT and obj.marked:
+            return "it is marked for deletion (its DELETE is not flushed)"
+        if obj.state == PERSISTENT and obj.changed_fields():
+            return f"it has unflushed changes ({', '.join(obj.changed_fields())})"
+        # (A rollback that expires objects, or discards them, needs nothing of the object: the
+        # row it would reload is there for a new object to load.)
+        if self.caps.rollback_objects == "restore":
+            for depth, frame in enumerate(self.frames):
+                before = frame.objects.get(hid)
+                if before is not None and before.state in IN_SESSION and _look(before) != _look(obj):
+                    where = "the transaction" if depth == 0 else f"savepoint {depth}"
+                    return f"a rollback of {where} must give it back the look it had ({before!r}, {before.values})"
+        return None
 
     # -- another connection -------------------------------------------------------------
 

@@ -66,6 +66,7 @@ PONY_CAPABILITIES = Capabilities(
     outside_writers=False,
     relationships=False,
     primary_key_changes=False,
+    select=False,
 )
 
 PONY_REASONS = {
@@ -74,6 +75,10 @@ PONY_REASONS = {
     "add": "Pony has no add(): constructing is adding, and an object whose db_session cache is closed "
            "cannot join another",
     "expunge": "Pony has no expunge()",
+    "select": "Pony's queries are Python generators it translates with Python's truth in places, not SQL's "
+              "three-valued logic: a negated optional attribute or `not x.note.like(p)` adds `OR note IS NULL` "
+              "(sqltranslation.py), while `not (x.note == v)` becomes `note <> v`, so what a condition "
+              "answers for NULL depends on how it is written, which the neutral condition form cannot say",
     "expire": "Pony has no public expire()",
     "refresh_steps": "Pony has no refresh()",
     "expire_all": "Pony has no expire_all()",

@@ -391,7 +391,7 @@ class RelationsMachine(ConformanceMachine):
         self._adopt_loaded()
         problems = super()._problems()
         held = {key: self._hid_of(obj) for key, obj in self.adapter.identity_map().items()}
-        for handle in self.handles:
+        for handle in self.live_handles():
             obj = self.model.objects[handle.hid]
             loaded = self.adapter.loaded(handle.obj, handle.table.columns)
             for relation in self.model.references_of(handle.table):

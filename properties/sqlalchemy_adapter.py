@@ -23,6 +23,7 @@ from sqlalchemy import event, exc, inspect, orm
 from sqlalchemy.orm import exc as orm_exc
 from sqlalchemy.pool import StaticPool
 
+from . import conditions
 from .adapter import NOT_CACHED, Capabilities, SessionShapedAdapter
 
 SQLALCHEMY_CAPABILITIES = Capabilities(
@@ -58,6 +59,7 @@ SQLALCHEMY_CAPABILITIES = Capabilities(
     refused_merge_keeps_loaded=False,
     insert_writes_version_1=True,
     merge_refuses_deleted_row=False,
+    weak_identity_map=True,
     relationships=False,
     primary_key_changes=False,
     merge_copies_expired_key=False,
@@ -67,6 +69,8 @@ SQLALCHEMY_CAPABILITIES = Capabilities(
 
 # Why SQLAlchemy differs, per capability (the report prints each beside the declared difference).
 SQLALCHEMY_REASONS = {
+    "weak_identity_map": "Session.identity_map is a WeakInstanceDict: an object without pending changes is "
+                         "held weakly (InstanceState._strong_obj only while it is modified)",
     "expire_on_commit": "the adapter keeps SQLAlchemy's default: with False, SQLAlchemy 2.1 leaves objects whose "
                         "DELETE was committed 'deleted' forever instead of detached",
     "rollback_objects": "a rollback expires objects instead of restoring their values; pending and inserted objects "
@@ -207,6 +211,22 @@ class SQLAlchemyAdapter(SessionShapedAdapter):
         cls = self.classes[table.name]
         return list(self.session.scalars(sqlalchemy.select(cls).filter_by(**{field: value})))
 
+    def select(self, table, query):
+        cls = self.classes[table.name]
+        terms = [getattr(cls, field).desc() if descending else getattr(cls, field).asc()
+                 for field, descending in query.order_by]
+        statement = sqlalchemy.select(cls).where(*(_condition(cls, part) for part in query.where)).order_by(*terms)
+        statement = statement.limit(query.limit).offset(query.offset)
+        if query.result == "count":
+            return self.session.scalar(sqlalchemy.select(sqlalchemy.func.count()).select_from(statement.subquery()))
+        if query.result == "exists":
+            return self.session.scalar(sqlalchemy.select(statement.exists()))
+        if query.result == "first":
+            # With LIMIT 1, as Query.first() sends: Result.first() alone would load every row the
+            # statement returns (filling expired objects) and hand back the first.
+            return self.session.scalars(statement.limit(1 if query.limit is None else min(query.limit, 1))).first()
+        return list(self.session.scalars(statement))
+
     def state(self, obj):
         info = inspect(obj)
         for name in ("transient", "pending", "persistent", "deleted", "detached"):
@@ -245,6 +265,24 @@ class SQLAlchemyAdapter(SessionShapedAdapter):
         if session is not None:
             session.close()
         self.registry.dispose()
+
+
+def _condition(cls, condition):
+    """A ``conditions`` record as a SQLAlchemy expression on ``cls``'s attributes."""
+    if isinstance(condition, conditions.And):
+        return sqlalchemy.and_(*(_condition(cls, part) for part in condition.parts))
+    if isinstance(condition, conditions.Or):
+        return sqlalchemy.or_(*(_condition(cls, part) for part in condition.parts))
+    if isinstance(condition, conditions.Not):
+        return sqlalchemy.not_(_condition(cls, condition.part))
+    attribute = getattr(cls, condition.field)
+    if isinstance(condition, conditions.IsNull):
+        return attribute.is_not(None) if condition.negated else attribute.is_(None)
+    if isinstance(condition, conditions.In):
+        return attribute.in_(condition.values)
+    if isinstance(condition, conditions.Like):
+        return attribute.like(condition.pattern)
+    return conditions.OPERATORS[condition.op](attribute, condition.value)
 
 
 class _DecimalText(sqlalchemy.types.TypeDecorator):

@@ -9,13 +9,18 @@ differently; each such choice is in ``UOW_REASONS`` with the docstring that make
 conformance report prints them).
 """
 
+import dataclasses
 import decimal
+import functools
+import operator
 import types
 
 import uow
 from uow import errors
 
+from . import conditions
 from .adapter import NOT_CACHED, Capabilities, SessionShapedAdapter
+from .schemas import live, stored
 
 UOW_CAPABILITIES = Capabilities(
     pending_key_conflict="row_switch",
@@ -45,6 +50,7 @@ class UowAdapter(SessionShapedAdapter):
     name = "uow"
     capabilities = UOW_CAPABILITIES
     reasons = UOW_REASONS
+    data_as_text = False  # data is a dict column (see UowWeakAdapter)
     errors = {
         "invalid_state": (errors.InvalidStateError,),
         "conflict": (errors.DuplicateIdentityError,),
@@ -65,7 +71,7 @@ class UowAdapter(SessionShapedAdapter):
         base = types.new_class("Base", (uow.Entity,), {"abstract": True})
         self.classes = {}
         for table in schema.tables:
-            namespace = _declaration(table, relations)
+            namespace = _declaration(table, relations, self.data_as_text)
             self.classes[table.name] = types.new_class(
                 table.name.capitalize(), (base,), {"table": table.name},
                 lambda body, namespace=namespace: body.update(namespace))
@@ -78,6 +84,17 @@ class UowAdapter(SessionShapedAdapter):
 
     def query(self, table, field, value):
         return self.session.filter(self.classes[table.name], **{field: value})
+
+    def select(self, table, query):
+        cls = self.classes[table.name]
+        terms = [getattr(cls, field).desc() if descending else getattr(cls, field).asc()
+                 for field, descending in query.order_by]
+        found = self.session.select(cls).where(*(_condition(cls, part) for part in query.where)).order_by(*terms)
+        if query.limit is not None:
+            found = found.limit(query.limit)
+        if query.offset is not None:
+            found = found.offset(query.offset)
+        return getattr(found, query.result)()
 
     def state(self, obj):
         return uow.state_of(obj).value
@@ -110,7 +127,75 @@ class UowAdapter(SessionShapedAdapter):
             self.session.close()
 
 
-def _declaration(table, relations):
+def _condition(cls, condition):
+    """A ``conditions`` record as uow's condition on ``cls``'s attributes (``Ant.note != 'x'``)."""
+    if isinstance(condition, conditions.And):
+        return functools.reduce(operator.and_, (_condition(cls, part) for part in condition.parts))
+    if isinstance(condition, conditions.Or):
+        return functools.reduce(operator.or_, (_condition(cls, part) for part in condition.parts))
+    if isinstance(condition, conditions.Not):
+        return ~_condition(cls, condition.part)
+    attribute = getattr(cls, condition.field)
+    if isinstance(condition, conditions.IsNull):
+        return attribute.is_not(None) if condition.negated else attribute.is_(None)
+    if isinstance(condition, conditions.In):
+        return attribute.in_(list(condition.values))
+    if isinstance(condition, conditions.Like):
+        return attribute.like(condition.pattern)
+    return conditions.OPERATORS[condition.op](attribute, condition.value)
+
+
+class UowWeakAdapter(UowAdapter):
+    """uow's Session with ``weak_identity_map=True``: an object the program no longer references
+    leaves the session once collected, unless it has work to do (``identity``'s docstring).
+
+    uow holds every object with a JSON column strongly (a change made in place can be seen no
+    other way), and every drawn table has one, ``data``: so here ``data`` is mapped as its JSON
+    text (a ``str`` column; the adapter converts), which lets objects go, and in-place changes
+    are not drawn (tracks_json_in_place).
+    """
+
+    name = "uow-weak"
+    capabilities = dataclasses.replace(UOW_CAPABILITIES, weak_identity_map=True, tracks_json_in_place=False)
+    reasons = UOW_REASONS | {
+        "weak_identity_map": "Session(weak_identity_map=True): identity.WeakIdentityMap, 'an object the program no "
+                             "longer references leaves the map when the garbage collector frees it'",
+        "tracks_json_in_place": "this configuration maps data as its JSON text (uow holds objects with a JSON "
+                                "column strongly), so there is no dict to change in place",
+    }
+    data_as_text = True
+
+    def open_session(self, autoflush=True):
+        self.session = uow.Session(self.connection, autoflush=autoflush, weak_identity_map=True)
+
+    def new(self, table, values):
+        return super().new(table, _data_text(values))
+
+    def set(self, obj, column, value):
+        super().set(obj, column, _data_text({column: value})[column])
+
+    def read(self, obj, columns):
+        return _data_value(super().read(obj, columns))
+
+    def loaded(self, obj, columns):
+        return _data_value(super().loaded(obj, columns))
+
+
+def _data_text(values):
+    """Values with ``data`` as its JSON text, as the weak configuration maps it."""
+    if values.get("data") is None:
+        return values
+    return values | {"data": stored("data", values["data"])}
+
+
+def _data_value(values):
+    """Values with ``data`` read back from its JSON text."""
+    if values.get("data") is None:
+        return values
+    return values | {"data": live("data", values["data"])}
+
+
+def _declaration(table, relations, data_as_text=False):
     """The class body for one table: annotations, Column declarations, and its relationships
     (references first, then collections, in the order the oracle cascades along them)."""
     annotations = {}
@@ -127,7 +212,7 @@ def _declaration(table, relations):
     annotations["note"] = str | None
     annotations["code"] = str | None
     namespace["code"] = uow.Column(unique=table.unique_code)
-    annotations["data"] = dict | None
+    annotations["data"] = (str if data_as_text else dict) | None
     annotations["price"] = decimal.Decimal | None
     for column, parent in table.refs:
         annotations[column] = int | None

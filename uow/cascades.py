@@ -13,8 +13,9 @@ from typing import Any
 from .errors import InvalidStateError, warn
 from .loading import points_at
 from .registers import DELETE_ORPHAN, SAVE_UPDATE
+from .mementos import precaution_touched
 from .relationships import set_reference
-from .states import PERSISTENT, STATE_ATTRIBUTE
+from .states import DELETED, PERSISTENT, STATE_ATTRIBUTE
 
 
 class Cascades:
@@ -47,6 +48,8 @@ class Cascades:
         set_reference(state.obj, reference, target)
         if state.status is PERSISTENT:
             session.tracker.note_assignment(state)
+        elif state.status is DELETED:
+            precaution_touched(session.transaction.levels, state)  # as an assignment (see hooks)
 
     def adopting(self, collection, item):
         """``item`` is about to be appended to a collection of an object in this session: refuse it

@@ -17,8 +17,9 @@ import threading
 import typing
 
 from .collection import Collection
+from .mementos import precaution_touched
 from .relationships import Reference
-from .states import PERSISTENT, InstanceState
+from .states import DELETED, PERSISTENT, InstanceState
 
 _get_ident = threading.get_ident
 
@@ -83,6 +84,8 @@ class EntityHooks(SessionHooks):
                 values.pop(reference.name, None)  # reloaded from the new key when next read
         if state.status is PERSISTENT:
             self.candidates[state] = None  # compared at the next flush (see tracking)
+        elif state.status is DELETED:
+            precaution_touched(self.levels, state)  # (a rare case: its DELETE is flushed)
 
     def load_expired(self, state):
         self.session.loader.load_expired(state)

@@ -86,3 +86,14 @@ def expanded(memento, session):
     if kind is dict:
         return Memento(TRANSIENT, None, None, None, 0, memento)
     return memento
+
+
+def precaution_touched(levels, state):
+    """An object whose DELETE is flushed was assigned to: a precaution a savepoint took for it when
+    it began (``UndoLog.remember_deleted_json``, a memento recorded before any touch) is a touch
+    from now on, as an assignment to a persistent object is, so that rolling back drops the
+    loaded collections of its class (``UndoLog._restore``) whether or not it has a JSON column."""
+    for level in levels:
+        memento = level.undo.mementos.get(state)
+        if type(memento) is Memento and memento.precaution:
+            memento.precaution = False

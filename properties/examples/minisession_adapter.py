@@ -37,6 +37,9 @@ MINISESSION_CAPABILITIES = Capabilities(
     relationships=False,
     # A primary key is fixed once the object has a row (the identity map is keyed by it).
     primary_key_changes=False,
+    # Queries by equality only (query(cls, column, value)): no conditions beyond it, no order,
+    # no paging, no count.
+    select=False,
 )
 
 
@@ -63,6 +66,7 @@ class MiniSessionAdapter(Adapter):
         "merge": "no merge()",
         "relationships": "foreign keys are plain columns",
         "primary_key_changes": "a primary key is fixed once the object has a row",
+        "select": "queries by equality only",
     }
 
     # connect() is the protocol's default: sqlite3 with isolation_level=None and foreign keys on,
