@@ -377,6 +377,11 @@ class Capabilities:
     """merge(obj) autoflushes before it looks for the row, always (SQLAlchemy).  False: only the
     get() it makes autoflushes, when the row's object is not held.  Rules: MRG-1."""
 
+    merge_refuses_marked_target: bool = False
+    """merge(obj), with or without loading, raises invalid_state when the session's object for the row is marked for
+    deletion (autoflush off, or paused): the next flush would delete the values merged onto it.
+    False: they are assigned like any other, and the flush deletes the row (SQLAlchemy).  Rules: MRG-1."""
+
     merge_finds_like_get: bool = True
     """merge(obj) finds the session's object for the row as get() does, so a wholly expired held
     object whose row is gone is not the target (see get_reloads_expired).  False (SQLAlchemy:

@@ -496,6 +496,7 @@ class Model:
                 self.situations.add("merge(load=False) made a new persistent object")
                 return ("loaded", target)
             obj = self.objects[held]
+            self._refuse_marked_target(obj)
             obj.values.update(values)
             obj.snapshot = dict(obj.values)
             obj.assigned = False
@@ -516,6 +517,7 @@ class Model:
             self.situations.add("merge() of an object without a row made a pending one")
             return ("created", new)
         obj = self.objects[target]
+        self._refuse_marked_target(obj)
         if table.versioned and values.get("version") is not None:
             if "version" not in obj.values:
                 self._reload(obj, self.db[table.name][obj.key])
@@ -533,6 +535,14 @@ class Model:
                 self.set_field(target, name, value)
         self.situations.add(f"merge() onto a {outcome} object")
         return (outcome, target)
+
+    def _refuse_marked_target(self, obj):
+        """merge_refuses_marked_target: values merged onto an object marked for deletion would be
+        deleted by the next flush."""
+        if obj.marked and self.caps.merge_refuses_marked_target:
+            self.situations.add("merge() refused onto an object marked for deletion")
+            raise Refused("invalid_state", f"merge(): {obj!r} is marked for deletion, so the next flush would "
+                                           f"delete the merged values", rule="MRG-1")
 
     def _merge_target(self, table, key):
         """merge(load=True): the object the values go to, as ``get()`` answers it (see

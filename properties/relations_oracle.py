@@ -116,12 +116,17 @@ class RelObj(Obj):
     def changed_fields(self):
         """As Obj, plus, for an object assigned since the last flush, foreign keys whose cached
         reference has no key yet: the flush fills them (or writes NULL, for a parent it does not
-        insert; after that flush the column is no longer waiting for anything)."""
+        insert; after that flush the column is no longer waiting for anything).  A parent whose key
+        was given before its row exists (not generated) is no exception when the column already
+        holds that key in its snapshot: the flush writes what the row has, so nothing changes."""
         changed = super().changed_fields()
         if self.state == PERSISTENT and not self.assigned:
             return changed
         for name, target in self.links.items():
             if name[0] == "ref" and target is not None and self.objects[target].key is None:
+                known = self.objects[target].values.get("id")
+                if known is not None and name[1] in self.snapshot and self.snapshot[name[1]] == known:
+                    continue
                 if name[1] not in changed:
                     changed.append(name[1])
         return changed

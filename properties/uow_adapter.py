@@ -27,6 +27,8 @@ UOW_CAPABILITIES = Capabilities(
     refuses_deleting_referenced_rows=True,
     flush_reloads_expired="at_start_for_order",
     get_reloads_expired=True,
+    merge_autoflushes=True,
+    merge_refuses_marked_target=True,
 )
 
 # Why uow differs from the specification's defaults: the docstring of uow that makes each choice.
@@ -38,6 +40,10 @@ UOW_REASONS = {
                                         "referencing a deleted row would fail at the DELETE: say so before any SQL.'",
     "flush_reloads_expired": "flush.Flush.reload_expired_snapshots: 'Read back the expired snapshot entries the "
                              "planner needs (one SELECT per object)', when the flush's order depends on them",
+    "merge_autoflushes": "features.merging: merge() 'autoflushes once, before anything is merged, as SQLAlchemy's "
+                         "does', so the cascade's own get() never flushes a merged child before its merged parent",
+    "merge_refuses_marked_target": "features.merging: 'merge() refuses to copy values onto the session's object "
+                                   "for the row when it is marked for deletion', which the next flush would delete",
     "get_reloads_expired": "Session.get: 'An object already in the identity map is returned without any SQL, unless "
                            "it was expired ...: then get() reloads it with one SELECT, and if its row is gone ... the "
                            "object leaves the session, as if expunged, and get() returns None'",

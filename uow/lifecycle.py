@@ -43,7 +43,7 @@ class Lifecycle:
         self.refuse_to_add(obj)
         self.bring_in(obj)
 
-    def refuse_to_add(self, obj, operation="add", seen=None):
+    def refuse_to_add(self, obj, operation="add", seen=None, claims=None):
         """Raise the error adding ``obj`` would meet -- for it or for any object its save-update
         cascade would bring in -- while changing nothing, so that a refused add() leaves the
         session as it was (it had made the first objects pending before meeting a bad one).
@@ -52,6 +52,8 @@ class Lifecycle:
         ``seen`` holds the ids of the objects whose cascade was walked already (add_all() shares
         it across its objects), so that a cycle of relationships ends; an object of a class
         without relationships has no cascade, and checking it twice would only repeat the checks.
+        ``claims`` maps each detached object's identity met so far to it: two detached copies of
+        one row reached by one add (two lists holding them, or add_all()) cannot both attach.
         """
         session = self.session
         if seen and id(obj) in seen:
@@ -89,6 +91,15 @@ class Lifecycle:
                     f"(even marked for deletion, its row is still there), so {obj!r} cannot be attached; "
                     f"flush the delete first, or use merge()"
                 )
+            if claims is None:
+                claims = {}
+            rival = claims.setdefault((mapper.cls, state.key), obj)
+            if rival is not obj:
+                raise DuplicateIdentityError(
+                    f"{operation}(): {rival!r} and {obj!r} are both detached copies of the row "
+                    f"{format_key(mapper, state.key)}, and this {operation}() would attach both; keep one "
+                    f"(remove the other from the relationship that holds it), or merge() them"
+                )
         elif status is DELETED:
             raise InvalidStateError(
                 f"{operation}(): the row of {obj!r} was deleted in this transaction; rollback() to bring it back, "
@@ -104,10 +115,12 @@ class Lifecycle:
             if seen is None:
                 seen = set()
             seen.add(id(obj))
+            if claims is None:
+                claims = {}
             for _, related in session.cascades.along(obj, SAVE_UPDATE):
                 related_state = related.__dict__.get(STATE_ATTRIBUTE)
                 if related_state is None or related_state.session is not session:
-                    self.refuse_to_add(related, operation, seen)
+                    self.refuse_to_add(related, operation, seen, claims)
 
     def bring_in(self, obj, cause=None):
         """Bring ``obj`` (and its save-update cascade) in; :meth:`refuse_to_add` has checked it all.
@@ -181,8 +194,9 @@ class Lifecycle:
         self.guard.check("add_all")
         objects = listed(objects, "add_all", "objects")  # (refuse_to_add checks each is an entity object)
         seen: set[int] = set()
+        claims: dict = {}
         for obj in objects:
-            self.refuse_to_add(obj, "add_all", seen)
+            self.refuse_to_add(obj, "add_all", seen, claims)
         add = self.bring_in
         with collector_paused(len(objects)):
             for obj in objects:
