@@ -1492,3 +1492,34 @@ def test_adding_an_object_whose_reference_holds_a_deleted_object_of_this_session
     assert state_of(reds) is ObjectState.DELETED
     with pytest.raises(errors.FlushError):
         session.flush()  # players.team_id = 1 references no team row any more
+
+
+def test_an_add_whose_cascade_reaches_two_detached_copies_of_one_row_is_refused_changing_nothing(db, session):
+    """Two detached copies of one row in one collection cannot both attach; the refusal used to come
+    from the identity map part way through the cascade, after the parent and the first copy had
+    joined the session (found by the whole-session oracle: add() raised, and changed the session)."""
+    reds = session.get(Team, 1)
+    first = session.get(Player, 1)
+    assert first in reds.players  # loaded while reds is in the session
+    session.expunge(first)
+    second = session.get(Player, 1)
+    session.expunge(second)
+    session.expunge(reds)
+    second.team = reds  # both copies are now in reds.players
+    assert first in reds.players and second in reds.players
+    with pytest.raises(errors.DuplicateIdentityError, match=r"both detached copies of the row Player\(1\)"):
+        session.add(reds)
+    assert dict(session.identity_map) == {} and not session.new
+    assert state_of(reds) is ObjectState.DETACHED and state_of(first) is ObjectState.DETACHED
+    assert state_of(second) is ObjectState.DETACHED
+
+
+def test_add_all_of_two_detached_copies_of_one_row_is_refused_before_either_attaches(db, session):
+    first = session.get(Player, 1)
+    session.expunge(first)
+    second = session.get(Player, 1)
+    session.expunge(second)
+    with pytest.raises(errors.DuplicateIdentityError, match="add_all"):
+        session.add_all([first, second])
+    assert dict(session.identity_map) == {}
+    assert state_of(first) is ObjectState.DETACHED and state_of(second) is ObjectState.DETACHED
