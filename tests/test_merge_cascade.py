@@ -174,10 +174,6 @@ def test_merge_of_an_object_already_pending_here_warns_and_returns_it(db):
     conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="defect (probe14): the merge cascade's own get() autoflushes a merged new child "
-                   "before the merged new parent its foreign key names exists; the fix (autoflush once before "
-                   "merging, as SQLAlchemy's merge does) changes when merge() flushes, which the conformance "
-                   "oracle's MRG-1 must model first (kit)")
 def test_merging_a_new_child_first_reaches_its_new_parent_without_a_flush_in_between(db):
     """merge(book) of a new book whose new shelf holds it: the cascade merged the book (pending,
     shelf_id=3 copied), then looked the shelf up with get(), whose autoflush wrote the book before
@@ -199,9 +195,6 @@ def test_merging_a_new_child_first_reaches_its_new_parent_without_a_flush_in_bet
     conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="defect (probe14): with autoflush off, merge() copies values onto the object "
-                   "marked for deletion and the next flush deletes them silently; refusing it contradicts the "
-                   "conformance oracle's MRG-1 (merge onto a marked object succeeds), so kit and the lead decide")
 @pytest.mark.parametrize("load", [True, False])
 def test_merging_onto_an_object_marked_for_deletion_is_refused_before_anything_changes(db, load):
     """With autoflush off, merge() copied the values onto the session's object for the row although

@@ -90,6 +90,10 @@ class Merger:
         (a StaleDataError from a child's version) leaves what it merged before in the session;
         rollback() takes it back.
 
+        Like every load, merge() autoflushes first, but only once, before anything is merged (as
+        SQLAlchemy's does), so the objects it merges are flushed together, parents before children.
+        An object the session has marked for deletion is not merged onto (InvalidStateError).
+
         Merging an object already in this session returns it unchanged; for a pending one that is
         rarely what was meant (merge is for objects from elsewhere; there is nothing to copy), so
         it also warns (``UowWarning``), as SQLAlchemy does.
@@ -104,7 +108,12 @@ class Merger:
                      f"nothing copied. merge() is for objects from elsewhere (another session, a cache); the "
                      f"object is already added")
             return obj  # (nothing to merge, so nothing to autoflush for)
-        return self._merge(obj, load, {})
+        if load:
+            session.flusher.autoflush()  # once, before anything is merged, as SQLAlchemy's merge does
+        # Not again part way: a merged child would be flushed before the merged parent its
+        # foreign key names exists (the cascade reaches the parent later), and fail.
+        with session.flusher.no_autoflush():
+            return self._merge(obj, load, {})
 
     def _merge(self, obj, load, merged, via=None):
         """merge() of one object, then its merge cascade; ``merged`` maps id(source) to its result;
@@ -157,6 +166,8 @@ class Merger:
         if not load:
             return self._merge_without_loading(obj, mapper, key, state, source)
         target = session.get(mapper.cls, mapper.key_values(key)) if key is not None else None
+        if target is not None:
+            self._refuse_doomed(target, obj)
         if target is None:
             target = mapper.cls.__new__(mapper.cls)
             target.__dict__.update(
@@ -183,6 +194,15 @@ class Merger:
             if name in source and name not in mapper.pk_names and (version is None or name != version.name):
                 setattr(target, name, source[name])
         return target
+
+    def _refuse_doomed(self, target, obj):
+        """Refuse to copy ``obj`` onto ``target`` when the session will delete it at the next flush:
+        the merged values would go with it, without a word."""
+        if target.__dict__[STATE_ATTRIBUTE] in self.registers.marked:
+            raise InvalidStateError(
+                f"merge(): this session's object for the row of {obj!r} is {target!r}, which is marked for "
+                f"deletion, so the next flush would delete the values merged onto it; flush() the delete first "
+                f"(merge() then writes a new row), or rollback() to undo it")
 
     def _merge_without_loading(self, obj, mapper, key, state, source):
         if key is None:
@@ -215,6 +235,7 @@ class Merger:
             target.__dict__[STATE_ATTRIBUTE] = target_state
             self.registers.make_persistent(target_state, key, mapper.snapshot_getter(target.__dict__), "merge")
             return target
+        self._refuse_doomed(held, obj)
         held_state = held.__dict__[STATE_ATTRIBUTE]
         session.undo.record(held_state)
         held.__dict__.update(values)
