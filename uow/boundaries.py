@@ -22,7 +22,7 @@ import sqlite3
 from .errors import FlushError, TransactionError
 from .executor import is_busy
 from .states import DETACHED
-from .transaction import TransactionState
+from .transaction import SAVEPOINT_LOST, TransactionState
 from .transactionscopes import NestedTransaction
 
 # How many times commit() flushes work that after_flush listeners keep staging before it gives up.
@@ -112,13 +112,20 @@ class Boundaries:
             def release():
                 self.session.flusher.flush()
                 self.guard.refuse_lost_transaction("release of a savepoint")  # (unchecked if nothing was flushed)
-                self.transaction.release_savepoint(nested)  # its undo scope joins the enclosing level's
+                try:
+                    self.transaction.release_savepoint(nested)  # its undo scope joins the enclosing level's
+                except TransactionError as lost:  # (the savepoint was ended behind the session's back)
+                    self.guard.fail(lost, "release of a savepoint", aftermath=SAVEPOINT_LOST)
+                    raise
 
             self.observer.around("release_savepoint", release, savepoint=nested)
         else:
             def roll_back_to():
                 try:
                     self.transaction.rollback_to_savepoint(nested)
+                except TransactionError as lost:  # (as for a release, above)
+                    self.guard.fail(lost, "rollback of a savepoint", aftermath=SAVEPOINT_LOST)
+                    raise
                 finally:
                     # Rolled back, even if an exception arrived just after: the objects follow.
                     if not nested.is_active:

@@ -45,6 +45,9 @@ ENDED_UNSEEN = ("it ended without this session (rolled back, or committed throug
                 "last commit")
 STATEMENTS_STAYED = ("its statements had all run when the error arrived, so the transaction holds them but the "
                      "objects do not (all) show them; rollback() undoes them")
+SAVEPOINT_LOST = ("SQL sent on the connection directly had released the savepoint or rolled back past it, so "
+                  "what the database holds is unknown to the session; rollback() puts the objects back as they "
+                  "were at the last commit")
 
 
 class TransactionState(enum.Enum):
@@ -229,6 +232,16 @@ class Transaction:
         around the statements, which Savepoint then finished, the level ends all the same."""
         try:
             send()
+        except sqlite3.OperationalError as error:
+            if not str(error).startswith("no such savepoint"):
+                raise
+            # Released, or rolled back past, by SQL sent on the connection directly: SQLite no longer
+            # has the level.  It leaves the stack too, its undo scope joining the enclosing one, so
+            # that the rollback the caller now demands restores everything done since the last commit.
+            self._pop(nested, fold=True)
+            raise TransactionError(
+                f"{nested!r} was no longer open in SQLite when the session ended it: {SAVEPOINT_LOST}"
+            ) from error
         except sqlite3.Error:
             raise
         except BaseException:
