@@ -389,3 +389,24 @@ def test_a_flush_blocked_by_an_unfinished_raw_statement_says_so(session):
     assert "SQL statements in progress" in message
     assert "a statement on this connection is still being read" in message
     assert "another connection" not in message
+
+
+def test_attaching_a_path_sqlite_cannot_open_is_a_uow_error_and_attaches_nothing(tmp_path):
+    """A directory, or a file in a folder that does not exist: sqlite3's raw OperationalError came
+    through attach() and bind_mapper() (found by the seed audit)."""
+    connection = uow.connect(":memory:")
+    session = Session(connection)
+    try:
+        for bad in (tmp_path, tmp_path / "missing" / "archive.db"):
+            with pytest.raises(errors.UowError, match=r"attach\('archive'\): SQLite cannot attach"):
+                session.bind_mapper(LogEntry, bad)
+            assert "archive" not in attached(connection)
+        session.bind_mapper(LogEntry, tmp_path / "archive.db")  # the session goes on as before
+        assert "archive" in attached(connection)
+    finally:
+        session.close()
+        connection.close()
+
+
+def attached(connection):
+    return [row[1] for row in connection.execute("PRAGMA database_list")]

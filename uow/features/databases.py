@@ -158,7 +158,11 @@ class Databases:
                                f"give this one another name, or detach it first")
             return
         self.attached_any = True
-        self.session.executor.execute(f"ATTACH DATABASE ? AS {quote(name)}", (str(path),))
+        try:
+            self.session.executor.execute(f"ATTACH DATABASE ? AS {quote(name)}", (str(path),))
+        except sqlite3.OperationalError as error:  # a directory, a missing folder, no permission, too many
+            raise UowError(f"attach({name!r}): SQLite cannot attach {str(path)!r} ({error}); check that the "
+                           f"path names a file SQLite can open or create") from error
         self.session.executor.execute(f"PRAGMA {quote(name)}.foreign_keys")
 
     def bind_mapper(self, entity, path):
