@@ -260,7 +260,7 @@ def test_binds_that_fail_part_way_detach_what_they_attached(files, tmp_path):
 
     connection = uow.connect(files[0])
     missing = str(tmp_path / "no_such_folder" / "ledger.db")  # SQLite cannot open it
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(uow.errors.UowError, match="SQLite cannot attach"):
         uow.Session(connection, binds={Archived: files[1], Ledger: missing})
     assert attached(connection) == ["main"]
     session = uow.Session(connection, binds={Archived: files[1]})  # the connection is as it was
