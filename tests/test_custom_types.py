@@ -410,3 +410,13 @@ def test_a_foreign_key_between_different_custom_types_is_refused():
         bad = type("BadMark", (Base,), {"__annotations__": {"id": int, "spot": Point}, "id": Column(primary_key=True),
                                         "spot": Column(references=Spot, type=OtherPoint())}, table="bad_marks")
         bad.__mapper__.configure()
+
+
+def test_calling_a_conversion_a_custom_type_left_out_is_a_mapping_error_naming_the_type():
+    """Declaring a column of such a type is refused (above); calling the missing conversion by hand
+    says the same, in a uow error rather than Python's NotImplementedError."""
+    incomplete = NoConversions()
+    with pytest.raises(errors.MappingError, match=r"NoConversions must define to_stored\(self, value\)"):
+        incomplete.to_stored(1)
+    with pytest.raises(errors.MappingError, match=r"NoConversions must define from_stored\(self, stored\)"):
+        incomplete.from_stored(1)

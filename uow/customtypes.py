@@ -40,7 +40,7 @@ cannot be given a custom type: its storage is part of uow's promise.
 from typing import Any
 
 from .columntypes import BUILT_IN_TYPES, ColumnType
-from .errors import ColumnValueError
+from .errors import ColumnValueError, MappingError
 
 # What a custom type may store as, and the declared SQL type each gets (the affinity SQLite
 # then applies leaves these four storage classes as they are).
@@ -56,15 +56,16 @@ class CustomType(ColumnType):
     # The two conversions are the protocol a subclass fills in.  They are not abc abstract methods
     # on purpose: an incomplete subclass must be refused with a MappingError naming what is missing
     # when a class declares a column of it (declaration_problem), not with abc's bare TypeError
-    # at the first MyType() call.  These bodies are only reached by calling them directly.
+    # at the first MyType() call.  These bodies are only reached by calling them directly, and
+    # say the same thing in the same uow error.
 
     def to_stored(self, value: Any) -> Any:
         """The stored form (of ``stored_type``) of a value of ``python_type``."""
-        raise NotImplementedError(f"{type(self).__name__} must define to_stored(self, value)")
+        raise MappingError(f"{type(self).__name__} must define to_stored(self, value): see uow.CustomType")
 
     def from_stored(self, stored: Any) -> Any:
         """The value of ``python_type`` a stored form stands for."""
-        raise NotImplementedError(f"{type(self).__name__} must define from_stored(self, stored)")
+        raise MappingError(f"{type(self).__name__} must define from_stored(self, stored): see uow.CustomType")
 
     def __init__(self) -> None:
         self.sql_type = STORED_TYPES.get(self.stored_type, "")
