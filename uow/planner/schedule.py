@@ -18,6 +18,7 @@
 The same actions and edges, in the same order, always give the same steps.
 """
 
+import itertools
 import operator
 from collections.abc import Iterable
 from typing import Any
@@ -63,54 +64,48 @@ def schedule(actions: Iterable[RowAction], edges: Iterable[Edge]) -> tuple[list[
     return steps, edges
 
 
-_by_sequence = operator.attrgetter("state.sequence")
+# What gathers actions (rule 3 above) and what makes rows one statement, read in C: a flush
+# passes every row it writes through both.
+_gathering_of = operator.attrgetter("kind", "purpose", "state.mapper")
+_shape_of = operator.attrgetter("columns", "purpose", "null_columns", "returning")
 
 
 def _group(wave: list[RowAction]) -> list[Step]:
     """Split one wave into steps, in the documented order.
 
     Actions are gathered per (kind, table); inside each gathering, rows keep session order.
-    UPDATEs are grouped by the set of columns they change; for INSERTs and DELETEs each run of
-    consecutive rows with the same shape becomes one step (merging rows that are not
-    consecutive would change the order in which one table's rows are inserted, and with it the
-    keys SQLite hands out).
+    UPDATEs are grouped by their shape -- the set of columns they change -- wherever they stand;
+    for INSERTs and DELETEs each run of consecutive rows with the same shape becomes one step
+    (merging rows that are not consecutive would change the order in which one table's rows are
+    inserted, and with it the keys SQLite hands out).
+
+    Rows come in runs (a wave of 10,000 deletes of one table is one run), so both groupings
+    take whole runs (``itertools.groupby``) rather than deciding row by row.
     """
     gatherings: dict[tuple[int, Mapper], list[RowAction]] = {}
-    for action in wave:
-        rank = _GROUP_RANK[(action.kind, action.purpose)]
-        gatherings.setdefault((rank, action.state.mapper), []).append(action)
-
-    def order(item: tuple[tuple[int, Mapper], list[RowAction]]) -> tuple[int, int, str]:
-        (rank, mapper), members = item
-        return (rank, min(map(_by_sequence, members)), mapper.table)
+    for (kind, purpose, mapper), run in itertools.groupby(wave, _gathering_of):
+        gatherings.setdefault((_GROUP_RANK[kind, purpose], mapper), []).extend(run)
+    ordered = []
+    for (rank, mapper), members in gatherings.items():
+        members = in_entry_order(members, "state")
+        # (Sorted, its first row is the one that entered the session first.)
+        ordered.append(((rank, members[0].state.sequence, mapper.table), mapper, members))
+    ordered.sort(key=operator.itemgetter(0))
 
     steps = []
-    for (_, mapper), members in sorted(gatherings.items(), key=order):
-        members = in_entry_order(members, "state")
-        by_columns: dict[tuple[Any, ...], Step] = {}
-        current: Step | None = None
-        previous: RowAction | None = None
-        for action in members:
-            if action.kind is UPDATE:
-                # UPDATEs are grouped by the set of columns they change, wherever they stand:
-                # their order within a table changes nothing.
-                current = by_columns.get((action.columns, action.purpose, action.null_columns))
-            elif previous is not None and not _same_shape(action, previous):
-                current = None
-            if current is None:
-                current = Step(action.kind, mapper, [], action.columns, action.returning, action.purpose)
-                by_columns[(action.columns, action.purpose, action.null_columns)] = current
-                steps.append(current)
-            previous = action
-            current.actions.append(action)
+    for _, mapper, members in ordered:
+        by_shape: dict[tuple[Any, ...], Step] = {}
+        for shape, run in itertools.groupby(members, _shape_of):
+            first = next(run)
+            step = by_shape.get(shape) if first.kind is UPDATE else None
+            if step is None:
+                step = Step(first.kind, mapper, [first], first.columns, first.returning, first.purpose)
+                by_shape[shape] = step
+                steps.append(step)
+            else:
+                step.actions.append(first)
+            step.actions.extend(run)
     return steps
-
-
-def _same_shape(one: RowAction, other: RowAction) -> bool:
-    """Can two rows of one table and kind go out as one executemany?  (Tuples compare by
-    identity first, and rows of the usual shape share the mapper's tuples, so this is quick.)"""
-    return (one.columns == other.columns and one.returning == other.returning
-            and one.purpose is other.purpose and one.null_columns == other.null_columns)
 
 
 def _find_cycle(stuck: list[RowAction], edges: list[Edge]) -> list[Edge]:
