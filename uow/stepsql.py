@@ -77,10 +77,11 @@ def where_key(mapper: Mapper, checks_version: bool = True) -> str:
     return mapper.key_condition
 
 
-def key_params(mapper: Mapper, state: InstanceState, checks_version: bool = True) -> list[Any]:
+def key_params(mapper: Mapper, state: InstanceState, checks_version: bool = True) -> tuple[Any, ...]:
     """The WHERE parameters that find a row by the key it had before this flush (and, for a
-    versioned entity, the version this session loaded)."""
-    values = list(mapper.key_params(state.key))  # a key holds the stored forms (Mapper.key_for)
+    versioned entity, the version this session loaded).  A tuple, as SQLite takes it: a batch of
+    deletes binds these as they are, one per row."""
+    params = mapper.key_params(state.key)  # a key holds the stored forms (Mapper.key_for)
     if checks_version and mapper.version_column is not None:
-        values.append(state.committed[mapper.version_column.index])
-    return values
+        return params + (state.committed[mapper.version_column.index],)
+    return params

@@ -144,9 +144,10 @@ def _run_steps(executor: Executor, steps: list[Step], bound: list[list[tuple[Any
     filled: dict[InstanceState, Any] = {}
     assigned: dict[InstanceState, dict[str, Any]] = {}
     # Rows this flush will delete, {(class, key): state}, until their DELETE has run (see
-    # _refuse_a_doomed_key).
-    doomed = {(action.mapper.cls, action.state.key): action.state for step in steps if step.kind is StepKind.DELETE
-              for action in step.actions}
+    # _refuse_a_doomed_key: only an INSERT can take a doomed key, so a flush without one files none).
+    inserts = any(step.kind is StepKind.INSERT for step in steps)
+    doomed = {(action.state.mapper.cls, action.state.key): action.state for step in steps
+              if inserts and step.kind is StepKind.DELETE for action in step.actions}
     for index, (step, rows) in enumerate(zip(steps, bound)):
         if index == stop:
             break
@@ -159,8 +160,9 @@ def _run_steps(executor: Executor, steps: list[Step], bound: list[list[tuple[Any
                 _run_update(executor, step, _fill_sources(step, rows, filled, assigned), filled)
             else:
                 _run_delete(executor, step)
-                for action in step.actions:
-                    doomed.pop((action.mapper.cls, action.state.key), None)  # gone now: an INSERT may take its key
+                if doomed:
+                    for action in step.actions:
+                        doomed.pop((action.state.mapper.cls, action.state.key), None)  # gone now: an INSERT may take its key
         except sqlite3.Error as error:
             # A constraint or a too-long value belongs to one row; other errors (a lock, an
             # interrupt, a full disk) belong to the statement as a whole.
@@ -258,7 +260,7 @@ def _run_update(executor, step, new_values, filled):
 def _run_delete(executor, step):
     mapper = step.mapper
     sql = delete_sql(mapper)
-    rows = [tuple(key_params(mapper, state)) for state in step.states]
+    rows = [key_params(mapper, action.state) for action in step.actions]
     cursor = executor.executemany(sql, rows)
     if cursor.rowcount != len(rows):
         raise _Unmatched(step, sql, "DELETE")

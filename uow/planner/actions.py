@@ -53,7 +53,9 @@ def make_actions(inserts: Iterable[InstanceState], updates: Iterable[tuple[Insta
     ``{state: its INSERT or UPDATE action}`` for the edges to find a parent's action by."""
     actions: list[RowAction] = []
     writers: dict[InstanceState, RowAction] = {}
-    marked = {(state.mapper.cls, state.key): state for state in deletes}  # {(class, key): state}
+    # {(class, key): state}: a row switch needs a delete and an insert, so a flush without inserts
+    # (a batch of deletes) files none of its deletes here.
+    marked = {(state.mapper.cls, state.key): state for state in deletes} if inserts else {}
     switched = set()
     for state in inserts:
         columns, returning = insert_shape(state)

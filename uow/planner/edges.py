@@ -19,7 +19,8 @@ pointing at a row that no longer exists.
 """
 
 from collections.abc import Callable, Iterable
-from typing import Any
+import operator
+from typing import Any, NamedTuple
 
 from ..errors import InvalidStateError
 from ..columns import ForeignKey
@@ -38,13 +39,24 @@ def find_edges(actions: list[RowAction], writers: dict[InstanceState, RowAction]
     session's persistent states, read only to refuse deletes that would leave a loaded child
     pointing nowhere.
     """
-    edges = _foreign_key_edges(actions, writers)
-    deleted = {(action.mapper.cls, action.state.key): action for action in actions if action.kind is DELETE}
-    if deleted:
-        edges.extend(_delete_edges(actions, deleted))
-        _refuse_dangling_children(deleted, actions, held_states)
-    edges.extend(_unique_edges(actions))
+    mappers = set(map(_mapper_of, actions))
+    edges = _foreign_key_edges(actions, writers, mappers)
+    deletes = [action for action in actions if action.kind is DELETE]
+    if deletes:
+        deleted_mappers = {action.state.mapper for action in deletes}
+        referencing = {mapper for mapper in _all_mappers(mappers, deleted_mappers)
+                       if any(foreign_key.target.__mapper__ in deleted_mappers for foreign_key in mapper.foreign_keys)}
+        # (No declared entity references a deleted table: no row can wait for a delete, and no
+        # loaded child can be left pointing at one, so the deleted rows need no index.)
+        if referencing:
+            deleted = {(action.state.mapper.cls, action.state.key): action for action in deletes}
+            edges.extend(_delete_edges(actions, deleted, referencing))
+            _refuse_dangling_children(deleted, deleted_mappers, referencing, actions, held_states)
+    edges.extend(_unique_edges(actions, mappers))
     return edges
+
+
+_mapper_of = operator.attrgetter("state.mapper")
 
 
 def _changes_key(action: RowAction) -> bool:
@@ -57,47 +69,70 @@ def _leaves_alone(action: RowAction, foreign_key: ForeignKey) -> bool:
         set(foreign_key.column_names).isdisjoint(action.columns)
 
 
-def _foreign_key_edges(actions: list[RowAction], writers: dict[InstanceState, RowAction]) -> list[Edge]:
+class _Link(NamedTuple):
+    """One foreign key of a class, with what the planner reads for every row that has it, read once
+    per flush rather than once per row."""
+
+    foreign_key: ForeignKey
+    names: tuple[str, ...]    # its columns
+    reference: str | None     # the Reference travelling along it, whose object a row may hold
+    reason: str               # what its edges say (``ForeignKey.describe``)
+    nullable: bool            # whether a row can be written without it (a breakable edge)
+
+
+def _links_of(mapper: Mapper) -> list[_Link]:
+    links = []
+    for foreign_key in mapper.foreign_keys:
+        reference = mapper.reference_on(foreign_key)
+        links.append(_Link(foreign_key, foreign_key.column_names, reference.name if reference is not None else None,
+                           foreign_key.describe(), foreign_key.nullable))
+    return links
+
+
+def _foreign_key_edges(actions: list[RowAction], writers: dict[InstanceState, RowAction],
+                       mappers: set[Mapper]) -> list[Edge]:
     """Parents inserted (or re-keyed) in this flush are written before the rows that reference them."""
-    mappers = {action.state.mapper for action in actions}
     referenced = {foreign_key.target.__mapper__ for mapper in mappers for foreign_key in mapper.foreign_keys}
     if not referenced:
         return []
     keyed: dict[tuple[type, Any], RowAction] = {}  # {(class, key): the action that writes it}
     for action in actions:
-        if action.mapper not in referenced:
+        if action.state.mapper not in referenced:
             continue
         if action.kind is INSERT or _changes_key(action):
             # (A row switch is not listed: its row exists already, so nothing waits for it.)
             key = known_key(action.state) if action.kind is INSERT else action.mapper.key_of(action.state.obj.__dict__)
             if key is not None:
                 keyed[action.mapper.cls, key] = action
+    links_of = {mapper: _links_of(mapper) for mapper in mappers}
     edges = []
     for action in actions:
-        if action.kind is DELETE:
+        kind = action.kind
+        if kind is DELETE:
             continue
         state = action.state
-        mapper = state.mapper
+        links = links_of[state.mapper]
+        if not links:
+            continue
         values = state.obj.__dict__
-        for foreign_key in mapper.foreign_keys:
-            if _leaves_alone(action, foreign_key):
+        for link in links:
+            foreign_key = link.foreign_key
+            if kind is UPDATE and _leaves_alone(action, foreign_key):
                 continue
             parent = None
-            reference = mapper.reference_on(foreign_key)
-            target = values.get(reference.name) if reference is not None else None
+            target = values.get(link.reference) if link.reference is not None else None
             if target is not None:
                 target_state = target.__dict__.get(STATE_ATTRIBUTE)
                 parent = writers.get(target_state) if target_state is not None else None
                 if parent is not None and (parent.kind is INSERT or _changes_key(parent)):
-                    target_key = target_state.mapper.pk_names
                     if action.sources is None:
                         action.sources = {}
-                    for name, key_name in zip(foreign_key.column_names, target_key):
+                    for name, key_name in zip(link.names, target_state.mapper.pk_names):
                         action.sources[name] = (target_state, key_name)
                 else:
                     parent = None
             if parent is None:
-                key_values = tuple(values.get(name) for name in foreign_key.column_names)
+                key_values = tuple(values.get(name) for name in link.names)
                 if None in key_values:
                     continue
                 parent = keyed.get((foreign_key.target, foreign_key.target_key(key_values)))
@@ -108,24 +143,29 @@ def _foreign_key_edges(actions: list[RowAction], writers: dict[InstanceState, Ro
                 # once the row is in, so the one INSERT is enough.  (A key the database generates
                 # is not known in advance: the row waits on itself, a cycle of one.)
                 if action.sources:
-                    for name in foreign_key.column_names:
+                    for name in link.names:
                         action.sources.pop(name, None)
                 continue
-            nullable = foreign_key.nullable
-            breakable = POST_UPDATE if action.kind is INSERT and nullable else None
-            edges.append(Edge(parent, action, foreign_key.describe(), breakable, foreign_key))
+            breakable = POST_UPDATE if kind is INSERT and link.nullable else None
+            edges.append(Edge(parent, action, link.reason, breakable, foreign_key))
     return edges
 
 
-def _delete_edges(actions: list[RowAction], deleted: dict[tuple[type, Any], RowAction]) -> list[Edge]:
-    """Rows that reference a deleted row are deleted, or point elsewhere, before it goes."""
+def _delete_edges(actions: list[RowAction], deleted: dict[tuple[type, Any], RowAction],
+                  referencing: set[Mapper]) -> list[Edge]:
+    """Rows that reference a deleted row are deleted, or point elsewhere, before it goes.
+
+    ``referencing``: the mappers with a foreign key to a deleted table; no other row can wait.
+    """
     edges = []
     for action in actions:
         if action.kind is INSERT or action.purpose not in (WRITE, ROW_SWITCH):
             continue
+        mapper = action.state.mapper
+        if mapper not in referencing:
+            continue
         # A row switch rewrites the deleted object's row: what it pointed at is in that snapshot.
         committed = action.switch_from.committed if action.switch_from is not None else action.state.committed
-        mapper = action.mapper
         for foreign_key in mapper.foreign_keys:
             old = tuple(committed[column.index] for column in foreign_key.columns)
             if None in old or NOT_LOADED in old:
@@ -141,18 +181,17 @@ def _delete_edges(actions: list[RowAction], deleted: dict[tuple[type, Any], RowA
     return edges
 
 
-def _refuse_dangling_children(deleted: dict[tuple[type, Any], RowAction], actions: list[RowAction],
+def _refuse_dangling_children(deleted: dict[tuple[type, Any], RowAction], deleted_mappers: set[Mapper],
+                              referencing: set[Mapper], actions: list[RowAction],
                               held_states: Callable[[], Iterable[InstanceState]]) -> None:
-    """A loaded child left referencing a deleted row would fail at the DELETE: say so before any SQL."""
-    deleted_mappers = {action.mapper for action in deleted.values()}
-    referencing = {foreign_key.entity for mapper in _all_mappers(actions, deleted_mappers)
-                   for foreign_key in mapper.foreign_keys if foreign_key.target.__mapper__ in deleted_mappers}
-    if not referencing:
-        return  # no declared entity of this flush references a deleted table
+    """A loaded child left referencing a deleted row would fail at the DELETE: say so before any SQL.
+
+    ``referencing``: the mappers with a foreign key to one of ``deleted_mappers``' tables.
+    """
     written = {action.state for action in actions}
     written.update(action.switch_from for action in actions if action.switch_from is not None)
     for state in held_states():
-        if state in written or state.mapper.cls not in referencing:
+        if state in written or state.mapper not in referencing:
             continue
         values = state.obj.__dict__
         for foreign_key in state.mapper.foreign_keys:
@@ -170,14 +209,14 @@ def _refuse_dangling_children(deleted: dict[tuple[type, Any], RowAction], action
                 )
 
 
-def _all_mappers(actions: list[RowAction], deleted_mappers: set[Mapper]) -> set[Mapper]:
-    """Every mapper that could reference a deleted table: those of the registries involved."""
-    mappers = set()
+def _all_mappers(mappers: set[Mapper], deleted_mappers: set[Mapper]) -> set[Mapper]:
+    """Every mapper that could reference a deleted table: those of the registries involved
+    (``mappers``: those of the flush's actions)."""
+    every = set(mappers)
     for mapper in deleted_mappers:
         for cls in mapper.cls.__registry__.classes.values():
-            mappers.add(cls.__mapper__)
-    mappers.update(action.state.mapper for action in actions)
-    return mappers
+            every.add(cls.__mapper__)
+    return every
 
 
 def _unique_groups(mapper: Mapper) -> list[tuple[tuple[str, ...], tuple[int, ...]]]:
@@ -187,21 +226,25 @@ def _unique_groups(mapper: Mapper) -> list[tuple[tuple[str, ...], tuple[int, ...
     return [(group, tuple(mapper.column(name).index for name in group)) for group in groups]
 
 
-def _unique_edges(actions: list[RowAction]) -> list[Edge]:
+def _unique_edges(actions: list[RowAction], mappers: set[Mapper]) -> list[Edge]:
     """A unique value (or key) is freed before it is taken by another row in the same flush.
 
     Values taken are found first: a row that only frees values (a DELETE) waits for nothing,
     so a flush that takes no unique value (deletes, or inserts with generated keys) needs no
-    record of what it frees.
+    record of what it frees, and its deletes are not looked at.
     """
-    mappers = {action.state.mapper for action in actions}
     if all(not m.unique_columns and m.generated_key is not None for m in mappers) and \
             all(action.kind is INSERT for action in actions):
         return []  # only inserts, with nothing unique but keys the database assigns
     groups_of = {mapper: _unique_groups(mapper) for mapper in mappers}
     unique_names = {mapper: {name for group, _ in groups_of[mapper] for name in group} for mapper in mappers}
-    changes = []  # (action, its unique groups, old values or None, new values or None)
+    writes = []  # (action, its unique groups): the rows, other than deletes, that can take or free a value
+    deletes = []
     for action in actions:
+        if action.kind is DELETE:
+            if action.purpose is WRITE:
+                deletes.append(action)
+            continue
         mapper = action.state.mapper
         if action.kind is INSERT and not mapper.unique_columns and mapper.generated_key is not None:
             continue  # nothing unique it could collide on, besides a key the database assigns
@@ -213,11 +256,9 @@ def _unique_edges(actions: list[RowAction]) -> list[Edge]:
             if unique_names[mapper].isdisjoint(action.columns):
                 continue
             groups = [(group, indexes) for group, indexes in groups if not set(group).isdisjoint(action.columns)]
-        changes.append((action, groups))
+        writes.append((action, groups))
     taken = []
-    for action, groups in changes:
-        if action.kind is DELETE:
-            continue
+    for action, groups in writes:
         values = action.state.obj.__dict__
         for group, indexes in groups:
             new = tuple(values.get(name) for name in group)
@@ -226,13 +267,18 @@ def _unique_edges(actions: list[RowAction]) -> list[Edge]:
     if not taken:
         return []
     freed = {}
-    for action, groups in changes:
+    for action, groups in writes:
         if action.kind is INSERT:
             continue
         values = action.state.obj.__dict__
         for group, indexes in groups:
             old = _old_values(action, indexes)
-            if None not in old and (action.kind is DELETE or old != tuple(values.get(name) for name in group)):
+            if None not in old and old != tuple(values.get(name) for name in group):
+                freed[(action.mapper, group, old)] = action
+    for action in deletes:  # (after the writes: the actions' own order, deletes last)
+        for group, indexes in groups_of[action.state.mapper]:
+            old = _old_values(action, indexes)
+            if None not in old:
                 freed[(action.mapper, group, old)] = action
     edges = []
     for key, taker in taken:

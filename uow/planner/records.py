@@ -200,7 +200,7 @@ def row_line(action: RowAction, indent: str) -> str:
     return line
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class Edge:
     """``before`` must run before ``after``, because of ``reason``.
 
