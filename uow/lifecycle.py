@@ -119,14 +119,18 @@ class Lifecycle:
                 claims = {}
             for _, related in session.cascades.along(obj, SAVE_UPDATE):
                 related_state = related.__dict__.get(STATE_ATTRIBUTE)
-                if related_state is None or related_state.session is not session:
+                if id(related) not in seen and (related_state is None or related_state.session is not session):
                     self.refuse_to_add(related, operation, seen, claims)
 
-    def bring_in(self, obj, cause=None):
+    def bring_in(self, obj, cause=None, walked=None):
         """Bring ``obj`` (and its save-update cascade) in; :meth:`refuse_to_add` has checked it all.
 
         ``cause`` is ``(cascade, source state, relationship)`` when a cascade, not the user,
         brings a new object in: it is recorded for ``explain`` (see ``Registers.causes``).
+        ``walked``, when given (add_all() shares one across its objects), collects the ids of the
+        objects whose cascade this walk followed: add_all() then skips those of its objects that
+        an earlier one's cascade brought in already (the children listed after their parent),
+        whose walk would only find every neighbour here.
         """
         session = self.session
         mapper = type(obj).__mapper__
@@ -158,11 +162,13 @@ class Lifecycle:
         elif state in self.registers.marked:
             self.take_back_delete(state)
         if mapper.references or mapper.collections:
+            if walked is not None:
+                walked.add(id(obj))
             for relationship, related in session.cascades.along(obj, SAVE_UPDATE):
                 related_state = related.__dict__.get(STATE_ATTRIBUTE)
                 if related_state is None or related_state.session is not session:
                     # (objects already here brought in their own cascade)
-                    self.bring_in(related, (SAVE_UPDATE, state, relationship))
+                    self.bring_in(related, (SAVE_UPDATE, state, relationship), walked)
 
     def take_back_delete(self, state):
         """add() or expunge() of an object marked for deletion: it stays, and so does what its delete() took
@@ -193,14 +199,19 @@ class Lifecycle:
         """add() each object, in order; if any of them cannot be added, none is."""
         self.guard.check("add_all")
         objects = listed(objects, "add_all", "objects")  # (refuse_to_add checks each is an entity object)
+        # Each object's cascade is walked once in each pass (``seen``, ``walked``), however many reach
+        # it: the commonest add_all() lists parents and children, and each side reaches the other.
         seen: set[int] = set()
         claims: dict = {}
         for obj in objects:
-            self.refuse_to_add(obj, "add_all", seen, claims)
+            if id(obj) not in seen:
+                self.refuse_to_add(obj, "add_all", seen, claims)
         add = self.bring_in
+        walked: set[int] = set()
         with collector_paused(len(objects)):
             for obj in objects:
-                add(obj)
+                if id(obj) not in walked:
+                    add(obj, None, walked)
 
     def leave_parents(self, obj):
         """A cancelled insert: the object no longer shows in its parents' loaded collections."""
