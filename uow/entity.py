@@ -91,8 +91,10 @@ class Entity:
             if name not in values:
                 namespace[name] = factory()
         if related:
-            for name, value in related.items():
-                setattr(self, name, value)
+            # Straight to each relationship's descriptor: the object is in no session yet, so
+            # Entity.__setattr__ would only pass the value on to it.
+            for relationship, value in related:
+                relationship.__set__(self, value)
 
     def __setattr__(self, name: str, value: Any) -> None:
         state = self.__dict__.get(STATE_ATTRIBUTE)
@@ -134,18 +136,18 @@ class Entity:
         return f"{type(self).__name__}({', '.join(parts)})<{status}>"
 
 
-def _checked_keywords(cls: type, mapper: Mapper, values: dict[str, Any]) -> dict[str, Any] | None:
+def _checked_keywords(cls: type, mapper: Mapper, values: dict[str, Any]) -> list[tuple[Any, Any]] | None:
     """The general path of ``Entity.__init__``'s keyword check: refuse an unknown keyword or a
-    missing required column; take the relationships out of ``values`` and return them (None if
-    there are none), to be set once the columns are in place.  (A function, not a method: every
-    entity class's namespace is the user's.)"""
+    missing required column; take the relationships out of ``values`` and return them as
+    ``[(relationship, value)]`` in the caller's order (None if there are none), to be set once the
+    columns are in place.  (A function, not a method: every entity class's namespace is the user's.)"""
     related = None
     if not mapper.init_names.issuperset(values):
         # Relationships (user=ann, orders=[...]) are set once the columns are in place.
-        related = {name: values.pop(name) for name in list(values) if name in mapper.init_keywords
-                   and name not in mapper.init_names}
-        unknown = sorted(set(values) - mapper.init_names)
-        if unknown:
+        relationships = mapper.relationships_by_name
+        related = [(relationships[name], values.pop(name)) for name in list(values) if name in relationships]
+        if not mapper.init_names.issuperset(values):
+            unknown = sorted(set(values) - mapper.init_names)
             accepted = mapper.column_names + tuple(r.name for r in mapper.references + mapper.collections)
             raise UnknownFieldError(
                 f"{cls.__name__}() got unknown field(s) {', '.join(unknown)}; "

@@ -100,6 +100,7 @@ class Mapper:
         self._reference_by_key = {}
         self.references_by_column = {}
         self.init_keywords = self.init_names
+        self.relationships_by_name: dict[str, Any] = {}
 
     def bind_relationships(self):
         """Find the class's Reference and Collection attributes (the class must be mapped first)."""
@@ -120,6 +121,8 @@ class Mapper:
         # What a rollback puts back from a memento: the columns and the cached references.
         self.restorable_names = self.column_names + tuple(reference.name for reference in references)
         self.init_keywords = self.init_names | {r.name for r in references} | {c.name for c in collections}
+        # The constructor's relationship keywords (user=ann, orders=[...]), found by name.
+        self.relationships_by_name = {relationship.name: relationship for relationship in references + collections}
         # Whether delete() of one of these objects can reach other objects (children to delete or
         # unlink, a referenced object to delete), known once per class: delete() of an object whose
         # class has no such relationship skips looking for them, which is most of its cost.

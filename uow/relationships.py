@@ -229,20 +229,21 @@ def set_reference(obj: Any, reference: Reference[Any], target: Any) -> None:
                 held = collection.__get__(target)
             if held is not None and not any(item is obj for item in held):
                 held._append_quietly(obj)
-    for name, value in zip(reference.column_names, _key_values(target, reference.target.__mapper__)):
+    for name, value in zip(reference.column_names, _key_values(target, reference)):
         values[name] = value
 
 
-def _key_values(target: Any, mapper: Any) -> tuple[Any, ...]:
-    """The key the foreign key should hold: the target's key columns, or, when they are expired,
-    the key its identity records (None for no target, or one the database has not numbered)."""
+def _key_values(target: Any, reference: Reference[Any]) -> tuple[Any, ...]:
+    """The key ``reference``'s foreign key should hold: the target's key columns, or, when they are
+    expired, the key its identity records (None for no target, or one the database has not numbered)."""
     if target is None:
-        return (None,) * len(mapper.pk_names)
+        return (None,) * len(reference.column_names)
+    mapper = type(target).__mapper__  # (Reference.__set__ checked it is an object of reference.target)
     values = target.__dict__
     state = values.get(STATE_ATTRIBUTE)
     if state is not None and state.key is not None and not all(name in values for name in mapper.pk_names):
         return mapper.key_values(state.key)
-    return tuple(values.get(name) for name in mapper.pk_names)
+    return tuple(map(values.get, mapper.pk_names))
 
 
 def _has_no_row(obj: Any) -> bool:
