@@ -190,6 +190,26 @@ class TestListSemantics:
         session.flush()
         assert db.rows("SELECT id, user_id FROM orders ORDER BY id") == [(2, 1), (3, 2)]
 
+    def test_multiplying_by_zero_releases_every_child(self, db, session):
+        # As ``orders[:] = []``: list's own ``*= 0`` emptied the list and left each order
+        # pointing at its user, so the next flush changed nothing.
+        ann = session.get(User, 1)
+        first, second = ann.orders
+        ann.orders *= 0
+        assert same_objects(ann.orders, [])
+        assert (first.user, second.user) == (None, None)
+        assert session.deleted == {first, second}  # delete-orphan
+        session.commit()
+        assert db.committed("SELECT id, user_id FROM orders ORDER BY id") == [(3, 2)]
+
+    def test_multiplying_by_one_changes_nothing(self, session):
+        team = session.get(Team, 1)
+        p1, p2 = team.players
+        team.players *= 1
+        assert same_objects(team.players, [p1, p2])
+        assert (p1.team, p2.team) == (team, team)
+        assert session.dirty == frozenset()
+
 
 class TestRemovingAChildWhoseReferenceIsNotCached:
     """Setting a child's key column by hand drops its cached reference, and the parent's loaded

@@ -180,10 +180,12 @@ class Cascades:
                           if other.mapper is mapper)
         candidates.extend(obj.__dict__.get(collection.name) or ())
         children: list[Any] = []
+        met: set[int] = set()  # ids of the candidates looked at (the same child comes by several ways)
         for child in candidates:
             child_state = child.__dict__.get(STATE_ATTRIBUTE)
-            if child_state is None or child_state.session is not session or any(c is child for c in children):
+            if child_state is None or child_state.session is not session or id(child) in met:
                 continue
+            met.add(id(child))
             if points_at(child, reference, obj):
                 children.append(child)
         return children

@@ -112,21 +112,49 @@ class Collection(Relationship, Generic[Target]):
 
 
 class RelatedList(list[Target]):
-    """The list behind a Collection: every change sets or clears the children's Reference."""
+    """The list behind a Collection: every change sets or clears the children's Reference.
+
+    It also counts the objects it holds by identity (``_held``, ``{id(item): times held}``), so
+    that asking whether it holds an object, as every append does (a child is held once), costs
+    as much for a parent of ten thousand children as for one of ten: a scan of the list there
+    made building a large family quadratic.  Identity, not ``==``: an entity class may define
+    ``__eq__``.  Each change goes through a method below, which keeps the count.
+    """
 
     def __init__(self, owner: Any, collection: Collection[Target], items: Iterable[Target]) -> None:
         super().__init__(items)
         self.owner = owner
         self.collection = collection
+        self._held = _identity_counts(self)
+
+    def _holds(self, item: object) -> bool:
+        """Whether ``item`` itself is in the list (one dict lookup, see the class docstring)."""
+        return id(item) in self._held
 
     def _append_quietly(self, item: Target) -> None:
         super().append(item)
+        self._count(item)
 
     def _remove_quietly(self, item: Target) -> None:
+        if not self._holds(item):
+            return
         for index, held in enumerate(self):
             if held is item:
                 super().__delitem__(index)
+                self._uncount(item)
                 return
+
+    def _count(self, item: object) -> None:
+        key = id(item)
+        self._held[key] = self._held.get(key, 0) + 1
+
+    def _uncount(self, item: object) -> None:
+        key = id(item)
+        times = self._held[key]
+        if times == 1:
+            del self._held[key]
+        else:
+            self._held[key] = times - 1
 
     def _check_item(self, item: object) -> None:
         if not isinstance(item, self.collection.target):
@@ -164,9 +192,10 @@ class RelatedList(list[Target]):
         self._adopt(item)
         self._remove_quietly(item)
         super().insert(index, item)
+        self._count(item)
 
     def remove(self, item: Target) -> None:
-        if not any(held is item for held in self):
+        if not self._holds(item):
             # As list.remove() does; releasing it would unlink (or orphan) another parent's child.
             raise ValueError(f"{self.collection!r}.remove(x): x is not in the list, x = {item!r}")
         self._remove_quietly(item)
@@ -192,13 +221,19 @@ class RelatedList(list[Target]):
         """Hold exactly ``wanted``, in that order, keeping both sides of every link in step."""
         for item in wanted:
             self._check_item(item)  # refuse a wrong object before changing anything
-        for item in list(self):
-            if not any(item is other for other in wanted):
-                self.remove(item)
+        staying = _identity_counts(wanted)
+        leaving = [item for item in self if id(item) not in staying]
+        if leaving:
+            # Out of the list in one pass (remove() would scan the list for each), then released.
+            super().__setitem__(slice(None), [item for item in self if id(item) in staying])
+            self._held = _identity_counts(self)
+            for item in leaving:
+                self._release(item)
         for item in wanted:
-            if not any(item is other for other in self):
+            if not self._holds(item):
                 self._adopt(item)  # set_reference appends it to this (loaded) list
         super().__setitem__(slice(None), wanted)
+        self._held = staying
 
     def __delitem__(self, index):
         items = self[index] if isinstance(index, slice) else [self[index]]
@@ -210,3 +245,18 @@ class RelatedList(list[Target]):
     def __iadd__(self, items: Iterable[Target]) -> Self:  # type: ignore[override,misc]
         self.extend(items)
         return self
+
+    def __imul__(self, times: SupportsIndex) -> Self:
+        # As ``self[:] = self * times``: ``*= 0`` releases every child (list's own would only
+        # empty the list, leaving each child pointing at the owner).
+        self._become(list(self) * times)
+        return self
+
+
+def _identity_counts(items: Iterable[object]) -> dict[int, int]:
+    """``{id(item): times held}`` for the objects in ``items`` (see :class:`RelatedList`)."""
+    counts: dict[int, int] = {}
+    for item in items:
+        key = id(item)
+        counts[key] = counts.get(key, 0) + 1
+    return counts

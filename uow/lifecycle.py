@@ -221,7 +221,7 @@ class Lifecycle:
     def join_parents(self, obj):
         """A cancelled insert taken back: the object shows in its parents' loaded collections again."""
         for held in self._parents_collections(obj):
-            if not any(item is obj for item in held):
+            if not held._holds(obj):
                 held._append_quietly(obj)
 
     def _parents_collections(self, obj):

@@ -219,7 +219,7 @@ def set_reference(obj: Any, reference: Reference[Any], target: Any) -> None:
     if collection is not None:
         if old is not None and old is not target:
             held = old.__dict__.get(collection.name)
-            if held is not None and obj in held:
+            if held is not None:
                 held._remove_quietly(obj)
         if target is not None:
             held = target.__dict__.get(collection.name)
@@ -227,7 +227,7 @@ def set_reference(obj: Any, reference: Reference[Any], target: Any) -> None:
                 # A parent without a row has nothing to load: its collection is exactly the
                 # objects linked to it in memory, so start the list now.
                 held = collection.__get__(target)
-            if held is not None and not any(item is obj for item in held):
+            if held is not None and not held._holds(obj):  # (held once; a dict lookup, not a scan)
                 held._append_quietly(obj)
     for name, value in zip(reference.column_names, _key_values(target, reference)):
         values[name] = value
