@@ -8,6 +8,7 @@ refresh reaches along relationships whose ``cascade`` names that operation.  The
 methods are what a relationship asks of its session (the hooks declared in ``hooks``).
 """
 
+from itertools import repeat
 from typing import Any
 
 from .errors import InvalidStateError, warn
@@ -98,17 +99,21 @@ class Cascades:
                 held = owner.__dict__.get(collection.name) if owner is not None else None
                 # (A pending owner is an insert: its whole list is looked at below.)
                 if held is not None and not _outside(owner, session) and _outside(item, session) and \
-                        owner.__dict__[STATE_ATTRIBUTE].key is not None and any(other is item for other in held):
+                        owner.__dict__[STATE_ATTRIBUTE].key is not None and held._holds(item):
                     _warn_child(item, owner.__dict__[STATE_ATTRIBUTE], collection)
-            unsaved: dict[Any, list[Any]] = {}  # mapper -> its relationships without save-update (most have none)
-            for state in inserts + [state for state, _ in updates]:
-                mapper = state.mapper
-                relationships = unsaved.get(mapper)
-                if relationships is None:
-                    relationships = unsaved[mapper] = [relationship for relationship in mapper.references
-                                                       + mapper.collections if "save-update" not in relationship.cascade]
+            # mapper -> its relationships without save-update, for the classes that have any (most
+            # have none): found once per class, so the objects of the others are not looked at.
+            states = inserts + [state for state, _ in updates]
+            unsaved: dict[Any, list[Any]] = {}
+            for mapper in {state.mapper for state in states}:
+                relationships = [relationship for relationship in mapper.references + mapper.collections
+                                 if "save-update" not in relationship.cascade]
                 if relationships:
-                    self._warn_unsaved(state, relationships)
+                    unsaved[mapper] = relationships
+            if unsaved:
+                for state in states:
+                    if state.mapper in unsaved:
+                        self._warn_unsaved(state, unsaved[state.mapper])
         except BaseException:
             self.appended_outside = appended + self.appended_outside  # (a warning made an error: warn again next time)
             raise
@@ -158,7 +163,7 @@ class Cascades:
                 continue
             held = values.get(collection.name)
             if held is not None:
-                related.extend((collection, item) for item in held)
+                related.extend(zip(repeat(collection), held))  # (collection, item) for each item
         return related
 
     def children_of(self, obj, collection):
