@@ -58,13 +58,19 @@ def bind_step(step: Step, max_length: int | None = None) -> list[tuple[Any, ...]
     columns = [mapper.column(name) for name in step.columns]
     converted = []
     special = [action for action in step.actions if action.sources or action.null_columns]
+    # The columns some row leaves to the flush, found once (``set.union`` reads each row's names in C).
+    left_to_flush = set().union(*(action.sources or () for action in special),
+                                *(action.null_columns for action in special))
     for column, values in zip(columns, zip(*rows)):
         # Values the flush fills in later (a parent's new key) or binds as NULL for now (a cycle
         # broken by a follow-up UPDATE) are not the object's to check.
-        exempt = set() if not special else {
+        exempt = set() if column.name not in left_to_flush else {
             index for index, action in enumerate(step.actions)
             if (action.sources and column.name in action.sources) or column.name in action.null_columns
         }
+        if len(exempt) == len(values):
+            converted.append([None] * len(values))  # (every row's: children of new parents)
+            continue
         kept = values if not exempt else [i for i in range(len(values)) if i not in exempt]
         checked = values if not exempt else [values[i] for i in kept]
         # A generated key may be left None for SQLite to number at INSERT, never set to None after.

@@ -28,7 +28,8 @@ from ..mapper import Mapper
 from ..sentinels import NOT_LOADED
 from ..states import STATE_ATTRIBUTE, InstanceState
 from .actions import known_key
-from .records import CLEAR_REFERENCE, DELETE, INSERT, POST_UPDATE, ROW_SWITCH, UPDATE, WRITE, Edge, RowAction
+from .records import (CLEAR_REFERENCE, DELETE, INSERT, POST_UPDATE, ROW_SWITCH, UPDATE, WRITE, Edge, RowAction,
+                      StepPurpose)
 
 
 def find_edges(actions: list[RowAction], writers: dict[InstanceState, RowAction],
@@ -77,7 +78,7 @@ class _Link(NamedTuple):
     names: tuple[str, ...]    # its columns
     reference: str | None     # the Reference travelling along it, whose object a row may hold
     reason: str               # what its edges say (``ForeignKey.describe``)
-    nullable: bool            # whether a row can be written without it (a breakable edge)
+    at_insert: StepPurpose | None  # how an INSERT's edge along it breaks: POST_UPDATE when nullable
 
 
 def _links_of(mapper: Mapper) -> list[_Link]:
@@ -85,7 +86,7 @@ def _links_of(mapper: Mapper) -> list[_Link]:
     for foreign_key in mapper.foreign_keys:
         reference = mapper.reference_on(foreign_key)
         links.append(_Link(foreign_key, foreign_key.column_names, reference.name if reference is not None else None,
-                           foreign_key.describe(), foreign_key.nullable))
+                           foreign_key.describe(), POST_UPDATE if foreign_key.nullable else None))
     return links
 
 
@@ -116,8 +117,7 @@ def _foreign_key_edges(actions: list[RowAction], writers: dict[InstanceState, Ro
             continue
         values = state.obj.__dict__
         for link in links:
-            foreign_key = link.foreign_key
-            if kind is UPDATE and _leaves_alone(action, foreign_key):
+            if kind is UPDATE and _leaves_alone(action, link.foreign_key):
                 continue
             parent = None
             target = values.get(link.reference) if link.reference is not None else None
@@ -125,19 +125,21 @@ def _foreign_key_edges(actions: list[RowAction], writers: dict[InstanceState, Ro
                 target_state = target.__dict__.get(STATE_ATTRIBUTE)
                 parent = writers.get(target_state) if target_state is not None else None
                 if parent is not None and (parent.kind is INSERT or _changes_key(parent)):
-                    if action.sources is None:
-                        action.sources = {}
+                    sources = action.sources
+                    if sources is None:
+                        sources = action.sources = {}
                     for name, key_name in zip(link.names, target_state.mapper.pk_names):
-                        action.sources[name] = (target_state, key_name)
+                        sources[name] = (target_state, key_name)
                 else:
                     parent = None
             if parent is None:
                 key_values = tuple(values.get(name) for name in link.names)
                 if None in key_values:
                     continue
+                foreign_key = link.foreign_key
                 parent = keyed.get((foreign_key.target, foreign_key.target_key(key_values)))
-            if parent is None:
-                continue
+                if parent is None:
+                    continue
             if parent is action and known_key(state) is not None:
                 # A row pointing at its own key, known in advance: SQLite checks the foreign key
                 # once the row is in, so the one INSERT is enough.  (A key the database generates
@@ -146,8 +148,7 @@ def _foreign_key_edges(actions: list[RowAction], writers: dict[InstanceState, Ro
                     for name in link.names:
                         action.sources.pop(name, None)
                 continue
-            breakable = POST_UPDATE if kind is INSERT and link.nullable else None
-            edges.append(Edge(parent, action, link.reason, breakable, foreign_key))
+            edges.append(Edge(parent, action, link.reason, link.at_insert if kind is INSERT else None, link.foreign_key))
     return edges
 
 

@@ -52,7 +52,7 @@ def schedule(actions: Iterable[RowAction], edges: Iterable[Edge]) -> tuple[list[
     if not edges:
         return _group(actions), edges
     while True:
-        placed, stuck = waves(actions, [(edge.before, edge.after) for edge in edges])
+        placed, stuck = waves(actions, ((edge.before, edge.after) for edge in edges))
         if not stuck:
             break
         # Each round breaks one cycle; the edges it replaces cannot close that cycle again, so

@@ -32,15 +32,21 @@ def waves(nodes: Iterable[Node], edges: Iterable[tuple[Node, Node]]) -> tuple[li
     a cycle or wait for a node that does; it is empty when the edges have no cycle.
     """
     nodes = list(nodes)
-    waiting = dict.fromkeys(nodes, 0)  # node -> how many of its predecessors are not placed yet
-    successors: dict[Node, list[Node]] = {node: [] for node in nodes}
+    # Only nodes with an edge get an entry: most rows of a flush have none (a parent's children
+    # wait for it; the children themselves have no successors), so this is as large as the edges.
+    waiting: dict[Node, int] = {}  # node -> how many of its predecessors are not placed yet
+    successors: dict[Node, list[Node]] = {}
     for before, after in edges:
-        waiting[after] += 1
-        successors[before].append(after)
-    position = {node: index for index, node in enumerate(nodes)}
-    ready = [node for node in nodes if waiting[node] == 0]
+        waiting[after] = waiting.get(after, 0) + 1
+        later = successors.get(before)
+        if later is None:
+            successors[before] = [after]
+        else:
+            later.append(after)
+    ready = [node for node in nodes if node not in waiting]
     placed = []
     count = 0
+    position: dict[Node, int] | None = None
     while ready:
         placed.append(ready)
         count += len(ready)
@@ -48,15 +54,19 @@ def waves(nodes: Iterable[Node], edges: Iterable[tuple[Node, Node]]) -> tuple[li
         # Walk the whole wave before sorting the next one: a node freed by the last node of a
         # wave must not go before one freed by the first merely because it was found later.
         for node in ready:
-            for after in successors[node]:
-                waiting[after] -= 1
-                if waiting[after] == 0:
+            for after in successors.get(node, ()):
+                left = waiting[after] - 1
+                waiting[after] = left
+                if left == 0:
                     following.append(after)
-        following.sort(key=position.__getitem__)
+        if len(following) > 1:
+            if position is None:
+                position = {node: index for index, node in enumerate(nodes)}
+            following.sort(key=position.__getitem__)
         ready = following
     if count == len(nodes):
         return placed, []
-    return placed, [node for node in nodes if waiting[node] > 0]
+    return placed, [node for node in nodes if waiting.get(node, 0) > 0]
 
 
 def find_cycle(nodes: Sequence[Node], successors: Mapping[Node, Iterable[Node]]) -> list[Node]:
