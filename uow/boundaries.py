@@ -156,6 +156,7 @@ class Boundaries:
             rounds += 1
         if self.transaction.active:
             self.guard.refuse_lost_transaction("commit")
+            self.release_open_savepoints()
             try:
                 self.transaction.commit()
                 self.forget_committed(levels)
@@ -169,6 +170,21 @@ class Boundaries:
                 raise
         else:
             self.forget_committed(levels)
+
+    def release_open_savepoints(self):
+        """Before COMMIT, RELEASE each savepoint still open, innermost first, as SQLAlchemy's commit()
+        does: a savepoint that SQL sent on the connection directly released or rolled back past is
+        then found before anything is made final (TransactionError, and the session refuses all but
+        rollback()), where a bare COMMIT would make final whatever SQLite's version of its work was
+        while the session held the objects as flushed.  The undo scopes fold into level 0 as they go,
+        so a COMMIT that then fails leaves one level that rollback() restores whole."""
+        levels = self.transaction.levels
+        while len(levels) > 1:
+            try:
+                self.transaction.release_savepoint(levels[-1])
+            except TransactionError as lost:
+                self.guard.fail(lost, "commit", aftermath=SAVEPOINT_LOST)
+                raise
 
     def forget_committed(self, levels):
         """What a COMMIT makes final; safe to run twice (an interrupt may stop it half way)."""

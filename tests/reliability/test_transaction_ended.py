@@ -82,7 +82,7 @@ CALLS = {
     "dirty_fields": lambda r: r.session.dirty_fields(r.obj),
     "dry_run": lambda r: r.session.dry_run(),
     "execute(SELECT)": lambda r: r.session.execute("SELECT count(*) FROM ended_items"),
-    "execute(INSERT)": lambda r: r.session.execute("INSERT INTO ended_items (tag, name) VALUES ('raw', 'raw')"),
+    "execute(INSERT)": lambda r: r.session.execute("INSERT INTO ended_items (tag, name, qty) VALUES ('raw', 'raw', 0)"),
     "explain": lambda r: r.session.explain(r.obj),
     "expire": lambda r: r.session.expire(r.obj),
     "expire_all": lambda r: r.session.expire_all(),
@@ -153,9 +153,40 @@ FLUSH_ONLY = {"all", "filter", "get", "get_one", "merge", "flush", "dry_run", "s
 # (invalidate() after SQLite ended the transaction).
 NOT_CALLS = {"invalidate"}
 
+# How SQL sent on the connection directly ends what the session began: label -> (SQL, how many
+# savepoints the session has open, which one the SQL names (0 the outermost), or None for the
+# transaction).  SQLite's RELEASE of a savepoint folds its work into the level around it and ends the
+# savepoints inside it; its ROLLBACK TO undoes the work and ends the savepoints inside, but keeps the
+# savepoint itself open.  The outer transaction stands after each of these.
+ENDINGS = {
+    "ROLLBACK": ("ROLLBACK", 0, None),
+    "COMMIT": ("COMMIT", 0, None),
+    "RELEASE savepoint": ("RELEASE {}", 1, 0),
+    "ROLLBACK TO savepoint": ("ROLLBACK TO {}", 1, 0),
+    "RELEASE outer savepoint": ("RELEASE {}", 2, 0),
+    "ROLLBACK TO outer savepoint": ("ROLLBACK TO {}", 2, 0),
+}
+
+# After a savepoint was ended behind its back the transaction still stands, so a write goes into it
+# and is undone by the rollback() the session asks for in the end; what must refuse is each call that
+# ends a level the session believes open (commit() releases the open savepoints first, as
+# SQLAlchemy's does), before COMMIT could make SQLite's version of the savepoint's work final.
+ENDS_A_LEVEL = {"commit", "transaction.commit", "nested.commit", "nested.rollback"}
+
+# What the session cannot see: a ROLLBACK TO the innermost savepoint leaves that savepoint open in
+# SQLite (only its work is undone), so its RELEASE succeeds and a commit makes final a database
+# without the savepoint's flushed rows while the session holds those objects as persistent.  Seeing it
+# would need a hook on every statement the connection runs (sqlite3 has one trace callback and one
+# authorizer per connection, both the application's); no session we compare with (SQLAlchemy, Storm,
+# Pony) sees it either.  ROLLBACK TO the savepoint being ended is honest: it undoes the same work.
+UNSEEN = {("ROLLBACK TO savepoint", "commit"), ("ROLLBACK TO savepoint", "transaction.commit"),
+          ("ROLLBACK TO savepoint", "nested.commit")}
+# Rolling back the savepoint SQLite still has undoes what it would undo anyway: it goes on.
+HONEST = {("ROLLBACK TO savepoint", "nested.rollback")}
+
 
 class Run:
-    def __init__(self, path, ending, with_savepoint, unflushed):
+    def __init__(self, path, ending, savepoints, unflushed):
         self.setup = uow.connect(path)
         uow.create_all(self.setup, [Item, Part])
         for i in range(1, 7):
@@ -167,12 +198,22 @@ class Run:
         self.flushed = Item(tag="flushed", name="flushed")
         self.session.add(self.flushed)
         self.session.flush()
+        # Savepoints the session opened, each holding a flushed object of its own; ``nested`` is the
+        # innermost, the one its calls end.
+        self.levels = []
+        for depth in range(1, savepoints + 1):
+            self.levels.append(self.session.begin_nested())
+            self.session.add(Item(tag=f"in savepoint {depth}", name="in a savepoint"))
+            self.session.flush()
+        self.nested = self.levels[-1] if self.levels else None
         if unflushed:
             self.obj.name = "changed, not flushed"
-        self.nested = self.session.begin_nested() if with_savepoint else None
-        # Behind the session's back.  (A savepoint's ROLLBACK would leave the outer transaction.)
-        sqlite3.Connection.execute(self.conn, ending)
-        assert not self.conn.in_transaction
+        # Behind the session's back: the whole transaction, or one of the session's savepoints.
+        sql, _, target = ENDINGS[ending]
+        if target is not None:
+            sql = sql.format(f'"{self.levels[target].name}"')
+        sqlite3.Connection.execute(self.conn, sql)
+        assert self.conn.in_transaction == (target is not None)
 
     def no_autoflush(self, call):
         with self.session.no_autoflush:
@@ -181,17 +222,31 @@ class Run:
 
 def cases():
     for label in CALLS:
-        for ending in ("ROLLBACK", "COMMIT"):
+        for ending in ENDINGS:
             for unflushed in (True, False):
                 changes = "unflushed change" if unflushed else "nothing to flush"
-                yield pytest.param(label, ending, unflushed, id=f"{label}-{ending}-{changes}")
+                marks = ()
+                if (ending, label) in UNSEEN:
+                    marks = pytest.mark.xfail(strict=True, reason="a ROLLBACK TO that keeps the savepoint is "
+                                                                  "not seen (UNSEEN)")
+                yield pytest.param(label, ending, unflushed, id=f"{label}-{ending}-{changes}", marks=marks)
+
+
+def must_refuse(label, ending, unflushed):
+    """Whether ``label`` after ``ending`` must raise (see MUST_REFUSE and ENDS_A_LEVEL)."""
+    if ENDINGS[ending][2] is not None:
+        return label in ENDS_A_LEVEL and (ending, label) not in HONEST
+    return label in MUST_REFUSE and (unflushed or label not in FLUSH_ONLY)
 
 
 @pytest.mark.parametrize("label, ending, unflushed", list(cases()))
 def test_a_call_after_sqlite_ended_the_transaction_writes_nothing_and_rollback_recovers(
         label, ending, unflushed, tmp_path):
     nested_call = label.startswith("nested.")
-    run = Run(str(tmp_path / "ended.db"), ending, with_savepoint=nested_call, unflushed=unflushed)
+    ending_sql, savepoints, target = ENDINGS[ending]
+    if target is None and nested_call:
+        savepoints = 1  # a savepoint opened while the transaction still stood, ended after SQLite ended it
+    run = Run(str(tmp_path / "ended.db"), ending, savepoints=savepoints, unflushed=unflushed)
     other = uow.connect(str(tmp_path / "ended.db"))
     try:
         before = db_rows(other)
@@ -205,18 +260,27 @@ def test_a_call_after_sqlite_ended_the_transaction_writes_nothing_and_rollback_r
                 pytest.fail(f"{label} after SQLite's {ending} raised a raw {type(error).__name__}: {error}")
             else:
                 refused = None
-        if label in MUST_REFUSE and (unflushed or label not in FLUSH_ONLY):
+        if must_refuse(label, ending, unflushed):
             assert refused is not None, (
                 f"{label} after SQLite's {ending} went on as if the transaction stood; it sent "
                 f"{[s.sql for s in statements]}")
             assert "rolled back" in str(refused) or "transaction" in str(refused), str(refused)
-            sent = [s.sql for s in statements if not s.sql.lstrip().upper().startswith("SELECT")]
-            assert sent == [], f"{label} refused but sent {sent}"
+            if target is None:
+                sent = [s.sql for s in statements if not s.sql.lstrip().upper().startswith("SELECT")]
+                assert sent == [], f"{label} refused but sent {sent}"
+            else:
+                # It names the savepoint it found gone, and refuses all but rollback() from then on.
+                assert isinstance(refused, errors.TransactionError) and "uow_sp_" in str(refused), str(refused)
+                assert "COMMIT" not in [s.sql for s in statements]
+                with pytest.raises(errors.PendingRollbackError, match="rollback"):
+                    run.session.get(Item, 2)
         assert db_rows(other) == before, f"{label} after SQLite's {ending} changed the database"
-        assert not run.conn.in_transaction, f"{label} after SQLite's {ending} left a transaction open"
+        if target is None:
+            assert not run.conn.in_transaction, f"{label} after SQLite's {ending} left a transaction open"
         if label == "close":
             return
         run.session.rollback()
+        assert not run.conn.in_transaction
         if label not in ("expunge", "expunge_all", "reset"):
             assert uow.object_session(run.obj) is run.session
             run.session.refresh(run.obj)
@@ -226,6 +290,9 @@ def test_a_call_after_sqlite_ended_the_transaction_writes_nothing_and_rollback_r
         tags = [row[0] for row in other.execute("SELECT tag FROM ended_items ORDER BY id")]
         assert tags[:6] == [f"item-{i}" for i in range(1, 7)] and tags[-1] == "after"
         assert ("flushed" in tags) == (ending == "COMMIT")
+        if target is not None:  # everything since the last commit was undone, and nothing else
+            after = db_rows(other)
+            assert after["ended_items"][:-1] == before["ended_items"] and after["ended_parts"] == before["ended_parts"]
     finally:
         run.session.close()
         run.conn.close()
