@@ -4,7 +4,8 @@
 link in step in memory; this module adds what needs the session: a reference set on an object
 of the session (recorded in the undo log, a change for the next flush), an object appended to a
 collection joining the session (save-update), and the objects an add, delete, expunge or
-refresh reaches along relationships whose ``cascade`` names that operation.  The first four
+refresh reaches along relationships whose ``cascade`` names that operation, and the parents'
+loaded collections an insert cancelled (or taken back) leaves (or joins again).  The first four
 methods are what a relationship asks of its session (the hooks declared in ``hooks``).
 """
 
@@ -136,6 +137,29 @@ class Cascades:
                 for item in values.get(relationship.name) or ():
                     if _outside(item, session):
                         _warn_child(item, state, relationship)
+
+    def leave_parents(self, obj):
+        """A cancelled insert (see ``Lifecycle.delete``): the object no longer shows in its parents' loaded collections."""
+        for held in self._parents_collections(obj):
+            held._remove_quietly(obj)
+
+    def join_parents(self, obj):
+        """A cancelled insert taken back: the object shows in its parents' loaded collections again."""
+        for held in self._parents_collections(obj):
+            if not held._holds(obj):
+                held._append_quietly(obj)
+
+    def _parents_collections(self, obj):
+        """The loaded collections that list ``obj`` through its references."""
+        found = []
+        for reference in type(obj).__mapper__.references:
+            parent = obj.__dict__.get(reference.name)
+            collection = reference.collection
+            if parent is not None and collection is not None:
+                held = parent.__dict__.get(collection.name)
+                if held is not None:
+                    found.append(held)
+        return found
 
     def related(self, obj, cascade):
         """The objects one step from ``obj`` along relationships whose cascade includes ``cascade``.

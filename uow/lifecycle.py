@@ -40,10 +40,9 @@ class Lifecycle:
         """The work of ``Session.add`` (its docstring states the rules a user relies on: re-attaching,
         taking a delete back, cascading from any state, refusing an object whose row is gone)."""
         self.guard.check("add")
-        self.refuse_to_add(obj)
-        self.bring_in(obj)
+        self._add_walked([obj], "add")
 
-    def refuse_to_add(self, obj, operation="add", seen=None, claims=None):
+    def refuse_to_add(self, obj, operation="add", seen=None, claims=None, met=None):
         """Raise the error adding ``obj`` would meet -- for it or for any object its save-update
         cascade would bring in -- while changing nothing, so that a refused add() leaves the
         session as it was (it had made the first objects pending before meeting a bad one).
@@ -54,6 +53,8 @@ class Lifecycle:
         without relationships has no cascade, and checking it twice would only repeat the checks.
         ``claims`` maps each detached object's identity met so far to it: two detached copies of
         one row reached by one add (two lists holding them, or add_all()) cannot both attach.
+        ``met``, when given, gets ``(object, source, relationship)`` for each object the walk goes
+        on to, in the order :meth:`bring_in` would bring them in (see :meth:`_add_walked`).
         """
         session = self.session
         if seen and id(obj) in seen:
@@ -117,21 +118,55 @@ class Lifecycle:
             seen.add(id(obj))
             if claims is None:
                 claims = {}
-            for _, related in session.cascades.along(obj, SAVE_UPDATE):
+            for relationship, related in session.cascades.along(obj, SAVE_UPDATE):
                 related_state = related.__dict__.get(STATE_ATTRIBUTE)
                 if id(related) not in seen and (related_state is None or related_state.session is not session):
-                    self.refuse_to_add(related, operation, seen, claims)
+                    if met is not None:
+                        met.append((related, obj, relationship))
+                    self.refuse_to_add(related, operation, seen, claims, met)
 
-    def bring_in(self, obj, cause=None, walked=None):
+    def bring_in(self, obj, cause=None):
         """Bring ``obj`` (and its save-update cascade) in; :meth:`refuse_to_add` has checked it all.
 
         ``cause`` is ``(cascade, source state, relationship)`` when a cascade, not the user,
         brings a new object in: it is recorded for ``explain`` (see ``Registers.causes``).
-        ``walked``, when given (add_all() shares one across its objects), collects the ids of the
-        objects whose cascade this walk followed: add_all() then skips those of its objects that
-        an earlier one's cascade brought in already (the children listed after their parent),
-        whose walk would only find every neighbour here.
         """
+        session = self.session
+        state = self._bring_one(obj, cause)
+        mapper = state.mapper
+        if mapper.references or mapper.collections:
+            for relationship, related in session.cascades.along(obj, SAVE_UPDATE):
+                related_state = related.__dict__.get(STATE_ATTRIBUTE)
+                if related_state is None or related_state.session is not session:
+                    # (objects already here brought in their own cascade)
+                    self.bring_in(related, (SAVE_UPDATE, state, relationship))
+
+    def _add_walked(self, objects, operation):
+        """add() and add_all(), each cascade walked once: the fast path of :meth:`bring_in`'s walk.
+
+        The walk that checks everything first (:meth:`refuse_to_add`) lists the objects it goes
+        on to, in the order bring_in()'s own walk would meet them, with the object and
+        relationship each was reached from; they are then brought in from that list, one by one,
+        instead of walking again.  An object met twice (a child listed after the parent that
+        reached it) is already here the second time, and is left as it is.  ``seen`` is shared
+        across the objects, so each cascade is walked once however many objects reach it: the
+        commonest add_all() lists parents and their children, and each side reaches the other.
+        """
+        seen: set[int] = set()
+        claims: dict = {}
+        met: list = []
+        for obj in objects:
+            if id(obj) not in seen:
+                met.append((obj, None, None))
+                self.refuse_to_add(obj, operation, seen, claims, met)
+        bring_one = self._bring_one
+        with collector_paused(len(met)):
+            for obj, source, relationship in met:
+                bring_one(obj, None if source is None else
+                          (SAVE_UPDATE, source.__dict__[STATE_ATTRIBUTE], relationship))
+
+    def _bring_one(self, obj, cause):
+        """:meth:`bring_in` of ``obj`` alone, not its cascade; returns its state record."""
         session = self.session
         mapper = type(obj).__mapper__
         values = obj.__dict__
@@ -161,14 +196,7 @@ class Lifecycle:
             session.tracker.note_assignment(state)  # changed while it was away, perhaps: compare it
         elif state in self.registers.marked:
             self.take_back_delete(state)
-        if mapper.references or mapper.collections:
-            if walked is not None:
-                walked.add(id(obj))
-            for relationship, related in session.cascades.along(obj, SAVE_UPDATE):
-                related_state = related.__dict__.get(STATE_ATTRIBUTE)
-                if related_state is None or related_state.session is not session:
-                    # (objects already here brought in their own cascade)
-                    self.bring_in(related, (SAVE_UPDATE, state, relationship), walked)
+        return state
 
     def take_back_delete(self, state):
         """add() or expunge() of an object marked for deletion: it stays, and so does what its delete() took
@@ -193,48 +221,13 @@ class Lifecycle:
                 # taken since, the refusal names it; what was taken back so far stays.)
                 self.refuse_to_add(child)
                 self.bring_in(child, (TAKEN_BACK, state, None))
-                self.join_parents(child)
+                session.cascades.join_parents(child)
 
     def add_all(self, objects):
         """add() each object, in order; if any of them cannot be added, none is."""
         self.guard.check("add_all")
         objects = listed(objects, "add_all", "objects")  # (refuse_to_add checks each is an entity object)
-        # Each object's cascade is walked once in each pass (``seen``, ``walked``), however many reach
-        # it: the commonest add_all() lists parents and children, and each side reaches the other.
-        seen: set[int] = set()
-        claims: dict = {}
-        for obj in objects:
-            if id(obj) not in seen:
-                self.refuse_to_add(obj, "add_all", seen, claims)
-        add = self.bring_in
-        walked: set[int] = set()
-        with collector_paused(len(objects)):
-            for obj in objects:
-                if id(obj) not in walked:
-                    add(obj, None, walked)
-
-    def leave_parents(self, obj):
-        """A cancelled insert: the object no longer shows in its parents' loaded collections."""
-        for held in self._parents_collections(obj):
-            held._remove_quietly(obj)
-
-    def join_parents(self, obj):
-        """A cancelled insert taken back: the object shows in its parents' loaded collections again."""
-        for held in self._parents_collections(obj):
-            if not held._holds(obj):
-                held._append_quietly(obj)
-
-    def _parents_collections(self, obj):
-        """The loaded collections that list ``obj`` through its references."""
-        found = []
-        for reference in type(obj).__mapper__.references:
-            parent = obj.__dict__.get(reference.name)
-            collection = reference.collection
-            if parent is not None and collection is not None:
-                held = parent.__dict__.get(collection.name)
-                if held is not None:
-                    found.append(held)
-        return found
+        self._add_walked(objects, "add_all")
 
     def _refuse_held_key(self, mapper, key, obj):
         held = self.session.identity.get(mapper.cls, key)
@@ -270,7 +263,7 @@ class Lifecycle:
             self.bring_in(obj)
         if state.status is PENDING:
             self.expunge(obj)
-            self.leave_parents(obj)
+            session.cascades.leave_parents(obj)
         elif state.status is PERSISTENT and state not in self.registers.marked:
             session.undo.record(state)
             if cause is not None:
