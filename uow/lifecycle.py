@@ -144,26 +144,34 @@ class Lifecycle:
     def _add_walked(self, objects, operation):
         """add() and add_all(), each cascade walked once: the fast path of :meth:`bring_in`'s walk.
 
-        The walk that checks everything first (:meth:`refuse_to_add`) lists the objects it goes
-        on to, in the order bring_in()'s own walk would meet them, with the object and
-        relationship each was reached from; they are then brought in from that list, one by one,
-        instead of walking again.  An object met twice (a child listed after the parent that
-        reached it) is already here the second time, and is left as it is.  ``seen`` is shared
-        across the objects, so each cascade is walked once however many objects reach it: the
-        commonest add_all() lists parents and their children, and each side reaches the other.
+        The walk that checks everything first (:meth:`refuse_to_add`) lists the objects each
+        listed object's cascade goes on to, in the order bring_in()'s own walk would meet them,
+        with the object and relationship each was reached from; they are then brought in from
+        that list instead of walking again.  ``seen`` is shared across the objects, so each
+        cascade is walked once however many objects reach it: the commonest add_all() lists
+        parents and their children, and each side reaches the other.
         """
         seen: set[int] = set()
         claims: dict = {}
-        met: list = []
-        for obj in objects:
-            if id(obj) not in seen:
-                met.append((obj, None, None))
-                self.refuse_to_add(obj, operation, seen, claims, met)
+        starts = []  # the listed objects whose walk starts here (an object met before is here already)
+        reached = {}  # id(listed object) -> [(object, source, relationship)] its walk went on to
+        found: list = []
         bring_one = self._bring_one
-        with collector_paused(len(met)):
-            for obj, source, relationship in met:
-                bring_one(obj, None if source is None else
-                          (SAVE_UPDATE, source.__dict__[STATE_ATTRIBUTE], relationship))
+        # (The lists are built in the first pass and the state records in the second: neither is
+        # garbage, so the collector waits for both; see collector_paused.)
+        with collector_paused(len(objects)):
+            for obj in objects:
+                if id(obj) not in seen:
+                    starts.append(obj)
+                    self.refuse_to_add(obj, operation, seen, claims, found)
+                    if found:
+                        reached[id(obj)] = found
+                        found = []
+            for obj in starts:
+                bring_one(obj, None)
+                if reached and id(obj) in reached:
+                    for related, source, relationship in reached.pop(id(obj)):
+                        bring_one(related, (SAVE_UPDATE, source.__dict__[STATE_ATTRIBUTE], relationship))
 
     def _bring_one(self, obj, cause):
         """:meth:`bring_in` of ``obj`` alone, not its cascade; returns its state record."""
