@@ -240,7 +240,10 @@ def test_a_stored_text_a_built_in_type_cannot_read_is_a_clear_error_in_every_rea
         "value": None}, table=f"unreadable_{annotation.__name__.lower()}")
     conn = uow.connect(where)
     try:
-        uow.create_all(conn, [cls])
+        if annotation is uuid.UUID:  # create_all's CHECK refuses the text: a table another program made
+            conn.execute(f"CREATE TABLE {cls.__mapper__.table} (id INTEGER PRIMARY KEY, value TEXT)")
+        else:
+            uow.create_all(conn, [cls])
         conn.execute(f"INSERT INTO {cls.__mapper__.table} (id, value) VALUES (1, NULL)")
         session = uow.Session(conn)
         held = session.get(cls, 1)

@@ -17,7 +17,7 @@ Python type                declared as     stored as
 ``datetime.date``          TEXT            ``YYYY-MM-DD``
 ``datetime.datetime``      TEXT            ISO 8601 (naive or a fixed unnamed offset; fold=0)
 ``decimal.Decimal``        TEXT            ``str(value)``: every digit and the exponent kept
-``uuid.UUID``              TEXT            ``str(value)``: 36 characters, lower case, with hyphens
+``uuid.UUID``              TEXT            ``str(value)``: 36 characters, lower case, with hyphens (only)
 an ``enum.Enum`` class     TEXT            the member's *name* (``Color.RED`` as ``'RED'``)
 ``dict``, ``list``         TEXT            JSON; in-place changes are detected at flush (``jsontype``)
 =========================  ==============  ===============================================
@@ -76,6 +76,11 @@ class ColumnType:
     def all_valid(self, values: list[Any]) -> bool:
         """A fast check that every (non-None) value is acceptable; may only say True when it is."""
         return set(map(type, values)) <= {self.python_type}
+
+    def check_sql(self, quoted_column: str) -> str | None:
+        """The CHECK expression ``create_all`` declares on a column of this type, or None: for a
+        type whose stored form must be one of many a program could write (a UUID's canonical text)."""
+        return None
 
     def __repr__(self):
         return f"{type(self).__name__}()"
@@ -253,18 +258,46 @@ class DecimalType(ColumnType):
 
 
 class UuidType(ColumnType):
-    """A UUID as its canonical text (``'12345678-1234-5678-1234-567812345678'``).
+    """A UUID as its canonical text (``'12345678-1234-5678-1234-567812345678'``), and only that.
 
     Text rather than a 16-byte blob so that the stored value reads the same in the sqlite3 shell
-    as in Python; the canonical form is the one compared, so a key is found only under it (a row
-    another program wrote as 32 hex digits or in upper case is read, but ``get()`` will not find it).
+    as in Python.  Keys and queries compare the canonical text, so a row holding any other form of
+    a UUID (upper case, 32 hex digits, braces, a blob: another program wrote it) would be missed by
+    ``get()``, and an object added with the same UUID would write a second row for it: two rows, one
+    UUID, and two objects in the session with equal keys.  So the one form is enforced at both ends:
+    ``create_all`` declares the column with a CHECK that refuses any other (:meth:`check_sql`), and
+    reading another form from a table made otherwise is a ColumnValueError naming the row and the
+    fix, before the session holds an object whose key it could not find again.  (SQLAlchemy's Uuid
+    reads any form but finds only its own, 32 hex digits, so it has the same two rows.)
     """
 
     python_type = uuid.UUID
     stored_type = str
     sql_type = "TEXT"
     to_db = staticmethod(uuid.UUID.__str__)
-    from_db = staticmethod(uuid.UUID)
+    # 8-4-4-4-12 lower-case hex digits: the text str(uuid.UUID) gives, as a GLOB pattern.
+    CANONICAL_GLOB = "-".join("[0-9a-f]" * digits for digits in (8, 4, 4, 4, 12))
+
+    @staticmethod
+    def from_db(value: Any) -> uuid.UUID:
+        """The UUID a stored canonical text stands for; any other stored form is refused (see above)."""
+        if type(value) is not str:
+            raise ColumnValueError(
+                f"{value!r} is stored as {type(value).__name__}, not as a UUID's canonical text; "
+                f"{UuidType.REWRITE}")
+        parsed = uuid.UUID(value)  # (text that is no UUID at all: its ValueError is named by read_back)
+        if str(parsed) != value:
+            raise ColumnValueError(
+                f"{value!r} is not {str(parsed)!r}, the canonical text uow stores and looks keys up by; "
+                f"{UuidType.REWRITE}")
+        return parsed
+
+    REWRITE = ("get() would miss this row and a new object with its UUID would write a second one: rewrite "
+               "the stored UUIDs in the canonical form (36 characters, lower case, with hyphens), or map the "
+               "column with a CustomType for the form the other program writes")
+
+    def check_sql(self, quoted_column: str) -> str | None:
+        return f"{quoted_column} GLOB '{self.CANONICAL_GLOB}'"
 
 
 class EnumType(ColumnType):

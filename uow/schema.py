@@ -1,6 +1,7 @@
 """CREATE TABLE statements from entity declarations, and ``create_all`` to run them.
 
-Each column becomes ``"name" TYPE [NOT NULL] [UNIQUE] [DEFAULT (expr)]``; the key becomes
+Each column becomes ``"name" TYPE [NOT NULL] [UNIQUE] [DEFAULT (expr)] [CHECK (...)]`` (the check
+from its type: a UUID's one stored form); the key becomes
 ``"id" INTEGER PRIMARY KEY`` (SQLite's rowid, which SQLite numbers by itself) for a single
 integer key, or a ``PRIMARY KEY (...)`` clause otherwise; each foreign key becomes a
 ``FOREIGN KEY (...) REFERENCES ...`` clause.  Foreign keys are not DEFERRABLE: uow orders its
@@ -43,6 +44,9 @@ def create_table_sql(cls: type[Entity]) -> str:
             parts.append("UNIQUE")
         if column.server_default is not None:
             parts.append(f"DEFAULT ({column.server_default})")
+        check = column.type.check_sql(quote(column.name))
+        if check is not None:
+            parts.append(f"CHECK ({check})")
         lines.append(" ".join(parts))
     if mapper.generated_key is None:
         lines.append(f"PRIMARY KEY ({', '.join(map(quote, mapper.pk_names))})")
