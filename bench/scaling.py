@@ -16,7 +16,7 @@ and a larger ``--rows`` before believing it).
 
 The workloads are bench/uow_orm.py's (the benchmark table's rows), plus the ones below: the session
 operations the table does not time, each over n objects (rollbacks, savepoints, expiry, expunge,
-cascaded deletes, queries, merge, bulk writes, related loads).
+cascaded deletes with and without changed children, queries, merge, bulk writes, related loads).
 """
 
 import argparse
@@ -257,6 +257,28 @@ def related(data: BenchData) -> dict[str, float]:
     return {"load_related children": loaded - start, "delete parents and children+commit": end - loaded}
 
 
+def related_with_changes(data: BenchData) -> dict[str, float]:
+    """As :func:`related`, with every child's name changed first: the changed children are what a
+    parent's delete must also look through (they may point at it in memory only)."""
+    from bench.uow_orm import Child, Parent
+
+    connection, session = _parents_with_children(data)
+    parents = session.all(Parent)
+    for child in session.all(Child):
+        child.name = child.name + "!"
+    session.load_related(parents, "children")
+    start = start_clock()
+    for parent in parents:
+        for child in parent.children:
+            session.delete(child)
+        session.delete(parent)
+    session.commit()
+    end = clock()
+    expect(connection.execute("SELECT count(*) FROM children").fetchone()[0], 0, "children after the deletes")
+    session.close()
+    return {"delete parents, children changed+commit": end - start}
+
+
 EXTRA_WORKLOADS = {
     "rollback_inserts": rollback_of_inserts,
     "rollback_changes": rollback_of_changes,
@@ -267,6 +289,7 @@ EXTRA_WORKLOADS = {
     "merge": merging,
     "bulk": bulk,
     "related": related,
+    "related_changed": related_with_changes,
 }
 
 
