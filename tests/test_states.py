@@ -2,10 +2,13 @@
 object_session, the new/dirty/deleted sets, the identity map view, identity keys, expunge,
 close, reset and stats()."""
 
+import gc
+
 import pytest
 
 import uow
 from uow import ObjectState, errors, object_session, state_of
+from uow import states
 from uow.states import STATE_ATTRIBUTE
 
 from .models import Country, Pair, User
@@ -137,6 +140,18 @@ def test_an_object_whose_row_was_deleted_and_committed_cannot_be_attached_again(
     assert statements == []
     assert (state_of(user), object_session(user)) == (DETACHED, None)
     assert session.get(User, user.id) is None
+
+
+def test_wb_the_fact_that_a_row_is_gone_leaves_with_its_object(session):
+    """A committed delete files the object, by id, in states._rows_deleted: the entry leaves when the
+    object is freed (its id may then be given to a new object, which must not inherit the fact)."""
+    user = _deleted_and_committed(session)
+    key = id(user)
+    assert user.__dict__[STATE_ATTRIBUTE].row_deleted
+    assert states._rows_deleted[key]() is user
+    del user
+    gc.collect()  # (an object and its state record point at each other: the cyclic collector frees them)
+    assert key not in states._rows_deleted
 
 
 def test_an_object_whose_deleted_row_was_expunged_and_committed_cannot_be_attached_again(session):
