@@ -13,7 +13,7 @@ orders that came out differently from run to run.)  Waves rather than a single s
 the flush needs: every row of a wave can go in the same batch.
 """
 
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Container, Hashable, Iterable, Mapping
 from typing import TypeVar
 
 Node = TypeVar("Node", bound=Hashable)
@@ -69,17 +69,27 @@ def waves(nodes: Iterable[Node], edges: Iterable[tuple[Node, Node]]) -> tuple[li
     return placed, [node for node in nodes if waiting.get(node, 0) > 0]
 
 
-def find_cycle(nodes: Sequence[Node], successors: Mapping[Node, Iterable[Node]]) -> list[Node]:
+def find_cycle(nodes: Iterable[Node], successors: Mapping[Node, Iterable[Node]],
+               allowed: Container[Node] | None = None, explored: set[Node] | None = None) -> list[Node]:
     """One cycle among ``nodes`` as a list ``[a, b, ..., a]``, or ``[]`` (depth-first, deterministic).
 
     ``successors`` maps each node to the nodes that must come after it; nodes not in ``nodes``
     are ignored.  Each node's successors are read once, so this costs as much as the nodes and
     edges, not as much as the paths between them.
+
+    A caller that breaks cycles one at a time (the flush planner) searches again after each and
+    passes what stays true in between: ``allowed``, the nodes still to consider (the set it keeps
+    of ``nodes``, which then need only be the starts, in order), and ``explored``, the nodes this
+    search found no cycle reachable from, which it adds to (still true once edges or nodes are
+    taken away, so a later search skips them instead of walking them again).
     """
-    allowed = set(nodes)
-    explored = set()
+    if allowed is None:
+        nodes = list(nodes)
+        allowed = set(nodes)
+    if explored is None:
+        explored = set()
     for start in nodes:
-        if start in explored:
+        if start in explored or start not in allowed:
             continue
         path = [start]
         on_path = {start: 0}
