@@ -261,14 +261,11 @@ class UuidType(ColumnType):
     """A UUID as its canonical text (``'12345678-1234-5678-1234-567812345678'``), and only that.
 
     Text rather than a 16-byte blob so that the stored value reads the same in the sqlite3 shell
-    as in Python.  Keys and queries compare the canonical text, so a row holding any other form of
-    a UUID (upper case, 32 hex digits, braces, a blob: another program wrote it) would be missed by
-    ``get()``, and an object added with the same UUID would write a second row for it: two rows, one
-    UUID, and two objects in the session with equal keys.  So the one form is enforced at both ends:
-    ``create_all`` declares the column with a CHECK that refuses any other (:meth:`check_sql`), and
-    reading another form from a table made otherwise is a ColumnValueError naming the row and the
-    fix, before the session holds an object whose key it could not find again.  (SQLAlchemy's Uuid
-    reads any form but finds only its own, 32 hex digits, so it has the same two rows.)
+    as in Python.  Keys and queries compare the canonical text, so another form (upper case, 32 hex
+    digits, a blob: another program wrote it) would be missed by ``get()``, and adding an object
+    with that UUID would write a second row.  So ``create_all`` declares a CHECK that refuses other
+    forms (:meth:`check_sql`), and reading one is a ColumnValueError naming the row and the fix.
+    (SQLAlchemy's Uuid reads any form but finds only its own, 32 hex digits: the same two rows.)
     """
 
     python_type = uuid.UUID
@@ -281,20 +278,13 @@ class UuidType(ColumnType):
     @staticmethod
     def from_db(value: Any) -> uuid.UUID:
         """The UUID a stored canonical text stands for; any other stored form is refused (see above)."""
-        if type(value) is not str:
+        parsed = uuid.UUID(value) if type(value) is str else None  # (text no UUID at all: read_back names it)
+        if parsed is None or str(parsed) != value:
             raise ColumnValueError(
-                f"{value!r} is stored as {type(value).__name__}, not as a UUID's canonical text; "
-                f"{UuidType.REWRITE}")
-        parsed = uuid.UUID(value)  # (text that is no UUID at all: its ValueError is named by read_back)
-        if str(parsed) != value:
-            raise ColumnValueError(
-                f"{value!r} is not {str(parsed)!r}, the canonical text uow stores and looks keys up by; "
-                f"{UuidType.REWRITE}")
+                f"{value!r} is not a UUID's canonical text (36 characters, lower case, with hyphens), which uow "
+                f"stores and looks keys up by: get() would miss this row and a new object with its UUID would write "
+                f"a second one. Rewrite the stored UUIDs in that form, or map the column with a CustomType")
         return parsed
-
-    REWRITE = ("get() would miss this row and a new object with its UUID would write a second one: rewrite "
-               "the stored UUIDs in the canonical form (36 characters, lower case, with hyphens), or map the "
-               "column with a CustomType for the form the other program writes")
 
     def check_sql(self, quoted_column: str) -> str | None:
         return f"{quoted_column} GLOB '{self.CANONICAL_GLOB}'"
@@ -381,6 +371,18 @@ def read_back(column, value, row):
             f"{column.qualified_name} of the row {row} cannot be read: {error}; nothing was loaded "
             f"(fix the row, or the type, and read it again)"
         ) from error
+
+
+def check_key_form(column, value, stored):
+    """A loaded key must be stored as the text uow writes for its value, which get() looks keys up by:
+    another form (a datetime keyed '2020-01-02 03:04:05' by another program) is missed by get(), even
+    while the session holds it, and adding an object with that key writes a second row."""
+    written = to_db(column.type, value)
+    if written != stored:
+        raise ColumnValueError(
+            f"{column.qualified_name}: the key {stored!r} is stored in another form than uow writes and looks keys up "
+            f"by ({written!r}), so get() would miss its row and a new object with that key would write a second "
+            f"row; rewrite the stored keys in that form. Nothing was loaded")
 
 
 def from_db(column_type, value):

@@ -18,7 +18,7 @@ this part: see ``features.eager``.
 import sqlite3
 from typing import Any
 
-from .columntypes import read_back
+from .columntypes import check_key_form, read_back
 from .valuechecks import bound_refusal
 from .errors import (
     DatabaseLockedError,
@@ -257,6 +257,7 @@ class Loader:
         new = object.__new__
         epoch = session.undo.loading_epoch()
         json_indexes = [column.index for column in mapper.json_columns]
+        key_columns = [(index, mapper.columns[index]) for index, _ in converters if index in pk_indexes]
         for row in rows:
             snapshot = stored = row  # the key is made of the stored forms (Mapper.key_for)
             if converters:
@@ -283,6 +284,8 @@ class Loader:
             if obj is None:
                 if not complete:
                     raise _NullKey(row)  # (checked here: a held object's key never holds None)
+                for index, column in key_columns:  # (a key that is stored as itself, an int, has no conversion)
+                    check_key_form(column, row[index], stored[index])
                 if sequence is None:
                     sequence = next(self.registers.sequence)
                 obj = new(cls)

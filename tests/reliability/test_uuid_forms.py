@@ -7,9 +7,12 @@ and query.  A row another program wrote in upper case, as 32 hex digits, in brac
 object with that UUID wrote a second row, and loading the table gave the session two persistent
 objects with equal keys.  Now the one form is enforced at both ends: a table ``create_all`` made
 refuses the other forms (a CHECK), and reading another form from a table made otherwise is a
-ColumnValueError that names the attribute, the row and the fix, holding nothing.
+ColumnValueError that names the attribute, the row and the fix, holding nothing.  The same holds
+for every key whose stored text is one of several forms its value reads from (a datetime keyed in
+SQLite's own ``'2020-01-02 03:04:05'``, a date as ``'20200102'``): reading it is refused.
 """
 
+import datetime
 import sqlite3
 import uuid
 
@@ -113,4 +116,67 @@ def test_the_canonical_form_round_trips_and_is_found_again(path):
     assert other.get(Token, VALUE).name == "mine"
     assert [token.id for token in other.all(Token)] == [VALUE]
     other.close()
+    connection.close()
+
+
+# The same class for every key type whose stored text is one of several a value could be read from.
+class Event(FormsBase, table="form_events"):
+    at: datetime.datetime = Column(primary_key=True)
+    name: str
+
+
+class Day(FormsBase, table="form_days"):
+    day: datetime.date = Column(primary_key=True)
+    name: str
+
+
+class Stamped(FormsBase, table="form_stamped"):
+    id: int = Column(primary_key=True)
+    at: datetime.datetime = Column(server_default="CURRENT_TIMESTAMP")
+
+
+OTHER_KEY_FORMS = [
+    (Event, "2020-01-02 03:04:05", datetime.datetime(2020, 1, 2, 3, 4, 5)),  # SQLite's own datetime() text
+    (Event, "2020-01-02T03:04:05.000000", datetime.datetime(2020, 1, 2, 3, 4, 5)),
+    (Day, "20200102", datetime.date(2020, 1, 2)),
+]
+
+
+@pytest.mark.parametrize("cls, stored, value", OTHER_KEY_FORMS, ids=[form for _, form, _ in OTHER_KEY_FORMS])
+def test_a_key_stored_in_another_form_than_uow_writes_is_refused_when_read(path, cls, stored, value):
+    """get() looked the row up by the text uow writes and missed it, even while the session held
+    the object that all() had loaded from it; adding an object with the key wrote a second row."""
+    connection = uow.connect(path)
+    uow.create_all(connection, [cls])
+    table = cls.__mapper__.table
+    connection.execute(f"INSERT INTO {table} VALUES (?, 'other program')", (stored,))
+    before = db_rows(connection)
+    session = uow.Session(connection)
+    name = f"{cls.__name__}.{cls.__mapper__.pk_names[0]}"
+    for read in (lambda: session.all(cls), lambda: session.filter(cls, name="other program")):
+        with pytest.raises(errors.ColumnValueError, match="second row") as refused:
+            read()
+        assert name in str(refused.value) and repr(stored) in str(refused.value)
+        assert len(session.identity_map) == 0
+    assert session.get(cls, value) is None  # (the look-up by the text uow writes, as before)
+    session.rollback()
+    assert db_rows(connection) == before
+    # What uow writes itself is read back and found again.
+    session.add(cls(**{cls.__mapper__.pk_names[0]: value.replace(year=2021), "name": "mine"}))
+    session.commit()
+    other = uow.Session(connection)
+    assert other.get(cls, value.replace(year=2021)).name == "mine"
+    other.close()
+    session.close()
+    connection.close()
+
+
+def test_a_value_column_in_sqlites_own_datetime_text_still_reads(path):
+    """Only keys must be in uow's form: CURRENT_TIMESTAMP writes '2020-01-02 03:04:05'."""
+    connection = uow.connect(path)
+    uow.create_all(connection, [Stamped])
+    connection.execute("INSERT INTO form_stamped (id) VALUES (1)")
+    session = uow.Session(connection)
+    assert isinstance(session.get(Stamped, 1).at, datetime.datetime)
+    session.close()
     connection.close()
