@@ -3,11 +3,12 @@
 Each of these was quadratic: every append asked whether the parent's list held the child by
 scanning the list (``any(item is child for item in held)``), assigning a whole list compared every
 old child with every new one, and ``delete()`` of a parent checked each child it found against the
-children found before it.  With ten thousand children the scans were most of the work (a parent of
+children found before it, and loading a collection with autoflush paused checked each pending
+child against the list built so far.  With ten thousand children the scans were most of the work (a parent of
 8,000 children took 95 µs per child to build instead of 4, and 180 µs per child to delete).
 
 No clock: each test counts the lines of uow's own code that run (``sys.settrace``) for n and for 4n
-children.  Linear work grows about 4x; a scan per child, about 8-13x at these sizes.  The last
+children.  Linear work grows about 4x; a scan per child, about 8-13x at these sizes.  One
 test counts add_all()'s cascade walks: one per object.  Each test also
 checks what the session and the database hold afterwards (memory and file databases).
 """
@@ -159,3 +160,30 @@ def test_wb_add_all_walks_each_objects_cascade_once(db, session, monkeypatch):
     assert {id(obj) for obj in walks} == {id(obj) for obj in families}
     session.commit()
     assert db.committed("SELECT count(*) FROM orders") == [(30,)]
+
+
+def test_wb_loading_a_collection_with_many_pending_children_is_linear(db, session):
+    # With autoflush paused, loading user.orders adds the pending orders that point at the user
+    # (the database does not know them yet); each was checked against the list built so far by a
+    # scan (``any(item is other ...)``), so n pending children cost n^2/2 steps.
+    families = []
+
+    def work(n):
+        user = User(name=f"u{n}")
+        session.add(user)
+        session.commit()
+        user = session.get(User, user.id)
+        orders = [Order(total=i, user=user) for i in range(n)]
+        session.add_all(orders)
+        families.append((user, orders))
+
+        def load():
+            with session.no_autoflush:
+                assert len(user.orders) == n
+        return load
+
+    assert growth(work) < LINEAR
+    session.commit()
+    for user, orders in families:
+        assert {id(order) for order in user.orders} == {id(order) for order in orders}
+        assert committed_orders(db, user) == len(orders)

@@ -371,10 +371,12 @@ class Loader:
         items = [item for item in loaded if points_at(item, reference, owner)]
         # Without autoflush the database may not know yet about objects linked in memory:
         # pending ones, and persistent ones re-pointed since the last flush (those are candidates).
+        # (Held is a set of ids, so that many such objects cost one look-up each, not a scan.)
+        held = set(map(id, items))
         for other in list(self.registers.pending) + list(session.tracker.candidates):
-            if other.mapper is mapper and points_at(other.obj, reference, owner):
-                if not any(item is other.obj for item in items):
-                    items.append(other.obj)
+            if other.mapper is mapper and id(other.obj) not in held and points_at(other.obj, reference, owner):
+                held.add(id(other.obj))
+                items.append(other.obj)
         for item in items:
             item.__dict__.setdefault(reference.name, owner)
         return items
