@@ -303,7 +303,7 @@ class Mapper:
         trust the object's current dict or list (see ``jsontype.undo_copy``); ``committed`` is
         the object's snapshot, when it has a row.
         """
-        copied = dict(values)
+        copied = values.copy()  # (of a compact instance dict, a compact copy: see entity.write_values)
         for column in self.json_columns:
             text = committed[column.index] if committed is not None else None
             if isinstance(text, str) or copied.get(column.name) is not None:

@@ -23,6 +23,7 @@ from ..columntypes import from_db
 from ..rowsize import oversized_row
 from ..valuechecks import Refusal, bind_column
 from ..executor import lock_hint
+from ..entity import write_values
 from ..errors import ColumnValueError, FlushError, InvalidStateError, StaleDataError, warn
 from ..identifiers import quote
 from ..mapper import mapper_of_object
@@ -170,9 +171,7 @@ class Merger:
             self._refuse_doomed(target, obj)
         if target is None:
             target = mapper.cls.__new__(mapper.cls)
-            target.__dict__.update(
-                (name, source[name]) for name in mapper.column_names if name in source
-            )
+            write_values(target.__dict__, {name: source[name] for name in mapper.column_names if name in source})
             # add(), recording what made it (for explain(): not the user's add() of this object)
             session.lifecycle.refuse_to_add(target, "merge")
             session.lifecycle.bring_in(target, (MERGE, obj, via))
@@ -228,7 +227,7 @@ class Merger:
         values = {name: source[name] for name in mapper.column_names if name in source}
         if held is None:
             target = mapper.cls.__new__(mapper.cls)
-            target.__dict__.update(values)
+            write_values(target.__dict__, values)
             # The values are the caller's, not the row's: a rollback expires the object.
             session.undo.mark_written()
             target_state = InstanceState(target, mapper, TRANSIENT, None, loaded_epoch=session.undo.epoch)
