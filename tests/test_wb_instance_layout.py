@@ -109,3 +109,45 @@ def test_wb_objects_merge_makes_share_their_class_key_table(conn):
     session.commit()
     session.close()
     assert conn.execute("SELECT count(*) FROM items WHERE id >= 100").fetchone() == (50,)
+
+
+def test_wb_objects_stay_compact_through_flush_rollback_expiry_and_merge(conn):
+    # The session writes into held objects' dicts all the time (a flush's new values and keys, a
+    # rollback putting values back, a reload after expire(), merge onto a held object): none of
+    # those may move an object to a full dict of its own.
+    Owner, Shop, Item = declare_models()
+    uow.create_all(conn, [Owner, Shop, Item])
+    fill(conn, 60)
+    session = uow.Session(conn)
+    items = session.all(Item)
+    for item in items:
+        item.price += 1
+    session.flush()
+    assert all(shares_class_keys(item) for item in items)
+    session.rollback()
+    assert {item.price for item in items} == {0.5}
+    assert all(shares_class_keys(item) for item in items)
+    for item in items:
+        session.expire(item)
+    assert {item.name for item in items} == {f"item{i}" for i in range(60)}
+    assert all(shares_class_keys(item) for item in items)
+    savepoint = session.begin_nested()
+    for item in items[:30]:
+        session.delete(item)
+    for item in items[30:]:
+        item.name = "renamed"
+    session.flush()
+    savepoint.rollback()
+    assert all(shares_class_keys(item) for item in items)
+    made = [Item(owner_id=1, shop_id=1, name=f"new{i}") for i in range(40)]
+    session.add_all(made)
+    session.flush()
+    session.rollback()  # the new objects are transient again, their generated keys taken back
+    assert all(shares_class_keys(item) for item in made)
+    session.add_all(made)
+    merged = session.merge(Item(id=1, owner_id=1, shop_id=1, name="merged"))
+    session.commit()
+    assert merged is items[0] and shares_class_keys(merged)
+    assert all(shares_class_keys(item) for item in made)
+    session.close()
+    assert conn.execute("SELECT count(*), sum(name = 'merged') FROM items").fetchone() == (100, 1)
