@@ -75,3 +75,35 @@ def test_wb_a_flush_breaks_a_cycle_with_a_follow_up_update(connection):
         (StepKind.UPDATE, "departments", StepPurpose.POST_UPDATE),
     ]
     assert connection.execute("SELECT manager_id FROM departments").fetchall() == [(boss.id,)]
+
+
+def test_wb_loaded_children_follow_every_changed_key_in_one_pass(connection, monkeypatch):
+    """Re-keying n parents used to walk every loaded object once per changed key (n times m reads
+    for m loaded children; 2,000 countries with 10,000 cities: 17.6 s).  Counted without a clock:
+    each loaded city's foreign key is read once.  The keys shift along a chain (b -> c, then a -> b:
+    the plan frees 'b' first), and a city follows only the change of the key it held."""
+    session = uow.Session(connection)
+    countries = [Country(code=code, name=code) for code in ("a", "b", "d", "e")]
+    cities = [City(name=f"{country.code}{number}", country=country) for country in countries for number in range(3)]
+    session.add_all(countries + cities)
+    session.commit()
+    a, b, d, e = countries
+    b.code, a.code, d.code = "c", "b", "f"
+    reads = []
+    target_key = uow.ForeignKey.target_key
+
+    def counting(self, values):
+        reads.append(tuple(values))
+        return target_key(self, values)
+
+    monkeypatch.setattr(uow.ForeignKey, "target_key", counting)
+    flush = Flush(session, session.flusher)
+    flush.run()
+    assert sorted(flush.new_keys) == [(Country.__mapper__, "a", "b"), (Country.__mapper__, "b", "c"),
+                                      (Country.__mapper__, "d", "f")]
+    assert len(reads) == len(cities)  # (it was once per city per changed key: 36)
+    assert [(city.name, city.country_code) for city in cities] == [
+        (f"{old}{number}", new) for old, new in (("a", "b"), ("b", "c"), ("d", "f"), ("e", "e")) for number in range(3)]
+    assert all(session.dirty_fields(city) == [] for city in cities)
+    assert connection.execute("SELECT name, country_code FROM cities ORDER BY id").fetchall() == [
+        (city.name, city.country_code) for city in cities]
