@@ -130,6 +130,23 @@ class User(Tracked):
         self.__dict__.update(values)
 
 
+def share_attribute_names(cls, names):
+    """Give CPython every name an object of ``cls`` will hold, once, before any object exists.
+
+    On Python 3.11 and 3.12 ``__dict__.update(values)`` into a new object copies ``values``' own
+    key table, so the class's shared key table never learns the names, and stops taking any after
+    about 30 objects: every object loaded later carries a full dict (about 120 B more).  uow
+    guards against it the same way (``entity._share_attribute_names``); without it the floor's
+    memory row would depend on whether its construct phase ran first.
+    """
+    throwaway = cls.__new__(cls)
+    for name in names:
+        throwaway.__dict__[name] = None
+
+
+share_attribute_names(User, USER_COLUMNS + ("snapshot", "session"))
+
+
 def insert_users(session, users):
     """INSERT the new objects in one executemany, read their generated keys back, file them."""
     connection = session.connection
