@@ -267,3 +267,147 @@ def test_binds_that_fail_part_way_detach_what_they_attached(files, tmp_path):
     assert session.get_bind(Archived) == files[1]
     session.close()
     connection.close()
+
+
+# -- get(..., with_for_update=True): SQLite's write lock (see uow/writelock.py) ------------------
+
+def writer_refused(path):
+    """True when another connection cannot take the write lock now (BEGIN IMMEDIATE, which a mere
+    reader does not stop; its busy timeout is zero: no waiting)."""
+    writer = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("ROLLBACK")
+    except sqlite3.OperationalError as error:
+        assert "locked" in str(error)
+        return True
+    finally:
+        writer.close()
+    return False
+
+
+def test_get_with_for_update_begins_immediate_and_rereads_a_held_object(file_path):
+    session = uow.Session(uow.connect(file_path))
+    flavor = session.get(Flavor, 1)
+    session.commit()  # flavor keeps 'vanilla' (expire_on_commit=False)
+    change_elsewhere(file_path, "UPDATE seed_flavors SET name = 'mint' WHERE id = 1")
+    with uow.capture_sql() as statements:
+        assert session.get(Flavor, 1, with_for_update=True) is flavor
+    assert [s.sql.split(" ")[0] for s in statements] == ["BEGIN", "SELECT"]
+    assert statements[0].sql == "BEGIN IMMEDIATE"
+    assert flavor.name == "mint" and not session.is_modified(flavor)  # read under the lock
+    assert writer_refused(file_path)  # no other connection can change the row until commit
+    flavor.name = "mint and chip"
+    session.commit()
+    assert not writer_refused(file_path)  # the lock ended with the transaction
+    assert rows(file_path, "SELECT name FROM seed_flavors WHERE id = 1") == [("mint and chip",)]
+    session.close()
+
+
+def test_get_with_for_update_in_a_deferred_transaction_takes_the_lock_there(file_path):
+    session = uow.Session(uow.connect(file_path))
+    with session.begin():  # BEGIN DEFERRED: no write lock until the first write
+        assert session.get(Flavor, 2) is None
+        assert not writer_refused(file_path)
+        with uow.capture_sql() as statements:
+            flavor = session.get(Flavor, 1, with_for_update=True)
+        assert [s.sql for s in statements][0] == 'UPDATE "seed_flavors" SET "id" = "id" WHERE 0'
+        assert writer_refused(file_path)
+        flavor.name = "locked in"
+    assert rows(file_path, "SELECT name FROM seed_flavors WHERE id = 1") == [("locked in",)]
+    session.close()
+
+
+def test_get_with_for_update_refuses_a_stale_wal_snapshot_and_changes_nothing(file_path):
+    session = uow.Session(uow.connect(file_path, journal_mode="wal"))
+    session.begin()
+    flavor = session.get(Flavor, 1)  # this transaction's snapshot starts here
+    change_elsewhere(file_path, "UPDATE seed_flavors SET name = 'mint' WHERE id = 1")
+    with pytest.raises(uow.errors.DatabaseLockedError, match=r"get\(with_for_update=True\).*WAL.*rollback\(\)"):
+        session.get(Flavor, 1, with_for_update=True)
+    assert flavor.name == "vanilla" and session.is_active and session.in_transaction()
+    session.rollback()
+    assert session.get(Flavor, 1, with_for_update=True).name == "mint"  # retried: current, and locked
+    assert writer_refused(file_path)
+    session.commit()
+    session.close()
+
+
+def test_get_with_for_update_keeps_unflushed_changes_unless_populate_existing(conn):
+    session = uow.Session(conn)
+    flavor = session.get(Flavor, 1)
+    session.rollback()
+    flavor.name = "unflushed"
+    conn.execute("UPDATE seed_flavors SET name = 'mint' WHERE id = 1")  # behind the session's back
+    assert session.get(Flavor, 1, with_for_update=True).name == "unflushed"  # as SQLAlchemy keeps it
+    session.rollback()
+    flavor.name = "unflushed"
+    assert session.get_one(Flavor, 1, with_for_update=True, populate_existing=True).name == "mint"
+    assert session.get(Flavor, 7, with_for_update=True) is None
+    with pytest.raises(NotFoundError, match="get_one"):
+        session.get_one(Flavor, 7, with_for_update=True)
+    session.add(Flavor(id=7, name="new"))
+    session.commit()
+    assert conn.execute("SELECT id, name FROM seed_flavors ORDER BY id").fetchall() == [(1, "mint"), (7, "new")]
+    session.close()
+
+
+@pytest.mark.parametrize("value, says", [
+    ({"nowait": True}, r"takes True \(or False\), got \{'nowait': True\}.*busy_timeout=0"),
+    ({}, r"takes True \(or False\), got \{\}"),  # (falsy, yet SQLAlchemy's FOR UPDATE: not taken as False)
+    ("yes", r"takes True \(or False\), got 'yes'"),
+    (1, r"takes True \(or False\), got 1"),
+])
+def test_get_with_for_update_flags_sqlite_cannot_honour_are_refused(conn, value, says):
+    session = uow.Session(conn)
+    with uow.capture_sql() as statements:
+        with pytest.raises(ArgumentError, match=says):
+            session.get(Flavor, 1, with_for_update=value)
+    assert statements == [] and not conn.in_transaction
+    assert session.get(Flavor, 1, with_for_update=False).name == "vanilla"  # False: no lock, as get()
+    session.close()
+
+
+def test_get_with_for_update_refused_where_no_write_lock_may_be_taken(conn):
+    reader = uow.Session(conn, read_only=True)
+    with uow.capture_sql() as statements:
+        with pytest.raises(TransactionError, match=r"get\(with_for_update=True\): the transaction is read-only"):
+            reader.get(Flavor, 1, with_for_update=True)
+    reader.close()
+    waiting = uow.Session(conn, autobegin=False)
+    with uow.capture_sql() as more:
+        with pytest.raises(TransactionError, match=r"get\(with_for_update=True\): .*autobegin=False.*begin\(\)"):
+            waiting.get(Flavor, 1, with_for_update=True)
+    assert statements == [] and more == [] and not conn.in_transaction
+    with waiting.begin():
+        assert waiting.get(Flavor, 1, with_for_update=True).name == "vanilla"
+    waiting.close()
+
+
+# -- flush(objects=...) and in_() of an iterable: refusals that say what to write ---------------
+
+def test_flush_of_some_objects_only_is_refused_before_anything_is_written(conn):
+    session = uow.Session(conn)
+    flavor = Flavor(id=2, name="mint")
+    session.add(flavor)
+    with uow.capture_sql() as statements:
+        with pytest.raises(ArgumentError, match=r"flush\(objects=\.\.\.\).*got \[Flavor\(id=2.*expunge\(\)"):
+            session.flush([flavor])
+        with pytest.raises(ArgumentError, match=r"flush\(objects=\.\.\.\)"):
+            session.flush(objects=[])
+    assert statements == [] and flavor in session.new
+    session.commit()
+    assert conn.execute("SELECT id FROM seed_flavors ORDER BY id").fetchall() == [(1,), (2,)]
+    session.close()
+
+
+@pytest.mark.parametrize("values, says", [
+    ((n for n in [1, 2]), r"Flavor\.id\.in_\(list\(\.\.\.\)\) to pass the values it yields"),
+    (range(1, 3), r"Flavor\.id\.in_\(list\(\.\.\.\)\)"),
+    ({1: "a"}, r"Flavor\.id\.in_\(list\(d\.keys\(\)\)\) or Flavor\.id\.in_\(list\(d\.values\(\)\)\)"),
+    (1, r"Flavor\.id\.in_\(\[1\]\) for one value"),
+])
+def test_in_of_another_iterable_says_how_to_pass_its_values(values, says):
+    with pytest.raises(uow.errors.ConditionError, match=says) as refused:
+        Flavor.id.in_(values)
+    assert "in_([<" not in str(refused.value)

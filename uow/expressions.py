@@ -248,10 +248,19 @@ _INSTEAD = {
 
 
 def _listed(attribute: ColumnAttribute, operation: str, values: Iterable[Any]) -> list[Any]:
-    """``in_()``'s values as a list; a string or a single value is refused, not read letter by letter."""
+    """``in_()``'s values as a list; a string or a single value is refused, not read letter by letter.
+
+    Any other iterable (a generator, a range, a dict, whose iteration gives only its keys) is
+    refused too, so that what the condition holds is what the call plainly wrote; the refusal
+    says how to pass what it yields: ``in_(list(...))``.
+    """
     if isinstance(values, (str, bytes, ColumnAttribute)) or not isinstance(values, (list, tuple, set, frozenset)):
-        raise ConditionError(
-            f"{attribute.qualified_name}.{operation}() takes a list, tuple or set of values, got {shown(values)}; "
-            f"write {attribute.qualified_name}.{operation}([{shown(values)}]) for one value"
-        )
+        name = f"{attribute.qualified_name}.{operation}"
+        if isinstance(values, dict):
+            fix = f"write {name}(list(d.keys())) or {name}(list(d.values())), whichever you mean"
+        elif isinstance(values, Iterable) and not isinstance(values, (str, bytes, ColumnAttribute)):
+            fix = f"write {name}(list(...)) to pass the values it yields"
+        else:
+            fix = f"write {name}([{shown(values)}]) for one value"
+        raise ConditionError(f"{name}() takes a list, tuple or set of values, got {shown(values)}; {fix}")
     return list(values)

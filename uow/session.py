@@ -51,6 +51,7 @@ from . import opensessions
 from .tracking import ChangeTracker, changed_fields, original_value
 from .transaction import Transaction, TransactionState
 from .transactionscopes import NestedTransaction, SessionTransaction
+from .writelock import get_for_update
 
 _get_ident = threading.get_ident
 E = typing.TypeVar("E", bound=Entity)
@@ -170,7 +171,8 @@ class Session:
 
     # -- loading (the Loader does the work) and expiry (the Expiry part) ------------------
 
-    def get(self, entity: type[E], ident: object, *, populate_existing: bool = False) -> E | None:
+    def get(self, entity: type[E], ident: object, populate_existing: bool = False,
+            with_for_update: bool | None = None) -> E | None:
         """The object with this primary key (scalar, tuple or dict), or None if there is no such row.
 
         An object already in the identity map is returned without any SQL, unless it was expired
@@ -183,9 +185,18 @@ class Session:
         every column with what the row holds now, unflushed changes to them included (as
         refresh() does, without its cascade and without autoflush); a row that is gone is
         treated as for an expired object.
+
+        ``with_for_update=True`` (SQLAlchemy's ``SELECT ... FOR UPDATE``) first takes SQLite's write lock,
+        which keeps every other connection from writing until this transaction ends, and reads the row
+        under it (over a held object, unless it has unflushed changes): see ``writelock``.
+
+        Pass both options by keyword.  (They are not keyword-only because CPython fills a missing
+        keyword-only default with a dict lookup on every call, ~20 ns for two, on the hottest call.)
         """
-        if _get_ident() != self.guard.ready_thread or populate_existing:
+        if _get_ident() != self.guard.ready_thread or populate_existing or with_for_update is not None:
             self.guard.check("get")
+            if with_for_update is not None:
+                return get_for_update(self, entity, ident, with_for_update, populate_existing)
             if populate_existing:
                 return self.loader.get_fresh(entity, ident)
         # The fast path for a hit, with no SQL: a key of the column's own type is the identity
@@ -199,10 +210,6 @@ class Session:
             if obj is not None and mapper.pk_names[0] in obj.__dict__:
                 return obj
         return self.loader.get(entity, ident)
-
-    def get_one(self, entity: type[E], ident: object) -> E:
-        """Like get(), but a missing row raises NotFoundError."""
-        return self.loader.get_one(entity, ident)
 
     def all(self, entity: type[E]) -> list[E]:
         """Every row of the entity's table, as objects, ordered by primary key."""
@@ -390,10 +397,3 @@ class Session:
         stats = self.stats()
         return (f"<Session {self.transaction.state.value}: {stats.pending} pending, "
                 f"{stats.persistent} persistent, {stats.marked_for_deletion} marked for deletion>")
-
-
-def object_session(obj: Entity) -> Session | None:
-    """The Session an object belongs to, or None."""
-    mapper_of_object(obj, "object_session")
-    state = obj.__dict__.get(STATE_ATTRIBUTE)
-    return state.session if state is not None else None

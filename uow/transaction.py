@@ -93,6 +93,7 @@ class Transaction:
         self.default_read_only = False
         self.autobegin = True  # (configure() sets the session's option)
         self.read_only = False
+        self.mode = None  # the mode of the BEGIN sent last: DEFERRED holds no write lock until it writes
         self._query_only_before = None
 
     def configure(self, begin_mode=None, read_only=False, isolation_level=None, deferrable=None, autobegin=True):
@@ -166,6 +167,7 @@ class Transaction:
                 "one session per connection at a time"
             )
         read_only = self.default_read_only if read_only is None else bool(read_only)
+        self.mode = mode
         try:
             self.executor.execute(f"BEGIN {mode}")
         finally:

@@ -42,6 +42,7 @@ from ..identity import IdentityMapView
 from ..explain import Explanation, explain
 from ..mapper import mapper_of_class, mapper_of_object
 from ..registers import identity_key
+from ..states import STATE_ATTRIBUTE
 from ..transaction import TransactionState
 from ..transactionscopes import NestedTransaction, SessionTransaction
 from ..valuechecks import shown
@@ -103,7 +104,7 @@ class Session(core.Session):
     @staticmethod
     def object_session(obj: Entity) -> "core.Session | None":
         """The Session ``obj`` belongs to, or None (``Session.object_session(obj)``, as in SQLAlchemy)."""
-        return core.object_session(obj)
+        return object_session(obj)
 
     def prepare(self) -> typing.NoReturn:
         """Refused: SQLite has no two-phase commit (see the README on attached databases)."""
@@ -138,6 +139,25 @@ class Session(core.Session):
             self.databases.check_atomic_commit()
         super().commit()
 
+    def flush(self, objects: object = None) -> None:
+        """Write pending INSERTs, UPDATEs and DELETEs (see the core's flush).
+
+        ``flush(objects)``, SQLAlchemy's flush of some objects only (deprecated in its 2.1, "not
+        intended for general use"), is refused: uow plans every change of a flush together, so
+        that an INSERT never goes without the parent row it needs, nor an UPDATE without the
+        DELETE that frees its unique value.  Keep an object out with expunge(), or change it
+        after the flush.
+        """
+        if objects is not None:
+            self.guard.check("flush")
+            raise ArgumentError(
+                f"flush(objects=...): uow flushes every staged change together, never some objects only "
+                f"(got {shown(objects)}): a part could need a row the rest would write (SQLAlchemy 2.1 "
+                f"deprecates the option for that reason).  Call flush() with no argument; to keep an object "
+                f"out of it, expunge() it first, or make its change after the flush"
+            )
+        super().flush()
+
     def in_transaction(self) -> bool:
         """True while a transaction is begun (including a failed one that awaits rollback())."""
         return self.transaction.state is not TransactionState.IDLE and self.transaction.state is not TransactionState.CLOSED
@@ -171,13 +191,15 @@ class Session(core.Session):
         """``(Class, (key values...))`` for a class and key, or for an object: see :func:`identity_key`."""
         return identity_key(entity, ident, instance=instance)
 
-    def get_one(self, entity: type[E], ident: object, *, populate_existing: bool = False) -> E:
+    def get_one(self, entity: type[E], ident: object, *, populate_existing: bool = False,
+                with_for_update: bool | None = None) -> E:
         """Like get(), but a missing row raises NotFoundError.  ``populate_existing=True`` overwrites a
         held object with its row, as get()'s does (SQLAlchemy 0.3's ``load()``, which discards
-        pending changes to the object)."""
-        if populate_existing:
-            self.get(entity, ident, populate_existing=True)  # reads the row, overwriting a held object
-        return super().get_one(entity, ident)  # then a hit without SQL, or NotFoundError naming the key
+        pending changes to the object); ``with_for_update=True`` takes the write lock first, as get()'s."""
+        if populate_existing or with_for_update is not None:
+            # Reads the row (under the lock), overwriting a held object as get() would.
+            self.get(entity, ident, populate_existing=populate_existing, with_for_update=with_for_update)
+        return self.loader.get_one(entity, ident)  # then a hit without SQL, or NotFoundError naming the key
 
     def is_expired(self, obj: Entity, field: str | None = None) -> bool:
         """True when ``field`` (default: any column) of ``obj`` is expired: not in memory, so that
@@ -358,3 +380,10 @@ class Session(core.Session):
     def get_bind(self, entity: type[Entity]) -> str:
         """The path of the file that holds ``entity``'s table ('' for an in-memory database)."""
         return self.databases.get_bind(entity)
+
+
+def object_session(obj: Entity) -> core.Session | None:
+    """The Session an object belongs to, or None (``uow.object_session(obj)``)."""
+    mapper_of_object(obj, "object_session")
+    state = obj.__dict__.get(STATE_ATTRIBUTE)
+    return state.session if state is not None else None
