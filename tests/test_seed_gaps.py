@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 
 import uow
-from uow import Column, Entity
+from uow import Collection, Column, Entity, Reference
 from uow.errors import ArgumentError, InvalidStateError, NotFoundError, TransactionError, UnknownFieldError
 
 
@@ -411,3 +411,67 @@ def test_in_of_another_iterable_says_how_to_pass_its_values(values, says):
     with pytest.raises(uow.errors.ConditionError, match=says) as refused:
         Flavor.id.in_(values)
     assert "in_([<" not in str(refused.value)
+
+
+# -- is_modified(obj, include_collections=True) (SQLAlchemy's default) --------------------------
+
+class Shelf(SeedBase, table="seed_shelves"):
+    id: int = Column(primary_key=True)
+    jars = Collection("Jar", "shelf")
+
+
+class Jar(SeedBase, table="seed_jars"):
+    id: int = Column(primary_key=True)
+    shelf_id: int | None = Column(references=Shelf)
+    shelf = Reference("shelf_id")
+
+
+@pytest.fixture
+def pantry(path):
+    connection = uow.connect(path)
+    uow.create_all(connection, [Shelf, Jar])
+    connection.execute("INSERT INTO seed_shelves (id) VALUES (1), (2)")
+    connection.execute("INSERT INTO seed_jars (id, shelf_id) VALUES (1, 1), (2, 1)")
+    yield connection
+    connection.close()
+
+
+def test_is_modified_counts_a_collection_that_gained_or_lost_a_child(pantry, path):
+    session = uow.Session(pantry)
+    top, bottom = session.get(Shelf, 1), session.get(Shelf, 2)
+    jar = session.get(Jar, 1)
+    assert len(top.jars) == 2  # top's collection loaded; bottom's is not
+    bottom.jars.append(jar)  # loads bottom.jars, then moves the jar
+    assert session.is_modified(top) and session.is_modified(bottom) and session.is_modified(jar)
+    with uow.capture_sql() as statements:
+        assert not session.is_modified(top, include_collections=False)  # no column of its own changed
+        assert not session.is_modified(bottom, include_collections=False)
+    assert statements == []
+    assert session.dirty == {jar}  # only the jar's row is written
+    jar.shelf = top  # back where it was: no net change, as for a column set back
+    assert not session.is_modified(top) and not session.is_modified(bottom)
+    other = session.get(Jar, 2)
+    other.shelf_id = 2  # the foreign key itself, with bottom.jars loaded or not
+    fresh = Jar(id=3, shelf=top)
+    session.add(fresh)
+    assert session.is_modified(top) and session.is_modified(bottom)
+    session.flush()
+    assert not session.is_modified(top) and not session.is_modified(bottom)
+    session.delete(fresh)  # a child marked for deletion still holds its key: no collection change
+    assert not session.is_modified(top)
+    session.commit()
+    if path != ":memory:":
+        assert rows(path, "SELECT id, shelf_id FROM seed_jars ORDER BY id") == [(1, 1), (2, 2)]
+    session.close()
+
+
+def test_is_modified_include_collections_takes_only_a_flag(pantry):
+    session = uow.Session(pantry)
+    top = session.get(Shelf, 1)
+    with uow.capture_sql() as statements:
+        with pytest.raises(ArgumentError, match=r"is_modified\(\): include_collections must be True or False, got 'no'"):
+            session.is_modified(top, include_collections="no")
+        with pytest.raises(InvalidStateError, match=r"is_modified\(\)"):
+            session.is_modified(Shelf(id=5))
+    assert statements == []
+    session.close()

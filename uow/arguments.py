@@ -38,6 +38,13 @@ def listed(value: Any, operation: str, what: str) -> list[Any]:
     return list(value)
 
 
+def true_or_false(value: object, operation: str, what: str) -> bool:
+    """A flag: True or False itself (``1``, ``"no"`` or None would be read by truth, silently)."""
+    if value is not True and value is not False:
+        raise ArgumentError(f"{operation}(): {what} must be True or False, got {_shown(value)}")
+    return value
+
+
 def sql_text(sql: object, operation: str) -> str:
     """SQL handed to execute(): a string, checked before the autoflush that precedes it."""
     if not isinstance(sql, str):

@@ -190,8 +190,8 @@ class Session:
         which keeps every other connection from writing until this transaction ends, and reads the row
         under it (over a held object, unless it has unflushed changes): see ``writelock``.
 
-        Pass both options by keyword.  (They are not keyword-only because CPython fills a missing
-        keyword-only default with a dict lookup on every call, ~20 ns for two, on the hottest call.)
+        Pass both options by keyword (not keyword-only: CPython fills a missing keyword-only default
+        with a dict lookup per call, ~20 ns for two, on the hottest call).
         """
         if _get_ident() != self.guard.ready_thread or populate_existing or with_for_update is not None:
             self.guard.check("get")

@@ -17,6 +17,7 @@ A field whose snapshot is ``NOT_LOADED`` (it was expired) has no known database 
 value assigned to it counts as a change (``NOT_LOADED`` equals nothing but itself).
 """
 
+import itertools
 import operator
 
 from .states import STATE_ATTRIBUTE, in_entry_order
@@ -99,6 +100,37 @@ def changed_fields(state):
         return ()  # the common case: every field still holds the very object it was loaded with
     return tuple([name for name, now, before in zip(mapper.column_names, current, committed)
                   if (now is not before and not same_value(now, before)) or name in waiting])
+
+
+def changed_collections(state, pending, candidates):
+    """The names of the collections of ``state``'s object that gained or lost a member since the
+    last flush (``session.is_modified(obj, include_collections=True)``).
+
+    A collection stores nothing of its own (``collection``): a child is in it while its foreign
+    key holds the object's key.  So a collection changed when a pending child's key columns hold
+    the key, or an assigned child's hold it now and did not at the last flush, or the other way
+    round: a net change, as for columns, so a child moved away and back is none.  Only pending
+    objects and candidates can differ from the last flush, so only they are looked at.
+    """
+    changed = []
+    for collection in state.mapper.collections:
+        reference = collection.reference
+        child_mapper = collection.target.__mapper__
+        for child in itertools.chain(pending, candidates):
+            if child.mapper is child_mapper and _joined_or_left(child, reference, state.key):
+                changed.append(collection.name)
+                break
+    return changed
+
+
+def _joined_or_left(child, reference, key):
+    """Whether ``child``'s ``reference`` columns hold ``key`` now and did not at the last flush
+    (or not pending), or the other way round."""
+    names = reference.column_names
+    target_key = reference.foreign_key.target_key
+    now = target_key([child.obj.__dict__.get(name) for name in names]) == key
+    before = child.committed is not None and target_key([original_value(child, name) for name in names]) == key
+    return now != before
 
 
 def _keys_waiting_for_a_row(mapper, values):

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from .. import session as core
 from ..entity import Entity
-from ..arguments import listed, savepoint_name
+from ..arguments import listed, savepoint_name, true_or_false
 from ..declaration import Registry
 from ..errors import ArgumentError, TransactionError
 from ..executor import Statements
@@ -43,6 +43,7 @@ from ..explain import Explanation, explain
 from ..mapper import mapper_of_class, mapper_of_object
 from ..registers import identity_key
 from ..states import STATE_ATTRIBUTE
+from ..tracking import changed_collections
 from ..transaction import TransactionState
 from ..transactionscopes import NestedTransaction, SessionTransaction
 from ..valuechecks import shown
@@ -200,6 +201,16 @@ class Session(core.Session):
             # Reads the row (under the lock), overwriting a held object as get() would.
             self.get(entity, ident, populate_existing=populate_existing, with_for_update=with_for_update)
         return self.loader.get_one(entity, ident)  # then a hit without SQL, or NotFoundError naming the key
+
+    def is_modified(self, obj: Entity, include_collections: bool = True) -> bool:
+        """True when the object has a net change to write (or is pending), or, with
+        ``include_collections`` (the default, as in SQLAlchemy), when one of its collections gained or
+        lost a member since the last flush: a child whose reference now holds it, or no longer does."""
+        with_collections = true_or_false(include_collections, "is_modified", "include_collections")
+        if super().is_modified(obj):
+            return True
+        return with_collections and bool(changed_collections(obj.__dict__[STATE_ATTRIBUTE], self.registers.pending,
+                                                             self.tracker.candidates))
 
     def is_expired(self, obj: Entity, field: str | None = None) -> bool:
         """True when ``field`` (default: any column) of ``obj`` is expired: not in memory, so that
