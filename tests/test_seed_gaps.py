@@ -4,6 +4,7 @@ savepoint() without a name, SQLAlchemy 0.3's is_expired(), and get_one(populate_
 (0.3's load()).  Real sqlite3 databases, in memory and in a file; commits are read back from a
 second connection."""
 
+import dataclasses
 import sqlite3
 
 import pytest
@@ -475,3 +476,44 @@ def test_is_modified_include_collections_takes_only_a_flag(pantry):
             session.is_modified(Shelf(id=5))
     assert statements == []
     session.close()
+
+
+# -- uow.class_mapping(User) (SQLAlchemy's class_mapper / inspect(User)) -----------------------
+
+def test_class_mapping_describes_the_class_as_the_database_holds_it(pantry):
+    jar_mapping = uow.class_mapping(Jar)
+    assert jar_mapping == uow.class_mapping(Jar(id=9))  # an object stands for its class
+    assert (jar_mapping.cls, jar_mapping.table, jar_mapping.database) == (Jar, "seed_jars", "main")
+    assert jar_mapping.primary_key == ("id",) and jar_mapping.version_column is None
+    shelf_id = jar_mapping.column("shelf_id")
+    assert (shelf_id.python_type, shelf_id.sql_type, shelf_id.nullable) == (int, "INTEGER", True)
+    assert shelf_id.references == ("seed_shelves", "id") and not shelf_id.primary_key
+    assert jar_mapping.column("id").generated and jar_mapping.column("id").primary_key
+    (shelf,) = jar_mapping.references
+    assert (shelf.name, shelf.target, shelf.columns, shelf.nullable, shelf.collection) == (
+        "shelf", Shelf, ("shelf_id",), True, "jars")
+    (jars,) = uow.class_mapping(Shelf).collections
+    assert (jars.name, jars.target, jars.reference) == ("jars", Jar, "shelf")
+    assert "save-update" in jars.cascade and "delete" not in jars.cascade
+    # What it says is what CREATE TABLE made of the class: read back from the database.
+    for mapping in (jar_mapping, uow.class_mapping(Shelf)):
+        table = pantry.execute(f"PRAGMA table_info({mapping.table})").fetchall()
+        assert [(c.name, c.sql_type, c.primary_key) for c in mapping.columns] == [
+            (name, kind, bool(pk)) for _, name, kind, notnull, default, pk in table]
+        keys = pantry.execute(f"PRAGMA foreign_key_list({mapping.table})").fetchall()
+        assert {c.name: c.references for c in mapping.columns if c.references} == {
+            row[3]: (row[2], row[4]) for row in keys}
+
+
+def test_class_mapping_is_a_read_only_copy_and_refuses_what_is_not_mapped():
+    mapping = uow.class_mapping(Archived)
+    assert mapping.database == "archive"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        mapping.table = "other"  # type: ignore[misc]
+    assert uow.class_mapping(Archived).table == "seed_archived"
+    with pytest.raises(UnknownFieldError, match=r"Archived has no column 'nmae'; its columns are id, name"):
+        mapping.column("nmae")
+    with pytest.raises(uow.errors.UnmappedClassError, match=r"class 'str' is not mapped"):
+        uow.class_mapping("seed_archived")
+    with pytest.raises(uow.errors.UnmappedClassError, match=r"class 'SeedBase' is not mapped"):
+        uow.class_mapping(SeedBase)

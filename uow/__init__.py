@@ -48,6 +48,8 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
 * ``identity``     the identity map: one object per row (strong, or weak on request)
 * ``query``        SELECT text from the mapping and from conditions, for filter() and select()
 * ``entity``       the Entity base class: constructor, repr, attribute hooks
+* ``inspection``   ``uow.class_mapping(User)``: how a class is mapped (table, columns, key,
+  relationships), as read-only records copied from the Mapper, which stays internal
 * ``mapper``       the Mapper: what uow knows of one entity class (table, columns, keys), computed once
 * ``declaration``  the checks a class statement runs, and the Registry where classes find each other
 * ``columns``      Column and ForeignKey, the objects a class body declares
@@ -76,6 +78,7 @@ from .entity import Entity
 from .columns import Column, ForeignKey
 from .customtypes import CustomType
 from .mapper import mapper_of, mapper_of_object
+from .inspection import ClassMapping, class_mapping
 from .collection import Collection
 from .relationships import Reference
 from .planner import Constraint, FlushPlan, Step, StepKind, StepPurpose
@@ -116,7 +119,7 @@ def loaded_values(obj: Entity) -> dict[str, Any]:
 __all__ = [
     "Column", "CustomType", "Entity", "ForeignKey", "Reference", "Collection", "Session", "SessionStats", "connect", "create_all",
     "create_table_sql", "capture_sql", "Statement", "Statements", "ObjectState", "state_of", "object_session",
-    "identity_key", "loaded_values", "FlushPlan", "Step", "StepKind", "StepPurpose", "Constraint", "NestedTransaction", "SessionTransaction",
+    "identity_key", "loaded_values", "class_mapping", "ClassMapping", "FlushPlan", "Step", "StepKind", "StepPurpose", "Constraint", "NestedTransaction", "SessionTransaction",
     "DirectTransaction", "transaction", "AsyncSession",
     "TransactionState", "errors", "events", "listen", "remove_listener", "EVENT_NAMES", "make_transient",
     "make_transient_to_detached", "close_all_sessions", "UowWarning",
