@@ -185,6 +185,7 @@ CALLS = [
     ("uow.identity_key(ident)", "ident", lambda r, x: uow.identity_key(Item, x)),
     ("uow.identity_key(instance=)", "obj", lambda r, x: uow.identity_key(instance=x)),
     ("uow.mapper_of", "entity_or_obj", lambda r, x: uow.mapper_of(x)),
+    ("uow.class_mapping", "entity_or_obj", lambda r, x: uow.class_mapping(x)),
     ("uow.create_table_sql", "entity", lambda r, x: uow.create_table_sql(x)),
     ("uow.create_all(connection)", "connection", lambda r, x: uow.create_all(x, [Item])),
     ("uow.create_all(classes)", "classes", lambda r, x: uow.create_all(r.conn, x)),
