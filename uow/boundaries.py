@@ -42,11 +42,12 @@ class Boundaries:
         self.registers = session.registers
         self.undo = session.undo
 
-    def begin_transaction(self, mode=None, for_writing=False, explicit=False, **options):
+    def begin_transaction(self, mode, operation, for_writing=False, explicit=False, **options):
         """BEGIN, between the begin events: a read or write that finds no transaction open, or
-        ``session.begin()`` (``explicit``: the one begin that autobegin=False allows)."""
+        ``session.begin()`` (``explicit``: the one begin that autobegin=False allows).  ``operation``
+        names the call that needs the transaction, for autobegin=False's refusal (``"get()"``)."""
         if not explicit:
-            self.transaction.check_autobegin("a read or write of the session" if not for_writing else "a write")
+            self.transaction.check_autobegin(operation)
         self.observer.refuse_in_before_begin()
         self.observer.around("begin", lambda: self.transaction.begin(mode, for_writing=for_writing, **options))
 
@@ -92,7 +93,7 @@ class Boundaries:
             # restores objects from their snapshots, which must hold everything done before it.
             self.session.flusher.flush()
             if not self.transaction.active:
-                self.begin_transaction(None)
+                self.begin_transaction(None, "savepoint()" if name is not None else "begin_nested()")
             # With nothing to flush, no flush has checked: a SAVEPOINT outside any transaction would
             # begin one that the savepoint's RELEASE commits at once.
             self.guard.refuse_lost_transaction("begin_nested")

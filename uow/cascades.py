@@ -204,7 +204,7 @@ class Cascades:
         session = self.session
         candidates = []
         if state.key is not None:
-            candidates.extend(session.loader.select_referring(mapper, reference, state))
+            candidates.extend(session.loader.select_referring(mapper, reference, state, "delete()"))
         candidates.extend(other.obj for other in list(self.registers.pending) + list(session.tracker.candidates)
                           if other.mapper is mapper)
         candidates.extend(obj.__dict__.get(collection.name) or ())

@@ -42,7 +42,7 @@ class Expiry:
         if not columns:
             return  # fields=[]: nothing to reload
         select = ", ".join(f"{mapper.quoted_table}.{quote(column.name)}" for column in columns)
-        rows = self.loader.select_by_key(mapper, mapper.key_params(state.key), select)
+        rows = self.loader.select_by_key(mapper, mapper.key_params(state.key), "refresh()", select)
         if not rows:
             raise ObjectDeletedError(f"refresh(): the row of {state.describe()} is no longer in the database")
         # Every value is read before any is applied: a stored value its type cannot read leaves the

@@ -166,7 +166,7 @@ class Flush:
                 if not any(committed[column.index] is NOT_LOADED and column.name in values for column in ordering):
                     continue
             self.guard.check("load")
-            row = session.loader.read_row(state)
+            row = session.loader.read_row(state, "flush()")
             if row is not None:
                 found.append((state, row))
             elif unknown_version:

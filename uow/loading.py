@@ -103,7 +103,7 @@ class Loader:
             return obj if mapper.pk_names[0] in obj.__dict__ else self._get_expired(obj)
         self._check_bound_key(mapper, key)
         self.session.flusher.autoflush()
-        loaded = self.load(mapper, self.select_by_key(mapper, mapper.key_params(key)))
+        loaded = self.load(mapper, self.select_by_key(mapper, mapper.key_params(key), "get()"))
         return loaded[0] if loaded else None
 
     def get_fresh(self, entity, ident):
@@ -114,10 +114,10 @@ class Loader:
         obj = self.session.identity.get(mapper.cls, key)
         if obj is None:
             self.session.flusher.autoflush()  # (as get() does for a key it does not hold)
-            loaded = self.load(mapper, self.select_by_key(mapper, mapper.key_params(key)))
+            loaded = self.load(mapper, self.select_by_key(mapper, mapper.key_params(key), "get()"))
             return loaded[0] if loaded else None
         state = obj.__dict__[STATE_ATTRIBUTE]
-        row = self.read_row(state)
+        row = self.read_row(state, "get()")
         if row is None:  # gone: as for an expired object whose row is gone (see get)
             self._drop_gone(state)
             return None
@@ -167,30 +167,31 @@ class Loader:
         """The objects of ``mapper`` whose columns equal ``equals`` (see ``Session.filter``)."""
         sql, params = select_sql(mapper, equals, order_by, limit, self.session.executor.length_limit())
         self.session.flusher.autoflush()
-        return self.load(mapper, self.query(mapper, sql, params))
+        return self.load(mapper, self.query(mapper, sql, params, "filter()"))
 
-    def select_by_key(self, mapper, stored_key, select_list=None):
+    def select_by_key(self, mapper, stored_key, operation, select_list=None):
         """The row (or none) whose primary key is ``stored_key`` (a key's values in their stored
         forms: ``Mapper.key_params``), with ``select_list`` (default: every column)."""
         if select_list is None:
             select_list = mapper.select_list
         return self.query(mapper, f"SELECT {select_list} FROM {mapper.quoted_table} WHERE {mapper.key_condition}",
-                          list(stored_key))
+                          list(stored_key), operation)
 
-    def select_referring(self, mapper, reference, owner_state):
+    def select_referring(self, mapper, reference, owner_state, operation):
         """Load the objects of ``mapper`` whose ``reference`` columns hold the owner's key in the
         database (as last flushed), in key order."""
         where = " AND ".join(f"{mapper.quoted_table}.{quote(name)} = ?" for name in reference.column_names)
         params = list(owner_state.mapper.key_params(owner_state.key))  # stored forms (Mapper.key_for)
         return self.load(mapper, self.query(
             mapper, f"SELECT {mapper.select_list} FROM {mapper.quoted_table} WHERE {where} ORDER BY {mapper.key_order}",
-            params))
+            params, operation))
 
-    def query(self, mapper, sql, params):
-        """Run a SELECT of ``mapper``'s table (beginning the transaction if none is open)."""
+    def query(self, mapper, sql, params, operation):
+        """Run a SELECT of ``mapper``'s table (beginning the transaction if none is open; ``operation``
+        names the call that reads, for autobegin=False's refusal)."""
         session = self.session
         if not session.transaction.active:
-            self.boundaries.begin_transaction(None)
+            self.boundaries.begin_transaction(None, operation)
         try:
             return session.executor.fetchall(sql, params)
         except sqlite3.OperationalError as error:
@@ -326,7 +327,7 @@ class Loader:
     def load_expired(self, state):
         """Reload an expired object's missing columns (called when one of them is read)."""
         self.guard.check("load")
-        row = self.read_row(state)
+        row = self.read_row(state, f"reading expired {state.describe()}")
         if row is None:
             raise ObjectDeletedError(
                 f"{state.describe()} was expired and its row is no longer in the database; "
@@ -334,11 +335,11 @@ class Loader:
             )
         self.fill_expired(state, row)
 
-    def read_row(self, state):
+    def read_row(self, state, operation):
         """The row of a held object as it is now, its values converted (None: no row).  Apart
         from fill_expired, so that a caller may read several rows before it applies any."""
         mapper = state.mapper
-        rows = self.select_by_key(mapper, mapper.key_params(state.key))
+        rows = self.select_by_key(mapper, mapper.key_params(state.key), operation)
         if not rows:
             return None
         row = list(rows[0])
@@ -366,7 +367,7 @@ class Loader:
         reference = collection.reference
         mapper = collection.target.__mapper__
         session.flusher.autoflush()
-        loaded = self.select_referring(mapper, reference, state)
+        loaded = self.select_referring(mapper, reference, state, f"loading {state.describe()}.{collection.name}")
         owner = state.obj
         items = [item for item in loaded if points_at(item, reference, owner)]
         # Without autoflush the database may not know yet about objects linked in memory:

@@ -303,7 +303,7 @@ class Session:
         """
         self.guard.check("begin")
         self.observer.refuse_in_listener("begin")
-        self.boundaries.begin_transaction(mode, explicit=True, read_only=read_only,
+        self.boundaries.begin_transaction(mode, "begin()", explicit=True, read_only=read_only,
                                           isolation_level=isolation_level, deferrable=deferrable)
         return self.transaction.scope
 

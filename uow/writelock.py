@@ -88,7 +88,7 @@ def take_write_lock(session: Any, mapper: Any, operation: str) -> None:
         if not transaction.active:
             transaction.check_autobegin(called)
             # IMMEDIATE unless begin_mode says otherwise; a DEFERRED begin_mode is met below.
-            session.boundaries.begin_transaction(None, for_writing=True)
+            session.boundaries.begin_transaction(None, called, for_writing=True)
         if transaction.mode == "DEFERRED":
             # Any write statement takes the write lock when it starts; this one matches no row.
             key = quote(mapper.pk_names[0])

@@ -62,7 +62,7 @@ class BulkWriter:
             sql = (f"INSERT INTO {mapper.quoted_table} ({', '.join(map(quote, names))}) "
                    f"VALUES ({', '.join('?' * len(names))})")
             statements.append((sql, params))
-        return self._bulk_run(statements, mapper)
+        return self._bulk_run(statements, mapper, "bulk_insert_mappings()")
 
     def bulk_update_mappings(self, entity, mappings):
         """Update rows by primary key: each dict holds the key and the columns to set."""
@@ -96,7 +96,7 @@ class BulkWriter:
             params = [value + key for value, key in zip(values, keys)]
             sql = f"UPDATE {mapper.quoted_table} SET {', '.join(assignments)} WHERE {' AND '.join(where)}"
             statements.append((sql, params))
-        self._bulk_run(statements, mapper, expect_each=True)
+        self._bulk_run(statements, mapper, "bulk_update_mappings()", expect_each=True)
         self._bulk_sync(mapper, mappings)
         return len(mappings)
 
@@ -140,7 +140,7 @@ class BulkWriter:
         bound = bind_plan(plan, session.executor.length_limit())
         with self.guard.writing("bulk write"):
             if not session.transaction.active:
-                self.boundaries.begin_transaction(None, for_writing=True)
+                self.boundaries.begin_transaction(None, "bulk_save_objects()", for_writing=True)
             try:
                 filled, assigned = run_plan(session.executor, plan, bound)
             except BaseException as error:
@@ -224,13 +224,13 @@ class BulkWriter:
             )
         return list(zip(*bound_columns)) if bound_columns else [() for _ in rows]
 
-    def _bulk_run(self, statements, mapper, expect_each=False):
+    def _bulk_run(self, statements, mapper, operation, expect_each=False):
         """Run the statements inside a savepoint: all of them happen, or none.  Returns the number
-        of rows they changed."""
+        of rows they changed.  ``operation`` is the public call (for autobegin=False's refusal)."""
         session = self.session
         with self.guard.writing("bulk write"):
             if not session.transaction.active:
-                self.boundaries.begin_transaction(None, for_writing=True)
+                self.boundaries.begin_transaction(None, operation, for_writing=True)
             return self._bulk_run_in_savepoint(statements, mapper, expect_each)
 
     def _bulk_run_in_savepoint(self, statements, mapper, expect_each):

@@ -106,7 +106,7 @@ class Databases:
         session.flusher.autoflush()
         with self.guard.writing("execute"):
             if not session.transaction.active:
-                self.boundaries.begin_transaction(None)
+                self.boundaries.begin_transaction(None, "execute()")
             try:
                 return session.executor.execute(sql, params)
             except sqlite3.Error as error:
@@ -135,7 +135,7 @@ class Databases:
         self.guard.check("connection")
         session.flusher.autoflush()
         if not session.transaction.active:
-            self.boundaries.begin_transaction(None)
+            self.boundaries.begin_transaction(None, "connection()")
         return session.executor.connection
 
     def attach(self, name, path):

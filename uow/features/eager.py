@@ -100,5 +100,6 @@ class EagerLoader:
                 params = [value for key in part for value in key]
             order = mapper.key_order
             objects.extend(loader.load(mapper, loader.query(
-                mapper, f"SELECT {mapper.select_list} FROM {table} WHERE {where} ORDER BY {order}", params)))
+                mapper, f"SELECT {mapper.select_list} FROM {table} WHERE {where} ORDER BY {order}", params,
+                "load_related()")))
         return objects

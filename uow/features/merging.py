@@ -295,7 +295,7 @@ class Merger:
                f"ON CONFLICT ({conflict}) DO {action} RETURNING {', '.join(map(quote, mapper.column_names))}")
         with self.guard.writing("upsert"):
             if not session.transaction.active:
-                self.boundaries.begin_transaction(None, for_writing=True)
+                self.boundaries.begin_transaction(None, "upsert()", for_writing=True)
             try:
                 row = session.executor.execute(sql, params).fetchone()
             except sqlite3.Error as error:
@@ -303,7 +303,7 @@ class Merger:
                                  f"{lock_hint(error)}",
                                  statement=sql, obj=obj) from error
         if row is None:  # DO NOTHING on an existing row returns nothing: read it
-            row = session.loader.select_by_key(mapper, mapper.key_params(key))[0]
+            row = session.loader.select_by_key(mapper, mapper.key_params(key), "upsert()")[0]
         stored = {column.name: from_db(column.type, value) for column, value in zip(mapper.columns, row)}
         held = session.identity.get(mapper.cls, key)
         if held is None:

@@ -145,13 +145,13 @@ class Select(typing.Generic[E]):
         sql, params = self._sql(operation, "rows", limit)
         loader = self.session.loader
         self.session.flusher.autoflush()
-        return loader.load(self.mapper, loader.query(self.mapper, sql, params))
+        return loader.load(self.mapper, loader.query(self.mapper, sql, params, f"{operation}()"))
 
     def _scalar(self, result: str) -> object:
         sql, params = self._sql(result, result, self.limit_value)
         loader = self.session.loader
         self.session.flusher.autoflush()
-        return loader.query(self.mapper, sql, params)[0][0]
+        return loader.query(self.mapper, sql, params, f"{result}()")[0][0]
 
     def __repr__(self):
         text = f"select({self.mapper.cls.__name__})"
