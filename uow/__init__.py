@@ -13,6 +13,8 @@ A tour of the modules, from the one you use to the ones underneath it (imports p
   ``loading`` (get, filter, lazy loading), ``expiry`` (expire, refresh: forgetting what was
   loaded, to read it again), ``cascades`` (references and cascades), ``rollback`` (the undo log:
   what a rollback puts back), ``boundaries`` (begin, savepoints, commit, rollback, close)
+* ``transience``   ``make_transient`` and ``make_transient_to_detached``: the two moves of an
+  object's state that no session call makes
 * ``writelock``    ``get(..., with_for_update=True)``: SQLAlchemy's row lock as SQLite has it, the
   database's write lock, taken before the row is read
 * ``explain``      ``session.explain(obj)``: why an object is in the next flush (add(), which cascade
@@ -84,7 +86,7 @@ from .relationships import Reference
 from .planner import Constraint, FlushPlan, Step, StepKind, StepPurpose
 from .schema import create_all, create_table_sql
 from .features import Session, object_session
-from .lifecycle import make_transient, make_transient_to_detached
+from .transience import make_transient, make_transient_to_detached
 from .opensessions import close_all_sessions
 from .registers import SessionStats, identity_key
 from .states import STATE_ATTRIBUTE, ObjectState
