@@ -228,10 +228,12 @@ class Cascades:
         ``(child, reference)`` for each reference cleared.
         """
         cleared = []
-        for collection in type(obj).__mapper__.collections:
-            if "delete" in collection.cascade:
-                continue
-            for child in self.children_of(obj, collection):
+        # Every collection's children are read before any reference is cleared: a read that fails
+        # (a lock, autobegin=False) then leaves nothing half done for delete() to take back.
+        found = [(collection, self.children_of(obj, collection))
+                 for collection in type(obj).__mapper__.collections if "delete" not in collection.cascade]
+        for collection, children in found:
+            for child in children:
                 child_state = child.__dict__.get(STATE_ATTRIBUTE)
                 if child_state is not None and child_state in self.registers.marked:
                     continue

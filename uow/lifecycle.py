@@ -283,14 +283,18 @@ class Lifecycle:
             # (child, None) for a child it deletes, (child, reference) for one it unlinks.
             done: list[tuple[Any, Any]] = []
             self.registers.marked[state] = done
-            # Loading the children must not autoflush: that would delete the parent before them.
-            with session.no_autoflush:
-                for relationship, child in session.cascades.along(obj, DELETE):
-                    child_state = child.__dict__[STATE_ATTRIBUTE]
-                    if child_state.status is PENDING or child_state not in self.registers.marked:
-                        done.append((child, None))
-                    self.delete(child, (DELETE, state, relationship))
-                done.extend(session.cascades.unlink_children(obj))
+            try:  # (a read of the children that fails takes the delete back: a refused delete() marks nothing)
+                # Loading the children must not autoflush: that would delete the parent before them.
+                with session.no_autoflush:
+                    for relationship, child in session.cascades.along(obj, DELETE):
+                        child_state = child.__dict__[STATE_ATTRIBUTE]
+                        if child_state.status is PENDING or child_state not in self.registers.marked:
+                            done.append((child, None))
+                        self.delete(child, (DELETE, state, relationship))
+                    done.extend(session.cascades.unlink_children(obj))
+            except BaseException:
+                self.take_back_delete(state)
+                raise
 
     # -- leaving the session --------------------------------------------------------------
 
