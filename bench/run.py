@@ -25,7 +25,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import floor, raw_sqlite
-from bench.common import GET_HITS, LABELS, MEMORY, SPARSE_ALL, SPARSE_FEW, make_data
+from bench.common import GET_HITS, LABELS, MEMORY, PHASE_TOTALS, SPARSE_ALL, SPARSE_FEW, make_data
 
 RAW = "raw sqlite3"
 FLOOR = "floor"
@@ -82,11 +82,28 @@ def measure(data, names: list[str], repeat: int, implementations: dict) -> dict:
                     continue  # peewee has no identity map: no get-hit workload
                 for label, seconds in module.WORKLOADS[name](data).items():
                     runs.setdefault(label, {}).setdefault(implementation, []).append(seconds)
+    for total, (first, second) in PHASE_TOTALS.items():
+        if first in runs and second in runs:
+            runs[total] = {implementation: [a + b for a, b in zip(times, runs[second][implementation])]
+                           for implementation, times in runs[first].items() if implementation in runs[second]}
     return runs
 
 
-def summarize(runs: dict) -> dict:
-    """Medians, ratios to raw sqlite3 and uow's goal checks: the figures both outputs show."""
+def phases_done_elsewhere(implementations: dict) -> dict:
+    """{label: {implementation: why}} for rows where an implementation does the row's work in
+    another phase (a module's ``DONE_ELSEWHERE``): its time there is shown, but it is no rival on
+    that row; the row of the two phases' total compares it."""
+    elsewhere: dict = {}
+    for name, module in implementations.items():
+        for label, why in getattr(module, "DONE_ELSEWHERE", {}).items():
+            elsewhere.setdefault(label, {})[name] = why
+    return elsewhere
+
+
+def summarize(runs: dict, elsewhere: dict | None = None) -> dict:
+    """Medians, ratios to raw sqlite3 and uow's goal checks: the figures both outputs show.
+    ``elsewhere`` (see :func:`phases_done_elsewhere`) names the peers left out of a row's race."""
+    elsewhere = elsewhere or {}
     workloads = {}
     peer_names = [name for name, _, _ in PEERS]
     for label in LABELS:
@@ -97,7 +114,8 @@ def summarize(runs: dict) -> dict:
         if RAW in medians:
             row["ratio_to_raw"] = {name: median / medians[RAW] for name, median in medians.items()}
         if UOW in medians:
-            peers = {name: medians[name] for name in peer_names if name in medians}
+            peers = {name: medians[name] for name in peer_names
+                     if name in medians and name not in elsewhere.get(label, {})}
             if peers:
                 row["ahead_of_peers"] = medians[UOW] < min(peers.values())
             if label == MEMORY:
@@ -117,7 +135,7 @@ def summarize(runs: dict) -> dict:
         if UOW in ratios:
             sparse_same["target"] = SPARSE_SAME_TARGET
             sparse_same["passed"] = ratios[UOW] <= SPARSE_SAME_TARGET
-    return {"workloads": workloads, "sparse_all_over_few": sparse_same}
+    return {"workloads": workloads, "sparse_all_over_few": sparse_same, "done_elsewhere": elsewhere}
 
 
 def format_ms(seconds: float) -> str:
@@ -170,6 +188,10 @@ def report(summary: dict, implementations: list[str], title: str) -> str:
         lines.append(f"For {GET_HITS!r} the raw column is a plain dict lookup d[k] over the same keys.")
     if FLOOR in implementations:
         lines.append("floor: the least Python any session must run (bench/floor.py).")
+    for label, why_by_name in summary["done_elsewhere"].items():
+        if label in summary["workloads"]:
+            for name, why in why_by_name.items():
+                lines.append(f"{label!r}: {name} is not counted among the peers, since {why}.")
     sparse_same = summary["sparse_all_over_few"]
     if sparse_same:
         parts = []
@@ -207,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
 
     names = [args.only] if args.only else WORKLOAD_NAMES
     runs = measure(make_data(args.rows), names, args.repeat, implementations)
-    summary = summarize(runs)
+    summary = summarize(runs, phases_done_elsewhere(implementations))
 
     versions = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
     for name, _, _ in PEERS:
