@@ -27,6 +27,7 @@ import sqlite3
 
 import uow
 from uow import Column, Entity
+from uow.errors import UowError
 
 
 class RelBase(Entity, abstract=True):
@@ -131,12 +132,17 @@ class Fault:
     ``kbint``       a KeyboardInterrupt is raised just before it is sent;
     ``kbint_after`` a KeyboardInterrupt is raised just after it succeeded;
     ``error_after`` a RuntimeError is raised just after it succeeded.
+    ``locked``      another connection holds an EXCLUSIVE lock on the file while it is sent, with a
+                    busy timeout of 1 ms: SQLite's own "database is locked".  It fires only where
+                    it can be arranged: the other connection cannot take that lock while this one
+                    holds a lock of its own, and a statement that needs no lock succeeds.
     """
 
+    # (``locked`` is not among the KINDS every flush statement is tried with: it cannot always fire.)
     KINDS = ("deny", "interrupt", "error", "kbint", "kbint_after", "error_after")
 
     def __init__(self, kind, k):
-        assert kind in self.KINDS, kind
+        assert kind in self.KINDS or kind == "locked", kind
         self.kind = kind
         self.k = k
         self.fired = False
@@ -158,6 +164,8 @@ class Fault:
             self.fired = True
             exception = KeyboardInterrupt if self.kind == "kbint_after" else RuntimeError
             raise exception(f"injected after statement {self.k}: {sql}")
+        if self.kind == "locked":
+            return self._run_locked(conn, send)
         if self.kind == "deny":
             def deny(*args):
                 self.fired = True
@@ -178,6 +186,27 @@ class Fault:
             return send()
         finally:
             conn.set_progress_handler(None, 0)
+
+    def _run_locked(self, conn, send):
+        path = raw(conn, "PRAGMA database_list").fetchone()[2]
+        other = sqlite3.connect(path, isolation_level=None, timeout=0)
+        try:
+            try:
+                other.execute("BEGIN EXCLUSIVE")
+            except sqlite3.OperationalError:
+                return send()  # this connection holds a lock: not arrangeable here
+            timeout = raw(conn, "PRAGMA busy_timeout").fetchone()[0]
+            raw(conn, "PRAGMA busy_timeout = 1")
+            try:
+                return send()
+            except sqlite3.OperationalError as error:
+                self.fired = "locked" in str(error)
+                raise
+            finally:
+                raw(conn, f"PRAGMA busy_timeout = {timeout}")
+                other.execute("ROLLBACK")
+        finally:
+            other.close()
 
 
 class FaultConnection(sqlite3.Connection):
@@ -282,6 +311,30 @@ def fresh_db(path=":memory:", journal_mode=None):
     return conn
 
 
+def check_fault_reached_caller(kind, error):
+    """The fault a :class:`Fault` of ``kind`` injected reached the caller: a KeyboardInterrupt
+    unchanged; a RuntimeError itself or as the cause of a uow error; SQLite's own error (``deny``,
+    ``interrupt``, ``locked``) as sqlite3's or as the cause of a uow error."""
+    if kind.startswith("kbint"):
+        assert type(error) is KeyboardInterrupt and "injected" in str(error), (
+            f"KeyboardInterrupt must reach the caller unchanged, got {type(error).__name__}: {error}")
+        return
+    if kind in ("deny", "interrupt", "locked"):
+        cause = sqlite_cause(error)
+        wanted = {"deny": "not authorized", "interrupt": "interrupted", "locked": "locked"}[kind]
+        assert cause is not None and wanted in str(cause), (
+            f"SQLite's {wanted!r} should reach the caller, got {type(error).__name__}: {error}")
+        assert cause is error or isinstance(error, UowError), f"a non-uow error wraps it: {error!r}"
+        return
+    injected = error
+    while injected is not None and not isinstance(injected, RuntimeError):
+        injected = injected.__cause__
+    assert injected is not None and "injected" in str(injected), (
+        f"the injected RuntimeError should reach the caller (or be the cause of a uow error), "
+        f"got {type(error).__name__}: {error}")
+    assert injected is error or isinstance(error, UowError), f"a non-uow error wraps it: {error!r}"
+
+
 # -- fingerprints -------------------------------------------------------------------------------
 
 def integrity(conn):
@@ -329,13 +382,24 @@ def object_record(session, obj):
         names = type(obj).__mapper__.column_names
         tracked = (tuple(session.dirty_fields(obj)),
                    tuple((name, session.original_value(obj, name)) for name in names))
-    return (type(obj).__name__, status, mine, column_values(obj), tracked)
+    return (type(obj).__name__, status, mine, column_values(obj), tracked, loaded_links(obj))
+
+
+def loaded_links(obj):
+    """What the object holds of its relationships (no loading): each cached reference's target and
+    each loaded collection's members, by id, in order -- a failed read must not leave one changed."""
+    mapper = type(obj).__mapper__
+    values = obj.__dict__
+    held = [(reference.name, id(values[reference.name])) for reference in mapper.references if reference.name in values]
+    held += [(collection.name, tuple(map(id, values[collection.name])))
+             for collection in mapper.collections if collection.name in values]
+    return tuple(held)
 
 
 def session_snapshot(session, objects=()):
     """Everything observable about a session, as comparable data: identity-map keys and the
-    object ids they hold, new/dirty/deleted, and for every object its state, values and
-    snapshot (original values) -- for the identity map's objects and for ``objects``."""
+    object ids they hold, new/dirty/deleted, and for every object its state, values, snapshot
+    (original values) and loaded relationships -- for the identity map's objects and for ``objects``."""
     everything = {id(obj): obj for obj in objects}
     for obj in session.identity_map.values():
         everything[id(obj)] = obj

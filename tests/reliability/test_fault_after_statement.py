@@ -40,9 +40,8 @@ import sqlite3
 import pytest
 
 import uow
-from uow.errors import UowError
 
-from .harness import HEAVY, Bulk, Code, Fault, Item, Parent, Versioned, db_rows
+from .harness import HEAVY, Bulk, Code, Fault, Item, Parent, Versioned, check_fault_reached_caller, db_rows
 from .scenarios import SCENARIOS, Scenario, start
 
 KINDS = ("error", "kbint", "error_after", "kbint_after")
@@ -262,20 +261,6 @@ def assert_session_agrees(session, objects, path, when):
     assert not problems, f"{when}: the session disagrees with the database:\n  " + "\n  ".join(problems[:8])
 
 
-def _check_fault_reached_caller(kind, error):
-    if kind.startswith("kbint"):
-        assert type(error) is KeyboardInterrupt and "injected" in str(error), (
-            f"KeyboardInterrupt must reach the caller unchanged, got {type(error).__name__}: {error}")
-        return
-    injected = error
-    while injected is not None and not isinstance(injected, RuntimeError):
-        injected = injected.__cause__
-    assert injected is not None and "injected" in str(injected), (
-        f"the injected RuntimeError should reach the caller (or be the cause of a uow error), "
-        f"got {type(error).__name__}: {error}")
-    assert injected is error or isinstance(error, UowError), f"a non-uow error wraps it: {error!r}"
-
-
 TALLY = collections.Counter()  # faults injected per (kind, statement verb), for the report
 
 
@@ -311,7 +296,7 @@ def test_fault_around_statement(name, journal_mode, kind, k, tmp_path):
         assert fault.sql == sent[k - 1], f"statement {k} differs from the clean run's: {fault.sql!r}"
         TALLY[(kind, fault.sql.split()[0])] += 1
         assert error is not None, "the operation swallowed the injected fault"
-        _check_fault_reached_caller(kind, error)
+        check_fault_reached_caller(kind, error)
 
         session.rollback()  # what a user (or ``with Session(...)``) does after an error
         assert not conn.in_transaction, "rollback() left a transaction open"
