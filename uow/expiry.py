@@ -33,36 +33,53 @@ class Expiry:
 
     def refresh(self, obj, fields, refreshed):
         """Reload ``fields`` of ``obj`` now, and follow the refresh cascade (see ``Session.refresh``);
-        ``refreshed`` holds the states already reached."""
-        session = self.session
+        ``refreshed`` holds the states already reached.
+
+        Every row the cascade reaches is read before any object is changed: a read that fails part
+        way (a lock held past the busy timeout, an interrupt, Ctrl-C, a stored value its type
+        cannot read) leaves every object as it was, not the first ones refreshed and the rest not.
+        """
         self.guard.check("refresh")
         state = self.guard.persistent_state(obj, "refresh")
-        mapper = state.mapper
-        columns = named_columns(mapper, fields, "refresh")
+        columns = named_columns(state.mapper, fields, "refresh")
         if not columns:
             return  # fields=[]: nothing to reload
+        rows: list = []  # (state, columns, the values read), in the order they are applied
+        self._read(state, columns, fields is None, refreshed, rows)
+        session = self.session
+        for state, columns, read in rows:
+            mapper = state.mapper
+            session.undo.record(state)
+            values = state.obj.__dict__
+            snapshot = list(state.committed)
+            for column, value in zip(columns, read):
+                values[column.name] = value
+                snapshot[column.index] = mapper.snapshot_value(column, value)
+            state.committed = tuple(snapshot)
+            forget_references(state, columns)
+
+    def _read(self, state, columns, cascade, refreshed, rows):
+        """Append ``(state, columns, values read)`` to ``rows`` for ``state`` and, with ``cascade``,
+        for every object its refresh cascade reaches, depth first, each once."""
+        session = self.session
+        mapper = state.mapper
         select = ", ".join(f"{mapper.quoted_table}.{quote(column.name)}" for column in columns)
-        rows = self.loader.select_by_key(mapper, mapper.key_params(state.key), "refresh()", select)
-        if not rows:
+        found = self.loader.select_by_key(mapper, mapper.key_params(state.key), "refresh()", select)
+        if not found:
             raise ObjectDeletedError(f"refresh(): the row of {state.describe()} is no longer in the database")
-        # Every value is read before any is applied: a stored value its type cannot read leaves the
-        # object as it was, not half refreshed.
-        read = [read_back(column, raw, state.describe()) for column, raw in zip(columns, rows[0])]
-        session.undo.record(state)
-        values = obj.__dict__
-        snapshot = list(state.committed)
-        for column, value in zip(columns, read):
-            values[column.name] = value
-            snapshot[column.index] = mapper.snapshot_value(column, value)
-        state.committed = tuple(snapshot)
-        forget_references(state, columns)
+        rows.append((state, columns, [read_back(column, raw, state.describe()) for column, raw in zip(columns, found[0])]))
         refreshed.add(state)
-        if fields is None:
-            for related in session.cascades.related(obj, "refresh"):
-                related_state = related.__dict__.get(STATE_ATTRIBUTE)
-                if related_state is not None and related_state.session is session and \
-                        related_state.status is PERSISTENT and related_state not in refreshed:
-                    self.refresh(related, None, refreshed)
+        if not cascade:
+            return
+        for relationship, related in session.cascades.along(state.obj, "refresh"):
+            if relationship in mapper.references:
+                # Refreshing the object forgets its cached references with their columns
+                # (forget_references), so the cascade goes on along its loaded collections only.
+                continue
+            related_state = related.__dict__.get(STATE_ATTRIBUTE)
+            if related_state is not None and related_state.session is session and \
+                    related_state.status is PERSISTENT and related_state not in refreshed:
+                self._read(related_state, related_state.mapper.columns, True, refreshed, rows)
 
     def expire(self, obj, fields):
         """Forget ``fields`` (None: all) of a persistent object (see ``Session.expire``)."""
