@@ -293,8 +293,7 @@ class Session(core.Session):
         mapper = mapper_of_class(entity, "filter")
         relationships = [self.eager.relationship(mapper, name) for name in listed(load, "filter", "load")]
         objects = self.loader.filter(mapper, order_by, limit, equals)
-        for relationship in relationships:
-            self.eager.load(objects, relationship)
+        self.eager.load(objects, relationships)
         return objects
 
     def load_related(self, objects: Sequence[Entity], name: str) -> None:
@@ -307,7 +306,7 @@ class Session(core.Session):
         objects = listed(objects, "load_related", "objects")
         if objects:
             mapper = mapper_of_object(objects[0], "load_related")
-            self.eager.load(objects, self.eager.relationship(mapper, name))
+            self.eager.load(objects, [self.eager.relationship(mapper, name)])
 
     # -- queries ------------------------------------------------------------------------------
 

@@ -38,11 +38,20 @@ class EagerLoader:
             relationship.configure()
         return relationship
 
-    def load(self, objects, relationship):
-        """One SELECT ... WHERE key IN (...) for a whole list of objects (chunked to SQLite's limit).
+    def load(self, objects, relationships):
+        """Load each of ``relationships`` for a whole list of objects: one SELECT ... WHERE key IN (...)
+        per relationship (chunked to SQLite's limit).  Objects whose relationship is already loaded
+        are left alone.
 
-        Objects whose relationship is already loaded are left alone.
+        Every SELECT runs before any object is given a relationship: a read that fails (a lock held
+        past the busy timeout, an interrupt, Ctrl-C) leaves no relationship loaded, not the first ones.
         """
+        fills = [self._read(objects, relationship) for relationship in relationships]
+        for fill in fills:
+            fill()
+
+    def _read(self, objects, relationship):
+        """Run the SELECTs that load ``relationship`` for ``objects``; return what then fills it in."""
         identity = self.session.identity
         if isinstance(relationship, Reference):
             target = relationship.target.__mapper__
@@ -56,13 +65,15 @@ class EagerLoader:
                 if None not in key_values and identity.get(target.cls, key) is None:
                     wanted.append(target.key_params(key))
             self._select_in(target, target.pk_names, sorted(set(wanted), key=repr))
-            for obj in objects:
-                if relationship.name not in obj.__dict__:
-                    key_values = [obj.__dict__.get(name) for name in relationship.column_names]
-                    held = identity.get(target.cls, relationship.foreign_key.target_key(key_values))
-                    if held is not None:
-                        obj.__dict__[relationship.name] = held
-            return
+
+            def fill_references():
+                for obj in objects:
+                    if relationship.name not in obj.__dict__:
+                        key_values = [obj.__dict__.get(name) for name in relationship.column_names]
+                        held = identity.get(target.cls, relationship.foreign_key.target_key(key_values))
+                        if held is not None:
+                            obj.__dict__[relationship.name] = held
+            return fill_references
         reference = relationship.reference
         child = relationship.target.__mapper__
         parents = [obj for obj in objects if relationship.name not in obj.__dict__
@@ -70,15 +81,20 @@ class EagerLoader:
         states = [obj.__dict__[STATE_ATTRIBUTE] for obj in parents]
         keys = [state.key for state in states]
         children = self._select_in(child, reference.column_names, [state.mapper.key_params(state.key) for state in states])
-        by_parent: dict[Any, list[Any]] = {}  # {parent's key: its children}
-        for item in children:
-            key = reference.foreign_key.target_key([item.__dict__.get(name) for name in reference.column_names])
-            by_parent.setdefault(key, []).append(item)
-        for obj, key in zip(parents, keys):
-            items = [item for item in by_parent.get(key, []) if points_at(item, reference, obj)]
-            for item in items:
-                item.__dict__.setdefault(reference.name, obj)
-            obj.__dict__[relationship.name] = RelatedList(obj, relationship, items)
+
+        def fill_collections():
+            by_parent: dict[Any, list[Any]] = {}  # {parent's key: its children}
+            for item in children:
+                key = reference.foreign_key.target_key([item.__dict__.get(name) for name in reference.column_names])
+                by_parent.setdefault(key, []).append(item)
+            for obj, key in zip(parents, keys):
+                if relationship.name in obj.__dict__:
+                    continue  # (load=[...] named it twice: filled already)
+                items = [item for item in by_parent.get(key, []) if points_at(item, reference, obj)]
+                for item in items:
+                    item.__dict__.setdefault(reference.name, obj)
+                obj.__dict__[relationship.name] = RelatedList(obj, relationship, items)
+        return fill_collections
 
     def _select_in(self, mapper, names, keys):
         """Load the rows of ``mapper`` whose ``names`` columns hold one of ``keys`` (stored forms, as a
