@@ -7,7 +7,7 @@ them so that a CI log says how much was searched, not only that nothing failed.
 
 import sys
 
-MODULES = ["test_fault_after_statement", "test_declared_names", "test_key_pairs", "test_entry_points",
+MODULES = ["test_fault_after_statement", "test_fault_in_read", "test_declared_names", "test_key_pairs", "test_entry_points",
            "test_value_limits", "test_transaction_ended"]
 
 
