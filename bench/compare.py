@@ -20,6 +20,7 @@ from pathlib import Path
 
 # The worker: run the checkout's uow workloads once with a CPU-time clock and print the seconds.
 # bench.uow_orm imports start_clock and clock by name, so they are replaced before it is imported.
+# (Written out, not bench.common.use_cpu_clock: the BEFORE checkout may be older than that helper.)
 WORKER = """
 import gc, json, sys, time
 import bench.common as common

@@ -33,16 +33,12 @@ if __package__ in (None, ""):
 
 from bench.common import GET_HITS, GETS, BenchData, clock, count_rows, expect, fill_users, start_clock
 
-# The worker: one size, one workload, CPU-time clock (bench.compare's recipe: the clock functions are
-# replaced before the workload modules import them by name).
+# The worker: one size, one workload, CPU-time clock (common.use_cpu_clock, before the workload
+# modules import the clocks by name).
 WORKER = """
-import gc, json, sys, time
+import json, sys
 import bench.common as common
-def start_clock():
-    gc.collect()
-    return time.process_time()
-common.start_clock = start_clock
-common.clock = time.process_time
+common.use_cpu_clock()
 from bench import scaling
 data = common.make_data(int(sys.argv[1]))
 print(json.dumps(scaling.all_workloads()[sys.argv[2]](data)))
