@@ -108,6 +108,30 @@ def test_get_change_commit_and_every_call_runs_on_the_one_worker(path, other):
     assert len(set(threads)) == 1 and threads[0] != loop_thread
 
 
+def test_get_with_for_update_takes_the_write_lock_on_the_worker_and_populate_existing_rereads(path, other):
+    other.execute("PRAGMA busy_timeout = 0")
+
+    async def main():
+        async with AsyncSession(path, expire_on_commit=False) as session:
+            ann = await session.get(Customer, 1)
+            await session.commit()
+            other.execute("UPDATE async_customers SET name = 'Ann' WHERE id = 1")
+            assert await session.get(Customer, 1) is ann and ann.name == "ann"  # a hit: no SQL
+            assert await session.get(Customer, 1, with_for_update=True) is ann
+            assert ann.name == "Ann" and not session.is_modified(ann)  # read again under the lock
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("UPDATE async_customers SET name = 'x' WHERE id = 2")
+            await session.commit()  # the lock ends with the transaction
+            other.execute("UPDATE async_customers SET name = 'ANN' WHERE id = 1")
+            assert await session.get_one(Customer, 1, populate_existing=True) is ann and ann.name == "ANN"
+            with pytest.raises(errors.ArgumentError, match="with_for_update"):
+                await session.get(Customer, 1, with_for_update="nowait")
+            assert not session.is_modified(ann, include_collections=True)
+
+    asyncio.run(main())
+    assert names(other) == ["ANN", "bob"]
+
+
 def test_the_block_rolls_back_on_an_error_and_closes(database):
     async def main():
         session = AsyncSession(database)

@@ -195,13 +195,18 @@ class AsyncSession:
         there, and so does every Session method this class does not repeat."""
         return await self._run("run_sync", lambda session: function(session, *args, **kwargs))
 
-    async def get(self, entity: type[E], ident: object) -> E | None:
-        """Session.get(), awaited."""
-        return await self._run("get", lambda session: session.get(entity, ident))
+    async def get(self, entity: type[E], ident: object, *, populate_existing: bool = False,
+                  with_for_update: bool | None = None) -> E | None:
+        """Session.get(), awaited, with its options (``with_for_update=True`` takes SQLite's write
+        lock on the worker before the row is read)."""
+        return await self._run("get", lambda session: session.get(
+            entity, ident, populate_existing=populate_existing, with_for_update=with_for_update))
 
-    async def get_one(self, entity: type[E], ident: object) -> E:
-        """Session.get_one(), awaited."""
-        return await self._run("get_one", lambda session: session.get_one(entity, ident))
+    async def get_one(self, entity: type[E], ident: object, *, populate_existing: bool = False,
+                      with_for_update: bool | None = None) -> E:
+        """Session.get_one(), awaited, with get()'s options."""
+        return await self._run("get_one", lambda session: session.get_one(
+            entity, ident, populate_existing=populate_existing, with_for_update=with_for_update))
 
     async def all(self, entity: type[E], *, load: Iterable[str] = ()) -> list[E]:
         """Session.all(), awaited; ``load`` names relationships to load with the objects."""
@@ -290,9 +295,9 @@ class AsyncSession:
         """Session.expire(): the fields must then be loaded with ``await refresh(obj)`` before reading."""
         self._idle_session("expire").expire(obj, fields)
 
-    def is_modified(self, obj: Entity) -> bool:
-        """Session.is_modified()."""
-        return self._idle_session("is_modified").is_modified(obj)
+    def is_modified(self, obj: Entity, include_collections: bool = True) -> bool:
+        """Session.is_modified(): no SQL, so not awaited (it reads the session's records only)."""
+        return self._idle_session("is_modified").is_modified(obj, include_collections)
 
     def in_transaction(self) -> bool:
         """Session.in_transaction()."""
