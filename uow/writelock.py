@@ -89,6 +89,10 @@ def take_write_lock(session: Any, mapper: Any, operation: str) -> None:
             transaction.check_autobegin(called)
             # IMMEDIATE unless begin_mode says otherwise; a DEFERRED begin_mode is met below.
             session.boundaries.begin_transaction(None, called, for_writing=True)
+        else:
+            # A write outside SQLite's transaction would lock nothing (it commits at once), and the
+            # caller would believe the row is theirs: SQLite must still hold what the session began.
+            session.guard.refuse_lost_transaction(called)
         if transaction.mode == "DEFERRED":
             # Any write statement takes the write lock when it starts; this one matches no row.
             key = quote(mapper.pk_names[0])

@@ -93,10 +93,12 @@ CALLS = {
     "get": lambda r: r.session.get(Item, 4),
     "get(held)": lambda r: r.session.get(Item, 1),
     "get(populate_existing)": lambda r: r.session.get(Item, 1, populate_existing=True),
+    "get(with_for_update)": lambda r: r.session.get(Item, 1, with_for_update=True),
     "get_bind": lambda r: r.session.get_bind(Item),
     "get_nested_transaction": lambda r: r.session.get_nested_transaction(),
     "get_one": lambda r: r.session.get_one(Item, 4),
     "get_one(populate_existing)": lambda r: r.session.get_one(Item, 1, populate_existing=True),
+    "get_one(with_for_update)": lambda r: r.session.get_one(Item, 4, with_for_update=True),
     "get_transaction": lambda r: r.session.get_transaction(),
     "identity_key": lambda r: r.session.identity_key(instance=r.obj),
     "identity_map": lambda r: r.session.identity_map,
@@ -141,6 +143,8 @@ CALLS = {
 MUST_REFUSE = {"begin_nested", "begin_nested(no autoflush)", "savepoint", "bulk_insert_mappings", "bulk_save_objects",
                "bulk_update_mappings", "commit", "dry_run", "execute(INSERT)", "flush", "upsert",
                "nested.commit", "transaction.commit",
+               # the lock is taken by a write (BEGIN IMMEDIATE, or a write matching no row)
+               "get(with_for_update)", "get_one(with_for_update)",
                # with autoflush on, these flush the unflushed change first
                "all", "filter", "get", "get_one", "merge", "select", "select(count)", "select(exists)"}
 
